@@ -1,0 +1,1 @@
+"""modelyard: from a table of raw data to a tested, versioned, served and monitored model."""

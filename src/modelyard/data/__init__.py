@@ -1,0 +1,1 @@
+"""Data section: sources, the data contract, validation, profile and quality."""

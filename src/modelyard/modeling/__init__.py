@@ -1,0 +1,1 @@
+"""Modeling section: tasks and metrics, splits, the model zoo, exploration, tuning, evaluation."""

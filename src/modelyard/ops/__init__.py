@@ -1,0 +1,1 @@
+"""Ops section: registry, promotion gate, serving, monitoring, packaging."""
