@@ -105,7 +105,9 @@ class StepFailed(ModelyardError):
     def __init__(self, step: str, cause: BaseException, resume: str | None = None) -> None:
         self.step = step
         self.cause = cause
-        detail = str(cause) if isinstance(cause, ModelyardError) else f"{type(cause).__name__}: {cause}"
+        detail = (
+            str(cause) if isinstance(cause, ModelyardError) else f"{type(cause).__name__}: {cause}"
+        )
         fix = f"Fix the cause, then resume with: {resume}" if resume else None
         super().__init__(f"step '{step}' failed: {detail}", fix=fix)
 

@@ -55,7 +55,9 @@ ProjectPath = Annotated[Path, AfterValidator(_resolve_path)]
 class Section(BaseModel):
     """Base of every section: unknown keys are errors, values are checked on assignment."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, use_attribute_docstrings=True)
+    model_config = ConfigDict(
+        extra="forbid", validate_assignment=True, use_attribute_docstrings=True
+    )
 
 
 # --------------------------------------------------------------------------- data

@@ -7,9 +7,19 @@ batch, the request schema of the prediction server, and the baseline of drift mo
 
 from __future__ import annotations
 
-from typing import Literal
+import datetime as dt
+import difflib
+import math
+from collections.abc import Iterable, Mapping
+from types import MappingProxyType
+from typing import Any, Literal, cast
 
-from pydantic import BaseModel, ConfigDict, Field
+import polars as pl
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from modelyard.config.schema import ColumnRoles, ContractSection
+from modelyard.errors import ConfigError, DataError, Problem
 
 CONTRACT_VERSION = 1
 
@@ -76,3 +86,611 @@ class DataContract(BaseModel):
     @property
     def features(self) -> list[ColumnContract]:
         return [c for c in self.columns if c.role == "feature"]
+
+
+# --------------------------------------------------------------------------- typing rules
+#
+# One set of parsing rules serves inference (which type does a column hold?) and validation
+# (cast a batch to the contract's types). Both are polars expressions: no per-row Python.
+
+_INT_LIMIT = 2.0**63
+_PARSE_THRESHOLD = 0.99
+"""A String column takes a parsed type when at least this share of its non-null values parse."""
+_UNIQUE_MIN_ROWS = 20
+"""Below this many non-null values, a column that happens to be unique is not declared unique."""
+_ARTICLE = {"int": "an", "float": "a", "str": "a", "bool": "a", "date": "a", "datetime": "a"}
+
+
+def logical_type(dtype: pl.DataType) -> ColumnType | None:
+    """The contract type a native polars dtype maps to directly (``None``: unsupported).
+
+    Integers are ``int``, floats ``float``, ``Boolean`` ``bool``, ``Date`` ``date``,
+    ``Datetime`` ``datetime``; ``String``, ``Categorical``, ``Enum`` and the all-null ``Null``
+    dtype are ``str``. Nested types (lists, structs), durations, times and binary are not
+    supported in a contract.
+    """
+    if dtype.is_integer():
+        return "int"
+    if dtype.is_float():
+        return "float"
+    if dtype == pl.Boolean:
+        return "bool"
+    if dtype == pl.Date:
+        return "date"
+    if isinstance(dtype, pl.Datetime):
+        return "datetime"
+    if dtype in (pl.String, pl.Categorical, pl.Null) or isinstance(dtype, pl.Enum | pl.Categorical):
+        return "str"
+    return None
+
+
+def is_native(dtype: pl.DataType, typ: ColumnType) -> bool:
+    """Whether a column of ``dtype`` already holds ``typ`` values (no cast needed)."""
+    if typ == "int":
+        return dtype.is_integer()
+    if typ == "float":
+        return dtype.is_float()
+    if typ == "str":
+        return dtype == pl.String
+    if typ == "bool":
+        return dtype == pl.Boolean
+    if typ == "date":
+        return dtype == pl.Date
+    return isinstance(dtype, pl.Datetime)
+
+
+def parse_expr(e: pl.Expr, dtype: pl.DataType, typ: ColumnType) -> pl.Expr:
+    """Turn the column ``e`` of ``dtype`` into ``typ``; a value that cannot be read is null.
+
+    Rules for ``String`` input (what CSV ingestion produces):
+
+    - ``int``: an integer literal (``"3"``, ``"-12"``), or a number with no fractional part
+      (``"3.0"``, ``"1e3"``); ``"3.5"`` is not an int. Surrounding spaces are not stripped.
+    - ``float``: any number polars reads (``"3"``, ``"-1.5e-3"``, ``"nan"``, ``"inf"``).
+    - ``bool``: ``true``/``false`` in any letter case; nothing else (not yes/no/0/1).
+    - ``date``: ISO ``YYYY-MM-DD``; ``datetime``: ISO 8601 date and time (``T`` or space).
+    - ``str``: the value as is.
+
+    Native input: floats become ints only when integral; ints are 0/1 for bools; a datetime
+    becomes a date by dropping its time; anything becomes ``str`` by its text form.
+    """
+    if is_native(dtype, typ):
+        return e
+    if dtype == pl.String:
+        if typ == "int":
+            as_float = e.cast(pl.Float64, strict=False)
+            integral = pl.when((as_float.round() == as_float) & (as_float.abs() < _INT_LIMIT))
+            return pl.coalesce(
+                e.cast(pl.Int64, strict=False), integral.then(as_float).cast(pl.Int64, strict=False)
+            )
+        if typ == "float":
+            return e.cast(pl.Float64, strict=False)
+        if typ == "bool":
+            low = e.str.to_lowercase()
+            return pl.when(low == "true").then(True).when(low == "false").then(False)
+        if typ == "date":
+            return e.str.to_date("%Y-%m-%d", strict=False)
+        if typ == "datetime":
+            return e.str.to_datetime(strict=False, time_unit="us")
+    if typ == "int" and dtype.is_float():
+        integral = pl.when((e.round() == e) & (e.abs() < _INT_LIMIT))
+        return integral.then(e).cast(pl.Int64, strict=False)
+    if typ == "bool" and dtype.is_numeric():
+        return pl.when(e == 1).then(True).when(e == 0).then(False)
+    if typ == "date" and isinstance(dtype, pl.Datetime):
+        return e.dt.date()
+    if typ == "datetime" and dtype == pl.Date:
+        return e.cast(pl.Datetime("us"))
+    if typ == "str":
+        return e.cast(pl.String, strict=False)
+    return e.cast(_POLARS_TYPE[typ], strict=False)
+
+
+_POLARS_TYPE: dict[str, pl.DataType] = {
+    "int": pl.Int64(),
+    "float": pl.Float64(),
+    "str": pl.String(),
+    "bool": pl.Boolean(),
+    "date": pl.Date(),
+    "datetime": pl.Datetime("us"),
+}
+
+
+def typed_exprs(
+    schema: Mapping[str, pl.DataType], types: Mapping[str, ColumnType]
+) -> tuple[list[pl.Expr], list[pl.Expr]]:
+    """Expressions casting the columns in ``types`` and flagging values that failed to cast.
+
+    Returns ``(values, failures)``: one value expression per column (named like the column;
+    float NaN becomes null, i.e. NaN counts as missing), and one boolean expression
+    ``<column>`` per column that needs parsing (true where a non-null value could not be
+    read). Columns already of their type need no cast and get no failure expression.
+    """
+    values: list[pl.Expr] = []
+    failures: list[pl.Expr] = []
+    for name, typ in types.items():
+        dtype = schema[name]
+        raw = pl.col(name)
+        parsed = parse_expr(raw, dtype, typ)
+        if not is_native(dtype, typ):
+            failures.append((raw.is_not_null() & parsed.is_null()).alias(name))
+        if typ == "float":
+            parsed = parsed.fill_nan(None)
+        values.append(parsed.alias(name))
+    return values, failures
+
+
+def fmt_type(typ: str) -> str:
+    """``"an int"``, ``"a float"``: the type with its article, for messages."""
+    return f"{_ARTICLE.get(typ, 'a')} {typ}"
+
+
+def did_you_mean(word: str, candidates: Iterable[str]) -> str:
+    """``" (did you mean 'x'?)"`` when a close candidate exists, else ``""``."""
+    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+# --------------------------------------------------------------------------- inference
+
+
+def _infer_types(
+    df: pl.DataFrame, names: list[str], type_hints: Mapping[str, str]
+) -> dict[str, ColumnType]:
+    types: dict[str, ColumnType] = {}
+    to_parse: list[str] = []
+    for name in names:
+        dtype = df.schema[name]
+        if name in type_hints:
+            types[name] = cast("ColumnType", type_hints[name])
+            continue
+        if dtype == pl.String:
+            to_parse.append(name)
+            continue
+        typ = logical_type(dtype)
+        if typ is None:
+            raise DataError(
+                f"column '{name}' has the type {dtype}, which a data contract cannot describe",
+                where="contract inference",
+                expected="numbers, booleans, strings, dates or datetimes",
+                found=str(dtype),
+                fix="Drop the column (data.columns.drop) or convert it before modelyard reads it.",
+            )
+        types[name] = typ
+    if not to_parse:
+        return types
+
+    def enough(ok: int, nonnull: int) -> bool:
+        return nonnull > 0 and ok >= _PARSE_THRESHOLD * nonnull
+
+    # Pass 1: integers (the common case), with the non-null counts.
+    counts = df.select(
+        *[pl.col(c).count().alias(f"n:{c}") for c in to_parse],
+        *[pl.col(c).cast(pl.Int64, strict=False).count().alias(f"int:{c}") for c in to_parse],
+    ).row(0, named=True)
+    rest: list[str] = []
+    for c in to_parse:
+        if enough(counts[f"int:{c}"], counts[f"n:{c}"]):
+            types[c] = "int"
+        else:
+            rest.append(c)
+    if not rest:
+        return types
+    # Pass 2: the other types, for the columns that are not integers.
+    others: tuple[ColumnType, ...] = ("float", "bool", "date", "datetime")
+    counts2 = df.select(
+        parse_expr(pl.col(c), pl.String(), t).count().alias(f"{t}:{c}")
+        for c in rest
+        for t in others
+    ).row(0, named=True)
+    for c in rest:
+        n = counts[f"n:{c}"]
+        types[c] = next((t for t in others if enough(counts2[f"{t}:{c}"], n)), "str")
+    return types
+
+
+def _widen(lo: Any, hi: Any, typ: ColumnType, margin: float) -> tuple[float | str, float | str]:
+    if typ in ("int", "float"):
+        lo_f, hi_f = float(lo), float(hi)
+        pad = (hi_f - lo_f) * margin
+        lo_f, hi_f = lo_f - pad, hi_f + pad
+        if typ == "int":
+            lo_f, hi_f = float(math.floor(lo_f)), float(math.ceil(hi_f))
+        return lo_f, hi_f
+    if typ == "date":
+        pad_days = math.ceil((hi - lo).days * margin)
+        return (lo - dt.timedelta(days=pad_days)).isoformat(), (
+            hi + dt.timedelta(days=pad_days)
+        ).isoformat()
+    pad_t = (hi - lo) * margin
+    return (lo - pad_t).isoformat(), (hi + pad_t).isoformat()
+
+
+def _infer_task(typ: ColumnType, distinct: int) -> Task:
+    if typ == "float":
+        return "regression"
+    if typ in ("str", "bool", "date", "datetime"):
+        return "binary" if distinct <= 2 else "multiclass"
+    return "binary" if distinct <= 2 else "regression"
+
+
+def infer_contract(
+    df: pl.DataFrame,
+    *,
+    target: str | None,
+    task: Task | None,
+    roles: ColumnRoles,
+    options: ContractSection,
+    type_hints: Mapping[str, str] = MappingProxyType({}),
+) -> DataContract:
+    """Infer the data contract of the reference (training) frame ``df``.
+
+    Rules, column by column (columns listed in ``roles.drop`` are left out):
+
+    - **type**: a native column maps directly (:func:`logical_type`). A ``String`` column (CSV
+      files are read as text) is tried as ``int``, then ``float``, ``bool`` (true/false only),
+      ``date``, ``datetime`` (ISO 8601); the first type that reads at least 99% of its non-null
+      values wins (the rest will be violations), else it stays ``str``. ``type_hints``
+      (``read.dtypes`` / ``parse_dates``) override the inference.
+    - **nullable**: whether the column has missing values in the reference (NaN counts as
+      missing); the target is never nullable.
+    - **min / max**: for numbers, dates and datetimes, the observed range widened by
+      ``options.range_margin`` times its span (rounded outwards for ints).
+    - **categories**: for ``str`` columns with at most ``options.max_categories`` distinct
+      values, the sorted distinct values.
+    - **unique**: for ``id`` columns, and for non-float columns whose (at least 20) non-null
+      values are all different.
+    - **role**: from ``target`` and ``roles``; **null_rate** and **distinct** are informational.
+    - **task**: ``task`` if given, else from the target: float -> regression, int with two
+      values -> binary, other ints -> regression, text/bool -> binary or multiclass.
+
+    The work is a few column-parallel polars passes (parse counts, cast, statistics).
+    """
+    present = set(df.columns)
+    wanted = {"target": [target] if target else [], "id": roles.id, "leakage": roles.leakage}
+    wanted["time"] = [roles.time] if roles.time else []
+    wanted["type_hints"] = list(type_hints)
+    for what, cols in wanted.items():
+        for col in cols:
+            if col not in present:
+                raise DataError(
+                    f"the {what} column '{col}' is not in the data{did_you_mean(col, present)}",
+                    where="contract inference",
+                    expected=f"one of {sorted(present)}" if len(present) <= 30 else None,
+                    fix="Correct the column name in modelyard.yaml.",
+                )
+    for col, hint in type_hints.items():
+        if hint not in _POLARS_TYPE:
+            raise DataError(
+                f"the type hint '{hint}' for column '{col}' is not a contract type",
+                where="contract inference",
+                expected=f"one of {list(_POLARS_TYPE)}",
+            )
+    dropped = set(roles.drop)
+    names = [c for c in df.columns if c not in dropped]
+    n = df.height
+    types = _infer_types(df, names, type_hints)
+    values, failures = typed_exprs(df.schema, types)
+    typed = df.select(values)
+    fail_counts: dict[str, int] = (
+        df.select(f.sum() for f in failures).row(0, named=True) if failures else {}
+    )
+
+    ranged = [c for c in names if types[c] != "str" and types[c] != "bool"]
+    stats = typed.select(
+        *[pl.col(c).null_count().alias(f"null:{c}") for c in names],
+        *[pl.col(c).drop_nulls().n_unique().alias(f"distinct:{c}") for c in names],
+        *[pl.col(c).min().alias(f"min:{c}") for c in ranged],
+        *[pl.col(c).max().alias(f"max:{c}") for c in ranged],
+    ).row(0, named=True)
+    categorical = [
+        c
+        for c in names
+        if types[c] == "str" and 0 < stats[f"distinct:{c}"] <= options.max_categories
+    ]
+    cats: dict[str, list[str]] = {}
+    if categorical:
+        row = typed.select(
+            pl.col(c).drop_nulls().unique().sort().implode() for c in categorical
+        ).row(0, named=True)
+        cats = {c: list(row[c]) for c in categorical}
+
+    role_of: dict[str, ColumnRole] = {}
+    for c in roles.leakage:
+        role_of[c] = "leakage"
+    if roles.time:
+        role_of[roles.time] = "time"
+    for c in roles.id:
+        role_of[c] = "id"
+    if target:
+        role_of[target] = "target"
+
+    columns: list[ColumnContract] = []
+    for c in names:
+        typ = types[c]
+        missing = stats[f"null:{c}"] - fail_counts.get(c, 0)
+        nonnull = n - stats[f"null:{c}"]
+        distinct = stats[f"distinct:{c}"]
+        role = role_of.get(c, "feature")
+        lo: float | str | None = None
+        hi: float | str | None = None
+        if c in ranged and stats[f"min:{c}"] is not None:
+            lo, hi = _widen(stats[f"min:{c}"], stats[f"max:{c}"], typ, options.range_margin)
+        unique = role == "id" or (
+            typ != "float" and nonnull >= _UNIQUE_MIN_ROWS and distinct == nonnull
+        )
+        columns.append(
+            ColumnContract(
+                name=c,
+                type=typ,
+                role=role,
+                nullable=missing > 0 and role != "target",
+                min=lo,
+                max=hi,
+                categories=cats.get(c),
+                unique=unique,
+                null_rate=round(missing / n, 6) if n else 0.0,
+                distinct=distinct,
+            )
+        )
+    if target and task is None:
+        task = _infer_task(types[target], stats[f"distinct:{target}"])
+    return DataContract(target=target, task=task if target else None, rows=n, columns=columns)
+
+
+# --------------------------------------------------------------------------- YAML
+
+_HEADER = """\
+# modelyard data contract (format version {version}).
+#
+# Inferred from the reference data, then yours: edit it and commit it. Every batch is
+# validated against it; rows that break it go to the quarantine with the reason.
+#
+# Per column:
+#   type        int | float | str | bool | date | datetime (values that cannot be read
+#               as this type are violations)
+#   role        feature | target | id | time | leakage
+#   nullable    false: a missing value is a violation (the target is never nullable)
+#   min, max    inclusive range (numbers; ISO text for dates); delete a line to drop the bound
+#   categories  the allowed values of a text column; delete the key to allow any value
+#   unique      true: repeated values are violations (the first occurrence is kept)
+#   null_rate, distinct   what the reference data held (informational, drift baseline)
+# Top level: allow_extra_columns: true accepts (and ignores) columns not listed here.
+"""
+
+_FLOW_WIDTH = 88
+
+
+def _scalar(value: Any) -> str:
+    text = yaml.safe_dump(value, default_flow_style=True, allow_unicode=True, width=1 << 30)
+    return text.removesuffix("\n").removesuffix("\n...").strip()
+
+
+def _number(value: float | str, typ: str) -> str:
+    if isinstance(value, float) and typ == "int" and value.is_integer():
+        return _scalar(int(value))
+    return _scalar(value)
+
+
+def contract_to_yaml(contract: DataContract) -> str:
+    """The contract as a readable YAML document, with a header explaining how to edit it.
+
+    Keys come in a fixed order; optional keys that are unset are left out; a short list of
+    categories is written on one line (``[a, b, c]``), a long one as a block list.
+    ``contract_from_yaml(contract_to_yaml(c)) == c``.
+    """
+    lines = [_HEADER.format(version=contract.version).rstrip("\n")]
+    lines.append(f"version: {contract.version}")
+    lines.append(f"target: {_scalar(contract.target)}")
+    lines.append(f"task: {_scalar(contract.task)}")
+    if contract.rows is not None:
+        lines.append(f"rows: {contract.rows}")
+    lines.append(f"allow_extra_columns: {_scalar(contract.allow_extra_columns)}")
+    lines.append("columns:")
+    for col in contract.columns:
+        lines.append(f"  - name: {_scalar(col.name)}")
+        lines.append(f"    type: {col.type}")
+        lines.append(f"    role: {col.role}")
+        lines.append(f"    nullable: {_scalar(col.nullable)}")
+        if col.min is not None:
+            lines.append(f"    min: {_number(col.min, col.type)}")
+        if col.max is not None:
+            lines.append(f"    max: {_number(col.max, col.type)}")
+        if col.categories is not None:
+            flow = _scalar(col.categories)
+            if len(flow) <= _FLOW_WIDTH and "\n" not in flow:
+                lines.append(f"    categories: {flow}")
+            else:
+                lines.append("    categories:")
+                lines.extend(f"      - {_scalar(v)}" for v in col.categories)
+        if col.unique:
+            lines.append("    unique: true")
+        if col.null_rate is not None:
+            lines.append(f"    null_rate: {_scalar(col.null_rate)}")
+        if col.distinct is not None:
+            lines.append(f"    distinct: {col.distinct}")
+    return "\n".join(lines) + "\n"
+
+
+def _line_map(text: str) -> dict[tuple[str | int, ...], int]:
+    """1-based line of every key / list item of a YAML document, by its path."""
+    lines: dict[tuple[str | int, ...], int] = {}
+
+    def walk(node: yaml.Node, path: tuple[str | int, ...]) -> None:
+        lines[path] = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                sub = (*path, str(key.value))
+                walk(value, sub)
+                lines[sub] = key.start_mark.line + 1
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                walk(item, (*path, i))
+
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return lines
+    if root is not None:
+        walk(root, ())
+    return lines
+
+
+_FIELDS = {
+    "contract": list(DataContract.model_fields),
+    "column": list(ColumnContract.model_fields),
+}
+
+
+def contract_from_yaml(text: str, *, source: str) -> DataContract:
+    """Read a contract written by :func:`contract_to_yaml` (and maybe edited by hand).
+
+    Every problem is collected and raised at once as a :class:`~modelyard.errors.ConfigError`
+    whose problems carry ``source:line``, the key path (``columns[2].type``) and a message;
+    unknown keys and misspelt values get a "did you mean". Beyond the field types it checks
+    that column names are unique, the target is a column and is not nullable, ``min <= max``,
+    and that only ``str`` columns have categories.
+    """
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark is not None else source
+        raise ConfigError(
+            [Problem(where, "", f"not valid YAML: {getattr(exc, 'problem', exc)}")], source=source
+        ) from None
+    if not isinstance(data, dict):
+        raise ConfigError(
+            [Problem(source, "", "a contract is a mapping with 'version' and 'columns' keys")],
+            source=source,
+        )
+    line_of = _line_map(text)
+    for col in data.get("columns") or []:  # unquoted YAML dates load as date objects
+        if isinstance(col, dict):
+            for bound in ("min", "max"):
+                if isinstance(col.get(bound), dt.date):
+                    col[bound] = col[bound].isoformat()
+
+    def loc(path: tuple[str | int, ...]) -> str:
+        while path and path not in line_of:
+            path = path[:-1]
+        return f"{source}:{line_of[path]}" if path in line_of else source
+
+    def key(path: tuple[str | int, ...]) -> str:
+        out = ""
+        for part in path:
+            out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+        return out
+
+    def column_name(path: tuple[str | int, ...]) -> str:
+        cols = data.get("columns")
+        if (
+            len(path) >= 2
+            and path[0] == "columns"
+            and isinstance(path[1], int)
+            and isinstance(cols, list)
+            and path[1] < len(cols)
+            and isinstance(cols[path[1]], dict)
+            and cols[path[1]].get("name") is not None
+        ):
+            return f"column '{cols[path[1]]['name']}': "
+        return ""
+
+    problems: list[Problem] = []
+    try:
+        contract = DataContract.model_validate(data)
+    except ValidationError as exc:
+        for err in exc.errors():
+            epath = tuple(err["loc"])
+            if err["type"] == "extra_forbidden":
+                fields = _FIELDS["column" if epath and epath[0] == "columns" else "contract"]
+                msg = f"unknown key '{epath[-1]}'{did_you_mean(str(epath[-1]), fields)}"
+            elif err["type"] == "literal_error":
+                expected = str(err.get("ctx", {}).get("expected", ""))
+                options = [o.strip(" '") for o in expected.replace(" or ", ", ").split(",")]
+                found = err["input"]
+                msg = f"{expected} expected, found {found!r}{did_you_mean(str(found), options)}"
+            elif err["type"] == "missing":
+                msg = "required key is missing"
+            else:
+                msg = f"{err['msg']} (found {err['input']!r})"
+            problems.append(Problem(loc(epath), key(epath), column_name(epath) + msg))
+        raise ConfigError(problems, source=source) from None
+
+    seen: set[str] = set()
+    for i, col in enumerate(contract.columns):
+        path: tuple[str | int, ...] = ("columns", i)
+        where = loc(path)
+        if col.name in seen:
+            problems.append(Problem(where, key(path), f"column '{col.name}' is listed twice"))
+        seen.add(col.name)
+        if col.min is not None and col.max is not None:
+            if type(col.min) is not type(col.max):
+                problems.append(
+                    Problem(where, key(path), f"column '{col.name}': min and max differ in kind")
+                )
+            elif col.min > col.max:  # type: ignore[operator]
+                problems.append(
+                    Problem(where, key(path), f"column '{col.name}': min {col.min} > max {col.max}")
+                )
+        for bound in ("min", "max"):
+            value = getattr(col, bound)
+            if value is None:
+                continue
+            if col.type in ("int", "float") and not isinstance(value, float):
+                problems.append(
+                    Problem(
+                        loc((*path, bound)),
+                        key((*path, bound)),
+                        f"column '{col.name}': {bound} of a number column must be a number, found {value!r}",
+                    )
+                )
+            elif col.type in ("date", "datetime"):
+                try:
+                    (dt.date if col.type == "date" else dt.datetime).fromisoformat(str(value))
+                except ValueError:
+                    problems.append(
+                        Problem(
+                            loc((*path, bound)),
+                            key((*path, bound)),
+                            f"column '{col.name}': {bound} must be an ISO {col.type}, found {value!r}",
+                        )
+                    )
+            elif col.type in ("str", "bool"):
+                problems.append(
+                    Problem(
+                        loc((*path, bound)),
+                        key((*path, bound)),
+                        f"column '{col.name}': a {col.type} column has no {bound}",
+                    )
+                )
+        if col.categories is not None and col.type != "str":
+            problems.append(
+                Problem(
+                    loc((*path, "categories")),
+                    key((*path, "categories")),
+                    f"column '{col.name}': only str columns have categories (type is {col.type})",
+                )
+            )
+    if contract.target is not None:
+        if contract.target not in seen:
+            problems.append(
+                Problem(
+                    loc(("target",)),
+                    "target",
+                    f"'{contract.target}' is not a column{did_you_mean(contract.target, seen)}",
+                )
+            )
+        else:
+            i = contract.names.index(contract.target)
+            if contract.columns[i].nullable:
+                problems.append(
+                    Problem(
+                        loc(("columns", i, "nullable")),
+                        key(("columns", i, "nullable")),
+                        f"column '{contract.target}': the target cannot be nullable",
+                    )
+                )
+    if problems:
+        raise ConfigError(problems, source=source)
+    return contract

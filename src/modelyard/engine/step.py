@@ -1,0 +1,62 @@
+"""A step: a plain typed function plus the names of the steps that feed it and its parameters.
+
+The function's parameter names are its inputs. Each parameter is bound either to the output of
+another step (``inputs``) or to a value (``params``). A parameter named ``progress`` receives a
+:class:`~modelyard.engine.events.Progress` the step may use to report how far it got.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from modelyard.engine.store import Codec, auto_codec
+
+PROGRESS_PARAMETER = "progress"
+
+
+def source_hash(func: Callable[..., Any]) -> str:
+    """A short hash of a function's source: editing the function changes its code version."""
+    try:
+        text = inspect.getsource(func)
+    except (OSError, TypeError):
+        text = f"{func.__module__}.{getattr(func, '__qualname__', repr(func))}"
+    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+
+
+@dataclass(frozen=True)
+class Step:
+    """One node of the pipeline.
+
+    Attributes:
+        name: unique name, used on the command line (``--from``, ``--until``).
+        func: the function to call; its parameters are filled from ``inputs`` and ``params``.
+        inputs: function parameter -> name of the step whose output it receives.
+        params: function parameter -> a value (must be JSON-serialisable or a pydantic model).
+        version: bump to invalidate cached results when behaviour changes beyond ``func``'s
+            own source (which is hashed automatically).
+        external: returns a fingerprint of state outside the pipeline the step reads (files,
+            tables); a change re-runs the step.
+        codec: how the output is stored; the default picks by type.
+        description: one line for ``--dry-run`` and progress.
+    """
+
+    name: str
+    func: Callable[..., Any]
+    inputs: Mapping[str, str] = field(default_factory=dict)
+    params: Mapping[str, Any] = field(default_factory=dict)
+    version: str = "1"
+    external: Callable[[], str] | None = None
+    codec: Codec = field(default_factory=auto_codec)
+    description: str = ""
+
+    @property
+    def code_version(self) -> str:
+        return f"{self.version}:{source_hash(self.func)}"
+
+    @property
+    def upstream(self) -> list[str]:
+        return sorted(set(self.inputs.values()))

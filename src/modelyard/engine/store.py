@@ -1,0 +1,271 @@
+"""The artifact store: content-addressed step outputs under ``<workdir>/artifacts``.
+
+Every artifact is a folder ``artifacts/<step>/<key>/`` holding the output's files and a
+``meta.json`` stamped with the format version, the library versions that wrote it and how long
+the step took. Writes are atomic: the folder is built under ``tmp/`` and renamed into place, so
+a run killed at any moment leaves either a whole artifact or none.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+import os
+import pickle
+import platform
+import shutil
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+STORE_FORMAT = 1
+_STAMPED_LIBRARIES = (
+    "polars", "pyarrow", "numpy", "pandas", "sklearn", "scipy", "xgboost", "lightgbm",
+    "optuna", "mlflow", "pydantic",
+)  # fmt: skip
+
+
+class Codec(Protocol):
+    """Saves one step output into a folder and loads it back."""
+
+    def save(self, value: Any, folder: Path) -> dict[str, Any]:
+        """Write ``value`` into ``folder``; return JSON metadata needed to load it."""
+
+    def load(self, folder: Path, meta: dict[str, Any]) -> Any:
+        """Read the value back."""
+
+
+def _qualname(obj: type) -> str:
+    return f"{obj.__module__}:{obj.__qualname__}"
+
+
+def _import(path: str) -> Any:
+    module, _, name = path.partition(":")
+    target: Any = importlib.import_module(module)
+    for part in name.split("."):
+        target = getattr(target, part)
+    return target
+
+
+class AutoCodec:
+    """Stores values by type, in formats people can open themselves.
+
+    polars DataFrame -> Parquet; pydantic model -> JSON; dataclass -> one entry per field;
+    ``None``/str/int/float/bool/list/dict of those -> JSON; anything else -> pickle.
+    """
+
+    def save(self, value: Any, folder: Path) -> dict[str, Any]:
+        return self._save(value, folder, "value")
+
+    def load(self, folder: Path, meta: dict[str, Any]) -> Any:
+        return self._load(folder, meta)
+
+    def _save(self, value: Any, folder: Path, stem: str) -> dict[str, Any]:
+        kind = type(value)
+        if kind.__module__.startswith("polars") and kind.__name__ == "DataFrame":
+            value.write_parquet(folder / f"{stem}.parquet", statistics=False)
+            return {"kind": "parquet", "file": f"{stem}.parquet"}
+        if hasattr(value, "model_dump_json") and hasattr(type(value), "model_validate_json"):
+            (folder / f"{stem}.json").write_text(value.model_dump_json(indent=1), encoding="utf-8")
+            return {"kind": "pydantic", "file": f"{stem}.json", "class": _qualname(kind)}
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            fields = {
+                f.name: self._save(getattr(value, f.name), folder, f"{stem}.{f.name}")
+                for f in dataclasses.fields(value)
+            }
+            return {"kind": "dataclass", "class": _qualname(kind), "fields": fields}
+        if _is_json(value):
+            (folder / f"{stem}.json").write_text(json.dumps(value), encoding="utf-8")
+            return {"kind": "json", "file": f"{stem}.json"}
+        with (folder / f"{stem}.pkl").open("wb") as fh:
+            pickle.dump(value, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        return {"kind": "pickle", "file": f"{stem}.pkl"}
+
+    def _load(self, folder: Path, meta: dict[str, Any]) -> Any:
+        kind = meta["kind"]
+        if kind == "parquet":
+            import polars as pl
+
+            return pl.read_parquet(folder / meta["file"])
+        if kind == "pydantic":
+            cls = _import(meta["class"])
+            return cls.model_validate_json((folder / meta["file"]).read_text(encoding="utf-8"))
+        if kind == "dataclass":
+            cls = _import(meta["class"])
+            return cls(**{name: self._load(folder, m) for name, m in meta["fields"].items()})
+        if kind == "json":
+            return json.loads((folder / meta["file"]).read_text(encoding="utf-8"))
+        if kind == "pickle":
+            with (folder / meta["file"]).open("rb") as fh:
+                return pickle.load(fh)
+        raise ValueError(f"unknown artifact kind {kind!r}")
+
+
+def auto_codec() -> Codec:
+    return AutoCodec()
+
+
+def _is_json(value: Any) -> bool:
+    if value is None or isinstance(value, str | bool | int | float):
+        return True
+    if isinstance(value, list | tuple):
+        return all(_is_json(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _is_json(v) for k, v in value.items())
+    return False
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries loaded in this process (those that could have written data)."""
+    versions = {"python": platform.python_version()}
+    for name in _STAMPED_LIBRARIES:
+        module = sys.modules.get(name)
+        if module is not None:
+            versions[name] = str(getattr(module, "__version__", "?"))
+    return versions
+
+
+@dataclass(frozen=True)
+class Artifact:
+    step: str
+    key: str
+    folder: Path
+    meta: dict[str, Any]
+
+
+class ArtifactStore:
+    """Step outputs addressed by (step, cache key), written atomically."""
+
+    def __init__(self, root: Path, *, stamp: dict[str, str] | None = None) -> None:
+        self.root = Path(root)
+        self.artifacts = self.root / "artifacts"
+        self.tmp = self.root / "tmp"
+        self.state = self.root / "state"
+        self._stamp = stamp or {}
+
+    def folder(self, step: str, key: str) -> Path:
+        return self.artifacts / step / key
+
+    def has(self, step: str, key: str) -> bool:
+        return (self.folder(step, key) / "meta.json").is_file()
+
+    def meta(self, step: str, key: str) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(
+            (self.folder(step, key) / "meta.json").read_text(encoding="utf-8")
+        )
+        return data
+
+    def save(
+        self, step: str, key: str, value: Any, codec: Codec, *, info: dict[str, Any]
+    ) -> Artifact:
+        """Write atomically: build in tmp/, fsync, then rename into place."""
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        staging = self.tmp / f"{step}-{key}-{uuid.uuid4().hex[:8]}"
+        staging.mkdir()
+        try:
+            content = codec.save(value, staging)
+            meta = {
+                "format": STORE_FORMAT,
+                "step": step,
+                "key": key,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "content": content,
+                "versions": {**self._stamp, **library_versions()},
+                **info,
+            }
+            # meta.json is written last: its presence marks a complete artifact
+            _write_json_synced(staging / "meta.json", meta)
+            final = self.folder(step, key)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            if final.exists():  # another identical result already landed (same key)
+                shutil.rmtree(staging)
+            else:
+                staging.replace(final)
+                _fsync_dir(final.parent)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return Artifact(step, key, final, meta)
+
+    def load(self, step: str, key: str, codec: Codec) -> Any:
+        folder = self.folder(step, key)
+        meta = self.meta(step, key)
+        return codec.load(folder, meta["content"])
+
+    def clear_tmp(self) -> int:
+        """Remove leftovers of killed runs; returns how many there were."""
+        if not self.tmp.exists():
+            return 0
+        leftovers = list(self.tmp.iterdir())
+        for item in leftovers:
+            shutil.rmtree(item, ignore_errors=True) if item.is_dir() else item.unlink(
+                missing_ok=True
+            )
+        return len(leftovers)
+
+    def entries(self) -> Iterator[Artifact]:
+        if not self.artifacts.exists():
+            return
+        for step_dir in sorted(self.artifacts.iterdir()):
+            for key_dir in sorted(step_dir.iterdir()):
+                meta_file = key_dir / "meta.json"
+                if meta_file.is_file():
+                    yield Artifact(
+                        step_dir.name, key_dir.name, key_dir, json.loads(meta_file.read_text())
+                    )
+
+    # -- the last key each step ran with, to explain why a step will re-run
+
+    def remember(self, step: str, record: dict[str, Any]) -> None:
+        self.state.mkdir(parents=True, exist_ok=True)
+        _write_json_atomic(self.state / f"{step}.json", record)
+
+    def recall(self, step: str) -> dict[str, Any] | None:
+        file = self.state / f"{step}.json"
+        if not file.is_file():
+            return None
+        try:
+            data: dict[str, Any] = json.loads(file.read_text(encoding="utf-8"))
+        except ValueError:
+            return None
+        return data
+
+    def clean(self, *, keep: dict[str, str] | None = None) -> tuple[int, int]:
+        """Delete artifacts; with ``keep`` (step -> key) keep those. Returns (removed, bytes)."""
+        removed = freed = 0
+        for art in list(self.entries()):
+            if keep is not None and keep.get(art.step) == art.key:
+                continue
+            freed += sum(f.stat().st_size for f in art.folder.rglob("*") if f.is_file())
+            shutil.rmtree(art.folder)
+            removed += 1
+        self.clear_tmp()
+        if keep is None and self.state.exists():
+            shutil.rmtree(self.state)
+        return removed, freed
+
+
+def _write_json_synced(path: Path, data: Any) -> None:
+    with path.open("w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=1, sort_keys=True, default=str)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _write_json_atomic(path: Path, data: Any) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
+    _write_json_synced(tmp, data)
+    tmp.replace(path)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

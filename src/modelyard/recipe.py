@@ -1,0 +1,361 @@
+"""The standard pipeline: wires the stage functions into the engine's DAG from the config.
+
+``Project`` is the Python API; the CLI is a thin layer over it::
+
+    from modelyard import Project
+
+    project = Project.from_yaml("modelyard.yaml")
+    print(project.plan())          # what would run, and why
+    result = project.run()         # a RunResult
+    result.validation["train"].invalid_rows
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from modelyard.__about__ import __version__
+from modelyard.config.loader import load_config
+from modelyard.config.schema import ProjectConfig
+from modelyard.engine.dag import Pipeline
+from modelyard.engine.events import Listener, ignore
+from modelyard.engine.lock import ProjectLock
+from modelyard.engine.runner import Plan, RunOutcome, StepRecord, plan, run
+from modelyard.engine.step import Step
+from modelyard.engine.store import ArtifactStore
+from modelyard.errors import ConfigError, Problem
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from modelyard.data.contract import DataContract
+    from modelyard.data.profile import Profile
+    from modelyard.data.validation import ValidationReport, ValidationResult
+
+
+# ----------------------------------------------------------------------------- stages as steps
+# Thin adapters: each takes resolved parameters (pydantic sections) and calls a stage function.
+
+
+def ingest(config: ProjectConfig) -> pl.DataFrame:
+    """Read the training (reference) data as configured."""
+    from modelyard.data.sources import read_source
+
+    data = config.data
+    return read_source(
+        data.source,
+        normalize=data.normalize,
+        drop=data.columns.drop,
+        sample=data.sample,
+        seed=config.seed,
+    )
+
+
+def ingest_test(config: ProjectConfig) -> pl.DataFrame:
+    """Read the explicit hold-out file."""
+    from modelyard.data.sources import read_test
+
+    data = config.data
+    assert data.test is not None
+    return read_test(data.test, data.source, normalize=data.normalize, drop=data.columns.drop)
+
+
+def contract(
+    train: pl.DataFrame, config: ProjectConfig, declared: DataContract | None
+) -> DataContract:
+    """The data contract: the user's file when it exists, else inferred from the training data."""
+    if declared is not None:
+        return declared
+    from modelyard.data.contract import infer_contract
+    from modelyard.data.sources import infer_task
+
+    data = config.data
+    task = None
+    if data.target is not None:
+        if data.target not in train.columns:
+            from modelyard.errors import DataError
+
+            raise DataError(
+                f"the target column '{data.target}' is not in the data",
+                where="data.target",
+                expected=f"one of {', '.join(train.columns)}",
+                fix="Fix data.target in modelyard.yaml.",
+            )
+        task = infer_task(train[data.target]) if data.task == "auto" else data.task
+    hints = dict(data.source.read.dtypes)
+    hints.update({c: "datetime" for c in data.source.read.parse_dates if c not in hints})
+    return infer_contract(
+        train,
+        target=data.target,
+        task=task,
+        roles=data.columns,
+        options=config.contract,
+        type_hints=hints,
+    )
+
+
+def validate(
+    batch: pl.DataFrame, contract: DataContract, config: ProjectConfig
+) -> ValidationResult:
+    """Validate a batch against the contract and the declared checks."""
+    from modelyard.data.validation import validate as run_validation
+
+    return run_validation(
+        batch, contract if config.validation.contract else None, config.validation
+    )
+
+
+def profile(validated: ValidationResult, contract: DataContract, config: ProjectConfig) -> Profile:
+    """Profile the valid rows of the training data."""
+    from modelyard.data.profile import profile as run_profile
+
+    return run_profile(validated.valid, contract, config.profile, seed=config.seed)
+
+
+# ----------------------------------------------------------------------------- the pipeline
+
+STEP_VERSION = __version__  # a new release invalidates cached results
+
+
+def _only(config: ProjectConfig, *sections: str) -> ProjectConfig:
+    """A copy of the config holding only ``sections`` (plus name/seed): the step's parameters.
+
+    Steps receive just what they use, so changing ``profile.bins`` re-runs only profiling.
+    """
+    keep: dict[str, Any] = {"version": 1, "name": config.name, "seed": config.seed}
+    for s in sections:
+        keep[s] = getattr(config, s)
+    keep.setdefault("data", config.data)
+    return ProjectConfig.model_construct(**keep)
+
+
+def build_pipeline(
+    config: ProjectConfig, *, declared_contract: DataContract | None = None
+) -> Pipeline:
+    """The standard pipeline for ``config``: ingest -> contract -> validate -> profile."""
+    from modelyard.data.sources import fingerprint_source
+
+    data = config.data
+    steps = [
+        Step(
+            "ingest", ingest, params={"config": _only(config, "data")}, version=STEP_VERSION,
+            external=lambda: fingerprint_source(data.source), description="read the training data",
+        ),
+        Step(
+            "contract", contract, inputs={"train": "ingest"},
+            params={"config": _only(config, "data", "contract"), "declared": declared_contract},
+            version=STEP_VERSION, description="infer the data contract",
+        ),
+        Step(
+            "validate", validate, inputs={"batch": "ingest", "contract": "contract"},
+            params={"config": _only(config, "validation")}, version=STEP_VERSION,
+            description="validate the training data",
+        ),
+        Step(
+            "profile", profile, inputs={"validated": "validate", "contract": "contract"},
+            params={"config": _only(config, "profile")}, version=STEP_VERSION,
+            description="profile and quality report",
+        ),
+    ]  # fmt: skip
+    if data.test is not None:
+        test = data.test
+        steps[1:1] = [
+            Step(
+                "ingest_test", ingest_test, params={"config": _only(config, "data")}, version=STEP_VERSION,
+                external=lambda: fingerprint_source(data.source.model_copy(update={"path": test.path})),
+                description="read the hold-out data",
+            )
+        ]  # fmt: skip
+        steps.append(
+            Step(
+                "validate_test", validate, inputs={"batch": "ingest_test", "contract": "contract"},
+                params={"config": _only(config, "validation")}, version=STEP_VERSION,
+                description="validate the hold-out data",
+            )
+        )  # fmt: skip
+    return Pipeline.of(steps)
+
+
+# ----------------------------------------------------------------------------- results
+
+
+@dataclass
+class RunResult:
+    """What a run did and produced. ``to_dict()`` is the ``--json`` output."""
+
+    project: str
+    steps: list[StepRecord]
+    seconds: float
+    outputs: dict[str, Path] = field(default_factory=dict)
+    validation: dict[str, ValidationReport] = field(default_factory=dict)
+    _outcome: RunOutcome | None = field(default=None, repr=False)
+
+    @property
+    def ran(self) -> list[str]:
+        return [s.name for s in self.steps if s.status == "ran"]
+
+    @property
+    def cached(self) -> list[str]:
+        return [s.name for s in self.steps if s.status == "cached"]
+
+    def output(self, step: str) -> Any:
+        """The in-memory output of a step of this run (loaded from the cache if needed)."""
+        if self._outcome is None:
+            raise KeyError(step)
+        return self._outcome.output(step)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "project": self.project,
+            "seconds": round(self.seconds, 3),
+            "steps": [
+                {
+                    "name": s.name,
+                    "status": s.status,
+                    "seconds": round(s.seconds, 3),
+                    "reason": s.reason,
+                    "key": s.key,
+                }
+                for s in self.steps
+            ],
+            "outputs": {k: str(v) for k, v in self.outputs.items()},
+            "validation": {k: v.model_dump(mode="json") for k, v in self.validation.items()},
+        }
+
+
+# ----------------------------------------------------------------------------- the project
+
+
+class Project:
+    """A modelyard project: a checked configuration plus its artifact store."""
+
+    def __init__(self, config: ProjectConfig, *, config_path: Path | None = None) -> None:
+        self.config = config
+        self.config_path = config_path
+        self.store = ArtifactStore(config.workdir, stamp={"modelyard": __version__})
+
+    @classmethod
+    def from_yaml(
+        cls,
+        path: str | os.PathLike[str] = "modelyard.yaml",
+        *,
+        env: Mapping[str, str] | None = None,
+    ) -> Project:
+        """Load and check ``modelyard.yaml``; raises ConfigError listing every problem."""
+        file = Path(path)
+        if file.is_dir():
+            file = file / "modelyard.yaml"
+        return cls(load_config(file, env=env), config_path=file)
+
+    # -- the pipeline
+
+    def declared_contract(self) -> DataContract | None:
+        """The contract file, when the user has one (it is then used as written)."""
+        file = self.config.contract.path
+        if not file.is_file():
+            return None
+        from modelyard.data.contract import contract_from_yaml
+
+        try:
+            text = file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(
+                [Problem(str(file), "", f"cannot read the contract: {exc}")], source=str(file)
+            ) from None
+        return contract_from_yaml(text, source=str(file))
+
+    def pipeline(self) -> Pipeline:
+        return build_pipeline(self.config, declared_contract=self.declared_contract())
+
+    def plan(self, *, from_step: str | None = None, until: str | None = None) -> Plan:
+        """What a run would do, and why; moves no data."""
+        return plan(self.pipeline(), self.store, from_step=from_step, until=until)
+
+    def resume_command(self, step: str) -> str:
+        cfg = shlex.quote(str(self.config_path)) if self.config_path else "modelyard.yaml"
+        return f"modelyard run -c {cfg} --from {step}"
+
+    def run(
+        self, *, from_step: str | None = None, until: str | None = None, listener: Listener = ignore
+    ) -> RunResult:
+        """Run the pipeline (cached steps are not re-run) and write the user-facing outputs."""
+        started = time.perf_counter()
+        command = f"modelyard run -c {self.config_path}" if self.config_path else "modelyard run"
+        with ProjectLock(self.config.workdir / "lock", command=command):
+            pipeline = self.pipeline()
+            the_plan = plan(pipeline, self.store, from_step=from_step, until=until)
+            outcome = run(
+                pipeline,
+                self.store,
+                the_plan,
+                listener=listener,
+                resume_command=self.resume_command,
+            )
+            result = RunResult(self.config.name, outcome.records, 0.0, _outcome=outcome)
+            self._publish(outcome, result)
+        result.seconds = time.perf_counter() - started
+        return result
+
+    def clean(self, *, everything: bool = False) -> tuple[int, int]:
+        """Prune the cache: keep the artifacts of the current plan (or nothing, with everything)."""
+        with ProjectLock(self.config.workdir / "lock", command="modelyard clean"):
+            keep = None if everything else {p.name: p.key for p in self.plan()}
+            return self.store.clean(keep=keep)
+
+    # -- user-facing outputs
+
+    def _publish(self, outcome: RunOutcome, result: RunResult) -> None:
+        """Write reports, the quarantine and the contract where the user looks for them."""
+        done = {r.name for r in outcome.records if r.status in ("ran", "cached")}
+        out = self.config.output_dir
+        if "contract" in done and not self.config.contract.path.exists():
+            from modelyard.data.contract import contract_to_yaml
+
+            _write_atomic(self.config.contract.path, contract_to_yaml(outcome.output("contract")))
+            result.outputs["contract"] = self.config.contract.path
+        for step, label in (("validate", "train"), ("validate_test", "test")):
+            if step not in done:
+                continue
+            validated: ValidationResult = outcome.output(step)
+            result.validation[label] = validated.report
+            report_file = out / "validation" / f"{label}.json"
+            _write_atomic(report_file, validated.report.model_dump_json(indent=2))
+            result.outputs[f"validation_{label}"] = report_file
+            if validated.quarantine.height:
+                q = out / "quarantine" / f"{label}.parquet"
+                _write_parquet_atomic(validated.quarantine, q)
+                result.outputs[f"quarantine_{label}"] = q
+        if "profile" in done:
+            from modelyard.reports.profile import profile_json, render_profile_html
+
+            prof = outcome.output("profile")
+            html = out / "profile.html"
+            _write_atomic(html, render_profile_html(prof))
+            _write_atomic(out / "profile.json", profile_json(prof))
+            result.outputs["profile_html"] = html
+            result.outputs["profile_json"] = out / "profile.json"
+        summary = out / "run.json"
+        _write_atomic(summary, json.dumps(result.to_dict(), indent=2))
+        result.outputs["summary"] = summary
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def _write_parquet_atomic(frame: pl.DataFrame, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    frame.write_parquet(tmp)
+    tmp.replace(path)

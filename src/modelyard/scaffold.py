@@ -1,0 +1,132 @@
+"""``modelyard init``: a commented modelyard.yaml for a data file, with the task inferred."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import difflib
+import os
+from pathlib import Path
+
+from modelyard.config.schema import ColumnRoles, ContractSection, ReadOptions, Source
+from modelyard.errors import DataError
+
+_TEMPLATE = """\
+# modelyard.yaml: the whole pipeline in one file. Reference: docs/configuration.md
+# Relative paths start at this file's folder; ${{VAR}} and ${{VAR:-default}} read the environment.
+version: 1
+name: {name}
+seed: 42                      # every random choice (sampling, splits, models) uses it
+
+data:
+  source:
+    path: {path}
+    read:
+{read}
+  target: {target}
+  task: {task}                # inferred from the target's values (auto | binary | multiclass | regression)
+  # test:                     # an explicit hold-out file, read like the source unless overridden
+  #   path: data/test.csv
+  #   read: {{skip_rows: 1}}
+  # normalize:                # fix values written differently across files
+  #   {target_or_col}: {{strip_suffix: "."}}
+  columns:
+    id: []                    # row identifiers: never features
+    drop: []                  # removed right after reading
+    leakage: []               # known to leak the target: profiled, never features
+  # sample: 10000             # work on a seeded sample while iterating
+
+contract:
+  path: contract.yaml         # inferred on the first run, then yours to edit and commit
+
+validation:
+  on_error: quarantine        # quarantine | warn | fail
+  max_invalid_fraction: 0.05  # more invalid rows than this fails the run
+  checks: []                  # e.g. - {{column: age, min: 0, max: 120}}
+                              #      - {{expression: "x > 0 AND y > 0", name: positive}}
+
+profile:
+  bins: 30
+  top_values: 10
+
+# Columns found: {columns}
+"""
+
+
+def _sniff(path: Path) -> ReadOptions:
+    """Guess the separator and whether there is a header from the first lines of a CSV file."""
+    try:
+        if path.suffix == ".gz":
+            with gzip.open(path, "rt", encoding="utf-8", errors="replace", newline="") as fh:
+                sample = fh.read(64 * 1024)
+        else:
+            with path.open(encoding="utf-8", errors="replace", newline="") as fh:
+                sample = fh.read(64 * 1024)
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc.strerror}", where=str(path)) from None
+    if not sample.strip():
+        raise DataError("the file is empty", where=str(path), fix="Point init at a file with data.")
+    try:
+        dialect = csv.Sniffer().sniff(sample, delimiters=",;\t|")
+        separator = dialect.delimiter
+        spaced = dialect.skipinitialspace or f"{separator} " in sample.splitlines()[0]
+    except csv.Error:
+        separator, spaced = ",", False
+    try:
+        has_header = csv.Sniffer().has_header(sample)
+    except csv.Error:
+        has_header = True
+    return ReadOptions(separator=separator, strip_whitespace=spaced, has_header=has_header)
+
+
+def scaffold(data_file: Path, *, target: str | None, name: str | None, out: Path) -> tuple[str, str]:
+    """Return the text of a modelyard.yaml for ``data_file`` and the inferred task."""
+    from modelyard.data.sources import read_source
+
+    if not data_file.is_file():
+        raise DataError("no such file", where=str(data_file), fix="Pass the path of a CSV, Parquet or JSON file.")
+    suffixes = "".join(data_file.suffixes).lower()
+    read = ReadOptions()
+    if not any(s in suffixes for s in (".parquet", ".pq", ".json", ".jsonl", ".ndjson")):
+        read = _sniff(data_file)
+        if not read.has_header:
+            read = read.model_copy(update={"has_header": True})  # names are needed; user can edit
+    frame = read_source(Source(path=data_file.resolve(), read=read), sample=20_000, seed=0)
+    task = "auto"
+    if target is not None:
+        if target not in frame.columns:
+            guess = difflib.get_close_matches(target, frame.columns, n=1)
+            hint = f" Did you mean '{guess[0]}'?" if guess else ""
+            raise DataError(
+                f"the target column '{target}' is not in {data_file}",
+                expected=f"one of {', '.join(frame.columns)}",
+                fix=f"Pass --target with a column name.{hint}",
+            )
+        from modelyard.data.contract import infer_contract
+        from modelyard.data.sources import infer_task
+
+        import polars as pl
+
+        typed = infer_contract(frame, target=None, task=None, roles=ColumnRoles(), options=ContractSection())
+        col = typed.column(target)
+        series = frame[target]
+        if col.type in ("int", "float") and series.dtype == pl.String:
+            series = series.cast(pl.Float64, strict=False)
+        task = infer_task(series)
+    rel = os.path.relpath(data_file.resolve(), out.resolve().parent)
+    read_lines = [
+        f'      separator: "{read.separator}"',
+        f"      has_header: {'true' if read.has_header else 'false'}",
+        f"      strip_whitespace: {'true' if read.strip_whitespace else 'false'}",
+        '      null_values: ["", "NA", "?"]',
+    ]
+    text = _TEMPLATE.format(
+        name=(name or data_file.name.split(".")[0]).replace(" ", "_") or "project",
+        path=rel,
+        read="\n".join(read_lines),
+        target=target if target is not None else "null   # set the column to predict",
+        task=task,
+        target_or_col=target or "label",
+        columns=", ".join(frame.columns)[:2000],
+    )
+    return text, task

@@ -1,0 +1,168 @@
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import BaseModel, SecretStr
+
+from modelyard.config.loader import expand_env, load_config
+from modelyard.errors import ConfigError
+
+GOOD = """\
+version: 1
+name: demo
+data:
+  source:
+    path: data.csv
+  target: y
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    (tmp_path / "data.csv").write_text("a,y\n1,2\n")
+    path = tmp_path / "modelyard.yaml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def problems(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> list[str]:
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, text), env=env or {})
+    return [str(p) for p in err.value.problems]
+
+
+def test_a_good_file_loads_and_relative_paths_resolve_from_its_folder(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, GOOD), env={})
+    assert config.data.source.path == (tmp_path / "data.csv").resolve()
+    assert config.workdir == (tmp_path / ".modelyard").resolve()
+    assert config.seed == 42
+
+
+def test_typos_get_did_you_mean_with_file_line_and_key(tmp_path: Path) -> None:
+    found = problems(tmp_path, GOOD.replace("  target: y", "  targt: y"))
+    assert len(found) == 1
+    assert found[0].startswith(f"{tmp_path / 'modelyard.yaml'}:6: data.targt: unknown key; did you mean 'target'?")
+
+
+def test_all_problems_are_reported_at_once_in_file_order(tmp_path: Path) -> None:
+    text = """\
+    version: 1
+    name: "bad name!"
+    sed: 1
+    data:
+      source:
+        path: data.csv
+        read: {skip_rows: -2, encoding: ebcdic}
+      task: classification
+    validation:
+      on_error: explode
+      max_invalid_fraction: 2
+    """
+    found = problems(tmp_path, text)
+    assert len(found) == 7
+    lines = [int(p.split(":")[1]) for p in found]
+    assert lines == sorted(lines)
+    joined = "\n".join(found)
+    assert "name: String should match pattern" in joined and "found 'bad name!' (str)" in joined
+    assert "sed: unknown key; did you mean 'seed'?" in joined
+    assert "data.source.read.skip_rows: Input should be greater than or equal to 0; found -2" in joined
+    assert "data.source.read.encoding: Input should be 'utf8'" in joined
+    assert "data.task: Input should be 'auto', 'binary', 'multiclass' or 'regression'; found 'classification'" in joined
+    assert "validation.on_error" in joined and "found 'explode'" in joined
+    assert "validation.max_invalid_fraction: Input should be less than or equal to 1; found 2" in joined
+
+
+def test_missing_required_keys(tmp_path: Path) -> None:
+    found = problems(tmp_path, "version: 1\ndata:\n  source: {}\n")
+    joined = "\n".join(found)
+    assert "name: this key is required but missing" in joined
+    assert "data.source: give exactly one of 'path' or 'builtin'" in joined
+
+
+def test_wrong_format_version_and_not_yet_supported_sections(tmp_path: Path) -> None:
+    found = problems(tmp_path, GOOD.replace("version: 1", "version: 7") + "serving:\n  port: 80\n")
+    joined = "\n".join(found)
+    assert "version: this release reads format version 1, found 7 (int)" in joined
+    assert "serving: the 'serving' section (serving) is not yet supported" in joined
+
+
+def test_bad_paths_are_reported_before_anything_runs(tmp_path: Path) -> None:
+    found = problems(tmp_path, GOOD.replace("path: data.csv", "path: nowhere/*.csv"))
+    assert "data.source.path: no file matches this glob" in found[0]
+    (tmp_path / "folder").mkdir()
+    found = problems(tmp_path, GOOD.replace("path: data.csv", "path: folder"))
+    assert "this is a folder, expected a file" in found[0]
+    found = problems(tmp_path, GOOD.replace("path: data.csv", "path: missing.csv"))
+    assert "no such file" in found[0] and "missing.csv" in found[0]
+
+
+def test_env_expansion_with_defaults_and_missing_variables(tmp_path: Path) -> None:
+    text = GOOD.replace("path: data.csv", "path: ${DATA_DIR:-.}/data.csv").replace("name: demo", "name: ${NAME}")
+    config = load_config(write(tmp_path, text), env={"NAME": "from_env"})
+    assert config.name == "from_env"
+    assert config.data.source.path == (tmp_path / "data.csv").resolve()
+    found = problems(tmp_path, text)
+    assert "name: environment variable ${NAME} is not set and has no default" in found[0]
+
+
+@given(st.text(alphabet=st.characters(blacklist_characters="${}"), max_size=30))
+def test_text_without_variables_is_unchanged(text: str) -> None:
+    assert expand_env(text, {}) == (text, [])
+
+
+@given(st.from_regex(r"[A-Z_][A-Z0-9_]{0,10}", fullmatch=True), st.text(max_size=20))
+def test_set_variables_win_over_defaults(name: str, value: str) -> None:
+    assert expand_env(f"${{{name}:-fallback}}", {name: value})[0] == value
+    assert expand_env(f"${{{name}:-fallback}}", {})[0] == "fallback"
+    assert expand_env("$$" + "{" + name + "}", {name: value})[0] == "${" + name + "}"
+
+
+def test_broken_yaml_names_line_and_column(tmp_path: Path) -> None:
+    found = problems(tmp_path, "version: 1\nname: [unclosed\n")
+    assert "this is not valid YAML" in found[0]
+    assert ":3:" in found[0] or ":2:" in found[0]
+
+
+def test_empty_and_non_mapping_files(tmp_path: Path) -> None:
+    assert "the file is empty" in problems(tmp_path, "")[0]
+    assert "expected a mapping of keys to values at the top, found [1, 2]" in problems(tmp_path, "[1, 2]\n")[0]
+
+
+def test_a_missing_config_file_says_how_to_create_one(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="modelyard init DATA_FILE --target COLUMN"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_non_utf8_config(tmp_path: Path) -> None:
+    path = tmp_path / "modelyard.yaml"
+    path.write_bytes(b"version: 1\nname: caf\xe9\n")
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_config(path)
+
+
+def test_bad_checks_are_explained(tmp_path: Path) -> None:
+    text = GOOD + textwrap.dedent(
+        """\
+        validation:
+          checks:
+            - {column: a}
+            - {column: a, regex: "(unclosed"}
+            - {expression: "a > 0", column: a}
+        """
+    )
+    joined = "\n".join(problems(tmp_path, text))
+    assert "validation.checks[0]: the check on column 'a' has no rule" in joined
+    assert "validation.checks[1]: 'regex' is not a valid regular expression" in joined
+    assert "validation.checks[2]: an 'expression' check takes no 'column'" in joined
+
+
+def test_secret_values_are_redacted_when_shown() -> None:
+    class WithSecret(BaseModel):
+        password: SecretStr
+
+    shown = WithSecret(password=SecretStr("hunter2")).model_dump(mode="json")
+    assert shown["password"] == "**********"
+    assert "hunter2" not in repr(WithSecret(password=SecretStr("hunter2")))

@@ -1,0 +1,141 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from modelyard.engine.dag import Pipeline
+from modelyard.engine.runner import plan, run
+from modelyard.engine.step import Step
+from modelyard.engine.store import ArtifactStore
+from modelyard.errors import StepFailed
+
+from . import pipeline_fixtures as fx
+
+
+def build(n: int = 4, factor: int = 2) -> Pipeline:
+    return Pipeline.of(
+        [
+            Step("numbers", fx.numbers, params={"n": n}),
+            Step("scaled", fx.scaled, inputs={"values": "numbers"}, params={"factor": factor}),
+            Step("total", fx.total, inputs={"values": "scaled"}),
+        ]
+    )
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> ArtifactStore:
+    fx.CALLS.clear()
+    return ArtifactStore(tmp_path / ".modelyard", stamp={"modelyard": "test"})
+
+
+def test_first_run_runs_everything_and_an_unchanged_rerun_runs_nothing(store: ArtifactStore) -> None:
+    p = build()
+    first = run(p, store, plan(p, store))
+    assert first.ran == ["numbers", "scaled", "total"]
+    assert first.output("total") == 12
+    fx.CALLS.clear()
+    again = run(p, store, plan(p, store))
+    assert again.ran == []
+    assert again.cached == ["numbers", "scaled", "total"]
+    assert fx.CALLS == []
+    assert again.output("total") == 12  # loaded from the store
+
+
+def test_changing_one_parameter_reruns_that_step_and_its_dependents_only(store: ArtifactStore) -> None:
+    run(build(), store, plan(build(), store))
+    changed = build(factor=3)
+    the_plan = plan(changed, store)
+    assert [(s.name, s.action) for s in the_plan] == [("numbers", "cached"), ("scaled", "run"), ("total", "run")]
+    reasons = {s.name: s.reason for s in the_plan}
+    assert reasons["scaled"] == "parameter factor changed"
+    assert reasons["total"] == "input from scaled changed"
+    fx.CALLS.clear()
+    outcome = run(changed, store, the_plan)
+    assert fx.CALLS == ["scaled", "total"]
+    assert outcome.output("total") == 18
+
+
+def test_returning_to_an_earlier_configuration_is_a_cache_hit(store: ArtifactStore) -> None:
+    run(build(), store, plan(build(), store))
+    run(build(factor=3), store, plan(build(factor=3), store))
+    assert plan(build(), store).to_run == []
+
+
+def test_external_source_change_reruns_the_source_step(store: ArtifactStore, tmp_path: Path) -> None:
+    data = tmp_path / "data.txt"
+    data.write_text("a")
+
+    def pipeline() -> Pipeline:
+        return Pipeline.of(
+            [
+                Step("numbers", fx.numbers, params={"n": 2}, external=lambda: data.read_text()),
+                Step("total", fx.total, inputs={"values": "numbers"}),
+            ]
+        )
+
+    run(pipeline(), store, plan(pipeline(), store))
+    assert plan(pipeline(), store).to_run == []
+    data.write_text("b")
+    the_plan = plan(pipeline(), store)
+    assert the_plan.to_run == ["numbers", "total"]
+    assert the_plan.steps[0].reason == "its source data changed"
+
+
+def test_code_version_change_invalidates(store: ArtifactStore) -> None:
+    run(build(), store, plan(build(), store))
+    bumped = Pipeline.of(
+        [
+            Step("numbers", fx.numbers, params={"n": 4}, version="2"),
+            Step("scaled", fx.scaled, inputs={"values": "numbers"}, params={"factor": 2}),
+            Step("total", fx.total, inputs={"values": "scaled"}),
+        ]
+    )
+    the_plan = plan(bumped, store)
+    assert the_plan.steps[0].reason == "its code changed"
+    assert the_plan.to_run == ["numbers", "scaled", "total"]
+
+
+def test_from_and_until(store: ArtifactStore) -> None:
+    p = build()
+    assert [s.name for s in plan(p, store, until="scaled")] == ["numbers", "scaled"]
+    run(p, store, plan(p, store))
+    forced = plan(p, store, from_step="scaled")
+    assert forced.to_run == ["scaled", "total"]
+    assert forced.steps[1].reason == "--from scaled"
+
+
+def test_artifacts_are_stamped_with_versions(store: ArtifactStore) -> None:
+    p = build()
+    outcome = run(p, store, plan(p, store))
+    key = outcome.records[-1].key
+    meta = json.loads((store.folder("total", key) / "meta.json").read_text())
+    assert meta["format"] == 1
+    assert meta["versions"]["modelyard"] == "test"
+    assert "python" in meta["versions"]
+    assert meta["step"] == "total"
+
+
+def test_a_failing_step_names_itself_and_the_resume_command(store: ArtifactStore) -> None:
+    p = Pipeline.of(
+        [Step("numbers", fx.numbers, params={"n": 2}), Step("broken", fx.broken, inputs={"values": "numbers"})]
+    )
+    with pytest.raises(StepFailed) as err:
+        run(p, store, plan(p, store), resume_command=lambda s: f"modelyard run --from {s}")
+    message = str(err.value)
+    assert "step 'broken' failed: ValueError: the data has no rows" in message
+    assert "resume with: modelyard run --from broken" in message
+    # the step before it is cached: resuming does not redo it
+    assert plan(p, store).to_run == ["broken"]
+
+
+def test_clean_keeps_the_current_artifacts_only(store: ArtifactStore) -> None:
+    run(build(), store, plan(build(), store))
+    current = plan(build(factor=3), store)
+    run(build(factor=3), store, current)
+    removed, _ = store.clean(keep={s.name: s.key for s in current})
+    assert removed == 2  # the old scaled and total
+    assert plan(build(factor=3), store).to_run == []
+    store.clean()
+    assert plan(build(factor=3), store).to_run == ["numbers", "scaled", "total"]
