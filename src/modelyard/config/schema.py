@@ -56,7 +56,10 @@ class Section(BaseModel):
     """Base of every section: unknown keys are errors, values are checked on assignment."""
 
     model_config = ConfigDict(
-        extra="forbid", validate_assignment=True, use_attribute_docstrings=True
+        extra="forbid",
+        validate_assignment=True,
+        validate_default=True,
+        use_attribute_docstrings=True,
     )
 
 

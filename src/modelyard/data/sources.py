@@ -1,0 +1,903 @@
+"""Ingestion of local files (CSV, Parquet, JSON, NDJSON; single files or globs) and of the
+datasets bundled with scikit-learn.
+
+This module is the ingestion boundary, so unlike the other stage functions it reads files.
+Everything a user can get wrong (a missing file, a ragged line, a wrong encoding, a binary file,
+a misnamed column, ...) raises :class:`~modelyard.errors.DataError` saying what, where (file and
+line when known), what was expected, what was found and how to fix it; no polars or pyarrow
+traceback escapes for bad input.
+
+Decisions:
+
+* CSV files (and ``.data``/``.test``/``.txt``/``.tsv``, gzipped or not) are read with **every
+  column as a string**, so the quarantine can show the original values; typing happens later, in
+  validation against the data contract. ``read.dtypes`` and ``read.parse_dates`` are *hints* for
+  that step: their columns must exist, but they stay strings here. Parquet and JSON keep their
+  native types.
+* The empty string and every ``read.null_values`` entry become null, after ``strip_whitespace``
+  (so ``" ?"`` in a ``", "``-separated file is a null when ``?`` is a null value).
+* Blank (or whitespace-only) lines are skipped, wherever they are; a line with more or fewer
+  fields than the header is an error naming the line.
+* ``read.columns`` names the columns of a file without a header (required then) and renames them
+  otherwise; the count must match the file's fields.
+* CSV-only options (separator, header, skip_rows, encoding, comment prefix) are ignored for
+  Parquet and JSON; ``columns``, ``strip_whitespace`` and ``null_values`` apply to every format.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import gzip
+import hashlib
+import os
+import re
+import zlib
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import polars as pl
+
+from modelyard.config.schema import ReadOptions, Source, TestSource, ValueMap
+from modelyard.data.contract import Task
+from modelyard.errors import DataError
+
+__all__ = [
+    "fingerprint_files",
+    "fingerprint_source",
+    "infer_task",
+    "read_source",
+    "read_test",
+    "source_files",
+]
+
+FileFormat = Literal["csv", "parquet", "json", "ndjson"]
+
+_CSV_SUFFIXES = {".csv", ".data", ".test", ".txt", ".tsv"}
+_FORMAT_BY_SUFFIX: dict[str, FileFormat] = {
+    **{s: "csv" for s in _CSV_SUFFIXES},
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".json": "json",
+    ".jsonl": "ndjson",
+    ".ndjson": "ndjson",
+}
+_GLOB_CHARS = re.compile(r"[*?\[]")
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:/")
+_QUOTE = '"'
+_CHUNK = 1 << 20
+_BUILTIN_LOADERS = {
+    "breast_cancer": "load_breast_cancer",
+    "iris": "load_iris",
+    "wine": "load_wine",
+    "diabetes": "load_diabetes",
+}
+_MAX_CLASSES = 20
+"""An integer target with more distinct values than this is a regression target."""
+_MAX_CLASS_FRACTION = 0.05
+"""... and so is one whose distinct values exceed this fraction of the rows."""
+
+
+# =========================================================================== public API
+
+
+def read_source(
+    source: Source,
+    *,
+    normalize: Mapping[str, ValueMap] = {},  # noqa: B006 - read-only mapping, never mutated
+    drop: Sequence[str] = (),
+    sample: int | None = None,
+    seed: int = 0,
+) -> pl.DataFrame:
+    """Read a source (a file, a glob of files, or a bundled dataset) into one DataFrame.
+
+    Steps, in order: read every file (CSV as strings, see the module docstring), concatenate
+    (all files must have the same columns), apply ``normalize`` per column, remove the ``drop``
+    columns, then keep a seeded random sample of ``sample`` rows (all rows when ``sample`` is at
+    least the row count; the sample keeps the file order). Raises :class:`DataError` for every
+    problem in the data or the options.
+    """
+    if source.builtin is not None:
+        df = _read_builtin(source.builtin)
+        where = f"builtin:{source.builtin}"
+    else:
+        assert source.path is not None  # guaranteed by Source's validator
+        paths = source_files(source.path)
+        df = _read_files(paths, source.format, source.read)
+        where = str(source.path)
+    _check_hint_columns(df, source.read, where)
+    df = _apply_normalize(df, normalize, where)
+    df = _apply_drop(df, drop, where)
+    if sample is not None:
+        df = _apply_sample(df, sample, seed)
+    return df
+
+
+def read_test(
+    test: TestSource,
+    like: Source,
+    *,
+    normalize: Mapping[str, ValueMap] = {},  # noqa: B006 - read-only mapping, never mutated
+    drop: Sequence[str] = (),
+) -> pl.DataFrame:
+    """Read an explicit hold-out file with the read options of ``like`` (the training source),
+    overridden key by key by ``test.read``; then ``normalize`` and ``drop`` as for the source.
+    """
+    merged = {**like.read.model_dump(), **test.read}
+    try:
+        options = ReadOptions.model_validate(merged)
+    except ValueError as exc:
+        raise DataError(
+            "the read options of the test file are invalid",
+            where=str(test.path),
+            found=str(exc).splitlines()[0],
+            fix="Check data.test.read in modelyard.yaml.",
+        ) from None
+    source = Source(path=test.path, format=test.format, read=options)
+    return read_source(source, normalize=normalize, drop=drop)
+
+
+def source_files(path_or_glob: Path) -> list[Path]:
+    """The files a source path names: the file itself, or the files matching a glob, sorted.
+
+    Raises :class:`DataError` when the file does not exist, is a directory, or when the glob
+    matches no file.
+    """
+    text = str(path_or_glob)
+    if _URL.match(text):
+        raise DataError(
+            "remote sources are not supported yet",
+            where=text,
+            expected="a local file or glob",
+            fix="Download the file and point data.source.path at the local copy.",
+        )
+    path = Path(os.path.expanduser(text))
+    if _GLOB_CHARS.search(text):
+        base, pattern = _split_glob(path)
+        matches = sorted(p for p in base.glob(pattern) if p.is_file()) if base.is_dir() else []
+        if not matches:
+            raise DataError(
+                "the glob matches no file",
+                where=text,
+                expected="at least one matching file",
+                found=f"nothing under {base}" if base.is_dir() else f"no folder {base}",
+                fix="Check the pattern and the folder (relative paths start at modelyard.yaml's "
+                "folder).",
+            )
+        return matches
+    if path.is_dir():
+        raise DataError(
+            "the path is a directory, not a file",
+            where=text,
+            expected="a data file or a glob",
+            found="a directory",
+            fix=f"Name a file in it, or use a glob such as {path / '*.csv'}.",
+        )
+    if not path.exists():
+        hint = _did_you_mean_file(path)
+        raise DataError(
+            "the file does not exist",
+            where=text,
+            fix=(f"Did you mean {hint}? " if hint else "")
+            + "Check the path (relative paths start at modelyard.yaml's folder).",
+        )
+    return [path]
+
+
+def fingerprint_files(paths: Sequence[Path]) -> str:
+    """A content hash (BLAKE2b, hex) of the files' names and bytes, streamed in 1 MiB chunks.
+
+    Names are taken relative to the files' common folder, so moving a project does not change
+    the fingerprint, while renaming, adding or editing a file does.
+    """
+    resolved = [Path(p).resolve() for p in paths]
+    root = Path(os.path.commonpath([str(p.parent) for p in resolved])) if resolved else Path()
+    digest = hashlib.blake2b(digest_size=32)
+    for path in resolved:
+        name = path.relative_to(root).as_posix().encode()
+        try:
+            size = path.stat().st_size
+            digest.update(len(name).to_bytes(8, "little") + name + size.to_bytes(8, "little"))
+            with path.open("rb") as fh:
+                while chunk := fh.read(_CHUNK):
+                    digest.update(chunk)
+        except OSError as exc:
+            raise DataError(
+                "cannot read the file", where=str(path), found=exc.strerror or str(exc)
+            ) from None
+    return digest.hexdigest()
+
+
+def fingerprint_source(source: Source) -> str:
+    """The fingerprint of a source's data: a content hash of its files, or for a bundled
+    dataset ``builtin:<name>:<scikit-learn version>``."""
+    if source.builtin is not None:
+        import sklearn
+
+        return f"builtin:{source.builtin}:{sklearn.__version__}"
+    assert source.path is not None
+    return fingerprint_files(source_files(source.path))
+
+
+def infer_task(target: pl.Series) -> Task:
+    """Infer the learning task from the target column (missing values are ignored).
+
+    The rule, in order:
+
+    1. boolean, or exactly 2 distinct values -> ``binary``;
+    2. text (or categorical) that does not read as numbers -> ``multiclass``;
+    3. numbers (or text that reads as numbers, as CSV columns do before typing) that are all
+       whole, with at most 20 distinct values and at most 5% as many distinct values as rows
+       (at least 2 allowed, so tiny tables work) -> ``multiclass``;
+    4. otherwise -> ``regression``.
+
+    Raises :class:`DataError` when the target is empty or has a single distinct value.
+    """
+    name = target.name or "target"
+    values = target.drop_nulls()
+    if values.dtype == pl.String:
+        values = values.filter(values.str.strip_chars() != "")
+    if values.len() == 0:
+        raise DataError(
+            f"the target column '{name}' has no values",
+            expected="a column with at least two distinct values",
+            found="only missing values",
+            fix="Check data.target in modelyard.yaml.",
+        )
+    distinct = values.n_unique()
+    if distinct < 2:
+        raise DataError(
+            f"the target column '{name}' has a single value",
+            expected="at least two distinct values",
+            found=f"only {values[0]!r}",
+            fix="Check data.target, or the rows you read (sample, filters).",
+        )
+    if values.dtype == pl.Boolean or distinct == 2:
+        return "binary"
+    numeric: pl.Series
+    if values.dtype.is_numeric():
+        numeric = values.cast(pl.Float64)
+    elif values.dtype == pl.String:
+        numeric = values.str.strip_chars().cast(pl.Float64, strict=False)
+        if numeric.null_count() > 0:
+            return "multiclass"
+    else:  # categorical, enum, dates ...
+        return "multiclass" if not values.dtype.is_temporal() else "regression"
+    whole = bool((numeric.is_finite() & (numeric == numeric.floor())).all())
+    limit = min(_MAX_CLASSES, max(2.0, _MAX_CLASS_FRACTION * values.len()))
+    if whole and distinct <= limit:
+        return "multiclass"
+    return "regression"
+
+
+# =========================================================================== files
+
+
+def _read_files(paths: Sequence[Path], fmt: str, options: ReadOptions) -> pl.DataFrame:
+    frames: list[pl.DataFrame] = []
+    for path in paths:
+        df = _read_one(path, _resolve_format(path, fmt), options)
+        if frames and df.columns != frames[0].columns:
+            first = frames[0].columns
+            missing = [c for c in first if c not in df.columns]
+            extra = [c for c in df.columns if c not in first]
+            detail = []
+            if missing:
+                detail.append(f"missing {_names(missing)}")
+            if extra:
+                detail.append(f"extra {_names(extra)}")
+            raise DataError(
+                "the file's columns differ from the first file's",
+                where=str(path),
+                expected=f"the columns of {paths[0]}: {_names(first)}",
+                found=f"{_names(df.columns)}" + (f" ({'; '.join(detail)})" if detail else ""),
+                fix="Give all files of a glob the same columns in the same order.",
+            )
+        frames.append(df)
+    if len(frames) == 1:
+        df = frames[0]
+    else:
+        try:
+            df = pl.concat(frames, how="vertical_relaxed")
+        except pl.exceptions.PolarsError as exc:
+            raise DataError(
+                "the files' column types do not agree",
+                where=str(paths[0].parent),
+                expected="the same type per column in every file",
+                found=_first_line(exc),
+                fix="Write the files with the same schema.",
+            ) from None
+    if df.height == 0:
+        where = str(paths[0]) if len(paths) == 1 else f"{paths[0].parent} ({len(paths)} files)"
+        raise DataError(
+            "no data rows",
+            where=where,
+            expected="at least one data row",
+            found="a header only" if df.width else "nothing",
+            fix="Check the file (and read.skip_rows / read.has_header).",
+        )
+    return df
+
+
+def _resolve_format(path: Path, fmt: str) -> FileFormat:
+    if fmt != "auto":
+        return fmt  # type: ignore[return-value]  # Literal narrowed by the schema
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes and suffixes[-1] in {".gz", ".gzip"}:
+        inner = suffixes[-2] if len(suffixes) >= 2 else ""
+        # a gzipped file is text: a JSON flavour if it says so, CSV otherwise (kddcup.data_*.gz)
+        return _FORMAT_BY_SUFFIX[inner] if inner in {".json", ".jsonl", ".ndjson"} else "csv"
+    suffix = suffixes[-1] if suffixes else ""
+    if suffix in _FORMAT_BY_SUFFIX:
+        return _FORMAT_BY_SUFFIX[suffix]
+    raise DataError(
+        "cannot tell the file format from the extension",
+        where=str(path),
+        expected="one of " + ", ".join(sorted({*_FORMAT_BY_SUFFIX, ".gz"})),
+        found=f"'{suffix}'" if suffix else "no extension",
+        fix="Set data.source.format (csv, parquet, json or ndjson).",
+    )
+
+
+def _read_one(path: Path, fmt: FileFormat, options: ReadOptions) -> pl.DataFrame:
+    if fmt == "parquet":
+        df = _read_parquet(path)
+    else:
+        data = _read_bytes(path)
+        if fmt == "csv":
+            return _read_csv(path, data, options)
+        df = _read_json(path, data, lines=fmt == "ndjson")
+    if options.columns is not None:
+        df = _rename(df, options.columns, path)
+    _check_unique(df.columns, path)
+    return _clean_strings(df, options)
+
+
+def _read_bytes(path: Path) -> bytes:
+    """The file's bytes, gunzipped when they are gzip (detected by content, not by name)."""
+    try:
+        raw = path.read_bytes()
+    except IsADirectoryError:
+        raise DataError("the path is a directory, not a file", where=str(path)) from None
+    except OSError as exc:
+        raise DataError(
+            "cannot read the file", where=str(path), found=exc.strerror or str(exc)
+        ) from None
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise DataError(
+                "the gzip file is corrupt or truncated",
+                where=str(path),
+                found=str(exc),
+                fix="Download or copy the file again.",
+            ) from None
+    if not raw:
+        raise DataError(
+            "the file is empty",
+            where=str(path),
+            expected="a header and data rows",
+            found="0 bytes",
+            fix="Check that the file was written completely.",
+        )
+    return raw
+
+
+def _read_parquet(path: Path) -> pl.DataFrame:
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise DataError(
+            "cannot read the file", where=str(path), found=exc.strerror or str(exc)
+        ) from None
+    if size == 0:
+        raise DataError("the file is empty", where=str(path), found="0 bytes")
+    try:
+        return pl.read_parquet(path)
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        with path.open("rb") as fh:
+            magic = fh.read(4)
+        found = (
+            "no Parquet signature (PAR1) at the start"
+            if magic != b"PAR1"
+            else f"a damaged Parquet file ({_first_line(exc)})"
+        )
+        raise DataError(
+            "cannot read the Parquet file",
+            where=str(path),
+            expected="a Parquet file",
+            found=found,
+            fix="Check the file, or set data.source.format if it is not Parquet.",
+        ) from None
+
+
+def _read_json(path: Path, data: bytes, *, lines: bool) -> pl.DataFrame:
+    text = _decode(path, data, "utf8")
+    try:
+        df = pl.read_ndjson(data) if lines else pl.read_json(data)
+    except (pl.exceptions.PolarsError, ValueError) as exc:
+        where, found = _diagnose_json(path, text, lines=lines)
+        raise DataError(
+            f"cannot read the {'NDJSON' if lines else 'JSON'} file",
+            where=where,
+            expected="one JSON object per line" if lines else "a JSON array of objects",
+            found=found or _first_line(exc),
+            fix="Fix the JSON, or set data.source.format (json = an array of records, "
+            "ndjson = one record per line).",
+        ) from None
+    return df
+
+
+def _diagnose_json(path: Path, text: str, *, lines: bool) -> tuple[str, str | None]:
+    import json
+
+    if lines:
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError as exc:
+                return f"{path}:{number}", f"{exc.msg} (column {exc.colno})"
+            if not isinstance(value, dict):
+                return f"{path}:{number}", f"a JSON {type(value).__name__}, not an object"
+        return str(path), None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return f"{path}:{exc.lineno}", f"{exc.msg} (column {exc.colno})"
+    if not isinstance(value, list):
+        return str(path), f"a JSON {type(value).__name__} at the top level"
+    return str(path), None
+
+
+# =========================================================================== CSV
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """The line structure of a CSV file, found before parsing it."""
+
+    header: list[str] | None
+    """Header fields (when the file has a header)."""
+    lines: pl.DataFrame
+    """One row per data record, in file order: ``lineno`` (1-based physical line of the
+    record's start), ``fields`` (field count), ``blank`` (empty or whitespace-only line)."""
+    text_lines: list[str] | None = None
+    """The records' raw text, only when the slow (multi-line quoted fields) scan ran."""
+
+
+def _read_csv(path: Path, data: bytes, options: ReadOptions) -> pl.DataFrame:
+    sep = options.separator
+    if len(sep.encode()) != 1:
+        raise DataError(
+            "the CSV separator must be a single character",
+            where=str(path),
+            found=repr(sep),
+            fix="For files separated by ', ' use separator ',' with strip_whitespace: true.",
+        )
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]  # UTF-8 byte order mark
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        raise DataError(
+            "the file looks binary, not like CSV text",
+            where=str(path),
+            expected="text",
+            found=f"NUL bytes (the first at byte {nul})",
+            fix="Check the file; set data.source.format if it is Parquet or JSON. UTF-16 files "
+            "must be converted to UTF-8.",
+        )
+    text = _decode(path, data, options.encoding)
+    if options.encoding not in {"utf8"}:
+        data = text.encode("utf-8")
+    layout = _scan(path, data, text, options)
+    width = _check_layout(path, layout, options)
+
+    try:
+        df = pl.read_csv(
+            data,
+            has_header=options.has_header,
+            separator=sep,
+            comment_prefix=options.comment_prefix,
+            quote_char=_QUOTE,
+            skip_lines=options.skip_rows,
+            infer_schema=False,
+            empty_string_is_null=False,
+            truncate_ragged_lines=False,
+            raise_if_empty=False,
+        )
+    except pl.exceptions.PolarsError as exc:  # pragma: no cover - the scan catches these first
+        raise DataError(
+            "cannot parse the CSV file",
+            where=str(path),
+            found=_first_line(exc),
+            fix="Check read.separator, read.skip_rows and read.has_header.",
+        ) from None
+    if df.width != width and df.height:
+        raise DataError(  # pragma: no cover - defensive: scan and parser disagree
+            "cannot parse the CSV file consistently",
+            where=str(path),
+            expected=f"{width} fields per line",
+            found=f"{df.width} columns",
+            fix="Check read.separator and the file's quoting.",
+        )
+    if df.height == layout.lines.height:
+        blank = layout.lines["blank"]
+        if bool(blank.any()):
+            df = df.filter(~blank)
+    else:  # defensive: the parser saw records differently; drop rows with no value at all
+        df = df.filter(
+            ~pl.all_horizontal(pl.all().is_null() | (pl.all().str.strip_chars() == ""))
+        )
+    names = options.columns if options.columns is not None else (layout.header or df.columns)
+    if options.strip_whitespace and options.columns is None:
+        names = [n.strip() for n in names]
+    if df.width == len(names):
+        df.columns = list(names)
+    return _clean_strings(df, options)
+
+
+def _scan(path: Path, data: bytes, text: str, options: ReadOptions) -> _Layout:
+    """Split the file into lines (natively) and count each line's fields.
+
+    Fields are counted by separators outside quotes. A line with an odd number of quotes means a
+    quoted field spans lines: then the (slower) ``csv`` module scans the records instead.
+    """
+    lines = _split_lines(data)
+    lines = lines.with_row_index("lineno", offset=1).slice(options.skip_rows)
+    if options.comment_prefix:
+        lines = lines.filter(~pl.col("line").str.starts_with(options.comment_prefix))
+    if lines.height and _QUOTE in text:
+        odd = lines["line"].str.count_matches(_QUOTE, literal=True) % 2 == 1
+        if bool(odd.any()):
+            return _scan_slow(text, options)
+    sep = options.separator
+    line = pl.col("line")
+    unquoted = (
+        pl.when(line.str.contains(_QUOTE, literal=True))
+        .then(line.str.replace_all(r'"[^"]*"', ""))
+        .otherwise(line)
+    )
+    lines = lines.with_columns(
+        fields=(unquoted.str.count_matches(sep, literal=True) + 1).cast(pl.Int64),
+        blank=line.str.strip_chars() == "",
+    )
+    header: list[str] | None = None
+    if options.has_header:
+        first = lines.head(1)
+        if first.height == 0:
+            return _Layout(header=None, lines=_empty_layout())
+        header = _split_record(first["line"][0], sep)
+        lines = lines.slice(1)
+    return _Layout(header=header, lines=lines.select("lineno", "fields", "blank", "line"))
+
+
+def _split_lines(data: bytes) -> pl.Series:
+    """The lines of ``data`` (without line ends), split by polars' native reader."""
+    marker = next((m for m in ("\x1f", "\x1e", "\x1d", "\x1c", "\x01") if m.encode() not in data))
+    frame = pl.read_csv(
+        data,
+        has_header=False,
+        separator=marker,
+        quote_char=None,
+        infer_schema=False,
+        empty_string_is_null=False,
+        new_columns=["line"],
+        raise_if_empty=False,
+    )
+    if frame.width == 0:
+        return pl.Series("line", [], dtype=pl.String)
+    return frame["line"].fill_null("")
+
+
+def _scan_slow(text: str, options: ReadOptions) -> _Layout:
+    physical: list[int] = []
+
+    def kept_lines() -> Iterable[str]:
+        for number, line in enumerate(text.splitlines(keepends=True), start=1):
+            if number <= options.skip_rows:
+                continue
+            if options.comment_prefix and line.startswith(options.comment_prefix):
+                continue
+            physical.append(number)
+            yield line
+
+    reader = csv.reader(kept_lines(), delimiter=options.separator, quotechar=_QUOTE)
+    header: list[str] | None = None
+    linenos: list[int] = []
+    counts: list[int] = []
+    blanks: list[bool] = []
+    raws: list[str] = []
+    start = 0
+    try:
+        for record in reader:
+            lineno = physical[start]
+            start = reader.line_num
+            if header is None and options.has_header:
+                header = record
+                continue
+            linenos.append(lineno)
+            counts.append(len(record))
+            blanks.append(len(record) <= 1 and "".join(record).strip() == "")
+            raws.append(options.separator.join(record))
+    except csv.Error:  # unterminated quote at the end: let the parser report it
+        pass
+    frame = pl.DataFrame(
+        {"lineno": linenos, "fields": counts, "blank": blanks, "line": raws},
+        schema={"lineno": pl.Int64, "fields": pl.Int64, "blank": pl.Boolean, "line": pl.String},
+    )
+    return _Layout(header=header, lines=frame, text_lines=raws)
+
+
+def _empty_layout() -> pl.DataFrame:
+    return pl.DataFrame(
+        schema={"lineno": pl.Int64, "fields": pl.Int64, "blank": pl.Boolean, "line": pl.String}
+    )
+
+
+def _split_record(line: str, sep: str) -> list[str]:
+    return next(csv.reader([line], delimiter=sep, quotechar=_QUOTE), [])
+
+
+def _check_layout(path: Path, layout: _Layout, options: ReadOptions) -> int:
+    """Check the header and the field count of every line; return the file's field count."""
+    data = layout.lines.filter(~pl.col("blank"))
+    if data.height == 0:
+        raise DataError(
+            "no data rows",
+            where=str(path),
+            expected="at least one data row",
+            found="a header only" if layout.header is not None else "only blank or skipped lines",
+            fix="Check the file (and read.skip_rows / read.has_header).",
+        )
+    if layout.header is not None:
+        width = len(layout.header)
+        names = [n.strip() for n in layout.header] if options.strip_whitespace else layout.header
+        if options.columns is None:
+            _check_unique(names, path)
+            empty = [i + 1 for i, n in enumerate(names) if n == ""]
+            if empty:
+                raise DataError(
+                    "the header has a column without a name",
+                    where=str(path),
+                    expected="a name for every column",
+                    found=f"no name for column {_ordinal_list(empty)}",
+                    fix="Name it in the header, or give all names with read.columns.",
+                )
+    else:
+        width = int(data["fields"][0])
+        if options.columns is None:
+            raise DataError(
+                "the file has no header and no column names are configured",
+                where=str(path),
+                expected=f"read.columns with {width} names",
+                found="read.has_header: false without read.columns",
+                fix="List the column names under read.columns (or set read.has_header: true).",
+            )
+    if options.columns is not None:
+        if len(options.columns) != width:
+            raise DataError(
+                "read.columns does not match the file's fields",
+                where=str(path),
+                expected=f"{width} names (the file has {width} fields per line)",
+                found=f"{len(options.columns)} names",
+                fix="Give exactly one name per field, in file order.",
+            )
+        _check_unique(options.columns, path)
+
+    ragged = data.filter(pl.col("fields") != width)
+    if ragged.height and layout.text_lines is None:
+        # the quote-stripping count is approximate: confirm the suspects with the csv module
+        confirmed = [
+            _split_record(str(line), options.separator) for line in ragged["line"].head(1000)
+        ]
+        keep = [len(f) != width for f in confirmed] + [True] * max(0, ragged.height - 1000)
+        ragged = ragged.with_columns(
+            fields=pl.Series(
+                [len(f) for f in confirmed] + ragged["fields"].to_list()[1000:], dtype=pl.Int64
+            )
+        ).filter(pl.Series(keep))
+    if ragged.height:
+        first = ragged.row(0, named=True)
+        line = str(first["line"])
+        shown = line if len(line) <= 80 else line[:77] + "..."
+        fewer = first["fields"] < width
+        more = f"; {ragged.height - 1} more line(s) are ragged too" if ragged.height > 1 else ""
+        raise DataError(
+            f"line {first['lineno']} has {'fewer' if fewer else 'more'} fields than the "
+            + ("header" if layout.header is not None else "first line"),
+            where=f"{path}:{first['lineno']}",
+            expected=f"{width} fields separated by {options.separator!r}",
+            found=f"{first['fields']} fields: {shown!r}{more}",
+            fix=(
+                "The line may be truncated (an interrupted copy?): repair or remove it."
+                if fewer
+                else "Check read.separator, and quote values that contain the separator."
+            ),
+        )
+    return width
+
+
+def _decode(path: Path, data: bytes, encoding: str) -> str:
+    codec = {"utf8": "utf-8", "utf8-lossy": "utf-8", "latin1": "latin-1", "cp1252": "cp1252"}
+    errors = "replace" if encoding == "utf8-lossy" else "strict"
+    try:
+        return data.decode(codec.get(encoding, encoding), errors=errors)
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        bad = data[exc.start : exc.start + 4]
+        other = "latin1" if encoding == "utf8" else "utf8-lossy"
+        raise DataError(
+            f"the file is not valid {encoding} text",
+            where=f"{path}:{line}",
+            expected=f"{encoding}-encoded text",
+            found=f"the bytes {bad!r} at byte {exc.start}",
+            fix=f"Set read.encoding: {other} (or cp1252 for Windows files), or re-save the file "
+            "as UTF-8.",
+        ) from None
+
+
+# =========================================================================== builtin
+
+
+def _read_builtin(name: str) -> pl.DataFrame:
+    import sklearn.datasets
+
+    bunch = getattr(sklearn.datasets, _BUILTIN_LOADERS[name])(as_frame=True)
+    frame = bunch.frame
+    df = pl.from_pandas(frame)
+    if name != "diabetes":
+        classes = [str(c) for c in bunch.target_names]
+        df = df.with_columns(
+            pl.col("target")
+            .cast(pl.Int64)
+            .replace_strict(list(range(len(classes))), classes, return_dtype=pl.String)
+        )
+    return df
+
+
+# =========================================================================== after reading
+
+
+def _clean_strings(df: pl.DataFrame, options: ReadOptions) -> pl.DataFrame:
+    """strip_whitespace, then the empty string and the null values become null."""
+    text_cols = [c for c, t in df.schema.items() if t == pl.String]
+    if not text_cols:
+        return df
+    nulls = ["", *options.null_values]
+    exprs = []
+    for name in text_cols:
+        col = pl.col(name)
+        if options.strip_whitespace:
+            col = col.str.strip_chars()
+        exprs.append(pl.when(col.is_in(nulls)).then(None).otherwise(col).alias(name))
+    return df.with_columns(exprs)
+
+
+def _rename(df: pl.DataFrame, columns: Sequence[str], path: Path) -> pl.DataFrame:
+    if len(columns) != df.width:
+        raise DataError(
+            "read.columns does not match the file's columns",
+            where=str(path),
+            expected=f"{df.width} names (the file has {df.width} columns)",
+            found=f"{len(columns)} names",
+            fix="Give exactly one name per column, in file order.",
+        )
+    _check_unique(columns, path)
+    return df.rename(dict(zip(df.columns, columns, strict=True)))
+
+
+def _check_unique(names: Sequence[str], path: Path) -> None:
+    dups = [name for name, count in Counter(names).items() if count > 1]
+    if dups:
+        raise DataError(
+            "duplicate column names",
+            where=str(path),
+            expected="unique column names",
+            found=f"{_names(sorted(set(dups)))} more than once",
+            fix="Rename the duplicates in the header, or give unique names with read.columns.",
+        )
+
+
+def _check_hint_columns(df: pl.DataFrame, options: ReadOptions, where: str) -> None:
+    for key, names in (("read.parse_dates", options.parse_dates), ("read.dtypes", options.dtypes)):
+        for name in names:
+            if name not in df.columns:
+                raise _unknown_column(name, df.columns, where, key)
+
+
+def _apply_normalize(
+    df: pl.DataFrame, normalize: Mapping[str, ValueMap], where: str
+) -> pl.DataFrame:
+    exprs: list[pl.Expr] = []
+    for name, vm in normalize.items():
+        if name not in df.columns:
+            raise _unknown_column(name, df.columns, where, "data.normalize")
+        col = pl.col(name)
+        if df.schema[name] != pl.String:
+            col = col.cast(pl.String)
+        if vm.strip_suffix:
+            col = col.str.strip_suffix(vm.strip_suffix)
+        if vm.strip_prefix:
+            col = col.str.strip_prefix(vm.strip_prefix)
+        if vm.lowercase:
+            col = col.str.to_lowercase()
+        if vm.map:
+            col = col.replace(vm.map)
+        exprs.append(col.alias(name))
+    return df.with_columns(exprs) if exprs else df
+
+
+def _apply_drop(df: pl.DataFrame, drop: Sequence[str], where: str) -> pl.DataFrame:
+    for name in drop:
+        if name not in df.columns:
+            raise _unknown_column(name, df.columns, where, "data.columns.drop")
+    return df.drop(list(drop)) if drop else df
+
+
+def _apply_sample(df: pl.DataFrame, n: int, seed: int) -> pl.DataFrame:
+    if n < 1:
+        raise DataError(
+            "the sample size must be positive", expected="an integer >= 1", found=str(n)
+        )
+    if n >= df.height:
+        return df
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    picked = np.sort(rng.choice(df.height, size=n, replace=False))
+    return df.select(pl.all().gather(pl.Series(picked, dtype=pl.UInt32)))
+
+
+# =========================================================================== helpers
+
+
+def _unknown_column(name: str, available: Sequence[str], where: str, key: str) -> DataError:
+    close = difflib.get_close_matches(name, list(available), n=1, cutoff=0.6)
+    return DataError(
+        f"{key} names the column '{name}', which is not in the data",
+        where=where,
+        expected=f"one of {_names(available)}",
+        found=f"'{name}'",
+        fix=f"Did you mean '{close[0]}'?" if close else f"Check {key} in modelyard.yaml.",
+    )
+
+
+def _did_you_mean_file(path: Path) -> str | None:
+    parent = path.parent
+    if not parent.is_dir():
+        return None
+    try:
+        siblings = [p.name for p in parent.iterdir()]
+    except OSError:
+        return None
+    close = difflib.get_close_matches(path.name, siblings, n=1, cutoff=0.6)
+    return str(parent / close[0]) if close else None
+
+
+def _split_glob(path: Path) -> tuple[Path, str]:
+    parts = path.parts
+    for i, part in enumerate(parts):
+        if _GLOB_CHARS.search(part):
+            base = Path(*parts[:i]) if i else Path()
+            return base, str(Path(*parts[i:]))
+    return path.parent, path.name  # pragma: no cover - only called for globs
+
+
+def _names(names: Sequence[str], limit: int = 12) -> str:
+    shown = ", ".join(repr(n) for n in names[:limit])
+    return shown + (f", ... ({len(names)} in all)" if len(names) > limit else "")
+
+
+def _ordinal_list(numbers: Sequence[int]) -> str:
+    return ", ".join(str(n) for n in numbers)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
