@@ -291,11 +291,11 @@ class Project:
         command = f"modelyard run -c {self.config_path}" if self.config_path else "modelyard run"
         with ProjectLock(self.config.workdir / "lock", command=command):
             pipeline = self.pipeline()
-            the_plan = plan(pipeline, self.store, from_step=from_step, until=until)
             outcome = run(
                 pipeline,
                 self.store,
-                the_plan,
+                from_step=from_step,
+                until=until,
                 listener=listener,
                 resume_command=self.resume_command,
             )
@@ -312,14 +312,27 @@ class Project:
 
     # -- user-facing outputs
 
+    def _write_contract(self, outcome: RunOutcome) -> None:
+        """Write the inferred contract for the user to edit and commit.
+
+        From now on the file is the contract. It holds exactly what was inferred, so the step
+        keyed by the file's content is given the inferred result: the next run is a cache hit.
+        """
+        from modelyard.data.contract import contract_to_yaml
+
+        inferred_key = next(r.key for r in outcome.records if r.name == "contract")
+        _write_atomic(self.config.contract.path, contract_to_yaml(outcome.output("contract")))
+        declared = self.declared_contract()
+        if declared == outcome.output("contract"):
+            key = next(p.key for p in self.plan(until="contract") if p.name == "contract")
+            self.store.alias("contract", inferred_key, key)
+
     def _publish(self, outcome: RunOutcome, result: RunResult) -> None:
         """Write reports, the quarantine and the contract where the user looks for them."""
         done = {r.name for r in outcome.records if r.status in ("ran", "cached")}
         out = self.config.output_dir
         if "contract" in done and not self.config.contract.path.exists():
-            from modelyard.data.contract import contract_to_yaml
-
-            _write_atomic(self.config.contract.path, contract_to_yaml(outcome.output("contract")))
+            self._write_contract(outcome)
             result.outputs["contract"] = self.config.contract.path
         for step, label in (("validate", "train"), ("validate_test", "test")):
             if step not in done:

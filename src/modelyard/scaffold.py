@@ -79,12 +79,18 @@ def _sniff(path: Path) -> ReadOptions:
     return ReadOptions(separator=separator, strip_whitespace=spaced, has_header=has_header)
 
 
-def scaffold(data_file: Path, *, target: str | None, name: str | None, out: Path) -> tuple[str, str]:
+def scaffold(
+    data_file: Path, *, target: str | None, name: str | None, out: Path
+) -> tuple[str, str]:
     """Return the text of a modelyard.yaml for ``data_file`` and the inferred task."""
     from modelyard.data.sources import read_source
 
     if not data_file.is_file():
-        raise DataError("no such file", where=str(data_file), fix="Pass the path of a CSV, Parquet or JSON file.")
+        raise DataError(
+            "no such file",
+            where=str(data_file),
+            fix="Pass the path of a CSV, Parquet or JSON file.",
+        )
     suffixes = "".join(data_file.suffixes).lower()
     read = ReadOptions()
     if not any(s in suffixes for s in (".parquet", ".pq", ".json", ".jsonl", ".ndjson")):
@@ -107,7 +113,9 @@ def scaffold(data_file: Path, *, target: str | None, name: str | None, out: Path
 
         import polars as pl
 
-        typed = infer_contract(frame, target=None, task=None, roles=ColumnRoles(), options=ContractSection())
+        typed = infer_contract(
+            frame, target=None, task=None, roles=ColumnRoles(), options=ContractSection()
+        )
         col = typed.column(target)
         series = frame[target]
         if col.type in ("int", "float") and series.dtype == pl.String:

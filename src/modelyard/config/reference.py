@@ -49,10 +49,8 @@ def _type_name(ann: Any) -> str:
 def _default(field: FieldInfo) -> str:
     if field.is_required():
         return "**required**"
-    if field.default_factory is not None:
-        value = field.default_factory()  # type: ignore[call-arg]
-    else:
-        value = field.default
+    factory = field.default_factory
+    value = factory() if factory is not None else field.default  # type: ignore[call-arg]
     if value is PydanticUndefined:
         return ""
     if isinstance(value, BaseModel):
@@ -96,7 +94,7 @@ def markdown_reference() -> str:
         "(`$$` is a literal `$`). A JSON Schema for editors: `modelyard schema`",
         "(also in `docs/modelyard.schema.json`).",
         "",
-        "Sections that later releases will open are rejected with \"not yet supported\": "
+        'Sections that later releases will open are rejected with "not yet supported": '
         + ", ".join(f"`{k}`" for k in NOT_YET_SUPPORTED)
         + ".",
         "",
@@ -120,5 +118,7 @@ if __name__ == "__main__":  # pragma: no cover
     docs = Path(sys.argv[1] if len(sys.argv) > 1 else "docs")
     docs.mkdir(exist_ok=True)
     (docs / "configuration.md").write_text(markdown_reference(), encoding="utf-8")
-    (docs / "modelyard.schema.json").write_text(json.dumps(json_schema(), indent=2) + "\n", encoding="utf-8")
+    (docs / "modelyard.schema.json").write_text(
+        json.dumps(json_schema(), indent=2) + "\n", encoding="utf-8"
+    )
     print(f"wrote {docs}/configuration.md and {docs}/modelyard.schema.json")

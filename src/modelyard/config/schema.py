@@ -7,6 +7,7 @@ Unknown keys are errors. Relative paths resolve from the folder of the yaml file
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -277,6 +278,196 @@ class ProfileSection(Section):
     """Profile a seeded sample of this many rows (statistics on all rows otherwise)."""
     correlation_columns: int = Field(default=30, ge=2)
     """Correlations are computed among at most this many numeric columns."""
+
+
+# --------------------------------------------------------------------------- features
+
+
+class NumericFeatures(Section):
+    """Numeric columns."""
+
+    impute: Literal["median", "mean", "zero"] = "median"
+    """How missing numbers are filled (a missing-indicator column is added when any are missing)."""
+    scale: Literal["standard", "robust", "none"] = "standard"
+    """Scaling (tree models are unaffected; linear models and MLPs need it)."""
+
+
+class CategoricalFeatures(Section):
+    """String, boolean and low-cardinality columns."""
+
+    one_hot_max_levels: int = Field(default=15, ge=2)
+    """Columns with at most this many levels are one-hot encoded; more use ``high_cardinality``."""
+    high_cardinality: Literal["target", "ordinal"] = "target"
+    """Encoding of columns with many levels: cross-fitted target encoding, or ordinal codes."""
+    rare_min_frequency: float = Field(default=0.01, ge=0, lt=1)
+    """Levels rarer than this share are grouped into one "rare" level."""
+
+
+DatetimePart = Literal["year", "month", "day", "dayofweek", "hour", "dayofyear"]
+
+
+def _default_parts() -> list[DatetimePart]:
+    return ["year", "month", "dayofweek", "hour"]
+
+
+class DatetimeFeatures(Section):
+    """Date and datetime columns become parts."""
+
+    parts: list[DatetimePart] = Field(default_factory=_default_parts)
+    """Parts to extract (``hour`` only for datetimes)."""
+    cyclical: bool = True
+    """Add sine/cosine encodings of month, day of week and hour."""
+
+
+class TextFeatures(Section):
+    """Free-text columns (TF-IDF)."""
+
+    columns: list[str] = Field(default_factory=list)
+    """Columns to treat as text."""
+    max_features: int = Field(default=2000, ge=1)
+    """Vocabulary size per text column."""
+
+
+class FeatureSelection(Section):
+    """Keep the most useful features."""
+
+    method: Literal["none", "variance", "mutual_info", "model"] = "none"
+    """``variance`` drops (near-)constant features; ``mutual_info`` and ``model`` keep the top ``k``."""
+    k: int = Field(default=50, ge=1)
+    """How many features to keep (``mutual_info``, ``model``)."""
+
+
+class FeaturesSection(Section):
+    """Feature engineering: a scikit-learn ColumnTransformer built from the data contract."""
+
+    numeric: NumericFeatures = Field(default_factory=NumericFeatures)
+    """Numeric columns."""
+    categorical: CategoricalFeatures = Field(default_factory=CategoricalFeatures)
+    """Categorical columns."""
+    datetime: DatetimeFeatures = Field(default_factory=DatetimeFeatures)
+    """Datetime columns."""
+    text: TextFeatures = Field(default_factory=TextFeatures)
+    """Text columns."""
+    custom: list[str] = Field(default_factory=list)
+    """User feature functions ``"module:function"`` taking and returning a pandas DataFrame;
+    applied first, at training and at prediction time alike."""
+    selection: FeatureSelection = Field(default_factory=FeatureSelection)
+    """Feature selection."""
+
+    @field_validator("custom")
+    @classmethod
+    def _module_function(cls, value: list[str]) -> list[str]:
+        for ref in value:
+            if not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", ref):
+                raise ValueError(f"'{ref}' is not of the form 'package.module:function'")
+        return value
+
+
+# --------------------------------------------------------------------------- split
+
+
+class SplitSection(Section):
+    """How the hold-out test set is made (never seen by model selection or tuning)."""
+
+    method: Literal["auto", "random", "stratified", "time", "group", "test_file"] = "auto"
+    """``auto``: ``test_file`` when ``data.test`` is set, else ``stratified`` for classification
+    and ``random`` for regression; ``time`` trains on the past and tests on the future."""
+    test_size: float = Field(default=0.2, gt=0, lt=1)
+    """Share of rows held out (random, stratified, group, and time without ``cutoff``)."""
+    time_column: str | None = None
+    """Column ordering rows in time (defaults to ``data.columns.time``)."""
+    cutoff: str | None = None
+    """Time split: rows before this date/time train, rows from it on test (e.g. ``2012-01-01``)."""
+    group_column: str | None = None
+    """Group split: rows of one group never straddle train and test."""
+    cv_folds: int = Field(default=5, ge=2, le=20)
+    """Folds of the cross-validation on the training set."""
+
+
+# --------------------------------------------------------------------------- models
+
+
+ModelName = Literal[
+    "dummy", "linear", "random_forest", "hist_gradient_boosting", "xgboost", "lightgbm", "mlp"
+]
+
+
+def _all_models() -> list[ModelName]:
+    return [
+        "dummy",
+        "linear",
+        "random_forest",
+        "hist_gradient_boosting",
+        "xgboost",
+        "lightgbm",
+        "mlp",
+    ]
+
+
+class ModelsSection(Section):
+    """Model exploration: candidates scored by cross-validation into a leaderboard."""
+
+    candidates: list[ModelName] = Field(default_factory=_all_models)
+    """Model families to try; ``dummy`` is the baseline every model must beat."""
+    metric: str = "auto"
+    """Metric to optimise: ``auto`` = roc_auc (binary), f1_macro (multiclass), rmse (regression);
+    or any of the task's metrics (e.g. ``pr_auc``, ``log_loss``, ``mae``, ``r2``)."""
+    cv_sample: int | None = Field(default=20000, gt=0)
+    """Cross-validate exploration on a seeded sample of at most this many training rows."""
+    class_weight: Literal["none", "balanced"] = "none"
+    """Weight classes inversely to their frequency (imbalanced data)."""
+    sample_weight_column: str | None = None
+    """A column of per-row training weights (never a feature)."""
+    ensemble: bool = True
+    """Also try a soft-voting / averaging ensemble of the best tuned candidates."""
+
+
+class TuningSection(Section):
+    """Hyper-parameter optimisation (Optuna) of the best candidates."""
+
+    top_k: int = Field(default=2, ge=0)
+    """How many leaderboard leaders to tune (0 = no tuning)."""
+    n_trials: int = Field(default=20, ge=1)
+    """Trials per candidate: the budget (reproducible with the seed)."""
+    timeout: float | None = Field(default=None, gt=0)
+    """Optional wall-clock cap per candidate in seconds (honoured and recorded)."""
+    pruning: bool = True
+    """Stop unpromising trials early (median pruner over CV folds)."""
+
+
+class EvaluationSection(Section):
+    """Evaluation on the hold-out test set."""
+
+    slices: list[str] = Field(default_factory=list)
+    """Columns whose values get per-slice metrics (e.g. ``[sex, race]``)."""
+    threshold: Literal["default", "f1", "cost"] = "f1"
+    """Binary decision threshold: 0.5, the one maximising F1, or minimising cost."""
+    cost_ratio: float = Field(default=1.0, gt=0)
+    """Cost of a false negative relative to a false positive (``threshold: cost``)."""
+    permutation_importance: bool = True
+    """Compute permutation importance on (a sample of) the test set."""
+
+
+class TrackingSection(Section):
+    """MLflow tracking and the model registry."""
+
+    uri: str | None = None
+    """An MLflow tracking URI (``http://host:5000``); default: SQLite under the workdir."""
+    experiment: str | None = None
+    """Experiment name (default: the project name)."""
+    model_name: str | None = None
+    """Registered model name (default: the project name)."""
+
+
+class GateSection(Section):
+    """The promotion gate: what a new model must do to become the champion."""
+
+    min_metric: float | None = None
+    """Absolute floor on the test metric (for error metrics such as rmse: a ceiling)."""
+    min_improvement: float = 0.0
+    """Margin by which it must beat the current champion on the same test data."""
+    require_valid_data: bool = True
+    """Refuse promotion if validation of the training or test data failed its limits."""
 
 
 # --------------------------------------------------------------------------- root

@@ -171,7 +171,9 @@ def parse_expr(e: pl.Expr, dtype: pl.DataType, typ: ColumnType) -> pl.Expr:
         if typ == "date":
             return e.str.to_date("%Y-%m-%d", strict=False)
         if typ == "datetime":
-            return e.str.to_datetime(strict=False, time_unit="us")
+            # Values that do not start like an ISO date skip the (slow) format inference.
+            iso = pl.when(e.str.contains(r"^\d{4}-\d{2}-\d{2}")).then(e)
+            return iso.str.to_datetime(strict=False, time_unit="us")
     if typ == "int" and dtype.is_float():
         integral = pl.when((e.round() == e) & (e.abs() < _INT_LIMIT))
         return integral.then(e).cast(pl.Int64, strict=False)
@@ -293,7 +295,11 @@ def _widen(lo: Any, hi: Any, typ: ColumnType, margin: float) -> tuple[float | st
     if typ in ("int", "float"):
         lo_f, hi_f = float(lo), float(hi)
         pad = (hi_f - lo_f) * margin
-        lo_f, hi_f = lo_f - pad, hi_f + pad
+        if pad:
+            # Never widen across zero (counts stay non-negative); keep the numbers short.
+            lo_f = max(lo_f - pad, 0.0) if lo_f >= 0 else lo_f - pad
+            hi_f = min(hi_f + pad, 0.0) if hi_f <= 0 else hi_f + pad
+            lo_f, hi_f = float(f"{lo_f:.12g}"), float(f"{hi_f:.12g}")
         if typ == "int":
             lo_f, hi_f = float(math.floor(lo_f)), float(math.ceil(hi_f))
         return lo_f, hi_f
@@ -335,7 +341,8 @@ def infer_contract(
     - **nullable**: whether the column has missing values in the reference (NaN counts as
       missing); the target is never nullable.
     - **min / max**: for numbers, dates and datetimes, the observed range widened by
-      ``options.range_margin`` times its span (rounded outwards for ints).
+      ``options.range_margin`` times its span (rounded outwards for ints; a bound is never
+      widened across zero, so non-negative data keeps a minimum of at least 0).
     - **categories**: for ``str`` columns with at most ``options.max_categories`` distinct
       values, the sorted distinct values.
     - **unique**: for ``id`` columns, and for non-float columns whose (at least 20) non-null

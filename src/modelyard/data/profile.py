@@ -91,6 +91,7 @@ AlertKind = Literal[
     "class_imbalance",
 ]
 Kind = Literal["numeric", "categorical", "temporal"]
+AssocMethod = Literal["pearson_abs", "correlation_ratio", "cramers_v"]
 _SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
 
 
@@ -212,7 +213,7 @@ class TargetAssociation(_Model):
     role: ColumnRole
     score: float
     """In [0, 1], comparable across columns (higher = stronger)."""
-    method: Literal["pearson_abs", "correlation_ratio", "cramers_v"]
+    method: AssocMethod
 
 
 class ClassBalance(_Model):
@@ -265,7 +266,7 @@ def _kind(dtype: pl.DataType) -> Kind:
         return "categorical"
     if dtype.is_numeric():
         return "numeric"
-    if dtype.is_temporal() and dtype != pl.Time and dtype != pl.Duration:
+    if dtype in (pl.Date, pl.Datetime):
         return "temporal"
     return "categorical"
 
@@ -283,11 +284,6 @@ def type_of(dtype: pl.DataType) -> ColumnType:
     if dtype == pl.Datetime:
         return "datetime"
     return "str"
-
-
-def _value(name: str) -> pl.Expr:
-    """The column as used by statistics: floats with NaN as null, others as they are."""
-    return pl.col(name)
 
 
 def _num(v: object) -> float | None:
@@ -394,9 +390,7 @@ def profile(
                 (x == 0).sum().alias(k + "zeros"),
                 (x < 0).sum().alias(k + "negatives"),
             ]
-            exprs += [
-                xf.quantile(q, interpolation="linear").alias(k + qn) for qn, q in QUANTILES
-            ]
+            exprs += [xf.quantile(q, interpolation="linear").alias(k + qn) for qn, q in QUANTILES]
             if dtype.is_float():
                 finite = xf.filter(xf.is_finite())
                 exprs += [
@@ -433,7 +427,9 @@ def profile(
         dtype = df.schema[name]
         x = pl.col(name)
         if kind == "numeric":
-            lo, hi = (s(i, "fmin"), s(i, "fmax")) if dtype.is_float() else (s(i, "min"), s(i, "max"))
+            lo, hi = (
+                (s(i, "fmin"), s(i, "fmax")) if dtype.is_float() else (s(i, "min"), s(i, "max"))
+            )
             q1, q3 = _num(s(i, "p25")), _num(s(i, "p75"))
             if q1 is not None and q3 is not None and math.isfinite(q1) and math.isfinite(q3):
                 iqr = q3 - q1
@@ -500,7 +496,11 @@ def profile(
         spec = specs[name]
         kind = kinds[name]
         dtype = df.schema[name]
-        count, missing, distinct = _int(s(i, "count")), _int(s(i, "missing")), _int(s(i, "distinct"))
+        count, missing, distinct = (
+            _int(s(i, "count")),
+            _int(s(i, "missing")),
+            _int(s(i, "distinct")),
+        )
         invalid = _int(s(i, "invalid"))
         ctype: ColumnType = spec.type if spec is not None else type_of(dtype)
         role: ColumnRole = spec.role if spec is not None else "feature"
@@ -533,7 +533,7 @@ def profile(
         )
         if kind == "numeric":
             q = Quantiles(**{qn: _num(s(i, qn)) for qn, _ in QUANTILES})
-            iqr = q.p75 - q.p25 if q.p75 is not None and q.p25 is not None else None
+            spread = q.p75 - q.p25 if q.p75 is not None and q.p25 is not None else None
             col.numeric = NumericStats(
                 min=_num(s(i, "min")),
                 max=_num(s(i, "max")),
@@ -541,7 +541,7 @@ def profile(
                 std=_num(s(i, "std")),
                 skew=_num(s(i, "skew")),
                 quantiles=q,
-                iqr=iqr,
+                iqr=spread,
                 zeros=_int(s(i, "zeros")),
                 negatives=_int(s(i, "negatives")),
                 infinite=_int(s(i, "infinite")),
@@ -563,7 +563,9 @@ def profile(
             raw = s(i, "top")
             items = raw if isinstance(raw, list) else []
             top = [
-                TopValue(value=_label(it["v"]), count=int(it["n"]), share=_share(int(it["n"]), count))
+                TopValue(
+                    value=_label(it["v"]), count=int(it["n"]), share=_share(int(it["n"]), count)
+                )
                 for it in items[: options.top_values]
             ]
             col.categorical = CategoricalStats(
@@ -599,7 +601,7 @@ def profile(
     task = contract.task
     associations: list[TargetAssociation] = []
     class_balance: ClassBalance | None = None
-    pair_alerts: list[Alert] = []
+    leaks: list[Alert] = []
     if target is not None:
         tcol = by_name[target]
         if task is None:
@@ -609,12 +611,13 @@ def profile(
             by_name[a.column].target_association = a.score
         if task in ("binary", "multiclass"):
             class_balance = _class_balance(work, target)
-        else:
-            pair_alerts = _pair_leakage(sample, by_name, target, associations)
+        leaks = _single_leakage(sample, by_name, target, task, associations)
+        if task == "regression":
+            leaks += _pair_leakage(sample, by_name, target, associations)
 
     correlations = _correlations(sample, columns, target, options.correlation_columns)
 
-    alerts = _alerts(dataset, columns, associations, class_balance, target, pair_alerts)
+    alerts = _alerts(dataset, columns, class_balance, target, leaks)
     return Profile(
         dataset=dataset,
         columns=columns,
@@ -672,12 +675,7 @@ def _numeric_value(name: str, kind: Kind) -> pl.Expr:
 
 
 def _cramers_v(df: pl.DataFrame, a: pl.Expr, b: pl.Expr) -> float | None:
-    ct = (
-        df.select(a.alias("a"), b.alias("b"))
-        .drop_nulls()
-        .group_by("a", "b")
-        .len()
-    )
+    ct = df.select(a.alias("a"), b.alias("b")).drop_nulls().group_by("a", "b").len()
     if ct.height == 0:
         return None
     ct = ct.with_columns(
@@ -687,7 +685,10 @@ def _cramers_v(df: pl.DataFrame, a: pl.Expr, b: pl.Expr) -> float | None:
     ka, kb = ct.get_column("a").n_unique(), ct.get_column("b").n_unique()
     if min(ka, kb) < 2:
         return 0.0
-    ratio = ct.select((pl.col("len").cast(pl.Float64) ** 2 / (pl.col("r") * pl.col("c"))).sum()).item()
+    f64 = pl.Float64
+    ratio = ct.select(
+        (pl.col("len").cast(f64) ** 2 / (pl.col("r").cast(f64) * pl.col("c").cast(f64))).sum()
+    ).item()
     chi2 = n * (float(ratio) - 1.0)
     v = math.sqrt(max(chi2, 0.0) / (n * (min(ka, kb) - 1)))
     return min(v, 1.0)
@@ -716,13 +717,14 @@ def _eta(df: pl.DataFrame, group: pl.Expr, values: list[pl.Expr]) -> list[float 
         if part.height == 0:
             out.append(None)
             continue
-        n = part.get_column("n").to_numpy()
-        m = part.get_column("m").to_numpy()
-        v = part.get_column("v").to_numpy()
-        total = n.sum()
-        mean = float((n * m).sum() / total)
-        between = float((n * (m - mean) ** 2).sum())
-        within = float((n * v).sum())
+        cnt = part.get_column("n").to_numpy()
+        means = part.get_column("m").to_numpy()
+        var = part.get_column("v").to_numpy()
+        with np.errstate(all="ignore"):
+            total = cnt.sum()
+            mean = float((cnt * means).sum() / total)
+            between = float((cnt * (means - mean) ** 2).sum())
+            within = float((cnt * var).sum())
         denom = between + within
         if denom <= 0 or not math.isfinite(denom):
             out.append(None)
@@ -747,14 +749,14 @@ def _target_associations(
     if base.height == 0:
         return []
 
-    def add(c: ColumnProfile, score: float | None, method: str) -> None:
+    def add(c: ColumnProfile, score: float | None, method: AssocMethod) -> None:
         if score is not None and math.isfinite(score):
             found.append(
                 TargetAssociation(
                     column=c.name,
                     role=c.role,
                     score=min(max(score, 0.0), 1.0),
-                    method=method,  # type: ignore[arg-type]
+                    method=method,
                 )
             )
 
@@ -807,25 +809,46 @@ def _class_balance(df: pl.DataFrame, target: str) -> ClassBalance | None:
 
 
 def _corr_matrix(x: np.ndarray) -> np.ndarray:
-    """Pairwise-complete Pearson correlation of the columns of ``x`` (NaN = missing)."""
-    mask = ~np.isnan(x)
-    m = mask.astype(np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        centre = np.nanmean(np.where(mask, x, np.nan), axis=0)
-    centre = np.where(np.isfinite(centre), centre, 0.0)
-    xc = np.where(mask, x - centre, 0.0)
-    n = m.T @ m
-    sx = xc.T @ m  # sx[i, j] = sum of x_i where x_j is present too
-    sxx = (xc * xc).T @ m
-    sxy = xc.T @ xc
-    with np.errstate(invalid="ignore", divide="ignore"):
-        cov = sxy - sx * sx.T / n
-        vi = sxx - sx * sx / n
-        r = cov / np.sqrt(vi * vi.T)
+    with np.errstate(all="ignore"):  # overflow on huge values gives inf/NaN, reported as None
+        return _corr_matrix_raw(x)
+
+
+def _corr_matrix_raw(x: np.ndarray) -> np.ndarray:
+    """Pairwise-complete Pearson correlation of the columns of ``x`` (NaN = missing).
+
+    Uses ``z.T @ z`` on one C-ordered matrix (numpy turns it into a single BLAS ``syrk``,
+    far faster than general products of tall matrices).
+    """
+    k = x.shape[1]
+    nan = np.isnan(x)
+    if not nan.any():
+        xc = x - x.mean(axis=0)
+        g = xc.T @ xc
+        nrows = float(x.shape[0])
+        n = np.full((k, k), nrows)
+        var = np.diag(g).copy()
+        with np.errstate(invalid="ignore", divide="ignore"):
+            r = g / np.sqrt(np.outer(var, var))
+    else:
+        mask = ~nan
+        count = mask.sum(axis=0)
+        centre = np.where(mask, x, 0.0).sum(axis=0) / np.maximum(count, 1)
+        xc = np.where(mask, x - centre, 0.0)
+        m = mask.astype(np.float64)
+        z = np.ascontiguousarray(np.concatenate([xc, m, xc * xc], axis=1))
+        g = z.T @ z
+        sxy = g[:k, :k]
+        sx = g[:k, k : 2 * k]  # sx[i, j] = sum of x_i where x_j is present too
+        n = g[k : 2 * k, k : 2 * k]
+        sxx = g[2 * k :, k : 2 * k]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            cov = sxy - sx * sx.T / n
+            vi = sxx - sx * sx / n
+            r = cov / np.sqrt(vi * vi.T)
     r[n < 2] = np.nan
     r = np.clip(r, -1.0, 1.0)
     np.fill_diagonal(r, np.where(np.diag(n) >= 2, 1.0, np.nan))
-    return r
+    return np.asarray(r, dtype=np.float64)
 
 
 def _correlations(
@@ -847,10 +870,75 @@ def _correlations(
         keep = sorted(order[:limit])
         cands = [cands[j] for j in keep]
     x = df.select(_numeric_value(c.name, "numeric").alias(str(j)) for j, c in enumerate(cands))
-    arr = x.to_numpy().astype(np.float64, copy=False)
+    arr = x.to_numpy(order="c")
     r = _corr_matrix(arr)
     matrix = [[None if not math.isfinite(v) else float(v) for v in row] for row in r.tolist()]
     return Correlations(columns=[c.name for c in cands], matrix=matrix, rows_used=df.height)
+
+
+def _determination(df: pl.DataFrame, c: ColumnProfile, target: str) -> float:
+    """Goodman-Kruskal λ: how much knowing ``c`` reduces the error of guessing the target.
+
+    1.0 means every value (or narrow bin) of ``c`` holds a single class: ``c`` determines it.
+    """
+    x = pl.col(c.name)
+    if c.kind == "categorical":
+        key = _lumped(c.name, _top_levels(df, c.name))
+    elif c.distinct <= LUMP_LEVELS:
+        key = x.cast(pl.String)
+    else:
+        v = _numeric_value(c.name, c.kind)
+        key = ((v - v.min()) / (v.max() - v.min()) * 100).floor()
+    ct = df.select(key.alias("k"), pl.col(target).alias("t")).drop_nulls().group_by("k", "t").len()
+    n = int(ct.get_column("len").sum()) if ct.height else 0
+    if n == 0:
+        return 0.0
+    best = int(ct.group_by("k").agg(pl.col("len").max()).get_column("len").sum())
+    mode = int(ct.group_by("t").agg(pl.col("len").sum()).get_column("len").max())  # type: ignore[arg-type]
+    return (best - mode) / (n - mode) if n > mode else 0.0
+
+
+def _single_leakage(
+    df: pl.DataFrame,
+    cols: dict[str, ColumnProfile],
+    target: str,
+    task: Task,
+    associations: list[TargetAssociation],
+) -> list[Alert]:
+    """Alert on single columns that (almost) determine the target."""
+    alerts: list[Alert] = []
+    for a in associations:
+        c = cols[a.column]
+        if c.kind == "categorical" and c.distinct > HIGH_CARDINALITY_SHARE * c.count:
+            continue  # a near-unique key "determines" anything; that is an id, not a leak
+        if task == "regression":
+            if a.score < LEAKAGE_SCORE:
+                continue
+            how = {
+                "pearson_abs": f"|r| = {a.score:.4f}",
+                "correlation_ratio": f"η = {a.score:.4f}",
+                "cramers_v": f"Cramér's V = {a.score:.4f}",
+            }[a.method]
+        else:
+            if a.score < 0.9:
+                continue
+            lam = _determination(df, c, target)
+            if lam < LEAKAGE_SCORE:
+                continue
+            how = f"Goodman-Kruskal λ = {lam:.4f}"
+        declared = c.role in ("leakage", "id")
+        alerts.append(
+            Alert(
+                kind="leakage",
+                columns=[c.name],
+                severity="warning" if declared else "critical",
+                message=(
+                    f"'{c.name}' (almost) determines the target '{target}' ({how})"
+                    + (_declared(cols, [c.name]) or ": drop it or declare its role as leakage")
+                ),
+            )
+        )
+    return alerts
 
 
 def _pair_leakage(
@@ -871,9 +959,10 @@ def _pair_leakage(
         [_numeric_value(target, "numeric").alias("t")]
         + [_numeric_value(c, "numeric").alias(str(j)) for j, c in enumerate(cands)]
     )
-    r = _corr_matrix(x.to_numpy().astype(np.float64, copy=False))
+    r = _corr_matrix(x.to_numpy(order="c"))
     alerts: list[Alert] = []
-    tstd = cols[target].numeric.std if cols[target].numeric else None
+    tnum = cols[target].numeric
+    tstd = tnum.std if tnum else None
     for i, j in combinations(range(len(cands)), 2):
         r1, r2, r12 = r[0, i + 1], r[0, j + 1], r[i + 1, j + 1]
         if not (math.isfinite(r1) and math.isfinite(r2) and math.isfinite(r12)):
@@ -886,8 +975,9 @@ def _pair_leakage(
         a, b = cands[i], cands[j]
         b1 = (r1 - r2 * r12) / (1 - r12 * r12)
         b2 = (r2 - r1 * r12) / (1 - r12 * r12)
-        sa = cols[a].numeric.std if cols[a].numeric else None
-        sb = cols[b].numeric.std if cols[b].numeric else None
+        na, nb = cols[a].numeric, cols[b].numeric
+        sa = na.std if na else None
+        sb = nb.std if nb else None
         formula = f"a linear combination of '{a}' and '{b}'"
         if tstd and sa and sb:
             formula = f"≈ {b1 * tstd / sa:.3g}·{a} + {b2 * tstd / sb:.3g}·{b}"
@@ -913,40 +1003,16 @@ def _declared(cols: dict[str, ColumnProfile], names: list[str]) -> str:
 def _alerts(
     dataset: DatasetStats,
     columns: list[ColumnProfile],
-    associations: list[TargetAssociation],
     balance: ClassBalance | None,
     target: str | None,
     pair_alerts: list[Alert],
 ) -> list[Alert]:
     by_name = {c.name: c for c in columns}
     alerts: list[Alert] = []
-    for a in associations:
-        c = by_name[a.column]
-        if a.score < LEAKAGE_SCORE:
-            continue
-        if c.kind == "categorical" and c.distinct > HIGH_CARDINALITY_SHARE * c.count:
-            continue  # a near-unique key "determines" anything; that is an id, not a leak
-        declared = c.role in ("leakage", "id")
-        how = {
-            "pearson_abs": f"|r| = {a.score:.4f}",
-            "correlation_ratio": f"η = {a.score:.4f}",
-            "cramers_v": f"Cramér's V = {a.score:.4f}",
-        }[a.method]
-        alerts.append(
-            Alert(
-                kind="leakage",
-                columns=[c.name],
-                severity="warning" if declared else "critical",
-                message=(
-                    f"'{c.name}' (almost) determines the target '{target}' ({how})"
-                    + (_declared(by_name, [c.name]) or ": drop it or declare its role as leakage")
-                ),
-            )
-        )
-    for p in pair_alerts:
-        if all(by_name[n].role in ("leakage", "id") for n in p.columns):
-            p = p.model_copy(update={"severity": "warning"})
-        alerts.append(p)
+    for pair in pair_alerts:
+        if all(by_name[n].role in ("leakage", "id") for n in pair.columns):
+            pair = pair.model_copy(update={"severity": "warning"})  # noqa: PLW2901
+        alerts.append(pair)
     if dataset.duplicate_rows:
         alerts.append(
             Alert(

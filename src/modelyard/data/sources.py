@@ -87,7 +87,7 @@ _MAX_CLASS_FRACTION = 0.05
 def read_source(
     source: Source,
     *,
-    normalize: Mapping[str, ValueMap] = {},  # noqa: B006 - read-only mapping, never mutated
+    normalize: Mapping[str, ValueMap] = {},
     drop: Sequence[str] = (),
     sample: int | None = None,
     seed: int = 0,
@@ -120,7 +120,7 @@ def read_test(
     test: TestSource,
     like: Source,
     *,
-    normalize: Mapping[str, ValueMap] = {},  # noqa: B006 - read-only mapping, never mutated
+    normalize: Mapping[str, ValueMap] = {},
     drop: Sequence[str] = (),
 ) -> pl.DataFrame:
     """Read an explicit hold-out file with the read options of ``like`` (the training source),
@@ -154,7 +154,7 @@ def source_files(path_or_glob: Path) -> list[Path]:
             expected="a local file or glob",
             fix="Download the file and point data.source.path at the local copy.",
         )
-    path = Path(os.path.expanduser(text))
+    path = Path(text).expanduser()
     if _GLOB_CHARS.search(text):
         base, pattern = _split_glob(path)
         matches = sorted(p for p in base.glob(pattern) if p.is_file()) if base.is_dir() else []
@@ -215,9 +215,9 @@ def fingerprint_source(source: Source) -> str:
     """The fingerprint of a source's data: a content hash of its files, or for a bundled
     dataset ``builtin:<name>:<scikit-learn version>``."""
     if source.builtin is not None:
-        import sklearn
+        from importlib.metadata import version  # cheaper than importing scikit-learn
 
-        return f"builtin:{source.builtin}:{sklearn.__version__}"
+        return f"builtin:{source.builtin}:{version('scikit-learn')}"
     assert source.path is not None
     return fingerprint_files(source_files(source.path))
 
@@ -316,7 +316,7 @@ def _read_files(paths: Sequence[Path], fmt: str, options: ReadOptions) -> pl.Dat
             "no data rows",
             where=where,
             expected="at least one data row",
-            found="a header only" if df.width else "nothing",
+            found="columns but 0 rows" if df.width else "nothing",
             fix="Check the file (and read.skip_rows / read.has_header).",
         )
     return df
@@ -511,12 +511,13 @@ def _read_csv(path: Path, data: bytes, options: ReadOptions) -> pl.DataFrame:
             truncate_ragged_lines=False,
             raise_if_empty=False,
         )
-    except pl.exceptions.PolarsError as exc:  # pragma: no cover - the scan catches these first
+    except pl.exceptions.PolarsError as exc:  # the scan catches most problems first
         raise DataError(
             "cannot parse the CSV file",
             where=str(path),
             found=_first_line(exc),
-            fix="Check read.separator, read.skip_rows and read.has_header.",
+            fix="Check read.separator, read.skip_rows and read.has_header, and the quoting: a "
+            'value holding a quote must be quoted whole, with the quote doubled ("a""b").',
         ) from None
     if df.width != width and df.height:
         raise DataError(  # pragma: no cover - defensive: scan and parser disagree
@@ -531,9 +532,7 @@ def _read_csv(path: Path, data: bytes, options: ReadOptions) -> pl.DataFrame:
         if bool(blank.any()):
             df = df.filter(~blank)
     else:  # defensive: the parser saw records differently; drop rows with no value at all
-        df = df.filter(
-            ~pl.all_horizontal(pl.all().is_null() | (pl.all().str.strip_chars() == ""))
-        )
+        df = df.filter(~pl.all_horizontal(pl.all().is_null() | (pl.all().str.strip_chars() == "")))
     names = options.columns if options.columns is not None else (layout.header or df.columns)
     if options.strip_whitespace and options.columns is None:
         names = [n.strip() for n in names]
@@ -548,7 +547,7 @@ def _scan(path: Path, data: bytes, text: str, options: ReadOptions) -> _Layout:
     Fields are counted by separators outside quotes. A line with an odd number of quotes means a
     quoted field spans lines: then the (slower) ``csv`` module scans the records instead.
     """
-    lines = _split_lines(data)
+    lines = _split_lines(data, text)
     lines = lines.with_row_index("lineno", offset=1).slice(options.skip_rows)
     if options.comment_prefix:
         lines = lines.filter(~pl.col("line").str.starts_with(options.comment_prefix))
@@ -564,9 +563,8 @@ def _scan(path: Path, data: bytes, text: str, options: ReadOptions) -> _Layout:
         .otherwise(line)
     )
     lines = lines.with_columns(
-        fields=(unquoted.str.count_matches(sep, literal=True) + 1).cast(pl.Int64),
-        blank=line.str.strip_chars() == "",
-    )
+        fields=(unquoted.str.count_matches(sep, literal=True) + 1).cast(pl.Int64)
+    ).with_columns(blank=(pl.col("fields") == 1) & (line.str.strip_chars() == ""))
     header: list[str] | None = None
     if options.has_header:
         first = lines.head(1)
@@ -577,9 +575,16 @@ def _scan(path: Path, data: bytes, text: str, options: ReadOptions) -> _Layout:
     return _Layout(header=header, lines=lines.select("lineno", "fields", "blank", "line"))
 
 
-def _split_lines(data: bytes) -> pl.Series:
+def _split_lines(data: bytes, text: str) -> pl.DataFrame:
     """The lines of ``data`` (without line ends), split by polars' native reader."""
-    marker = next((m for m in ("\x1f", "\x1e", "\x1d", "\x1c", "\x01") if m.encode() not in data))
+    marker = next((m for m in ("\x1f", "\x1e", "\x1d", "\x1c", "\x01") if m not in text), None)
+    if marker is None:  # every marker byte occurs: split in Python (odd files only)
+        rows = text.split("\n")
+        if rows and rows[-1] == "":
+            rows.pop()
+        return pl.DataFrame(
+            {"line": [r.removesuffix("\r") for r in rows]}, schema={"line": pl.String}
+        )
     frame = pl.read_csv(
         data,
         has_header=False,
@@ -591,20 +596,27 @@ def _split_lines(data: bytes) -> pl.Series:
         raise_if_empty=False,
     )
     if frame.width == 0:
-        return pl.Series("line", [], dtype=pl.String)
-    return frame["line"].fill_null("")
+        return pl.DataFrame(schema={"line": pl.String})
+    return frame.select(pl.col("line").fill_null(""))
 
 
 def _scan_slow(text: str, options: ReadOptions) -> _Layout:
     physical: list[int] = []
+    kept: list[str] = []
 
     def kept_lines() -> Iterable[str]:
-        for number, line in enumerate(text.splitlines(keepends=True), start=1):
+        pieces = text.split("\n")  # not splitlines(): only "\n" ends a line, as for polars
+        ends = ["\n"] * (len(pieces) - 1) + [""]
+        for number, (piece, end) in enumerate(zip(pieces, ends, strict=True), start=1):
+            line = piece + end
+            if not line:
+                break
             if number <= options.skip_rows:
                 continue
             if options.comment_prefix and line.startswith(options.comment_prefix):
                 continue
             physical.append(number)
+            kept.append(line)
             yield line
 
     reader = csv.reader(kept_lines(), delimiter=options.separator, quotechar=_QUOTE)
@@ -617,14 +629,15 @@ def _scan_slow(text: str, options: ReadOptions) -> _Layout:
     try:
         for record in reader:
             lineno = physical[start]
+            raw = "".join(kept[start : reader.line_num])
             start = reader.line_num
             if header is None and options.has_header:
                 header = record
                 continue
             linenos.append(lineno)
             counts.append(len(record))
-            blanks.append(len(record) <= 1 and "".join(record).strip() == "")
-            raws.append(options.separator.join(record))
+            blanks.append(len(record) <= 1 and raw.strip() == "")
+            raws.append(raw.rstrip("\r\n"))
     except csv.Error:  # unterminated quote at the end: let the parser report it
         pass
     frame = pl.DataFrame(
@@ -652,7 +665,9 @@ def _check_layout(path: Path, layout: _Layout, options: ReadOptions) -> int:
             "no data rows",
             where=str(path),
             expected="at least one data row",
-            found="a header only" if layout.header is not None else "only blank or skipped lines",
+            found="a header only"
+            if layout.header is not None and "".join(layout.header).strip()
+            else "only blank or skipped lines",
             fix="Check the file (and read.skip_rows / read.has_header).",
         )
     if layout.header is not None:

@@ -90,7 +90,7 @@ def _record_of(step: Step, inputs: Mapping[str, str], external: str | None) -> d
     }
 
 
-def _why(step: Step, now: dict[str, Any], before: dict[str, Any] | None, cleaned: bool) -> str:
+def _why(step: Step, now: dict[str, Any], before: dict[str, Any] | None) -> str:
     if before is None:
         return "never run"
     reasons = []
@@ -115,8 +115,53 @@ def _why(step: Step, now: dict[str, Any], before: dict[str, Any] | None, cleaned
     if before.get("external") != now["external"]:
         reasons.append("its source data changed")
     if not reasons:
-        return "its cached result was removed" if cleaned else "no cached result"
+        return "its cached result was removed"
     return "; ".join(reasons)
+
+
+def _decide(
+    step: Step,
+    store: ArtifactStore,
+    digests: Mapping[str, str | None],
+    forced: set[str],
+    from_step: str | None,
+) -> tuple[PlannedStep, dict[str, Any]]:
+    """Key, action and reason of one step, given the content digests of its inputs.
+
+    An input whose digest is unknown (its step has yet to run) makes this step "run" for now;
+    once the input exists, :func:`run` decides again, so an input that comes out the same as
+    before still finds this step's result in the cache (early cut-off).
+    """
+    external = step.external() if step.external else None
+    fingerprints = {param: digests.get(up) for param, up in step.inputs.items()}
+    pending = sorted({step.inputs[p] for p, fp in fingerprints.items() if fp is None})
+    record = _record_of(step, {p: fp or "" for p, fp in fingerprints.items()}, external)
+    if pending:
+        reason = f"input from {', '.join(pending)} will be recomputed"
+        if step.name in forced:
+            reason = f"--from {from_step}"
+        return PlannedStep(step.name, "", "run", reason, step.description), record
+    key = cache_key(
+        step=step.name, code_version=step.code_version, inputs=fingerprints,
+        params=step.params, external=external,
+    )  # fmt: skip
+    if step.name in forced:
+        return PlannedStep(step.name, key, "run", f"--from {from_step}", step.description), record
+    if store.has(step.name, key):
+        return PlannedStep(step.name, key, "cached", "unchanged", step.description), record
+    reason = _why(step, record, store.recall(step.name))
+    return PlannedStep(step.name, key, "run", reason, step.description), record
+
+
+def _select(
+    pipeline: Pipeline, from_step: str | None, until: str | None
+) -> tuple[Pipeline, set[str]]:
+    if until is not None:
+        pipeline = pipeline.until(until)
+    if from_step is not None:
+        pipeline.step(from_step)  # a clear error for an unknown name
+    forced = ({from_step} | pipeline.descendants(from_step)) if from_step else set()
+    return pipeline, forced
 
 
 def plan(
@@ -127,61 +172,53 @@ def plan(
     until: str | None = None,
 ) -> Plan:
     """Decide for every step whether it is cached or will run, and why. Moves no data."""
-    if until is not None:
-        pipeline = pipeline.until(until)
-    forced = ({from_step} | pipeline.descendants(from_step)) if from_step else set()
-    keys: dict[str, str] = {}
+    pipeline, forced = _select(pipeline, from_step, until)
+    digests: dict[str, str | None] = {}
     planned: list[PlannedStep] = []
     for step in pipeline.steps:
-        input_keys = {param: keys[up] for param, up in step.inputs.items()}
-        external = step.external() if step.external else None
-        key = cache_key(
-            step=step.name, code_version=step.code_version, inputs=input_keys,
-            params=step.params, external=external,
-        )  # fmt: skip
-        keys[step.name] = key
-        upstream_runs = any(p.action == "run" and p.name in step.upstream for p in planned)
-        if step.name in forced:
-            action: Action = "run"
-            reason = f"--from {from_step}"
-        elif store.has(step.name, key):
-            action, reason = "cached", "unchanged"
-        else:
-            action = "run"
-            before = store.recall(step.name)
-            reason = _why(
-                step, _record_of(step, input_keys, external), before, cleaned=not upstream_runs
-            )
-        planned.append(PlannedStep(step.name, key, action, reason, step.description))
+        decision, _ = _decide(step, store, digests, forced, from_step)
+        cached = decision.action == "cached"
+        digests[step.name] = store.meta(step.name, decision.key)["digest"] if cached else None
+        planned.append(decision)
     return Plan(tuple(planned))
 
 
 def run(
     pipeline: Pipeline,
     store: ArtifactStore,
-    the_plan: Plan,
     *,
+    from_step: str | None = None,
+    until: str | None = None,
     listener: Listener = ignore,
     resume_command: Callable[[str], str] | None = None,
 ) -> RunOutcome:
-    """Execute ``the_plan``: load cached outputs lazily, run the rest in order, save each."""
+    """Run the pipeline: cached results are loaded lazily, the rest run in order and are saved.
+
+    Each step's key uses the content digests of its inputs, so a step whose input was
+    recomputed but came out identical is still a cache hit.
+    """
+    pipeline, forced = _select(pipeline, from_step, until)
     by_name = {s.name: s for s in pipeline.steps}
-    keys = {p.name: p.key for p in the_plan}
+    keys: dict[str, str] = {}
+    digests: dict[str, str | None] = {}
     memory: dict[str, Any] = {}
 
     def load(name: str) -> Any:
         if name not in memory:
-            step = by_name[name]
-            memory[name] = store.load(name, keys[name], step.codec)
+            memory[name] = store.load(name, keys[name], by_name[name].codec)
         return memory[name]
 
     store.clear_tmp()
-    records = [StepRecord(p.name, p.key, "not run", reason=p.reason) for p in the_plan]
-    total = len(records)
-    for index, (planned, record) in enumerate(zip(the_plan, records, strict=True)):
-        step = by_name[planned.name]
-        if planned.action == "cached":
+    records: list[StepRecord] = []
+    total = len(pipeline.steps)
+    for index, step in enumerate(pipeline.steps):
+        decision, record_state = _decide(step, store, digests, forced, from_step)
+        keys[step.name] = decision.key
+        record = StepRecord(step.name, decision.key, "not run", reason=decision.reason)
+        records.append(record)
+        if decision.action == "cached":
             record.status = "cached"
+            digests[step.name] = store.meta(step.name, decision.key)["digest"]
             listener(StepFinished(step.name, "cached", 0.0))
             continue
         listener(StepStarted(step.name, step.description, index, total))
@@ -201,12 +238,11 @@ def run(
             hint = resume_command(step.name) if resume_command else None
             raise StepFailed(step.name, exc, hint) from exc
         seconds = time.perf_counter() - started
-        store.save(step.name, planned.key, value, step.codec, info={"seconds": round(seconds, 4)})
-        input_keys = {param: keys[up] for param, up in step.inputs.items()}
-        external = None
-        if step.external is not None:
-            external = step.external()
-        store.remember(step.name, _record_of(step, input_keys, external))
+        artifact = store.save(
+            step.name, decision.key, value, step.codec, info={"seconds": round(seconds, 4)}
+        )
+        store.remember(step.name, record_state)
+        digests[step.name] = artifact.meta["digest"]
         memory[step.name] = value
         record.status = "ran"
         record.seconds = seconds

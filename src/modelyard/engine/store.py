@@ -9,6 +9,7 @@ a run killed at any moment leaves either a whole artifact or none.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import importlib
 import json
 import os
@@ -170,6 +171,7 @@ class ArtifactStore:
         try:
             content = codec.save(value, staging)
             meta = {
+                "digest": content_digest(staging),
                 "format": STORE_FORMAT,
                 "step": step,
                 "key": key,
@@ -191,6 +193,27 @@ class ArtifactStore:
             shutil.rmtree(staging, ignore_errors=True)
             raise
         return Artifact(step, key, final, meta)
+
+    def alias(self, step: str, key: str, new_key: str) -> None:
+        """Make the artifact ``key`` of ``step`` also available under ``new_key`` (hard links).
+
+        For a result that is known to equal what another parameterisation would produce, e.g.
+        a contract written to a file that the next run reads back unchanged.
+        """
+        if self.has(step, new_key) or not self.has(step, key):
+            return
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        staging = self.tmp / f"{step}-{new_key}-{uuid.uuid4().hex[:8]}"
+        try:
+            shutil.copytree(self.folder(step, key), staging, copy_function=os.link)
+            meta = json.loads((staging / "meta.json").read_text(encoding="utf-8"))
+            (staging / "meta.json").unlink()
+            meta.update(key=new_key, alias_of=key)
+            _write_json_synced(staging / "meta.json", meta)
+            staging.replace(self.folder(step, new_key))
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
 
     def load(self, step: str, key: str, codec: Codec) -> Any:
         folder = self.folder(step, key)
@@ -248,6 +271,18 @@ class ArtifactStore:
         if keep is None and self.state.exists():
             shutil.rmtree(self.state)
         return removed, freed
+
+
+def content_digest(folder: Path) -> str:
+    """A hash of every file's name and bytes under ``folder``: equal outputs, equal digests."""
+    h = hashlib.blake2b(digest_size=16)
+    for file in sorted(p for p in folder.rglob("*") if p.is_file() and p.name != "meta.json"):
+        h.update(file.relative_to(folder).as_posix().encode() + b"\0")
+        with file.open("rb") as fh:
+            while chunk := fh.read(1 << 20):
+                h.update(chunk)
+        h.update(b"\0")
+    return h.hexdigest()
 
 
 def _write_json_synced(path: Path, data: Any) -> None:

@@ -44,7 +44,9 @@ def test_a_good_file_loads_and_relative_paths_resolve_from_its_folder(tmp_path: 
 def test_typos_get_did_you_mean_with_file_line_and_key(tmp_path: Path) -> None:
     found = problems(tmp_path, GOOD.replace("  target: y", "  targt: y"))
     assert len(found) == 1
-    assert found[0].startswith(f"{tmp_path / 'modelyard.yaml'}:6: data.targt: unknown key; did you mean 'target'?")
+    assert found[0].startswith(
+        f"{tmp_path / 'modelyard.yaml'}:6: data.targt: unknown key; did you mean 'target'?"
+    )
 
 
 def test_all_problems_are_reported_at_once_in_file_order(tmp_path: Path) -> None:
@@ -68,11 +70,19 @@ def test_all_problems_are_reported_at_once_in_file_order(tmp_path: Path) -> None
     joined = "\n".join(found)
     assert "name: String should match pattern" in joined and "found 'bad name!' (str)" in joined
     assert "sed: unknown key; did you mean 'seed'?" in joined
-    assert "data.source.read.skip_rows: Input should be greater than or equal to 0; found -2" in joined
+    assert (
+        "data.source.read.skip_rows: Input should be greater than or equal to 0; found -2" in joined
+    )
     assert "data.source.read.encoding: Input should be 'utf8'" in joined
-    assert "data.task: Input should be 'auto', 'binary', 'multiclass' or 'regression'; found 'classification'" in joined
+    assert (
+        "data.task: Input should be 'auto', 'binary', 'multiclass' or 'regression'; found 'classification'"
+        in joined
+    )
     assert "validation.on_error" in joined and "found 'explode'" in joined
-    assert "validation.max_invalid_fraction: Input should be less than or equal to 1; found 2" in joined
+    assert (
+        "validation.max_invalid_fraction: Input should be less than or equal to 1; found 2"
+        in joined
+    )
 
 
 def test_missing_required_keys(tmp_path: Path) -> None:
@@ -100,7 +110,9 @@ def test_bad_paths_are_reported_before_anything_runs(tmp_path: Path) -> None:
 
 
 def test_env_expansion_with_defaults_and_missing_variables(tmp_path: Path) -> None:
-    text = GOOD.replace("path: data.csv", "path: ${DATA_DIR:-.}/data.csv").replace("name: demo", "name: ${NAME}")
+    text = GOOD.replace("path: data.csv", "path: ${DATA_DIR:-.}/data.csv").replace(
+        "name: demo", "name: ${NAME}"
+    )
     config = load_config(write(tmp_path, text), env={"NAME": "from_env"})
     assert config.name == "from_env"
     assert config.data.source.path == (tmp_path / "data.csv").resolve()
@@ -128,7 +140,10 @@ def test_broken_yaml_names_line_and_column(tmp_path: Path) -> None:
 
 def test_empty_and_non_mapping_files(tmp_path: Path) -> None:
     assert "the file is empty" in problems(tmp_path, "")[0]
-    assert "expected a mapping of keys to values at the top, found [1, 2]" in problems(tmp_path, "[1, 2]\n")[0]
+    assert (
+        "expected a mapping of keys to values at the top, found [1, 2]"
+        in problems(tmp_path, "[1, 2]\n")[0]
+    )
 
 
 def test_a_missing_config_file_says_how_to_create_one(tmp_path: Path) -> None:

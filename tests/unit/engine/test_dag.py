@@ -25,14 +25,21 @@ def test_steps_are_ordered_topologically_whatever_the_declaration_order() -> Non
 
 def test_missing_input_is_reported_with_a_suggestion() -> None:
     with pytest.raises(PipelineInvalid) as err:
-        Pipeline.of([Step("numbers", numbers, params={"n": 3}), Step("total", total, inputs={"values": "number"})])
+        Pipeline.of(
+            [
+                Step("numbers", numbers, params={"n": 3}),
+                Step("total", total, inputs={"values": "number"}),
+            ]
+        )
     assert "does not exist (did you mean 'numbers'?)" in str(err.value)
     assert isinstance(err.value, PipelineError)
 
 
 def test_cycles_are_reported_with_the_path() -> None:
     with pytest.raises(PipelineInvalid, match=r"cycle: (a -> b -> a|b -> a -> b)"):
-        Pipeline.of([Step("a", total, inputs={"values": "b"}), Step("b", total, inputs={"values": "a"})])
+        Pipeline.of(
+            [Step("a", total, inputs={"values": "b"}), Step("b", total, inputs={"values": "a"})]
+        )
 
 
 def test_bad_parameters_are_all_reported_before_anything_runs() -> None:

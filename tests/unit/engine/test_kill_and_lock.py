@@ -36,7 +36,7 @@ SCRIPT = textwrap.dedent(
     p = Pipeline.of(steps)
     store = ArtifactStore(root)
     with ProjectLock(root / "lock"):
-        outcome = run(p, store, plan(p, store))
+        outcome = run(p, store)
     print("ran:", ",".join(outcome.ran))
     """
 )
@@ -76,7 +76,10 @@ def test_sigkill_mid_step_leaves_no_half_artifact_and_the_next_run_resumes(tmp_p
     # the lock died with the process: the next run takes it and only redoes the killed step
     # ("fast" swaps the function, as a user would after fixing a slow step; same step version)
     done = subprocess.run(
-        [sys.executable, str(script), str(root), str(marker), "fast"], capture_output=True, text=True, timeout=60
+        [sys.executable, str(script), str(root), str(marker), "fast"],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ran: summary"
@@ -85,10 +88,14 @@ def test_sigkill_mid_step_leaves_no_half_artifact_and_the_next_run_resumes(tmp_p
     assert len(metas) == 1
 
 
-def test_a_second_run_on_the_same_project_is_refused_while_the_first_holds_the_lock(tmp_path: Path) -> None:
+def test_a_second_run_on_the_same_project_is_refused_while_the_first_holds_the_lock(
+    tmp_path: Path,
+) -> None:
     root = tmp_path / ".modelyard"
     marker = tmp_path / "started"
-    proc = subprocess.Popen([sys.executable, str(_script(tmp_path)), str(root), str(marker), "slow"])
+    proc = subprocess.Popen(
+        [sys.executable, str(_script(tmp_path)), str(root), str(marker), "slow"]
+    )
     try:
         _wait_for(marker)
         with pytest.raises(ProjectLocked) as err, ProjectLock(root / "lock", command="second"):

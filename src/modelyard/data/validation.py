@@ -1,0 +1,556 @@
+"""Validation of a batch against the data contract and the declared checks.
+
+:func:`validate` casts the batch to the contract's types, evaluates every rule as a boolean
+polars expression in one ``select`` (true where a row breaks the rule), and splits the rows:
+valid rows continue, typed; invalid rows go to the quarantine with their **raw** values, their
+input position ``_row`` and the reasons ``_reasons``. No row is ever silently dropped: in
+``quarantine`` mode every input row is in exactly one of the two frames.
+
+Rules of the contract, per column (see :mod:`modelyard.data.contract` for the casts):
+
+- ``type``: a non-missing value that cannot be read as the column's type;
+- ``not_null``: a missing value (null, or NaN in a float column) in a non-nullable column
+  (the target is never nullable); a value that failed its cast is reported as ``type`` only;
+- ``range``: a value below ``min`` or above ``max`` (inclusive bounds);
+- ``category``: a value not in ``categories``;
+- ``unique``: a repeat of a value seen earlier in the batch; the first occurrence is valid,
+  every later one is a violation (so the valid rows stay unique).
+
+Declared checks (``validation.checks``) ignore missing values except ``not_null``; ``min`` /
+``max`` on a text column compare the values read as numbers (text that is not a number fails);
+``in`` values are read as the column's type; ``regex`` must match the whole value; an
+``expression`` is SQL (``pl.sql_expr``) evaluated on the typed columns and must be true
+(null counts as false). A check naming an unknown column, or an expression that does not
+parse, names an unknown column or is not true/false, is a :class:`~modelyard.errors.DataError`
+raised before any row is checked. So is a missing contract column or an unexpected extra one.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import polars as pl
+from pydantic import BaseModel, Field
+
+from modelyard.config.schema import Check, ValidationSection
+from modelyard.data.contract import (
+    ColumnType,
+    DataContract,
+    did_you_mean,
+    fmt_type,
+    logical_type,
+    typed_exprs,
+)
+from modelyard.errors import DataError, ValidationFailed
+
+log = logging.getLogger(__name__)
+
+ROW = "_row"
+"""Quarantine column: 0-based position of the row in the validated batch."""
+REASONS = "_reasons"
+"""Quarantine column: why the row is invalid, reasons joined by ``"; "``."""
+
+_EXAMPLES = 5
+_SHOW_CHARS = 40
+_MASK = "\x00modelyard_mask_"
+_FAIL = "\x00modelyard_fail_"
+
+Example = str | int | float | bool | None
+
+
+class Violation(BaseModel):
+    """One rule broken by some rows."""
+
+    check: str
+    """``type``, ``not_null``, ``range``, ``category``, ``unique`` (contract rules) or the
+    name of a declared check."""
+    column: str | None
+    """The column, or ``None`` for a row-level expression check."""
+    rows: int
+    """How many rows break the rule."""
+    examples: list[Example] = Field(default_factory=list)
+    """The first offending raw values (long text shortened)."""
+    example_rows: list[int] = Field(default_factory=list)
+    """The input positions of the first offending rows."""
+    message: str = ""
+    """What the rule requires, in words."""
+
+    def __str__(self) -> str:
+        where = f"{self.check} on '{self.column}'" if self.column else f"check {self.check}"
+        eg = f" (e.g. {', '.join(repr(v) for v in self.examples[:3])})" if self.examples else ""
+        return f"{where}: {self.rows} row{'s' if self.rows != 1 else ''}{eg}"
+
+
+class ValidationReport(BaseModel):
+    """What validation found, for people (``summary``) and machines (JSON)."""
+
+    rows: int
+    valid_rows: int
+    """Rows that broke no rule."""
+    invalid_rows: int
+    invalid_fraction: float
+    on_error: Literal["quarantine", "warn", "fail"]
+    max_invalid_fraction: float
+    violations: list[Violation]
+    """Broken rules, most rows first."""
+    passed: bool
+    """No row broke any rule."""
+    contract_checked: bool
+    """Whether the data contract was checked (``validation.contract``)."""
+    rules: int
+    """How many rules were evaluated."""
+    cast_columns: list[str] = Field(default_factory=list)
+    """Columns that had to be read into their contract type (text from CSV files)."""
+
+    def summary(self, top: int = 5) -> str:
+        head = (
+            f"{self.invalid_rows} of {self.rows} rows invalid ({self.invalid_fraction:.2%})"
+            if self.invalid_rows
+            else f"all {self.rows} rows valid"
+        )
+        lines = [head, *(f"  - {v}" for v in self.violations[:top])]
+        if len(self.violations) > top:
+            lines.append(f"  - ... and {len(self.violations) - top} more rules")
+        return "\n".join(lines)
+
+
+@dataclass
+class ValidationResult:
+    """The outcome of :func:`validate`."""
+
+    valid: pl.DataFrame
+    """Typed rows that continue, in input order: the valid ones, or all rows with
+    ``on_error: warn`` (values that failed their cast are null there)."""
+    quarantine: pl.DataFrame
+    """Raw values of the invalid rows, plus ``_row`` and ``_reasons``."""
+    report: ValidationReport
+    valid_index: np.ndarray[Any, np.dtype[np.int64]] = field(
+        default_factory=lambda: np.zeros(0, dtype=np.int64)
+    )
+    """Input position of each row of ``valid``."""
+
+
+@dataclass(frozen=True)
+class _Rule:
+    check: str
+    column: str | None
+    mask: pl.Expr
+    """On the typed frame: true where the row breaks the rule (never null)."""
+    reason: pl.Expr
+    """On the raw frame: the reason, for the rows that break the rule."""
+    message: str
+
+
+def _show(name: str) -> pl.Expr:
+    """The raw value of ``name`` for a reason: quoted, shortened, or ``missing``."""
+    s = pl.col(name).cast(pl.String, strict=False)
+    short = (
+        pl.when(s.str.len_chars() > _SHOW_CHARS)
+        .then(s.str.slice(0, _SHOW_CHARS) + pl.lit("…"))
+        .otherwise(s)
+    )
+    return pl.when(s.is_null()).then(pl.lit("missing")).otherwise(pl.lit("'") + short + pl.lit("'"))
+
+
+def cast_to_contract(df: pl.DataFrame, contract: DataContract) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Cast ``df`` to the contract's types; return ``(typed, failures)``.
+
+    ``typed`` has the columns of ``df`` in their order, contract columns in their contract
+    type (NaN in float columns becomes null; values that cannot be read become null), other
+    columns untouched. ``failures`` has one boolean column per column that needed a cast,
+    true where a non-missing raw value could not be read. Columns already of their type are
+    not cast (and have no failure column). Missing contract columns are ignored here.
+    """
+    types: dict[str, ColumnType] = {c.name: c.type for c in contract.columns if c.name in df.schema}
+    values, failures = typed_exprs(df.schema, types)
+    by_name = {c: e for c, e in zip(types, values, strict=True)}
+    typed = df.select(by_name.get(c, pl.col(c)) for c in df.columns)
+    fails = df.select(failures) if failures else pl.DataFrame()
+    return typed, fails
+
+
+def _check_columns(df: pl.DataFrame, contract: DataContract) -> None:
+    names = contract.names
+    present = set(df.columns)
+    missing = [c for c in names if c not in present]
+    extra = [] if contract.allow_extra_columns else [c for c in df.columns if c not in set(names)]
+    if not missing and not extra:
+        return
+    parts = []
+    if missing:
+        hints = "".join(did_you_mean(c, extra or df.columns) for c in missing)
+        parts.append(f"missing column{'s' if len(missing) > 1 else ''} {missing}{hints}")
+    if extra:
+        parts.append(f"unexpected column{'s' if len(extra) > 1 else ''} {extra}")
+    raise DataError(
+        "the table does not match the data contract: " + "; ".join(parts),
+        where="validation",
+        expected=f"the {len(names)} columns of the contract",
+        found=f"{len(df.columns)} columns",
+        fix="Fix the data, or edit the contract (remove or rename the column, or set "
+        "allow_extra_columns: true to ignore extra columns).",
+    )
+
+
+def _contract_rules(contract: DataContract, schema: pl.Schema, fails: set[str]) -> list[_Rule]:
+    rules: list[_Rule] = []
+    for col in contract.columns:
+        c, name = pl.col(col.name), col.name
+        failed = pl.col(_FAIL + name) if name in fails else None
+        if failed is not None:
+            rules.append(
+                _Rule(
+                    "type",
+                    name,
+                    failed,
+                    pl.lit(f"{name}: ") + _show(name) + pl.lit(f" is not {fmt_type(col.type)}"),
+                    f"values must be {fmt_type(col.type)}",
+                )
+            )
+        if not col.nullable:
+            mask = c.is_null() if failed is None else c.is_null() & ~failed
+            what = (
+                "missing target value" if col.role == "target" else "missing value (not nullable)"
+            )
+            rules.append(
+                _Rule("not_null", name, mask, pl.lit(f"{name}: {what}"), "no missing values")
+            )
+        if col.min is not None or col.max is not None:
+            lo, hi = _bound(col.min, col.type), _bound(col.max, col.type)
+            mask = pl.lit(False)
+            if lo is not None:
+                mask = mask | (c < lo)
+            if hi is not None:
+                mask = mask | (c > hi)
+            span = f"[{_fmt(col.min)}, {_fmt(col.max)}]"
+            rules.append(
+                _Rule(
+                    "range",
+                    name,
+                    mask.fill_null(False),
+                    pl.lit(f"{name}: ") + _show(name) + pl.lit(f" is outside {span}"),
+                    f"values within {span}",
+                )
+            )
+        if col.categories is not None and logical_type(schema[name]) == "str":
+            allowed = pl.Series(col.categories, dtype=pl.String)
+            rules.append(
+                _Rule(
+                    "category",
+                    name,
+                    c.is_not_null() & ~_is_in(c, allowed),
+                    pl.lit(f"{name}: ") + _show(name) + pl.lit(" is not an allowed category"),
+                    f"one of {len(col.categories)} categories",
+                )
+            )
+        if col.unique:
+            rules.append(
+                _Rule(
+                    "unique",
+                    name,
+                    c.is_not_null() & ~c.is_first_distinct(),
+                    pl.lit(f"{name}: ") + _show(name) + pl.lit(" is a duplicate"),
+                    "unique values",
+                )
+            )
+    return rules
+
+
+_EQ_CHAIN = 16
+
+
+def _is_in(c: pl.Expr, allowed: pl.Series) -> pl.Expr:
+    """``c.is_in(allowed)``; a chain of equalities for short lists (several times faster)."""
+    values = allowed.drop_nulls().unique(maintain_order=True)
+    if len(values) == 0:
+        return pl.lit(False)
+    if len(values) <= _EQ_CHAIN:
+        return pl.any_horizontal([c == pl.lit(v, dtype=allowed.dtype) for v in values.to_list()])
+    return c.is_in(values.implode())
+
+
+def _bound(value: float | str | None, typ: ColumnType) -> Any:
+    import datetime as dt
+
+    if value is None:
+        return None
+    if typ == "date":
+        return pl.lit(dt.date.fromisoformat(str(value)))
+    if typ == "datetime":
+        return pl.lit(dt.datetime.fromisoformat(str(value)))
+    return value
+
+
+def _fmt(value: float | str | None) -> str:
+    if value is None:
+        return "…"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _check_name(check: Check) -> str:
+    if check.name:
+        return check.name
+    if check.expression is not None:
+        text = check.expression if len(check.expression) <= 60 else check.expression[:59] + "…"
+        return f"expression '{text}'"
+    kinds = [
+        k
+        for k, on in (
+            ("min", check.min is not None),
+            ("max", check.max is not None),
+            ("in", check.values is not None),
+            ("regex", check.regex is not None),
+            ("unique", check.unique),
+            ("not_null", check.not_null),
+        )
+        if on
+    ]
+    return f"{check.column}.{'+'.join(kinds)}"
+
+
+def _declared_rule(check: Check, schema: pl.Schema) -> _Rule:
+    """The rule of one declared check; a :class:`DataError` if it cannot apply to ``schema``."""
+    name = _check_name(check)
+
+    def bad(problem: str, fix: str) -> DataError:
+        return DataError(f"the check '{name}' {problem}", where="validation.checks", fix=fix)
+
+    if check.expression is not None:
+        try:
+            expr = pl.sql_expr(check.expression)
+            roots = expr.meta.root_names()
+        except Exception as exc:
+            raise bad(
+                f"has an expression that does not parse: {exc}",
+                'Write a SQL condition such as "x > 0 AND y > 0".',
+            ) from None
+        unknown = [r for r in roots if r not in schema]
+        if unknown:
+            hint = "".join(did_you_mean(u, schema.names()) for u in unknown)
+            raise bad(
+                f"names unknown column(s) {unknown}{hint}",
+                f"Use the columns of the data: {schema.names()}.",
+            )
+        try:
+            dtype = pl.DataFrame(schema=schema).select(expr.alias("ok")).schema["ok"]
+        except Exception as exc:
+            raise bad(f"cannot be evaluated: {exc}", "Fix the expression.") from None
+        if dtype != pl.Boolean:
+            raise bad(
+                f"is not a true/false condition (it gives {dtype})",
+                'Compare values, e.g. "price > 0".',
+            )
+        return _Rule(
+            name,
+            None,
+            ~expr.fill_null(False),
+            pl.lit(f"check {name} failed"),
+            f"rows satisfy {check.expression}",
+        )
+
+    col = str(check.column)
+    if col not in schema:
+        raise bad(
+            f"is on column '{col}', which is not in the data{did_you_mean(col, schema.names())}",
+            "Correct the column name of the check.",
+        )
+    dtype = schema[col]
+    typ = logical_type(dtype)
+    c = pl.col(col)
+    masks: list[pl.Expr] = []
+    if check.min is not None or check.max is not None:
+        if typ in ("int", "float"):
+            num = c
+            unreadable = pl.lit(False)
+        elif typ == "str":
+            num = c.cast(pl.Float64, strict=False)
+            unreadable = c.is_not_null() & num.is_null()
+        else:
+            raise bad(
+                f"has min/max but column '{col}' is {typ}",
+                "Use an expression check for dates, e.g. \"day >= '2020-01-01'\".",
+            )
+        out = pl.lit(False)
+        if check.min is not None:
+            out = out | (num < check.min)
+        if check.max is not None:
+            out = out | (num > check.max)
+        masks.append(out.fill_null(False) | unreadable)
+    if check.values is not None:
+        raw_values = [v for v in check.values if v is not None]
+        if typ == "str":
+            allowed = pl.Series([str(v) for v in raw_values], dtype=pl.String)
+        else:
+            try:
+                allowed = pl.Series(raw_values).cast(dtype, strict=False)
+            except Exception:
+                allowed = pl.Series([None] * len(raw_values), dtype=dtype)
+            if allowed.null_count():
+                raise bad(
+                    f"allows values {raw_values} that are not all {typ} like column '{col}'",
+                    f"List {typ} values in 'in'.",
+                )
+        masks.append(c.is_not_null() & ~_is_in(c, allowed))
+    if check.regex is not None:
+        pattern = f"^(?:{check.regex})$"
+        try:
+            pl.Series([""]).str.contains(pattern)
+        except Exception as exc:
+            raise bad(
+                f"has a regex polars cannot use: {exc}",
+                "Use the Rust regex syntax (no look-around or back-references).",
+            ) from None
+        text = c.cast(pl.String, strict=False)
+        masks.append(text.is_not_null() & ~text.str.contains(pattern).fill_null(False))
+    if check.unique:
+        masks.append(c.is_not_null() & ~c.is_first_distinct())
+    if check.not_null:
+        masks.append(c.is_null())
+    mask = pl.any_horizontal(masks) if len(masks) > 1 else masks[0]
+    return _Rule(
+        name,
+        col,
+        mask,
+        pl.lit(f"{col}: ") + _show(col) + pl.lit(f" failed check {name}"),
+        f"check {name}",
+    )
+
+
+def _example(value: Any) -> Example:
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    text = (
+        value
+        if isinstance(value, str)
+        else (value.isoformat() if hasattr(value, "isoformat") else str(value))
+    )
+    return text if len(text) <= 80 else text[:79] + "…"
+
+
+def validate(
+    df: pl.DataFrame, contract: DataContract | None, options: ValidationSection
+) -> ValidationResult:
+    """Validate the batch ``df`` against ``contract`` and ``options.checks``.
+
+    With ``options.contract`` false or ``contract`` ``None`` only the declared checks run, on
+    the values as they are (no cast). ``options.on_error`` decides what happens to invalid
+    rows: ``quarantine`` (set aside), ``warn`` (kept, listed in the report and quarantine
+    frame), ``fail`` (:class:`~modelyard.errors.ValidationFailed`). In every mode more invalid
+    rows than ``options.max_invalid_fraction`` raise ``ValidationFailed``.
+
+    A frame-level problem (missing or unexpected columns, an unusable check) raises
+    :class:`~modelyard.errors.DataError` before any row is checked.
+    """
+    for reserved in (ROW, REASONS):
+        if reserved in df.columns:
+            raise DataError(
+                f"the column name '{reserved}' is reserved for the quarantine",
+                where="validation",
+                fix=f"Rename the column '{reserved}'.",
+            )
+    use_contract = contract if options.contract else None
+    if use_contract is not None:
+        _check_columns(df, use_contract)
+        typed, fails = cast_to_contract(df, use_contract)
+    else:
+        typed, fails = df, pl.DataFrame()
+    schema = typed.schema
+    rules = _contract_rules(use_contract, schema, set(fails.columns)) if use_contract else []
+    rules += [_declared_rule(check, schema) for check in options.checks]
+
+    n = df.height
+    frame = (
+        typed.hstack(fails.rename({c: _FAIL + c for c in fails.columns})) if fails.width else typed
+    )
+    if rules:
+        masks = frame.select(
+            r.mask.fill_null(False).alias(f"{_MASK}{i}") for i, r in enumerate(rules)
+        )
+        counts = masks.select(pl.all().sum()).row(0)
+        invalid = masks.select(pl.any_horizontal(pl.all())).to_series()
+    else:
+        masks, counts, invalid = pl.DataFrame(), (), pl.Series([False] * n, dtype=pl.Boolean)
+    invalid_rows = int(invalid.sum()) if n else 0
+
+    violations: list[Violation] = []
+    hit = [i for i, k in enumerate(counts) if k]
+    if invalid_rows:
+        bad_idx = np.flatnonzero(invalid.to_numpy())
+        raw_bad = df.filter(invalid).with_columns(pl.Series(ROW, bad_idx, dtype=pl.Int64))
+        mask_bad = masks.filter(invalid).select(f"{_MASK}{i}" for i in hit)
+        both = raw_bad.hstack(mask_bad)
+        reasons = both.select(
+            pl.concat_str(
+                [pl.when(pl.col(f"{_MASK}{i}")).then(rules[i].reason) for i in hit],
+                separator="; ",
+                ignore_nulls=True,
+            ).alias(REASONS)
+        ).to_series()
+        quarantine = raw_bad.with_columns(reasons)
+        for i in hit:
+            rule = rules[i]
+            sel = both.filter(pl.col(f"{_MASK}{i}")).head(_EXAMPLES)
+            examples = [_example(v) for v in sel[rule.column].to_list()] if rule.column else []
+            violations.append(
+                Violation(
+                    check=rule.check,
+                    column=rule.column,
+                    rows=int(counts[i]),
+                    examples=examples,
+                    example_rows=sel[ROW].to_list(),
+                    message=rule.message,
+                )
+            )
+        violations.sort(key=lambda v: -v.rows)
+    else:
+        bad_idx = np.zeros(0, dtype=np.int64)
+        quarantine = df.head(0).with_columns(
+            pl.Series(ROW, [], dtype=pl.Int64), pl.Series(REASONS, [], dtype=pl.String)
+        )
+
+    fraction = invalid_rows / n if n else 0.0
+    report = ValidationReport(
+        rows=n,
+        valid_rows=n - invalid_rows,
+        invalid_rows=invalid_rows,
+        invalid_fraction=fraction,
+        on_error=options.on_error,
+        max_invalid_fraction=options.max_invalid_fraction,
+        violations=violations,
+        passed=invalid_rows == 0,
+        contract_checked=use_contract is not None,
+        rules=len(rules),
+        cast_columns=list(fails.columns),
+    )
+    if fraction > options.max_invalid_fraction:
+        raise ValidationFailed(
+            f"{invalid_rows} of {n} rows ({fraction:.2%}) are invalid, more than "
+            f"validation.max_invalid_fraction ({options.max_invalid_fraction:.2%})",
+            where="validation",
+            found="; ".join(str(v) for v in violations[:5]),
+            fix="Fix the data at its source, correct the contract if it is too strict, or "
+            "raise validation.max_invalid_fraction.",
+        )
+    if invalid_rows and options.on_error == "fail":
+        raise ValidationFailed(
+            f"{invalid_rows} of {n} rows are invalid and validation.on_error is 'fail'",
+            where="validation",
+            found="; ".join(str(v) for v in violations[:5]),
+            fix="Fix the data or the contract, or set validation.on_error to 'quarantine' "
+            "to set invalid rows aside.",
+        )
+    if options.on_error == "warn" or not invalid_rows:
+        if invalid_rows:
+            log.warning("validation: %s", report.summary())
+        valid, valid_index = typed, np.arange(n, dtype=np.int64)
+    else:
+        valid = typed.filter(~invalid)
+        valid_index = np.flatnonzero(~invalid.to_numpy()).astype(np.int64)
+    return ValidationResult(
+        valid=valid, quarantine=quarantine, report=report, valid_index=valid_index
+    )

@@ -1,0 +1,403 @@
+"""Evaluation of a fitted model on the hold-out test set.
+
+What is reported (:class:`Evaluation`):
+
+- ``metrics``: every metric of the task (:data:`~modelyard.modeling.tasks.METRICS`), label
+  metrics from ``model.predict`` (for binary tasks: probability >= 0.5, scikit-learn's rule),
+  probability metrics from ``model.predict_proba``.
+- binary only, the **decision threshold**: ``threshold`` is the one to deploy and
+  ``threshold_metrics`` the label metrics (f1, precision, recall, accuracy) at it; the
+  confusion matrix is drawn at it too. Where it comes from (``threshold_source``):
+
+  * ``"given"``: passed in by the caller, who chose it on out-of-fold predictions of the
+    training data (the honest way; see :func:`choose_threshold`);
+  * ``"default"``: 0.5 (``evaluation.threshold: default``);
+  * ``"test"``: chosen here on the test predictions because no threshold was given. Its
+    ``threshold_metrics`` are then optimistic (the threshold saw the test labels); the headline
+    ``metrics`` are not affected.
+
+- the positive class (binary) is the greater label (``classes_[1]``), see
+  :mod:`modelyard.modeling.tasks`.
+- curves (binary): ROC, precision-recall and a 10-bin calibration curve, at most 200 points;
+  a confusion matrix for classification; residuals for regression (at most 1,000 sampled
+  points plus a summary); permutation importance of the input columns (on at most 2,000 test
+  rows, 5 repeats); per-slice metrics for ``evaluation.slices`` columns (a numeric column with
+  more than 20 values is cut into quartiles; missing values are their own slice).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import numpy as np
+import polars as pl
+from pydantic import BaseModel, ConfigDict
+
+from modelyard.config.schema import EvaluationSection
+from modelyard.data.contract import DataContract, Task, did_you_mean
+from modelyard.errors import ModelyardError
+from modelyard.modeling.features import target_array, to_pandas
+from modelyard.modeling.tasks import compute_metrics, positive_class, resolve_metric, sklearn_scorer
+
+MAX_CURVE_POINTS = 200
+MAX_RESIDUAL_POINTS = 1000
+MAX_IMPORTANCE_ROWS = 2000
+_SLICE_MAX_VALUES = 20
+_MISSING = "(missing)"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ConfusionMatrix(_Model):
+    labels: list[str]
+    """Class labels, in the order of the matrix rows (true) and columns (predicted)."""
+    matrix: list[list[int]]
+
+
+class CurvePoint(_Model):
+    x: float
+    y: float
+    threshold: float | None = None
+
+
+class CalibrationPoint(_Model):
+    predicted: float
+    """Mean predicted probability of the positive class in the bin."""
+    observed: float
+    """Share of positives in the bin."""
+    count: int
+
+
+class Residuals(_Model):
+    predicted: list[float]
+    actual: list[float]
+    summary: dict[str, float]
+    """mean, std, mae, median_abs and p95_abs of ``actual - predicted`` over all test rows."""
+
+
+class Importance(_Model):
+    feature: str
+    mean: float
+    std: float
+
+
+class SliceMetrics(_Model):
+    column: str
+    value: str
+    rows: int
+    metrics: dict[str, float]
+
+
+class Evaluation(_Model):
+    """The evaluation of one model on the hold-out test set."""
+
+    task: Task
+    metric: str
+    metrics: dict[str, float]
+    rows: int
+    positive_class: str | None = None
+    threshold: float | None = None
+    threshold_source: Literal["given", "default", "test"] | None = None
+    threshold_metrics: dict[str, float] | None = None
+    confusion_matrix: ConfusionMatrix | None = None
+    roc_curve: list[CurvePoint] | None = None
+    pr_curve: list[CurvePoint] | None = None
+    calibration: list[CalibrationPoint] | None = None
+    residuals: Residuals | None = None
+    permutation_importance: list[Importance] | None = None
+    slices: list[SliceMetrics] = []
+
+    @property
+    def score(self) -> float:
+        """The value of the selected metric."""
+        return self.metrics.get(self.metric, math.nan)
+
+
+# --------------------------------------------------------------------------- thresholds
+
+
+def choose_threshold(
+    y_true: Any,
+    p_positive: Any,
+    *,
+    positive: str,
+    method: Literal["default", "f1", "cost"],
+    cost_ratio: float = 1.0,
+) -> float:
+    """The decision threshold on the positive class's probability (predict positive if >=).
+
+    ``f1`` maximises F1; ``cost`` minimises ``cost_ratio * FN + FP``; ``default`` is 0.5.
+    Call it on out-of-fold predictions of the training data and pass the result to
+    :func:`evaluate` to keep the test set unseen.
+    """
+    if method == "default":
+        return 0.5
+    y = np.asarray(y_true).astype(str) == str(positive)
+    p = np.asarray(p_positive, dtype=np.float64)
+    if y.all() or not y.any():
+        return 0.5
+    order = np.argsort(-p, kind="stable")
+    p_sorted, y_sorted = p[order], y[order]
+    # candidate thresholds: each distinct probability, predicting positive for p >= it
+    last = np.r_[np.flatnonzero(np.diff(p_sorted)), len(p_sorted) - 1]
+    tp = np.cumsum(y_sorted)[last].astype(np.float64)
+    fp = (last + 1 - tp).astype(np.float64)
+    fn = y.sum() - tp
+    if method == "f1":
+        value = 2 * tp / (2 * tp + fp + fn)
+        best = int(np.argmax(value))
+    else:
+        cost = cost_ratio * fn + fp
+        # also consider predicting nothing positive (threshold above every probability)
+        if y.sum() * cost_ratio < cost.min():
+            return float(np.nextafter(p.max(), np.inf))
+        best = int(np.argmin(cost))
+    return float(p_sorted[last[best]])
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _downsample(n: int, limit: int = MAX_CURVE_POINTS) -> np.ndarray:
+    if n <= limit:
+        return np.arange(n)
+    return np.unique(np.linspace(0, n - 1, limit).round().astype(np.int64))
+
+
+def _points(xs: np.ndarray, ys: np.ndarray, ts: np.ndarray | None) -> list[CurvePoint]:
+    idx = _downsample(len(xs))
+    out = []
+    for i in idx:
+        t = None if ts is None or i >= len(ts) or not np.isfinite(ts[i]) else float(ts[i])
+        out.append(CurvePoint(x=float(xs[i]), y=float(ys[i]), threshold=t))
+    return out
+
+
+def _curves(
+    y01: np.ndarray, p: np.ndarray
+) -> tuple[list[CurvePoint], list[CurvePoint], list[CalibrationPoint]]:
+    from sklearn.metrics import precision_recall_curve, roc_curve
+
+    fpr, tpr, roc_t = roc_curve(y01, p)
+    precision, recall, pr_t = precision_recall_curve(y01, p)
+    # precision_recall_curve runs from high recall to low; report it by increasing recall
+    pr = _points(recall[::-1], precision[::-1], np.r_[np.inf, pr_t[::-1]])
+    bins = np.clip((p * 10).astype(np.int64), 0, 9)
+    calibration = []
+    for b in range(10):
+        mask = bins == b
+        if mask.any():
+            calibration.append(
+                CalibrationPoint(
+                    predicted=float(p[mask].mean()),
+                    observed=float(y01[mask].mean()),
+                    count=int(mask.sum()),
+                )
+            )
+    return _points(fpr, tpr, roc_t), pr, calibration
+
+
+def _residuals(y: np.ndarray, pred: np.ndarray, seed: int) -> Residuals:
+    err = y - pred
+    abs_err = np.abs(err)
+    summary = {
+        "mean": float(err.mean()),
+        "std": float(err.std()),
+        "mae": float(abs_err.mean()),
+        "median_abs": float(np.median(abs_err)),
+        "p95_abs": float(np.quantile(abs_err, 0.95)),
+    }
+    idx = np.arange(len(y))
+    if len(y) > MAX_RESIDUAL_POINTS:
+        idx = np.sort(
+            np.random.default_rng(seed).choice(len(y), MAX_RESIDUAL_POINTS, replace=False)
+        )
+    return Residuals(
+        predicted=[float(v) for v in pred[idx]],
+        actual=[float(v) for v in y[idx]],
+        summary=summary,
+    )
+
+
+def _slice_values(s: pl.Series) -> tuple[np.ndarray, list[str]]:
+    """Per row the slice label of ``s``, and the labels in display order."""
+    nonnull = s.drop_nulls()
+    if s.dtype.is_numeric() and nonnull.n_unique() > _SLICE_MAX_VALUES:
+        values = s.cast(pl.Float64).to_numpy()
+        edges = np.unique(np.nanquantile(values, [0.0, 0.25, 0.5, 0.75, 1.0]))
+        labels_arr = np.full(len(values), _MISSING, dtype=object)
+        ok = ~np.isnan(values)
+        which = np.clip(np.searchsorted(edges, values[ok], side="right") - 1, 0, len(edges) - 2)
+        names = [
+            f"[{edges[i]:.4g}, {edges[i + 1]:.4g}{']' if i == len(edges) - 2 else ')'}"
+            for i in range(len(edges) - 1)
+        ]
+        labels_arr[ok] = [names[i] for i in which]
+        order = [n for n in names if (labels_arr == n).any()]
+    else:
+        labels_arr = np.asarray(
+            [_MISSING if v is None else str(v) for v in s.to_list()], dtype=object
+        )
+        uniq, counts = np.unique(labels_arr, return_counts=True)
+        order = [
+            str(u) for u, _ in sorted(zip(uniq, counts, strict=True), key=lambda t: (-t[1], t[0]))
+        ]
+    if (labels_arr == _MISSING).any() and _MISSING not in order:
+        order.append(_MISSING)
+    return labels_arr, order
+
+
+def _check_slices(test: pl.DataFrame, slices: Sequence[str]) -> None:
+    for name in slices:
+        if name not in test.columns:
+            raise ModelyardError(
+                f"the slice column '{name}' is not in the test data{did_you_mean(name, test.columns)}",
+                where="evaluation.slices",
+                expected=f"one of {test.columns}" if len(test.columns) <= 30 else None,
+                fix="Correct the column name in evaluation.slices.",
+            )
+
+
+# --------------------------------------------------------------------------- evaluate
+
+
+def evaluate(
+    model: Any,
+    test: pl.DataFrame,
+    contract: DataContract,
+    options: EvaluationSection,
+    *,
+    task: Task,
+    metric: str,
+    seed: int,
+    threshold: float | None = None,
+) -> Evaluation:
+    """Evaluate the fitted ``model`` (it takes :func:`~modelyard.modeling.features.to_pandas`
+    frames) on the ``test`` rows. ``threshold``: a binary decision threshold chosen elsewhere
+    (out-of-fold); when None it is 0.5 or chosen on the test set, as the module docstring says.
+    """
+    metric = resolve_metric(task, metric)
+    _check_slices(test, options.slices)
+    X = to_pandas(test, contract)
+    y = target_array(test, contract)
+    n = len(y)
+    if n == 0:
+        raise ModelyardError("the test set is empty", where="evaluation")
+
+    if task == "regression":
+        pred = np.asarray(model.predict(X), dtype=np.float64)
+        result = Evaluation(
+            task=task,
+            metric=metric,
+            metrics=compute_metrics(task, y, y_pred=pred),
+            rows=n,
+            residuals=_residuals(y, pred, seed),
+        )
+        proba = None
+        classes: list[str] | None = None
+        label_pred: np.ndarray = pred
+    else:
+        classes = [str(c) for c in model.classes_]
+        label_pred = np.asarray(model.predict(X)).astype(str)
+        proba = (
+            np.asarray(model.predict_proba(X), dtype=np.float64)
+            if hasattr(model, "predict_proba")
+            else None
+        )
+        y = np.asarray(y).astype(str)
+        result = Evaluation(
+            task=task,
+            metric=metric,
+            metrics=compute_metrics(task, y, y_pred=label_pred, y_proba=proba, classes=classes),
+            rows=n,
+        )
+        cm_pred = label_pred
+        if task == "binary" and len(classes) == 2 and proba is not None:
+            pos = positive_class(classes)
+            neg = next(c for c in classes if c != pos)
+            p_pos = proba[:, classes.index(pos)]
+            if threshold is not None:
+                source: Literal["given", "default", "test"] = "given"
+            elif options.threshold == "default":
+                threshold, source = 0.5, "default"
+            else:
+                threshold = choose_threshold(
+                    y, p_pos, positive=pos, method=options.threshold, cost_ratio=options.cost_ratio
+                )
+                source = "test"
+            cm_pred = np.where(p_pos >= threshold, pos, neg)
+            at_t = compute_metrics(task, y, y_pred=cm_pred, classes=classes)
+            result.positive_class = pos
+            result.threshold = float(threshold)
+            result.threshold_source = source
+            result.threshold_metrics = at_t
+            y01 = (y == pos).astype(np.int64)
+            if 0 < y01.sum() < n:
+                result.roc_curve, result.pr_curve, result.calibration = _curves(y01, p_pos)
+        labels = sorted(set(classes) | set(np.unique(y)) | set(np.unique(cm_pred)))
+        index = {c: i for i, c in enumerate(labels)}
+        matrix = np.zeros((len(labels), len(labels)), dtype=np.int64)
+        np.add.at(matrix, ([index[v] for v in y], [index[v] for v in cm_pred]), 1)
+        result.confusion_matrix = ConfusionMatrix(labels=labels, matrix=matrix.tolist())
+
+    if options.permutation_importance:
+        result.permutation_importance = _importance(
+            model, X, y, task=task, metric=metric, seed=seed
+        )
+
+    result.slices = _slices(
+        test, options.slices, task=task, y=y, pred=label_pred, proba=proba, classes=classes
+    )
+    return result
+
+
+def _importance(
+    model: Any, X: Any, y: np.ndarray, *, task: Task, metric: str, seed: int
+) -> list[Importance]:
+    from sklearn.inspection import permutation_importance
+
+    if len(y) > MAX_IMPORTANCE_ROWS:
+        idx = np.sort(
+            np.random.default_rng(seed).choice(len(y), MAX_IMPORTANCE_ROWS, replace=False)
+        )
+        X, y = X.iloc[idx].reset_index(drop=True), y[idx]
+    res = permutation_importance(
+        model, X, y, scoring=sklearn_scorer(task, metric), n_repeats=5, random_state=seed, n_jobs=1
+    )
+    out = [
+        Importance(feature=str(name), mean=float(m), std=float(s))
+        for name, m, s in zip(X.columns, res.importances_mean, res.importances_std, strict=True)
+    ]
+    return sorted(out, key=lambda i: -i.mean if math.isfinite(i.mean) else math.inf)
+
+
+def _slices(
+    test: pl.DataFrame,
+    columns: Sequence[str],
+    *,
+    task: Task,
+    y: np.ndarray,
+    pred: np.ndarray,
+    proba: np.ndarray | None,
+    classes: list[str] | None,
+) -> list[SliceMetrics]:
+    out: list[SliceMetrics] = []
+    for name in columns:
+        labels, order = _slice_values(test.get_column(name))
+        for value in order:
+            mask = labels == value
+            metrics = compute_metrics(
+                task,
+                y[mask],
+                y_pred=pred[mask],
+                y_proba=None if proba is None else proba[mask],
+                classes=classes,
+            )
+            out.append(
+                SliceMetrics(column=name, value=value, rows=int(mask.sum()), metrics=metrics)
+            )
+    return out

@@ -1,0 +1,344 @@
+"""The model registry: versions, the champion / challenger aliases, and their audit log.
+
+A thin layer over an explicit :class:`mlflow.tracking.MlflowClient` (no global tracking URI).
+Every alias move is appended to an audit log, a JSON Lines file that is never rewritten::
+
+    {"time": "2026-11-26T08:50:11.123456+00:00", "model": "penguins", "alias": "champion",
+     "from_version": "1", "to_version": "2", "action": "promote", "reason": "...",
+     "command": "modelyard models promote 2", "user": "ana"}
+
+``rollback`` reads that history: the champions form a stack (a gate promotion or a manual
+promote pushes, a rollback pops), so rolling back twice goes two champions back.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel
+
+from modelyard.errors import ModelyardError
+from modelyard.ops.gate import GateDecision
+from modelyard.ops.tracking import make_client
+
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+Action = Literal["gate", "promote", "rollback"]
+
+GATE_TAG = "modelyard.gate"
+"""Version tag: ``promoted`` or ``rejected``."""
+GATE_REASONS_TAG = "modelyard.gate.reasons"
+"""Version tag: the gate's reasons, one per line."""
+
+
+class VersionInfo(BaseModel):
+    """One version of the registered model, as ``modelyard models show`` prints it."""
+
+    name: str
+    version: str
+    aliases: list[str]
+    run_id: str | None
+    model_id: str | None
+    source: str
+    created: dt.datetime
+    """Creation time, UTC."""
+    metrics: dict[str, float]
+    """The metrics of the run that produced it."""
+    tags: dict[str, str]
+    """The version's tags: lineage (run id, data fingerprint, code version) and gate results."""
+
+    @property
+    def uri(self) -> str:
+        return f"models:/{self.name}/{self.version}"
+
+
+class AuditEntry(BaseModel):
+    """One alias move."""
+
+    time: str
+    model: str
+    alias: str
+    from_version: str | None
+    to_version: str | None
+    action: Action
+    reason: str
+    command: str
+    user: str
+
+
+class Registry:
+    """Versions and aliases of one registered model, with an audit log of every alias move."""
+
+    def __init__(self, tracking_uri: str, model_name: str, audit_log: Path) -> None:
+        self.tracking_uri = tracking_uri
+        self.model_name = model_name
+        self.audit_log = Path(audit_log)
+        self._client: MlflowClient | None = None
+
+    @property
+    def client(self) -> MlflowClient:
+        if self._client is None:
+            self._client = make_client(self.tracking_uri)
+        return self._client
+
+    # ------------------------------------------------------------------ reading
+
+    def versions(self) -> list[VersionInfo]:
+        """All versions, oldest first (empty if the model is not registered yet)."""
+        found = self.client.search_model_versions(f"name = '{_quote(self.model_name)}'")
+        aliases = self._aliases()
+        return sorted(
+            (self._info(mv, aliases) for mv in found), key=lambda v: int(v.version)
+        )
+
+    def champion(self) -> VersionInfo | None:
+        """The version holding the ``champion`` alias, if any."""
+        return self._alias(CHAMPION)
+
+    def challenger(self) -> VersionInfo | None:
+        """The version holding the ``challenger`` alias, if any."""
+        return self._alias(CHALLENGER)
+
+    def show(self, version: str) -> VersionInfo:
+        """One version; a :class:`ModelyardError` naming the known versions if it does not exist."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            mv = self.client.get_model_version(self.model_name, str(version))
+        except MlflowException:
+            known = [v.version for v in self.versions()]
+            raise ModelyardError(
+                f"model '{self.model_name}' has no version '{version}'",
+                where=self.tracking_uri,
+                expected=f"one of {known}" if known else "a registered version",
+                found=f"'{version}'",
+                fix="List the versions with: modelyard models list",
+            ) from None
+        return self._info(mv, self._aliases())
+
+    def history(self) -> list[AuditEntry]:
+        """The audit log entries of this model, in order."""
+        if not self.audit_log.exists():
+            return []
+        entries = []
+        for n, line in enumerate(self.audit_log.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                entry = AuditEntry.model_validate_json(line)
+            except ValueError as exc:
+                raise ModelyardError(
+                    "the audit log has an unreadable line",
+                    where=f"{self.audit_log}:{n}",
+                    expected="one JSON object per line",
+                    found=line[:80],
+                    fix="Restore the file from a backup; it is append-only and never rewritten.",
+                ) from exc
+            if entry.model == self.model_name:
+                entries.append(entry)
+        return entries
+
+    # ------------------------------------------------------------------ moving aliases
+
+    def apply(self, decision: GateDecision, version: str, *, command: str) -> None:
+        """Act on the gate: ``champion`` if it promotes, else ``challenger``; tag the reasons."""
+        version = str(version)
+        self.show(version)  # exists?
+        reason = "; ".join(decision.reasons)
+        tags = {
+            GATE_TAG: "promoted" if decision.promote else "rejected",
+            GATE_REASONS_TAG: "\n".join(decision.reasons)[:5000],
+            "modelyard.gate.metric": decision.metric,
+            "modelyard.gate.candidate": repr(decision.candidate),
+            "modelyard.gate.champion": repr(decision.champion),
+            "modelyard.gate.margin": repr(decision.margin),
+        }
+        for key, value in tags.items():
+            self.client.set_model_version_tag(self.model_name, version, key, value)
+        if decision.promote:
+            self._move(CHAMPION, version, action="gate", reason=reason, command=command)
+            challenger = self.challenger()
+            if challenger is not None and challenger.version == version:
+                self._move(
+                    CHALLENGER, None, action="gate", reason="promoted to champion", command=command
+                )
+        else:
+            self._move(CHALLENGER, version, action="gate", reason=reason, command=command)
+
+    def promote(self, version: str, *, reason: str, command: str) -> VersionInfo:
+        """Make ``version`` the champion by hand (audited); a no-op if it already is."""
+        version = str(version)
+        self.show(version)
+        current = self.champion()
+        if current is None or current.version != version:
+            self._move(CHAMPION, version, action="promote", reason=reason, command=command)
+            challenger = self.challenger()
+            if challenger is not None and challenger.version == version:
+                self._move(
+                    CHALLENGER, None, action="promote", reason="promoted to champion",
+                    command=command,
+                )
+        return self.show(version)
+
+    def rollback(self, *, command: str, reason: str = "rollback") -> VersionInfo:
+        """Move ``champion`` back to the champion before the current one (from the audit log)."""
+        current = self.champion()
+        stack = self._champion_stack()
+        if current is None:
+            raise ModelyardError(
+                f"model '{self.model_name}' has no champion to roll back",
+                where=self.tracking_uri,
+                fix="Promote a version with: modelyard models promote VERSION",
+            )
+        if not stack or stack[-1] != current.version:
+            raise ModelyardError(
+                f"the audit log does not say how version {current.version} became the champion",
+                where=str(self.audit_log),
+                expected=f"version {current.version} as the last champion in the log",
+                found=f"{stack[-1]!r}" if stack else "no champion moves",
+                fix="The alias was moved outside modelyard; choose the version yourself with: "
+                "modelyard models promote VERSION",
+            )
+        while stack and stack[-1] == current.version:
+            stack.pop()
+        if not stack:
+            raise ModelyardError(
+                f"model '{self.model_name}' has no earlier champion than version "
+                f"{current.version}",
+                where=str(self.audit_log),
+                fix="Choose a version with: modelyard models promote VERSION",
+            )
+        target = stack[-1]
+        self.show(target)  # still registered?
+        self._move(CHAMPION, target, action="rollback", reason=reason, command=command)
+        return self.show(target)
+
+    def load_champion(self) -> Any:
+        """The champion as an ``mlflow.pyfunc`` model (downloaded with this registry's URI)."""
+        champion = self.champion()
+        if champion is None:
+            raise ModelyardError(
+                f"model '{self.model_name}' has no champion",
+                where=self.tracking_uri,
+                fix="Train (modelyard train) or promote a version (modelyard models promote).",
+            )
+        return self.load_version(champion.version)
+
+    def load_version(self, version: str) -> Any:
+        """One version as an ``mlflow.pyfunc`` model."""
+        import mlflow.artifacts
+        import mlflow.pyfunc
+
+        location = self.client.get_model_version_download_uri(self.model_name, str(version))
+        if location.startswith("models:/"):  # a logged model id: resolve it with our client
+            location = self.client.get_logged_model(location.removeprefix("models:/")).artifact_location
+        with tempfile.TemporaryDirectory(prefix="modelyard-load-") as tmp:
+            local = mlflow.artifacts.download_artifacts(
+                artifact_uri=location, dst_path=tmp, tracking_uri=self.tracking_uri
+            )
+            return mlflow.pyfunc.load_model(local)
+
+    # ------------------------------------------------------------------ internals
+
+    def _aliases(self) -> dict[str, list[str]]:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            model = self.client.get_registered_model(self.model_name)
+        except MlflowException:
+            return {}
+        out: dict[str, list[str]] = {}
+        for alias, version in (model.aliases or {}).items():
+            out.setdefault(str(version), []).append(alias)
+        return out
+
+    def _alias(self, alias: str) -> VersionInfo | None:
+        return next((v for v in self.versions() if alias in v.aliases), None)
+
+    def _info(self, mv: Any, aliases: dict[str, list[str]]) -> VersionInfo:
+        metrics: dict[str, float] = {}
+        if mv.run_id:
+            from mlflow.exceptions import MlflowException
+
+            try:
+                metrics = dict(self.client.get_run(mv.run_id).data.metrics)
+            except MlflowException:
+                metrics = {}
+        created = dt.datetime.fromtimestamp(mv.creation_timestamp / 1000, tz=dt.UTC)
+        return VersionInfo(
+            name=self.model_name,
+            version=str(mv.version),
+            aliases=sorted(aliases.get(str(mv.version), [])),
+            run_id=mv.run_id or None,
+            model_id=getattr(mv, "model_id", None),
+            source=str(mv.source),
+            created=created,
+            metrics=metrics,
+            tags=dict(mv.tags or {}),
+        )
+
+    def _champion_stack(self) -> list[str]:
+        stack: list[str] = []
+        for entry in self.history():
+            if entry.alias != CHAMPION:
+                continue
+            if entry.action == "rollback":
+                while stack and stack[-1] == entry.from_version:
+                    stack.pop()
+                if entry.to_version is not None and (not stack or stack[-1] != entry.to_version):
+                    stack.append(entry.to_version)
+            elif entry.to_version is not None:
+                stack.append(entry.to_version)
+        return stack
+
+    def _move(
+        self, alias: str, version: str | None, *, action: Action, reason: str, command: str
+    ) -> None:
+        current = self._alias(alias)
+        previous = current.version if current is not None else None
+        if version is None:
+            if previous is None:
+                return
+            self.client.delete_registered_model_alias(self.model_name, alias)
+        else:
+            self.client.set_registered_model_alias(self.model_name, alias, version)
+        entry = AuditEntry(
+            time=dt.datetime.now(dt.UTC).isoformat(),
+            model=self.model_name,
+            alias=alias,
+            from_version=previous,
+            to_version=version,
+            action=action,
+            reason=reason,
+            command=command,
+            user=_user(),
+        )
+        self._append(entry)
+
+    def _append(self, entry: AuditEntry) -> None:
+        self.audit_log.parent.mkdir(parents=True, exist_ok=True)
+        line = json.dumps(entry.model_dump(), ensure_ascii=False) + "\n"
+        with self.audit_log.open("a", encoding="utf-8") as fh:
+            fh.write(line)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+
+def _quote(name: str) -> str:
+    return name.replace("'", "\\'")
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (some containers)
+        return "unknown"

@@ -1,0 +1,450 @@
+"""Track one training run in MLflow and register its model.
+
+Every call goes through an explicit :class:`mlflow.tracking.MlflowClient` built from the
+configured URI: no global active run, no global tracking URI (mlflow/mlflow#159). The model is
+logged the way ``mlflow.pyfunc.log_model`` does it in MLflow 3 (a LoggedModel linked to the run),
+but through the client: ``save_model`` to a temporary folder, then upload.
+
+The logged model loads **without modelyard**: the :class:`~modelyard.ops.pyfunc.ModelyardPyfunc`
+wrapper (and any modelyard transformer inside the pipeline) is pickled by value, and the
+``pip_requirements`` are exactly the distributions whose modules the pickle refers to, pinned
+to the installed versions (no 5-11 s requirement inference).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+import io
+import json
+import os
+import pickle
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
+
+from modelyard.errors import ModelyardError
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from mlflow.tracking import MlflowClient
+
+    from modelyard.config.schema import TrackingSection
+    from modelyard.data.contract import DataContract
+
+MODEL_NAME_IN_RUN = "model"
+"""Name of the logged model inside its run."""
+CONTRACT_FILE = "contract.yaml"
+"""The data contract, logged with the run and shipped inside the model folder."""
+ALWAYS_REQUIRED = ("mlflow-skinny", "cloudpickle", "pandas", "numpy", "scikit-learn")
+"""Distributions every logged model needs, whatever the pickle refers to."""
+_REMOTE_SCHEMES = {"http", "https", "databricks"}
+_UV_PROJECT_FILES = ("pyproject.toml", "uv.lock", ".python-version")
+
+
+def _quiet_mlflow() -> None:
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("DO_NOT_TRACK", "true")
+
+
+def default_tracking_uri(workdir: Path) -> str:
+    """The embedded store: ``sqlite:///<absolute workdir>/mlflow.db``.
+
+    >>> default_tracking_uri(Path("/p/.modelyard"))
+    'sqlite:////p/.modelyard/mlflow.db'
+    """
+    return f"sqlite:///{Path(workdir).resolve() / 'mlflow.db'}"
+
+
+def default_artifact_location(workdir: Path) -> str:
+    """Where runs of the embedded store keep their artifacts: ``<workdir>/mlartifacts``."""
+    return (Path(workdir).resolve() / "mlartifacts").as_uri()
+
+
+def resolve_tracking_uri(tracking: TrackingSection, workdir: Path) -> str:
+    """The configured URI, or the embedded SQLite store under ``workdir``."""
+    return tracking.uri or default_tracking_uri(workdir)
+
+
+def resolve_model_name(tracking: TrackingSection, project: str) -> str:
+    """The registered model's name: ``tracking.model_name`` or the project name."""
+    return tracking.model_name or project
+
+
+def make_client(tracking_uri: str) -> MlflowClient:
+    """An explicit client for runs and the registry (both at ``tracking_uri``)."""
+    _quiet_mlflow()
+    from mlflow.tracking import MlflowClient
+
+    if tracking_uri.startswith("sqlite:///"):
+        Path(tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+
+@dataclass(frozen=True)
+class TrackedRun:
+    """What :func:`log_training_run` recorded."""
+
+    run_id: str
+    experiment_id: str
+    model_uri: str
+    """``models:/<model id>`` of the logged model."""
+    registered_version: str | None
+    """The new version of the registered model, or ``None`` when not registered."""
+    tracking_uri: str
+    model_name: str | None = None
+    """The registered model's name (``None`` when not registered)."""
+
+    @property
+    def registered_uri(self) -> str | None:
+        """``models:/<name>/<version>``, or ``None`` when not registered."""
+        if self.model_name is None or self.registered_version is None:
+            return None
+        return f"models:/{self.model_name}/{self.registered_version}"
+
+
+def log_training_run(
+    *,
+    tracking: TrackingSection,
+    workdir: Path,
+    project: str,
+    params: Mapping[str, Any],
+    metrics: Mapping[str, float],
+    model: Any,
+    contract: DataContract,
+    task: str,
+    input_example: pd.DataFrame,
+    artifacts: Mapping[str, str | bytes],
+    tags: Mapping[str, str],
+    register: bool = True,
+) -> TrackedRun:
+    """Log one training run (params, metrics, tags, artifacts, the model) and register the model.
+
+    ``params`` must already be redacted; nested mappings are flattened with dots. ``artifacts``
+    maps a relative POSIX name (``reports/run.html``) to its text or bytes. ``tags`` (data
+    fingerprints, code version, ...) go on the run, the logged model and the new registered
+    version (the lineage), together with the run id and the project.
+    """
+    _quiet_mlflow()
+    tracking_uri = resolve_tracking_uri(tracking, workdir)
+    client = make_client(tracking_uri)
+    experiment_id = _experiment_id(
+        client, tracking.experiment or project, tracking_uri=tracking_uri, workdir=workdir
+    )
+    from mlflow.entities import Param
+
+    run_tags = {**{k: str(v) for k, v in tags.items()}, "modelyard.project": project}
+    run_tags["modelyard.task"] = task
+    run = client.create_run(experiment_id, tags=run_tags, run_name=f"{project}-train")
+    run_id: str = run.info.run_id
+    try:
+        flat = _flatten(params)
+        client.log_batch(run_id, params=[Param(k, v) for k, v in flat.items()])
+        _log_artifacts(client, run_id, {CONTRACT_FILE: _contract_text(contract), **artifacts})
+        model_id, model_location = _log_model(
+            client,
+            experiment_id=experiment_id,
+            run_id=run_id,
+            pipeline=model,
+            contract=contract,
+            task=task,
+            input_example=input_example,
+            params=flat,
+            tags=run_tags,
+            metrics=metrics,
+        )
+        version = None
+        model_name = None
+        if register:
+            model_name = resolve_model_name(tracking, project)
+            version = _register(
+                client,
+                model_name=model_name,
+                model_id=model_id,
+                model_location=model_location,
+                run_id=run_id,
+                tags={**run_tags, "modelyard.run_id": run_id},
+            )
+    except BaseException:
+        client.set_terminated(run_id, "FAILED")
+        raise
+    client.set_terminated(run_id, "FINISHED")
+    return TrackedRun(
+        run_id=run_id,
+        experiment_id=experiment_id,
+        model_uri=f"models:/{model_id}",
+        registered_version=version,
+        tracking_uri=tracking_uri,
+        model_name=model_name,
+    )
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _experiment_id(client: MlflowClient, name: str, *, tracking_uri: str, workdir: Path) -> str:
+    from mlflow.exceptions import MlflowException
+
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        if found.lifecycle_stage == "deleted":
+            raise ModelyardError(
+                f"the MLflow experiment '{name}' is deleted",
+                where=tracking_uri,
+                fix="Restore it (mlflow experiments restore) or set tracking.experiment to "
+                "another name in modelyard.yaml.",
+            )
+        return str(found.experiment_id)
+    remote = urlparse(tracking_uri).scheme in _REMOTE_SCHEMES
+    location = None if remote else default_artifact_location(workdir)
+    try:
+        return str(client.create_experiment(name, artifact_location=location))
+    except MlflowException:  # created meanwhile by a parallel run
+        again = client.get_experiment_by_name(name)
+        if again is None:
+            raise
+        return str(again.experiment_id)
+
+
+def _flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": "1"}``; values longer than MLflow's limit are cut."""
+    out: dict[str, str] = {}
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(_flatten(value, prefix=f"{name}."))
+        else:
+            text = value if isinstance(value, str) else json.dumps(value, default=str)
+            out[name] = text if len(text) <= 6000 else text[:5997] + "..."
+    return out
+
+
+def _contract_text(contract: DataContract) -> str:
+    try:
+        from modelyard.data.contract import contract_to_yaml
+    except ImportError:  # pragma: no cover - older contract module
+        return contract.model_dump_json(indent=2)
+    return contract_to_yaml(contract)
+
+
+def _safe_relpath(name: str) -> PurePosixPath:
+    path = PurePosixPath(name)
+    if path.is_absolute() or ".." in path.parts or not path.parts:
+        raise ModelyardError(
+            f"artifact name '{name}' is not a relative path inside the run",
+            expected="a relative name such as 'reports/run.html'",
+            fix="Drop the leading '/' and any '..' from the name.",
+        )
+    return path
+
+
+def _log_artifacts(client: MlflowClient, run_id: str, artifacts: Mapping[str, str | bytes]) -> None:
+    if not artifacts:
+        return
+    with tempfile.TemporaryDirectory(prefix="modelyard-artifacts-") as tmp:
+        for name, content in artifacts.items():
+            target = Path(tmp, *_safe_relpath(name).parts)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, bytes):
+                target.write_bytes(content)
+            else:
+                target.write_text(content, encoding="utf-8")
+        client.log_artifacts(run_id, tmp)
+
+
+def _log_model(
+    client: MlflowClient,
+    *,
+    experiment_id: str,
+    run_id: str,
+    pipeline: Any,
+    contract: DataContract,
+    task: str,
+    input_example: pd.DataFrame,
+    params: Mapping[str, str],
+    tags: Mapping[str, str],
+    metrics: Mapping[str, float],
+) -> tuple[str, str]:
+    """Save the pyfunc model locally, upload it as a LoggedModel of the run.
+
+    Returns the model's id and its artifact location.
+    """
+    import mlflow.pyfunc
+    from mlflow.entities import LoggedModelOutput, LoggedModelStatus, Metric
+    from mlflow.models import Model
+
+    from modelyard.ops.pyfunc import ModelyardPyfunc
+
+    features = [c.name for c in contract.features]
+    wrapper = ModelyardPyfunc.from_pipeline(pipeline, features=features, task=task)
+    example = input_example[features].head(5).reset_index(drop=True)
+    signature = _signature(wrapper, example, contract)
+    requirements = pip_requirements_for(wrapper)
+
+    logged = client.create_logged_model(
+        experiment_id=experiment_id,
+        name=MODEL_NAME_IN_RUN,
+        source_run_id=run_id,
+        params=dict(params),
+        tags={**tags, "mlflow.modelyard.features": ",".join(features)[:5000]},
+    )
+    model_id: str = logged.model_id
+    client.log_outputs(run_id, [LoggedModelOutput(model_id, step=0)])
+    now = int(time.time() * 1000)
+    client.log_batch(
+        run_id,
+        metrics=[
+            Metric(k, float(v), now, 0, run_id=run_id, model_id=model_id)
+            for k, v in metrics.items()
+        ],
+    )
+    mlflow_model = Model(
+        artifact_path=logged.artifact_location,
+        model_uuid=model_id,
+        run_id=run_id,
+        model_id=model_id,
+    )
+    with tempfile.TemporaryDirectory(prefix="modelyard-model-") as tmp:
+        local = Path(tmp, "model")
+        with _by_value("modelyard"):
+            mlflow.pyfunc.save_model(
+                path=str(local),
+                python_model=wrapper,
+                mlflow_model=mlflow_model,
+                signature=signature,
+                input_example=example,
+                pip_requirements=requirements,
+            )
+        for stray in _UV_PROJECT_FILES:  # copied from the cwd by MLflow's uv auto-detection
+            (local / stray).unlink(missing_ok=True)
+        (local / CONTRACT_FILE).write_text(_contract_text(contract), encoding="utf-8")
+        client.log_model_artifacts(model_id, str(local))
+    client.finalize_logged_model(model_id, LoggedModelStatus.READY)
+    return model_id, str(logged.artifact_location)
+
+
+def _signature(wrapper: Any, example: pd.DataFrame, contract: DataContract) -> Any:
+    """Input schema from the contract, output schema from a prediction of the example.
+
+    MLflow casts inputs strictly: int64 is not "safely" a double, and a float64 column (what an
+    int column with a missing value becomes) is not a long. So a nullable int (or bool) column is
+    declared ``Any``; the pipeline's own imputer deals with its values.
+    """
+    from mlflow.models import infer_signature
+    from mlflow.types import ColSpec, DataType, Schema
+    from mlflow.types.schema import AnyType
+
+    kinds = {
+        "int": DataType.long,
+        "float": DataType.double,
+        "str": DataType.string,
+        "bool": DataType.boolean,
+        "date": DataType.datetime,
+        "datetime": DataType.datetime,
+    }
+    specs = []
+    for col in contract.features:
+        kind: Any = kinds[col.type]
+        if col.nullable and col.type in {"int", "bool"}:
+            kind = AnyType()
+        specs.append(ColSpec(kind, col.name, required=not col.nullable))
+    output = wrapper.predict(None, example)
+    inferred = infer_signature(example, output)
+    return type(inferred)(inputs=Schema(specs), outputs=inferred.outputs)
+
+
+class _ModuleRecorder(pickle.Unpickler):
+    def __init__(self, data: bytes) -> None:
+        super().__init__(io.BytesIO(data))
+        self.modules: set[str] = set()
+
+    def find_class(self, module: str, name: str) -> Any:
+        self.modules.add(module.split(".")[0])
+        return super().find_class(module, name)
+
+
+def pip_requirements_for(wrapper: Any) -> list[str]:
+    """Pinned distributions needed to unpickle ``wrapper`` (pickled by value), plus the basics.
+
+    The pickle is replayed with a recording unpickler: every module it imports by reference is
+    one the loading environment must have.
+    """
+    import cloudpickle
+
+    with _by_value("modelyard"):
+        data = cloudpickle.dumps(wrapper)
+    recorder = _ModuleRecorder(data)
+    recorder.load()
+    stdlib = set(sys.stdlib_module_names) | {"builtins", "copyreg", "__builtin__"}
+    dists = set(ALWAYS_REQUIRED)
+    providers = md.packages_distributions()
+    for module in sorted(recorder.modules - stdlib):
+        if module in {"modelyard", "mlflow"}:  # by value / mlflow-skinny is enough
+            continue
+        dists.update(providers.get(module, [module]))
+    pinned = []
+    for dist in sorted(dists, key=str.lower):
+        try:
+            pinned.append(f"{dist}=={md.version(dist)}")
+        except md.PackageNotFoundError:
+            pinned.append(dist)
+    return pinned
+
+
+class _by_value:  # noqa: N801 - used as a context manager
+    """Pickle a package by value with cloudpickle while the block runs."""
+
+    def __init__(self, package: str) -> None:
+        self.package = package
+
+    def __enter__(self) -> None:
+        import importlib
+
+        import cloudpickle
+
+        self.module = importlib.import_module(self.package)
+        self.registered = True
+        try:
+            cloudpickle.register_pickle_by_value(self.module)
+        except ValueError:  # already registered by someone else: leave it to them
+            self.registered = False
+
+    def __exit__(self, *exc: object) -> None:
+        import cloudpickle
+
+        if self.registered:
+            cloudpickle.unregister_pickle_by_value(self.module)
+
+
+def _register(
+    client: MlflowClient,
+    *,
+    model_name: str,
+    model_id: str,
+    model_location: str,
+    run_id: str,
+    tags: Mapping[str, str],
+) -> str:
+    # The source is the artifact location itself, not ``models:/<id>``: the SQLAlchemy registry
+    # resolves the latter through the *global* tracking URI (a TODO in MLflow 3.17).
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.create_registered_model(
+            model_name, description="Registered by modelyard; aliases champion / challenger."
+        )
+    except MlflowException as exc:
+        if exc.error_code not in {"RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"}:
+            raise
+    version = client.create_model_version(
+        name=model_name,
+        source=model_location,
+        run_id=run_id,
+        tags=dict(tags),
+        model_id=model_id,
+    )
+    return str(version.version)

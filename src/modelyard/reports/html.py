@@ -1,0 +1,418 @@
+"""Small helpers for self-contained HTML pages (shared by every modelyard report).
+
+Everything a page needs is inline: CSS, a tiny script (table sorting), and charts drawn as
+inline SVG. No URL to anything outside the page, so a report opens offline, from an e-mail
+attachment or an artifact store alike.
+
+Numbers: :func:`fmt` formats every number the same way (4 significant digits; counts in full
+with thousands separators); :func:`stat` wraps a number in an element that carries the exact
+value for machines, e.g. ``<td data-stat="mean" data-column="price" data-value="3932.7997">``.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Iterable, Sequence
+
+__all__ = [
+    "CSS",
+    "badge",
+    "escape",
+    "fmt",
+    "fmt_bytes",
+    "fmt_share",
+    "page",
+    "stat",
+    "svg_bars",
+    "svg_heatmap",
+    "svg_histogram",
+    "svg_line",
+]
+
+Number = int | float
+
+
+def escape(text: object) -> str:
+    """HTML-escape any value (quotes too, so the result is safe in attributes)."""
+    return html.escape(str(text), quote=True)
+
+
+def fmt(value: Number | None, digits: int = 4) -> str:
+    """One number, formatted consistently: 4 significant digits, counts in full."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    if value == 0:
+        return "0"
+    mag = abs(value)
+    if 10**digits <= mag < 1e15:
+        return f"{value:,.0f}"
+    if mag < 1e-3:
+        return f"{value:.{digits - 1}e}"
+    return f"{value:.{digits}g}"
+
+
+def fmt_share(value: float | None) -> str:
+    """A share in [0, 1] as a percentage."""
+    if value is None:
+        return "—"
+    if value == 0:
+        return "0%"
+    pct = value * 100
+    if pct < 0.01:
+        return "<0.01%"
+    return f"{pct:.4g}%"
+
+
+def fmt_bytes(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.4g} {unit}" if unit != "B" else f"{n} B"
+        size /= 1024
+    return f"{n} B"  # pragma: no cover
+
+
+def _data_value(value: Number | None) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    return repr(float(value))
+
+
+def stat(
+    value: Number | None,
+    *,
+    name: str,
+    column: str | None = None,
+    tag: str = "td",
+    text: str | None = None,
+    cls: str | None = None,
+) -> str:
+    """An element showing a number, with the exact value in ``data-value`` for machines."""
+    attrs = f' data-stat="{escape(name)}"'
+    if column is not None:
+        attrs += f' data-column="{escape(column)}"'
+    attrs += f' data-value="{escape(_data_value(value))}"'
+    if cls:
+        attrs += f' class="{escape(cls)}"'
+    shown = text if text is not None else fmt(value)
+    return f"<{tag}{attrs}>{escape(shown)}</{tag}>"
+
+
+def badge(text: str, kind: str = "") -> str:
+    return f'<span class="badge {escape(kind)}">{escape(text)}</span>'
+
+
+# --------------------------------------------------------------------------- charts
+
+_BLUE = "#3b6fd8"
+_GRID = "#e4e7ec"
+_MUTED = "#6b7280"
+
+
+def svg_histogram(
+    edges: Sequence[float],
+    counts: Sequence[int],
+    *,
+    width: int = 560,
+    height: int = 130,
+    labels: Sequence[str] | None = None,
+    title: str = "",
+) -> str:
+    """Vertical bars, one per bin; the tooltip of each bar gives its range and count."""
+    if not counts:
+        return ""
+    pad_b, pad_t = 18, 6
+    plot_h = height - pad_b - pad_t
+    top = max(counts) or 1
+    n = len(counts)
+    bw = width / n
+    parts = [
+        f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" '
+        f'aria-label="{escape(title or "histogram")}" preserveAspectRatio="none">',
+        f'<line x1="0" y1="{height - pad_b}" x2="{width}" y2="{height - pad_b}" stroke="{_GRID}"/>',
+    ]
+    for j, c in enumerate(counts):
+        h = plot_h * c / top
+        lo = labels[j] if labels else fmt(edges[j])
+        hi = labels[j + 1] if labels else fmt(edges[j + 1])
+        parts.append(
+            f'<rect x="{j * bw + 0.5:.2f}" y="{height - pad_b - h:.2f}" '
+            f'width="{max(bw - 1, 0.5):.2f}" height="{h:.2f}" fill="{_BLUE}">'
+            f"<title>{escape(lo)} – {escape(hi)}: {escape(fmt(c))}</title></rect>"
+        )
+    first = labels[0] if labels else fmt(edges[0])
+    last = labels[-1] if labels else fmt(edges[-1])
+    parts.append(
+        f'<text x="2" y="{height - 4}" class="axis">{escape(first)}</text>'
+        f'<text x="{width - 2}" y="{height - 4}" class="axis" text-anchor="end">'
+        f"{escape(last)}</text></svg>"
+    )
+    return "".join(parts)
+
+
+def svg_bars(
+    items: Sequence[tuple[str, float]],
+    *,
+    width: int = 560,
+    bar_height: int = 18,
+    label_width: int = 140,
+    max_value: float | None = None,
+    value_text: Sequence[str] | None = None,
+    title: str = "",
+) -> str:
+    """Horizontal bars with a label on the left and the value on the right."""
+    if not items:
+        return ""
+    gap = 4
+    height = len(items) * (bar_height + gap)
+    top = max_value if max_value is not None else max(v for _, v in items)
+    top = top or 1.0
+    value_w = 64
+    plot_w = width - label_width - value_w
+    parts = [
+        f'<svg class="chart bars" viewBox="0 0 {width} {height}" role="img" '
+        f'aria-label="{escape(title or "bar chart")}">'
+    ]
+    for j, (label, value) in enumerate(items):
+        y = j * (bar_height + gap)
+        w = max(plot_w * value / top, 0.0)
+        short = label if len(label) <= 18 else label[:17] + "…"
+        shown = value_text[j] if value_text else fmt(value)
+        parts.append(
+            f'<text x="{label_width - 6}" y="{y + bar_height - 5}" class="label" '
+            f'text-anchor="end">{escape(short)}<title>{escape(label)}</title></text>'
+            f'<rect x="{label_width}" y="{y}" width="{w:.2f}" height="{bar_height}" '
+            f'rx="2" fill="{_BLUE}"><title>{escape(label)}: {escape(shown)}</title></rect>'
+            f'<text x="{label_width + w + 4:.2f}" y="{y + bar_height - 5}" class="value">'
+            f"{escape(shown)}</text>"
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _diverging(v: float | None) -> str:
+    """White at 0, blue towards −1, red towards +1."""
+    if v is None or math.isnan(v):
+        return "#f3f4f6"
+    t = max(-1.0, min(1.0, v))
+    if t >= 0:
+        r, g, b = 255, round(255 - 170 * t), round(255 - 190 * t)
+    else:
+        r, g, b = round(255 + 200 * t), round(255 + 130 * t), 255
+    return f"rgb({r},{g},{b})"
+
+
+def svg_heatmap(
+    labels: Sequence[str],
+    matrix: Sequence[Sequence[float | None]],
+    *,
+    cell: int = 22,
+    stat_name: str = "corr",
+    title: str = "",
+) -> str:
+    """A square matrix in [−1, 1] (e.g. correlations); each cell carries its exact value."""
+    n = len(labels)
+    if n == 0:
+        return ""
+    label_w = min(max(len(s) for s in labels), 22) * 7 + 10
+    size = label_w + n * cell
+    parts = [
+        f'<svg class="heatmap" viewBox="0 0 {size} {size}" width="{size}" height="{size}" '
+        f'role="img" aria-label="{escape(title or "heatmap")}">'
+    ]
+    for i, name in enumerate(labels):
+        short = name if len(name) <= 22 else name[:21] + "…"
+        y = label_w + i * cell + cell * 0.68
+        x = label_w + i * cell + cell * 0.68
+        parts.append(
+            f'<text x="{label_w - 6}" y="{y:.1f}" class="label" text-anchor="end">'
+            f"{escape(short)}</text>"
+            f'<text transform="translate({x:.1f},{label_w - 6}) rotate(-60)" class="label">'
+            f"{escape(short)}</text>"
+        )
+    for i, row in enumerate(matrix):
+        for j, v in enumerate(row):
+            shown = fmt(v, 3) if v is not None else "n/a"
+            parts.append(
+                f'<rect x="{label_w + j * cell}" y="{label_w + i * cell}" width="{cell - 1}" '
+                f'height="{cell - 1}" fill="{_diverging(v)}" data-stat="{escape(stat_name)}" '
+                f'data-column="{escape(labels[i])}" data-column2="{escape(labels[j])}" '
+                f'data-value="{escape(_data_value(v))}"><title>{escape(labels[i])} × '
+                f"{escape(labels[j])}: {escape(shown)}</title></rect>"
+            )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def svg_line(
+    xs: Sequence[float],
+    series: Iterable[tuple[str, Sequence[float]]],
+    *,
+    width: int = 480,
+    height: int = 200,
+    title: str = "",
+) -> str:
+    """One or more lines over a shared x axis (for curves: ROC, learning, drift over time)."""
+    lines = list(series)
+    if not xs or not lines:
+        return ""
+    pad = 28
+    x0, x1 = min(xs), max(xs)
+    ally = [y for _, ys in lines for y in ys if math.isfinite(y)]
+    if not ally:
+        return ""
+    y0, y1 = min(ally), max(ally)
+    dx = (x1 - x0) or 1.0
+    dy = (y1 - y0) or 1.0
+    palette = [_BLUE, "#e4572e", "#17a398", "#f3a712", "#7e52a0"]
+
+    def px(x: float) -> float:
+        return pad + (width - 2 * pad) * (x - x0) / dx
+
+    def py(y: float) -> float:
+        return height - pad - (height - 2 * pad) * (y - y0) / dy
+
+    parts = [
+        f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" '
+        f'aria-label="{escape(title or "line chart")}">',
+        f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" '
+        f'stroke="{_GRID}"/><line x1="{pad}" y1="{pad}" x2="{pad}" y2="{height - pad}" '
+        f'stroke="{_GRID}"/>',
+        f'<text x="{pad}" y="{height - 8}" class="axis">{escape(fmt(x0))}</text>'
+        f'<text x="{width - pad}" y="{height - 8}" class="axis" text-anchor="end">'
+        f"{escape(fmt(x1))}</text>"
+        f'<text x="2" y="{pad}" class="axis">{escape(fmt(y1))}</text>'
+        f'<text x="2" y="{height - pad}" class="axis">{escape(fmt(y0))}</text>',
+    ]
+    for k, (name, ys) in enumerate(lines):
+        pts = " ".join(
+            f"{px(x):.2f},{py(y):.2f}" for x, y in zip(xs, ys, strict=False) if math.isfinite(y)
+        )
+        color = palette[k % len(palette)]
+        parts.append(
+            f'<polyline points="{pts}" fill="none" stroke="{color}" stroke-width="2">'
+            f"<title>{escape(name)}</title></polyline>"
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+# --------------------------------------------------------------------------- page
+
+CSS = """
+:root{--fg:#1f2933;--muted:#6b7280;--line:#e4e7ec;--bg:#f6f7f9;--card:#fff;--accent:#3b6fd8;
+--crit:#b42318;--warn:#b54708;--info:#475467}
+*{box-sizing:border-box}
+body{margin:0;font:14px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,
+sans-serif;color:var(--fg);background:var(--bg)}
+header{background:#111827;color:#f9fafb;padding:20px 32px}
+header h1{margin:0;font-size:22px;font-weight:600}
+header .sub{color:#9ca3af;font-size:13px;margin-top:2px}
+nav{position:sticky;top:0;z-index:5;background:#fff;border-bottom:1px solid var(--line);
+padding:0 32px;display:flex;gap:4px;overflow-x:auto}
+nav a{color:var(--muted);text-decoration:none;padding:10px 12px;font-size:13px;
+white-space:nowrap;border-bottom:2px solid transparent}
+nav a:hover{color:var(--fg);border-bottom-color:var(--accent)}
+main{max-width:1320px;margin:0 auto;padding:24px 32px 48px}
+section{margin-bottom:36px}
+h2{font-size:18px;margin:0 0 12px;font-weight:600}
+h3{font-size:15px;margin:0;font-weight:600;word-break:break-all}
+.metrics{display:grid;grid-template-columns:repeat(auto-fill,minmax(150px,1fr));gap:12px;
+margin-bottom:18px}
+.metric{background:var(--card);border:1px solid var(--line);border-radius:10px;padding:12px 14px}
+.metric .k{color:var(--muted);font-size:12px;text-transform:uppercase;letter-spacing:.04em}
+.metric .v{font-size:22px;font-weight:600;font-variant-numeric:tabular-nums}
+.metric .s{color:var(--muted);font-size:12px}
+.alerts{list-style:none;margin:0;padding:0;background:var(--card);border:1px solid var(--line);
+border-radius:10px}
+.alerts li{padding:8px 14px;border-top:1px solid var(--line);display:flex;gap:10px;
+align-items:baseline}
+.alerts li:first-child{border-top:0}
+.badge{display:inline-block;font-size:11px;font-weight:600;padding:1px 8px;border-radius:999px;
+background:#eef2f7;color:var(--info);white-space:nowrap}
+.badge.critical{background:#fee4e2;color:var(--crit)}
+.badge.warning{background:#fef0c7;color:var(--warn)}
+.badge.info{background:#eef2f7;color:var(--info)}
+.badge.kind{background:#fff;border:1px solid var(--line);color:var(--muted);font-weight:500}
+.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(480px,1fr));gap:14px}
+.chartbox{margin:4px 0 10px}
+table.stats td:nth-child(3){padding-left:18px}
+table.stats.top{margin-top:10px}
+table.stats.top td:first-child{color:var(--fg);max-width:220px;overflow:hidden;
+text-overflow:ellipsis}
+.card{background:var(--card);border:1px solid var(--line);border-radius:10px;padding:14px 16px;
+min-width:0}
+.card-head{display:flex;gap:8px;align-items:center;flex-wrap:wrap;margin-bottom:10px}
+.card-head .score{margin-left:auto;color:var(--muted);font-size:12px}
+.card-body{display:grid;grid-template-columns:minmax(0,1fr) minmax(0,1.15fr);gap:16px}
+.scroll{overflow-x:auto;max-width:100%}
+table{border-collapse:collapse;width:100%;font-variant-numeric:tabular-nums}
+th,td{text-align:left;padding:3px 8px;border-bottom:1px solid var(--line);font-size:13px;
+white-space:nowrap}
+th{color:var(--muted);font-weight:500}
+td[data-value]{text-align:right}
+table.stats td:nth-child(odd){color:var(--muted)}
+table.wide{background:var(--card);border:1px solid var(--line);border-radius:10px}
+table.wide th{background:#fafbfc;position:sticky;top:0;cursor:pointer;user-select:none}
+svg{display:block}
+svg.chart{width:100%;height:auto;overflow:visible}
+svg text{font:10px system-ui,sans-serif;fill:var(--muted)}
+svg text.value{fill:var(--fg)}
+.heatwrap{background:var(--card);border:1px solid var(--line);border-radius:10px;padding:12px;
+overflow:auto;max-height:760px}
+.muted{color:var(--muted)}
+.bar{height:8px;background:var(--accent);border-radius:4px;min-width:1px}
+footer{color:var(--muted);font-size:12px;max-width:1320px;margin:0 auto;padding:0 32px 32px}
+@media (max-width:760px){.card-body{grid-template-columns:1fr}.cards{grid-template-columns:1fr}
+main,nav,header{padding-left:14px;padding-right:14px}}
+"""
+
+# Click a header of a table.sortable to sort by that column (numbers by data-value).
+_SCRIPT = """
+document.querySelectorAll("table.sortable th").forEach(function (th, idx) {
+  th.addEventListener("click", function () {
+    var table = th.closest("table"), body = table.tBodies[0];
+    var rows = Array.prototype.slice.call(body.rows);
+    var asc = th.getAttribute("data-order") !== "asc";
+    var col = th.cellIndex;
+    rows.sort(function (a, b) {
+      var x = a.cells[col], y = b.cells[col];
+      var xv = x.getAttribute("data-value"), yv = y.getAttribute("data-value");
+      var cmp = (xv !== null && yv !== null && xv !== "" && yv !== "")
+        ? parseFloat(xv) - parseFloat(yv)
+        : x.textContent.localeCompare(y.textContent);
+      return asc ? cmp : -cmp;
+    });
+    rows.forEach(function (r) { body.appendChild(r); });
+    th.setAttribute("data-order", asc ? "asc" : "desc");
+  });
+});
+"""
+
+
+def page(title: str, body: str, *, subtitle: str = "", nav: Sequence[tuple[str, str]] = ()) -> str:
+    """A complete, self-contained HTML document."""
+    links = "".join(f'<a href="#{escape(a)}">{escape(t)}</a>' for a, t in nav)
+    nav_html = f"<nav>{links}</nav>" if links else ""
+    sub = f'<div class="sub">{escape(subtitle)}</div>' if subtitle else ""
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{escape(title)}</title><style>{CSS}</style></head><body>"
+        f"<header><h1>{escape(title)}</h1>{sub}</header>{nav_html}"
+        f"<main>{body}</main><script>{_SCRIPT}</script></body></html>\n"
+    )

@@ -1,0 +1,31 @@
+"""Shared fixtures: the real datasets in ../shared/data and a CI-aware skip."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+
+
+def skip_or_fail(reason: str) -> None:
+    """Skip on a user's machine; under CI=true a missing component is a failure."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{reason} (CI=true: every real component must be exercised)")
+    pytest.skip(reason)
+
+
+def shared_data_dir() -> Path:
+    return Path(os.environ.get("MODELYARD_DATA") or ROOT.parent / "shared" / "data").resolve()
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The real datasets (``../shared/data``, or ``$MODELYARD_DATA``)."""
+    path = shared_data_dir()
+    if not (path / "README.md").is_file():
+        skip_or_fail(f"the shared datasets are not at {path}; set MODELYARD_DATA")
+    return path

@@ -1,0 +1,132 @@
+"""The CLI as a user runs it: real processes, real files, exit codes and messages."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import EXAMPLES
+
+EXE = str(Path(sys.executable).with_name("modelyard"))
+
+
+def modelyard(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [EXE, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **(env or {})},
+    )
+
+
+@pytest.fixture
+def quickstart(tmp_path: Path) -> Path:
+    shutil.copytree(EXAMPLES / "quickstart", tmp_path / "quickstart")
+    return tmp_path / "quickstart"
+
+
+def test_quickstart_runs_then_comes_from_the_cache(quickstart: Path) -> None:
+    first = modelyard("run", "--json", cwd=quickstart)
+    assert first.returncode == 0, first.stderr
+    result = json.loads(first.stdout)
+    assert [s["status"] for s in result["steps"]] == ["ran"] * len(result["steps"])
+    assert {s["name"] for s in result["steps"]} >= {"ingest", "contract", "validate", "profile"}
+    assert (quickstart / "contract.yaml").is_file()
+    assert (quickstart / "modelyard-out" / "profile.html").is_file()
+    assert result["validation"]["train"]["rows"] == 569
+
+    second = modelyard("run", cwd=quickstart)
+    assert second.returncode == 0, second.stderr
+    assert "0 steps ran" in second.stderr
+    assert "cached" in second.stderr
+
+
+def test_dry_run_explains_what_would_run_and_changing_a_check_reruns_validation_and_profile_only(
+    quickstart: Path,
+) -> None:
+    assert modelyard("run", cwd=quickstart).returncode == 0
+    plan = modelyard("run", "--dry-run", cwd=quickstart)
+    assert plan.returncode == 0
+    assert all(" cached " in line for line in plan.stdout.strip().splitlines())
+    config = quickstart / "modelyard.yaml"
+    original = config.read_text()
+    config.write_text(original.replace("{column: mean radius, min: 0}", "{column: mean radius, min: 7}"))
+    plan = modelyard("run", "--dry-run", "--json", cwd=quickstart)
+    steps = {s["name"]: s for s in json.loads(plan.stdout)}
+    assert steps["ingest"]["action"] == "cached"
+    assert steps["contract"]["action"] == "cached"
+    assert steps["validate"]["action"] == "run"
+    assert steps["validate"]["reason"] == "parameter config changed"
+    assert steps["profile"]["action"] == "run"
+    assert steps["profile"]["reason"] == "input from validate will be recomputed"
+    again = json.loads(modelyard("run", "--json", cwd=quickstart).stdout)
+    assert [s["name"] for s in again["steps"] if s["status"] == "ran"] == ["validate", "profile"]
+    assert again["validation"]["train"]["invalid_rows"] == 1  # the one tumour with radius 6.981
+
+
+def test_a_check_that_changes_no_row_reruns_validation_but_not_profiling(quickstart: Path) -> None:
+    assert modelyard("run", cwd=quickstart).returncode == 0
+    config = quickstart / "modelyard.yaml"
+    config.write_text(config.read_text().replace("{column: mean radius, min: 0}", "{column: mean radius, min: 1}"))
+    again = json.loads(modelyard("run", "--json", cwd=quickstart).stdout)
+    status = {s["name"]: s["status"] for s in again["steps"]}
+    assert status["validate"] == "ran"
+    assert status["profile"] == "cached"  # its input came out identical (early cut-off)
+
+
+def test_until_and_from(quickstart: Path) -> None:
+    until = json.loads(modelyard("run", "--until", "contract", "--json", cwd=quickstart).stdout)
+    assert [s["name"] for s in until["steps"]] == ["ingest", "contract"]
+    bad = modelyard("run", "--until", "profiel", cwd=quickstart)
+    assert bad.returncode == 2
+    assert "did you mean 'profile'" in bad.stderr
+    assert "Traceback" not in bad.stderr
+
+
+def test_config_errors_are_one_paragraph_without_traceback(tmp_path: Path) -> None:
+    (tmp_path / "modelyard.yaml").write_text(
+        "version: 1\nname: x\ndata:\n  sorce: {builtin: iris}\n"
+    )
+    done = modelyard("run", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert "modelyard.yaml:4: data.sorce: unknown key; did you mean 'source'?" in done.stderr
+    missing = modelyard("run", "-c", "nope.yaml", cwd=tmp_path)
+    assert missing.returncode == 2
+    assert "modelyard init" in missing.stderr
+
+
+def test_init_writes_a_commented_config_that_runs(tmp_path: Path, shared_data: Path) -> None:
+    shutil.copy(shared_data / "penguins.csv", tmp_path / "penguins.csv")
+    done = modelyard("init", "penguins.csv", "--target", "species", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    text = (tmp_path / "modelyard.yaml").read_text()
+    assert "task: multiclass" in text
+    assert "# " in text  # commented
+    again = modelyard("init", "penguins.csv", "--target", "species", cwd=tmp_path)
+    assert again.returncode == 2 and "--force" in again.stderr
+    typo = modelyard("init", "penguins.csv", "--target", "specis", "--force", cwd=tmp_path)
+    assert typo.returncode == 2 and "Did you mean 'species'" in typo.stderr
+    run = modelyard("run", "--until", "validate", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+
+
+def test_clean_and_version_and_schema(quickstart: Path) -> None:
+    assert modelyard("run", cwd=quickstart).returncode == 0
+    cleaned = modelyard("clean", "--all", cwd=quickstart)
+    assert cleaned.returncode == 0 and "removed" in cleaned.stdout
+    plan = modelyard("run", "--dry-run", cwd=quickstart)
+    assert " cached " not in plan.stdout
+    assert modelyard("--version", cwd=quickstart).stdout.startswith("modelyard, version ")
+    schema = json.loads(modelyard("schema", cwd=quickstart).stdout)
+    assert schema["additionalProperties"] is False

@@ -1,0 +1,252 @@
+"""Contract inference, YAML round trip and hand-edited contract errors."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from modelyard.config.schema import ColumnRoles, ContractSection
+from modelyard.data.contract import (
+    ColumnContract,
+    DataContract,
+    contract_from_yaml,
+    contract_to_yaml,
+    infer_contract,
+)
+from modelyard.errors import ConfigError, DataError
+
+ADULT = [
+    "age", "workclass", "fnlwgt", "education", "education-num", "marital-status",
+    "occupation", "relationship", "race", "sex", "capital-gain", "capital-loss",
+    "hours-per-week", "native-country", "income",
+]  # fmt: skip
+
+
+def infer(df: pl.DataFrame, target: str | None = None, **kw: object) -> DataContract:
+    roles = kw.pop("roles", ColumnRoles())
+    options = kw.pop("options", ContractSection())
+    return infer_contract(df, target=target, task=None, roles=roles, options=options, **kw)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def titanic(shared_data: Path) -> pl.DataFrame:
+    return pl.read_csv(shared_data / "titanic.csv", infer_schema=False)
+
+
+@pytest.fixture(scope="module")
+def adult(shared_data: Path) -> pl.DataFrame:
+    df = pl.read_csv(
+        shared_data / "adult" / "adult.data",
+        has_header=False,
+        new_columns=ADULT,
+        infer_schema=False,
+        separator=",",
+    )
+    df = df.with_columns(pl.all().str.strip_chars())
+    return df.with_columns(pl.when(pl.all() == "?").then(None).otherwise(pl.all()).name.keep())
+
+
+def test_titanic_from_strings(titanic: pl.DataFrame) -> None:
+    c = infer(titanic, "survived", roles=ColumnRoles(leakage=["alive"]))
+    assert c.target == "survived" and c.task == "binary" and c.rows == 891
+    by = {col.name: col for col in c.columns}
+    assert by["survived"].type == "int" and by["survived"].role == "target"
+    assert not by["survived"].nullable
+    assert by["age"].type == "float" and by["age"].nullable
+    assert by["age"].null_rate == pytest.approx(177 / 891, abs=1e-6)
+    assert (by["age"].min, by["age"].max) == (0.42, 80.0)
+    assert by["fare"].type == "float" and not by["fare"].nullable
+    assert by["adult_male"].type == "bool" and by["alone"].type == "bool"
+    assert by["sex"].categories == ["female", "male"]
+    assert by["embarked"].categories == ["C", "Q", "S"] and by["embarked"].nullable
+    assert by["alive"].role == "leakage"
+    assert not any(col.unique for col in c.columns)
+    assert c.names == titanic.columns
+
+
+def test_adult_categories_and_target(adult: pl.DataFrame) -> None:
+    c = infer(adult, "income", options=ContractSection(max_categories=40))
+    by = {col.name: col for col in c.columns}
+    assert c.task == "binary"
+    assert by["income"].categories == ["<=50K", ">50K"]
+    assert by["workclass"].nullable and len(by["workclass"].categories or []) == 8
+    assert by["native-country"].categories is None  # 41 > 40
+    assert by["age"].type == "int" and by["age"].min == 17
+    assert by["education-num"].distinct == 16
+
+
+def test_diamonds_native_types(shared_data: Path) -> None:
+    df = pl.read_csv(shared_data / "diamonds.csv")
+    c = infer(df, "price", options=ContractSection(range_margin=0.1))
+    by = {col.name: col for col in c.columns}
+    assert c.task == "regression"
+    assert by["price"].type == "int"
+    assert by["cut"].categories == sorted(["Fair", "Good", "Very Good", "Premium", "Ideal"])
+    assert by["x"].min == 0.0  # observed 0, never widened below zero
+    span = 18823 - 326
+    assert by["price"].min == pytest.approx(max(0, 326 - 0.1 * span), abs=1)
+    assert by["price"].max == pytest.approx(18823 + 0.1 * span, abs=1)
+
+
+def test_kddcup_is_fast(shared_data: Path) -> None:
+    names = [
+        line.split(":")[0]
+        for line in (shared_data / "kddcup99" / "kddcup.names").read_text().splitlines()[1:]
+        if ":" in line
+    ]
+    df = pl.read_csv(
+        shared_data / "kddcup99" / "kddcup.data_10_percent.gz",
+        has_header=False,
+        new_columns=[*names, "label"],
+        infer_schema=False,
+    )
+    start = time.perf_counter()
+    c = infer(df, "label")
+    elapsed = time.perf_counter() - start
+    by = {col.name: col for col in c.columns}
+    assert c.task == "multiclass"
+    assert by["protocol_type"].categories == ["icmp", "tcp", "udp"]
+    assert by["num_outbound_cmds"].distinct == 1
+    assert by["src_bytes"].type == "int" and by["serror_rate"].type == "float"
+    assert elapsed < 5, elapsed  # ~1 s on a laptop; generous for shared CI machines
+
+
+def test_parse_threshold_and_hints() -> None:
+    values = [str(i) for i in range(199)] + ["oops"]  # 99.5% ints
+    df = pl.DataFrame({"a": values, "b": ["1", "x"] * 100, "d": ["2020-01-02"] * 200})
+    c = infer(df)
+    assert [col.type for col in c.columns] == ["int", "str", "date"]
+    c = infer(df, type_hints={"a": "str"})
+    assert c.column("a").type == "str" and c.column("a").categories is None
+    assert c.column("a").unique  # 200 distinct non-float values
+
+
+def test_datetime_and_unique_and_roles() -> None:
+    n = 30
+    df = pl.DataFrame(
+        {
+            "id": [f"r{i}" for i in range(n)],
+            "ts": [f"2020-01-01 10:{i:02d}:00" for i in range(n)],
+            "v": [float(i) for i in range(n)],
+            "flag": ["TRUE", "false"] * 15,
+            "junk": [None] * n,
+        }
+    )
+    c = infer(df, "flag", roles=ColumnRoles(id=["id"], time="ts", drop=["junk"]))
+    by = {col.name: col for col in c.columns}
+    assert "junk" not in by
+    assert by["id"].role == "id" and by["id"].unique
+    assert by["ts"].type == "datetime" and by["ts"].role == "time"
+    assert by["ts"].min == "2020-01-01T10:00:00"
+    assert not by["v"].unique  # floats are never inferred unique
+    assert by["flag"].type == "bool" and c.task == "binary"
+
+
+def test_unknown_target_is_a_data_error() -> None:
+    with pytest.raises(DataError, match="did you mean 'price'"):
+        infer(pl.DataFrame({"price": [1]}), "prise")
+
+
+def test_all_null_and_empty_frames() -> None:
+    c = infer(pl.DataFrame({"a": [None, None]}, schema={"a": pl.String}))
+    assert c.column("a").type == "str" and c.column("a").nullable
+    c = infer(pl.DataFrame(schema={"a": pl.String, "b": pl.Int64}))
+    assert [col.type for col in c.columns] == ["str", "int"] and c.rows == 0
+
+
+def test_yaml_round_trip(titanic: pl.DataFrame) -> None:
+    c = infer(titanic, "survived", options=ContractSection(range_margin=0.05))
+    text = contract_to_yaml(c)
+    assert text.startswith("# modelyard data contract")
+    assert "categories: [female, male]" in text
+    assert contract_from_yaml(text, source="contract.yaml") == c
+    assert contract_to_yaml(contract_from_yaml(text, source="c.yaml")) == text
+
+
+def test_yaml_round_trip_odd_values() -> None:
+    c = DataContract(
+        target="y",
+        task="multiclass",
+        columns=[
+            ColumnContract(name="y", type="str", nullable=False, categories=["yes", "no", "1"]),
+            ColumnContract(
+                name="naïve: col", type="str", categories=[f"v{i:03d}" for i in range(40)]
+            ),
+            ColumnContract(name="d", type="date", min="2011-01-01", max="2012-12-31"),
+            ColumnContract(name="f", type="float", min=-0.1, max=1e300, unique=False),
+        ],
+    )
+    text = contract_to_yaml(c)
+    assert "      - v000" in text  # long list in block style
+    assert contract_from_yaml(text, source="c.yaml") == c
+
+
+def test_hand_edited_unquoted_date_is_accepted() -> None:
+    text = "version: 1\ncolumns:\n  - name: d\n    type: date\n    min: 2011-01-01\n"
+    assert contract_from_yaml(text, source="c.yaml").columns[0].min == "2011-01-01"
+
+
+def test_hand_edit_errors_all_at_once() -> None:
+    text = """\
+version: 1
+target: y
+tagret: y
+columns:
+  - name: a
+    type: integer
+    nulable: true
+  - name: b
+    type: float
+    min: 5
+    max: 1
+  - name: y
+    type: str
+    nullable: true
+    min: 3
+"""
+    with pytest.raises(ConfigError) as info:
+        contract_from_yaml(text, source="contract.yaml")
+    problems = info.value.problems
+    messages = [str(p) for p in problems]
+    assert any("contract.yaml:3" in m and "did you mean 'target'" in m for m in messages)
+    assert any("columns[0].type" in m and "did you mean 'int'" in m for m in messages)
+    assert any("columns[0].nulable" in m and "did you mean 'nullable'" in m for m in messages)
+    assert len(problems) == 3  # structural problems first ...
+
+    fixed = (
+        text.replace("tagret: y\n", "").replace("integer", "int").replace("    nulable: true\n", "")
+    )
+    with pytest.raises(ConfigError) as info:
+        contract_from_yaml(fixed, source="contract.yaml")
+    messages = [str(p) for p in info.value.problems]  # ... then all semantic ones together
+    assert any("min 5.0 > max 1.0" in m for m in messages)
+    assert any("target cannot be nullable" in m for m in messages)
+    assert any("a str column has no min" in m for m in messages)
+    assert len(messages) == 3
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("version: [1\n", "not valid YAML"),
+        ("- a\n", "a contract is a mapping"),
+        ("version: 1\n", "columns: required key is missing"),
+        ("version: 1\ncolumns:\n  - name: d\n    type: date\n    min: soon\n", "ISO date"),
+        ("version: 1\ncolumns:\n  - {name: a, type: int}\n  - {name: a, type: int}\n", "twice"),
+        ("version: 1\ncolumns:\n  - {name: a, type: int, categories: [x]}\n", "only str"),
+        ("version: 1\ntarget: b\ncolumns:\n  - {name: a, type: int}\n", "not a column"),
+    ],
+)
+def test_hand_edit_error_kinds(text: str, needle: str) -> None:
+    with pytest.raises(ConfigError, match=needle):
+        contract_from_yaml(text, source="c.yaml")
+
+
+def test_dates_native() -> None:
+    df = pl.DataFrame({"d": [dt.date(2020, 1, 1), dt.date(2020, 1, 11)]})
+    c = infer(df, options=ContractSection(range_margin=0.1))
+    assert (c.column("d").min, c.column("d").max) == ("2019-12-31", "2020-01-12")

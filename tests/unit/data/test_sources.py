@@ -1,0 +1,543 @@
+"""Tests of modelyard.data.sources: real datasets, hostile files, and a round-trip property."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from modelyard.config.schema import ReadOptions, Source, ValueMap
+from modelyard.config.schema import TestSource as HoldOut
+from modelyard.data.sources import (
+    fingerprint_files,
+    fingerprint_source,
+    infer_task,
+    read_source,
+    read_test,
+    source_files,
+)
+from modelyard.errors import DataError
+
+ADULT_COLUMNS = [
+    "age",
+    "workclass",
+    "fnlwgt",
+    "education",
+    "education-num",
+    "marital-status",
+    "occupation",
+    "relationship",
+    "race",
+    "sex",
+    "capital-gain",
+    "capital-loss",
+    "hours-per-week",
+    "native-country",
+    "income",
+]
+
+
+def _csv(path: Path, text: str | bytes, **read: Any) -> Source:
+    if isinstance(text, str):
+        path.write_text(text, encoding="utf-8", newline="")
+    else:
+        path.write_bytes(text)
+    return Source(path=path, read=ReadOptions(**read))
+
+
+def _error(source: Source, **kwargs: Any) -> DataError:
+    with pytest.raises(DataError) as info:
+        read_source(source, **kwargs)
+    return info.value
+
+
+# =========================================================================== real data
+
+
+@pytest.fixture(scope="module")
+def adult_source(shared_data: Path) -> Source:
+    return Source(
+        path=shared_data / "adult" / "adult.data",
+        read=ReadOptions(
+            has_header=False,
+            columns=ADULT_COLUMNS,
+            separator=",",
+            strip_whitespace=True,
+            null_values=["?"],
+        ),
+    )
+
+
+def test_adult_train_and_test(shared_data: Path, adult_source: Source) -> None:
+    normalize = {"income": ValueMap(strip_suffix=".")}
+    train = read_source(adult_source, normalize=normalize)
+    test = read_test(
+        HoldOut(path=shared_data / "adult" / "adult.test", read={"skip_rows": 1}),
+        adult_source,
+        normalize=normalize,
+    )
+    assert train.shape == (32_561, 15)
+    assert test.shape == (16_281, 15)
+    assert train.columns == ADULT_COLUMNS
+    assert all(dtype == pl.String for dtype in train.dtypes)
+    # the trailing blank line gives no all-null row
+    assert not train.select(pl.all_horizontal(pl.all().is_null())).to_series().any()
+    assert train["workclass"].null_count() == 1_836
+    assert train["occupation"].null_count() == 1_843
+    assert train["native-country"].null_count() == 583
+    assert test["workclass"].null_count() == 963
+    assert set(train["income"]) == set(test["income"]) == {"<=50K", ">50K"}
+    assert train["income"].value_counts().sort("income")["count"].to_list() == [24_720, 7_841]
+    assert train["age"][0] == "39"  # stripped, raw string
+    assert infer_task(train["income"]) == "binary"
+
+
+def test_adult_sample_and_drop(adult_source: Source) -> None:
+    a = read_source(adult_source, sample=100, seed=7, drop=["fnlwgt"])
+    b = read_source(adult_source, sample=100, seed=7, drop=["fnlwgt"])
+    c = read_source(adult_source, sample=100, seed=8, drop=["fnlwgt"])
+    assert a.shape == (100, 14)
+    assert "fnlwgt" not in a.columns
+    assert a.equals(b)
+    assert not a.equals(c)
+
+
+def test_titanic(shared_data: Path) -> None:
+    df = read_source(Source(path=shared_data / "titanic.csv"))
+    assert df.shape == (891, 15)
+    assert df["age"].null_count() == 177
+    assert df["deck"].null_count() == 688
+    assert df["embarked"].null_count() == 2
+    assert df["adult_male"][0] == "True"
+    assert infer_task(df["survived"]) == "binary"
+
+
+def test_bike_sharing_crlf(shared_data: Path) -> None:
+    df = read_source(
+        Source(
+            path=shared_data / "bike_sharing" / "hour.csv",
+            read=ReadOptions(parse_dates=["dteday"], dtypes={"cnt": "int"}),
+        )
+    )
+    assert df.shape == (17_379, 17)
+    assert df.columns[-1] == "cnt"  # no stray "\r"
+    assert df["cnt"].str.contains("\r").sum() == 0
+    assert df["dteday"].dtype == pl.String  # hints only: typing is the contract's job
+    assert df["dteday"][0] == "2011-01-01"
+    assert infer_task(df["cnt"]) == "regression"
+
+
+def test_wine_quoted_header_and_glob(shared_data: Path) -> None:
+    red = read_source(
+        Source(
+            path=shared_data / "wine_quality" / "winequality-red.csv",
+            read=ReadOptions(separator=";"),
+        )
+    )
+    assert red.shape == (1_599, 12)
+    assert red.columns[0] == "fixed acidity"
+    assert red.columns[-1] == "quality"
+    assert infer_task(red["quality"]) == "multiclass"
+    both = read_source(
+        Source(
+            path=shared_data / "wine_quality" / "winequality-*.csv",
+            read=ReadOptions(separator=";"),
+        )
+    )
+    assert both.shape == (1_599 + 4_898, 12)
+
+
+def test_kddcup_gzip(shared_data: Path) -> None:
+    names_file = shared_data / "kddcup99" / "kddcup.names"
+    lines = names_file.read_text().splitlines()[1:]
+    names = [line.split(":")[0] for line in lines if ":" in line] + ["label"]
+    start = time.perf_counter()
+    df = read_source(
+        Source(
+            path=shared_data / "kddcup99" / "kddcup.data_10_percent.gz",
+            read=ReadOptions(has_header=False, columns=names),
+        )
+    )
+    elapsed = time.perf_counter() - start
+    assert df.shape == (494_021, 42)
+    assert df["label"].n_unique() == 23
+    assert df["label"][0] == "normal."
+    assert elapsed < 5, f"reading kddcup99 took {elapsed:.1f} s"
+
+
+@pytest.mark.parametrize(
+    ("name", "rows", "first", "task"),
+    [
+        ("breast_cancer", 569, "malignant", "binary"),
+        ("iris", 150, "setosa", "multiclass"),
+        ("wine", 178, "class_0", "multiclass"),
+        ("diabetes", 442, 151.0, "regression"),
+    ],
+)
+def test_builtin(name: str, rows: int, first: object, task: str) -> None:
+    source = Source.model_validate({"builtin": name})
+    df = read_source(source)
+    assert df.height == rows
+    assert df.columns[-1] == "target"
+    assert df["target"][0] == first
+    assert infer_task(df["target"]) == task
+    assert fingerprint_source(source).startswith(f"builtin:{name}:")
+
+
+# =========================================================================== formats
+
+
+def test_parquet_json_ndjson_keep_types(tmp_path: Path) -> None:
+    frame = pl.DataFrame({"a": [1, 2, 3], "b": [" x ", "?", ""], "c": [1.5, None, 2.0]})
+    frame.write_parquet(tmp_path / "t.parquet")
+    (tmp_path / "t.json").write_text(json.dumps(frame.to_dicts()))
+    (tmp_path / "t.ndjson").write_text("\n".join(json.dumps(r) for r in frame.to_dicts()) + "\n")
+    opts = ReadOptions(strip_whitespace=True, null_values=["?"])
+    for name in ("t.parquet", "t.json", "t.ndjson"):
+        df = read_source(Source(path=tmp_path / name, read=opts))
+        assert df["a"].dtype == pl.Int64, name
+        assert df["a"].to_list() == [1, 2, 3]
+        assert df["b"].to_list() == ["x", None, None], name
+        assert df["c"].to_list() == [1.5, None, 2.0]
+
+
+def test_gzipped_csv_and_explicit_format(tmp_path: Path) -> None:
+    (tmp_path / "t.csv.gz").write_bytes(gzip.compress(b"a,b\n1,2\n"))
+    assert read_source(Source(path=tmp_path / "t.csv.gz")).rows() == [("1", "2")]
+    (tmp_path / "t.weird").write_text("a,b\n1,2\n")
+    src = Source(path=tmp_path / "t.weird", format="csv")
+    assert read_source(src).rows() == [("1", "2")]
+    err = _error(Source(path=tmp_path / "t.weird"))
+    assert "format" in err.what and "data.source.format" in (err.fix or "")
+
+
+def test_blank_lines_comments_and_options(tmp_path: Path) -> None:
+    src = _csv(
+        tmp_path / "t.csv",
+        "junk first line\n# comment\n x ; y \n1;2\n\n# more\n 3 ;NA\n   \n\n",
+        separator=";",
+        skip_rows=1,
+        comment_prefix="#",
+        strip_whitespace=True,
+        null_values=["NA"],
+    )
+    df = read_source(src)
+    assert df.columns == ["x", "y"]
+    assert df.rows() == [("1", "2"), ("3", None)]
+
+
+def test_columns_rename_header(tmp_path: Path) -> None:
+    df = read_source(_csv(tmp_path / "t.csv", "a,b\n1,2\n", columns=["x", "y"]))
+    assert df.columns == ["x", "y"]
+    assert df.rows() == [("1", "2")]
+
+
+def test_quoted_values_and_empty_is_null(tmp_path: Path) -> None:
+    df = read_source(_csv(tmp_path / "t.csv", 'a,b,c\n"1,5","",x\n"say ""hi""",,\n'))
+    assert df.rows() == [("1,5", None, "x"), ('say "hi"', None, None)]
+
+
+def test_latin1_encoding(tmp_path: Path) -> None:
+    src = _csv(tmp_path / "t.csv", "name,v\nété,1\n".encode("latin-1"), encoding="latin1")
+    assert read_source(src).rows() == [("été", "1")]
+
+
+def test_normalize(tmp_path: Path) -> None:
+    src = _csv(tmp_path / "t.csv", "y,z\nYES.,a\nno.,b\n,c\n")
+    df = read_source(
+        src,
+        normalize={
+            "y": ValueMap(strip_suffix=".", lowercase=True, map={"yes": "1", "no": "0"}),
+            "z": ValueMap(strip_prefix="a", map={"b": "B"}),
+        },
+    )
+    assert df["y"].to_list() == ["1", "0", None]
+    assert df["z"].to_list() == ["", "B", "c"]
+
+
+def test_sample_larger_than_rows(tmp_path: Path) -> None:
+    src = _csv(tmp_path / "t.csv", "a\n1\n2\n3\n")
+    assert read_source(src, sample=10).height == 3
+    assert read_source(src, sample=2, seed=1)["a"].to_list() in (["1", "2"], ["1", "3"], ["2", "3"])
+
+
+def test_read_test_overrides(tmp_path: Path) -> None:
+    train = _csv(tmp_path / "train.csv", "a;b\n1;x\n", separator=";", null_values=["?"])
+    (tmp_path / "test.csv").write_text("skip me\na;b\n?;y.\n")
+    df = read_test(
+        HoldOut(path=tmp_path / "test.csv", read={"skip_rows": 1}),
+        train,
+        normalize={"b": ValueMap(strip_suffix=".")},
+        drop=["a"],
+    )
+    assert df.rows() == [("y",)]
+
+
+# =========================================================================== hostile input
+
+
+def test_missing_file_with_did_you_mean(tmp_path: Path) -> None:
+    (tmp_path / "train.csv").write_text("a\n1\n")
+    err = _error(Source(path=tmp_path / "trian.csv"))
+    assert "does not exist" in err.what
+    assert err.where == str(tmp_path / "trian.csv")
+    assert "train.csv" in (err.fix or "")
+
+
+def test_glob_matching_nothing(tmp_path: Path) -> None:
+    err = _error(Source(path=tmp_path / "*.csv"))
+    assert "matches no file" in err.what
+    assert err.where == str(tmp_path / "*.csv")
+    with pytest.raises(DataError, match="matches no file"):
+        source_files(tmp_path / "missing" / "*.csv")
+
+
+def test_directory_instead_of_file(tmp_path: Path) -> None:
+    err = _error(Source(path=tmp_path))
+    assert "directory" in err.what
+    assert "*.csv" in (err.fix or "")
+
+
+def test_empty_file(tmp_path: Path) -> None:
+    for name in ("t.csv", "t.parquet", "t.json"):
+        (tmp_path / name).write_bytes(b"")
+        err = _error(Source(path=tmp_path / name))
+        assert "empty" in err.what, name
+        assert err.found == "0 bytes"
+        assert err.where == str(tmp_path / name)
+
+
+def test_header_only(tmp_path: Path) -> None:
+    err = _error(_csv(tmp_path / "t.csv", "a,b,c\n"))
+    assert err.what == "no data rows"
+    assert err.found == "a header only"
+    assert err.where == str(tmp_path / "t.csv")
+    err = _error(_csv(tmp_path / "u.csv", "a,b,c\n\n\n"))
+    assert err.what == "no data rows"
+
+
+def test_truncated_last_line(tmp_path: Path) -> None:
+    err = _error(_csv(tmp_path / "t.csv", "a,b,c\n1,2,3\n4,5,6\n7,8"))
+    assert "line 4 has fewer fields" in err.what
+    assert err.where == f"{tmp_path / 't.csv'}:4"
+    assert err.expected is not None and "3 fields" in err.expected
+    assert err.found is not None and "2 fields" in err.found and "7,8" in err.found
+    assert "truncated" in (err.fix or "")
+
+
+def test_ragged_line_with_more_fields_and_no_header(tmp_path: Path) -> None:
+    err = _error(
+        _csv(
+            tmp_path / "t.csv",
+            "junk\n1,2\n3,4,5\n6,7\n",
+            has_header=False,
+            columns=["a", "b"],
+            skip_rows=1,
+        )
+    )
+    assert "line 3 has more fields" in err.what
+    assert err.where == f"{tmp_path / 't.csv'}:3"
+    assert "separator" in (err.fix or "")
+
+
+def test_ragged_line_in_file_with_multiline_quotes(tmp_path: Path) -> None:
+    err = _error(_csv(tmp_path / "t.csv", 'a,b\n1,"two\nlines"\n3\n'))
+    assert err.where == f"{tmp_path / 't.csv'}:4"
+    assert "fewer fields" in err.what
+
+
+def test_quoted_separator_is_not_ragged(tmp_path: Path) -> None:
+    df = read_source(_csv(tmp_path / "t.csv", 'a,b\n"x,y",2\n"q""r",3\n'))
+    assert df.rows() == [("x,y", "2"), ('q"r', "3")]
+
+
+def test_stray_quote_is_a_data_error(tmp_path: Path) -> None:
+    err = _error(_csv(tmp_path / "t.csv", 'a,b\n1,2\nq"r,3\n'))
+    assert err.where == str(tmp_path / "t.csv")
+    assert "quote" in (err.fix or "")
+
+
+def test_wrong_encoding(tmp_path: Path) -> None:
+    err = _error(_csv(tmp_path / "t.csv", "name,v\nabc,1\nété,2\n".encode("latin-1")))
+    assert "not valid utf8" in err.what
+    assert err.where == f"{tmp_path / 't.csv'}:3"
+    assert "encoding: latin1" in (err.fix or "")
+
+
+def test_columns_count_mismatch(tmp_path: Path) -> None:
+    err = _error(_csv(tmp_path / "t.csv", "1,2,3\n4,5,6\n", has_header=False, columns=["a", "b"]))
+    assert "read.columns" in err.what
+    assert err.expected is not None and "3 names" in err.expected
+    assert err.found == "2 names"
+    err = _error(_csv(tmp_path / "u.csv", "1,2,3\n", has_header=False))
+    assert "no column names" in err.what and "read.columns" in (err.fix or "")
+
+
+def test_duplicate_column_names(tmp_path: Path) -> None:
+    err = _error(_csv(tmp_path / "t.csv", "a,b,a\n1,2,3\n"))
+    assert err.what == "duplicate column names"
+    assert err.found is not None and "'a'" in err.found
+    err = _error(_csv(tmp_path / "u.csv", " a ,a\n1,2\n", strip_whitespace=True))
+    assert err.what == "duplicate column names"
+    err = _error(_csv(tmp_path / "v.csv", "1,2\n", has_header=False, columns=["x", "x"]))
+    assert err.what == "duplicate column names"
+
+
+def test_empty_header_name(tmp_path: Path) -> None:
+    err = _error(_csv(tmp_path / "t.csv", ",a\n1,2\n"))
+    assert "without a name" in err.what
+    assert err.found is not None and "column 1" in err.found
+
+
+def test_binary_garbage(tmp_path: Path) -> None:
+    err = _error(_csv(tmp_path / "t.csv", bytes(range(256)) * 8))
+    assert "binary" in err.what
+    (tmp_path / "p.parquet").write_bytes(b"this is not parquet at all")
+    err = _error(Source(path=tmp_path / "p.parquet"))
+    assert "Parquet" in err.what
+    assert err.found is not None and "PAR1" in err.found
+    (tmp_path / "z.csv.gz").write_bytes(gzip.compress(b"a,b\n1,2\n" * 100)[:-10])
+    err = _error(Source(path=tmp_path / "z.csv.gz"))
+    assert "gzip" in err.what
+
+
+def test_malformed_json(tmp_path: Path) -> None:
+    (tmp_path / "t.json").write_text('[\n {"a": 1},\n {"a": 2,,}\n]\n')
+    err = _error(Source(path=tmp_path / "t.json"))
+    assert "JSON" in err.what
+    assert err.where == f"{tmp_path / 't.json'}:3"
+    (tmp_path / "t.ndjson").write_text('{"a": 1}\n{"a": \n')
+    err = _error(Source(path=tmp_path / "t.ndjson"))
+    assert "NDJSON" in err.what
+    assert err.where == f"{tmp_path / 't.ndjson'}:2"
+
+
+def test_glob_with_differing_columns(tmp_path: Path) -> None:
+    (tmp_path / "a.csv").write_text("x,y\n1,2\n")
+    (tmp_path / "b.csv").write_text("x,z\n3,4\n")
+    err = _error(Source(path=tmp_path / "*.csv"))
+    assert err.where == str(tmp_path / "b.csv")
+    assert err.expected is not None and "'y'" in err.expected
+    assert err.found is not None and "missing 'y'" in err.found and "extra 'z'" in err.found
+
+
+def test_unknown_columns_did_you_mean(tmp_path: Path) -> None:
+    src = _csv(tmp_path / "t.csv", "income,age\n1,2\n")
+    err = _error(src, normalize={"incme": ValueMap(lowercase=True)})
+    assert "'incme'" in err.what and "normalize" in err.what
+    assert err.fix == "Did you mean 'income'?"
+    assert err.expected is not None and "'age'" in err.expected
+    err = _error(src, drop=["agee"])
+    assert err.fix == "Did you mean 'age'?"
+    err = _error(_csv(tmp_path / "u.csv", "when,v\n1,2\n", parse_dates=["wen"]))
+    assert "read.parse_dates" in err.what and "'when'" in (err.fix or "")
+
+
+def test_bad_separator(tmp_path: Path) -> None:
+    err = _error(_csv(tmp_path / "t.csv", "a, b\n1, 2\n", separator=", "))
+    assert "single character" in err.what
+    assert "strip_whitespace" in (err.fix or "")
+
+
+# =========================================================================== fingerprints
+
+
+def test_fingerprints(tmp_path: Path) -> None:
+    (tmp_path / "a.csv").write_text("x\n1\n")
+    (tmp_path / "b.csv").write_text("x\n2\n")
+    one = fingerprint_files([tmp_path / "a.csv", tmp_path / "b.csv"])
+    assert one == fingerprint_source(Source(path=tmp_path / "*.csv"))
+    assert len(one) == 64
+    (tmp_path / "b.csv").write_text("x\n3\n")
+    assert fingerprint_files([tmp_path / "a.csv", tmp_path / "b.csv"]) != one
+    (tmp_path / "c.csv").write_text("x\n1\n")
+    assert fingerprint_files([tmp_path / "a.csv"]) != fingerprint_files([tmp_path / "c.csv"])
+    other = tmp_path / "moved"
+    other.mkdir()
+    (other / "a.csv").write_text("x\n1\n")
+    assert fingerprint_files([tmp_path / "a.csv"]) == fingerprint_files([other / "a.csv"])
+
+
+# =========================================================================== infer_task
+
+
+@pytest.mark.parametrize(
+    ("values", "task"),
+    [
+        ([True, False, True], "binary"),
+        (["yes", "no", None, "yes"], "binary"),
+        ([0, 1, 1, 0], "binary"),
+        (["a", "b", "c"] * 10, "multiclass"),
+        ([1, 2, 3] * 100, "multiclass"),
+        (["3", "4", "5"] * 100, "multiclass"),  # CSV strings that read as integers
+        (list(range(1000)), "regression"),
+        ([float(i % 30) for i in range(3000)], "regression"),  # 30 classes > 20
+        ([0.5, 1.5, 2.5] * 100, "regression"),  # not whole numbers
+        ([str(i / 7) for i in range(100)], "regression"),
+        ([1, 2, 3, 4, 5, 6], "regression"),  # too many distinct for 6 rows
+    ],
+)
+def test_infer_task(values: list[object], task: str) -> None:
+    assert infer_task(pl.Series("y", values)) == task
+
+
+def test_infer_task_degenerate() -> None:
+    with pytest.raises(DataError, match="single value"):
+        infer_task(pl.Series("y", ["a", "a", None]))
+    with pytest.raises(DataError, match="no values"):
+        infer_task(pl.Series("y", [None, None], dtype=pl.String))
+
+
+# =========================================================================== property
+
+
+_VALUE = st.text(
+    alphabet=st.sampled_from(list("abcXYZ019 .-_é日,;|\t\"'\n")), min_size=0, max_size=8
+)
+
+
+@st.composite
+def _tables(draw: st.DrawFn) -> tuple[str, list[str], list[list[str]]]:
+    sep = draw(st.sampled_from([",", ";", "\t", "|"]))
+    ncols = draw(st.integers(1, 4))
+    names = draw(
+        st.lists(
+            st.text(alphabet="abcdefgh_ ", min_size=1, max_size=6).filter(lambda s: s.strip() == s),
+            min_size=ncols,
+            max_size=ncols,
+            unique=True,
+        )
+    )
+    rows = draw(st.lists(st.lists(_VALUE, min_size=ncols, max_size=ncols), min_size=1, max_size=15))
+    return sep, names, rows
+
+
+@settings(
+    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(table=_tables())
+def test_roundtrip_property(tmp_path: Path, table: tuple[str, list[str], list[list[str]]]) -> None:
+    sep, names, rows = table
+    # a one-column row holding only spaces is indistinguishable from a blank line (skipped)
+    assume(len(names) > 1 or all(row[0] == "" or row[0].strip() for row in rows))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter=sep, lineterminator="\n")
+    writer.writerow(names)
+    writer.writerows(rows)
+    path = tmp_path / "prop.csv"
+    path.write_text(buffer.getvalue(), encoding="utf-8", newline="")
+    df = read_source(Source(path=path, read=ReadOptions(separator=sep)))
+    assert df.columns == names
+    assert df.height == len(rows)
+    assert all(dtype == pl.String for dtype in df.dtypes)
+    expected = [tuple(value if value != "" else None for value in row) for row in rows]
+    assert df.rows() == expected

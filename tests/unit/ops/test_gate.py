@@ -1,0 +1,131 @@
+"""The promotion gate: floor, champion margin, lower-is-better metrics, invalid data."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from modelyard.config.schema import GateSection
+from modelyard.ops.gate import GateDecision, decide
+
+
+def _decide(
+    candidate: float,
+    champion: float | None = None,
+    *,
+    greater: bool = True,
+    metric: str = "accuracy",
+    valid: bool = True,
+    **options: object,
+) -> GateDecision:
+    return decide(
+        metric=metric,
+        greater_is_better=greater,
+        candidate=candidate,
+        champion=champion,
+        options=GateSection.model_validate(options),
+        data_valid=valid,
+    )
+
+
+def test_first_model_above_the_floor_is_promoted() -> None:
+    d = _decide(0.9, min_metric=0.8)
+    assert d.promote
+    assert d.champion is None and d.margin == 0.0
+    assert d.reasons == [
+        "accuracy 0.9 is at or above the floor 0.8 (gate.min_metric)",
+        "no champion yet: nothing to beat",
+        "data validation passed",
+    ]
+
+
+def test_below_the_floor_is_refused_even_without_champion() -> None:
+    d = _decide(0.7, min_metric=0.8)
+    assert not d.promote
+    assert "accuracy 0.7 is below the floor 0.8 (gate.min_metric)" in d.reasons
+
+
+def test_no_floor_is_said() -> None:
+    d = _decide(0.1)
+    assert d.promote
+    assert d.reasons[0] == "accuracy 0.1: no absolute bar set (gate.min_metric)"
+
+
+@pytest.mark.parametrize(
+    ("candidate", "champion", "min_improvement", "promote"),
+    [
+        (0.91, 0.90, 0.0, True),
+        (0.90, 0.90, 0.0, False),  # a tie does not beat the champion
+        (0.89, 0.90, 0.0, False),
+        (0.91, 0.90, 0.01, True),  # exactly the margin (despite float noise)
+        (0.905, 0.90, 0.01, False),
+        (0.95, 0.90, 0.01, True),
+    ],
+)
+def test_champion_margin(candidate: float, champion: float, min_improvement: float, promote: bool) -> None:
+    d = _decide(candidate, champion, min_improvement=min_improvement)
+    assert d.promote is promote
+    assert d.margin == pytest.approx(candidate - champion)
+
+
+def test_champion_reasons_are_readable() -> None:
+    worse = _decide(0.85, 0.9)
+    assert worse.reasons[1] == (
+        "accuracy 0.85 is worse than the champion's 0.9 (required: strictly better, "
+        "gate.min_improvement is 0)"
+    )
+    short = _decide(0.905, 0.9, min_improvement=0.01)
+    assert short.reasons[1] == (
+        "accuracy 0.905 beats the champion's 0.9 by only 0.005 (required: at least 0.01, "
+        "gate.min_improvement)"
+    )
+    tie = _decide(0.9, 0.9)
+    assert "is equal to the champion's 0.9" in tie.reasons[1]
+
+
+def test_lower_is_better_metric_uses_a_ceiling_and_reverses_the_margin() -> None:
+    ok = _decide(3.1, 3.4, greater=False, metric="rmse", min_metric=5.0, min_improvement=0.1)
+    assert ok.promote
+    assert ok.margin == pytest.approx(0.3)
+    assert ok.reasons[0] == "rmse 3.1 is at or below the ceiling 5 (gate.min_metric; lower is better)"
+
+    above_ceiling = _decide(6.0, None, greater=False, metric="rmse", min_metric=5.0)
+    assert not above_ceiling.promote
+    assert "rmse 6 is above the ceiling 5 (gate.min_metric; lower is better)" in above_ceiling.reasons
+
+    worse = _decide(3.5, 3.4, greater=False, metric="rmse")
+    assert not worse.promote
+    assert worse.margin == pytest.approx(-0.1)
+    assert "rmse 3.5 is worse than the champion's 3.4" in worse.reasons[1]
+
+
+def test_invalid_data_blocks_promotion_unless_allowed() -> None:
+    blocked = _decide(0.99, 0.5, valid=False)
+    assert not blocked.promote
+    assert blocked.reasons[-1] == "data validation failed its limits (gate.require_valid_data is true)"
+
+    allowed = _decide(0.99, 0.5, valid=False, require_valid_data=False)
+    assert allowed.promote
+    assert allowed.reasons[-1] == "data validation failed, ignored (gate.require_valid_data is false)"
+
+
+def test_every_failed_check_is_reported() -> None:
+    d = _decide(0.5, 0.9, valid=False, min_metric=0.8)
+    assert not d.promote
+    assert len(d.reasons) == 3
+    assert "below the floor" in d.reasons[0]
+    assert "worse than the champion" in d.reasons[1]
+    assert "validation failed" in d.reasons[2]
+
+
+def test_nan_candidate_is_refused() -> None:
+    d = _decide(math.nan, 0.9)
+    assert not d.promote
+    assert d.reasons[0] == "accuracy is NaN: the candidate could not be scored"
+
+
+def test_decision_serialises_to_json() -> None:
+    d = _decide(0.91, 0.9)
+    again = GateDecision.model_validate_json(d.model_dump_json())
+    assert again == d

@@ -1,0 +1,185 @@
+"""The profile report: every shown number equals the JSON, nothing is fetched from outside."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+
+from modelyard.config.schema import ProfileSection
+from modelyard.data.contract import ColumnContract, DataContract
+from modelyard.data.profile import Profile, profile, type_of
+from modelyard.reports.html import escape, fmt, fmt_share, svg_line
+from modelyard.reports.profile import profile_json, render_profile_html
+
+URL_IN_HTML = re.compile(
+    r"""(?:src|href)\s*=\s*["']?\s*https?:|url\(\s*["']?\s*https?:|@import""", re.I
+)
+
+
+class StatCollector(HTMLParser):
+    """Collects (data-stat, data-column, data-column2, data-value) of every element."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stats: list[dict[str, str | None]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if "data-stat" in a and "data-value" in a:
+            self.stats.append(a)
+
+
+def collect(html: str) -> list[dict[str, str | None]]:
+    parser = StatCollector()
+    parser.feed(html)
+    return parser.stats
+
+
+def expected(doc: dict[str, Any], item: dict[str, str | None], seen: dict[Any, int]) -> Any:
+    """The JSON value an element of the report claims to show."""
+    stat, column = item["data-stat"] or "", item.get("data-column")
+    if stat == "corr":
+        cols = doc["correlations"]["columns"]
+        return doc["correlations"]["matrix"][cols.index(column)][cols.index(item["data-column2"])]
+    if stat in ("class_count", "class_share"):
+        (cls,) = [c for c in doc["class_balance"]["classes"] if c["value"] == column]
+        return cls["count" if stat == "class_count" else "share"]
+    if column is None:
+        if stat == "classes":
+            return len(doc["class_balance"]["classes"])
+        if stat in ("minority_share", "imbalance_ratio"):
+            return doc["class_balance"][stat]
+        return doc["dataset"][stat]
+    (col,) = [c for c in doc["columns"] if c["name"] == column]
+    if stat == "association":
+        (a,) = [a for a in doc["target_associations"] if a["column"] == column]
+        return a["score"]
+    if stat in ("top_count", "top_share"):
+        k = seen.setdefault((stat, column), 0)
+        seen[(stat, column)] = k + 1
+        return col["categorical"]["top"][k]["count" if stat == "top_count" else "share"]
+    if stat == "quality_score":
+        return col["quality"]["score"]
+    if stat in ("completeness", "validity", "uniqueness"):
+        return col["quality"][stat]
+    if stat in col:
+        return col[stat]
+    if stat.startswith("p") and stat[1:].isdigit():
+        return col["numeric"]["quantiles"][stat]
+    return col["numeric"][stat]
+
+
+def check_report_against_json(html: str, doc: dict[str, Any]) -> int:
+    """Assert every data-value in ``html`` equals the JSON value; return how many."""
+    seen: dict[Any, int] = {}
+    items = collect(html)
+    for item in items:
+        want = expected(doc, item, seen)
+        raw = item["data-value"]
+        if want is None:
+            assert raw == "", item
+        else:
+            got = float(raw or "nan")
+            assert got == float(want) or (math.isnan(got) and math.isnan(float(want))), (
+                item,
+                want,
+            )
+    return len(items)
+
+
+def make_contract(df: pl.DataFrame, target: str, task: Any) -> DataContract:
+    return DataContract(
+        target=target,
+        task=task,
+        columns=[
+            ColumnContract(name=n, type=type_of(t), role="target" if n == target else "feature")
+            for n, t in df.schema.items()
+        ],
+    )
+
+
+@pytest.fixture(scope="module")
+def titanic(shared_data: Path) -> Profile:
+    df = pl.read_csv(shared_data / "titanic.csv")
+    return profile(df, make_contract(df, "survived", "binary"), ProfileSection())
+
+
+@pytest.fixture(scope="module")
+def hour(shared_data: Path) -> Profile:
+    df = pl.read_csv(shared_data / "bike_sharing" / "hour.csv", try_parse_dates=True)
+    return profile(df, make_contract(df, "cnt", "regression"), ProfileSection())
+
+
+@pytest.mark.parametrize("name", ["titanic", "hour"])
+def test_every_number_equals_the_json(name: str, request: pytest.FixtureRequest) -> None:
+    prof: Profile = request.getfixturevalue(name)
+    html = render_profile_html(prof)
+    doc = json.loads(profile_json(prof))
+    n = check_report_against_json(html, doc)
+    assert n > 20 * len(prof.columns)
+    stats = {(i["data-stat"], i.get("data-column")) for i in collect(html)}
+    for col in prof.columns:
+        assert ("count", col.name) in stats
+        if col.numeric is not None:
+            assert {("mean", col.name), ("std", col.name), ("p50", col.name)} <= stats
+    assert ("rows", None) in stats
+    assert ("quality_score", None) in stats
+
+
+def test_sections_and_leakage_first(titanic: Profile) -> None:
+    html = render_profile_html(titanic)
+    for section in ("overview", "alerts", "columns", "correlations", "target", "balance"):
+        assert f'id="{section}"' in html
+    first_alert = re.search(r'<li data-alert="([a-z_]+)"', html)
+    assert first_alert is not None
+    assert first_alert.group(1) == "leakage"
+    assert html.index('id="overview"') < html.index('id="columns"')
+
+
+def test_self_contained(titanic: Profile, hour: Profile) -> None:
+    for prof in (titanic, hour):
+        html = render_profile_html(prof)
+        assert not URL_IN_HTML.search(html)
+        assert "http://" not in html and "https://" not in html
+        assert "<link" not in html
+
+
+def test_hostile_names_are_escaped() -> None:
+    df = pl.DataFrame(
+        {
+            "<script>alert(1)</script>": [1.0, 2.0, 3.0],
+            'quote"s & ünïcödé 名前': ["<i>", "x", "<i>"],
+        }
+    )
+    contract = DataContract(
+        columns=[ColumnContract(name=n, type=type_of(t)) for n, t in df.schema.items()]
+    )
+    html = render_profile_html(profile(df, contract, ProfileSection()))
+    assert "<script>alert" not in html
+    assert "<i>" not in html
+    assert html.count("<script>") == 1  # only the page's own sorting script
+    doc = json.loads(profile_json(profile(df, contract, ProfileSection())))
+    check_report_against_json(html, doc)
+
+
+def test_formatting() -> None:
+    assert fmt(None) == "—"
+    assert fmt(53940) == "53,940"
+    assert fmt(3932.799721913237) == "3933"
+    assert fmt(0.38383838) == "0.3838"
+    assert fmt(123456.7) == "123,457"
+    assert fmt(0.0) == "0"
+    assert fmt(1.5e-7) == "1.500e-07"
+    assert fmt(float("nan")) == "NaN"
+    assert fmt_share(0.12008) == "12.01%"
+    assert fmt_share(0.0) == "0%"
+    assert escape('<a href="x">') == "&lt;a href=&quot;x&quot;&gt;"
+    svg = svg_line([0, 1, 2], [("a", [0.0, 1.0, 0.5])])
+    assert svg.startswith("<svg") and "polyline" in svg
