@@ -275,14 +275,17 @@ def evaluate(
     metric: str,
     seed: int,
     threshold: float | None = None,
+    exclude: Sequence[str] = (),
 ) -> Evaluation:
     """Evaluate the fitted ``model`` (it takes :func:`~modelyard.modeling.features.to_pandas`
     frames) on the ``test`` rows. ``threshold``: a binary decision threshold chosen elsewhere
     (out-of-fold); when None it is 0.5 or chosen on the test set, as the module docstring says.
+    ``exclude``: columns left out of the model input, as given to ``to_pandas`` at training
+    (e.g. the sample-weight column).
     """
     metric = resolve_metric(task, metric)
     _check_slices(test, options.slices)
-    X = to_pandas(test, contract)
+    X = to_pandas(test, contract, exclude=exclude)
     y = target_array(test, contract)
     n = len(y)
     if n == 0:

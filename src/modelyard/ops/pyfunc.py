@@ -21,9 +21,9 @@ from typing import Any
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "true")
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from mlflow.pyfunc import PythonModel  # noqa: E402
+import numpy as np
+import pandas as pd  # type: ignore[import-untyped,unused-ignore]
+from mlflow.pyfunc.model import PythonModel
 
 PREDICTION = "prediction"
 """Name of the output column holding the predicted label (or value, for regression)."""
@@ -31,7 +31,7 @@ PROBA_PREFIX = "proba_"
 """Prefix of the per-class probability columns: ``proba_<class>``."""
 
 
-class ModelyardPyfunc(PythonModel):  # type: ignore[misc]
+class ModelyardPyfunc(PythonModel):
     """A fitted scikit-learn pipeline with the contract's feature list, task and classes.
 
     >>> from sklearn.dummy import DummyClassifier

@@ -96,9 +96,7 @@ class Registry:
         """All versions, oldest first (empty if the model is not registered yet)."""
         found = self.client.search_model_versions(f"name = '{_quote(self.model_name)}'")
         aliases = self._aliases()
-        return sorted(
-            (self._info(mv, aliases) for mv in found), key=lambda v: int(v.version)
-        )
+        return sorted((self._info(mv, aliases) for mv in found), key=lambda v: int(v.version))
 
     def champion(self) -> VersionInfo | None:
         """The version holding the ``champion`` alias, if any."""
@@ -184,7 +182,10 @@ class Registry:
             challenger = self.challenger()
             if challenger is not None and challenger.version == version:
                 self._move(
-                    CHALLENGER, None, action="promote", reason="promoted to champion",
+                    CHALLENGER,
+                    None,
+                    action="promote",
+                    reason="promoted to champion",
                     command=command,
                 )
         return self.show(version)
@@ -212,8 +213,7 @@ class Registry:
             stack.pop()
         if not stack:
             raise ModelyardError(
-                f"model '{self.model_name}' has no earlier champion than version "
-                f"{current.version}",
+                f"model '{self.model_name}' has no earlier champion than version {current.version}",
                 where=str(self.audit_log),
                 fix="Choose a version with: modelyard models promote VERSION",
             )
@@ -240,7 +240,9 @@ class Registry:
 
         location = self.client.get_model_version_download_uri(self.model_name, str(version))
         if location.startswith("models:/"):  # a logged model id: resolve it with our client
-            location = self.client.get_logged_model(location.removeprefix("models:/")).artifact_location
+            location = self.client.get_logged_model(
+                location.removeprefix("models:/")
+            ).artifact_location
         with tempfile.TemporaryDirectory(prefix="modelyard-load-") as tmp:
             local = mlflow.artifacts.download_artifacts(
                 artifact_uri=location, dst_path=tmp, tracking_uri=self.tracking_uri

@@ -30,7 +30,7 @@ from urllib.parse import urlparse
 from modelyard.errors import ModelyardError
 
 if TYPE_CHECKING:
-    import pandas as pd
+    import pandas as pd  # type: ignore[import-untyped,unused-ignore]
     from mlflow.tracking import MlflowClient
 
     from modelyard.config.schema import TrackingSection
@@ -346,11 +346,11 @@ def _signature(wrapper: Any, example: pd.DataFrame, contract: DataContract) -> A
         "date": DataType.datetime,
         "datetime": DataType.datetime,
     }
-    specs = []
+    specs: list[Any] = []
     for col in contract.features:
         kind: Any = kinds[col.type]
         if col.nullable and col.type in {"int", "bool"}:
-            kind = AnyType()
+            kind = AnyType()  # type: ignore[no-untyped-call,unused-ignore]
         specs.append(ColSpec(kind, col.name, required=not col.nullable))
     output = wrapper.predict(None, example)
     inferred = infer_signature(example, output)
@@ -363,7 +363,7 @@ class _ModuleRecorder(pickle.Unpickler):
         self.modules: set[str] = set()
 
     def find_class(self, module: str, name: str) -> Any:
-        self.modules.add(module.split(".")[0])
+        self.modules.add(module.split(".", maxsplit=1)[0])
         return super().find_class(module, name)
 
 
@@ -373,7 +373,7 @@ def pip_requirements_for(wrapper: Any) -> list[str]:
     The pickle is replayed with a recording unpickler: every module it imports by reference is
     one the loading environment must have.
     """
-    import cloudpickle
+    import cloudpickle  # type: ignore[import-untyped,unused-ignore]
 
     with _by_value("modelyard"):
         data = cloudpickle.dumps(wrapper)
@@ -395,7 +395,7 @@ def pip_requirements_for(wrapper: Any) -> list[str]:
     return pinned
 
 
-class _by_value:  # noqa: N801 - used as a context manager
+class _by_value:
     """Pickle a package by value with cloudpickle while the block runs."""
 
     def __init__(self, package: str) -> None:
@@ -404,7 +404,7 @@ class _by_value:  # noqa: N801 - used as a context manager
     def __enter__(self) -> None:
         import importlib
 
-        import cloudpickle
+        import cloudpickle  # type: ignore[import-untyped,unused-ignore]
 
         self.module = importlib.import_module(self.package)
         self.registered = True
@@ -414,7 +414,7 @@ class _by_value:  # noqa: N801 - used as a context manager
             self.registered = False
 
     def __exit__(self, *exc: object) -> None:
-        import cloudpickle
+        import cloudpickle  # type: ignore[import-untyped,unused-ignore]
 
         if self.registered:
             cloudpickle.unregister_pickle_by_value(self.module)

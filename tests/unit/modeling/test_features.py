@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import os
 import pickle
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -28,14 +28,13 @@ from modelyard.modeling.features import (
 from modelyard.modeling.splits import make_split
 
 
-@pytest.fixture(scope="module")
-def shared_data() -> Path:
-    path = Path(os.environ.get("MODELYARD_DATA") or Path(__file__).parents[4] / "shared" / "data")
-    if not path.is_dir():
-        if os.environ.get("CI", "").lower() in {"true", "1", "yes"}:
-            pytest.fail(f"the shared datasets folder {path} is absent")
-        pytest.skip(f"the shared datasets folder {path} is absent (set MODELYARD_DATA)")
-    return path
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    """OpenMP models (hist-GBM) crawl when other processes load the CPUs; tests use 1 thread."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +52,9 @@ def add_family(df: pd.DataFrame) -> pd.DataFrame:
     return df.assign(family=df["sibsp"] + df["parch"] + 1)
 
 
-def test_to_pandas_keeps_only_features_typed_for_sklearn(titanic: tuple[pl.DataFrame, DataContract]) -> None:
+def test_to_pandas_keeps_only_features_typed_for_sklearn(
+    titanic: tuple[pl.DataFrame, DataContract],
+) -> None:
     df, contract = titanic
     X = to_pandas(df.with_columns(pl.lit(1).alias("not_in_contract")), contract)
     assert list(X.columns) == feature_columns(contract)
@@ -85,7 +86,9 @@ def test_unknown_categories_and_missing_values_at_predict_time(
 ) -> None:
     df, contract = titanic
     for high in ("target", "ordinal"):
-        options = FeaturesSection.model_validate({"categorical": {"one_hot_max_levels": 5, "high_cardinality": high}})
+        options = FeaturesSection.model_validate(
+            {"categorical": {"one_hot_max_levels": 5, "high_cardinality": high}}
+        )
         pre = build_preprocessor(contract, options, task="binary", seed=0)
         pre.fit(to_pandas(df, contract), target_array(df, contract))
         new = df.head(3).with_columns(
@@ -117,7 +120,9 @@ def test_all_missing_columns_are_handled(titanic: tuple[pl.DataFrame, DataContra
 
 def test_datetime_parts_on_known_dates() -> None:
     X = pd.DataFrame({"t": pd.to_datetime(["2012-03-04 05:06", None, "2011-12-31 23:00"])})
-    parts = DatetimeParts(parts=("year", "month", "day", "dayofweek", "hour", "dayofyear"), cyclical=True)
+    parts = DatetimeParts(
+        parts=("year", "month", "day", "dayofweek", "hour", "dayofyear"), cyclical=True
+    )
     Z = parts.fit_transform(X)
     names = list(parts.get_feature_names_out())
     row = dict(zip(names, Z[0], strict=True))
@@ -170,10 +175,14 @@ def test_custom_function_is_applied_first(titanic: tuple[pl.DataFrame, DataContr
 def test_custom_function_errors_are_clear(titanic: tuple[pl.DataFrame, DataContract]) -> None:
     _, contract = titanic
     with pytest.raises(ModelyardError, match="cannot import the module 'no_such_module_xyz'"):
-        build_preprocessor(contract, FeaturesSection(custom=["no_such_module_xyz:f"]), task="binary")
+        build_preprocessor(
+            contract, FeaturesSection(custom=["no_such_module_xyz:f"]), task="binary"
+        )
     with pytest.raises(ModelyardError, match="did you mean 'add_family'"):
         build_preprocessor(
-            contract, FeaturesSection(custom=["tests.unit.modeling.test_features:add_famly"]), task="binary"
+            contract,
+            FeaturesSection(custom=["tests.unit.modeling.test_features:add_famly"]),
+            task="binary",
         )
     with pytest.raises(ModelyardError, match="did you mean 'deck'"):
         build_preprocessor(
@@ -196,10 +205,16 @@ def test_feature_selection(titanic: tuple[pl.DataFrame, DataContract]) -> None:
 def test_text_columns_become_tfidf(shared_data: Path) -> None:
     df = pl.read_csv(shared_data / "taxis.csv", try_parse_dates=True)
     contract = infer_contract(
-        df, target="payment", task=None, roles=ColumnRoles(leakage=["total", "tip"]), options=ContractSection()
+        df,
+        target="payment",
+        task=None,
+        roles=ColumnRoles(leakage=["total", "tip"]),
+        options=ContractSection(),
     )
     df = df.filter(pl.col("payment").is_not_null())
-    options = FeaturesSection.model_validate({"text": {"columns": ["pickup_zone"], "max_features": 30}})
+    options = FeaturesSection.model_validate(
+        {"text": {"columns": ["pickup_zone"], "max_features": 30}}
+    )
     pre = build_preprocessor(contract, options, task="binary", seed=0)
     Z = pre.fit_transform(to_pandas(df, contract), target_array(df, contract))
     names = [str(n) for n in pre.get_feature_names_out()]
@@ -214,12 +229,17 @@ def test_penguins_sanity_accuracy(shared_data: Path) -> None:
     from sklearn.pipeline import Pipeline
 
     df = pl.read_csv(shared_data / "penguins.csv", null_values=["NA", ""])
-    contract = infer_contract(df, target="species", task=None, roles=ColumnRoles(), options=ContractSection())
+    contract = infer_contract(
+        df, target="species", task=None, roles=ColumnRoles(), options=ContractSection()
+    )
     assert contract.task == "multiclass"
     split = make_split(df, contract, SplitSection(), seed=42)
     model = Pipeline(
         [
-            ("features", build_preprocessor(contract, FeaturesSection(), task="multiclass", seed=42)),
+            (
+                "features",
+                build_preprocessor(contract, FeaturesSection(), task="multiclass", seed=42),
+            ),
             ("model", HistGradientBoostingClassifier(random_state=42)),
         ]
     )
@@ -249,14 +269,25 @@ def frames(draw: st.DrawFn) -> tuple[pl.DataFrame, DataContract, pl.DataFrame]:
             values = draw(st.lists(st.sampled_from(levels) | st.none(), min_size=n, max_size=n))
             data[name] = pl.Series(name, values, dtype=pl.String)
             unseen[name] = pl.Series(name, ["never-seen", None], dtype=pl.String)
-            cols.append(ColumnContract(name=name, type="str", categories=levels if len(levels) < 20 else None, distinct=len(levels)))
+            cols.append(
+                ColumnContract(
+                    name=name,
+                    type="str",
+                    categories=levels if len(levels) < 20 else None,
+                    distinct=len(levels),
+                )
+            )
         elif kind == "bool":
             values = draw(st.lists(st.booleans() | st.none(), min_size=n, max_size=n))
             data[name] = pl.Series(name, values, dtype=pl.Boolean)
             unseen[name] = pl.Series(name, [None, True], dtype=pl.Boolean)
             cols.append(ColumnContract(name=name, type="bool"))
         else:
-            number = st.floats(-1e6, 1e6, allow_nan=False) if kind == "float" else st.integers(-1000, 1000)
+            number = (
+                st.floats(-1e6, 1e6, allow_nan=False)
+                if kind == "float"
+                else st.integers(-1000, 1000)
+            )
             values = draw(st.lists(number | st.none(), min_size=n, max_size=n))
             dtype = pl.Float64 if kind == "float" else pl.Int64
             data[name] = pl.Series(name, values, dtype=dtype)
@@ -276,7 +307,9 @@ def test_property_any_contract_gives_finite_features(
     case: tuple[pl.DataFrame, DataContract, pl.DataFrame], high: str
 ) -> None:
     df, contract, unseen = case
-    options = FeaturesSection.model_validate({"categorical": {"one_hot_max_levels": 5, "high_cardinality": high}})
+    options = FeaturesSection.model_validate(
+        {"categorical": {"one_hot_max_levels": 5, "high_cardinality": high}}
+    )
     pre = build_preprocessor(contract, options, task="binary", seed=0)
     Z = pre.fit_transform(to_pandas(df, contract), target_array(df, contract))
     assert Z.shape[0] == df.height and Z.dtype == np.float64 and np.isfinite(Z).all()

@@ -111,7 +111,9 @@ def test_resolve_metric() -> None:
 
 
 def test_greater_is_better() -> None:
-    assert greater_is_better("roc_auc") and greater_is_better("r2") and greater_is_better("f1_macro")
+    assert (
+        greater_is_better("roc_auc") and greater_is_better("r2") and greater_is_better("f1_macro")
+    )
     assert not greater_is_better("rmse") and not greater_is_better("log_loss")
     assert not greater_is_better("brier") and not greater_is_better("mape")
     with pytest.raises(ModelyardError, match="did you mean 'accuracy'"):

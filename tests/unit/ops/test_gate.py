@@ -63,7 +63,9 @@ def test_no_floor_is_said() -> None:
         (0.95, 0.90, 0.01, True),
     ],
 )
-def test_champion_margin(candidate: float, champion: float, min_improvement: float, promote: bool) -> None:
+def test_champion_margin(
+    candidate: float, champion: float, min_improvement: float, promote: bool
+) -> None:
     d = _decide(candidate, champion, min_improvement=min_improvement)
     assert d.promote is promote
     assert d.margin == pytest.approx(candidate - champion)
@@ -88,11 +90,15 @@ def test_lower_is_better_metric_uses_a_ceiling_and_reverses_the_margin() -> None
     ok = _decide(3.1, 3.4, greater=False, metric="rmse", min_metric=5.0, min_improvement=0.1)
     assert ok.promote
     assert ok.margin == pytest.approx(0.3)
-    assert ok.reasons[0] == "rmse 3.1 is at or below the ceiling 5 (gate.min_metric; lower is better)"
+    assert (
+        ok.reasons[0] == "rmse 3.1 is at or below the ceiling 5 (gate.min_metric; lower is better)"
+    )
 
     above_ceiling = _decide(6.0, None, greater=False, metric="rmse", min_metric=5.0)
     assert not above_ceiling.promote
-    assert "rmse 6 is above the ceiling 5 (gate.min_metric; lower is better)" in above_ceiling.reasons
+    assert (
+        "rmse 6 is above the ceiling 5 (gate.min_metric; lower is better)" in above_ceiling.reasons
+    )
 
     worse = _decide(3.5, 3.4, greater=False, metric="rmse")
     assert not worse.promote
@@ -103,11 +109,15 @@ def test_lower_is_better_metric_uses_a_ceiling_and_reverses_the_margin() -> None
 def test_invalid_data_blocks_promotion_unless_allowed() -> None:
     blocked = _decide(0.99, 0.5, valid=False)
     assert not blocked.promote
-    assert blocked.reasons[-1] == "data validation failed its limits (gate.require_valid_data is true)"
+    assert (
+        blocked.reasons[-1] == "data validation failed its limits (gate.require_valid_data is true)"
+    )
 
     allowed = _decide(0.99, 0.5, valid=False, require_valid_data=False)
     assert allowed.promote
-    assert allowed.reasons[-1] == "data validation failed, ignored (gate.require_valid_data is false)"
+    assert (
+        allowed.reasons[-1] == "data validation failed, ignored (gate.require_valid_data is false)"
+    )
 
 
 def test_every_failed_check_is_reported() -> None:

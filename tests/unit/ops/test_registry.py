@@ -6,6 +6,7 @@ fixture logs the two versions every test reads; the tests run in file order on t
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -67,7 +68,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
         pipeline(DummyClassifier(strategy="prior")).fit(data.train[FEATURES], data.train[TARGET]),
     ]
     scores = [float(m.score(data.test[FEATURES], data.test[TARGET])) for m in models]
-    runs = [_log(workdir, data, m, s, f"fp{i}") for i, (m, s) in enumerate(zip(models, scores, strict=True))]
+    runs = [
+        _log(workdir, data, m, s, f"fp{i}")
+        for i, (m, s) in enumerate(zip(models, scores, strict=True))
+    ]
     registry = Registry(default_tracking_uri(workdir), NAME, workdir / "audit.jsonl")
     return World(data, workdir, registry, runs, models, scores)
 
@@ -112,9 +116,23 @@ def test_gate_promotes_the_first_and_keeps_the_worse_second_as_challenger(world:
     reg = world.registry
     good, bad = world.scores
     assert bad < good
-    first = decide(metric="accuracy", greater_is_better=True, candidate=good, champion=None, options=GATE, data_valid=True)
+    first = decide(
+        metric="accuracy",
+        greater_is_better=True,
+        candidate=good,
+        champion=None,
+        options=GATE,
+        data_valid=True,
+    )
     reg.apply(first, "1", command="modelyard train")
-    second = decide(metric="accuracy", greater_is_better=True, candidate=bad, champion=good, options=GATE, data_valid=True)
+    second = decide(
+        metric="accuracy",
+        greater_is_better=True,
+        candidate=bad,
+        champion=good,
+        options=GATE,
+        data_valid=True,
+    )
     assert not second.promote
     reg.apply(second, "2", command="modelyard train")
 
@@ -143,7 +161,7 @@ sys.meta_path.insert(0, NoModelyard())
 import pandas as pd, mlflow.pyfunc
 model = mlflow.pyfunc.load_model("models:/{NAME}@champion")
 frame = pd.read_json({str(sample_path)!r}, orient="split")
-print(model.predict(frame).to_json(orient="split"))
+print(model.predict(frame).to_json(orient="split", double_precision=15))
 """
     env = {
         **os.environ,
@@ -155,16 +173,23 @@ print(model.predict(frame).to_json(orient="split"))
     clean = tmp_path / "cwd"
     clean.mkdir()
     done = subprocess.run(
-        [sys.executable, "-c", script], cwd=clean, env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", script],
+        cwd=clean,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    got = pd.read_json(done.stdout.strip().splitlines()[-1], orient="split")
+    got = pd.read_json(io.StringIO(done.stdout.strip().splitlines()[-1]), orient="split")
 
     model = world.models[0]
     classes = [str(c) for c in model.classes_]
     assert list(got.columns) == ["prediction", *(f"proba_{c}" for c in classes)]
     assert list(got["prediction"]) == list(model.predict(sample))
-    np.testing.assert_allclose(got[[f"proba_{c}" for c in classes]].to_numpy(), model.predict_proba(sample), rtol=1e-6)
+    np.testing.assert_allclose(
+        got[[f"proba_{c}" for c in classes]].to_numpy(), model.predict_proba(sample), rtol=1e-6
+    )
 
 
 def test_load_champion_uses_the_registry_uri_not_the_global_one(world: World) -> None:
@@ -174,12 +199,16 @@ def test_load_champion_uses_the_registry_uri_not_the_global_one(world: World) ->
     loaded = world.registry.load_champion()
     sample = world.data.test[FEATURES].head(10)
     out = loaded.predict(sample)
-    np.testing.assert_allclose(out.filter(like="proba_").to_numpy(), world.models[0].predict_proba(sample), rtol=1e-6)
+    np.testing.assert_allclose(
+        out.filter(like="proba_").to_numpy(), world.models[0].predict_proba(sample), rtol=1e-6
+    )
 
 
 def test_manual_promote_then_rollback_restores_the_previous_champion(world: World) -> None:
     reg = world.registry
-    promoted = reg.promote("2", reason="try the baseline in production", command="modelyard models promote 2")
+    promoted = reg.promote(
+        "2", reason="try the baseline in production", command="modelyard models promote 2"
+    )
     assert promoted.aliases == ["champion"]  # and no longer challenger
     assert reg.challenger() is None
 
@@ -208,7 +237,13 @@ def test_audit_log_shows_every_move_in_order(world: World) -> None:
         assert e["model"] == NAME
         assert e["user"]
         assert e["time"].endswith("+00:00")
-    assert [e.action for e in world.registry.history()] == ["gate", "gate", "promote", "promote", "rollback"]
+    assert [e.action for e in world.registry.history()] == [
+        "gate",
+        "gate",
+        "promote",
+        "promote",
+        "rollback",
+    ]
 
 
 def test_unknown_version_is_a_readable_error(world: World) -> None:

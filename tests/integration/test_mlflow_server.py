@@ -1,0 +1,96 @@
+"""Tracking and the registry against a real ``mlflow server`` (HTTP, proxied artifacts)."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from modelyard.config.schema import GateSection, TrackingSection
+from modelyard.ops.gate import decide
+from modelyard.ops.registry import Registry
+from modelyard.ops.tracking import log_training_run
+from tests.unit.ops._penguins import FEATURES, TARGET, load_penguins, pipeline
+
+pytestmark = pytest.mark.integration
+
+NAME = "penguins-server"
+
+
+def test_log_register_promote_and_load_through_the_server(
+    mlflow_server: str, tmp_path: Path
+) -> None:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    data = load_penguins()
+    model = pipeline(HistGradientBoostingClassifier(max_iter=30, random_state=0))
+    model.fit(data.train[FEATURES], data.train[TARGET])
+    score = float(model.score(data.test[FEATURES], data.test[TARGET]))
+
+    run = log_training_run(
+        tracking=TrackingSection(uri=mlflow_server, experiment="server-test", model_name=NAME),
+        workdir=tmp_path / ".modelyard",
+        project="penguins",
+        params={"model": "hist_gbm", "max_iter": 30},
+        metrics={"accuracy": score},
+        model=model,
+        contract=data.contract,
+        task="multiclass",
+        input_example=data.train[FEATURES].head(5),
+        artifacts={"reports/run.json": '{"ok": true}'},
+        tags={"data_fingerprint": "fp-server", "code_version": "test"},
+    )
+    assert run.tracking_uri == mlflow_server
+    assert run.registered_version == "1"
+    assert not (tmp_path / ".modelyard" / "mlflow.db").exists()  # nothing embedded
+
+    registry = Registry(mlflow_server, NAME, tmp_path / "audit.jsonl")
+    decision = decide(
+        metric="accuracy",
+        greater_is_better=True,
+        candidate=score,
+        champion=None,
+        options=GateSection(min_metric=0.5),
+        data_valid=True,
+    )
+    registry.apply(decision, "1", command="pytest")
+    champion = registry.champion()
+    assert champion is not None and champion.version == "1"
+    assert champion.tags["data_fingerprint"] == "fp-server"
+    assert champion.source.startswith("mlflow-artifacts:")  # proxied by the server
+
+    sample = data.test[FEATURES].head(15)
+    expected = model.predict_proba(sample)
+    in_process = registry.load_champion().predict(sample)
+    np.testing.assert_allclose(in_process.filter(like="proba_").to_numpy(), expected, rtol=1e-9)
+
+    # The plain MLflow way, in a fresh process with a clean cwd: models:/NAME@champion.
+    sample_path = tmp_path / "sample.json"
+    sample.to_json(sample_path, orient="split")
+    script = (
+        "import pandas as pd, mlflow.pyfunc\n"
+        f"m = mlflow.pyfunc.load_model('models:/{NAME}@champion')\n"
+        f"f = pd.read_json({str(sample_path)!r}, orient='split')\n"
+        "print(m.predict(f).to_json(orient='split', double_precision=15))\n"
+    )
+    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_server, "MLFLOW_DISABLE_TELEMETRY": "true"}
+    clean = tmp_path / "cwd"
+    clean.mkdir()
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=clean,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    got = pd.read_json(io.StringIO(done.stdout.strip().splitlines()[-1]), orient="split")
+    assert list(got["prediction"]) == list(model.predict(sample))
+    np.testing.assert_allclose(got.filter(like="proba_").to_numpy(), expected, rtol=1e-6)
