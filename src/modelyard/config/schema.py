@@ -63,6 +63,22 @@ class Section(BaseModel):
         use_attribute_docstrings=True,
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _sections_from_context(cls, data: Any) -> Any:
+        """Build omitted sub-sections through validation too, so that their defaults see the
+        validation context (relative paths resolve from the yaml's folder)."""
+        if not isinstance(data, dict):
+            return data
+        missing = {}
+        for name, field in cls.model_fields.items():
+            ann = field.annotation
+            if field.is_required() or not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+                continue
+            if (field.alias or name) not in data and name not in data:
+                missing[field.alias or name] = {}
+        return {**data, **missing} if missing else data
+
 
 # --------------------------------------------------------------------------- data
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import pandas as pd
+import pandas as pd  # type: ignore[import-untyped,unused-ignore]
 from pydantic import BaseModel, ConfigDict, Field
 
 from modelyard.data.contract import Task
@@ -233,8 +233,9 @@ def _jsonable(params: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in params.items():
         if isinstance(value, tuple):
-            value = list(value)
+            out[key] = list(value)
         elif isinstance(value, np.generic):
-            value = value.item()
-        out[key] = value
+            out[key] = value.item()
+        else:
+            out[key] = value
     return out

@@ -6,9 +6,10 @@ logged the way ``mlflow.pyfunc.log_model`` does it in MLflow 3 (a LoggedModel li
 but through the client: ``save_model`` to a temporary folder, then upload.
 
 The logged model loads **without modelyard**: the :class:`~modelyard.ops.pyfunc.ModelyardPyfunc`
-wrapper (and any modelyard transformer inside the pipeline) is pickled by value, and the
-``pip_requirements`` are exactly the distributions whose modules the pickle refers to, pinned
-to the installed versions (no 5-11 s requirement inference).
+wrapper, any modelyard transformer inside the pipeline and any local module of user code (custom
+feature functions) are pickled by value (cloudpickle), and the ``pip_requirements`` are exactly
+the distributions whose modules the pickle refers to, pinned to the installed versions (see
+:func:`pickle_plan`; no 5-11 s requirement inference).
 """
 
 from __future__ import annotations
@@ -283,14 +284,14 @@ def _log_model(
     wrapper = ModelyardPyfunc.from_pipeline(pipeline, features=features, task=task)
     example = input_example[features].head(5).reset_index(drop=True)
     signature = _signature(wrapper, example, contract)
-    requirements = pip_requirements_for(wrapper)
+    plan = pickle_plan(wrapper)
 
     logged = client.create_logged_model(
         experiment_id=experiment_id,
         name=MODEL_NAME_IN_RUN,
         source_run_id=run_id,
         params=dict(params),
-        tags={**tags, "mlflow.modelyard.features": ",".join(features)[:5000]},
+        tags={**tags, "modelyard.features": ",".join(features)[:5000]},
     )
     model_id: str = logged.model_id
     client.log_outputs(run_id, [LoggedModelOutput(model_id, step=0)])
@@ -310,14 +311,14 @@ def _log_model(
     )
     with tempfile.TemporaryDirectory(prefix="modelyard-model-") as tmp:
         local = Path(tmp, "model")
-        with _by_value("modelyard"):
+        with _by_value(*plan.by_value):
             mlflow.pyfunc.save_model(
                 path=str(local),
                 python_model=wrapper,
                 mlflow_model=mlflow_model,
                 signature=signature,
                 input_example=example,
-                pip_requirements=requirements,
+                pip_requirements=plan.requirements,
             )
         for stray in _UV_PROJECT_FILES:  # copied from the cwd by MLflow's uv auto-detection
             (local / stray).unlink(missing_ok=True)
@@ -367,57 +368,78 @@ class _ModuleRecorder(pickle.Unpickler):
         return super().find_class(module, name)
 
 
-def pip_requirements_for(wrapper: Any) -> list[str]:
-    """Pinned distributions needed to unpickle ``wrapper`` (pickled by value), plus the basics.
+@dataclass(frozen=True)
+class PicklePlan:
+    """How to pickle a model so that it loads in a plain environment."""
+
+    by_value: tuple[str, ...]
+    """Top-level modules pickled by value: modelyard and local code (no installed distribution)."""
+    requirements: list[str]
+    """Pinned distributions of every module the pickle refers to by reference."""
+
+
+def pickle_plan(wrapper: Any) -> PicklePlan:
+    """Which modules travel inside the pickle, and which distributions the loader needs.
 
     The pickle is replayed with a recording unpickler: every module it imports by reference is
-    one the loading environment must have.
+    one the loading environment must have. A module that no installed distribution provides
+    (modelyard itself, a user's ``features.py`` of custom functions) is pickled by value instead,
+    and the recording is repeated until only installable modules remain.
     """
     import cloudpickle  # type: ignore[import-untyped,unused-ignore]
 
-    with _by_value("modelyard"):
-        data = cloudpickle.dumps(wrapper)
-    recorder = _ModuleRecorder(data)
-    recorder.load()
-    stdlib = set(sys.stdlib_module_names) | {"builtins", "copyreg", "__builtin__"}
-    dists = set(ALWAYS_REQUIRED)
+    stdlib = set(sys.stdlib_module_names) | {"builtins", "__builtin__", "__main__"}
     providers = md.packages_distributions()
-    for module in sorted(recorder.modules - stdlib):
-        if module in {"modelyard", "mlflow"}:  # by value / mlflow-skinny is enough
-            continue
-        dists.update(providers.get(module, [module]))
+    by_value = {"modelyard"}
+    for _ in range(8):
+        with _by_value(*sorted(by_value)):
+            data = cloudpickle.dumps(wrapper)
+        recorder = _ModuleRecorder(data)
+        recorder.load()
+        external = recorder.modules - stdlib
+        local = {m for m in external if m not in providers} - by_value
+        if not local:
+            break
+        by_value |= local
+    dists = set(ALWAYS_REQUIRED)
+    for module in sorted(external - by_value):
+        if module != "mlflow":  # mlflow-skinny is enough to load a pyfunc
+            dists.update(providers[module])
     pinned = []
     for dist in sorted(dists, key=str.lower):
         try:
             pinned.append(f"{dist}=={md.version(dist)}")
-        except md.PackageNotFoundError:
+        except md.PackageNotFoundError:  # pragma: no cover - provider without metadata
             pinned.append(dist)
-    return pinned
+    return PicklePlan(by_value=tuple(sorted(by_value)), requirements=pinned)
 
 
 class _by_value:
-    """Pickle a package by value with cloudpickle while the block runs."""
+    """Pickle these top-level modules by value with cloudpickle while the block runs."""
 
-    def __init__(self, package: str) -> None:
-        self.package = package
+    def __init__(self, *modules: str) -> None:
+        self.names = modules
+        self.registered: list[Any] = []
 
     def __enter__(self) -> None:
         import importlib
 
-        import cloudpickle  # type: ignore[import-untyped,unused-ignore]
+        import cloudpickle
 
-        self.module = importlib.import_module(self.package)
-        self.registered = True
-        try:
-            cloudpickle.register_pickle_by_value(self.module)
-        except ValueError:  # already registered by someone else: leave it to them
-            self.registered = False
+        for name in self.names:
+            module = importlib.import_module(name)
+            try:
+                cloudpickle.register_pickle_by_value(module)
+            except ValueError:  # already registered by someone else: leave it to them
+                continue
+            self.registered.append(module)
 
     def __exit__(self, *exc: object) -> None:
-        import cloudpickle  # type: ignore[import-untyped,unused-ignore]
+        import cloudpickle
 
-        if self.registered:
-            cloudpickle.unregister_pickle_by_value(self.module)
+        for module in self.registered:
+            cloudpickle.unregister_pickle_by_value(module)
+        self.registered.clear()
 
 
 def _register(

@@ -181,3 +181,9 @@ def test_secret_values_are_redacted_when_shown() -> None:
     shown = WithSecret(password=SecretStr("hunter2")).model_dump(mode="json")
     assert shown["password"] == "**********"
     assert "hunter2" not in repr(WithSecret(password=SecretStr("hunter2")))
+
+
+def test_defaults_of_omitted_sections_resolve_from_the_yaml_folder_too(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, GOOD), env={})
+    assert config.contract.path == (tmp_path / "contract.yaml").resolve()
+    assert config.output_dir == (tmp_path / "modelyard-out").resolve()

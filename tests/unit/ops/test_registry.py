@@ -63,8 +63,17 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
 
     data = load_penguins()
     workdir = tmp_path_factory.mktemp("project") / ".modelyard"
+    from sklearn.pipeline import Pipeline
+
+    from modelyard.config.schema import FeaturesSection
+    from modelyard.modeling.features import build_preprocessor
+
+    # version 1: the real modelyard preprocessor (its functions must travel by value)
+    real = build_preprocessor(data.contract, FeaturesSection(), task="multiclass")
     models = [
-        pipeline(LogisticRegression(max_iter=500)).fit(data.train[FEATURES], data.train[TARGET]),
+        Pipeline([("features", real), ("model", LogisticRegression(max_iter=500))]).fit(
+            data.train[FEATURES], data.train[TARGET]
+        ),
         pipeline(DummyClassifier(strategy="prior")).fit(data.train[FEATURES], data.train[TARGET]),
     ]
     scores = [float(m.score(data.test[FEATURES], data.test[TARGET])) for m in models]
@@ -145,6 +154,40 @@ def test_gate_promotes_the_first_and_keeps_the_worse_second_as_challenger(world:
     assert v2.tags["modelyard.gate"] == "rejected"
     assert "worse than the champion" in v2.tags["modelyard.gate.reasons"]
     assert v2.tags["modelyard.gate.reasons"].splitlines() == second.reasons
+
+
+def test_local_code_travels_by_value(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pickle
+
+    import cloudpickle
+    from sklearn.dummy import DummyClassifier
+    from sklearn.preprocessing import FunctionTransformer
+
+    from modelyard.ops.pyfunc import ModelyardPyfunc
+    from modelyard.ops.tracking import _by_value, pickle_plan
+
+    (tmp_path / "my_local_feats.py").write_text("def double(X):\n    return X * 2\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import my_local_feats  # type: ignore[import-not-found]
+
+    data = load_penguins()
+    numeric = data.train[["bill_length_mm"]].fillna(0.0)
+    model = pipeline(DummyClassifier())
+    model.steps[0] = ("features", FunctionTransformer(my_local_feats.double))
+    model.fit(numeric, data.train[TARGET])
+    wrapper = ModelyardPyfunc.from_pipeline(model, features=["bill_length_mm"], task="multiclass")
+
+    plan = pickle_plan(wrapper)
+    assert plan.by_value == ("modelyard", "my_local_feats")
+    assert not any("my_local_feats" in r or "modelyard" in r for r in plan.requirements)
+    with _by_value(*plan.by_value):
+        blob = cloudpickle.dumps(wrapper)
+    monkeypatch.delitem(sys.modules, "my_local_feats")
+    (tmp_path / "my_local_feats.py").unlink()
+    again = pickle.loads(blob)
+    assert again.predict(None, numeric.head(3))["prediction"].tolist() == list(
+        model.predict(numeric.head(3))
+    )
 
 
 def test_champion_loads_in_a_fresh_process_without_modelyard(world: World, tmp_path: Path) -> None:
