@@ -118,6 +118,17 @@ class _Console:
             self.console.print(
                 f"  {label}: [{colour}]{report.valid_rows:,} valid, {report.invalid_rows:,} invalid[/]"
             )
+        reg = result.registration
+        if reg is not None:
+            d = reg.decision
+            verdict = (
+                "[green]promoted to champion[/]" if d.promote else "[yellow]kept as challenger[/]"
+            )
+            self.console.print(
+                f"  model: {reg.model_name} version {reg.version}, {d.metric} {d.candidate:.4f}: {verdict}"
+            )
+            for reason in d.reasons:
+                self.console.print(f"    [dim]- {reason}[/]")
         for name, path in result.outputs.items():
             self.console.print(f"  [dim]{name:<18}[/] {path}")
 
@@ -170,6 +181,138 @@ _stage_command(
 _stage_command(
     "profile", "profile", "Profile the data and write the HTML report (`run --until profile`)."
 )
+
+
+# ----------------------------------------------------------------------------- models
+
+
+@main.group()
+def models() -> None:
+    """The registered model: versions, the champion, promotion and rollback (audited)."""
+
+
+def _version_row(v: Any) -> dict[str, Any]:
+    return {
+        "version": v.version,
+        "aliases": v.aliases,
+        "created": v.created.isoformat(timespec="seconds"),
+        "gate": v.tags.get("modelyard.gate", ""),
+        "metrics": {
+            k: round(val, 6) for k, val in sorted(v.metrics.items()) if k.startswith("test_")
+        },
+        "run_id": v.run_id,
+    }
+
+
+@models.command(name="list")
+@CONFIG_OPTION
+@click.option("--model", "model_name", help="Registered model name (default: the project's).")
+@JSON_OPTION
+def models_list(config_path: Path, model_name: str | None, as_json: bool) -> None:
+    """List the versions with their aliases, gate result and test metrics."""
+    registry = _project(config_path).registry(model_name)
+    rows = [_version_row(v) for v in registry.versions()]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo(f"model '{registry.model_name}' has no versions yet; run: modelyard run")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{registry.model_name} ({registry.tracking_uri})")
+    for col in ("version", "aliases", "created", "gate", "test metrics"):
+        table.add_column(col)
+    for r in rows:
+        metrics = ", ".join(
+            f"{k.removeprefix('test_')}={v:.4g}" for k, v in list(r["metrics"].items())[:4]
+        )
+        table.add_row(r["version"], ", ".join(r["aliases"]), r["created"], r["gate"], metrics)
+    Console().print(table)
+
+
+@models.command(name="show")
+@CONFIG_OPTION
+@click.argument("version")
+@click.option("--model", "model_name", help="Registered model name (default: the project's).")
+@JSON_OPTION
+def models_show(config_path: Path, version: str, model_name: str | None, as_json: bool) -> None:
+    """Show one version: aliases, metrics, lineage tags and the gate's reasons."""
+    info = _project(config_path).registry(model_name).show(version)
+    data = info.model_dump(mode="json")
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    import yaml
+
+    click.echo(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+
+
+@models.command(name="promote")
+@CONFIG_OPTION
+@click.argument("version")
+@click.option("--reason", required=True, help="Why (recorded in the audit log).")
+@click.option("--model", "model_name", help="Registered model name (default: the project's).")
+def models_promote(config_path: Path, version: str, reason: str, model_name: str | None) -> None:
+    """Make VERSION the champion by hand (audited)."""
+    registry = _project(config_path).registry(model_name)
+    info = registry.promote(version, reason=reason, command=" ".join(["modelyard", *sys.argv[1:]]))
+    click.echo(f"{registry.model_name} version {info.version} is now the champion")
+
+
+@models.command(name="rollback")
+@CONFIG_OPTION
+@click.option(
+    "--reason", default="rollback", show_default=True, help="Why (recorded in the audit log)."
+)
+@click.option("--model", "model_name", help="Registered model name (default: the project's).")
+def models_rollback(config_path: Path, reason: str, model_name: str | None) -> None:
+    """Give the champion alias back to the previous champion (audited)."""
+    registry = _project(config_path).registry(model_name)
+    info = registry.rollback(command=" ".join(["modelyard", *sys.argv[1:]]), reason=reason)
+    click.echo(f"{registry.model_name} version {info.version} is the champion again")
+
+
+@models.command(name="history")
+@CONFIG_OPTION
+@click.option("--model", "model_name", help="Registered model name (default: the project's).")
+def models_history(config_path: Path, model_name: str | None) -> None:
+    """The audit log: every alias move, when, why, from and to which version, by which command."""
+    for entry in _project(config_path).registry(model_name).history():
+        click.echo(
+            f"{entry.time}  {entry.alias:<10} {entry.from_version or '-':>4} -> {entry.to_version or '-':<4}"
+            f"  {entry.action:<8} {entry.user}: {entry.reason}  [{entry.command}]"
+        )
+
+
+@main.command()
+@CONFIG_OPTION
+@click.argument("data", type=click.Path(path_type=Path))
+@click.option("--model", help="NAME@ALIAS or NAME/VERSION (default: the project's champion).")
+@click.option(
+    "--out", "-o", type=click.Path(path_type=Path), required=True, help="A .parquet or .csv file."
+)
+@JSON_OPTION
+def predict(config_path: Path, data: Path, model: str | None, out: Path, as_json: bool) -> None:
+    """Score DATA with a registered model; rows that break the contract are quarantined."""
+    result = _project(config_path).predict(data, out=out, model=model)
+    summary = {
+        "model": result.model, "version": result.version, "rows": result.rows, "scored": result.scored,
+        "quarantined": result.quarantined, "output": str(result.output),
+        "quarantine": str(result.quarantine) if result.quarantine else None,
+    }  # fmt: skip
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+    else:
+        click.echo(
+            f"scored {result.scored:,} of {result.rows:,} rows with {result.model}/{result.version} -> {out}"
+            + (
+                f"; {result.quarantined:,} quarantined -> {result.quarantine}"
+                if result.quarantine
+                else ""
+            )
+        )
 
 
 # ----------------------------------------------------------------------------- project files

@@ -17,7 +17,7 @@ import os
 import shlex
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,6 +39,15 @@ if TYPE_CHECKING:
     from modelyard.data.contract import DataContract
     from modelyard.data.profile import Profile
     from modelyard.data.validation import ValidationReport, ValidationResult
+    from modelyard.engine.events import Progress
+    from modelyard.modeling.evaluate import Evaluation
+    from modelyard.modeling.explore import Leaderboard
+    from modelyard.modeling.splits import Split
+    from modelyard.modeling.stages import TrainedModel
+    from modelyard.modeling.tune import TuningResult
+    from modelyard.ops.batch import BatchResult
+    from modelyard.ops.promotion import Registration
+    from modelyard.ops.registry import Registry
 
 
 # ----------------------------------------------------------------------------- stages as steps
@@ -120,6 +129,143 @@ def profile(validated: ValidationResult, contract: DataContract, config: Project
     return run_profile(validated.valid, contract, config.profile, seed=config.seed)
 
 
+def split(
+    validated: ValidationResult,
+    contract: DataContract,
+    config: ProjectConfig,
+    validated_test: ValidationResult | None = None,
+) -> Split:
+    """The hold-out split (the test file's valid rows when there is one)."""
+    from modelyard.modeling.stages import split_data
+
+    test = validated_test.valid if validated_test is not None else None
+    return split_data(validated.valid, test, contract, config.split, config.seed)
+
+
+def explore(
+    split: Split, contract: DataContract, config: ProjectConfig, progress: Progress
+) -> Leaderboard:
+    """Cross-validate every candidate model into a leaderboard."""
+    from modelyard.modeling.stages import explore_models
+
+    return explore_models(
+        split, contract, config.features, config.split, config.models, config.seed, progress.update
+    )
+
+
+def tune(
+    split: Split,
+    contract: DataContract,
+    leaderboard: Leaderboard,
+    config: ProjectConfig,
+    storage_dir: str,
+    progress: Progress,
+) -> list[TuningResult]:
+    """Tune the best candidates with Optuna; studies resume after an interruption."""
+    from modelyard.modeling.stages import tune_models
+
+    return tune_models(
+        split, contract, leaderboard, config.features, config.split, config.models, config.tuning,
+        config.seed, storage_dir, config.name, progress.update,
+    )  # fmt: skip
+
+
+def train(
+    split: Split,
+    contract: DataContract,
+    leaderboard: Leaderboard,
+    tuning: list[TuningResult],
+    config: ProjectConfig,
+    progress: Progress,
+) -> TrainedModel:
+    """Choose the best model (tuned, or the ensemble) and refit it on all training rows."""
+    from modelyard.modeling.stages import train_final
+
+    return train_final(
+        split, contract, leaderboard, tuning, config.features, config.split, config.models,
+        config.evaluation, config.seed, progress.update,
+    )  # fmt: skip
+
+
+def evaluate(
+    trained: TrainedModel, split: Split, contract: DataContract, config: ProjectConfig
+) -> Evaluation:
+    """Score the model once on the hold-out test set."""
+    from modelyard.modeling.stages import evaluate_model
+
+    return evaluate_model(trained, split, contract, config.models, config.evaluation, config.seed)
+
+
+def register(
+    trained: TrainedModel,
+    evaluation: Evaluation,
+    split: Split,
+    contract: DataContract,
+    validated: ValidationResult,
+    leaderboard: Leaderboard,
+    config: ProjectConfig,
+    workdir: str,
+    command: str,
+    validated_test: ValidationResult | None = None,
+) -> Registration:
+    """Track the run in MLflow, register the model, and apply the promotion gate."""
+    from modelyard.data.sources import fingerprint_source
+    from modelyard.modeling.stages import Problem
+    from modelyard.ops.promotion import register_and_gate
+
+    problem = Problem.of(contract, config.models)
+    test_X, test_y, _ = problem.xy(split.test)
+    reports = [validated.report] + ([validated_test.report] if validated_test else [])
+    tags = {
+        "modelyard.version": __version__,
+        "modelyard.data.source": fingerprint_source(config.data.source),
+        "modelyard.code": _code_version(Path(workdir).parent),
+        "modelyard.model": trained.choice.name,
+        "modelyard.split": split.description,
+    }
+    return register_and_gate(
+        project=config.name, workdir=Path(workdir), tracking=config.tracking, gate=config.gate,
+        model=trained.model, contract=contract, task=problem.task, metric=problem.metric,
+        greater_is_better=problem.greater_is_better, test_X=test_X, test_y=test_y,
+        candidate_score=evaluation.score,
+        metrics={f"test_{k}": v for k, v in evaluation.metrics.items()}
+        | {f"cv_{problem.metric}": trained.choice.score},
+        params=config.model_dump(mode="json", exclude={"data": {"source": {"read"}}}, warnings=False),
+        artifacts={
+            "leaderboard.json": leaderboard.model_dump_json(indent=2),
+            "evaluation.json": evaluation.model_dump_json(indent=2),
+            "choice.json": trained.choice.model_dump_json(indent=2),
+        },
+        tags=tags, data_valid=all(r.passed for r in reports), command=command,
+    )  # fmt: skip
+
+
+def _code_version(folder: Path) -> str:
+    """The git commit of the project folder (``+dirty`` with local changes), if it is a repo."""
+    import subprocess
+
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=folder,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain"],
+            cwd=folder,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{sha}+dirty" if dirty else sha
+
+
 # ----------------------------------------------------------------------------- the pipeline
 
 STEP_VERSION = __version__  # a new release invalidates cached results
@@ -131,14 +277,17 @@ def _only(config: ProjectConfig, *sections: str) -> ProjectConfig:
     Steps receive just what they use, so changing ``profile.bins`` re-runs only profiling.
     """
     keep: dict[str, Any] = {"version": 1, "name": config.name, "seed": config.seed}
-    for s in sections:
-        keep[s] = getattr(config, s)
-    keep.setdefault("data", config.data)
+    for name in ProjectConfig.model_fields:
+        if name not in keep:  # a section the step does not use is None: using it fails loudly
+            keep[name] = getattr(config, name) if name in sections or name == "data" else None
     return ProjectConfig.model_construct(**keep)
 
 
 def build_pipeline(
-    config: ProjectConfig, *, declared_contract: DataContract | None = None
+    config: ProjectConfig,
+    *,
+    declared_contract: DataContract | None = None,
+    command: str = "modelyard run",
 ) -> Pipeline:
     """The standard pipeline for ``config``: ingest -> contract -> validate -> profile."""
     from modelyard.data.sources import fingerprint_source
@@ -181,7 +330,57 @@ def build_pipeline(
                 description="validate the hold-out data",
             )
         )  # fmt: skip
+    if data.target is not None:
+        steps.extend(_modeling_steps(config, with_test=data.test is not None, command=command))
     return Pipeline.of(steps)
+
+
+def _modeling_steps(config: ProjectConfig, *, with_test: bool, command: str) -> list[Step]:
+    """split -> explore -> tune -> train -> evaluate -> register (each keyed by what it uses)."""
+    test_input = {"validated_test": "validate_test"} if with_test else {}
+    base = {"split": "split", "contract": "contract"}
+    return [
+        Step(
+            "split", split, inputs={"validated": "validate", "contract": "contract", **test_input},
+            params={"config": _only(config, "split")}, version=STEP_VERSION,
+            description="hold out the test set",
+        ),
+        Step(
+            "explore", explore, inputs=base,
+            params={"config": _only(config, "features", "split", "models")}, version=STEP_VERSION,
+            description="cross-validate candidate models",
+        ),
+        Step(
+            "tune", tune, inputs={**base, "leaderboard": "explore"},
+            params={
+                "config": _only(config, "features", "split", "models", "tuning"),
+                "storage_dir": str(config.workdir / "optuna"),
+            },
+            version=STEP_VERSION, description="tune the best candidates",
+        ),
+        Step(
+            "train", train, inputs={**base, "leaderboard": "explore", "tuning": "tune"},
+            params={"config": _only(config, "features", "split", "models", "evaluation")},
+            version=STEP_VERSION, description="refit the chosen model",
+        ),
+        Step(
+            "evaluate", evaluate, inputs={"trained": "train", **base},
+            params={"config": _only(config, "models", "evaluation")}, version=STEP_VERSION,
+            description="evaluate on the hold-out test set",
+        ),
+        Step(
+            "register", register,
+            inputs={
+                "trained": "train", "evaluation": "evaluate", **base, "validated": "validate",
+                "leaderboard": "explore", **test_input,
+            },
+            params={
+                "config": _only(config, "data", "features", "split", "models", "tuning", "evaluation", "tracking", "gate"),
+                "workdir": str(config.workdir), "command": command,
+            },
+            version=STEP_VERSION, description="track, register and gate the model",
+        ),
+    ]  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- results
@@ -196,6 +395,7 @@ class RunResult:
     seconds: float
     outputs: dict[str, Path] = field(default_factory=dict)
     validation: dict[str, ValidationReport] = field(default_factory=dict)
+    registration: Registration | None = None
     _outcome: RunOutcome | None = field(default=None, repr=False)
 
     @property
@@ -228,6 +428,9 @@ class RunResult:
             ],
             "outputs": {k: str(v) for k, v in self.outputs.items()},
             "validation": {k: v.model_dump(mode="json") for k, v in self.validation.items()},
+            "registration": self.registration.model_dump(mode="json")
+            if self.registration
+            else None,
         }
 
 
@@ -273,7 +476,14 @@ class Project:
         return contract_from_yaml(text, source=str(file))
 
     def pipeline(self) -> Pipeline:
-        return build_pipeline(self.config, declared_contract=self.declared_contract())
+        return build_pipeline(
+            self.config, declared_contract=self.declared_contract(), command=self.run_command()
+        )
+
+    def run_command(self) -> str:
+        path = self.config_path.resolve() if self.config_path else None
+        cfg = shlex.quote(str(path)) if path else "modelyard.yaml"
+        return f"modelyard run -c {cfg}"
 
     def plan(self, *, from_step: str | None = None, until: str | None = None) -> Plan:
         """What a run would do, and why; moves no data."""
@@ -309,6 +519,78 @@ class Project:
         with ProjectLock(self.config.workdir / "lock", command="modelyard clean"):
             keep = None if everything else {p.name: p.key for p in self.plan()}
             return self.store.clean(keep=keep)
+
+    # -- models and batch scoring
+
+    def registry(self, model_name: str | None = None) -> Registry:
+        """The project's registered model (MLflow), with its audit log."""
+        from modelyard.ops.promotion import AUDIT_LOG
+        from modelyard.ops.registry import Registry
+        from modelyard.ops.tracking import resolve_model_name, resolve_tracking_uri
+
+        tracking = self.config.tracking
+        name = model_name or resolve_model_name(tracking, self.config.name)
+        return Registry(
+            resolve_tracking_uri(tracking, self.config.workdir),
+            name,
+            self.config.workdir / AUDIT_LOG,
+        )
+
+    def predict(
+        self,
+        data: Path,
+        *,
+        out: Path,
+        model: str | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> BatchResult:
+        """Score a file with a registered model, validating it against the contract first.
+
+        Invalid rows are quarantined beside ``out`` (``<out>.quarantine.parquet``), never scored.
+        """
+        import polars as pl
+
+        from modelyard.data.sources import read_source
+        from modelyard.data.validation import validate as run_validation
+        from modelyard.ops.batch import BatchResult, ModelRef, score_frame, write_table
+
+        contract = self.declared_contract()
+        if contract is None:
+            from modelyard.errors import ModelyardError
+
+            raise ModelyardError(
+                "there is no data contract yet",
+                where=str(self.config.contract.path),
+                fix="Run the pipeline first (modelyard run) to infer and write it.",
+            )
+        ref = ModelRef.parse(model) if model else ModelRef(self.registry().model_name, "champion")
+        registry = self.registry(ref.name)
+        version = ref.version or registry.alias(ref.alias or "champion").version
+        pyfunc = registry.load_version(version)
+        data_cfg = self.config.data
+        source = data_cfg.source.model_copy(update={"path": Path(data).resolve(), "builtin": None})
+        frame = read_source(source, normalize=data_cfg.normalize, drop=data_cfg.columns.drop)
+        if contract.target and contract.target not in frame.columns:  # unlabelled data: fine
+            contract = contract.model_copy(
+                update={
+                    "columns": [c for c in contract.columns if c.name != contract.target],
+                    "target": None,
+                }
+            )
+        options = self.config.validation.model_copy(
+            update={"on_error": "quarantine", "max_invalid_fraction": 1.0}
+        )
+        checked = run_validation(frame, contract, options)
+        predictions = score_frame(pyfunc, checked.valid, contract, progress=progress)
+        write_table(pl.concat([checked.valid, predictions], how="horizontal"), out)
+        quarantine = None
+        if checked.quarantine.height:
+            quarantine = out.with_name(out.name.rsplit(".", 1)[0] + ".quarantine.parquet")
+            write_table(checked.quarantine, quarantine)
+        return BatchResult(
+            rows=frame.height, scored=checked.valid.height, quarantined=checked.quarantine.height,
+            output=out, quarantine=quarantine, model=registry.model_name, version=version,
+        )  # fmt: skip
 
     # -- user-facing outputs
 
@@ -346,6 +628,12 @@ class Project:
                 q = out / "quarantine" / f"{label}.parquet"
                 _write_parquet_atomic(validated.quarantine, q)
                 result.outputs[f"quarantine_{label}"] = q
+        for step, file in (("explore", "leaderboard.json"), ("evaluate", "evaluation.json")):
+            if step in done:
+                _write_atomic(out / file, outcome.output(step).model_dump_json(indent=2))
+                result.outputs[step] = out / file
+        if "register" in done:
+            result.registration = outcome.output("register")
         if "profile" in done:
             from modelyard.reports.profile import profile_json, render_profile_html
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import csv
-import gzip
 import difflib
+import gzip
 import os
 from pathlib import Path
 
@@ -108,10 +108,10 @@ def scaffold(
                 expected=f"one of {', '.join(frame.columns)}",
                 fix=f"Pass --target with a column name.{hint}",
             )
+        import polars as pl
+
         from modelyard.data.contract import infer_contract
         from modelyard.data.sources import infer_task
-
-        import polars as pl
 
         typed = infer_contract(
             frame, target=None, task=None, roles=ColumnRoles(), options=ContractSection()

@@ -6,7 +6,9 @@ when ``CI=true`` (in CI every integration test must really run).
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -50,14 +52,21 @@ def wait_http(url: str, *, timeout: float, proc: subprocess.Popen[bytes], log: P
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
-    """Terminate, wait, then kill if needed."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=15)
+    """Terminate, wait, then kill if needed: the whole process group of a server started with
+    ``start_new_session=True`` (servers fork workers that a plain terminate would orphan)."""
+
+    def signal_group(sig: signal.Signals) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+
+    signal_group(signal.SIGTERM)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        signal_group(signal.SIGKILL)
+        proc.wait(timeout=15)
+    else:
+        signal_group(signal.SIGKILL)  # stragglers of the group, if any
 
 
 @pytest.fixture(scope="session")
@@ -69,7 +78,13 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     root = tmp_path_factory.mktemp("mlflow-server")
     port = free_port()
     log = root / "server.log"
-    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
+    env = {
+        **os.environ,
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "DO_NOT_TRACK": "true",
+        # no background job runner (a dozen huey consumer processes we do not use)
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+    }
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [
@@ -98,3 +113,12 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield uri
     finally:
         stop(proc)
+
+
+# Servers of the data-collection tests (S3, PostgreSQL, Kafka): see data_servers.py.
+from tests.integration.data_servers import (  # noqa: E402, F401
+    kafka_broker,
+    postgres_server,
+    s3_options,
+    s3_server,
+)

@@ -26,10 +26,10 @@ NAME = "penguins-server"
 def test_log_register_promote_and_load_through_the_server(
     mlflow_server: str, tmp_path: Path
 ) -> None:
-    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.tree import DecisionTreeClassifier
 
     data = load_penguins()
-    model = pipeline(HistGradientBoostingClassifier(max_iter=30, random_state=0))
+    model = pipeline(DecisionTreeClassifier(max_depth=4, random_state=0))
     model.fit(data.train[FEATURES], data.train[TARGET])
     score = float(model.score(data.test[FEATURES], data.test[TARGET]))
 
@@ -37,7 +37,7 @@ def test_log_register_promote_and_load_through_the_server(
         tracking=TrackingSection(uri=mlflow_server, experiment="server-test", model_name=NAME),
         workdir=tmp_path / ".modelyard",
         project="penguins",
-        params={"model": "hist_gbm", "max_iter": 30},
+        params={"model": "decision_tree", "max_depth": 4},
         metrics={"accuracy": score},
         model=model,
         contract=data.contract,

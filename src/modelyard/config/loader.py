@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from modelyard.config.schema import NOT_YET_SUPPORTED, ProjectConfig
+from modelyard.config.schema import NOT_YET_SUPPORTED, ProjectConfig, is_url
 from modelyard.errors import ConfigError, Problem
 
 _ENV = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -305,13 +305,15 @@ def _sorted(problems: list[Problem]) -> list[Problem]:
 def _check_files(config: ProjectConfig, source: str, lines: Lines) -> list[Problem]:
     """Input files that do not exist are reported with the other problems, before any run."""
     found: list[Problem] = []
-    entries: list[tuple[tuple[str | int, ...], Path | None]] = [
+    entries: list[tuple[tuple[str | int, ...], Path | str | None]] = [
         (("data", "source", "path"), config.data.source.path),
         (("data", "test", "path"), config.data.test.path if config.data.test else None),
     ]
-    for key, path in entries:
-        if path is None or "://" in str(path):
+    for key, location in entries:
+        # URLs (object stores) are checked when read; SQL and dataset sources have no path
+        if location is None or is_url(location) or "://" in str(location):
             continue
+        path = Path(location)
         text = str(path)
         if any(ch in text for ch in "*?["):
             anchor = Path(

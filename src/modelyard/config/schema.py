@@ -16,7 +16,10 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PlainValidator,
+    SecretStr,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -27,17 +30,7 @@ FORMAT_VERSION = 1
 #: Sections of the pipeline that later releases will open. Present in a file, they are
 #: rejected with "not yet supported" instead of being silently ignored.
 NOT_YET_SUPPORTED: dict[str, str] = {
-    "features": "feature engineering and selection",
-    "split": "train/test splits",
-    "models": "model exploration",
-    "tuning": "hyper-parameter tuning",
-    "evaluation": "evaluation",
-    "tracking": "MLflow tracking",
-    "registry": "the model registry",
-    "gate": "the promotion gate",
-    "serving": "serving",
     "monitoring": "monitoring",
-    "ingest": "continuous ingestion",
     "engine": "other execution engines (dask)",
 }
 
@@ -51,6 +44,49 @@ def _resolve_path(value: Path, info: ValidationInfo) -> Path:
 
 ProjectPath = Annotated[Path, AfterValidator(_resolve_path)]
 """A path; relative paths resolve from the folder of modelyard.yaml."""
+
+_URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def is_url(value: object) -> bool:
+    """Whether ``value`` is a URL (``s3://bucket/key``, ``kafka://host:9092/topic``), not a path.
+
+    >>> is_url("s3://bucket/data.csv"), is_url("data/train.csv")
+    (True, False)
+    """
+    return isinstance(value, str) and bool(_URL_RE.match(value))
+
+
+def _path_or_url(value: Any, info: ValidationInfo) -> Path | str:
+    if is_url(value):
+        return str(value)
+    if not isinstance(value, str | Path):
+        raise ValueError("expected a path or a URL such as s3://bucket/key")
+    return _resolve_path(Path(value), info)
+
+
+PathOrURL = Annotated[Path | str, PlainValidator(_path_or_url), WithJsonSchema({"type": "string"})]
+"""A local path (resolved from the folder of modelyard.yaml) or a URL kept as written
+(``s3://``, ``gs://``, any fsspec protocol): ``Path("s3://b/k")`` would collapse the ``//``."""
+
+_SECRET_KEY = re.compile(r"secret|passw|token|key|credential", re.IGNORECASE)
+
+StorageOptions = dict[str, str | SecretStr | bool | int | float]
+"""fsspec storage options; values of keys that look secret are :class:`~pydantic.SecretStr`."""
+
+
+def _hide_secrets(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            k: SecretStr(v) if isinstance(v, str) and _SECRET_KEY.search(str(k)) else v
+            for k, v in value.items()
+        }
+    return value
+
+
+def plain_options(options: StorageOptions) -> dict[str, Any]:
+    """The options with secrets revealed, to hand to fsspec (never to a log)."""
+    return {k: v.get_secret_value() if isinstance(v, SecretStr) else v for k, v in options.items()}
 
 
 class Section(BaseModel):
@@ -70,7 +106,7 @@ class Section(BaseModel):
         validation context (relative paths resolve from the yaml's folder)."""
         if not isinstance(data, dict):
             return data
-        missing = {}
+        missing: dict[str, Any] = {}
         for name, field in cls.model_fields.items():
             ann = field.annotation
             if field.is_required() or not (isinstance(ann, type) and issubclass(ann, BaseModel)):
@@ -125,11 +161,63 @@ class ValueMap(Section):
     """Replace whole values: ``{"yes": "1", "no": "0"}``."""
 
 
-class Source(Section):
-    """Where a table comes from: a file, a glob of files, or a dataset bundled with a library."""
+class SqlSource(Section):
+    """A table or a query of a SQL database (any SQLAlchemy URL), read in chunks; values are
+    typed through the data contract like any other source."""
 
-    path: ProjectPath | None = None
-    """A file or a glob (``data/*.csv``); relative to modelyard.yaml."""
+    url: SecretStr
+    """A SQLAlchemy URL: ``sqlite:///data/app.db`` (relative to modelyard.yaml) or
+    ``postgresql://user:${PGPASSWORD}@host:5432/db``. Secret: redacted when shown."""
+    table: str | None = None
+    """A table (``schema.table`` allowed) to read whole."""
+    query: str | None = None
+    """A SELECT query to read instead of a table."""
+    chunk_size: int = Field(default=50_000, ge=1)
+    """Rows fetched per round trip."""
+
+    @field_validator("url")
+    @classmethod
+    def _sqlite_relative(cls, value: SecretStr, info: ValidationInfo) -> SecretStr:
+        url = value.get_secret_value()
+        head, sep, rest = url.partition("://")
+        if not sep or not re.fullmatch(r"[A-Za-z][A-Za-z0-9+]*", head):
+            raise ValueError("expected a SQLAlchemy URL such as sqlite:///file.db")
+        base = (info.context or {}).get("base_dir")
+        path = rest[1:] if rest.startswith("/") else None
+        if (
+            base is not None
+            and head.startswith("sqlite")
+            and path
+            and path[0] != "/"
+            and path != ":memory:"
+        ):
+            return SecretStr(f"{head}:///{(Path(base) / path).resolve()}")
+        return value
+
+    @model_validator(mode="after")
+    def _table_or_query(self) -> SqlSource:
+        if (self.table is None) == (self.query is None):
+            raise ValueError("give exactly one of 'table' or 'query'")
+        return self
+
+
+class Source(Section):
+    """Where a table comes from: a file, a glob of files (local or in an object store), a SQL
+    table or query, a dataset written by continuous ingestion, or a dataset bundled with a
+    library."""
+
+    path: PathOrURL | None = None
+    """A file or a glob (``data/*.csv``), relative to modelyard.yaml; or a URL of any fsspec
+    protocol (``s3://bucket/raw/*.parquet``; ``s3`` needs the ``s3`` extra)."""
+    storage_options: StorageOptions = Field(default_factory=dict)
+    """Options of the object store, e.g. ``{endpoint_url: ..., key: ${AWS_ACCESS_KEY_ID},
+    secret: ${AWS_SECRET_ACCESS_KEY}}``; values of keys naming a secret, key, token or
+    password are redacted when shown."""
+    sql: SqlSource | None = None
+    """A SQL table or query."""
+    dataset: ProjectPath | None = None
+    """A partitioned Parquet dataset written by ``ingest`` (its ``ingest.dataset`` folder):
+    the parts committed in its manifest, so a retrain sees the newly ingested rows."""
     builtin: Literal["breast_cancer", "iris", "wine", "diabetes"] | None = None
     """A real dataset bundled with scikit-learn (no download), for trying modelyard out."""
     format: Literal["auto", "csv", "parquet", "json", "ndjson"] = "auto"
@@ -137,18 +225,25 @@ class Source(Section):
     read: ReadOptions = Field(default_factory=ReadOptions)
     """Parsing options."""
 
+    @field_validator("storage_options", mode="before")
+    @classmethod
+    def _secret_options(cls, value: Any) -> Any:
+        return _hide_secrets(value)
+
     @model_validator(mode="after")
     def _one_kind(self) -> Source:
-        if (self.path is None) == (self.builtin is None):
-            raise ValueError("give exactly one of 'path' or 'builtin'")
+        kinds = [self.path, self.sql, self.dataset, self.builtin]
+        if sum(k is not None for k in kinds) != 1:
+            raise ValueError("give exactly one of 'path', 'sql', 'dataset' or 'builtin'")
         return self
 
 
 class TestSource(Section):
     """An explicit hold-out file; read options not given are taken from ``data.source.read``."""
 
-    path: ProjectPath
-    """A file or glob with the hold-out rows."""
+    path: PathOrURL
+    """A file or glob with the hold-out rows (or a URL, read with the source's
+    ``storage_options``)."""
     format: Literal["auto", "csv", "parquet", "json", "ndjson"] = "auto"
     """File format, as for the source."""
     read: dict[str, Any] = Field(default_factory=dict)
@@ -486,6 +581,166 @@ class GateSection(Section):
     """Refuse promotion if validation of the training or test data failed its limits."""
 
 
+class PredictionLogSection(Section):
+    """The prediction log of the server: every request, served or rejected (monitoring input)."""
+
+    path: ProjectPath = Path("modelyard-out/prediction-log")
+    """Folder of the log's segment files (SQLite, WAL mode), one writer per server process."""
+    format: Literal["sqlite"] = "sqlite"
+    """Storage format of a segment (SQLite in WAL mode: each commit is durable)."""
+    rotate_bytes: int = Field(default=256 * 1024 * 1024, ge=4096)
+    """Start a new segment when the current one reaches this many bytes."""
+    rotate_rows: int = Field(default=1_000_000, ge=1)
+    """Start a new segment after this many logged rows."""
+    queue_size: int = Field(default=10_000, ge=1)
+    """Records waiting for the background writer; when it is full a request waits at most
+    ``max_wait_ms``, then its record is dropped and counted
+    (``modelyard_prediction_log_dropped_total``)."""
+    max_wait_ms: float = Field(default=50.0, ge=0)
+    """Longest a request waits for room in the writer's queue."""
+    enabled: bool = True
+    """Write the log at all."""
+
+
+class ReloadSection(Section):
+    """Switching to a new version when the served alias moves."""
+
+    poll_seconds: float = Field(default=30.0, ge=0)
+    """How often each server process asks the registry where the alias points (0: never;
+    ``POST /reload`` always works)."""
+
+
+class ServingSection(Section):
+    """The prediction server (``modelyard serve``) and its build context (``modelyard package``)."""
+
+    model: str | None = None
+    """What to serve: ``NAME@ALIAS`` or ``NAME/VERSION`` (default: the project's champion)."""
+    host: str = "127.0.0.1"
+    """Interface to listen on (``0.0.0.0`` in a container)."""
+    port: int = Field(default=8080, ge=1, le=65535)
+    """TCP port."""
+    workers: int = Field(default=1, ge=1)
+    """Server processes (each loads the model once; metrics are aggregated across them)."""
+    server: Literal["uvicorn", "granian"] = "uvicorn"
+    """The ASGI server (``granian`` must be installed separately)."""
+    lenient: bool = False
+    """Predict what can be predicted and flag contract violations, instead of answering 422."""
+    auth_token: SecretStr | None = None
+    """Bearer token required on /predict, /invocations, /feedback, /model and /reload; give it
+    through the environment (``auth_token: ${MODELYARD_SERVING_TOKEN}``). Never logged."""
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    """Largest request body accepted (413 beyond)."""
+    max_batch_rows: int = Field(default=10_000, ge=1)
+    """Most records in one request (413 beyond)."""
+    max_concurrency: int = Field(default=256, ge=1)
+    """Requests in flight per process; beyond, the server answers 503 at once (load shedding)."""
+    prediction_log: PredictionLogSection = Field(default_factory=PredictionLogSection)
+    """The prediction log."""
+    reload: ReloadSection = Field(default_factory=ReloadSection)
+    """Following the alias to new versions."""
+
+
+# --------------------------------------------------------------------------- ingest
+
+
+class KafkaSecurity(Section):
+    """How the consumer authenticates to the brokers (librdkafka's security settings)."""
+
+    protocol: Literal["plaintext", "ssl", "sasl_plaintext", "sasl_ssl"] = "plaintext"
+    """``security.protocol``."""
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    """``sasl.mechanism`` (with a ``sasl_*`` protocol)."""
+    username: str | None = None
+    """``sasl.username``."""
+    password: SecretStr | None = None
+    """``sasl.password``; write ``${KAFKA_PASSWORD}``. Redacted when shown."""
+    ssl_ca: ProjectPath | None = None
+    """``ssl.ca.location``: the CA certificate file."""
+    ssl_certificate: ProjectPath | None = None
+    """``ssl.certificate.location``: the client certificate (mutual TLS)."""
+    ssl_key: ProjectPath | None = None
+    """``ssl.key.location``: the client key (mutual TLS)."""
+    ssl_key_password: SecretStr | None = None
+    """``ssl.key.password``. Redacted when shown."""
+
+
+class KafkaOptions(Section):
+    """The Kafka consumer."""
+
+    group_id: str | None = None
+    """Consumer group (default ``modelyard-<name>``). Offsets committed to the group are only a
+    convenience for monitoring: the dataset's manifest is the source of truth."""
+    start: Literal["earliest", "latest"] = "earliest"
+    """Where to start in a partition the dataset has never read."""
+    security: KafkaSecurity = Field(default_factory=KafkaSecurity)
+    """Authentication and encryption."""
+    settings: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    """Further librdkafka consumer settings (``fetch.max.bytes``, ...)."""
+
+
+class IngestSection(Section):
+    """Continuous ingestion (``modelyard ingest --follow``): micro-batches from a Kafka topic
+    or a watched folder, validated against the contract, appended exactly once to a partitioned
+    Parquet dataset; invalid records go to the quarantine with their raw payload."""
+
+    from_: PathOrURL = Field(alias="from")
+    """``kafka://host:port/topic`` (brokers comma-separated), or a folder / glob / object-store
+    prefix (``s3://bucket/incoming/``) whose new files are ingested once each."""
+    kafka: KafkaOptions = Field(default_factory=KafkaOptions)
+    """Consumer options (Kafka only)."""
+    decoder: str = "json"
+    """How a Kafka message becomes a record: ``json`` (one JSON object), or
+    ``package.module:function`` taking the value's bytes and returning a mapping."""
+    format: Literal["auto", "csv", "parquet", "json", "ndjson"] = "auto"
+    """Format of the files of a watched folder (``auto``: from the extension)."""
+    read: ReadOptions = Field(default_factory=ReadOptions)
+    """Parsing options of the files of a watched folder."""
+    storage_options: StorageOptions = Field(default_factory=dict)
+    """Object-store options of a watched prefix (as ``data.source.storage_options``)."""
+    max_rows: int = Field(default=10_000, ge=1)
+    """A micro-batch is committed when it holds this many records ..."""
+    max_seconds: float = Field(default=5.0, gt=0)
+    """... or when its first record is this old."""
+    max_message_bytes: int = Field(default=1_048_576, ge=1)
+    """Larger messages go to the quarantine (whole) instead of being parsed."""
+    poll_seconds: float = Field(default=1.0, gt=0)
+    """How often a watched folder is listed."""
+    settle_seconds: float = Field(default=2.0, ge=0)
+    """A local file modified more recently than this is left for a later listing (it may still
+    be being written)."""
+    dataset: ProjectPath = Path("data/ingested")
+    """The output dataset: Parquet parts under ``partition=value/`` folders and the manifest
+    ``_manifest.json``, the commit point. Use it as ``data.source.dataset`` to train on it."""
+    partition_by: str = "ingestion_date"
+    """``ingestion_date`` (UTC date of the batch) or a column of the data."""
+    quarantine: ProjectPath | None = None
+    """Where invalid records go (Parquet parts, committed with the same manifest); default
+    ``<dataset>/_quarantine``."""
+
+    @field_validator("storage_options", mode="before")
+    @classmethod
+    def _secret_options(cls, value: Any) -> Any:
+        return _hide_secrets(value)
+
+    @field_validator("from_")
+    @classmethod
+    def _kafka_url(cls, value: Path | str) -> Path | str:
+        if isinstance(value, str) and value.startswith("kafka://"):
+            brokers, _, topic = value[len("kafka://") :].partition("/")
+            if not brokers or not topic.strip("/"):
+                raise ValueError("expected kafka://host:port/topic")
+        return value
+
+    @field_validator("decoder")
+    @classmethod
+    def _decoder_ref(cls, value: str) -> str:
+        if value != "json" and not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", value):
+            raise ValueError(
+                f"'{value}' is neither 'json' nor of the form 'package.module:function'"
+            )
+        return value
+
+
 # --------------------------------------------------------------------------- root
 
 
@@ -510,3 +765,21 @@ class ProjectConfig(Section):
     """Validation with quarantine."""
     profile: ProfileSection = Field(default_factory=ProfileSection)
     """Profile and quality report."""
+    features: FeaturesSection = Field(default_factory=FeaturesSection)
+    """Feature engineering and selection."""
+    split: SplitSection = Field(default_factory=SplitSection)
+    """The hold-out split and cross-validation folds."""
+    models: ModelsSection = Field(default_factory=ModelsSection)
+    """Model exploration and selection."""
+    tuning: TuningSection = Field(default_factory=TuningSection)
+    """Hyper-parameter tuning."""
+    evaluation: EvaluationSection = Field(default_factory=EvaluationSection)
+    """Evaluation on the hold-out test set."""
+    tracking: TrackingSection = Field(default_factory=TrackingSection)
+    """MLflow tracking and the model registry."""
+    gate: GateSection = Field(default_factory=GateSection)
+    """The promotion gate."""
+    ingest: IngestSection | None = None
+    """Continuous ingestion from Kafka or a watched folder."""
+    serving: ServingSection = Field(default_factory=ServingSection)
+    """The prediction server and its build context."""

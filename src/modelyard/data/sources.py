@@ -30,18 +30,20 @@ import csv
 import difflib
 import gzip
 import hashlib
+import io
 import os
 import re
 import zlib
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Literal
+from pathlib import Path, PurePosixPath
+from typing import Any, Literal
 
 import polars as pl
 
-from modelyard.config.schema import ReadOptions, Source, TestSource, ValueMap
+from modelyard.config.schema import ReadOptions, Source, TestSource, ValueMap, is_url
+from modelyard.data import remote
 from modelyard.data.contract import Task
 from modelyard.errors import DataError
 
@@ -49,12 +51,15 @@ __all__ = [
     "fingerprint_files",
     "fingerprint_source",
     "infer_task",
+    "read_file",
     "read_source",
     "read_test",
     "source_files",
 ]
 
 FileFormat = Literal["csv", "parquet", "json", "ndjson"]
+Location = Path | str
+"""A local file, or the URL of a remote one (``s3://bucket/key``)."""
 
 _CSV_SUFFIXES = {".csv", ".data", ".test", ".txt", ".tsv"}
 _FORMAT_BY_SUFFIX: dict[str, FileFormat] = {
@@ -103,6 +108,21 @@ def read_source(
     if source.builtin is not None:
         df = _read_builtin(source.builtin)
         where = f"builtin:{source.builtin}"
+    elif source.sql is not None:
+        from modelyard.data import sql
+
+        df = sql.read_sql(source.sql)
+        where = sql.redacted_url(source.sql)
+    elif source.dataset is not None:
+        from modelyard.data.streaming.manifest import read_dataset
+
+        df = read_dataset(source.dataset)
+        where = str(source.dataset)
+    elif is_url(source.path):
+        url = str(source.path)
+        fs, urls = remote.list_files(url, source.storage_options)
+        df = _read_files(urls, source.format, source.read, fs)
+        where = url
     else:
         assert source.path is not None  # guaranteed by Source's validator
         paths = source_files(source.path)
@@ -136,11 +156,16 @@ def read_test(
             found=str(exc).splitlines()[0],
             fix="Check data.test.read in modelyard.yaml.",
         ) from None
-    source = Source(path=test.path, format=test.format, read=options)
+    source = Source(
+        path=test.path,
+        format=test.format,
+        read=options,
+        storage_options=like.storage_options if is_url(test.path) else {},
+    )
     return read_source(source, normalize=normalize, drop=drop)
 
 
-def source_files(path_or_glob: Path) -> list[Path]:
+def source_files(path_or_glob: Path | str) -> list[Path]:
     """The files a source path names: the file itself, or the files matching a glob, sorted.
 
     Raises :class:`DataError` when the file does not exist, is a directory, or when the glob
@@ -187,6 +212,18 @@ def source_files(path_or_glob: Path) -> list[Path]:
     return [path]
 
 
+def read_file(
+    location: Path | str,
+    *,
+    format: str = "auto",
+    read: ReadOptions | None = None,
+    fs: Any = None,
+) -> pl.DataFrame:
+    """Read one file (local, or a URL through its fsspec filesystem ``fs``) as a source does:
+    CSV as strings, Parquet and JSON with their types. Raises :class:`DataError`."""
+    return _read_files([location], format, read or ReadOptions(), fs)
+
+
 def fingerprint_files(paths: Sequence[Path]) -> str:
     """A content hash (BLAKE2b, hex) of the files' names and bytes, streamed in 1 MiB chunks.
 
@@ -212,12 +249,25 @@ def fingerprint_files(paths: Sequence[Path]) -> str:
 
 
 def fingerprint_source(source: Source) -> str:
-    """The fingerprint of a source's data: a content hash of its files, or for a bundled
-    dataset ``builtin:<name>:<scikit-learn version>``."""
+    """The fingerprint of a source's data: a content hash of its files; for remote files a hash
+    of their names, sizes and ETags (or checksums / modification times); for a SQL source a
+    hash of the rows read (streamed in chunks); for an ingested dataset a hash of the parts
+    committed in its manifest (parts are immutable); for a bundled dataset
+    ``builtin:<name>:<scikit-learn version>``."""
     if source.builtin is not None:
         from importlib.metadata import version  # cheaper than importing scikit-learn
 
         return f"builtin:{source.builtin}:{version('scikit-learn')}"
+    if source.sql is not None:
+        from modelyard.data import sql
+
+        return sql.fingerprint_sql(source.sql)
+    if source.dataset is not None:
+        from modelyard.data.streaming.manifest import fingerprint_dataset
+
+        return fingerprint_dataset(source.dataset)
+    if is_url(source.path):
+        return remote.fingerprint(str(source.path), source.storage_options)
     assert source.path is not None
     return fingerprint_files(source_files(source.path))
 
@@ -276,10 +326,12 @@ def infer_task(target: pl.Series) -> Task:
 # =========================================================================== files
 
 
-def _read_files(paths: Sequence[Path], fmt: str, options: ReadOptions) -> pl.DataFrame:
+def _read_files(
+    paths: Sequence[Location], fmt: str, options: ReadOptions, fs: Any = None
+) -> pl.DataFrame:
     frames: list[pl.DataFrame] = []
     for path in paths:
-        df = _read_one(path, _resolve_format(path, fmt), options)
+        df = _read_one(path, _resolve_format(path, fmt), options, fs)
         if frames and df.columns != frames[0].columns:
             first = frames[0].columns
             missing = [c for c in first if c not in df.columns]
@@ -305,13 +357,13 @@ def _read_files(paths: Sequence[Path], fmt: str, options: ReadOptions) -> pl.Dat
         except pl.exceptions.PolarsError as exc:
             raise DataError(
                 "the files' column types do not agree",
-                where=str(paths[0].parent),
+                where=_parent(paths[0]),
                 expected="the same type per column in every file",
                 found=_first_line(exc),
                 fix="Write the files with the same schema.",
             ) from None
     if df.height == 0:
-        where = str(paths[0]) if len(paths) == 1 else f"{paths[0].parent} ({len(paths)} files)"
+        where = str(paths[0]) if len(paths) == 1 else f"{_parent(paths[0])} ({len(paths)} files)"
         raise DataError(
             "no data rows",
             where=where,
@@ -322,10 +374,10 @@ def _read_files(paths: Sequence[Path], fmt: str, options: ReadOptions) -> pl.Dat
     return df
 
 
-def _resolve_format(path: Path, fmt: str) -> FileFormat:
+def _resolve_format(path: Location, fmt: str) -> FileFormat:
     if fmt != "auto":
         return fmt  # type: ignore[return-value]  # Literal narrowed by the schema
-    suffixes = [s.lower() for s in path.suffixes]
+    suffixes = [s.lower() for s in PurePosixPath(str(path)).suffixes]
     if suffixes and suffixes[-1] in {".gz", ".gzip"}:
         inner = suffixes[-2] if len(suffixes) >= 2 else ""
         # a gzipped file is text: a JSON flavour if it says so, CSV otherwise (kddcup.data_*.gz)
@@ -342,8 +394,18 @@ def _resolve_format(path: Path, fmt: str) -> FileFormat:
     )
 
 
-def _read_one(path: Path, fmt: FileFormat, options: ReadOptions) -> pl.DataFrame:
-    if fmt == "parquet":
+def _read_one(
+    path: Location, fmt: FileFormat, options: ReadOptions, fs: Any = None
+) -> pl.DataFrame:
+    if isinstance(path, str):  # a URL: fetched through its fsspec filesystem
+        data = remote.fetch(fs, path)
+        if fmt == "parquet":
+            df = _parquet_bytes(path, data)
+        elif fmt == "csv":
+            return _read_csv(path, _unpack(path, data), options)
+        else:
+            df = _read_json(path, _unpack(path, data), lines=fmt == "ndjson")
+    elif fmt == "parquet":
         df = _read_parquet(path)
     else:
         data = _read_bytes(path)
@@ -366,6 +428,11 @@ def _read_bytes(path: Path) -> bytes:
         raise DataError(
             "cannot read the file", where=str(path), found=exc.strerror or str(exc)
         ) from None
+    return _unpack(path, raw)
+
+
+def _unpack(path: Location, raw: bytes) -> bytes:
+    """Gunzip ``raw`` when it is gzip (detected by content); refuse an empty file."""
     if raw[:2] == b"\x1f\x8b":
         try:
             raw = gzip.decompress(raw)
@@ -415,7 +482,24 @@ def _read_parquet(path: Path) -> pl.DataFrame:
         ) from None
 
 
-def _read_json(path: Path, data: bytes, *, lines: bool) -> pl.DataFrame:
+def _parquet_bytes(path: str, data: bytes) -> pl.DataFrame:
+    if not data:
+        raise DataError("the file is empty", where=path, found="0 bytes")
+    try:
+        return pl.read_parquet(io.BytesIO(data))
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise DataError(
+            "cannot read the Parquet file",
+            where=path,
+            expected="a Parquet file",
+            found="no Parquet signature (PAR1) at the start"
+            if data[:4] != b"PAR1"
+            else f"a damaged Parquet file ({_first_line(exc)})",
+            fix="Check the file, or set data.source.format if it is not Parquet.",
+        ) from None
+
+
+def _read_json(path: Location, data: bytes, *, lines: bool) -> pl.DataFrame:
     text = _decode(path, data, "utf8")
     try:
         df = pl.read_ndjson(data) if lines else pl.read_json(data)
@@ -432,7 +516,7 @@ def _read_json(path: Path, data: bytes, *, lines: bool) -> pl.DataFrame:
     return df
 
 
-def _diagnose_json(path: Path, text: str, *, lines: bool) -> tuple[str, str | None]:
+def _diagnose_json(path: Location, text: str, *, lines: bool) -> tuple[str, str | None]:
     import json
 
     if lines:
@@ -471,7 +555,7 @@ class _Layout:
     """The records' raw text, only when the slow (multi-line quoted fields) scan ran."""
 
 
-def _read_csv(path: Path, data: bytes, options: ReadOptions) -> pl.DataFrame:
+def _read_csv(path: Location, data: bytes, options: ReadOptions) -> pl.DataFrame:
     sep = options.separator
     if len(sep.encode()) != 1:
         raise DataError(
@@ -541,7 +625,7 @@ def _read_csv(path: Path, data: bytes, options: ReadOptions) -> pl.DataFrame:
     return _clean_strings(df, options)
 
 
-def _scan(path: Path, data: bytes, text: str, options: ReadOptions) -> _Layout:
+def _scan(path: Location, data: bytes, text: str, options: ReadOptions) -> _Layout:
     """Split the file into lines (natively) and count each line's fields.
 
     Fields are counted by separators outside quotes. A line with an odd number of quotes means a
@@ -657,7 +741,7 @@ def _split_record(line: str, sep: str) -> list[str]:
     return next(csv.reader([line], delimiter=sep, quotechar=_QUOTE), [])
 
 
-def _check_layout(path: Path, layout: _Layout, options: ReadOptions) -> int:
+def _check_layout(path: Location, layout: _Layout, options: ReadOptions) -> int:
     """Check the header and the field count of every line; return the file's field count."""
     data = layout.lines.filter(~pl.col("blank"))
     if data.height == 0:
@@ -738,7 +822,7 @@ def _check_layout(path: Path, layout: _Layout, options: ReadOptions) -> int:
     return width
 
 
-def _decode(path: Path, data: bytes, encoding: str) -> str:
+def _decode(path: Location, data: bytes, encoding: str) -> str:
     codec = {"utf8": "utf-8", "utf8-lossy": "utf-8", "latin1": "latin-1", "cp1252": "cp1252"}
     errors = "replace" if encoding == "utf8-lossy" else "strict"
     try:
@@ -794,7 +878,7 @@ def _clean_strings(df: pl.DataFrame, options: ReadOptions) -> pl.DataFrame:
     return df.with_columns(exprs)
 
 
-def _rename(df: pl.DataFrame, columns: Sequence[str], path: Path) -> pl.DataFrame:
+def _rename(df: pl.DataFrame, columns: Sequence[str], path: Location) -> pl.DataFrame:
     if len(columns) != df.width:
         raise DataError(
             "read.columns does not match the file's columns",
@@ -807,7 +891,7 @@ def _rename(df: pl.DataFrame, columns: Sequence[str], path: Path) -> pl.DataFram
     return df.rename(dict(zip(df.columns, columns, strict=True)))
 
 
-def _check_unique(names: Sequence[str], path: Path) -> None:
+def _check_unique(names: Sequence[str], path: Location) -> None:
     dups = [name for name, count in Counter(names).items() if count > 1]
     if dups:
         raise DataError(
@@ -893,6 +977,10 @@ def _did_you_mean_file(path: Path) -> str | None:
         return None
     close = difflib.get_close_matches(path.name, siblings, n=1, cutoff=0.6)
     return str(parent / close[0]) if close else None
+
+
+def _parent(path: Location) -> str:
+    return str(PurePosixPath(path).parent) if isinstance(path, str) else str(path.parent)
 
 
 def _split_glob(path: Path) -> tuple[Path, str]:

@@ -12,7 +12,7 @@ from typing import Any
 def canonical(value: Any) -> Any:
     """A JSON-able, order-independent form of a parameter value (pydantic models included)."""
     if hasattr(value, "model_dump"):
-        return canonical(value.model_dump(mode="json", by_alias=False))
+        return canonical(value.model_dump(mode="json", by_alias=False, warnings=False))
     if isinstance(value, Mapping):
         return {str(k): canonical(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
     if isinstance(value, list | tuple):

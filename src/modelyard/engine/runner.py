@@ -135,14 +135,15 @@ def _decide(
     external = step.external() if step.external else None
     fingerprints = {param: digests.get(up) for param, up in step.inputs.items()}
     pending = sorted({step.inputs[p] for p, fp in fingerprints.items() if fp is None})
-    record = _record_of(step, {p: fp or "" for p, fp in fingerprints.items()}, external)
+    known = {p: fp or "" for p, fp in fingerprints.items()}
+    record = _record_of(step, known, external)
     if pending:
         reason = f"input from {', '.join(pending)} will be recomputed"
         if step.name in forced:
             reason = f"--from {from_step}"
         return PlannedStep(step.name, "", "run", reason, step.description), record
     key = cache_key(
-        step=step.name, code_version=step.code_version, inputs=fingerprints,
+        step=step.name, code_version=step.code_version, inputs=known,
         params=step.params, external=external,
     )  # fmt: skip
     if step.name in forced:

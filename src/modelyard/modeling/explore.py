@@ -191,9 +191,7 @@ def explore(
         try:
             merged = default_params(name, task)
             merged.update(overrides)
-            model = make_model(
-                name, task, params=overrides, seed=seed, class_weight=class_weight
-            )
+            model = make_model(name, task, params=overrides, seed=seed, class_weight=class_weight)
             scores, seconds = cross_validate(
                 make_pipeline(preprocessor, model),
                 X,

@@ -195,15 +195,23 @@ def choose(
         if _better(challenger.score, winner.score, gib):
             winner = challenger
     others = [c for c in candidates if c is not winner]
+    reason = winner.reason
     if others:
         runner_up = others[0]
         for c in others[1:]:
             if _better(c.score, runner_up.score, gib):
                 runner_up = c
-        reason = f"{winner.reason} beats {runner_up.source} {runner_up.name} ({runner_up.score:.4f})"
-    else:
-        reason = winner.reason
+        verb = "beats" if runner_up.score != winner.score else "ties (the simpler wins)"
+        reason += f"; it {verb} {_label(runner_up)} ({runner_up.score:.4f})"
     return winner.model_copy(update={"reason": reason + "."})
+
+
+def _label(choice: Choice) -> str:
+    if choice.source == "tuning":
+        return f"tuned {choice.name}"
+    if choice.source == "ensemble":
+        return "the ensemble"
+    return f"{choice.name} with defaults"
 
 
 def default_choice_params(name: str, task: Task) -> dict[str, Any]:

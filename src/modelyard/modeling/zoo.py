@@ -55,7 +55,7 @@ MODEL_NAMES: tuple[str, ...] = (
 )
 """The model families, cheapest first."""
 
-N_JOBS = 2
+N_JOBS = 1  # one thread per fit: OpenMP thread pools collapse under CPU contention
 """Threads per model (the reference machine has 2 cores; CV folds run one after another)."""
 
 ClassWeight = Literal["none", "balanced"]
@@ -218,12 +218,18 @@ class XGBoostClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> XGBoostClassifier:
         import xgboost as xgb
         from sklearn.preprocessing import LabelEncoder
+        from sklearn.utils.multiclass import check_classification_targets
+        from sklearn.utils.validation import validate_data
 
         if self.class_weight not in ("none", "balanced"):
             raise ValueError(
                 "The 'class_weight' parameter of XGBoostClassifier must be a str among "
                 f"{{'none', 'balanced'}}. Got {self.class_weight!r} instead."
             )
+        X, y = validate_data(
+            self, X, y, accept_sparse=("csr", "csc"), ensure_all_finite="allow-nan"
+        )
+        check_classification_targets(y)
         encoder = LabelEncoder().fit(y)
         codes = encoder.transform(y)
         if self.class_weight == "balanced":
@@ -234,18 +240,30 @@ class XGBoostClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         model.fit(X, codes, sample_weight=sample_weight)
         self.classes_ = encoder.classes_
         self.model_ = model
-        self.n_features_in_ = int(model.n_features_in_)
         return self
 
     def predict_proba(self, X: Any) -> np.ndarray:
+        from sklearn.utils.validation import check_is_fitted, validate_data
+
+        check_is_fitted(self)
+        X = validate_data(
+            self, X, accept_sparse=("csr", "csc"), ensure_all_finite="allow-nan", reset=False
+        )
         proba = np.asarray(self.model_.predict_proba(X), dtype=np.float64)
         if proba.ndim == 1:  # only one class was seen in fit
             proba = proba.reshape(-1, 1)
         return proba
 
     def predict(self, X: Any) -> np.ndarray:
-        result: np.ndarray = self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        proba = self.predict_proba(X)  # checks first that the model is fitted
+        result: np.ndarray = self.classes_[np.argmax(proba, axis=1)]
         return result
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True  # XGBoost routes missing values itself
+        tags.input_tags.sparse = True
+        return tags
 
 
 class BalancedClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
@@ -268,10 +286,67 @@ class BalancedClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         return self
 
     def predict_proba(self, X: Any) -> np.ndarray:
+        from sklearn.utils.validation import check_is_fitted
+
+        check_is_fitted(self)
         return np.asarray(self.estimator_.predict_proba(X), dtype=np.float64)
 
     def predict(self, X: Any) -> np.ndarray:
+        from sklearn.utils.validation import check_is_fitted
+
+        check_is_fitted(self)
         return np.asarray(self.estimator_.predict(X))
+
+
+def _build_forests() -> dict[str, type]:
+    """Random forests whose ``predict``/``predict_proba`` are bit-for-bit reproducible.
+
+    scikit-learn's forests sum the trees' outputs in whatever order the ``n_jobs`` threads
+    finish, so two predictions of one model can differ in the last bit. These fit with
+    ``n_jobs`` threads but predict in one thread, in tree order. Built on first use (importing
+    ``sklearn.ensemble`` is slow); module-level ``__getattr__`` serves them, so they pickle.
+    """
+    from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+
+    def one_thread(method: str) -> Any:
+        def predict(self: Any, X: Any) -> Any:
+            n_jobs = self.n_jobs
+            self.n_jobs = 1
+            try:
+                return getattr(super(type(self), self), method)(X)
+            finally:
+                self.n_jobs = n_jobs
+
+        predict.__name__ = method
+        return predict
+
+    built: dict[str, type] = {}
+    for name, base in (
+        ("DeterministicForestClassifier", RandomForestClassifier),
+        ("DeterministicForestRegressor", RandomForestRegressor),
+    ):
+        methods = {m: one_thread(m) for m in ("predict", "predict_proba") if hasattr(base, m)}
+        if "predict_proba" in methods:  # the classifier's predict goes through predict_proba
+            del methods["predict"]
+        cls = type(name, (base,), {"__module__": __name__, "__qualname__": name, **methods})
+        cls.__doc__ = f"{base.__name__} with reproducible predictions (see ``_build_forests``)."
+        built[name] = cls
+    return built
+
+
+_FORESTS: dict[str, type] = {}
+
+
+def __getattr__(attr: str) -> Any:
+    if attr in ("DeterministicForestClassifier", "DeterministicForestRegressor"):
+        if not _FORESTS:
+            _FORESTS.update(_build_forests())
+        return _FORESTS[attr]
+    raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
+
+
+def _forests() -> tuple[type, type]:
+    return __getattr__("DeterministicForestClassifier"), __getattr__("DeterministicForestRegressor")
 
 
 def _estimator(name: str, task: str, seed: int, cw: str | None) -> tuple[Any, bool]:
@@ -288,11 +363,10 @@ def _estimator(name: str, task: str, seed: int, cw: str | None) -> tuple[Any, bo
             return LogisticRegression(random_state=seed, class_weight=cw), True
         return Ridge(), True
     if name == "random_forest":
-        from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
-
+        forest_classifier, forest_regressor = _forests()
         if clf:
-            return RandomForestClassifier(random_state=seed, n_jobs=N_JOBS, class_weight=cw), True
-        return RandomForestRegressor(random_state=seed, n_jobs=N_JOBS), True
+            return forest_classifier(random_state=seed, n_jobs=N_JOBS, class_weight=cw), True
+        return forest_regressor(random_state=seed, n_jobs=N_JOBS), True
     if name == "hist_gradient_boosting":
         from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
@@ -301,7 +375,9 @@ def _estimator(name: str, task: str, seed: int, cw: str | None) -> tuple[Any, bo
         return HistGradientBoostingRegressor(random_state=seed), True
     if name == "xgboost":
         if clf:
-            return XGBoostClassifier(random_state=seed, n_jobs=N_JOBS, class_weight=cw or "none"), True
+            return XGBoostClassifier(
+                random_state=seed, n_jobs=N_JOBS, class_weight=cw or "none"
+            ), True
         import xgboost as xgb
 
         return xgb.XGBRegressor(
@@ -364,6 +440,12 @@ def make_model(
     estimator.set_params(**merged)
     if balanced and not balances_itself:
         return BalancedClassifier(estimator=estimator)
+    if name == "mlp" and task == "regression":
+        # A network fits a standardised target far better (diamonds prices: 326..18,823).
+        from sklearn.compose import TransformedTargetRegressor
+        from sklearn.preprocessing import StandardScaler
+
+        return TransformedTargetRegressor(regressor=estimator, transformer=StandardScaler())
     return estimator
 
 

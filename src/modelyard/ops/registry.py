@@ -266,6 +266,19 @@ class Registry:
     def _alias(self, alias: str) -> VersionInfo | None:
         return next((v for v in self.versions() if alias in v.aliases), None)
 
+    def alias(self, alias: str) -> VersionInfo:
+        """The version holding ``alias``; a clear error when no version holds it."""
+        found = self._alias(alias)
+        if found is None:
+            held = sorted({a for v in self.versions() for a in v.aliases})
+            raise ModelyardError(
+                f"no version of model '{self.model_name}' has the alias '{alias}'",
+                where=self.tracking_uri,
+                expected=f"one of the aliases {held}" if held else "a registered, promoted model",
+                fix="Run the pipeline (modelyard run), or list versions with: modelyard models list",
+            )
+        return found
+
     def _info(self, mv: Any, aliases: dict[str, list[str]]) -> VersionInfo:
         metrics: dict[str, float] = {}
         if mv.run_id:

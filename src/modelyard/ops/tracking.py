@@ -48,8 +48,14 @@ _UV_PROJECT_FILES = ("pyproject.toml", "uv.lock", ".python-version")
 
 
 def _quiet_mlflow() -> None:
+    """No telemetry, and no INFO chatter on the user's terminal (modelyard reports progress)."""
+    import logging
+
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("DO_NOT_TRACK", "true")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def default_tracking_uri(workdir: Path) -> str:

@@ -24,10 +24,14 @@ __all__ = [
     "fmt_share",
     "page",
     "stat",
+    "PlotSeries",
+    "nice_ticks",
     "svg_bars",
+    "svg_confusion",
     "svg_heatmap",
     "svg_histogram",
     "svg_line",
+    "svg_plot",
 ]
 
 Number = int | float
@@ -99,11 +103,17 @@ def stat(
     tag: str = "td",
     text: str | None = None,
     cls: str | None = None,
+    path: str | None = None,
 ) -> str:
-    """An element showing a number, with the exact value in ``data-value`` for machines."""
+    """An element showing a number, with the exact value in ``data-value`` for machines.
+
+    ``path``: where the value is in the page's JSON, as a JSON pointer (``data-path``).
+    """
     attrs = f' data-stat="{escape(name)}"'
     if column is not None:
         attrs += f' data-column="{escape(column)}"'
+    if path is not None:
+        attrs += f' data-path="{escape(path)}"'
     attrs += f' data-value="{escape(_data_value(value))}"'
     if cls:
         attrs += f' class="{escape(cls)}"'

@@ -89,14 +89,14 @@ def test_missing_required_keys(tmp_path: Path) -> None:
     found = problems(tmp_path, "version: 1\ndata:\n  source: {}\n")
     joined = "\n".join(found)
     assert "name: this key is required but missing" in joined
-    assert "data.source: give exactly one of 'path' or 'builtin'" in joined
+    assert "data.source: give exactly one of 'path', 'sql', 'dataset' or 'builtin'" in joined
 
 
 def test_wrong_format_version_and_not_yet_supported_sections(tmp_path: Path) -> None:
-    found = problems(tmp_path, GOOD.replace("version: 1", "version: 7") + "serving:\n  port: 80\n")
+    found = problems(tmp_path, GOOD.replace("version: 1", "version: 7") + "monitoring:\n  window: 80\n")
     joined = "\n".join(found)
     assert "version: this release reads format version 1, found 7 (int)" in joined
-    assert "serving: the 'serving' section (serving) is not yet supported" in joined
+    assert "monitoring: the 'monitoring' section (monitoring) is not yet supported" in joined
 
 
 def test_bad_paths_are_reported_before_anything_runs(tmp_path: Path) -> None:

@@ -50,7 +50,13 @@ def preprocessor(X: pd.DataFrame) -> ColumnTransformer:
     num = [c for c in X.columns if c not in cat]
     return ColumnTransformer(
         [
-            ("num", Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]), num),
+            (
+                "num",
+                Pipeline(
+                    [("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]
+                ),
+                num,
+            ),
             (
                 "cat",
                 Pipeline(
@@ -65,12 +71,23 @@ def preprocessor(X: pd.DataFrame) -> ColumnTransformer:
     )
 
 
+@pytest.fixture(autouse=True)
+def one_thread() -> Any:
+    """One thread everywhere. On a busy 2-core CI machine, OpenMP pools spin-wait: a 0.1 s
+    HistGradientBoosting fit took 2-28 s with 2 threads, a LightGBM one 60 s."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        yield
+
+
 def fast(name: str) -> dict[str, Any]:
-    """Smaller models, so the unit tests stay quick (the defaults are benchmarked elsewhere)."""
+    """Smaller, one-thread models, so the unit tests stay quick (defaults are benchmarked in
+    ``bench/adult_models.py``)."""
     return {
-        "random_forest": {"n_estimators": 30},
-        "xgboost": {"n_estimators": 60},
-        "lightgbm": {"n_estimators": 60},
+        "random_forest": {"n_estimators": 30, "n_jobs": 1},
+        "xgboost": {"n_estimators": 60, "learning_rate": 0.1, "n_jobs": 1},
+        "lightgbm": {"n_estimators": 60, "learning_rate": 0.1, "n_jobs": 1},
         "mlp": {"max_iter": 300},
     }.get(name, {})
 
@@ -111,15 +128,34 @@ def test_regressor_fits_diamonds(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", zoo.MODEL_NAMES)
-def test_same_seed_same_predictions_and_clone_round_trips(name: str) -> None:
+def test_same_seed_same_predictions_pickle_and_clone_round_trip(name: str) -> None:
     X, y = penguins()
-    a = _fit(name, "multiclass", X, y, seed=3).predict_proba(X)
+    fitted = _fit(name, "multiclass", X, y, seed=3)
+    a = fitted.predict_proba(X)
     b = _fit(name, "multiclass", X, y, seed=3).predict_proba(X)
     np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(fitted)).predict_proba(X), a)
     model = zoo.make_model(name, "multiclass", params=fast(name), seed=3)
     twin = clone(model)
     assert type(twin) is type(model)
     assert twin.get_params() == model.get_params()
+
+
+def test_xgboost_wrapper_passes_scikit_learns_estimator_checks() -> None:
+    from sklearn.utils.estimator_checks import check_estimator
+
+    expected = {
+        "check_class_weight_classifiers": "class_weight is 'none' or 'balanced', not a dict",
+        "check_all_zero_sample_weights_error": "XGBoost's own message",
+    }
+    results = check_estimator(
+        zoo.XGBoostClassifier(n_estimators=5, n_jobs=1),
+        expected_failed_checks=expected,
+        on_fail=None,
+    )
+    failed = [r["check_name"] for r in results if r["status"] == "failed"]
+    assert failed == []
+    assert len(results) > 50
 
 
 def test_xgboost_wrapper_follows_the_estimator_contract() -> None:
@@ -139,7 +175,9 @@ def test_xgboost_wrapper_follows_the_estimator_contract() -> None:
     assert fitted.predict_proba(X).shape == (len(X), 2)
 
 
-@pytest.mark.parametrize("name", ["linear", "random_forest", "hist_gradient_boosting", "xgboost", "lightgbm", "mlp"])
+@pytest.mark.parametrize(
+    "name", ["linear", "random_forest", "hist_gradient_boosting", "xgboost", "lightgbm", "mlp"]
+)
 def test_balanced_class_weight_raises_minority_probability(name: str) -> None:
     X, y = penguins()
     minority = "Chinstrap"

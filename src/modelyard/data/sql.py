@@ -1,0 +1,138 @@
+"""SQL sources: a table or a query behind a SQLAlchemy URL, read in chunks into polars.
+
+Values keep the database's types; validation types them through the contract like any other
+source. SQLite works out of the box; ``postgresql://`` URLs use psycopg 3 (the ``postgres``
+extra). The URL may hold a password: it is shown only with the password masked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from typing import Any
+
+import polars as pl
+
+from modelyard.config.schema import SqlSource
+from modelyard.errors import DataError, MissingExtraError
+
+__all__ = ["fingerprint_sql", "iter_sql", "read_sql", "redacted_url"]
+
+
+def _url(source: SqlSource) -> Any:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        url = make_url(source.url.get_secret_value())
+    except ArgumentError:
+        raise DataError(
+            "the SQL URL cannot be parsed",
+            where="data.source.sql.url",
+            expected="a SQLAlchemy URL such as postgresql://user:pass@host:5432/db",
+            fix="Check the URL (special characters in a password must be %-encoded).",
+        ) from None
+    if url.drivername in {"postgresql", "postgres"}:  # psycopg 3, not the default psycopg2
+        url = url.set(drivername="postgresql+psycopg")
+    return url
+
+
+def redacted_url(source: SqlSource) -> str:
+    """The URL with its password masked, for messages."""
+    try:
+        return str(_url(source).render_as_string(hide_password=True))
+    except DataError:
+        return "data.source.sql.url"
+
+
+def _engine(source: SqlSource) -> Any:
+    from sqlalchemy import create_engine
+
+    url = _url(source)
+    if url.drivername.startswith("postgresql"):
+        try:
+            import psycopg  # noqa: F401
+        except ImportError:
+            raise MissingExtraError("psycopg", "postgres", "reading from PostgreSQL") from None
+    try:
+        return create_engine(url)
+    except ImportError as exc:
+        raise DataError(
+            f"the database driver for '{url.drivername}' is not installed",
+            where=redacted_url(source),
+            found=str(exc).splitlines()[0],
+            fix="Install the driver package, or use another URL scheme.",
+        ) from None
+
+
+def _statement(source: SqlSource) -> Any:
+    from sqlalchemy import literal_column, select, table, text
+
+    if source.query is not None:
+        return text(source.query)
+    assert source.table is not None
+    schema, _, name = source.table.rpartition(".")
+    return select(literal_column("*")).select_from(table(name, schema=schema or None))
+
+
+def iter_sql(source: SqlSource) -> Iterator[pl.DataFrame]:
+    """The rows of the table or query, ``chunk_size`` rows at a time (a server-side cursor
+    where the driver has one)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    engine = _engine(source)
+    where = redacted_url(source)
+    what = f"table {source.table}" if source.table else "the query"
+    try:
+        with engine.connect() as conn:
+            result = conn.execution_options(
+                stream_results=True, max_row_buffer=source.chunk_size
+            ).execute(_statement(source))
+            columns = list(result.keys())
+            while rows := result.fetchmany(source.chunk_size):
+                yield pl.DataFrame(
+                    [tuple(r) for r in rows], schema=columns, orient="row", infer_schema_length=None
+                )
+    except SQLAlchemyError as exc:
+        raise DataError(
+            f"cannot read {what} from the database",
+            where=where,
+            found=str(getattr(exc, "orig", None) or exc).splitlines()[0],
+            fix="Check the URL, the credentials, the table name or the query, and that the "
+            "database is reachable.",
+        ) from None
+    finally:
+        engine.dispose()
+
+
+def read_sql(source: SqlSource) -> pl.DataFrame:
+    """The whole table or query result as one DataFrame (read in chunks)."""
+    chunks = list(iter_sql(source))
+    if not chunks or sum(c.height for c in chunks) == 0:
+        raise DataError(
+            "no data rows",
+            where=redacted_url(source),
+            expected="at least one row",
+            found=f"an empty {'table' if source.table else 'result'}",
+            fix="Check the table or the query.",
+        )
+    try:
+        return pl.concat(chunks, how="vertical_relaxed")
+    except pl.exceptions.PolarsError as exc:
+        raise DataError(
+            "the chunks of the SQL result have types that do not agree",
+            where=redacted_url(source),
+            found=str(exc).splitlines()[0],
+            fix="Cast the columns in the query.",
+        ) from None
+
+
+def fingerprint_sql(source: SqlSource) -> str:
+    """A content hash of the rows read (streamed chunk by chunk, nothing kept in memory) and of
+    the table or query: a database has no cheaper content identity."""
+    digest = hashlib.blake2b(digest_size=32)
+    digest.update((source.table or source.query or "").encode())
+    for chunk in iter_sql(source):
+        digest.update(str(chunk.schema).encode())
+        digest.update(chunk.hash_rows(seed=0).to_numpy().tobytes())
+    return digest.hexdigest()

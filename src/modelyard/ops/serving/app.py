@@ -1,0 +1,851 @@
+"""The FastAPI application of ``modelyard serve``.
+
+Routes
+------
+
+======================  ===================================================================
+``POST /predict``       one record (a JSON object) or a batch (a JSON array of objects);
+                        answers ``{request_id, model: {name, version}, predictions: [{prediction,
+                        probabilities?, violations?}]}``
+``GET  /health``        the process is alive (always 200)
+``GET  /ready``         the model is loaded (200) or not (503)
+``GET  /metrics``       Prometheus text exposition (see :mod:`.metrics`)
+``GET  /model``         name, version, task, classes, metrics, tags and contract of the model
+``POST /feedback``      ``{request_id, labels: [...]}`` (or ``label`` + ``row``): ground truth
+``POST /reload``        check the registry now and switch if the alias moved
+``GET  /ping``          SageMaker health check (200 when ready)
+``POST /invocations``   SageMaker inference: JSON as ``/predict`` (also ``{"instances": [..]}``
+                        / ``{"dataframe_records": [..]}``) or ``text/csv`` rows in the order of
+                        the request schema, without a header
+======================  ===================================================================
+
+Bad requests never reach the model: malformed JSON, ``NaN``/``Infinity`` literals and empty
+bodies are 400; contract violations, an empty batch or a non-object record are 422 with one
+entry per broken rule (``{record, column, check, message}``); bodies over ``max_body_bytes``
+and batches over ``max_batch_rows`` are 413; a missing or wrong bearer token is 401; more than
+``max_concurrency`` requests in flight are shed with 503 + ``Retry-After``. With ``lenient``
+the offending values are treated as missing, the records are predicted and the violations
+are returned with each prediction (status ``flagged`` in the log).
+
+Reload: each process polls the registry every ``reload.poll_seconds`` (and on ``POST
+/reload``); when the alias points to another version, the new one is loaded and checked in the
+background and then swapped in with one reference assignment: requests in flight finish on
+the version they started with, none is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import gc
+import hmac
+import json
+import logging
+import math
+import os
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+
+from modelyard.ops.serving.metrics import Metrics
+from modelyard.ops.serving.model import ModelHolder, ServedModel, parse_model_ref
+from modelyard.ops.serving.predlog import LogOptions, PredictionLog, dumps
+from modelyard.ops.serving.request import CheckedRecord, FieldViolation, request_model
+
+log = logging.getLogger("modelyard.serving")
+
+SETTINGS_ENV = "MODELYARD_SERVE_SETTINGS"
+"""Environment variable carrying :class:`ServeSettings` as JSON to worker processes."""
+SETTINGS_FILE_ENV = "MODELYARD_SERVE_SETTINGS_FILE"
+"""Environment variable naming a JSON settings file (the build context's ``serve.json``)."""
+TOKEN_ENV = "MODELYARD_SERVING_TOKEN"
+"""Environment variable with the bearer token (never written into the settings JSON)."""
+OPEN_PATHS = frozenset({"/health", "/ready", "/ping", "/metrics", "/docs", "/openapi.json"})
+ROUTES = frozenset(
+    {"/predict", "/invocations", "/feedback", "/model", "/reload", "/docs/oauth2-redirect"}
+    | OPEN_PATHS
+)
+_THREADPOOL_ROWS = 256
+_RAW_CHARS = 4096
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+@dataclass
+class ServeSettings:
+    """Everything a server process needs (JSON-serialisable; the token travels apart)."""
+
+    model: str
+    tracking_uri: str | None = None
+    lenient: bool = False
+    max_body_bytes: int = 1_048_576
+    max_batch_rows: int = 10_000
+    max_concurrency: int = 256
+    log_path: str | None = None
+    log_rotate_bytes: int = 256 * 1024 * 1024
+    log_rotate_rows: int = 1_000_000
+    log_queue_size: int = 10_000
+    log_max_wait_ms: float = 50.0
+    poll_seconds: float = 30.0
+    cache_dir: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> ServeSettings:
+        return cls(**json.loads(text))
+
+
+class BadRequest(Exception):
+    def __init__(self, status: int, reason: str, message: str, errors: list[Any] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+        self.message = message
+        self.errors = errors or []
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON (non-finite numbers are not accepted)")
+
+
+def _json_response(
+    payload: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    body = json.dumps(payload, ensure_ascii=False, allow_nan=False, default=str).encode()
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat()
+
+
+class Server:
+    """State shared by the routes of one process."""
+
+    def __init__(self, settings: ServeSettings, token: str | None) -> None:
+        self.settings = settings
+        self.token = token
+        self.metrics = Metrics()
+        cache = Path(settings.cache_dir) if settings.cache_dir else None
+        import tempfile
+
+        self.cache = cache or Path(tempfile.mkdtemp(prefix="modelyard-serve-"))
+        self.holder = ModelHolder(
+            parse_model_ref(settings.model), settings.tracking_uri, self.cache
+        )
+        self.predlog: PredictionLog | None = None
+        if settings.log_path:
+            self.predlog = PredictionLog(
+                LogOptions(
+                    path=Path(settings.log_path),
+                    rotate_bytes=settings.log_rotate_bytes,
+                    rotate_rows=settings.log_rotate_rows,
+                    queue_size=settings.log_queue_size,
+                    max_wait_ms=settings.log_max_wait_ms,
+                )
+            )
+        self._stop = threading.Event()
+        self._poller: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        model = self.holder.load()
+        self.metrics.set_model(model.name, model.version)
+        # The model's objects live as long as the process: keep them out of the collector's
+        # generations so that a collection does not walk them in the middle of a request.
+        gc.collect()
+        gc.freeze()
+        log.info(
+            "serving %s version %s (%s)", model.name, model.version, model.fast_reason or "pipeline"
+        )
+        if self.settings.poll_seconds > 0 and self.holder.ref.alias is not None:
+            self._poller = threading.Thread(target=self._poll, name="model-reload", daemon=True)
+            self._poller.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self.predlog is not None:
+            self.predlog.close()
+
+    def _poll(self) -> None:
+        while not self._stop.wait(self.settings.poll_seconds):
+            with contextlib.suppress(Exception):
+                self.reload()
+
+    def reload(self) -> ServedModel | None:
+        try:
+            model = self.holder.reload_if_moved()
+        except Exception as exc:  # keep serving the current version
+            log.warning("reload failed, still serving the current version: %s", exc)
+            raise
+        if model is not None:
+            self.metrics.set_model(model.name, model.version)
+            self.metrics.reloads.inc()
+            log.info("now serving %s version %s", model.name, model.version)
+        return model
+
+    # ------------------------------------------------------------------ predicting
+
+    def parse(self, body: bytes) -> Any:
+        if len(body) > self.settings.max_body_bytes:
+            raise BadRequest(
+                413, "body_too_large", f"the body exceeds {self.settings.max_body_bytes} bytes"
+            )
+        if not body.strip():
+            raise BadRequest(400, "empty_body", "the request body is empty; send a JSON record")
+        try:
+            return json.loads(body, parse_constant=_reject_constant)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise BadRequest(400, "malformed_json", f"the body is not valid JSON: {exc}") from None
+
+    def records_of(self, payload: Any, *, sagemaker: bool = False) -> tuple[list[Any], bool]:
+        """The records of a payload and whether it was a single record."""
+        if sagemaker and isinstance(payload, dict):
+            for key in ("instances", "dataframe_records", "records"):
+                if key in payload and isinstance(payload[key], list):
+                    payload = payload[key]
+                    break
+        if isinstance(payload, list):
+            if not payload:
+                raise BadRequest(422, "empty_batch", "the batch is empty; send at least one record")
+            if len(payload) > self.settings.max_batch_rows:
+                raise BadRequest(
+                    413,
+                    "batch_too_large",
+                    f"the batch has {len(payload)} records, more than {self.settings.max_batch_rows}",
+                )
+            return payload, False
+        if isinstance(payload, dict):
+            return [payload], True
+        what = "null" if payload is None else type(payload).__name__
+        raise BadRequest(
+            422, "not_a_record", f"send a JSON object (one record) or an array of them, not {what}"
+        )
+
+    def predict(
+        self, records: list[Any], request_id: str, route: str, arrival: str, started: float
+    ) -> Response:
+        model = self.holder.current
+        if model is None:
+            raise BadRequest(503, "not_ready", "the model is not loaded yet")
+        checked = model.checker.check_many(records)
+        metrics = self.metrics
+        bad = [(i, c) for i, c in enumerate(checked) if c.violations]
+        for _, c in bad:
+            for v in c.violations:
+                column = v.column if v.check != "unknown_field" else "_unknown"
+                metrics.violations.labels(column or "_record", v.check).inc()
+        if bad and not self.settings.lenient:
+            errors = [{"record": i, **v.as_dict()} for i, c in bad for v in c.violations]
+            self._log(
+                model=model,
+                checked=checked,
+                pred=None,
+                request_id=request_id,
+                route=route,
+                arrival=arrival,
+                started=started,
+                status="rejected",
+            )
+            raise BadRequest(
+                422,
+                "contract_violation",
+                f"{len(bad)} of {len(checked)} record(s) break the data contract",
+                errors,
+            )
+        rows = [c.values for c in checked]
+        pred = model.predict(rows)
+        version = model.version
+        if model.classes is not None:
+            for label in pred.predictions:
+                metrics.predictions.labels(version, str(label)).inc()
+        else:
+            for value in pred.predictions:
+                metrics.prediction_value.labels(version).observe(value)
+        metrics.rows.labels(version).inc(len(rows))
+        out: list[dict[str, Any]] = []
+        probs = pred.probabilities
+        for i, label in enumerate(pred.predictions):
+            item: dict[str, Any] = {"prediction": label}
+            if probs is not None:
+                item["probabilities"] = probs[i]
+            if checked[i].violations:
+                item["violations"] = [v.as_dict() for v in checked[i].violations]
+            out.append(item)
+        self._log(
+            model=model,
+            checked=checked,
+            pred=pred,
+            request_id=request_id,
+            route=route,
+            arrival=arrival,
+            started=started,
+            status="served",
+        )
+        return _json_response(
+            {
+                "request_id": request_id,
+                "model": {"name": model.name, "version": version},
+                "predictions": out,
+            },
+            headers={"X-Request-ID": request_id},
+        )
+
+    def _log(
+        self,
+        *,
+        model: ServedModel,
+        checked: list[CheckedRecord],
+        pred: Any,
+        request_id: str,
+        route: str,
+        arrival: str,
+        started: float,
+        status: str,
+    ) -> None:
+        if self.predlog is None:
+            return
+        latency = (time.perf_counter() - started) * 1000.0
+        time_col = model.checker.time_column
+        recs = []
+        for i, c in enumerate(checked):
+            event = c.values.get(time_col) if time_col else None
+            rejected = status == "rejected"
+            features = c.raw if rejected else c.values
+            row_status = status if not c.violations or rejected else "flagged"
+            recs.append(
+                (
+                    request_id,
+                    i,
+                    arrival,
+                    None if event is None else event.isoformat(),
+                    route,
+                    row_status,
+                    model.name,
+                    model.version,
+                    dumps(features),
+                    None if pred is None else dumps(pred.predictions[i]),
+                    None
+                    if pred is None or pred.probabilities is None
+                    else dumps(pred.probabilities[i]),
+                    dumps([v.as_dict() for v in c.violations]) if c.violations else None,
+                    latency,
+                )
+            )
+        dropped = self.predlog.put(recs)
+        if dropped:
+            self.metrics.log_dropped.inc(dropped)
+
+    def log_rejected_body(
+        self,
+        body: bytes,
+        error: BadRequest,
+        *,
+        request_id: str,
+        route: str,
+        arrival: str,
+        started: float,
+    ) -> None:
+        """Log a request rejected before its records could be read (raw body, reason)."""
+        if self.predlog is None:
+            return
+        model = self.holder.current
+        text = body[:_RAW_CHARS].decode("utf-8", errors="replace")
+        violation = FieldViolation(None, error.reason, error.message)
+        rec = (
+            request_id,
+            0,
+            arrival,
+            None,
+            route,
+            "rejected",
+            None if model is None else model.name,
+            None if model is None else model.version,
+            dumps({"_raw": text}),
+            None,
+            None,
+            dumps([violation.as_dict()]),
+            (time.perf_counter() - started) * 1000.0,
+        )
+        dropped = self.predlog.put([rec])
+        if dropped:
+            self.metrics.log_dropped.inc(dropped)
+
+    def feedback(self, payload: Any) -> Response:
+        model = self.holder.current
+        if not isinstance(payload, dict) or not isinstance(payload.get("request_id"), str):
+            raise BadRequest(
+                422,
+                "bad_feedback",
+                "send {request_id: str, labels: [...]} or {request_id, label, row}",
+            )
+        request_id = payload["request_id"]
+        if "labels" in payload:
+            labels = payload["labels"]
+            if not isinstance(labels, list) or not labels:
+                raise BadRequest(422, "bad_feedback", "labels must be a non-empty array")
+            pairs = list(enumerate(labels))
+        elif "label" in payload:
+            row = payload.get("row", 0)
+            if isinstance(row, bool) or not isinstance(row, int) or row < 0:
+                raise BadRequest(422, "bad_feedback", "row must be a non-negative integer")
+            pairs = [(row, payload["label"])]
+        else:
+            raise BadRequest(422, "bad_feedback", "give 'labels' (array) or 'label'")
+        errors = []
+        for i, label in pairs:
+            if model is not None and model.classes is not None:
+                if not isinstance(label, str | int | bool) or str(label) not in model.classes:
+                    errors.append(
+                        {"record": i, "column": "label", "check": "category",
+                         "message": f"{label!r} is not one of the classes {model.classes}"}
+                    )  # fmt: skip
+            elif (
+                isinstance(label, bool)
+                or not isinstance(label, int | float)
+                or not math.isfinite(label)
+            ):
+                errors.append(
+                    {"record": i, "column": "label", "check": "type",
+                     "message": f"{label!r} is not a finite number"}
+                )  # fmt: skip
+        if errors:
+            raise BadRequest(422, "bad_feedback", "some labels are invalid", errors)
+        now = _now()
+        if self.predlog is not None:
+            self.predlog.put_feedback(
+                [
+                    (
+                        request_id,
+                        i,
+                        dumps(
+                            label
+                            if not isinstance(label, int | bool)
+                            or model is None
+                            or model.classes is None
+                            else str(label)
+                        ),
+                        now,
+                    )
+                    for i, label in pairs
+                ]
+            )
+        return _json_response({"request_id": request_id, "accepted": len(pairs)}, status=202)
+
+    def csv_records(self, body: bytes) -> list[Any]:
+        import csv
+        import io
+
+        model = self.holder.current
+        if model is None:
+            raise BadRequest(503, "not_ready", "the model is not loaded yet")
+        if len(body) > self.settings.max_body_bytes:
+            raise BadRequest(413, "body_too_large", "the body is too large")
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise BadRequest(400, "malformed_csv", "the CSV body is not UTF-8") from None
+        names = model.checker.names
+        types = {c.name: c.type for c in model.checker.columns}
+        records: list[Any] = []
+        for n, line in enumerate(csv.reader(io.StringIO(text))):
+            if not line:
+                continue
+            if len(line) != len(names):
+                raise BadRequest(
+                    400,
+                    "malformed_csv",
+                    f"CSV line {n + 1} has {len(line)} fields; expected {len(names)}: {names}",
+                )
+            rec: dict[str, Any] = {}
+            for name, cell in zip(names, line, strict=True):
+                rec[name] = _csv_value(cell, types[name])
+            records.append(rec)
+        if not records:
+            raise BadRequest(422, "empty_batch", "the CSV body has no rows")
+        return records
+
+
+def _csv_value(cell: str, typ: str) -> Any:
+    if cell == "":
+        return None
+    if typ in ("int", "float"):
+        try:
+            value = float(cell)
+        except ValueError:
+            return cell
+        return int(value) if typ == "int" and value.is_integer() else value
+    if typ == "bool":
+        low = cell.lower()
+        return True if low == "true" else False if low == "false" else cell
+    return cell
+
+
+# --------------------------------------------------------------------------- ASGI guard
+
+
+class Guard:
+    """Pure ASGI middleware: request ids, auth, body limit, load shedding, HTTP metrics."""
+
+    def __init__(self, app: ASGIApp, server: Server) -> None:
+        self.app = app
+        self.server = server
+        self.in_flight = 0
+        token = server.token
+        self.expected = f"Bearer {token}".encode() if token else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        path: str = scope["path"]
+        route = path if path in ROUTES else "other"
+        method: str = scope["method"]
+        status_box = [500]
+        server = self.server
+        settings = server.settings
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status_box[0] = message["status"]
+            await send(message)
+
+        async def respond(status: int, reason: str, message: str, headers: dict[str, str]) -> None:
+            server.metrics.rejected.labels(reason).inc()
+            body = json.dumps({"detail": message, "reason": reason}).encode()
+            raw_headers = [(b"content-type", b"application/json")] + [
+                (k.encode(), v.encode()) for k, v in headers.items()
+            ]
+            await send_wrapper(
+                {"type": "http.response.start", "status": status, "headers": raw_headers}
+            )
+            await send({"type": "http.response.body", "body": body})
+
+        try:
+            if self.in_flight >= settings.max_concurrency:
+                await respond(
+                    503, "overloaded", "too many requests in flight; retry", {"Retry-After": "1"}
+                )
+                return
+            if self.expected is not None and path not in OPEN_PATHS:
+                auth = b""
+                for key, value in scope["headers"]:
+                    if key == b"authorization":
+                        auth = value
+                        break
+                if not hmac.compare_digest(auth, self.expected):
+                    await respond(
+                        401,
+                        "unauthorized",
+                        "a valid bearer token is required (Authorization: Bearer ...)",
+                        {"WWW-Authenticate": "Bearer"},
+                    )
+                    return
+            for key, value in scope["headers"]:
+                if key == b"content-length":
+                    try:
+                        length = int(value)
+                    except ValueError:
+                        length = -1
+                    if length < 0 or length > settings.max_body_bytes:
+                        await respond(
+                            413 if length > 0 else 400,
+                            "body_too_large" if length > 0 else "bad_content_length",
+                            f"the body exceeds {settings.max_body_bytes} bytes"
+                            if length > 0
+                            else "invalid Content-Length",
+                            {"Connection": "close"},
+                        )
+                        return
+                    break
+            limit = settings.max_body_bytes
+            seen = [0]
+
+            async def limited_receive() -> Message:
+                message = await receive()
+                if message["type"] == "http.request":
+                    seen[0] += len(message.get("body", b""))
+                    if seen[0] > limit + 1:  # stop reading: the route answers 413
+                        message = {"type": "http.request", "body": b"", "more_body": False}
+                return message
+
+            self.in_flight += 1
+            try:
+                await self.app(scope, limited_receive, send_wrapper)
+            finally:
+                self.in_flight -= 1
+        finally:
+            status = status_box[0]
+            metrics = server.metrics
+            metrics.requests.labels(route, method, str(status)).inc()
+            metrics.latency.labels(route).observe(time.perf_counter() - started)
+
+
+# --------------------------------------------------------------------------- the app
+
+
+def _request_id(request: Request) -> str:
+    given = request.headers.get("x-request-id")
+    if given and len(given) <= 128 and given.isprintable():
+        return given
+    return uuid.uuid4().hex
+
+
+def _error(exc: BadRequest, request_id: str) -> Response:
+    payload: dict[str, Any] = {
+        "detail": exc.message,
+        "reason": exc.reason,
+        "request_id": request_id,
+    }
+    if exc.errors:
+        payload["errors"] = exc.errors
+    headers = {"X-Request-ID": request_id}
+    if exc.status == 503:
+        headers["Retry-After"] = "1"
+    return _json_response(payload, status=exc.status, headers=headers)
+
+
+def create_app(settings: ServeSettings, *, token: str | None = None) -> Any:
+    """The ASGI application (FastAPI behind the :class:`Guard`); the model loads at start-up."""
+    server = Server(settings, token)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+
+        threadpool_limits(limits=1)  # native math single-threaded per request
+        await asyncio.get_running_loop().run_in_executor(None, server.start)
+        try:
+            yield
+        finally:
+            server.stop()
+
+    app = FastAPI(
+        title="modelyard prediction server",
+        version="1",
+        lifespan=lifespan,
+        description=(__doc__ or "").split("Routes")[0].strip(),
+    )
+    app.state.server = server
+    run_in_threadpool = _threadpool()
+
+    async def serve_records(request: Request, route: str, sagemaker: bool) -> Response:
+        started = time.perf_counter()
+        arrival = _now()
+        request_id = _request_id(request)
+        body = b""
+        try:
+            body = await request.body()
+            content_type = request.headers.get("content-type", "")
+            if sagemaker and content_type.startswith("text/csv"):
+                records, _ = server.csv_records(body), False
+            else:
+                records, _ = server.records_of(server.parse(body), sagemaker=sagemaker)
+            if len(records) >= _THREADPOOL_ROWS:
+                response: Response = await run_in_threadpool(
+                    server.predict, records, request_id, route, arrival, started
+                )
+                return response
+            return server.predict(records, request_id, route, arrival, started)
+        except BadRequest as exc:
+            server.metrics.rejected.labels(exc.reason).inc()
+            if exc.reason != "contract_violation":
+                server.log_rejected_body(
+                    body, exc, request_id=request_id, route=route, arrival=arrival, started=started
+                )
+            return _error(exc, request_id)
+
+    @app.post("/predict", openapi_extra=_body_doc("PredictRequest"), response_model=None)
+    async def predict(request: Request) -> Response:
+        """Predict one record or a batch of records."""
+        return await serve_records(request, "/predict", sagemaker=False)
+
+    @app.post("/invocations", openapi_extra=_body_doc("InvocationsRequest"), response_model=None)
+    async def invocations(request: Request) -> Response:
+        """SageMaker inference (JSON as /predict, instances / dataframe_records, or text/csv)."""
+        return await serve_records(request, "/invocations", sagemaker=True)
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        """The process is alive."""
+        return {"status": "ok"}
+
+    @app.get("/ready", response_model=None)
+    async def ready() -> Response:
+        """200 once the model is loaded, else 503."""
+        model = server.holder.current
+        if model is None:
+            return _json_response({"status": "loading"}, status=503, headers={"Retry-After": "1"})
+        return _json_response({"status": "ready", "model": model.name, "version": model.version})
+
+    @app.get("/ping", response_model=None)
+    async def ping() -> Response:
+        """SageMaker health check."""
+        return Response(status_code=200 if server.holder.current is not None else 503)
+
+    @app.get("/metrics", response_model=None)
+    async def metrics() -> Response:
+        """Prometheus metrics."""
+        body, content_type = server.metrics.expose()
+        return Response(body, media_type=content_type)
+
+    @app.get("/model", response_model=None)
+    async def model_info() -> Response:
+        """Metadata, metrics and data contract of the served version."""
+        model = server.holder.current
+        if model is None:
+            return _json_response({"detail": "loading"}, status=503)
+        return _json_response(model.describe())
+
+    @app.post("/feedback", openapi_extra=_body_doc("Feedback"), response_model=None)
+    async def feedback(request: Request) -> Response:
+        """Ground-truth labels for the records of an earlier request."""
+        request_id = _request_id(request)
+        try:
+            return server.feedback(server.parse(await request.body()))
+        except BadRequest as exc:
+            server.metrics.rejected.labels(exc.reason).inc()
+            return _error(exc, request_id)
+
+    @app.post("/reload", response_model=None)
+    async def reload() -> Response:
+        """Ask the registry where the alias points now, and switch if it moved."""
+        try:
+            model = await run_in_threadpool(server.reload)
+        except Exception as exc:
+            return _json_response(
+                {"detail": f"reload failed: {exc}", "reason": "reload_failed"}, 503
+            )
+        current = server.holder.current
+        return _json_response(
+            {"changed": model is not None, "version": None if current is None else current.version}
+        )
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        from fastapi.openapi.utils import get_openapi
+
+        schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
+        schema.setdefault("components", {}).setdefault("schemas", {}).update(
+            _component_schemas(server, settings)
+        )
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return Guard(app, server)
+
+
+def _threadpool() -> Callable[..., Awaitable[Any]]:
+    from starlette.concurrency import run_in_threadpool
+
+    return run_in_threadpool
+
+
+def _body_doc(component: str) -> dict[str, Any]:
+    ref = {"$ref": f"#/components/schemas/{component}"}
+    responses = {
+        "200": {"description": "Predictions"},
+        "400": {"description": "Malformed JSON or an empty body"},
+        "401": {"description": "Missing or wrong bearer token"},
+        "413": {"description": "Body or batch too large"},
+        "422": {"description": "The records break the data contract"},
+        "503": {"description": "Not ready or overloaded"},
+    }
+    if component == "Feedback":
+        responses["202"] = {"description": "Labels accepted"}
+        del responses["200"]
+    return {
+        "requestBody": {"required": True, "content": {"application/json": {"schema": ref}}},
+        "responses": responses,
+    }
+
+
+def _component_schemas(server: Server, settings: ServeSettings) -> dict[str, Any]:
+    model = server.holder.current
+    if model is None:
+        return {
+            "PredictRequest": {"type": "object"},
+            "InvocationsRequest": {"type": "object"},
+            "Feedback": {"type": "object"},
+        }
+    record_model = request_model(model.contract, title="Record")
+    record = record_model.model_json_schema(ref_template="#/components/schemas/{model}")
+    defs = record.pop("$defs", {})
+    ref = {"$ref": "#/components/schemas/Record"}
+    batch = {"type": "array", "items": ref, "minItems": 1, "maxItems": settings.max_batch_rows}
+    label: dict[str, Any] = (
+        {"type": "string", "enum": model.classes}
+        if model.classes is not None
+        else {"type": "number"}
+    )
+    return {
+        **defs,
+        "Record": record,
+        "PredictRequest": {"oneOf": [ref, batch], "example": record.get("example")},
+        "InvocationsRequest": {
+            "oneOf": [
+                ref,
+                batch,
+                {
+                    "type": "object",
+                    "properties": {"instances": batch},
+                    "required": ["instances"],
+                },
+            ]
+        },
+        "Feedback": {
+            "type": "object",
+            "properties": {
+                "request_id": {"type": "string"},
+                "labels": {"type": "array", "items": label, "minItems": 1},
+            },
+            "required": ["request_id", "labels"],
+        },
+    }
+
+
+def create_app_from_env() -> Any:
+    """The app of a worker process (what ``modelyard serve`` and the Dockerfile use).
+
+    Settings come from ``MODELYARD_SERVE_SETTINGS`` (JSON) or from the JSON file named by
+    ``MODELYARD_SERVE_SETTINGS_FILE`` (relative ``model``, ``log_path`` and ``cache_dir`` resolve
+    from the file's folder); the token from ``MODELYARD_SERVING_TOKEN``.
+    """
+    text = os.environ.get(SETTINGS_ENV)
+    file = os.environ.get(SETTINGS_FILE_ENV)
+    if text:
+        settings = ServeSettings.from_json(text)
+    elif file:
+        base = Path(file).resolve().parent
+        settings = ServeSettings.from_json(Path(file).read_text(encoding="utf-8"))
+        settings.model = (
+            str(base / settings.model) if (base / settings.model).exists() else settings.model
+        )
+        if settings.log_path and not Path(settings.log_path).is_absolute():
+            settings.log_path = str(base / settings.log_path)
+        if settings.cache_dir and not Path(settings.cache_dir).is_absolute():
+            settings.cache_dir = str(base / settings.cache_dir)
+    else:
+        raise RuntimeError(
+            f"neither {SETTINGS_ENV} nor {SETTINGS_FILE_ENV} is set; start with modelyard serve"
+        )
+    return create_app(settings, token=os.environ.get(TOKEN_ENV) or None)
