@@ -73,7 +73,9 @@ def wrk(url: str, bodies: Path, conns: int, seconds: int) -> dict[str, float]:
     script.write_text(LUA % bodies)
     out = subprocess.run(
         ["wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "-s", str(script), url],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     m = re.search(r"RESULT (\d+) (\d+) (\d+) (\d+) (\d+)", out.stdout)
     assert m, out.stdout + out.stderr
@@ -81,7 +83,9 @@ def wrk(url: str, bodies: Path, conns: int, seconds: int) -> dict[str, float]:
     return {"rps": n / (dur_us / 1e6), "p50_ms": p50 / 1000, "p99_ms": p99 / 1000, "errors": errors}
 
 
-def bodies_file(tmp: Path, name: str, records: list[dict[str, Any]], batch: int, mlflow: bool) -> Path:
+def bodies_file(
+    tmp: Path, name: str, records: list[dict[str, Any]], batch: int, mlflow: bool
+) -> Path:
     path = tmp / f"{name}-{batch}.txt"
     lines = []
     for i in range(0, min(len(records), 2000 * batch), batch):
@@ -102,9 +106,16 @@ def main() -> None:
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install -y wrk")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "DO_NOT_TRACK": "true",
+    }
     tmp = Path(tempfile.mkdtemp(prefix="bench-serve-"))
-    adult = build_adult(tmp, Path(os.environ.get("MODELYARD_DATA", ROOT.parent / "shared" / "data")))
+    adult = build_adult(
+        tmp, Path(os.environ.get("MODELYARD_DATA", ROOT.parent / "shared" / "data"))
+    )
     procs = []
     try:
         my_port, ml_port = free_port(), free_port()
@@ -135,8 +146,12 @@ def main() -> None:
             c1 = wrk(url, one, 1, args.seconds)
             b = wrk(url, hundred, 8, args.seconds)
             rows[label] = {"c8": c8, "c1": c1, "batch": b}
-        print(f"adult champion (hist-GBM, {len(adult.records)} test rows), 1 worker, OMP_NUM_THREADS=1, wrk -t1 -d{args.seconds}s")
-        print(f"{'server':<10} {'c8 req/s':>9} {'c8 p50':>8} {'c8 p99':>8} {'c1 p50':>8} {'c1 p99':>8} {'batch100 rows/s':>16} {'errors':>7}")
+        print(
+            f"adult champion (hist-GBM, {len(adult.records)} test rows), 1 worker, OMP_NUM_THREADS=1, wrk -t1 -d{args.seconds}s"
+        )
+        print(
+            f"{'server':<10} {'c8 req/s':>9} {'c8 p50':>8} {'c8 p99':>8} {'c1 p50':>8} {'c1 p99':>8} {'batch100 rows/s':>16} {'errors':>7}"
+        )
         for label, r in rows.items():
             errs = int(r["c8"]["errors"] + r["c1"]["errors"] + r["batch"]["errors"])
             print(
@@ -144,8 +159,10 @@ def main() -> None:
                 f"{r['c1']['p50_ms']:>6.2f}ms {r['c1']['p99_ms']:>6.2f}ms {r['batch']['rps'] * 100:>16.0f} {errs:>7}"
             )
         ratio = rows["modelyard"]["c8"]["rps"] / rows["mlflow"]["c8"]["rps"]
-        print(f"single-row throughput at -c8: {ratio:.1f}x MLflow (target >= 5x); "
-              f"p99 at -c1: {rows['modelyard']['c1']['p99_ms']:.2f} ms (target <= 5 ms)")
+        print(
+            f"single-row throughput at -c8: {ratio:.1f}x MLflow (target >= 5x); "
+            f"p99 at -c1: {rows['modelyard']['c1']['p99_ms']:.2f} ms (target <= 5 ms)"
+        )
     finally:
         for p in procs:
             p.send_signal(signal.SIGTERM)

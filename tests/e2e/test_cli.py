@@ -35,33 +35,59 @@ def quickstart(tmp_path: Path) -> Path:
     return tmp_path / "quickstart"
 
 
-def test_quickstart_runs_then_comes_from_the_cache(quickstart: Path) -> None:
+def test_quickstart_runs_end_to_end_then_comes_from_the_cache(quickstart: Path) -> None:
     first = modelyard("run", "--json", cwd=quickstart)
     assert first.returncode == 0, first.stderr
     result = json.loads(first.stdout)
     assert [s["status"] for s in result["steps"]] == ["ran"] * len(result["steps"])
-    assert {s["name"] for s in result["steps"]} >= {"ingest", "contract", "validate", "profile"}
+    assert [s["name"] for s in result["steps"]] == [
+        "ingest", "contract", "validate", "profile", "split", "explore", "tune", "train", "evaluate", "register",
+    ]  # fmt: skip
     assert (quickstart / "contract.yaml").is_file()
     assert (quickstart / "modelyard-out" / "profile.html").is_file()
     assert result["validation"]["train"]["rows"] == 569
+    registration = result["registration"]
+    assert registration["model_name"] == "quickstart"
+    assert registration["version"] == "1"
+    assert registration["decision"]["promote"] is True
+    assert registration["decision"]["candidate"] >= 0.95  # the gate's floor in the example
 
     second = modelyard("run", cwd=quickstart)
     assert second.returncode == 0, second.stderr
     assert "0 steps ran" in second.stderr
-    assert "cached" in second.stderr
+    assert "10 cached" in second.stderr
+
+    listed = json.loads(modelyard("models", "list", "--json", cwd=quickstart).stdout)
+    assert [(v["version"], v["aliases"]) for v in listed] == [("1", ["champion"])]
+
+    data = quickstart / "rows.csv"
+    import polars as pl
+    from sklearn.datasets import load_breast_cancer
+
+    frame = load_breast_cancer(as_frame=True).frame.head(20).drop(columns="target")
+    frame.loc[0, "mean radius"] = -1.0  # breaks the check "mean radius >= 0": quarantined, not scored
+    frame.to_csv(data, index=False)
+    scored = modelyard("predict", str(data), "--out", "scores.parquet", "--json", cwd=quickstart)
+    assert scored.returncode == 0, scored.stderr
+    summary = json.loads(scored.stdout)
+    assert (summary["rows"], summary["scored"], summary["quarantined"]) == (20, 19, 1)
+    out = pl.read_parquet(quickstart / "scores.parquet")
+    assert out.height == 19
+    assert set(out["prediction"].unique()) <= {"malignant", "benign"}
+    assert {"proba_benign", "proba_malignant"} <= set(out.columns)
 
 
 def test_dry_run_explains_what_would_run_and_changing_a_check_reruns_validation_and_profile_only(
     quickstart: Path,
 ) -> None:
-    assert modelyard("run", cwd=quickstart).returncode == 0
-    plan = modelyard("run", "--dry-run", cwd=quickstart)
+    assert modelyard("run", "--until", "profile", cwd=quickstart).returncode == 0
+    plan = modelyard("run", "--until", "profile", "--dry-run", cwd=quickstart)
     assert plan.returncode == 0
     assert all(" cached " in line for line in plan.stdout.strip().splitlines())
     config = quickstart / "modelyard.yaml"
     original = config.read_text()
     config.write_text(original.replace("{column: mean radius, min: 0}", "{column: mean radius, min: 7}"))
-    plan = modelyard("run", "--dry-run", "--json", cwd=quickstart)
+    plan = modelyard("run", "--until", "profile", "--dry-run", "--json", cwd=quickstart)
     steps = {s["name"]: s for s in json.loads(plan.stdout)}
     assert steps["ingest"]["action"] == "cached"
     assert steps["contract"]["action"] == "cached"
@@ -69,16 +95,16 @@ def test_dry_run_explains_what_would_run_and_changing_a_check_reruns_validation_
     assert steps["validate"]["reason"] == "parameter config changed"
     assert steps["profile"]["action"] == "run"
     assert steps["profile"]["reason"] == "input from validate will be recomputed"
-    again = json.loads(modelyard("run", "--json", cwd=quickstart).stdout)
+    again = json.loads(modelyard("run", "--until", "profile", "--json", cwd=quickstart).stdout)
     assert [s["name"] for s in again["steps"] if s["status"] == "ran"] == ["validate", "profile"]
     assert again["validation"]["train"]["invalid_rows"] == 1  # the one tumour with radius 6.981
 
 
 def test_a_check_that_changes_no_row_reruns_validation_but_not_profiling(quickstart: Path) -> None:
-    assert modelyard("run", cwd=quickstart).returncode == 0
+    assert modelyard("run", "--until", "profile", cwd=quickstart).returncode == 0
     config = quickstart / "modelyard.yaml"
     config.write_text(config.read_text().replace("{column: mean radius, min: 0}", "{column: mean radius, min: 1}"))
-    again = json.loads(modelyard("run", "--json", cwd=quickstart).stdout)
+    again = json.loads(modelyard("run", "--until", "profile", "--json", cwd=quickstart).stdout)
     status = {s["name"]: s["status"] for s in again["steps"]}
     assert status["validate"] == "ran"
     assert status["profile"] == "cached"  # its input came out identical (early cut-off)
@@ -122,10 +148,10 @@ def test_init_writes_a_commented_config_that_runs(tmp_path: Path, shared_data: P
 
 
 def test_clean_and_version_and_schema(quickstart: Path) -> None:
-    assert modelyard("run", cwd=quickstart).returncode == 0
+    assert modelyard("run", "--until", "profile", cwd=quickstart).returncode == 0
     cleaned = modelyard("clean", "--all", cwd=quickstart)
     assert cleaned.returncode == 0 and "removed" in cleaned.stdout
-    plan = modelyard("run", "--dry-run", cwd=quickstart)
+    plan = modelyard("run", "--until", "profile", "--dry-run", cwd=quickstart)
     assert " cached " not in plan.stdout
     assert modelyard("--version", cwd=quickstart).stdout.startswith("modelyard, version ")
     schema = json.loads(modelyard("schema", cwd=quickstart).stdout)

@@ -12,20 +12,23 @@ value for machines, e.g. ``<td data-stat="mean" data-column="price" data-value="
 from __future__ import annotations
 
 import html
+import itertools
 import math
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal
 
 __all__ = [
     "CSS",
+    "PlotSeries",
     "badge",
     "escape",
     "fmt",
     "fmt_bytes",
     "fmt_share",
+    "nice_ticks",
     "page",
     "stat",
-    "PlotSeries",
-    "nice_ticks",
     "svg_bars",
     "svg_confusion",
     "svg_heatmap",
@@ -316,6 +319,286 @@ def svg_line(
             f'<polyline points="{pts}" fill="none" stroke="{color}" stroke-width="2">'
             f"<title>{escape(name)}</title></polyline>"
         )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
+    """About ``n`` round tick values covering ``[lo, hi]`` (1, 2, 2.5 or 5 times a power of 10)."""
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return []
+    if hi < lo:
+        lo, hi = hi, lo
+    if hi == lo:
+        pad = abs(lo) * 0.5 or 1.0
+        lo, hi = lo - pad, hi + pad
+    raw = (hi - lo) / max(n, 1)
+    mag = 10 ** math.floor(math.log10(raw))
+    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
+    first = math.floor(lo / step + 1e-9) * step
+    ticks = []
+    k = 0
+    while True:
+        t = first + k * step
+        ticks.append(round(t, 12))
+        if t >= hi - 1e-9 * step:
+            break
+        k += 1
+    return ticks
+
+
+@dataclass(frozen=True)
+class PlotSeries:
+    """One series of :func:`svg_plot`.
+
+    ``kind``: ``line``, ``step`` (post-step, e.g. best so far), ``points``, or ``linepoints``.
+    ``tips``: one tooltip per point (points only).
+    """
+
+    name: str
+    xs: Sequence[float]
+    ys: Sequence[float]
+    kind: Literal["line", "step", "points", "linepoints"] = "line"
+    color: str | None = None
+    dashed: bool = False
+    hollow: bool = False
+    tips: Sequence[str] | None = None
+
+
+PALETTE = ["#3b6fd8", "#e4572e", "#17a398", "#f3a712", "#7e52a0", "#6b7280"]
+
+
+def svg_plot(
+    series: Sequence[PlotSeries],
+    *,
+    width: int = 520,
+    height: int = 320,
+    x_label: str = "",
+    y_label: str = "",
+    x_range: tuple[float, float] | None = None,
+    y_range: tuple[float, float] | None = None,
+    diagonal: bool = False,
+    legend: bool = True,
+    integer_x: bool = False,
+    title: str = "",
+) -> str:
+    """An x/y plot with axes, round ticks, grid lines, a legend and optional y = x line.
+
+    Non-finite points are skipped. Ranges default to round ticks around the data.
+    """
+    finite = [
+        (x, y)
+        for s in series
+        for x, y in zip(s.xs, s.ys, strict=False)
+        if math.isfinite(x) and math.isfinite(y)
+    ]
+    if not finite:
+        return ""
+    xs_all = [x for x, _ in finite]
+    ys_all = [y for _, y in finite]
+    if x_range is not None:
+        x_ticks = nice_ticks(*x_range)
+        x0, x1 = x_range
+    else:
+        x_ticks = nice_ticks(min(xs_all), max(xs_all))
+        x0, x1 = x_ticks[0], x_ticks[-1]
+    if integer_x:
+        x_ticks = [t for t in x_ticks if float(t).is_integer()] or x_ticks
+    if y_range is not None:
+        y_ticks = nice_ticks(*y_range)
+        y0, y1 = y_range
+    else:
+        y_ticks = nice_ticks(min(ys_all), max(ys_all))
+        y0, y1 = y_ticks[0], y_ticks[-1]
+    dx = (x1 - x0) or 1.0
+    dy = (y1 - y0) or 1.0
+    named = [s for s in series if s.name]
+    top = 26 if legend and named else 10
+    left = 14 + 7 * max(len(fmt(t, 3)) for t in y_ticks) + (14 if y_label else 0)
+    right, bottom = 14, 34 + (14 if x_label else 0)
+    pw, ph = width - left - right, height - top - bottom
+
+    def px(x: float) -> float:
+        return left + pw * (x - x0) / dx
+
+    def py(y: float) -> float:
+        return top + ph - ph * (y - y0) / dy
+
+    parts = [
+        f'<svg class="chart plot" viewBox="0 0 {width} {height}" role="img" '
+        f'aria-label="{escape(title or "plot")}">',
+        f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="#fff" stroke="{_GRID}"/>',
+    ]
+    for t in x_ticks:
+        if x0 - 1e-12 <= t <= x1 + 1e-12:
+            x = px(t)
+            parts.append(
+                f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{top + ph}" stroke="{_GRID}" '
+                f'stroke-width="0.6"/><text x="{x:.1f}" y="{top + ph + 14}" class="axis" '
+                f'text-anchor="middle">{escape(fmt(t, 3))}</text>'
+            )
+    for t in y_ticks:
+        if y0 - 1e-12 <= t <= y1 + 1e-12:
+            y = py(t)
+            parts.append(
+                f'<line x1="{left}" y1="{y:.1f}" x2="{left + pw}" y2="{y:.1f}" stroke="{_GRID}" '
+                f'stroke-width="0.6"/><text x="{left - 5}" y="{y + 3.5:.1f}" class="axis" '
+                f'text-anchor="end">{escape(fmt(t, 3))}</text>'
+            )
+    if x_label:
+        parts.append(
+            f'<text x="{left + pw / 2:.1f}" y="{height - 6}" class="axis-title" '
+            f'text-anchor="middle">{escape(x_label)}</text>'
+        )
+    if y_label:
+        parts.append(
+            f'<text transform="translate(12,{top + ph / 2:.1f}) rotate(-90)" class="axis-title" '
+            f'text-anchor="middle">{escape(y_label)}</text>'
+        )
+    if diagonal:
+        lo, hi = max(x0, y0), min(x1, y1)
+        if hi > lo:
+            parts.append(
+                f'<line x1="{px(lo):.1f}" y1="{py(lo):.1f}" x2="{px(hi):.1f}" y2="{py(hi):.1f}" '
+                f'stroke="#9ca3af" stroke-dasharray="4 3"/>'
+            )
+    for k, s in enumerate(series):
+        color = s.color or PALETTE[k % len(PALETTE)]
+        pts = [
+            (px(x), py(y))
+            for x, y in zip(s.xs, s.ys, strict=False)
+            if math.isfinite(x) and math.isfinite(y)
+        ]
+        if not pts:
+            continue
+        dash = ' stroke-dasharray="5 3"' if s.dashed else ""
+        tip = f"<title>{escape(s.name)}</title>" if s.name else ""
+        if s.kind in ("line", "linepoints", "step"):
+            if s.kind == "step":
+                coords = [pts[0]]
+                for a, b in itertools.pairwise(pts):
+                    coords += [(b[0], a[1]), b]
+            else:
+                coords = pts
+            line = " ".join(f"{x:.1f},{y:.1f}" for x, y in coords)
+            parts.append(
+                f'<polyline points="{line}" fill="none" stroke="{color}" stroke-width="2"'
+                f'{dash} stroke-linejoin="round">{tip}</polyline>'
+            )
+        if s.kind in ("points", "linepoints"):
+            fill = "#fff" if s.hollow else color
+            r = 3.2 if len(pts) <= 300 else 2.2
+            opacity = "" if len(pts) <= 300 else ' fill-opacity="0.55" stroke-opacity="0.55"'
+            tips = s.tips or []
+            for j, (x, y) in enumerate(pts):
+                t = f"<title>{escape(tips[j])}</title>" if j < len(tips) else ""
+                parts.append(
+                    f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{r}" fill="{fill}" stroke="{color}"'
+                    f"{opacity}>{t}</circle>"
+                )
+    if legend and named:
+        x = left
+        for k, s in enumerate(series):
+            if not s.name:
+                continue
+            color = s.color or PALETTE[k % len(PALETTE)]
+            if s.kind == "points":
+                fill = "#fff" if s.hollow else color
+                mark = f'<circle cx="{x + 6}" cy="10" r="3.5" fill="{fill}" stroke="{color}"/>'
+            else:
+                dash = ' stroke-dasharray="5 3"' if s.dashed else ""
+                mark = (
+                    f'<line x1="{x}" y1="10" x2="{x + 14}" y2="10" stroke="{color}" '
+                    f'stroke-width="2"{dash}/>'
+                )
+            parts.append(f'{mark}<text x="{x + 18}" y="14" class="legend">{escape(s.name)}</text>')
+            x += 30 + 6 * len(s.name)
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _blend(share: float, dark: tuple[int, int, int]) -> str:
+    light = (247, 248, 250)
+    t = max(0.0, min(1.0, share))
+    r, g, b = (round(lo + (hi - lo) * t) for lo, hi in zip(light, dark, strict=True))
+    return f"rgb({r},{g},{b})"
+
+
+def svg_confusion(
+    labels: Sequence[str],
+    matrix: Sequence[Sequence[int]],
+    *,
+    stat_name: str = "confusion",
+    path: str | None = None,
+    title: str = "",
+) -> str:
+    """A confusion matrix: rows are true classes, columns predicted ones.
+
+    Cells are shaded by their share of the row (blue on the diagonal, red off it) and show the
+    count and that share; each carries ``data-value`` (the count) and, when ``path`` is given,
+    ``data-path="{path}/{row}/{col}"``.
+    """
+    n = len(labels)
+    if n == 0:
+        return ""
+    cell = 72 if n <= 3 else 56 if n <= 6 else max(18, 420 // n)
+    label_w = min(max(len(s) for s in labels), 18) * 7 + 14
+    head = label_w + 18
+    size_w = head + n * cell + 4
+    size_h = head + n * cell + 4
+    parts = [
+        f'<svg class="confusion" viewBox="0 0 {size_w} {size_h}" width="{size_w}" '
+        f'height="{size_h}" role="img" aria-label="{escape(title or "confusion matrix")}">',
+        f'<text x="{head + n * cell / 2:.1f}" y="12" class="axis-title" text-anchor="middle">'
+        f"predicted</text>",
+        f'<text transform="translate(12,{head + n * cell / 2:.1f}) rotate(-90)" '
+        f'class="axis-title" text-anchor="middle">actual</text>',
+    ]
+    for i, name in enumerate(labels):
+        short = name if len(name) <= 18 else name[:17] + "…"
+        parts.append(
+            f'<text x="{head - 6}" y="{head + i * cell + cell / 2 + 4:.1f}" class="label" '
+            f'text-anchor="end">{escape(short)}<title>{escape(name)}</title></text>'
+        )
+        if n <= 6:
+            parts.append(
+                f'<text x="{head + i * cell + cell / 2:.1f}" y="{head - 6}" class="label" '
+                f'text-anchor="middle">{escape(short)}<title>{escape(name)}</title></text>'
+            )
+        else:
+            x = head + i * cell + cell * 0.65
+            parts.append(
+                f'<text transform="translate({x:.1f},{head - 6}) rotate(-60)" class="label">'
+                f"{escape(short)}<title>{escape(name)}</title></text>"
+            )
+    for i, row in enumerate(matrix):
+        total = sum(row)
+        for j, count in enumerate(row):
+            share = count / total if total else 0.0
+            color = _blend(share, (47, 95, 196) if i == j else (200, 60, 40))
+            attrs = (
+                f' data-stat="{escape(stat_name)}" data-column="{escape(labels[i])}" '
+                f'data-column2="{escape(labels[j])}"'
+            )
+            if path is not None:
+                attrs += f' data-path="{escape(path)}/{i}/{j}"'
+            x, y = head + j * cell, head + i * cell
+            parts.append(
+                f'<rect x="{x}" y="{y}" width="{cell - 2}" height="{cell - 2}" rx="3" '
+                f'fill="{color}"{attrs} data-value="{count}"><title>actual {escape(labels[i])}'
+                f", predicted {escape(labels[j])}: {escape(fmt(count))} "
+                f"({escape(fmt_share(share))} of the row)</title></rect>"
+            )
+            if cell >= 40:
+                ink = "#fff" if share > 0.55 else "#1f2933"
+                parts.append(
+                    f'<text x="{x + cell / 2 - 1:.1f}" y="{y + cell / 2 + 1:.1f}" '
+                    f'class="cm-count" text-anchor="middle" style="fill:{ink}">'
+                    f"{escape(fmt(count))}</text>"
+                    f'<text x="{x + cell / 2 - 1:.1f}" y="{y + cell / 2 + 14:.1f}" '
+                    f'class="cm-share" text-anchor="middle" style="fill:{ink}">'
+                    f"{escape(fmt_share(share))}</text>"
+                )
     parts.append("</svg>")
     return "".join(parts)
 

@@ -60,7 +60,9 @@ def start(adult: Adult, root: Path, *, config: str = "", workers: int = 1) -> Ru
          "--workers", str(workers)],
         cwd=root, stdout=out, stderr=subprocess.STDOUT, env=env,
     )  # fmt: skip
-    wait_http(f"http://127.0.0.1:{port}/ready", timeout=90, proc=proc, log=root / f"server-{port}.log")
+    wait_http(
+        f"http://127.0.0.1:{port}/ready", timeout=90, proc=proc, log=root / f"server-{port}.log"
+    )
     return Running(adult, port, proc, log_dir, root)
 
 
@@ -89,7 +91,9 @@ def server(adult: Adult, tmp_path_factory: pytest.TempPathFactory) -> Iterator[R
     stop(run)
 
 
-def post(port: int, path: str, body: Any, conn: http.client.HTTPConnection | None = None) -> tuple[int, Any]:
+def post(
+    port: int, path: str, body: Any, conn: http.client.HTTPConnection | None = None
+) -> tuple[int, Any]:
     own = conn is None
     conn = conn or http.client.HTTPConnection("127.0.0.1", port, timeout=20)
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
@@ -152,10 +156,24 @@ def test_rejected_requests_metrics_and_prediction_log(server: Running) -> None:
     assert post(server.port, "/feedback", {"request_id": request_id, "labels": [">50K"]})[0] == 202
     _, text = get(server.port, "/metrics")
     lines = {line for line in text.splitlines() if not line.startswith("#")}
-    assert any(line.startswith('modelyard_http_requests_total{method="POST",route="/predict",status="422"}') for line in lines)
-    assert any(line.startswith('modelyard_contract_violations_total{check="category",column="workclass"}') for line in lines)
+    assert any(
+        line.startswith(
+            'modelyard_http_requests_total{method="POST",route="/predict",status="422"}'
+        )
+        for line in lines
+    )
+    assert any(
+        line.startswith('modelyard_contract_violations_total{check="category",column="workclass"}')
+        for line in lines
+    )
     assert 'modelyard_model_info{name="adult",version="1"} 1.0' in lines
-    served = [line for line in lines if line.startswith('modelyard_http_requests_total{method="POST",route="/predict",status="200"}')]
+    served = [
+        line
+        for line in lines
+        if line.startswith(
+            'modelyard_http_requests_total{method="POST",route="/predict",status="200"}'
+        )
+    ]
     assert served and float(served[0].split()[-1]) > 1000
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
@@ -210,13 +228,17 @@ def test_overload_is_shed_and_shutdown_is_graceful(adult: Adult, tmp_path: Path)
     try:
         # capacity with as many clients as the server admits, then twice that
         base: Counter[int] = Counter()
-        threads = [threading.Thread(target=_hammer, args=(run.port, body, 2.0, base)) for _ in range(2)]
+        threads = [
+            threading.Thread(target=_hammer, args=(run.port, body, 2.0, base)) for _ in range(2)
+        ]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
         over: Counter[int] = Counter()
-        threads = [threading.Thread(target=_hammer, args=(run.port, body, 3.0, over)) for _ in range(4)]
+        threads = [
+            threading.Thread(target=_hammer, args=(run.port, body, 3.0, over)) for _ in range(4)
+        ]
         for t in threads:
             t.start()
         for t in threads:

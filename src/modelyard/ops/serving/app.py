@@ -628,7 +628,7 @@ def create_app(settings: ServeSettings, *, token: str | None = None) -> Any:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped,unused-ignore]
 
         threadpool_limits(limits=1)  # native math single-threaded per request
         await asyncio.get_running_loop().run_in_executor(None, server.start)

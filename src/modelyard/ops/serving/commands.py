@@ -54,7 +54,7 @@ def _config(config_path: Path, required: bool) -> ProjectConfig | None:
     "--server", "server_kind", type=click.Choice(["uvicorn", "granian"]), help="ASGI server."
 )
 @click.option("--lenient/--strict", default=None, help="Predict despite contract violations.")
-def serve(  # noqa: PLR0917
+def serve(
     config_path: Path,
     model: str | None,
     tracking_uri: str | None,
@@ -104,7 +104,7 @@ def _is_dir(model: str | None) -> bool:
 @click.option(
     "--service-monitor/--no-service-monitor", default=True, help="Write a ServiceMonitor."
 )
-def package(  # noqa: PLR0917
+def package(
     config_path: Path,
     model: str | None,
     tracking_uri: str | None,

@@ -170,7 +170,7 @@ class ServedModel:
     def predict(self, rows: Sequence[dict[str, Any]]) -> Prediction:
         """Predict typed records (``None`` for missing values)."""
         if len(rows) >= _MANY_THREADS_ROWS:
-            from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+            from threadpoolctl import threadpool_limits  # type: ignore[import-untyped,unused-ignore]
 
             with threadpool_limits(limits=None):
                 return self._predict(rows)

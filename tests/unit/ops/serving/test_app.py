@@ -25,7 +25,9 @@ from tests.unit.ops.serving._world import NAME, World
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     out = []
     for rec in frame[FEATURES].to_dict("records"):
-        out.append({k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in rec.items()})
+        out.append(
+            {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in rec.items()}
+        )
     for rec in out:  # the contract says int: send JSON integers
         for k in ("flipper_length_mm", "body_mass_g"):
             if rec[k] is not None:
@@ -66,8 +68,6 @@ def test_fast_path_equals_the_registered_pyfunc(world: World, version: str) -> N
     checked = [served.checker.check(r) for r in _records(test)]
     assert not [c.violations for c in checked if c.violations]
     rows = [c.values for c in checked]
-    for batch in ([r] for r in rows):  # one by one, as single requests
-        pass
     one_by_one = [served.predict([r]) for r in rows]
     labels = [p.predictions[0] for p in one_by_one]
     assert labels == expected["prediction"].tolist()
@@ -153,7 +153,9 @@ def test_bearer_token(world: World, tmp_path: Path) -> None:
         bad = c.post("/predict", json={}, headers={"Authorization": "Bearer nope"})
         assert bad.status_code == 401 and bad.headers["www-authenticate"] == "Bearer"
         ok = c.post(
-            "/predict", json=_records(world.data.test)[0], headers={"Authorization": "Bearer s3cret"}
+            "/predict",
+            json=_records(world.data.test)[0],
+            headers={"Authorization": "Bearer s3cret"},
         )
         assert ok.status_code == 200
         assert c.get("/health").status_code == 200 and c.get("/metrics").status_code == 200
@@ -214,7 +216,9 @@ def test_sagemaker_invocations_json_and_csv(client: TestClient, world: World) ->
     res = client.post("/invocations", json={"instances": recs})
     assert res.status_code == 200 and len(res.json()["predictions"]) == 2
     line = ",".join("" if recs[0][f] is None else str(recs[0][f]) for f in FEATURES)
-    csv_res = client.post("/invocations", content=line.encode(), headers={"content-type": "text/csv"})
+    csv_res = client.post(
+        "/invocations", content=line.encode(), headers={"content-type": "text/csv"}
+    )
     assert csv_res.status_code == 200, csv_res.text
     assert csv_res.json()["predictions"][0] == res.json()["predictions"][0]
 

@@ -106,20 +106,20 @@ days = st.one_of(st.none(), st.dates(min_value=__import__("datetime").date(2015,
 def test_checker_verdicts_agree_with_batch_validation(rows: list[tuple[Any, ...]]) -> None:
     names = ["age", "hours", "sex", "city", "vip", "day"]
     records = [dict(zip(names, r, strict=True)) for r in rows]
-    frame = pl.DataFrame(
-        [{**r, "y": "a"} for r in records], schema=POLARS, orient="row"
-    )
+    frame = pl.DataFrame([{**r, "y": "a"} for r in records], schema=POLARS, orient="row")
     result = validate(frame, CONTRACT, ValidationSection(max_invalid_fraction=1.0))
     quarantined = dict(
-        zip(result.quarantine["_row"].to_list(), result.quarantine["_reasons"].to_list(), strict=True)
+        zip(
+            result.quarantine["_row"].to_list(),
+            result.quarantine["_reasons"].to_list(),
+            strict=True,
+        )
     )
     checker = RecordChecker(CONTRACT)
     for i, rec in enumerate(records):
         sent = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in rec.items()}
         mine = {v.column for v in checker.check(sent).violations}
-        theirs = {
-            part.split(":")[0] for part in quarantined.get(i, "").split("; ") if part
-        }
+        theirs = {part.split(":")[0] for part in quarantined.get(i, "").split("; ") if part}
         assert mine == theirs, (rec, mine, theirs)
 
 
