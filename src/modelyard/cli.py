@@ -174,7 +174,78 @@ def _stage_command(name: str, step: str, help_text: str) -> None:
         )
 
 
-_stage_command("ingest", "ingest", "Read the data (same as `run --until ingest`).")
+@main.command()
+@CONFIG_OPTION
+@click.option(
+    "--follow",
+    is_flag=True,
+    help="Ingest continuously from the `ingest` section (Kafka, watched folder).",
+)
+@click.option(
+    "--until-idle",
+    type=float,
+    metavar="SECONDS",
+    help="With --follow: stop after SECONDS without new records.",
+)
+@JSON_OPTION
+def ingest(config_path: Path, follow: bool, until_idle: float | None, as_json: bool) -> None:
+    """Read the data (`run --until ingest`), or with --follow ingest continuously, exactly once,
+    into the partitioned Parquet dataset of the `ingest` section. Stop with Ctrl-C (SIGINT) or
+    SIGTERM: the current batch is committed first."""
+    ctx = click.get_current_context()
+    if not follow:
+        ctx.invoke(
+            run,
+            config_path=config_path,
+            from_step=None,
+            until="ingest",
+            dry_run=False,
+            as_json=as_json,
+        )
+        return
+    from modelyard.data.streaming import BatchReport
+    from modelyard.data.streaming import follow as follow_stream
+    from modelyard.errors import ModelyardError
+
+    project = _project(config_path)
+    if project.config.ingest is None:
+        raise ModelyardError(
+            "there is no `ingest` section in the configuration",
+            where=str(config_path),
+            fix="Add one (see docs/configuration.md, IngestSection) to ingest from Kafka or a folder.",
+        )
+    contract = project.declared_contract()
+    if contract is None:
+        raise ModelyardError(
+            "continuous ingestion validates every batch against the data contract, and there is none yet",
+            where=str(project.config.contract.path),
+            fix="Run `modelyard validate` once on reference data to infer and write it.",
+        )
+    console = _Console(quiet=as_json)
+
+    def on_batch(b: BatchReport) -> None:
+        console.console.print(
+            f"  batch {b.batch}: {b.records:,} records ({b.valid:,} valid, {b.quarantined:,} quarantined)"
+            f" in {b.seconds:.2f}s; {b.total_records:,} in all, {b.records_per_second:,.0f}/s"
+        )
+
+    stats = follow_stream(
+        project.config, contract=contract, on_batch=on_batch, until_idle=until_idle
+    )
+    summary = {
+        "batches": stats.batches, "records": stats.records, "valid": stats.valid,
+        "quarantined": stats.quarantined, "duplicates": stats.duplicates,
+        "seconds": round(stats.seconds, 3), "stopped_by": stats.stopped_by,
+    }  # fmt: skip
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+    else:
+        console.console.print(
+            f"stopped ({stats.stopped_by}): {stats.records:,} records in {stats.batches} batches, "
+            f"{stats.valid:,} valid, {stats.quarantined:,} quarantined, {stats.duplicates:,} replays skipped"
+        )
+
+
 _stage_command(
     "validate", "validate", "Validate the data against the contract (`run --until validate`)."
 )

@@ -65,7 +65,9 @@ def test_quickstart_runs_end_to_end_then_comes_from_the_cache(quickstart: Path) 
     from sklearn.datasets import load_breast_cancer
 
     frame = load_breast_cancer(as_frame=True).frame.head(20).drop(columns="target")
-    frame.loc[0, "mean radius"] = -1.0  # breaks the check "mean radius >= 0": quarantined, not scored
+    frame.loc[
+        0, "mean radius"
+    ] = -1.0  # breaks the check "mean radius >= 0": quarantined, not scored
     frame.to_csv(data, index=False)
     scored = modelyard("predict", str(data), "--out", "scores.parquet", "--json", cwd=quickstart)
     assert scored.returncode == 0, scored.stderr
@@ -86,7 +88,9 @@ def test_dry_run_explains_what_would_run_and_changing_a_check_reruns_validation_
     assert all(" cached " in line for line in plan.stdout.strip().splitlines())
     config = quickstart / "modelyard.yaml"
     original = config.read_text()
-    config.write_text(original.replace("{column: mean radius, min: 0}", "{column: mean radius, min: 7}"))
+    config.write_text(
+        original.replace("{column: mean radius, min: 0}", "{column: mean radius, min: 7}")
+    )
     plan = modelyard("run", "--until", "profile", "--dry-run", "--json", cwd=quickstart)
     steps = {s["name"]: s for s in json.loads(plan.stdout)}
     assert steps["ingest"]["action"] == "cached"
@@ -103,7 +107,9 @@ def test_dry_run_explains_what_would_run_and_changing_a_check_reruns_validation_
 def test_a_check_that_changes_no_row_reruns_validation_but_not_profiling(quickstart: Path) -> None:
     assert modelyard("run", "--until", "profile", cwd=quickstart).returncode == 0
     config = quickstart / "modelyard.yaml"
-    config.write_text(config.read_text().replace("{column: mean radius, min: 0}", "{column: mean radius, min: 1}"))
+    config.write_text(
+        config.read_text().replace("{column: mean radius, min: 0}", "{column: mean radius, min: 1}")
+    )
     again = json.loads(modelyard("run", "--until", "profile", "--json", cwd=quickstart).stdout)
     status = {s["name"]: s["status"] for s in again["steps"]}
     assert status["validate"] == "ran"

@@ -30,7 +30,6 @@ FORMAT_VERSION = 1
 #: Sections of the pipeline that later releases will open. Present in a file, they are
 #: rejected with "not yet supported" instead of being silently ignored.
 NOT_YET_SUPPORTED: dict[str, str] = {
-    "monitoring": "monitoring",
     "engine": "other execution engines (dask)",
 }
 
@@ -741,6 +740,73 @@ class IngestSection(Section):
         return value
 
 
+# --------------------------------------------------------------------------- monitoring
+
+
+class DriftThresholds(Section):
+    """Effect sizes above which a feature (or the predictions) has drifted.
+
+    The verdict is on effect size, never on a p-value: at a million rows every test flags
+    negligible shifts. p-values (Kolmogorov-Smirnov, chi-squared) are reported beside the scores.
+    """
+
+    psi: float = Field(default=0.2, gt=0)
+    """Population stability index over reference-quantile bins (numbers) or categories; the
+    usual reading is < 0.1 stable, 0.1-0.2 moderate, > 0.2 a real shift."""
+    wasserstein: float = Field(default=0.1, gt=0)
+    """Wasserstein (earth mover's) distance divided by the reference spread (IQR, else the
+    standard deviation): 0.1 = the mass moved a tenth of the spread on average."""
+    jensen_shannon: float = Field(default=0.1, gt=0, le=1)
+    """Jensen-Shannon distance (base 2, 0..1) between category shares."""
+    missing_rate: float = Field(default=0.1, gt=0, le=1)
+    """Absolute change of the share of missing values (its own signal)."""
+    new_category_rate: float = Field(default=0.05, gt=0, le=1)
+    """Share of a window's values that are categories never seen in the reference."""
+    share: float = Field(default=0.5, gt=0, le=1)
+    """The dataset has drifted when at least this share of its features has."""
+
+
+class WindowSection(Section):
+    """How the prediction log is cut into windows."""
+
+    by: Literal["auto", "event_time", "arrival_time", "rows"] = "auto"
+    """``auto``: event time when the contract has a time column, else arrival time."""
+    size: str = "1d"
+    """Window length for time windows (polars duration: ``1h``, ``1d``, ``1w``, ``1mo``), or a
+    number of rows (``by: rows``)."""
+
+
+class RetrainSection(Section):
+    """The closed loop: retrain on reference + newly labelled rows when monitoring says so."""
+
+    on: Literal["never", "drift", "performance", "either"] = "either"
+    """Which signal triggers a retrain (``modelyard monitor --retrain``)."""
+    min_labelled_rows: int = Field(default=100, ge=1)
+    """Labelled rows (feedback) needed before a retrain is attempted."""
+
+
+class MonitoringSection(Section):
+    """Drift and performance from the prediction log (``modelyard monitor``)."""
+
+    reference: PathOrURL | None = None
+    """The reference data (default: the training data, ``data.source``)."""
+    windows: WindowSection = Field(default_factory=WindowSection)
+    """How the log is cut into windows."""
+    thresholds: DriftThresholds = Field(default_factory=DriftThresholds)
+    """Effect-size thresholds of the drift verdicts."""
+    min_rows: int = Field(default=100, ge=1)
+    """A window with fewer rows gets "insufficient data", no verdict."""
+    performance_drop: float = Field(default=0.05, ge=0)
+    """Alert when the windowed task metric is worse than the model's test metric by more than
+    this (absolute)."""
+    retrain: RetrainSection = Field(default_factory=RetrainSection)
+    """The retraining trigger."""
+    port: int = Field(default=9108, ge=1, le=65535)
+    """Port of the ``modelyard monitor --serve`` exporter (on ``serving.host``)."""
+    interval_seconds: float = Field(default=60.0, gt=0)
+    """How often ``monitor --serve`` re-reads the log."""
+
+
 # --------------------------------------------------------------------------- root
 
 
@@ -783,3 +849,5 @@ class ProjectConfig(Section):
     """Continuous ingestion from Kafka or a watched folder."""
     serving: ServingSection = Field(default_factory=ServingSection)
     """The prediction server and its build context."""
+    monitoring: MonitoringSection = Field(default_factory=MonitoringSection)
+    """Drift and performance monitoring, alerts and retraining."""
