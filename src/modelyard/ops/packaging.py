@@ -340,8 +340,6 @@ def package(
     max_batch_rows: int = 10_000,
 ) -> PackageResult:
     """Write the build context for the model in ``model_dir`` (an MLflow model folder)."""
-    import modelyard
-
     model_dir = Path(model_dir)
     if not (model_dir / "MLmodel").is_file():
         raise ModelyardError(
@@ -365,7 +363,7 @@ def package(
     (out / "model" / "modelyard-serving.json").write_text(
         json.dumps(meta, indent=2, default=str), encoding="utf-8"
     )
-    src = Path(modelyard.__file__).resolve().parent
+    src = Path(__file__).resolve().parents[1]  # the modelyard package
     shutil.copytree(
         src, out / "modelyard", ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "py.typed")
     )

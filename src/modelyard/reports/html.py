@@ -371,8 +371,8 @@ PALETTE = ["#3b6fd8", "#e4572e", "#17a398", "#f3a712", "#7e52a0", "#6b7280"]
 def svg_plot(
     series: Sequence[PlotSeries],
     *,
-    width: int = 520,
-    height: int = 320,
+    width: int = 420,
+    height: int = 300,
     x_label: str = "",
     y_label: str = "",
     x_range: tuple[float, float] | None = None,
@@ -491,10 +491,10 @@ def svg_plot(
             opacity = "" if len(pts) <= 300 else ' fill-opacity="0.55" stroke-opacity="0.55"'
             tips = s.tips or []
             for j, (x, y) in enumerate(pts):
-                t = f"<title>{escape(tips[j])}</title>" if j < len(tips) else ""
+                point_tip = f"<title>{escape(tips[j])}</title>" if j < len(tips) else ""
                 parts.append(
                     f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{r}" fill="{fill}" stroke="{color}"'
-                    f"{opacity}>{t}</circle>"
+                    f"{opacity}>{point_tip}</circle>"
                 )
     if legend and named:
         x = left

@@ -255,9 +255,9 @@ def _history(result: TuningResult, greater_is_better: bool) -> list[TrialPoint]:
     out = []
     for t in sorted(result.history, key=lambda t: t.number):
         v = t.value
-        if t.state == "COMPLETE" and v is not None and math.isfinite(v):
-            if best is None or (v > best if greater_is_better else v < best):
-                best = v
+        finished = t.state == "COMPLETE" and v is not None and math.isfinite(v)
+        if finished and v is not None and (best is None or (v > best) == greater_is_better):
+            best = v
         out.append(
             TrialPoint(number=t.number, value=v, state=t.state, best_so_far=best, params=t.params)
         )
@@ -540,7 +540,7 @@ def _summary(r: RunReport) -> str:
                 ),
             )
         )
-    if r.data is not None and r.data.profile is not None:
+    if r.has_modeling and r.data is not None and r.data.profile is not None:
         p = r.data.profile
         tiles.append(
             _tile(
@@ -601,9 +601,10 @@ def _data(r: RunReport) -> str:
                 f"<td>{escape(v.on_error)}</td><td>{status}</td></tr>"
             )  # fmt: skip
         table = (
-            '<div class="scroll"><table class="wide"><thead><tr><th>Batch</th><th>Rows</th>'
-            "<th>Valid</th><th>Invalid</th><th>Invalid share</th><th>Quarantined</th>"
-            f"<th>Rules</th><th>On error</th><th>Status</th></tr></thead><tbody>{''.join(rows)}"
+            '<div class="scroll"><table class="wide"><thead><tr><th>Batch</th><th class="num">'
+            'Rows</th><th class="num">Valid</th><th class="num">Invalid</th><th class="num">'
+            'Invalid share</th><th class="num">Quarantined</th><th class="num">Rules</th>'
+            f"<th>On error</th><th>Status</th></tr></thead><tbody>{''.join(rows)}"
             "</tbody></table></div>"
         )
         broken = []
@@ -619,9 +620,7 @@ def _data(r: RunReport) -> str:
                 more = v.violations_total - len(v.violations)
                 broken.append(f'<li class="muted">… and {more} more rules on {escape(label)}</li>')
         viol = f'<h3 class="sub">Broken rules</h3><ul class="alerts">{"".join(broken)}</ul>'
-        parts.append(
-            f'<h3 class="sub">Validation</h3>{table}' + (viol if broken else "")
-        )
+        parts.append(f'<h3 class="sub">Validation</h3>{table}' + (viol if broken else ""))
     if d.profile is not None:
         p = d.profile
         if p.top_alerts:
@@ -655,7 +654,7 @@ def _split(r: RunReport) -> str:
     train_share = s.train_rows / total if total else 0.0
     bar = (
         f'<div class="splitbar"><div class="train" style="width:{train_share * 100:.1f}%">'
-        f"train</div><div class=\"test\">test</div></div>"
+        f'train</div><div class="test">test</div></div>'
     )
     tiles = (
         _tile("Method", f'<div class="v name">{escape(s.method)}</div>')
@@ -729,8 +728,9 @@ def _leaderboard(r: RunReport) -> str:
     direction = "higher is better" if lb.greater_is_better else "lower is better"
     table = (
         '<div class="scroll"><table class="wide sortable"><thead><tr><th>#</th><th>Model</th>'
-        f"<th>CV {escape(_metric_name(lb.metric))} (mean)</th><th>std</th><th>mean ± std</th>"
-        "<th>Fold scores</th><th>Fit time / fold</th><th>Status</th></tr></thead>"
+        f'<th class="num">CV {escape(_metric_name(lb.metric))} (mean)</th><th class="num">std'
+        '</th><th>mean ± std</th><th>Fold scores</th><th class="num">Fit time / fold</th>'
+        "<th>Status</th></tr></thead>"
         f"<tbody>{''.join(rows)}</tbody></table></div>"
     )
     note = f"({lb.n_folds}-fold cross-validation on the training rows, {direction})"
@@ -779,17 +779,16 @@ def _tuning(r: RunReport) -> str:
             )
         chart = svg_plot(
             series, x_label="trial", y_label=f"CV {metric}", integer_x=True,
-            title=f"tuning history of {t.name}", height=260,
+            title=f"tuning history of {t.name}", width=560, height=280,
         ) or '<p class="muted">No finished trial to plot.</p>'  # fmt: skip
         stats = (
             f"<tr><td>Best CV {escape(metric)}</td>"
-            f"{_num(t.best_score, _ptr(*base, 'best_score'), 'best_score', column=t.name)}"
-            f"<td>Complete trials</td>"
+            f"{_num(t.best_score, _ptr(*base, 'best_score'), 'best_score', column=t.name)}</tr>"
+            f"<tr><td>Complete trials</td>"
             f"{_num(t.n_trials_completed, _ptr(*base, 'n_trials_completed'), 'n_trials_completed', column=t.name)}</tr>"
-            f"<tr><td>Pruned</td>{_num(t.n_pruned, _ptr(*base, 'n_pruned'), 'n_pruned', column=t.name)}"
-            f"<td>Failed</td>{_num(t.n_failed, _ptr(*base, 'n_failed'), 'n_failed', column=t.name)}</tr>"
-            f"<tr><td>Seconds</td>{_num(t.seconds, _ptr(*base, 'seconds'), 'seconds', column=t.name)}"
-            f"<td>Stopped by</td><td>{escape(t.stopped_by)}</td></tr>"
+            f"<tr><td>Pruned</td>{_num(t.n_pruned, _ptr(*base, 'n_pruned'), 'n_pruned', column=t.name)}</tr>"
+            f"<tr><td>Failed</td>{_num(t.n_failed, _ptr(*base, 'n_failed'), 'n_failed', column=t.name)}</tr>"
+            f"<tr><td>Seconds</td>{_num(t.seconds, _ptr(*base, 'seconds'), 'seconds', column=t.name)}</tr>"
         )  # fmt: skip
         body = (
             f'<div class="chartbox">{chart}</div><div class="card-body">'
@@ -893,7 +892,9 @@ def _evaluation(r: RunReport) -> str:
     cm = ev.confusion_matrix
     if cm is not None:
         at = (
-            f"at threshold {fmt(ev.threshold)}" if ev.threshold is not None else "at the predicted label"
+            f"at threshold {fmt(ev.threshold)}"
+            if ev.threshold is not None
+            else "at the predicted label"
         )
         cards.append(
             _card(
@@ -1007,14 +1008,15 @@ def _evaluation(r: RunReport) -> str:
             f'<h3 class="sub">Permutation importance <span class="muted">(drop in '
             f"{escape(_metric_name(ev.metric))} when a column is shuffled; 5 repeats)</span></h3>"
             '<div class="scroll"><table class="wide sortable"><thead><tr><th>#</th>'
-            "<th>Column</th><th>Mean drop</th><th>std</th><th></th></tr></thead>"
+            '<th>Column</th><th class="num">Mean drop</th><th class="num">std</th><th></th>'
+            "</tr></thead>"
             f"<tbody>{irows}</tbody></table></div>"
         )
     # slices
     if ev.slices:
         names = list(dict.fromkeys(n for s in ev.slices for n in s.metrics))
         head = "".join(
-            f'<th class="{"sel" if n == ev.metric else ""}">{escape(_metric_name(n))}</th>'
+            f'<th class="num{" sel" if n == ev.metric else ""}">{escape(_metric_name(n))}</th>'
             for n in names
         )
         srows = "".join(
@@ -1037,8 +1039,9 @@ def _evaluation(r: RunReport) -> str:
         )  # fmt: skip
         parts.append(
             '<h3 class="sub">Metrics per slice</h3><div class="scroll"><table class="wide '
-            f'sortable"><thead><tr><th>Column</th><th>Value</th><th>Rows</th>{head}</tr></thead>'
-            f"<tbody>{srows}</tbody><tfoot><tr><td colspan=\"2\"><b>all test rows</b></td>"
+            'sortable"><thead><tr><th>Column</th><th>Value</th><th class="num">Rows</th>'
+            f"{head}</tr></thead>"
+            f'<tbody>{srows}</tbody><tfoot><tr><td colspan="2"><b>all test rows</b></td>'
             f"{_num(ev.rows, _ptr('evaluation', 'rows'), 'slice_rows', column='(all rows)')}"
             f"{overall}</tr></tfoot></table></div>"
         )
@@ -1116,6 +1119,9 @@ def _shown_uri(uri: str) -> str:
 # --------------------------------------------------------------------------- page
 
 _CSS = """
+header{position:relative}
+header .head-badge{position:absolute;right:32px;top:24px}
+header .head-badge .badge{font-size:13px;padding:4px 12px}
 .metrics.summary{grid-template-columns:repeat(auto-fill,minmax(200px,1fr))}
 .metric.hero{border-color:#c7d5f5;background:#f5f8ff}
 .metric .v.name{font-size:18px;word-break:break-all}
@@ -1143,7 +1149,8 @@ table.metrics-table tr.sel td, th.sel, td.sel{font-weight:600;color:var(--fg)}
 p.reason{font-size:15px;margin:0 0 12px}
 .chartbox.cm{overflow:auto}
 svg.confusion{max-width:100%;height:auto}
-svg text.axis-title{font-size:11px;fill:var(--fg)}
+svg.plot text.axis{font-size:11px}
+svg text.axis-title{font-size:12px;fill:var(--fg)}
 svg text.legend{font-size:11px;fill:var(--fg)}
 svg text.cm-count{font-size:15px;font-weight:600}
 svg text.cm-share{font-size:10px}
@@ -1153,6 +1160,7 @@ margin-bottom:14px;font-size:15px;border:1px solid var(--line);background:var(--
 .verdict.pass{border-color:#bbf7d0;background:#f0fdf4}
 .verdict.fail{border-color:#fecdca;background:#fff6f5}
 .verdict .badge{font-size:13px;padding:3px 10px}
+th.num{text-align:right}
 tfoot td{border-top:2px solid var(--line);background:#fafbfc}
 code{font:12px ui-monospace,SFMono-Regular,Menlo,monospace;word-break:break-all;white-space:normal}
 """
@@ -1183,6 +1191,9 @@ def render_run_html(report: RunReport) -> str:
     if not r.has_modeling:
         subtitle += " · data steps only"
     html = page(r.project, body, subtitle=subtitle, nav=nav)
+    if r.registration is not None:
+        verdict = _gate_badge(r.registration.decision.promote)
+        html = html.replace("</header>", f'<div class="head-badge">{verdict}</div></header>', 1)
     footer = (
         f"<footer>modelyard run report, format {r.version}. Every number carries its exact "
         "value (<code>data-value</code>) and its place in the report's JSON "
