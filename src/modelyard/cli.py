@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from modelyard.__about__ import __version__
+from modelyard.ops.serving.commands import package, serve
 
 if TYPE_CHECKING:
     from modelyard.engine.events import Event
@@ -442,6 +443,10 @@ def schema() -> None:
     from modelyard.config.reference import json_schema
 
     click.echo(json.dumps(json_schema(), indent=2))
+
+
+main.add_command(serve)
+main.add_command(package)
 
 
 if __name__ == "__main__":  # pragma: no cover

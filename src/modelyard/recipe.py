@@ -236,7 +236,8 @@ def register(
             "evaluation.json": evaluation.model_dump_json(indent=2),
             "choice.json": trained.choice.model_dump_json(indent=2),
         },
-        tags=tags, data_valid=all(r.passed for r in reports), command=command,
+        tags=tags, data_valid=all(r.invalid_fraction <= r.max_invalid_fraction for r in reports),
+        command=command,
     )  # fmt: skip
 
 
@@ -643,9 +644,36 @@ class Project:
             _write_atomic(out / "profile.json", profile_json(prof))
             result.outputs["profile_html"] = html
             result.outputs["profile_json"] = out / "profile.json"
+        self._publish_run_report(outcome, result, done)
         summary = out / "run.json"
         _write_atomic(summary, json.dumps(result.to_dict(), indent=2))
         result.outputs["summary"] = summary
+
+    def _publish_run_report(self, outcome: RunOutcome, result: RunResult, done: set[str]) -> None:
+        """The one HTML run report (and its JSON); logged to the MLflow run when there is one."""
+        from modelyard.reports.run import build_run_report, render_run_html, run_report_json
+
+        def part(step: str) -> Any:
+            return outcome.output(step) if step in done else None
+
+        report = build_run_report(
+            project=self.config.name, profile=part("profile"), validation=result.validation,
+            split=part("split"), leaderboard=part("explore"), tuning=part("tune"),
+            trained=part("train"), evaluation=part("evaluate"), registration=result.registration,
+        )  # fmt: skip
+        out = self.config.output_dir
+        html, data = render_run_html(report), run_report_json(report)
+        _write_atomic(out / "report.html", html)
+        _write_atomic(out / "report.json", data)
+        result.outputs["report_html"] = out / "report.html"
+        result.outputs["report_json"] = out / "report.json"
+        reg = result.registration
+        if reg is not None and "register" in {r.name for r in outcome.records if r.status == "ran"}:
+            from modelyard.ops.tracking import log_run_artifacts
+
+            log_run_artifacts(
+                reg.tracking_uri, reg.run_id, {"reports/run.html": html, "reports/run.json": data}
+            )
 
 
 def _write_atomic(path: Path, text: str) -> None:

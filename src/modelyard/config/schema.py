@@ -298,8 +298,10 @@ class ContractSection(Section):
     inferred from the training data and written there after the run."""
     max_categories: int = Field(default=50, ge=1)
     """A string column with at most this many distinct values gets an allowed-values list."""
-    range_margin: float = Field(default=0.0, ge=0)
-    """Widen inferred numeric ranges by this fraction of their span."""
+    range_margin: float = Field(default=0.1, ge=0)
+    """Widen inferred numeric ranges by this fraction of their span on each side, so a new
+    batch is not quarantined for a value just past the training extremes (drift monitoring
+    watches distributions); 0 keeps the exact observed range."""
 
 
 # --------------------------------------------------------------------------- validation

@@ -190,6 +190,12 @@ def log_training_run(
     )
 
 
+def log_run_artifacts(tracking_uri: str, run_id: str, artifacts: Mapping[str, str | bytes]) -> None:
+    """Add artifacts (relative name -> text or bytes) to a finished run."""
+    _quiet_mlflow()
+    _log_artifacts(make_client(tracking_uri), run_id, artifacts)
+
+
 # --------------------------------------------------------------------------- helpers
 
 
@@ -337,9 +343,10 @@ def _log_model(
 def _signature(wrapper: Any, example: pd.DataFrame, contract: DataContract) -> Any:
     """Input schema from the contract, output schema from a prediction of the example.
 
-    MLflow casts inputs strictly: int64 is not "safely" a double, and a float64 column (what an
-    int column with a missing value becomes) is not a long. So a nullable int (or bool) column is
-    declared ``Any``; the pipeline's own imputer deals with its values.
+    MLflow casts inputs strictly: int64 is not "safely" a double, and a float64 column is not a
+    long. Integer data arrives as int64 from users but as float64 from modelyard's own
+    conversion (``to_pandas``, which also serves the pipeline), so int and bool columns are
+    declared ``Any``; the pipeline itself converts their values.
     """
     from mlflow.models import infer_signature
     from mlflow.types import ColSpec, DataType, Schema
@@ -356,7 +363,7 @@ def _signature(wrapper: Any, example: pd.DataFrame, contract: DataContract) -> A
     specs: list[Any] = []
     for col in contract.features:
         kind: Any = kinds[col.type]
-        if col.nullable and col.type in {"int", "bool"}:
+        if col.type in {"int", "bool"}:
             kind = AnyType()  # type: ignore[no-untyped-call,unused-ignore]
         specs.append(ColSpec(kind, col.name, required=not col.nullable))
     output = wrapper.predict(None, example)

@@ -543,32 +543,35 @@ def svg_confusion(
         return ""
     cell = 72 if n <= 3 else 56 if n <= 6 else max(18, 420 // n)
     label_w = min(max(len(s) for s in labels), 18) * 7 + 14
-    head = label_w + 18
-    size_w = head + n * cell + 4
-    size_h = head + n * cell + 4
+    left = label_w + 18
+    top = 36 if n <= 6 else round(label_w * 0.87) + 24
+    size_w = left + n * cell + 4
+    size_h = top + n * cell + 4
+    fit = max(3, int(cell // 6.5))  # characters of a column label that fit over a cell
     parts = [
         f'<svg class="confusion" viewBox="0 0 {size_w} {size_h}" width="{size_w}" '
         f'height="{size_h}" role="img" aria-label="{escape(title or "confusion matrix")}">',
-        f'<text x="{head + n * cell / 2:.1f}" y="12" class="axis-title" text-anchor="middle">'
+        f'<text x="{left + n * cell / 2:.1f}" y="12" class="axis-title" text-anchor="middle">'
         f"predicted</text>",
-        f'<text transform="translate(12,{head + n * cell / 2:.1f}) rotate(-90)" '
+        f'<text transform="translate(12,{top + n * cell / 2:.1f}) rotate(-90)" '
         f'class="axis-title" text-anchor="middle">actual</text>',
     ]
     for i, name in enumerate(labels):
         short = name if len(name) <= 18 else name[:17] + "…"
         parts.append(
-            f'<text x="{head - 6}" y="{head + i * cell + cell / 2 + 4:.1f}" class="label" '
+            f'<text x="{left - 6}" y="{top + i * cell + cell / 2 + 4:.1f}" class="label" '
             f'text-anchor="end">{escape(short)}<title>{escape(name)}</title></text>'
         )
         if n <= 6:
+            col = name if len(name) <= fit else name[: fit - 1] + "…"
             parts.append(
-                f'<text x="{head + i * cell + cell / 2:.1f}" y="{head - 6}" class="label" '
-                f'text-anchor="middle">{escape(short)}<title>{escape(name)}</title></text>'
+                f'<text x="{left + i * cell + cell / 2:.1f}" y="{top - 6}" class="label" '
+                f'text-anchor="middle">{escape(col)}<title>{escape(name)}</title></text>'
             )
         else:
-            x = head + i * cell + cell * 0.65
+            x = left + i * cell + cell * 0.65
             parts.append(
-                f'<text transform="translate({x:.1f},{head - 6}) rotate(-60)" class="label">'
+                f'<text transform="translate({x:.1f},{top - 6}) rotate(-60)" class="label">'
                 f"{escape(short)}<title>{escape(name)}</title></text>"
             )
     for i, row in enumerate(matrix):
@@ -582,7 +585,7 @@ def svg_confusion(
             )
             if path is not None:
                 attrs += f' data-path="{escape(path)}/{i}/{j}"'
-            x, y = head + j * cell, head + i * cell
+            x, y = left + j * cell, top + i * cell
             parts.append(
                 f'<rect x="{x}" y="{y}" width="{cell - 2}" height="{cell - 2}" rx="3" '
                 f'fill="{color}"{attrs} data-value="{count}"><title>actual {escape(labels[i])}'

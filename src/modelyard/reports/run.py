@@ -1061,7 +1061,7 @@ def _histogram(values: Sequence[float], bins: int = 30) -> str:
     for v in finite:
         counts[min(int((v - lo) / width), bins - 1)] += 1
     edges = [lo + j * width for j in range(bins + 1)]
-    return svg_histogram(edges, counts, title="residual histogram", height=150)
+    return svg_histogram(edges, counts, title="residual histogram", width=420, height=150)
 
 
 def _gate(r: RunReport) -> str:

@@ -28,7 +28,7 @@ ADULT = [
 
 def infer(df: pl.DataFrame, target: str | None = None, **kw: object) -> DataContract:
     roles = kw.pop("roles", ColumnRoles())
-    options = kw.pop("options", ContractSection())
+    options = kw.pop("options", ContractSection(range_margin=0.0))
     return infer_contract(df, target=target, task=None, roles=roles, options=options, **kw)  # type: ignore[arg-type]
 
 
@@ -69,7 +69,7 @@ def test_titanic_from_strings(titanic: pl.DataFrame) -> None:
 
 
 def test_adult_categories_and_target(adult: pl.DataFrame) -> None:
-    c = infer(adult, "income", options=ContractSection(max_categories=40))
+    c = infer(adult, "income", options=ContractSection(max_categories=40, range_margin=0.0))
     by = {col.name: col for col in c.columns}
     assert c.task == "binary"
     assert by["income"].categories == ["<=50K", ">50K"]
@@ -250,3 +250,9 @@ def test_dates_native() -> None:
     df = pl.DataFrame({"d": [dt.date(2020, 1, 1), dt.date(2020, 1, 11)]})
     c = infer(df, options=ContractSection(range_margin=0.1))
     assert (c.column("d").min, c.column("d").max) == ("2019-12-31", "2020-01-12")
+
+
+def test_the_default_margin_widens_inferred_ranges_by_a_tenth_of_the_span() -> None:
+    frame = pl.DataFrame({"x": ["10", "20", "30"]})
+    contract = infer_contract(frame, target=None, task=None, roles=ColumnRoles(), options=ContractSection())
+    assert (contract.column("x").min, contract.column("x").max) == (8.0, 32.0)  # span 20, 10% = 2
