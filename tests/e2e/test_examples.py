@@ -1,0 +1,46 @@
+"""Every example project runs its data half (`run --until profile`) on the real datasets."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from modelyard import Project
+from tests.conftest import EXAMPLES
+
+# example -> (training rows, a column the profile must flag as leaking the target, or None)
+EXPECTED = {
+    "adult": (32_561, None),
+    "titanic": (891, "alive"),
+    "diamonds": (53_940, None),
+    "bike_sharing": (17_379, "registered"),
+    "kddcup99": (494_021, None),
+    "penguins": (344, None),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_example_runs_until_profile(
+    name: str, shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MODELYARD_DATA", str(shared_data))
+    folder = tmp_path / name
+    shutil.copytree(
+        EXAMPLES / name,
+        folder,
+        ignore=shutil.ignore_patterns(".modelyard", "modelyard-out", "contract.yaml"),
+    )
+    result = Project.from_yaml(folder / "modelyard.yaml").run(until="profile")
+    rows, leak = EXPECTED[name]
+    report = result.validation["train"]
+    assert report.rows == rows
+    assert report.valid_rows + report.invalid_rows == rows
+    assert (folder / "modelyard-out" / "profile.html").is_file()
+    assert (folder / "contract.yaml").is_file()
+    if leak is not None:
+        alerts = result.output("profile").alerts
+        assert any(a.kind == "leakage" and leak in a.columns for a in alerts), [
+            a.message for a in alerts
+        ]
