@@ -37,24 +37,46 @@ def hgb_floor(result, task: str, metric: str, seed: int) -> float:
     from modelyard.modeling.tasks import score
 
     contract, split = result.output("contract"), result.output("split")
-    model = HistGradientBoostingRegressor(random_state=seed) if task == "regression" else HistGradientBoostingClassifier(random_state=seed)
-    pipe = Pipeline([("features", build_preprocessor(contract, FeaturesSection(), task=task, seed=seed)), ("model", model)])
+    model = (
+        HistGradientBoostingRegressor(random_state=seed)
+        if task == "regression"
+        else HistGradientBoostingClassifier(random_state=seed)
+    )
+    pipe = Pipeline(
+        [
+            ("features", build_preprocessor(contract, FeaturesSection(), task=task, seed=seed)),
+            ("model", model),
+        ]
+    )
     with threadpool_limits(1):
         pipe.fit(to_pandas(split.train, contract), target_array(split.train, contract))
         X, y = to_pandas(split.test, contract), target_array(split.test, contract)
         proba = pipe.predict_proba(X) if task != "regression" else None
-        return score(task, metric, y, y_pred=pipe.predict(X), y_proba=proba, classes=getattr(pipe, "classes_", None))
+        return score(
+            task,
+            metric,
+            y,
+            y_pred=pipe.predict(X),
+            y_proba=proba,
+            classes=getattr(pipe, "classes_", None),
+        )
 
 
 def main(names: list[str]) -> None:
     from modelyard import Project
 
     os.environ.setdefault("MODELYARD_DATA", str(ROOT.parent / "shared" / "data"))
-    print(f"{'example':<13} {'metric':<9} {'modelyard':>10} {'HGB floor':>10} {'model':<26} {'run s':>7}")
+    print(
+        f"{'example':<13} {'metric':<9} {'modelyard':>10} {'HGB floor':>10} {'model':<26} {'run s':>7}"
+    )
     for name in names:
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp) / name
-            shutil.copytree(ROOT / "examples" / name, folder, ignore=shutil.ignore_patterns(".modelyard", "modelyard-out", "contract.yaml"))
+            shutil.copytree(
+                ROOT / "examples" / name,
+                folder,
+                ignore=shutil.ignore_patterns(".modelyard", "modelyard-out", "contract.yaml"),
+            )
             start = time.perf_counter()
             result = Project.from_yaml(folder / "modelyard.yaml").run()
             seconds = time.perf_counter() - start
@@ -63,7 +85,10 @@ def main(names: list[str]) -> None:
             metric = REPORTED[name]
             ours = evaluation.metrics.get(metric, float("nan"))
             floor = hgb_floor(result, evaluation.task, metric, result.output("split") and 42)
-            print(f"{name:<13} {metric:<9} {ours:>10.4f} {floor:>10.4f} {trained.choice.name[:26]:<26} {seconds:>7.1f}", flush=True)
+            print(
+                f"{name:<13} {metric:<9} {ours:>10.4f} {floor:>10.4f} {trained.choice.name[:26]:<26} {seconds:>7.1f}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -105,8 +105,10 @@ def main() -> None:
         print(f"{name}: {df.height:,} rows x {df.width} columns done", flush=True)
 
     print()
-    print(f"{'dataset':<10} {'tool':<26} {'seconds':>9} {'vs ydata default':>17} "
-          f"{'x polars describe':>18}")
+    print(
+        f"{'dataset':<10} {'tool':<26} {'seconds':>9} {'vs ydata default':>17} "
+        f"{'x polars describe':>18}"
+    )
     for name, tool, sec in rows:
         floor = next(s for n, t, s in rows if n == name and t == "polars describe()")
         ydata = next((s for n, t, s in rows if n == name and t == "ydata-profiling default"), None)

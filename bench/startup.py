@@ -1,6 +1,6 @@
 """`modelyard --help` and `import modelyard` wall time: median of 10 runs (goal <= 0.3 s).
 
-    uv run python bench/startup.py
+uv run python bench/startup.py
 """
 
 from __future__ import annotations

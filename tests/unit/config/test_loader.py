@@ -96,7 +96,10 @@ def test_wrong_format_version_and_not_yet_supported_sections(tmp_path: Path) -> 
     found = problems(tmp_path, GOOD.replace("version: 1", "version: 7") + "engine:\n  kind: dask\n")
     joined = "\n".join(found)
     assert "version: this release reads format version 1, found 7 (int)" in joined
-    assert "engine: the 'engine' section (other execution engines (dask)) is not yet supported" in joined
+    assert (
+        "engine: the 'engine' section (other execution engines (dask)) is not yet supported"
+        in joined
+    )
 
 
 def test_bad_paths_are_reported_before_anything_runs(tmp_path: Path) -> None:

@@ -254,5 +254,7 @@ def test_dates_native() -> None:
 
 def test_the_default_margin_widens_inferred_ranges_by_a_tenth_of_the_span() -> None:
     frame = pl.DataFrame({"x": ["10", "20", "30"]})
-    contract = infer_contract(frame, target=None, task=None, roles=ColumnRoles(), options=ContractSection())
+    contract = infer_contract(
+        frame, target=None, task=None, roles=ColumnRoles(), options=ContractSection()
+    )
     assert (contract.column("x").min, contract.column("x").max) == (8.0, 32.0)  # span 20, 10% = 2

@@ -223,7 +223,11 @@ def test_cast_to_contract_masks() -> None:
 def test_real_diamonds(shared_data: Path) -> None:
     ref = pl.read_csv(shared_data / "diamonds.csv", infer_schema=False)
     contract = infer_contract(
-        ref, target="price", task=None, roles=ColumnRoles(), options=ContractSection(range_margin=0.0)
+        ref,
+        target="price",
+        task=None,
+        roles=ColumnRoles(),
+        options=ContractSection(range_margin=0.0),
     )
     checks = [Check(name="positive_dims", expression="x > 0 AND y > 0 AND z > 0")]
     r = validate(ref, contract, opts(checks=checks, max_invalid_fraction=0.01))

@@ -154,7 +154,9 @@ def test_clean_keeps_the_current_artifacts_only(store: ArtifactStore) -> None:
     assert plan(build(factor=3), store).to_run == ["numbers", "scaled", "total"]
 
 
-def test_an_input_recomputed_to_the_same_content_is_still_a_cache_hit(store: ArtifactStore, tmp_path: Path) -> None:
+def test_an_input_recomputed_to_the_same_content_is_still_a_cache_hit(
+    store: ArtifactStore, tmp_path: Path
+) -> None:
     """Early cut-off: keys use the content of inputs, not the keys of the steps that made them."""
     data = tmp_path / "data.txt"
     data.write_text("a")
@@ -162,7 +164,9 @@ def test_an_input_recomputed_to_the_same_content_is_still_a_cache_hit(store: Art
     def pipeline() -> Pipeline:
         return Pipeline.of(
             [
-                Step("numbers", fx.numbers, params={"n": 2}, external=lambda: data.stat().st_mtime_ns),
+                Step(
+                    "numbers", fx.numbers, params={"n": 2}, external=lambda: data.stat().st_mtime_ns
+                ),
                 Step("total", fx.total, inputs={"values": "numbers"}),
             ]
         )
