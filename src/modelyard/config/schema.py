@@ -8,6 +8,7 @@ Unknown keys are errors. Relative paths resolve from the folder of the yaml file
 from __future__ import annotations
 
 import re
+import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -505,15 +506,7 @@ ModelName = Literal[
 
 
 def _all_models() -> list[ModelName]:
-    return [
-        "dummy",
-        "linear",
-        "random_forest",
-        "hist_gradient_boosting",
-        "xgboost",
-        "lightgbm",
-        "mlp",
-    ]
+    return list(typing.get_args(ModelName))
 
 
 class ModelsSection(Section):

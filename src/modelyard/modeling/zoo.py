@@ -19,11 +19,13 @@ budget (see ``bench/adult_models.py``): gradient-boosted trees with a lower lear
 
 from __future__ import annotations
 
+import typing
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
+from modelyard.config.schema import ModelName
 from modelyard.data.contract import Task, did_you_mean
 from modelyard.errors import ModelyardError
 
@@ -41,18 +43,7 @@ __all__ = [
     "suggest_params",
 ]
 
-ModelName = Literal[
-    "dummy", "linear", "random_forest", "hist_gradient_boosting", "xgboost", "lightgbm", "mlp"
-]
-MODEL_NAMES: tuple[str, ...] = (
-    "dummy",
-    "linear",
-    "random_forest",
-    "hist_gradient_boosting",
-    "xgboost",
-    "lightgbm",
-    "mlp",
-)
+MODEL_NAMES: tuple[str, ...] = typing.get_args(ModelName)
 """The model families, cheapest first."""
 
 N_JOBS = 1  # one thread per fit: OpenMP thread pools collapse under CPU contention
