@@ -47,7 +47,10 @@ def _rss_kb(field: str) -> int:
 def measure(tool: str, case: str) -> tuple[float, float, list[str]]:
     """Run one tool on one case in a fresh interpreter (polars' threads do not survive fork)."""
     done = subprocess.run(
-        [sys.executable, __file__, "--child", tool, case], capture_output=True, text=True, check=False
+        [sys.executable, __file__, "--child", tool, case],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if done.returncode != 0:
         raise RuntimeError(done.stderr[-3000:])
@@ -75,9 +78,7 @@ def frames(case: str) -> tuple[pl.DataFrame, pl.DataFrame]:
 
 def kdd_frames() -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     names_file = DATA / "kddcup99" / "kddcup.names"
-    names = [
-        line.split(":")[0] for line in names_file.read_text().splitlines()[1:] if ":" in line
-    ]
+    names = [line.split(":")[0] for line in names_file.read_text().splitlines()[1:] if ":" in line]
     with gzip.open(DATA / "kddcup99" / "kddcup.data_10_percent.gz", "rb") as fh:
         kdd = pl.read_csv(fh.read(), has_header=False, new_columns=[*names, "label"])
     features = [c for c in names if kdd.get_column(c).n_unique() > 1][:20]
@@ -177,7 +178,9 @@ def main() -> None:
             times[tool] = seconds
             ok = "ok" if sorted(flagged) == sorted(expected) else f"EXPECTED {expected}"
             label = peer if tool == "evidently" else tool
-            print(f"{name:<26} {label:<18} {seconds:8.2f} {peak:8.0f}  {flagged} [{ok}]", flush=True)
+            print(
+                f"{name:<26} {label:<18} {seconds:8.2f} {peak:8.0f}  {flagged} [{ok}]", flush=True
+            )
         if peer:
             print(f"{'':<26} speed-up x{times['evidently'] / times['modelyard']:.1f}", flush=True)
 

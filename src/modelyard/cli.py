@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from modelyard.__about__ import __version__
+from modelyard.monitor_commands import drift, monitor
 from modelyard.ops.serving.commands import package, serve
 
 if TYPE_CHECKING:
@@ -447,6 +448,8 @@ def schema() -> None:
 
 main.add_command(serve)
 main.add_command(package)
+main.add_command(monitor)
+main.add_command(drift)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -44,3 +44,34 @@ def test_example_runs_until_profile(
         assert any(a.kind == "leakage" and leak in a.columns for a in alerts), [
             a.message for a in alerts
         ]
+
+
+def test_bike_sharing_trains_on_2011_and_registers_with_its_time_column(
+    shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The time column reaches the model through its parts, so the registered model takes it."""
+    monkeypatch.setenv("MODELYARD_DATA", str(shared_data))
+    folder = tmp_path / "bike"
+    shutil.copytree(
+        EXAMPLES / "bike_sharing",
+        folder,
+        ignore=shutil.ignore_patterns(".modelyard", "modelyard-out", "contract.yaml"),
+    )
+    config = folder / "modelyard.yaml"
+    config.write_text(
+        config.read_text()
+        + "models:\n  candidates: [dummy, linear]\n  cv_sample: 3000\n"
+        + "tuning:\n  top_k: 0\nevaluation:\n  permutation_importance: false\n"
+    )
+    result = Project.from_yaml(config).run()
+    split = result.output("split")
+    assert (
+        split.train["dteday"].max() < split.test["dteday"].min()
+    )  # the past trains, the future tests
+    assert result.registration is not None
+    model = Project.from_yaml(config).registry().load_version(result.registration.version)
+    from modelyard.modeling.features import to_pandas
+
+    out = model.predict(to_pandas(split.test.head(50), result.output("contract")))
+    assert len(out) == 50
+    assert "dteday" in model.metadata.get_input_schema().input_names()

@@ -747,7 +747,9 @@ class DriftThresholds(Section):
 
     psi: float = Field(default=0.2, gt=0)
     """Population stability index over reference-quantile bins (numbers) or categories; the
-    usual reading is < 0.1 stable, 0.1-0.2 moderate, > 0.2 a real shift."""
+    usual reading is < 0.1 stable, 0.1-0.2 moderate, > 0.2 a real shift. Two samples of one
+    population score about ``(bins - 1) * (1/n + 1/m)`` by chance (0.1 for 10 bins at 100
+    rows each): keep ``min_rows`` well above ``10 * bins / psi``."""
     wasserstein: float = Field(default=0.1, gt=0)
     """Wasserstein (earth mover's) distance divided by the reference spread (IQR, else the
     standard deviation): 0.1 = the mass moved a tenth of the spread on average."""
@@ -792,8 +794,9 @@ class MonitoringSection(Section):
     min_rows: int = Field(default=100, ge=1)
     """A window with fewer rows gets "insufficient data", no verdict."""
     performance_drop: float = Field(default=0.05, ge=0)
-    """Alert when the windowed task metric is worse than the model's test metric by more than
-    this (absolute)."""
+    """Alert (and retrain) when the windowed primary metric (``models.metric``) is worse than
+    the model's test score by more than this, in the metric's units (0.05 = five points of
+    accuracy or ROC-AUC; for rmse or mae use a value in the target's units)."""
     retrain: RetrainSection = Field(default_factory=RetrainSection)
     """The retraining trigger."""
     port: int = Field(default=9108, ge=1, le=65535)

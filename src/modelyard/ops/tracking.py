@@ -294,7 +294,7 @@ def _log_model(
 
     from modelyard.ops.pyfunc import ModelyardPyfunc
 
-    features = [c.name for c in contract.features]
+    features = model_inputs(pipeline, contract)
     wrapper = ModelyardPyfunc.from_pipeline(pipeline, features=features, task=task)
     example = input_example[features].head(5).reset_index(drop=True)
     signature = _signature(wrapper, example, contract)
@@ -342,6 +342,15 @@ def _log_model(
     return model_id, str(logged.artifact_location)
 
 
+def model_inputs(pipeline: Any, contract: DataContract) -> list[str]:
+    """The columns the fitted pipeline takes: what it was fitted on (a time column used through
+    its parts included, a sample-weight column excluded), else the contract's features."""
+    fitted = getattr(pipeline, "feature_names_in_", None)
+    if fitted is not None:
+        return [str(name) for name in fitted]
+    return [c.name for c in contract.features]
+
+
 def _signature(wrapper: Any, example: pd.DataFrame, contract: DataContract) -> Any:
     """Input schema from the contract, output schema from a prediction of the example.
 
@@ -363,7 +372,7 @@ def _signature(wrapper: Any, example: pd.DataFrame, contract: DataContract) -> A
         "datetime": DataType.datetime,
     }
     specs: list[Any] = []
-    for col in contract.features:
+    for col in (contract.column(name) for name in wrapper.features):
         kind: Any = kinds[col.type]
         if col.type in {"int", "bool"}:
             kind = AnyType()  # type: ignore[no-untyped-call,unused-ignore]

@@ -41,6 +41,7 @@ The dataset has drifted when at least ``thresholds.share`` of the features with 
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections.abc import Sequence
@@ -360,7 +361,7 @@ def _align(ref: pl.Series, cur: pl.Series) -> tuple[pl.Series, pl.Series]:
         return ref.cast(pl.Float64), cur.cast(pl.Float64)
     if (r_num or ref.dtype == pl.Null) and (c_num or cur.dtype == pl.Null):
         return ref.cast(pl.Float64), cur.cast(pl.Float64)
-    if ref.dtype == pl.String and c_num or cur.dtype == pl.String and r_num:
+    if (ref.dtype == pl.String and c_num) or (cur.dtype == pl.String and r_num):
         # a number column on one side, text on the other (CSV read as text): numbers if they
         # all parse, else text on both sides
         text = ref if ref.dtype == pl.String else cur
@@ -477,8 +478,8 @@ def _numeric(out: FeatureDrift, ref_s: pl.Series, cur_s: pl.Series, bins: int) -
     cur = _sorted(cur_s)
     n, m = ref.size, cur.size
     # PSI over reference-quantile bins: (-inf, e0], (e0, e1], ..., (ek, inf)
-    idx = (np.arange(1, bins) * n) // bins
-    edges = np.unique(ref[np.minimum(idx, n - 1)])
+    idx = (np.arange(1, bins) * n) // bins - 1  # the k/bins quantile: the (k*n/bins)-th value
+    edges = np.unique(ref[np.clip(idx, 0, n - 1)])
     cr = np.diff(np.concatenate(([0], np.searchsorted(ref, edges, side="right"), [n])))
     cc = np.diff(np.concatenate(([0], np.searchsorted(cur, edges, side="right"), [m])))
     ref_shares, cur_shares = cr / n, cc / m
@@ -498,7 +499,7 @@ def _numeric(out: FeatureDrift, ref_s: pl.Series, cur_s: pl.Series, bins: int) -
     en = math.sqrt(n * m / (n + m))
     out.p_value = kolmogorov_sf(ks * en)
     labels = [f"≤ {_num(edges[0])}"] if edges.size else []
-    labels += [f"({_num(a)}, {_num(b)}]" for a, b in zip(edges[:-1], edges[1:], strict=True)]
+    labels += [f"({_num(a)}, {_num(b)}]" for a, b in itertools.pairwise(edges)]
     labels += [f"> {_num(edges[-1])}"] if edges.size else ["all"]
     out.bins = labels
     out.reference_shares = [float(v) for v in ref_shares]

@@ -1,0 +1,324 @@
+"""The ``monitor`` and ``drift`` commands (attach with ``main.add_command(monitor)`` and
+``main.add_command(drift)``).
+
+They live at the top layer, beside ``cli``, because they wire the recipe (``--retrain`` runs the
+project) and the reports (``--html``) around :mod:`modelyard.ops.monitoring`. Only click is
+imported here; everything else loads when a command runs.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from modelyard.data.contract import DataContract
+    from modelyard.ops.monitoring.monitor import MonitorReport
+    from modelyard.recipe import Project
+
+_CONFIG = click.option(
+    "-c",
+    "--config",
+    "config_path",
+    default="modelyard.yaml",
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="The project file (or its folder).",
+)
+_JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
+
+
+@dataclass
+class _Context:
+    project: Project
+    contract: DataContract
+    reference: pl.DataFrame
+    log_dir: Path
+    reference_metric: float | None
+
+
+def _context(config_path: Path, log_dir: Path | None, reference: Path | None) -> _Context:
+    from modelyard.data.sources import read_file, read_source
+    from modelyard.errors import ModelyardError
+    from modelyard.recipe import Project
+
+    project = Project.from_yaml(config_path)
+    config = project.config
+    contract = project.declared_contract()
+    if contract is None:
+        raise ModelyardError(
+            "there is no data contract yet: monitoring compares the log with it",
+            where=str(config.contract.path),
+            fix="Run the pipeline first (modelyard run) to infer and write it.",
+        )
+    data = config.data
+    ref_path = reference or config.monitoring.reference
+    if ref_path is not None:
+        frame = read_file(ref_path)
+    else:
+        frame = read_source(data.source, normalize=data.normalize, drop=data.columns.drop)
+    metric = None
+    try:
+        champion = project.registry().champion()
+    except Exception:  # no registry yet: no performance baseline
+        champion = None
+    if champion is not None and contract.task is not None:
+        from modelyard.modeling.tasks import default_metric, resolve_metric
+
+        name = config.models.metric
+        name = (
+            default_metric(contract.task) if name == "auto" else resolve_metric(contract.task, name)
+        )
+        metric = champion.metrics.get(f"test_{name}", champion.metrics.get(name))
+    return _Context(
+        project,
+        contract,
+        frame,
+        log_dir or config.serving.prediction_log.path,
+        metric,
+    )
+
+
+def _report(ctx: _Context) -> tuple[MonitorReport, pl.DataFrame]:
+    from modelyard.ops.monitoring.log import read_prediction_log
+    from modelyard.ops.monitoring.monitor import monitor as run_monitor
+
+    log = read_prediction_log(ctx.log_dir, contract=ctx.contract)
+    report = run_monitor(
+        log.rows,
+        ctx.reference,
+        ctx.contract,
+        settings=ctx.project.config.monitoring,
+        metric=ctx.project.config.models.metric,
+        reference_metric=ctx.reference_metric,
+    )
+    return report, log.rows
+
+
+@click.command()
+@_CONFIG
+@click.option(
+    "--log",
+    "log_dir",
+    type=click.Path(path_type=Path),
+    help="Prediction log folder (default: serving.prediction_log.path).",
+)
+@click.option(
+    "--reference",
+    type=click.Path(path_type=Path),
+    help="Reference data file (default: monitoring.reference, else data.source).",
+)
+@click.option(
+    "--html",
+    "html_out",
+    type=click.Path(path_type=Path),
+    help="Write the HTML report here (default: <output_dir>/monitoring.html).",
+)
+@_JSON
+@click.option(
+    "--serve",
+    is_flag=True,
+    help="Serve the drift metrics for Prometheus (/metrics) and re-read the log every monitoring.interval_seconds.",
+)
+@click.option("--host", help="Interface of --serve (default: serving.host).")
+@click.option("--port", type=int, help="Port of --serve (default: monitoring.port, 9108).")
+@click.option("--interval", type=float, help="Seconds between two reads of the log with --serve.")
+@click.option(
+    "--emit-config",
+    "emit_dir",
+    type=click.Path(path_type=Path),
+    help="Write Prometheus alert rules, a Grafana dashboard and a prometheus.yml into this folder.",
+)
+@click.option(
+    "--alert-for",
+    default="5m",
+    show_default=True,
+    help="The 'for' duration of the emitted alert rules.",
+)
+@click.option(
+    "--retrain",
+    is_flag=True,
+    help="Retrain (reference + labelled records) when the retrain policy says so.",
+)
+@click.option(
+    "--force", is_flag=True, help="With --retrain: retrain even when no threshold is crossed."
+)
+def monitor(
+    config_path: Path, log_dir: Path | None, reference: Path | None, html_out: Path | None,
+    as_json: bool, serve: bool, host: str | None, port: int | None, interval: float | None,
+    emit_dir: Path | None, alert_for: str, retrain: bool, force: bool,
+) -> None:  # fmt: skip
+    """Drift, data quality and performance of the prediction log, window by window."""
+    from modelyard.config.loader import load_config
+
+    if emit_dir is not None:
+        from modelyard.ops.monitoring.prometheus import emit_config
+
+        file = config_path / "modelyard.yaml" if config_path.is_dir() else config_path
+        config = load_config(file)
+        written = emit_config(
+            emit_dir, config.monitoring, for_=alert_for,
+            targets=[f"{config.serving.host}:{config.serving.port}",
+                     f"{config.serving.host}:{config.monitoring.port}"],
+        )  # fmt: skip
+        if not serve:
+            _print(
+                {"written": [str(p) for p in written]},
+                as_json,
+                "\n".join(f"wrote {p}" for p in written),
+            )
+            return
+    ctx = _context(config_path, log_dir, reference)
+    if serve:
+        _serve(ctx, host, port, interval)
+        return
+    report, rows = _report(ctx)
+    from modelyard.reports.drift import monitor_json, render_monitor_html
+
+    config = ctx.project.config
+    out = html_out or config.output_dir / "monitoring.html"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(render_monitor_html(report), encoding="utf-8")
+    out.with_suffix(".json").write_text(monitor_json(report), encoding="utf-8")
+    payload: dict[str, Any] = {
+        "report": str(out),
+        "windows": len(report.windows),
+        "alerts": report.alerts,
+    }
+    if retrain:
+        from modelyard.ops.monitoring.retrain import retrain as run_retrain
+        from modelyard.recipe import Project
+
+        result = run_retrain(
+            config, report=report, reference=ctx.reference, log=rows, contract=ctx.contract,
+            run=lambda cfg: Project(cfg, config_path=ctx.project.config_path).run(), force=force,
+        )  # fmt: skip
+        payload["retrain"] = result.to_dict()
+    if as_json:
+        payload["monitor"] = json.loads(monitor_json(report))
+    lines = [f"{len(report.windows)} windows; report: {out}"]
+    lines += [f"ALERT: {a}" for a in report.alerts] or ["no alert"]
+    if "retrain" in payload:
+        r = payload["retrain"]
+        lines.append(f"retrain: {r['outcome']} ({'; '.join(r['trigger']['reasons'])})")
+        if r["version"]:
+            lines.append(f"  version {r['version']}: " + "; ".join(r["gate_reasons"]))
+    _print(payload, as_json, "\n".join(lines))
+
+
+def _serve(ctx: _Context, host: str | None, port: int | None, interval: float | None) -> None:
+    import logging
+    import signal
+
+    from modelyard.ops.monitoring.prometheus import serve_exporter
+
+    config = ctx.project.config
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    log = logging.getLogger("modelyard.monitor")
+    bind = host or config.serving.host
+    at = port or config.monitoring.port
+    click.echo(f"serving monitoring metrics on http://{bind}:{at}/metrics", err=True)
+    serve_exporter(
+        lambda: _report(ctx)[0], host=bind, port=at,
+        interval=interval or config.monitoring.interval_seconds, stop=stop,
+        on_error=lambda exc: log.warning("monitoring refresh failed: %s", exc),
+    )  # fmt: skip
+
+
+@click.command(name="drift")
+@click.argument("reference", type=click.Path(path_type=Path))
+@click.argument("current", type=click.Path(path_type=Path))
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    help="A project whose data contract types and selects the columns (default: inferred from REFERENCE).",
+)
+@click.option("--columns", help="Comma-separated columns to compare (default: all).")
+@click.option(
+    "--min-rows",
+    type=click.IntRange(min=1),
+    default=100,
+    show_default=True,
+    help="Fewer rows: insufficient data, no verdict.",
+)
+@click.option(
+    "--html", "html_out", type=click.Path(path_type=Path), help="Write the HTML report here."
+)
+@_JSON
+def drift(
+    reference: Path, current: Path, config_path: Path | None, columns: str | None,
+    min_rows: int, html_out: Path | None, as_json: bool,
+) -> None:  # fmt: skip
+    """Data drift between two tables (CSV, Parquet, JSON files or URLs), decided on effect size."""
+    from modelyard.config.schema import ColumnRoles, ContractSection, DriftThresholds
+    from modelyard.data.contract import infer_contract
+    from modelyard.data.sources import read_file
+    from modelyard.ops.monitoring.drift import drift as run_drift
+    from modelyard.reports.drift import drift_json, render_drift_html
+
+    ref = read_file(reference)
+    cur = read_file(current)
+    thresholds = DriftThresholds()
+    contract = None
+    if config_path is not None:
+        from modelyard.recipe import Project
+
+        project = Project.from_yaml(config_path)
+        contract = project.declared_contract()
+        thresholds = project.config.monitoring.thresholds
+        min_rows = project.config.monitoring.min_rows
+    if contract is None:
+        contract = infer_contract(
+            ref, target=None, task=None, roles=ColumnRoles(), options=ContractSection()
+        )
+    wanted = [c.strip() for c in columns.split(",")] if columns else None
+    if wanted is None:
+        # every column the contract knows, not only features (no target was declared)
+        contract = contract.model_copy(
+            update={
+                "columns": [
+                    c.model_copy(update={"role": "feature"})
+                    if c.role in ("target", "leakage")
+                    else c
+                    for c in contract.columns
+                ]
+            }
+        )
+    report = run_drift(
+        ref, cur, contract=contract, columns=wanted, thresholds=thresholds, min_rows=min_rows
+    )
+    if html_out is not None:
+        html_out.parent.mkdir(parents=True, exist_ok=True)
+        html_out.write_text(
+            render_drift_html(report, title=f"Drift: {reference.name} → {current.name}"),
+            encoding="utf-8",
+        )
+    if as_json:
+        click.echo(drift_json(report))
+        return
+    lines = [
+        f"{report.status.upper().replace('_', ' ')}: {len(report.drifted_features)} of "
+        f"{len(report.features)} columns drifted ({reference} → {current})"
+    ]
+    for f in report.features:
+        scores = ", ".join(f"{k} {v:.3g}" for k, v in f.scores().items())
+        mark = "!" if f.drifted else " "
+        lines.append(f" {mark} {f.column:<24} {f.status:<18} {scores}")
+    if html_out is not None:
+        lines.append(f"report: {html_out}")
+    click.echo("\n".join(lines))
+
+
+def _print(payload: dict[str, Any], as_json: bool, text: str) -> None:
+    click.echo(json.dumps(payload, indent=2, default=str) if as_json else text)

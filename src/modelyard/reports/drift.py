@@ -1,0 +1,233 @@
+"""Drift and monitoring reports as self-contained HTML pages (and JSON).
+
+Every number carries its exact value: ``<td data-stat="psi" data-column="temp"
+data-value="...">``; window-level numbers also carry ``data-window="2012-03"``. The JSON is
+the report model itself (``DriftReport`` / ``MonitorReport``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from modelyard.ops.monitoring.drift import DriftReport, FeatureDrift
+from modelyard.ops.monitoring.monitor import MonitorReport, WindowReport
+from modelyard.reports.html import (
+    PALETTE,
+    PlotSeries,
+    badge,
+    escape,
+    fmt_share,
+    page,
+    stat,
+    svg_plot,
+)
+
+__all__ = ["drift_json", "monitor_json", "render_drift_html", "render_monitor_html"]
+
+
+def drift_json(report: DriftReport) -> str:
+    return report.model_dump_json(indent=2)
+
+
+def monitor_json(report: MonitorReport) -> str:
+    return report.model_dump_json(indent=2)
+
+
+def _status(status: str) -> str:
+    kind = {"drift": "bad", "ok": "good", "insufficient_data": "warn"}.get(status, "")
+    return badge(status.replace("_", " "), kind)
+
+
+def _shares_plot(f: FeatureDrift) -> str:
+    if not f.bins:
+        return ""
+    xs = [float(i) for i in range(len(f.bins))]
+    return svg_plot(
+        [
+            PlotSeries("reference", xs, f.reference_shares, kind="linepoints", color=PALETTE[0]),
+            PlotSeries("current", xs, f.current_shares, kind="linepoints", color=PALETTE[1]),
+        ],
+        width=360,
+        height=180,
+        x_label="bin (" + escape(f.bins[0]) + " … " + escape(f.bins[-1]) + ")",
+        y_label="share",
+        integer_x=True,
+        title=f"{f.column} distribution",
+    )
+
+
+def _feature_rows(features: list[FeatureDrift], window: str | None = None) -> str:
+    rows = []
+    for f in features:
+        c = f.column
+
+        def s(value: float | None, name: str, column: str = c) -> str:
+            cell = stat(value, name=name, column=column)
+            return (
+                cell.replace("<td ", f'<td data-window="{escape(window)}" ', 1) if window else cell
+            )
+
+        rows.append(
+            f"<tr><td>{escape(c)}</td><td>{escape(f.kind)}</td><td>{_status(f.status)}</td>"
+            f"{s(f.psi, 'psi')}{s(f.wasserstein, 'wasserstein')}{s(f.jensen_shannon, 'jensen_shannon')}"
+            f"{s(f.missing_delta, 'missing_delta')}{s(f.new_category_share, 'new_category_share')}"
+            f"{s(f.p_value, 'p_value')}<td>{escape('; '.join(f.reasons))}</td></tr>"
+        )
+    return (
+        "<table><thead><tr><th>column</th><th>kind</th><th>status</th><th>PSI</th>"
+        "<th>Wasserstein / std</th><th>Jensen-Shannon</th><th>Δ missing</th><th>new categories</th>"
+        "<th>p-value (KS / χ²)</th><th>why</th></tr></thead><tbody>"
+        + "".join(rows)
+        + "</tbody></table>"
+    )
+
+
+def _thresholds(report: DriftReport) -> str:
+    t = report.thresholds
+    return (
+        f"<p>Verdicts on effect size: PSI &gt; {t.psi:g}, Wasserstein / reference std &gt; "
+        f"{t.wasserstein:g}, Jensen-Shannon &gt; {t.jensen_shannon:g}, |Δ missing| &gt; "
+        f"{t.missing_rate:g}, new categories &gt; {t.new_category_rate:g}; the dataset drifted "
+        f"when at least {t.share:g} of the features did. p-values are shown, not used. "
+        f"Fewer than {report.min_rows} rows: insufficient data.</p>"
+    )
+
+
+def render_drift_html(report: DriftReport, *, title: str = "Drift report") -> str:
+    """Two tables compared: verdict, one row per column, and each column's distributions."""
+    head = (
+        f"<section id='summary'><h2>Summary {_status(report.status)}</h2><table><tbody>"
+        f"<tr><td>reference rows</td>{stat(report.reference_rows, name='reference_rows')}</tr>"
+        f"<tr><td>current rows</td>{stat(report.current_rows, name='current_rows')}</tr>"
+        f"<tr><td>drifted features</td>{stat(len(report.drifted_features), name='drifted_features')}</tr>"
+        f"<tr><td>drift share</td>{stat(report.drift_share, name='drift_share', text=fmt_share(report.drift_share))}</tr>"
+        f"</tbody></table>{_thresholds(report)}</section>"
+    )
+    table = f"<section id='features'><h2>Features</h2>{_feature_rows(report.features)}</section>"
+    plots = "".join(
+        f"<div class='card'><h3>{escape(f.column)} {_status(f.status)}</h3>{_shares_plot(f)}</div>"
+        for f in report.features
+    )
+    body = head + table + f"<section id='distributions'><h2>Distributions</h2>{plots}</section>"
+    return page(
+        title, body, subtitle=f"{len(report.features)} columns compared",
+        nav=[("summary", "Summary"), ("features", "Features"), ("distributions", "Distributions")],
+    )  # fmt: skip
+
+
+def _trend(
+    report: MonitorReport,
+    series: Sequence[tuple[str, Sequence[float | None]]],
+    y_label: str,
+    title: str,
+) -> str:
+    xs = [float(i) for i in range(len(report.windows))]
+    plotted = []
+    for i, (name, ys) in enumerate(series):
+        values = [float("nan") if y is None else float(y) for y in ys]
+        plotted.append(
+            PlotSeries(name, xs, values, kind="linepoints", color=PALETTE[i % len(PALETTE)])
+        )
+    if not plotted or not xs:
+        return ""
+    first, last = report.windows[0].label, report.windows[-1].label
+    return svg_plot(
+        plotted, width=640, height=260, integer_x=True, y_label=y_label,
+        x_label=f"window ({first} … {last})", title=title,
+    )  # fmt: skip
+
+
+def _window_row(w: WindowReport, metric: str | None) -> str:
+    def s(value: float | int | None, name: str, text: str | None = None) -> str:
+        return stat(value, name=name, text=text).replace(
+            "<td ", f'<td data-window="{escape(w.label)}" ', 1
+        )
+
+    return (
+        f"<tr><td>{escape(w.label)}</td>{s(w.rows, 'rows')}{s(w.served, 'served')}"
+        f"<td>{_status(w.drift.status)}</td>"
+        f"{s(w.drift.drift_share, 'drift_share', fmt_share(w.drift.drift_share))}"
+        f"<td>{escape(', '.join(w.drift.drifted_features))}</td>"
+        f"{s(w.rejected_share, 'rejected_share', fmt_share(w.rejected_share))}"
+        f"{s(w.flagged_share, 'flagged_share', fmt_share(w.flagged_share))}"
+        f"{s(w.labelled, 'labelled')}{s(w.metric, 'metric')}{s(w.performance_drop, 'performance_drop')}</tr>"
+    )
+
+
+def render_monitor_html(report: MonitorReport, *, title: str = "Monitoring report") -> str:
+    """Trends over the windows (drift, prediction drift, data quality, performance) as plots,
+    one table row per window, and each window's per-feature table."""
+    ws = report.windows
+    features = [f.column for f in ws[0].drift.features] if ws else []
+    psi = [(c, [w.drift.feature(c).psi for w in ws]) for c in features]
+    wass = [(c, [w.drift.feature(c).wasserstein for w in ws]) for c in features]
+    js = [(c, [w.drift.feature(c).jensen_shannon for w in ws]) for c in features]
+    outputs = sorted({f.column for w in ws for f in w.prediction_drift})
+    pred = [
+        (o, [next((f.psi for f in w.prediction_drift if f.column == o), None) for w in ws])
+        for o in outputs
+    ]
+    metric = report.metric or "metric"
+    perf = [(metric, [w.metric for w in ws])]
+    if report.reference_metric is not None:
+        perf.append((f"{metric} at training", [report.reference_metric for _ in ws]))
+    quality = [
+        ("rejected", [w.rejected_share for w in ws]),
+        ("flagged", [w.flagged_share for w in ws]),
+    ]
+    alerts = "".join(f"<li>{escape(a)}</li>" for a in report.alerts) or "<li>none</li>"
+    summary = (
+        f"<section id='summary'><h2>Summary</h2><table><tbody>"
+        f"<tr><td>windows</td>{stat(len(ws), name='windows')}</tr>"
+        f"<tr><td>windowed by</td><td>{escape(report.window_by)} ({escape(report.window_size)})</td></tr>"
+        f"<tr><td>log records</td>{stat(report.log_rows, name='log_rows')}</tr>"
+        f"<tr><td>reference rows</td>{stat(report.reference_rows, name='reference_rows')}</tr>"
+        f"<tr><td>{escape(metric)} at training</td>{stat(report.reference_metric, name='reference_metric')}</tr>"
+        f"<tr><td>prediction baseline</td><td>{escape(report.prediction_baseline)}</td></tr>"
+        f"</tbody></table><h3>Alerts</h3><ul>{alerts}</ul></section>"
+    )
+    trends = (
+        "<section id='trends'><h2>Trends over windows</h2>"
+        + _trend(
+            report,
+            [("drift share", [w.drift.drift_share for w in ws])],
+            "share",
+            "Share of drifted features",
+        )
+        + _trend(report, psi, "PSI", "PSI by feature")
+        + _trend(
+            report,
+            [x for x in wass if any(v is not None for v in x[1])],
+            "distance / std",
+            "Wasserstein by feature",
+        )
+        + _trend(
+            report,
+            [x for x in js if any(v is not None for v in x[1])],
+            "distance",
+            "Jensen-Shannon by feature",
+        )
+        + _trend(report, pred, "PSI", "Prediction drift")
+        + _trend(report, perf, metric, "Performance on labelled records")
+        + _trend(report, quality, "share", "Rejected / flagged records")
+        + "</section>"
+    )
+    table = (
+        "<section id='windows'><h2>Windows</h2><table><thead><tr><th>window</th><th>rows</th>"
+        "<th>served</th><th>drift</th><th>drift share</th><th>drifted features</th><th>rejected</th>"
+        f"<th>flagged</th><th>labelled</th><th>{escape(metric)}</th><th>drop</th></tr></thead><tbody>"
+        + "".join(_window_row(w, report.metric) for w in ws)
+        + "</tbody></table></section>"
+    )
+    details = "".join(
+        f"<details><summary>{escape(w.label)} {_status(w.drift.status)}</summary>"
+        f"{_feature_rows(w.drift.features, w.label)}</details>"
+        for w in ws
+    )
+    body = (
+        summary + trends + table + f"<section id='details'><h2>Per window</h2>{details}</section>"
+    )
+    return page(
+        title, body, subtitle=f"{len(ws)} windows, {report.log_rows} logged records",
+        nav=[("summary", "Summary"), ("trends", "Trends"), ("windows", "Windows"), ("details", "Per window")],
+    )  # fmt: skip
