@@ -39,7 +39,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def single_threaded(func: F) -> F:
-    """Run with native thread pools (OpenMP, BLAS) limited to one thread.
+    """Run with native thread pools (OpenMP, BLAS) limited to one thread, and without the
+    per-fit warnings of model search (an MLP that stops at its iteration cap in one trial).
 
     Every fit here is small enough that one thread is fast, and OpenMP pools that spin-wait
     were seen to slow fits 10-300x on a busy 2-core machine.
@@ -47,9 +48,14 @@ def single_threaded(func: F) -> F:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        import warnings
+
+        from sklearn.exceptions import ConvergenceWarning
         from threadpoolctl import threadpool_limits
 
-        with threadpool_limits(limits=1):
+        with threadpool_limits(limits=1), warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            warnings.filterwarnings("ignore", message="Got `batch_size` less than 1")
             return func(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
