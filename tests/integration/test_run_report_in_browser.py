@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,7 @@ import polars as pl
 import pytest
 
 from modelyard.reports.run import render_run_html, run_report_json
-from tests.conftest import skip_or_fail
+from tests.integration.browser import chromium, console_errors, run_chromium
 from tests.unit.reports.test_run_report import (
     URL_IN_HTML,
     check_report_against_json,
@@ -23,49 +22,9 @@ from tests.unit.reports.test_run_report import (
 
 pytestmark = pytest.mark.integration
 
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--window-size=1400,1000",
-    "--virtual-time-budget=10000",
-    "--enable-logging=stderr",
-    "--v=0",
-]
-
-
-def _chromium() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        path = shutil.which(name)
-        if path:
-            return path
-    skip_or_fail("headless Chromium is not installed (apt-get install -y chromium)")
-    raise AssertionError  # unreachable
-
-
-def _run(chrome: str, tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [chrome, *FLAGS, f"--user-data-dir={tmp / 'chrome'}", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
-def _console_errors(stderr: str) -> list[str]:
-    """Chromium logs every console message as ``INFO:CONSOLE`` (console.error included); the
-    report logs nothing, so any CONSOLE line (or an uncaught error) is a failure."""
-    return [line for line in stderr.splitlines() if ":CONSOLE" in line or "Uncaught" in line]
-
 
 def test_run_report_renders_offline_with_exact_numbers(shared_data: Path, tmp_path: Path) -> None:
-    chrome = _chromium()
+    chrome = chromium()
     results = run_stages(
         pl.read_csv(shared_data / "titanic.csv"), "survived", slices=["sex"], leakage=["alive"]
     )
@@ -78,7 +37,7 @@ def test_run_report_renders_offline_with_exact_numbers(shared_data: Path, tmp_pa
     (tmp_path / "profile.html").write_text("<!DOCTYPE html><title>profile</title>", "utf-8")
     assert not URL_IN_HTML.search(html)
 
-    dumped = _run(chrome, tmp_path, "--dump-dom", page.as_uri())
+    dumped = run_chromium(chrome, tmp_path, "--dump-dom", page.as_uri())
     assert dumped.returncode == 0, dumped.stderr[-2000:]
     dom = dumped.stdout
     for section in ("summary", "data", "split", "leaderboard", "tuning", "choice", "evaluation"):
@@ -88,13 +47,13 @@ def test_run_report_renders_offline_with_exact_numbers(shared_data: Path, tmp_pa
     assert n == check_report_against_json(html, doc)  # the browser kept every number
     assert n > 60
     assert dom.count("<svg") >= 6  # tuning, confusion, ROC, PR, calibration, whiskers...
-    assert not _console_errors(dumped.stderr), _console_errors(dumped.stderr)
+    assert not console_errors(dumped.stderr), console_errors(dumped.stderr)
 
     shot = tmp_path / "run.png"
-    taken = _run(chrome, tmp_path, f"--screenshot={shot}", page.as_uri())
+    taken = run_chromium(chrome, tmp_path, f"--screenshot={shot}", page.as_uri())
     assert taken.returncode == 0, taken.stderr[-2000:]
     assert shot.stat().st_size > 10_000
-    assert not _console_errors(taken.stderr), _console_errors(taken.stderr)
+    assert not console_errors(taken.stderr), console_errors(taken.stderr)
     keep = os.environ.get("MODELYARD_SCREENSHOT")
     if keep:
         shutil.copy(shot, keep)
