@@ -553,7 +553,8 @@ class Project:
 
         from modelyard.data.sources import read_source
         from modelyard.data.validation import validate as run_validation
-        from modelyard.ops.batch import BatchResult, ModelRef, score_frame, write_table
+        from modelyard.ops.batch import BatchResult, score_frame, write_table
+        from modelyard.ops.registry import ModelRef, parse_model_ref
 
         contract = self.declared_contract()
         if contract is None:
@@ -564,9 +565,22 @@ class Project:
                 where=str(self.config.contract.path),
                 fix="Run the pipeline first (modelyard run) to infer and write it.",
             )
-        ref = ModelRef.parse(model) if model else ModelRef(self.registry().model_name, "champion")
+        ref = (
+            parse_model_ref(model)
+            if model
+            else ModelRef(name=self.registry().model_name, alias="champion")
+        )
+        if ref.name is None:
+            from modelyard.errors import ModelyardError
+
+            raise ModelyardError(
+                "batch scoring takes a registered model",
+                where="--model",
+                expected="NAME@ALIAS or NAME/VERSION",
+                found=repr(model),
+            )
         registry = self.registry(ref.name)
-        version = ref.version or registry.alias(ref.alias or "champion").version
+        version = registry.resolve(ref)
         pyfunc = registry.load_version(version)
         data_cfg = self.config.data
         source = data_cfg.source.model_copy(update={"path": Path(data).resolve(), "builtin": None})

@@ -6,7 +6,6 @@ so every input row ends up in exactly one of the two files.
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,33 +18,6 @@ if TYPE_CHECKING:
     import polars as pl
 
     from modelyard.data.contract import DataContract
-
-_REF = re.compile(r"^(?P<name>[A-Za-z0-9][\w.-]*)(?:@(?P<alias>[\w-]+)|/(?P<version>\d+))?$")
-
-
-@dataclass(frozen=True)
-class ModelRef:
-    """``NAME@ALIAS``, ``NAME/VERSION`` or ``NAME`` (= ``NAME@champion``)."""
-
-    name: str
-    alias: str | None = None
-    version: str | None = None
-
-    @classmethod
-    def parse(cls, text: str) -> ModelRef:
-        match = _REF.match(text.strip())
-        if not match:
-            raise ModelyardError(
-                f"'{text}' is not a model reference",
-                where="--model",
-                expected="NAME@ALIAS (e.g. adult@champion) or NAME/VERSION (e.g. adult/3)",
-                found=repr(text),
-            )
-        alias, version = match["alias"], match["version"]
-        return cls(match["name"], alias if alias or version else "champion", version)
-
-    def __str__(self) -> str:
-        return f"{self.name}/{self.version}" if self.version else f"{self.name}@{self.alias}"
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ import getpass
 import json
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -73,6 +74,52 @@ class AuditEntry(BaseModel):
     reason: str
     command: str
     user: str
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A parsed model reference."""
+
+    name: str | None = None
+    alias: str | None = None
+    version: str | None = None
+    path: Path | None = None
+
+    @property
+    def label(self) -> str:
+        if self.path is not None:
+            return str(self.path)
+        return f"{self.name}@{self.alias}" if self.alias else f"{self.name}/{self.version}"
+
+
+def parse_model_ref(text: str) -> ModelRef:
+    """``NAME@ALIAS``, ``NAME/VERSION``, ``models:/...`` or a local model folder.
+
+    >>> parse_model_ref("adult@champion")
+    ModelRef(name='adult', alias='champion', version=None, path=None)
+    >>> parse_model_ref("models:/adult/3")
+    ModelRef(name='adult', alias=None, version='3', path=None)
+    """
+    raw = text.strip()
+    if Path(raw).is_dir():
+        return ModelRef(path=Path(raw).resolve())
+    body = raw.removeprefix("models:/")
+    if "@" in body:
+        name, alias = body.split("@", 1)
+        if name and alias and "/" not in alias:
+            return ModelRef(name=name, alias=alias)
+    elif "/" in body:
+        name, version = body.rsplit("/", 1)
+        if name and version.isdigit():
+            return ModelRef(name=name, version=version)
+    elif body and not any(ch in body for ch in " :\\"):
+        return ModelRef(name=body, alias="champion")
+    raise ModelyardError(
+        f"'{text}' is not a model reference",
+        where="--model",
+        expected="NAME@ALIAS (adult@champion), NAME/VERSION (adult/3) or a local model folder",
+        found=repr(text),
+    )
 
 
 class Registry:
@@ -265,6 +312,12 @@ class Registry:
 
     def _alias(self, alias: str) -> VersionInfo | None:
         return next((v for v in self.versions() if alias in v.aliases), None)
+
+    def resolve(self, ref: ModelRef) -> str:
+        """The version a reference names (``NAME@ALIAS`` or ``NAME/VERSION``); clear errors."""
+        if ref.version is not None:
+            return self.show(ref.version).version
+        return self.alias(ref.alias or CHAMPION).version
 
     def alias(self, alias: str) -> VersionInfo:
         """The version holding ``alias``; a clear error when no version holds it."""

@@ -55,8 +55,9 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
+from modelyard.ops.registry import parse_model_ref
 from modelyard.ops.serving.metrics import Metrics
-from modelyard.ops.serving.model import ModelHolder, ServedModel, parse_model_ref
+from modelyard.ops.serving.model import ModelHolder, ServedModel
 from modelyard.ops.serving.predlog import LogOptions, PredictionLog, dumps
 from modelyard.ops.serving.request import CheckedRecord, FieldViolation, request_model
 

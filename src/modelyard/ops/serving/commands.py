@@ -6,6 +6,7 @@ stays fast.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -81,12 +82,22 @@ def serve(
         launch.workers = workers
     if server_kind:
         launch.server = server_kind
+    _check_model_exists(settings.model, settings.tracking_uri)
     click.echo(
         f"modelyard serve: {settings.model} on http://{launch.host}:{launch.port} "
         f"({launch.workers} worker{'s' if launch.workers > 1 else ''}, {launch.server})",
         err=True,
     )
     run_server(settings, launch, token)
+
+
+def _check_model_exists(model: str, tracking_uri: str | None) -> None:
+    """Fail before the server starts (one clear message) when the model cannot be found."""
+    from modelyard.ops.registry import Registry, parse_model_ref
+
+    ref = parse_model_ref(model)
+    if ref.path is None and ref.name is not None and tracking_uri is not None:
+        Registry(tracking_uri, ref.name, audit_log=Path(os.devnull)).resolve(ref)
 
 
 def _is_dir(model: str | None) -> bool:
@@ -116,7 +127,8 @@ def package(
     import tempfile
 
     from modelyard.ops.packaging import package as build
-    from modelyard.ops.serving.model import fetch_model, parse_model_ref
+    from modelyard.ops.registry import parse_model_ref
+    from modelyard.ops.serving.model import fetch_model
     from modelyard.ops.serving.server import settings_from_config
 
     config = _config(

@@ -30,6 +30,7 @@ import numpy as np
 
 from modelyard.data.contract import DataContract, contract_from_yaml
 from modelyard.errors import ModelyardError
+from modelyard.ops.registry import ModelRef
 from modelyard.ops.serving.fastpath import (
     CompiledFeatures,
     Unsupported,
@@ -51,52 +52,6 @@ _ARGMAX_ESTIMATORS = {
 """Classifiers whose ``predict`` is exactly ``classes_[argmax(predict_proba)]``."""
 _MANY_THREADS_ROWS = 2000
 """Batches at least this large may use every core in native code."""
-
-
-@dataclass(frozen=True)
-class ModelRef:
-    """A parsed model reference."""
-
-    name: str | None = None
-    alias: str | None = None
-    version: str | None = None
-    path: Path | None = None
-
-    @property
-    def label(self) -> str:
-        if self.path is not None:
-            return str(self.path)
-        return f"{self.name}@{self.alias}" if self.alias else f"{self.name}/{self.version}"
-
-
-def parse_model_ref(text: str) -> ModelRef:
-    """``NAME@ALIAS``, ``NAME/VERSION``, ``models:/...`` or a local model folder.
-
-    >>> parse_model_ref("adult@champion")
-    ModelRef(name='adult', alias='champion', version=None, path=None)
-    >>> parse_model_ref("models:/adult/3")
-    ModelRef(name='adult', alias=None, version='3', path=None)
-    """
-    raw = text.strip()
-    if Path(raw).is_dir():
-        return ModelRef(path=Path(raw).resolve())
-    body = raw.removeprefix("models:/")
-    if "@" in body:
-        name, alias = body.split("@", 1)
-        if name and alias and "/" not in alias:
-            return ModelRef(name=name, alias=alias)
-    elif "/" in body:
-        name, version = body.rsplit("/", 1)
-        if name and version.isdigit():
-            return ModelRef(name=name, version=version)
-    elif body and not any(ch in body for ch in " :\\"):
-        return ModelRef(name=body, alias="champion")
-    raise ModelyardError(
-        f"'{text}' is not a model reference",
-        where="--model",
-        expected="NAME@ALIAS (adult@champion), NAME/VERSION (adult/3) or a local model folder",
-        found=repr(text),
-    )
 
 
 @dataclass

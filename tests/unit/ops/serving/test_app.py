@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from modelyard.ops.registry import Registry
+from modelyard.ops.registry import Registry, parse_model_ref
 from modelyard.ops.serving.app import ServeSettings, create_app
-from modelyard.ops.serving.model import load_served_model, parse_model_ref
+from modelyard.ops.serving.model import load_served_model
 from modelyard.ops.serving.predlog import read_log
 from tests.unit.ops._penguins import FEATURES
 from tests.unit.ops.serving._world import NAME, World
