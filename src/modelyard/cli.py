@@ -132,7 +132,15 @@ class _Console:
             for reason in d.reasons:
                 self.console.print(f"    [dim]- {reason}[/]")
         for name, path in result.outputs.items():
-            self.console.print(f"  [dim]{name:<18}[/] {path}")
+            self.console.print(f"  [dim]{name:<18}[/] {_shown(path)}", soft_wrap=True)
+
+
+def _shown(path: Path) -> str:
+    """A path relative to the working folder when it is below it (shorter to read)."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 @main.command()
