@@ -234,6 +234,17 @@ def _serve(ctx: _Context, host: str | None, port: int | None, interval: float | 
     )  # fmt: skip
 
 
+def _guess_read(path: Path) -> Any:
+    from modelyard.config.schema import ReadOptions
+    from modelyard.data.sources import sniff_read_options
+
+    local = Path(path)
+    suffixes = "".join(local.suffixes).lower()
+    if local.is_file() and not any(s in suffixes for s in (".parquet", ".pq", ".json")):
+        return sniff_read_options(local)
+    return ReadOptions()
+
+
 @click.command(name="drift")
 @click.argument("reference", type=click.Path(path_type=Path))
 @click.argument("current", type=click.Path(path_type=Path))
@@ -267,17 +278,19 @@ def drift(
     from modelyard.ops.monitoring.drift import drift as run_drift
     from modelyard.reports.drift import drift_json, render_drift_html
 
-    ref = read_file(reference)
-    cur = read_file(current)
     thresholds = DriftThresholds()
     contract = None
-    if config_path is not None:
+    if config_path is not None:  # read both as the project reads its data
         from modelyard.recipe import Project
 
         project = Project.from_yaml(config_path)
+        options = project.config.data.source.read
+        ref, cur = (read_file(p, read=options) for p in (reference, current))
         contract = project.declared_contract()
         thresholds = project.config.monitoring.thresholds
         min_rows = project.config.monitoring.min_rows
+    else:  # plain files: guess each CSV's separator and header
+        ref, cur = (read_file(p, read=_guess_read(p)) for p in (reference, current))
     if contract is None:
         contract = infer_contract(
             ref, target=None, task=None, roles=ColumnRoles(), options=ContractSection()

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import csv
 import difflib
-import gzip
 import os
 from pathlib import Path
 
 from modelyard.config.schema import ColumnRoles, ContractSection, ReadOptions, Source
+from modelyard.data.sources import sniff_read_options
 from modelyard.errors import DataError
 
 _TEMPLATE = """\
@@ -53,32 +52,6 @@ profile:
 """
 
 
-def _sniff(path: Path) -> ReadOptions:
-    """Guess the separator and whether there is a header from the first lines of a CSV file."""
-    try:
-        if path.suffix == ".gz":
-            with gzip.open(path, "rt", encoding="utf-8", errors="replace", newline="") as fh:
-                sample = fh.read(64 * 1024)
-        else:
-            with path.open(encoding="utf-8", errors="replace", newline="") as fh:
-                sample = fh.read(64 * 1024)
-    except OSError as exc:
-        raise DataError(f"cannot read {path}: {exc.strerror}", where=str(path)) from None
-    if not sample.strip():
-        raise DataError("the file is empty", where=str(path), fix="Point init at a file with data.")
-    try:
-        dialect = csv.Sniffer().sniff(sample, delimiters=",;\t|")
-        separator = dialect.delimiter
-        spaced = dialect.skipinitialspace or f"{separator} " in sample.splitlines()[0]
-    except csv.Error:
-        separator, spaced = ",", False
-    try:
-        has_header = csv.Sniffer().has_header(sample)
-    except csv.Error:
-        has_header = True
-    return ReadOptions(separator=separator, strip_whitespace=spaced, has_header=has_header)
-
-
 def scaffold(
     data_file: Path, *, target: str | None, name: str | None, out: Path
 ) -> tuple[str, str]:
@@ -94,7 +67,7 @@ def scaffold(
     suffixes = "".join(data_file.suffixes).lower()
     read = ReadOptions()
     if not any(s in suffixes for s in (".parquet", ".pq", ".json", ".jsonl", ".ndjson")):
-        read = _sniff(data_file)
+        read = sniff_read_options(data_file)
         if not read.has_header:
             read = read.model_copy(update={"has_header": True})  # names are needed; user can edit
     frame = read_source(Source(path=data_file.resolve(), read=read), sample=20_000, seed=0)

@@ -224,6 +224,32 @@ def read_file(
     return _read_files([location], format, read or ReadOptions(), fs)
 
 
+def sniff_read_options(path: Path) -> ReadOptions:
+    """Guess the separator and whether there is a header from the first lines of a CSV file."""
+    try:
+        if path.suffix == ".gz":
+            with gzip.open(path, "rt", encoding="utf-8", errors="replace", newline="") as fh:
+                sample = fh.read(64 * 1024)
+        else:
+            with path.open(encoding="utf-8", errors="replace", newline="") as fh:
+                sample = fh.read(64 * 1024)
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc.strerror}", where=str(path)) from None
+    if not sample.strip():
+        raise DataError("the file is empty", where=str(path), fix="Point init at a file with data.")
+    try:
+        dialect = csv.Sniffer().sniff(sample, delimiters=",;\t|")
+        separator = dialect.delimiter
+        spaced = dialect.skipinitialspace or f"{separator} " in sample.splitlines()[0]
+    except csv.Error:
+        separator, spaced = ",", False
+    try:
+        has_header = csv.Sniffer().has_header(sample)
+    except csv.Error:
+        has_header = True
+    return ReadOptions(separator=separator, strip_whitespace=spaced, has_header=has_header)
+
+
 def fingerprint_files(paths: Sequence[Path]) -> str:
     """A content hash (BLAKE2b, hex) of the files' names and bytes, streamed in 1 MiB chunks.
 
