@@ -162,3 +162,29 @@ def test_clean_and_version_and_schema(quickstart: Path) -> None:
     assert modelyard("--version", cwd=quickstart).stdout.startswith("modelyard, version ")
     schema = json.loads(modelyard("schema", cwd=quickstart).stdout)
     assert schema["additionalProperties"] is False
+
+
+def test_drift_between_two_plain_files_guesses_their_format(
+    tmp_path: Path, shared_data: Path
+) -> None:
+    wine = shared_data / "wine_quality"
+    done = modelyard(
+        "drift",
+        str(wine / "winequality-red.csv"),
+        str(wine / "winequality-white.csv"),
+        "--json",
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert len(report["features"]) == 12  # the ";"-separated columns were split
+    assert report["drifted"] is True and "residual sugar" in report["drifted_features"]
+    same = modelyard(
+        "drift",
+        str(wine / "winequality-red.csv"),
+        str(wine / "winequality-red.csv"),
+        "--json",
+        cwd=tmp_path,
+    )
+    assert same.returncode == 0, same.stderr
+    assert json.loads(same.stdout)["drifted_features"] == []
