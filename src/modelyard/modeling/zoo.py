@@ -362,7 +362,14 @@ def _estimator(name: str, task: str, seed: int, cw: str | None) -> tuple[Any, bo
         from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
         if clf:
-            return HistGradientBoostingClassifier(random_state=seed, class_weight=cw), True
+            # no early stopping: its stratified validation split fails on a class with one row
+            # (kddcup99 has such classes), and max_iter already bounds the work
+            return (
+                HistGradientBoostingClassifier(
+                    random_state=seed, class_weight=cw, early_stopping=False
+                ),
+                True,
+            )
         return HistGradientBoostingRegressor(random_state=seed), True
     if name == "xgboost":
         if clf:

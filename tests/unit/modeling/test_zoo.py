@@ -218,3 +218,16 @@ def test_search_space_contains_the_defaults_and_builds_models(name: str, task: s
 def test_defaults_are_fresh_copies() -> None:
     zoo.default_params("lightgbm", "binary")["n_estimators"] = 1
     assert zoo.default_params("lightgbm", "binary")["n_estimators"] != 1
+
+
+def test_hist_gradient_boosting_fits_a_class_with_a_single_row() -> None:
+    """kddcup99 has classes with one or two rows; early stopping's stratified split failed there."""
+    from modelyard.modeling.zoo import make_model
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(11_000, 3))
+    y = np.where(X[:, 0] > 0, "a", "b").astype(object)
+    y[0] = "rare"
+    model = make_model("hist_gradient_boosting", "multiclass", seed=0, params={"max_iter": 5})
+    model.fit(X, y)
+    assert list(model.classes_) == ["a", "b", "rare"]
