@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from modelyard.__about__ import __version__
+from modelyard.config.options import config_option, json_option
 from modelyard.monitor_commands import drift, monitor
 from modelyard.ops.serving.commands import package, serve
 
@@ -21,18 +22,8 @@ if TYPE_CHECKING:
     from modelyard.engine.events import Event
     from modelyard.recipe import Project, RunResult
 
-CONFIG_OPTION = click.option(
-    "-c",
-    "--config",
-    "config_path",
-    default="modelyard.yaml",
-    show_default=True,
-    type=click.Path(path_type=Path),
-    help="The project file (or its folder).",
-)
-JSON_OPTION = click.option(
-    "--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout."
-)
+CONFIG_OPTION = config_option()
+JSON_OPTION = json_option
 
 
 def _fail(exc: Exception) -> NoReturn:

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from modelyard.config.options import config_option, json_option
+
 if TYPE_CHECKING:
     import polars as pl
 
@@ -23,16 +25,8 @@ if TYPE_CHECKING:
     from modelyard.ops.monitoring.monitor import MonitorReport
     from modelyard.recipe import Project
 
-_CONFIG = click.option(
-    "-c",
-    "--config",
-    "config_path",
-    default="modelyard.yaml",
-    show_default=True,
-    type=click.Path(path_type=Path),
-    help="The project file (or its folder).",
-)
-_JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
+_CONFIG = config_option()
+_JSON = json_option
 
 
 @dataclass

@@ -12,17 +12,13 @@ from typing import TYPE_CHECKING
 
 import click
 
+from modelyard.config.options import config_option
+
 if TYPE_CHECKING:
     from modelyard.config.schema import ProjectConfig
 
-_CONFIG = click.option(
-    "-c",
-    "--config",
-    "config_path",
-    default="modelyard.yaml",
-    show_default=True,
-    type=click.Path(path_type=Path),
-    help="The project file (or its folder); optional when --model and --tracking-uri are given.",
+_CONFIG = config_option(
+    "The project file (or its folder); optional when --model and --tracking-uri are given."
 )
 _MODEL = click.option(
     "--model",
