@@ -79,7 +79,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     if not (data / "adult" / "adult.test").is_file():
         skip_or_fail(f"adult data not found under {data}")
     root = tmp_path_factory.mktemp("monitoring")
-    adult: Adult = build_adult(root, data, max_iter=30)
+    adult: Adult = build_adult(root, data)
     from modelyard.data.contract import contract_to_yaml
 
     (root / "contract.yaml").write_text(contract_to_yaml(adult.contract))
