@@ -40,7 +40,7 @@ def _project(config_path: Path) -> Project:
 
 
 class _Guard(click.Group):
-    """Turn ModelyardError into a clean message; anything else keeps its traceback."""
+    """Turn ModelyardError (and Ctrl-C) into a clean message; anything else keeps its traceback."""
 
     def invoke(self, ctx: click.Context) -> Any:
         from modelyard.errors import ModelyardError
@@ -49,6 +49,13 @@ class _Guard(click.Group):
             return super().invoke(ctx)
         except ModelyardError as exc:
             _fail(exc)
+        except KeyboardInterrupt:
+            click.secho(
+                "interrupted: finished steps are cached; run the same command again to resume.",
+                fg="yellow",
+                err=True,
+            )
+            sys.exit(130)
 
 
 @click.group(cls=_Guard, context_settings={"help_option_names": ["-h", "--help"]})
