@@ -188,3 +188,29 @@ def test_drift_between_two_plain_files_guesses_their_format(
     )
     assert same.returncode == 0, same.stderr
     assert json.loads(same.stdout)["drifted_features"] == []
+
+
+def test_ctrl_c_mid_run_exits_cleanly_and_the_next_run_resumes(quickstart: Path) -> None:
+    import signal
+    import time
+
+    proc = subprocess.Popen(
+        [EXE, "run"], cwd=quickstart, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not (quickstart / ".modelyard" / "artifacts" / "split").exists():
+            assert proc.poll() is None and time.monotonic() < deadline, (
+                "the run ended before its split"
+            )
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)  # explore (several seconds of cross-validation) is running
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err[-2000:]
+    assert "interrupted: finished steps are cached" in err
+    again = json.loads(modelyard("run", "--json", cwd=quickstart).stdout)
+    status = {s["name"]: s["status"] for s in again["steps"]}
+    assert status["split"] == "cached" and status["explore"] == "ran"
