@@ -18,12 +18,9 @@ from modelyard.data.contract import (
     infer_contract,
 )
 from modelyard.errors import ConfigError, DataError
+from tests.conftest import ADULT_COLUMNS
 
-ADULT = [
-    "age", "workclass", "fnlwgt", "education", "education-num", "marital-status",
-    "occupation", "relationship", "race", "sex", "capital-gain", "capital-loss",
-    "hours-per-week", "native-country", "income",
-]  # fmt: skip
+ADULT = ADULT_COLUMNS
 
 
 def infer(df: pl.DataFrame, target: str | None = None, **kw: object) -> DataContract:

@@ -26,24 +26,7 @@ from modelyard.data.sources import (
     source_files,
 )
 from modelyard.errors import DataError
-
-ADULT_COLUMNS = [
-    "age",
-    "workclass",
-    "fnlwgt",
-    "education",
-    "education-num",
-    "marital-status",
-    "occupation",
-    "relationship",
-    "race",
-    "sex",
-    "capital-gain",
-    "capital-loss",
-    "hours-per-week",
-    "native-country",
-    "income",
-]
+from tests.conftest import ADULT_COLUMNS
 
 
 def _csv(path: Path, text: str | bytes, **read: Any) -> Source:

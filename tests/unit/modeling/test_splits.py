@@ -13,6 +13,7 @@ from modelyard.config.schema import ColumnRoles, ContractSection, SplitSection
 from modelyard.data.contract import DataContract, infer_contract
 from modelyard.errors import ModelyardError
 from modelyard.modeling.splits import cv_splitter, make_split
+from tests.conftest import ADULT_COLUMNS
 
 
 def _contract(df: pl.DataFrame, target: str, roles: ColumnRoles | None = None) -> DataContract:
@@ -136,23 +137,7 @@ def test_group_split_never_straddles(shared_data: Path) -> None:
 
 
 def test_test_file(shared_data: Path) -> None:
-    cols = [
-        "age",
-        "workclass",
-        "fnlwgt",
-        "education",
-        "education-num",
-        "marital-status",
-        "occupation",
-        "relationship",
-        "race",
-        "sex",
-        "capital-gain",
-        "capital-loss",
-        "hours-per-week",
-        "native-country",
-        "income",
-    ]
+    cols = ADULT_COLUMNS
 
     def read(name: str, skip: int) -> pl.DataFrame:
         df = pl.read_csv(
