@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import re
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -17,29 +16,11 @@ from modelyard.data.contract import ColumnContract, DataContract
 from modelyard.data.profile import Profile, profile, type_of
 from modelyard.reports.html import escape, fmt, fmt_share, svg_line
 from modelyard.reports.profile import profile_json, render_profile_html
+from tests.unit.reports.stats import collect
 
 URL_IN_HTML = re.compile(
     r"""(?:src|href)\s*=\s*["']?\s*https?:|url\(\s*["']?\s*https?:|@import""", re.I
 )
-
-
-class StatCollector(HTMLParser):
-    """Collects (data-stat, data-column, data-column2, data-value) of every element."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.stats: list[dict[str, str | None]] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        a = dict(attrs)
-        if "data-stat" in a and "data-value" in a:
-            self.stats.append(a)
-
-
-def collect(html: str) -> list[dict[str, str | None]]:
-    parser = StatCollector()
-    parser.feed(html)
-    return parser.stats
 
 
 def expected(doc: dict[str, Any], item: dict[str, str | None], seen: dict[Any, int]) -> Any:

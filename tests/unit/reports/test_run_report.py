@@ -8,7 +8,6 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +50,7 @@ from modelyard.ops.gate import GateDecision
 from modelyard.ops.promotion import Registration
 from modelyard.reports.html import PlotSeries, nice_ticks, svg_confusion, svg_plot
 from modelyard.reports.run import RunReport, build_run_report, render_run_html, run_report_json
+from tests.unit.reports.stats import collect
 
 URL_IN_HTML = re.compile(
     r"""(?:src|href|action)\s*=\s*["']?\s*(?:https?:|//|ftp:|data:)|url\(|@import""", re.I
@@ -60,23 +60,6 @@ CREATED = datetime(2026, 11, 3, 12, 0, tzinfo=UTC)
 
 
 # --------------------------------------------------------------------------- checking
-
-
-class _Collector(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.stats: list[dict[str, str | None]] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        a = dict(attrs)
-        if "data-stat" in a and "data-value" in a:
-            self.stats.append(a)
-
-
-def collect(html: str) -> list[dict[str, str | None]]:
-    parser = _Collector()
-    parser.feed(html)
-    return parser.stats
 
 
 def resolve(doc: Any, pointer: str) -> Any:
