@@ -57,6 +57,20 @@ def _cls(obj: Any) -> str:
     return type(obj).__name__
 
 
+def _shift_scale(center: Array | None, scale: Array | None) -> Callable[[Array], Array]:
+    """``(x - center) / scale`` as the scalers compute it (either part may be absent)."""
+
+    def shift_scale(x: Array) -> Array:
+        x = x.copy()
+        if center is not None:
+            x -= center
+        if scale is not None:
+            x /= scale
+        return x
+
+    return shift_scale
+
+
 def _numeric_step(step: Any) -> Callable[[Array], Array]:
     name = _cls(step)
     if isinstance(step, str) and step == "passthrough":
@@ -81,31 +95,14 @@ def _numeric_step(step: Any) -> Callable[[Array], Array]:
 
         return impute
     if name == "StandardScaler":
-        mean = step.mean_ if step.with_mean else None
-        scale = step.scale_ if step.with_std else None
-
-        def standard(x: Array) -> Array:
-            x = x.copy()
-            if mean is not None:
-                x -= mean
-            if scale is not None:
-                x /= scale
-            return x
-
-        return standard
+        return _shift_scale(
+            step.mean_ if step.with_mean else None, step.scale_ if step.with_std else None
+        )
     if name == "RobustScaler":
-        center = step.center_ if step.with_centering else None
-        rscale = step.scale_ if step.with_scaling else None
-
-        def robust(x: Array) -> Array:
-            x = x.copy()
-            if center is not None:
-                x -= center
-            if rscale is not None:
-                x /= rscale
-            return x
-
-        return robust
+        return _shift_scale(
+            step.center_ if step.with_centering else None,
+            step.scale_ if step.with_scaling else None,
+        )
     if name == "MaxAbsScaler":
         mscale = step.scale_
 
