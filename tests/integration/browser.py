@@ -54,3 +54,26 @@ def console_errors(stderr: str) -> list[str]:
     included); our reports log nothing, so any CONSOLE line (or an uncaught error) is a failure.
     """
     return [line for line in stderr.splitlines() if ":CONSOLE" in line or "Uncaught" in line]
+
+
+def dump_dom(page: Path, tmp: Path) -> str:
+    """The DOM after Chromium ran the page; asserts it loaded without console messages."""
+    dumped = run_chromium(chromium(), tmp, "--dump-dom", page.as_uri())
+    assert dumped.returncode == 0, dumped.stderr[-2000:]
+    assert not console_errors(dumped.stderr), console_errors(dumped.stderr)
+    return dumped.stdout
+
+
+def screenshot(page: Path, tmp: Path) -> Path:
+    """A PNG of the page as a person sees it (copied to ``$MODELYARD_SCREENSHOT`` if set)."""
+    import os
+
+    shot = tmp / f"{page.stem}.png"
+    taken = run_chromium(chromium(), tmp, f"--screenshot={shot}", page.as_uri())
+    assert taken.returncode == 0, taken.stderr[-2000:]
+    assert shot.stat().st_size > 10_000
+    assert not console_errors(taken.stderr), console_errors(taken.stderr)
+    keep = os.environ.get("MODELYARD_SCREENSHOT")
+    if keep:
+        shutil.copy(shot, keep)
+    return shot
