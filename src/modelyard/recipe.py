@@ -36,15 +36,15 @@ from modelyard.errors import ConfigError, Problem
 if TYPE_CHECKING:
     import polars as pl
 
+    from modelyard.compute import Executor
     from modelyard.data.contract import DataContract
     from modelyard.data.profile import Profile
     from modelyard.data.validation import ValidationReport, ValidationResult
     from modelyard.engine.events import Progress
+    from modelyard.engine.memo import Memo
     from modelyard.modeling.evaluate import Evaluation
-    from modelyard.modeling.explore import Leaderboard
     from modelyard.modeling.splits import Split
-    from modelyard.modeling.stages import TrainedModel
-    from modelyard.modeling.tune import TuningResult
+    from modelyard.modeling.stages import Exploration, TrainedModel, Tuning
     from modelyard.ops.batch import BatchResult
     from modelyard.ops.promotion import Registration
     from modelyard.ops.registry import Registry
@@ -143,47 +143,57 @@ def split(
 
 
 def explore(
-    split: Split, contract: DataContract, config: ProjectConfig, progress: Progress
-) -> Leaderboard:
-    """Cross-validate every candidate model into a leaderboard."""
+    split: Split,
+    contract: DataContract,
+    config: ProjectConfig,
+    n_trials: int | None,
+    pruning: bool,
+    executor: Executor,
+    memo: Memo,
+    progress: Progress,
+) -> Exploration:
+    """Cross-validate the portfolio of every candidate family into a leaderboard."""
     from modelyard.modeling.stages import explore_models
 
     return explore_models(
-        split, contract, config.features, config.split, config.models, config.seed, progress.update
-    )
+        split, contract, config.features, config.split, config.models, config.seed, executor,
+        n_trials=n_trials, pruning=pruning, memo=memo, report=progress.update,
+    )  # fmt: skip
 
 
 def tune(
     split: Split,
     contract: DataContract,
-    leaderboard: Leaderboard,
+    exploration: Exploration,
     config: ProjectConfig,
-    storage_dir: str,
+    executor: Executor,
+    memo: Memo,
     progress: Progress,
-) -> list[TuningResult]:
-    """Tune the best candidates with Optuna; studies resume after an interruption."""
+) -> Tuning:
+    """Tune the best families with Optuna, trials in parallel, within the budget left."""
     from modelyard.modeling.stages import tune_models
 
     return tune_models(
-        split, contract, leaderboard, config.features, config.split, config.models, config.tuning,
-        config.seed, storage_dir, config.name, progress.update,
+        split, contract, exploration, config.features, config.split, config.models,
+        config.tuning, config.seed, executor, memo=memo, report=progress.update,
     )  # fmt: skip
 
 
 def train(
     split: Split,
     contract: DataContract,
-    leaderboard: Leaderboard,
-    tuning: list[TuningResult],
+    exploration: Exploration,
+    tuning: Tuning,
     config: ProjectConfig,
+    executor: Executor,
     progress: Progress,
 ) -> TrainedModel:
-    """Choose the best model (tuned, or the ensemble) and refit it on all training rows."""
+    """Blend the best models into a weighted ensemble and refit it on all training rows."""
     from modelyard.modeling.stages import train_final
 
     return train_final(
-        split, contract, leaderboard, tuning, config.features, config.split, config.models,
-        config.evaluation, config.seed, progress.update,
+        split, contract, exploration, tuning, config.features, config.models,
+        config.evaluation, config.seed, executor, progress.update,
     )  # fmt: skip
 
 
@@ -202,7 +212,7 @@ def register(
     split: Split,
     contract: DataContract,
     validated: ValidationResult,
-    leaderboard: Leaderboard,
+    exploration: Exploration,
     config: ProjectConfig,
     workdir: str,
     command: str,
@@ -232,7 +242,7 @@ def register(
         | {f"cv_{problem.metric}": trained.choice.score},
         params=config.model_dump(mode="json", exclude={"data": {"source": {"read"}}}, warnings=False),
         artifacts={
-            "leaderboard.json": leaderboard.model_dump_json(indent=2),
+            "leaderboard.json": exploration.leaderboard.model_dump_json(indent=2),
             "evaluation.json": evaluation.model_dump_json(indent=2),
             "choice.json": trained.choice.model_dump_json(indent=2),
         },
@@ -348,21 +358,24 @@ def _modeling_steps(config: ProjectConfig, *, with_test: bool, command: str) -> 
         ),
         Step(
             "explore", explore, inputs=base,
-            params={"config": _only(config, "features", "split", "models")}, version=STEP_VERSION,
-            description="cross-validate candidate models",
-        ),
-        Step(
-            "tune", tune, inputs={**base, "leaderboard": "explore"},
             params={
-                "config": _only(config, "features", "split", "models", "tuning"),
-                "storage_dir": str(config.workdir / "optuna"),
+                "config": _only(config, "features", "split", "models"),
+                "n_trials": config.tuning.n_trials, "pruning": config.tuning.pruning,
             },
-            version=STEP_VERSION, description="tune the best candidates",
+            version=STEP_VERSION, description="cross-validate the portfolio of models",
+            resources=("executor", "memo"),
         ),
         Step(
-            "train", train, inputs={**base, "leaderboard": "explore", "tuning": "tune"},
-            params={"config": _only(config, "features", "split", "models", "evaluation")},
-            version=STEP_VERSION, description="refit the chosen model",
+            "tune", tune, inputs={**base, "exploration": "explore"},
+            params={"config": _only(config, "features", "split", "models", "tuning")},
+            version=STEP_VERSION, description="tune the best families",
+            resources=("executor", "memo"),
+        ),
+        Step(
+            "train", train, inputs={**base, "exploration": "explore", "tuning": "tune"},
+            params={"config": _only(config, "features", "models", "evaluation")},
+            version=STEP_VERSION, description="blend and refit the final model",
+            resources=("executor",),
         ),
         Step(
             "evaluate", evaluate, inputs={"trained": "train", **base},
@@ -373,7 +386,7 @@ def _modeling_steps(config: ProjectConfig, *, with_test: bool, command: str) -> 
             "register", register,
             inputs={
                 "trained": "train", "evaluation": "evaluate", **base, "validated": "validate",
-                "leaderboard": "explore", **test_input,
+                "exploration": "explore", **test_input,
             },
             params={
                 "config": _only(config, "data", "features", "split", "models", "tuning", "evaluation", "tracking", "gate"),
@@ -500,7 +513,10 @@ class Project:
         """Run the pipeline (cached steps are not re-run) and write the user-facing outputs."""
         started = time.perf_counter()
         command = f"modelyard run -c {self.config_path}" if self.config_path else "modelyard run"
-        with ProjectLock(self.config.workdir / "lock", command=command):
+        with (
+            ProjectLock(self.config.workdir / "lock", command=command),
+            self.executor() as executor,
+        ):
             pipeline = self.pipeline()
             outcome = run(
                 pipeline,
@@ -509,17 +525,36 @@ class Project:
                 until=until,
                 listener=listener,
                 resume_command=self.resume_command,
+                resources={"executor": executor, "memo": self.memo()},
             )
             result = RunResult(self.config.name, outcome.records, 0.0, _outcome=outcome)
             self._publish(outcome, result)
         result.seconds = time.perf_counter() - started
         return result
 
+    def executor(self) -> Executor:
+        """Where model fits run (``compute``); it starts on first use and stops on close."""
+        from modelyard.compute import open_executor
+
+        compute = self.config.compute
+        return open_executor(
+            compute.executor, workers=compute.workers, address=compute.address,
+            warm=("modelyard.modeling.search.fit",),
+        )  # fmt: skip
+
+    def memo(self) -> Memo:
+        """The cache of finished fits (``<workdir>/fits``): a search replays what it did."""
+        from modelyard.engine.memo import Memo
+
+        return Memo(self.config.workdir / "fits")
+
     def clean(self, *, everything: bool = False) -> tuple[int, int]:
-        """Prune the cache: keep the artifacts of the current plan (or nothing, with everything)."""
+        """Prune the cache: keep the artifacts of the current plan (or nothing, with everything).
+        The fit cache of the model search is emptied (it only speeds up a re-run)."""
         with ProjectLock(self.config.workdir / "lock", command="modelyard clean"):
             keep = None if everything else {p.name: p.key for p in self.plan()}
-            return self.store.clean(keep=keep)
+            removed, freed = self.store.clean(keep=keep)
+            return removed, freed + self.memo().clear()
 
     # -- models and batch scoring
 
@@ -643,10 +678,15 @@ class Project:
                 q = out / "quarantine" / f"{label}.parquet"
                 _write_parquet_atomic(validated.quarantine, q)
                 result.outputs[f"quarantine_{label}"] = q
-        for step, file in (("explore", "leaderboard.json"), ("evaluate", "evaluation.json")):
-            if step in done:
-                _write_atomic(out / file, outcome.output(step).model_dump_json(indent=2))
-                result.outputs[step] = out / file
+        if "explore" in done:
+            board = outcome.output("explore").leaderboard
+            _write_atomic(out / "leaderboard.json", board.model_dump_json(indent=2))
+            result.outputs["explore"] = out / "leaderboard.json"
+        if "evaluate" in done:
+            _write_atomic(
+                out / "evaluation.json", outcome.output("evaluate").model_dump_json(indent=2)
+            )
+            result.outputs["evaluate"] = out / "evaluation.json"
         if "register" in done:
             result.registration = outcome.output("register")
         if "profile" in done:
@@ -672,7 +712,7 @@ class Project:
 
         report = build_run_report(
             project=self.config.name, profile=part("profile"), validation=result.validation,
-            split=part("split"), leaderboard=part("explore"), tuning=part("tune"),
+            split=part("split"), exploration=part("explore"), tuning=part("tune"),
             trained=part("train"), evaluation=part("evaluate"), registration=result.registration,
         )  # fmt: skip
         out = self.config.output_dir

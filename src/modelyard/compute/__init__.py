@@ -28,13 +28,14 @@ import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
+from pathlib import Path
 from typing import Any, Literal
 
 from modelyard.errors import ModelyardError
 
 __all__ = [
-    "ExecutorKind",
     "Executor",
+    "ExecutorKind",
     "Shared",
     "WorkerLost",
     "available_cores",
@@ -124,8 +125,7 @@ def available_cores() -> int:
     except (AttributeError, OSError):  # not Linux
         cores = os.cpu_count() or 1
     try:
-        with open("/sys/fs/cgroup/cpu.max", encoding="ascii") as f:
-            quota, period = f.read().split()[:2]
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text(encoding="ascii").split()[:2]
         if quota != "max":
             cores = min(cores, max(1, int(int(quota) / int(period))))
     except (OSError, ValueError):

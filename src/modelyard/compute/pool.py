@@ -20,6 +20,7 @@ value the first time a task needs it and keeps the few most recent ones.
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import pickle
 import shutil
@@ -214,19 +215,15 @@ class ProcessPool(Executor):
 
     def _cleanup(self) -> None:
         for fd in (self._wake_r, self._wake_w):
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass
         shutil.rmtree(self._dir, ignore_errors=True)
 
     # ------------------------------------------------------------------ the manager thread
 
     def _wake(self) -> None:
-        try:
+        with contextlib.suppress(OSError):  # closed
             os.write(self._wake_w, b"x")
-        except OSError:  # closed
-            pass
 
     def _dispatch(self) -> None:
         for worker in self._workers:
@@ -244,10 +241,8 @@ class ProcessPool(Executor):
                     return
                 task.worker = worker
                 worker.task = task.id
-            try:
+            with contextlib.suppress(OSError):  # a dead worker: its connection reports it next
                 worker.send.send_bytes(task.payload)
-            except OSError:
-                pass  # the worker died; its connection or sentinel reports it next
 
     def _manage(self) -> None:
         while not self._closed:

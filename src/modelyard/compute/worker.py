@@ -15,6 +15,7 @@ import pickle
 import signal
 import sys
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 from modelyard.compute import THREAD_VARIABLES
@@ -32,7 +33,7 @@ class _SharedCache:
         if token in self._values:
             self._values.move_to_end(token)
             return self._values[token]
-        with open(path, "rb") as f:
+        with Path(path).open("rb") as f:
             value = pickle.load(f)
         self._values[token] = value
         while len(self._values) > _KEEP_SHARED:

@@ -30,8 +30,13 @@ FORMAT_VERSION = 1
 
 #: Sections of the pipeline that later releases will open. Present in a file, they are
 #: rejected with "not yet supported" instead of being silently ignored.
-NOT_YET_SUPPORTED: dict[str, str] = {
-    "engine": "other execution engines (dask)",
+NOT_YET_SUPPORTED: dict[str, str] = {}
+
+#: Keys of earlier drafts, and what replaced them: named in the error instead of "unknown".
+MOVED: dict[str, str] = {
+    "engine": "compute (executor: serial | local | dask)",
+    "tuning.timeout": "models.budget (one wall-clock budget for exploration, tuning and the "
+    "final fit)",
 }
 
 
@@ -501,7 +506,15 @@ class SplitSection(Section):
 
 
 ModelName = Literal[
-    "dummy", "linear", "random_forest", "hist_gradient_boosting", "xgboost", "lightgbm", "mlp"
+    "dummy",
+    "linear",
+    "random_forest",
+    "extra_trees",
+    "hist_gradient_boosting",
+    "xgboost",
+    "lightgbm",
+    "catboost",
+    "mlp",
 ]
 
 
@@ -509,35 +522,84 @@ def _all_models() -> list[ModelName]:
     return list(typing.get_args(ModelName))
 
 
+_DURATION = re.compile(
+    r"^\s*(?:(\d+(?:\.\d+)?)\s*h)?\s*(?:(\d+(?:\.\d+)?)\s*m(?:in)?)?"
+    r"\s*(?:(\d+(?:\.\d+)?)\s*s)?\s*$"
+)
+
+
+def parse_duration(value: Any) -> float | Literal["auto"]:
+    """``auto``, a number of seconds, or a duration such as ``90s``, ``5m``, ``1h30m``.
+
+    >>> parse_duration("5m"), parse_duration("1h30m"), parse_duration(45), parse_duration("auto")
+    (300.0, 5400.0, 45.0, 'auto')
+    """
+    if value == "auto":
+        return "auto"
+    if isinstance(value, bool):
+        raise ValueError("expected auto, seconds, or a duration such as 90s, 5m, 1h30m")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(str(value)) if isinstance(value, str) else None
+        if not match or not any(match.groups()):
+            raise ValueError("expected auto, seconds, or a duration such as 90s, 5m, 1h30m")
+        h, m, sec = (float(g) if g else 0.0 for g in match.groups())
+        seconds = h * 3600 + m * 60 + sec
+    if not seconds > 0:
+        raise ValueError("a budget must be more than 0 seconds")
+    return seconds
+
+
+Duration = Annotated[
+    float | Literal["auto"],
+    PlainValidator(parse_duration),
+    WithJsonSchema({"anyOf": [{"type": "number"}, {"type": "string"}]}),
+]
+
+
 class ModelsSection(Section):
-    """Model exploration: candidates scored by cross-validation into a leaderboard."""
+    """Model search: a portfolio of strong configurations per family, cross-validated into a
+    leaderboard, tuned, and blended into a weighted ensemble, within one wall-clock budget."""
 
     candidates: list[ModelName] = Field(default_factory=_all_models)
-    """Model families to try; ``dummy`` is the baseline every model must beat."""
+    """Model families to try; ``dummy`` is the baseline every model must beat. ``catboost``
+    needs the ``modelyard[catboost]`` extra: without it, it is left out (and the report says
+    so)."""
     metric: str = "auto"
     """Metric to optimise: ``auto`` = roc_auc (binary), f1_macro (multiclass), rmse (regression);
     or any of the task's metrics (e.g. ``pr_auc``, ``log_loss``, ``mae``, ``r2``)."""
+    budget: Duration = "auto"
+    """Wall-clock time for exploration, tuning and the final fit together: seconds, or ``90s``,
+    ``5m``, ``1h``. ``auto`` sizes it from the table: 30 s up to 40,000 cells (rows x columns),
+    growing with the cube root of the cells (2.5 M cells: 2 min). The run report says why the
+    search stopped. With ``tuning.n_trials`` set, the search is bounded by trials instead (and
+    by this budget only when it is given explicitly)."""
     cv_sample: int | None = Field(default=20000, gt=0)
-    """Cross-validate exploration on a seeded sample of at most this many training rows."""
+    """Cross-validate the search on a seeded (stratified) sample of at most this many training
+    rows; the final model is fitted on all of them."""
     class_weight: Literal["none", "balanced"] = "none"
     """Weight classes inversely to their frequency (imbalanced data)."""
     sample_weight_column: str | None = None
     """A column of per-row training weights (never a feature)."""
     ensemble: bool = True
-    """Also try a soft-voting / averaging ensemble of the best tuned candidates."""
+    """Blend the best configurations into a weighted ensemble chosen greedily on out-of-fold
+    predictions (it is kept only where it beats the best single model)."""
 
 
 class TuningSection(Section):
-    """Hyper-parameter optimisation (Optuna) of the best candidates."""
+    """Hyper-parameter optimisation (Optuna's TPE, asked and told from the driver, trials
+    fitted in parallel) of the best families, starting from their portfolio results."""
 
     top_k: int = Field(default=2, ge=0)
-    """How many leaderboard leaders to tune (0 = no tuning)."""
-    n_trials: int = Field(default=20, ge=1)
-    """Trials per candidate: the budget (reproducible with the seed)."""
-    timeout: float | None = Field(default=None, gt=0)
-    """Optional wall-clock cap per candidate in seconds (honoured and recorded)."""
+    """How many of the best families to tune (0 = no tuning)."""
+    n_trials: int | None = Field(default=None, ge=1)
+    """Trials per tuned family. Set it for an exactly reproducible search (same leaderboard,
+    parameters and model on every executor and number of workers); unset, tuning runs until
+    the budget's share is spent."""
     pruning: bool = True
-    """Stop unpromising trials early (median pruner over CV folds)."""
+    """Successive halving across folds: a trial whose first fold scores below the median of
+    earlier trials' first folds stops there."""
 
 
 class EvaluationSection(Section):
@@ -808,6 +870,34 @@ class MonitoringSection(Section):
 # --------------------------------------------------------------------------- root
 
 
+class ComputeSection(Section):
+    """Where model fits run. Every fit (a model configuration on one fold) is a task; tasks run
+    side by side, each on one thread. Results do not depend on the executor."""
+
+    executor: Literal["serial", "local", "dask"] = "local"
+    """``local``: a process pool on this machine's cores; ``serial``: one fit after another in
+    this process; ``dask``: a Dask cluster (the ``modelyard[dask]`` extra)."""
+    workers: int | Literal["auto"] = "auto"
+    """``local``: worker processes (``auto``: one per available core); ``dask`` without an
+    address: processes of the LocalCluster started for the run. Ignored with an address."""
+    address: str | None = None
+    """``dask``: the scheduler's address (``tcp://host:8786``); unset, a LocalCluster is
+    started on 127.0.0.1 for the run and stopped after."""
+
+    @field_validator("workers")
+    @classmethod
+    def _positive(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 1:
+            raise ValueError("workers must be at least 1, or auto")
+        return value
+
+    @model_validator(mode="after")
+    def _address_needs_dask(self) -> ComputeSection:
+        if self.address is not None and self.executor != "dask":
+            raise ValueError("'address' is the Dask scheduler's: set executor: dask with it")
+        return self
+
+
 class ProjectConfig(Section):
     """The root of modelyard.yaml."""
 
@@ -837,6 +927,8 @@ class ProjectConfig(Section):
     """Model exploration and selection."""
     tuning: TuningSection = Field(default_factory=TuningSection)
     """Hyper-parameter tuning."""
+    compute: ComputeSection = Field(default_factory=ComputeSection)
+    """Where model fits run: this machine's cores, or a Dask cluster."""
     evaluation: EvaluationSection = Field(default_factory=EvaluationSection)
     """Evaluation on the hold-out test set."""
     tracking: TrackingSection = Field(default_factory=TrackingSection)

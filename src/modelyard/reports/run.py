@@ -12,7 +12,7 @@ data-value="0.8526">``. Non-finite numbers are ``null`` in the JSON and an empty
 ``data-value`` on the page.
 
 >>> report = build_run_report(
-...     project="demo", profile=None, validation={}, split=None, leaderboard=None,
+...     project="demo", profile=None, validation={}, split=None, exploration=None,
 ...     tuning=None, trained=None, evaluation=None, registration=None,
 ... )
 >>> report.data is None and report.evaluation is None
@@ -34,8 +34,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from modelyard.data.profile import Alert, Profile
 from modelyard.data.validation import ValidationReport
 from modelyard.modeling.evaluate import Evaluation
-from modelyard.modeling.explore import Leaderboard, LeaderboardRow
-from modelyard.modeling.tune import TuningResult
+from modelyard.modeling.search.ensemble import Member
+from modelyard.modeling.search.results import Leaderboard, LeaderboardRow, SearchInfo
+from modelyard.modeling.search.tune import TuningResult
 from modelyard.ops.gate import GateDecision
 from modelyard.reports.html import (
     PlotSeries,
@@ -52,7 +53,7 @@ from modelyard.reports.html import (
 
 if TYPE_CHECKING:
     from modelyard.modeling.splits import Split
-    from modelyard.modeling.stages import TrainedModel
+    from modelyard.modeling.stages import Exploration, TrainedModel, Tuning
     from modelyard.ops.promotion import Registration
 
 __all__ = [
@@ -141,6 +142,8 @@ class LeaderboardSummary(_Model):
     greater_is_better: bool
     n_folds: int
     rows: list[LeaderboardRow]
+    search: SearchInfo | None = None
+    """How the search ran: budget or trials, why it stopped, where, on how many rows."""
 
 
 class TrialPoint(_Model):
@@ -168,9 +171,13 @@ class ChoiceSummary(_Model):
     name: str
     params: dict[str, Any]
     score: float
-    """Cross-validated score."""
+    """Out-of-fold score (every fold pooled)."""
     source: str
     reason: str
+    members: list[Member] = Field(default_factory=list)
+    """The configurations of the final model and their weights."""
+    best_single: float | None = None
+    """The best single configuration's out-of-fold score."""
     ensemble_score: float | None = None
     threshold: float | None = None
     """Binary tasks: the decision threshold chosen on out-of-fold predictions."""
@@ -296,8 +303,8 @@ def build_run_report(
     profile: Profile | None,
     validation: dict[str, ValidationReport],
     split: Split | None,
-    leaderboard: Leaderboard | None,
-    tuning: list[TuningResult] | None,
+    exploration: Exploration | None,
+    tuning: Tuning | None,
     trained: TrainedModel | None,
     evaluation: Evaluation | None,
     registration: Registration | None,
@@ -313,6 +320,7 @@ def build_run_report(
         if registration is not None
         else None
     )
+    leaderboard = exploration.leaderboard if exploration is not None else None
     gib = _direction(leaderboard, evaluation, metric)
     data = None
     if profile is not None or validation:
@@ -340,6 +348,7 @@ def build_run_report(
                 greater_is_better=leaderboard.greater_is_better,
                 n_folds=leaderboard.n_folds,
                 rows=list(leaderboard.rows),
+                search=leaderboard.search,
             )
             if leaderboard is not None
             else None
@@ -357,7 +366,7 @@ def build_run_report(
                     seconds=t.seconds,
                     history=_history(t, gib),
                 )
-                for t in tuning
+                for t in tuning.results
             ]
             if tuning is not None
             else None
@@ -369,6 +378,8 @@ def build_run_report(
                 score=trained.choice.score,
                 source=trained.choice.source,
                 reason=trained.choice.reason,
+                members=trained.choice.members,
+                best_single=trained.choice.best_single,
                 ensemble_score=trained.ensemble_score,
                 threshold=trained.threshold,
             )
