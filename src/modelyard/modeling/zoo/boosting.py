@@ -21,6 +21,10 @@ from modelyard.modeling.zoo.space import Choice, Float, Int, Space
 
 MAX_ROUNDS = 5000
 """The most rounds a boosted fit may grow before early stopping ends it."""
+MIN_LOG_LOSS_GAIN = 1e-4
+"""Classification: a round must lower the validation log loss by this much to count as an
+improvement. On separable data (kddcup99, penguins) the loss creeps towards 0 for thousands
+of rounds that change no prediction; this ends them."""
 
 
 def _known_labels(y_train: Any, eval_set: tuple[Any, Any], classifier: bool) -> tuple[Any, Any]:
@@ -105,7 +109,10 @@ class LightGBM(_Boosted):
         if valid is None:
             estimator.fit(X, y, sample_weight=sample_weight)
             return None
-        stop = [lgb.early_stopping(self.patience, first_metric_only=True, verbose=False)]
+        gain = MIN_LOG_LOSS_GAIN if hasattr(estimator, "predict_proba") else 0.0
+        stop = [
+            lgb.early_stopping(self.patience, first_metric_only=True, verbose=False, min_delta=gain)
+        ]
         if "eval_X" in inspect.signature(estimator.fit).parameters:  # LightGBM >= 4.7
             kwargs = {"eval_X": (valid[0],), "eval_y": (valid[1],)}
         else:
@@ -165,12 +172,10 @@ class XGBoostClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         encoder = LabelEncoder().fit(y)
         params = self.get_params()
         rounds = params.pop("early_stopping_rounds")
-        model = xgb.XGBClassifier(
-            tree_method="hist",
-            verbosity=0,
-            early_stopping_rounds=rounds if eval_set is not None else None,
-            **params,
-        )
+        stop = None
+        if eval_set is not None and rounds:
+            stop = [xgb.callback.EarlyStopping(rounds=rounds, min_delta=MIN_LOG_LOSS_GAIN)]
+        model = xgb.XGBClassifier(tree_method="hist", verbosity=0, callbacks=stop, **params)
         fit_kw: dict[str, Any] = {}
         if eval_set is not None:
             X_val, y_val = eval_set
