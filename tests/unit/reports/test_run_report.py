@@ -34,18 +34,21 @@ from modelyard.modeling.evaluate import (
     Importance,
     SliceMetrics,
 )
-from modelyard.modeling.explore import Leaderboard, LeaderboardRow
-from modelyard.modeling.select import Choice
+from modelyard.compute import open_executor
+from modelyard.modeling.search.ensemble import Choice, Member
+from modelyard.modeling.search.results import Leaderboard, LeaderboardRow, OutOfFold
+from modelyard.modeling.search.tune import TrialRecord, TuningResult
 from modelyard.modeling.splits import Split
 from modelyard.modeling.stages import (
+    Exploration,
     TrainedModel,
+    Tuning,
     evaluate_model,
     explore_models,
     split_data,
     train_final,
     tune_models,
 )
-from modelyard.modeling.tune import TrialRecord, TuningResult
 from modelyard.ops.gate import GateDecision
 from modelyard.ops.promotion import Registration
 from modelyard.reports.html import PlotSeries, nice_ticks, svg_confusion, svg_plot
@@ -101,8 +104,8 @@ class Results:
     profile: Profile
     validation: ValidationReport
     split: Split
-    leaderboard: Leaderboard
-    tuning: list[TuningResult]
+    exploration: Exploration
+    tuning: Tuning
     trained: TrainedModel
     evaluation: Evaluation
 
@@ -112,7 +115,7 @@ class Results:
             profile=self.profile,
             validation={"train": self.validation},
             split=self.split,
-            leaderboard=self.leaderboard,
+            exploration=self.exploration,
             tuning=self.tuning,
             trained=self.trained,
             evaluation=self.evaluation,
@@ -141,15 +144,16 @@ def run_stages(
         models = ModelsSection(candidates=["dummy", "linear"])
         features = FeaturesSection()
         split = split_data(validated.valid, None, contract, split_options, 0)
-        board = explore_models(split, contract, features, split_options, models, 0)
         tuning = TuningSection(n_trials=3, top_k=1)
-        tuned = tune_models(
-            split, contract, board, features, split_options, models, tuning, 0, None, target
-        )
         options = EvaluationSection(slices=slices)
-        trained = train_final(
-            split, contract, board, tuned, features, split_options, models, options, 0
-        )
+        with open_executor("serial") as ex:
+            board = explore_models(
+                split, contract, features, split_options, models, 0, ex, n_trials=3
+            )
+            tuned = tune_models(
+                split, contract, board, features, split_options, models, tuning, 0, ex
+            )
+            trained = train_final(split, contract, board, tuned, features, models, options, 0, ex)
         evaluation = evaluate_model(trained, split, contract, models, options, 0)
     return Results(prof, validated.report, split, board, tuned, trained, evaluation)
 
@@ -255,7 +259,7 @@ def test_a_data_only_run_has_no_modeling_sections(titanic: Results) -> None:
         profile=titanic.profile,
         validation={"train": titanic.validation},
         split=None,
-        leaderboard=None,
+        exploration=None,
         tuning=None,
         trained=None,
         evaluation=None,
@@ -283,7 +287,7 @@ def test_an_empty_report_renders() -> None:
         profile=None,
         validation={},
         split=None,
-        leaderboard=None,
+        exploration=None,
         tuning=None,
         trained=None,
         evaluation=None,
@@ -336,7 +340,7 @@ def _hostile_report() -> RunReport:
     )
     tuning = TuningResult(
         name="linear", best_params={"C": evil}, best_score=0.91, n_trials_completed=2,
-        n_pruned=1, stopped_by="timeout", seconds=1.5,
+        n_pruned=1, stopped_by="budget", seconds=1.5,
         history=[
             TrialRecord(number=0, value=0.9, state="COMPLETE", params={"C": 1.0}),
             TrialRecord(number=1, value=0.5, state="PRUNED", params={"C": evil}),
@@ -354,10 +358,11 @@ def _hostile_report() -> RunReport:
             SliceMetrics(column=label, value=img, rows=8, metrics={"f1_macro": 0.8}),
         ],
     )
+    member = Member(name=evil, family="linear", params={"C": evil}, weight=1.0)
     trained = TrainedModel(
-        choice=Choice(name="linear", params={"C": evil}, score=0.91, source="tuning",
+        choice=Choice(name="linear", members=[member], score=0.91, source="tuning",
                       reason=f"because {evil}"),
-        ensemble_score=None, threshold=None, model=None,
+        threshold=None, model=None,
     )  # fmt: skip
     reg = Registration(
         tracking_uri="sqlite:////tmp/<b>mlflow</b>.db", run_id=evil, model_name=label,
@@ -368,8 +373,16 @@ def _hostile_report() -> RunReport:
     split = Split(pl.DataFrame({"a": [1, 2]}), pl.DataFrame({"a": [3]}), "random", evil)
     return build_run_report(
         project=evil, profile=None, validation={label: validation}, split=split,
-        leaderboard=board, tuning=[tuning], trained=trained, evaluation=ev, registration=reg,
+        exploration=_exploration(board), tuning=Tuning([tuning]), trained=trained, evaluation=ev,
+        registration=reg,
     )  # fmt: skip
+
+
+def _exploration(board: Leaderboard) -> Exploration:
+    return Exploration(
+        board,
+        OutOfFold(y=pl.Series([0]).to_numpy(), covered=pl.Series([True]).to_numpy(), classes=None),
+    )
 
 
 def test_hostile_strings_are_escaped() -> None:
@@ -406,15 +419,15 @@ def test_best_so_far_follows_the_metric_direction() -> None:
     )  # fmt: skip
     board = Leaderboard(rows=[], greater_is_better=False, n_folds=3)
     report = build_run_report(
-        project="p", profile=None, validation={}, split=None, leaderboard=board,
-        tuning=[result], trained=None, evaluation=None, registration=None,
+        project="p", profile=None, validation={}, split=None, exploration=_exploration(board),
+        tuning=Tuning([result]), trained=None, evaluation=None, registration=None,
     )  # fmt: skip
     assert report.tuning is not None
     assert [t.best_so_far for t in report.tuning[0].history] == [10.0, 10.0, 8.0, 8.0, 8.0]
     up = build_run_report(
         project="p", profile=None, validation={}, split=None,
-        leaderboard=board.model_copy(update={"greater_is_better": True}),
-        tuning=[result], trained=None, evaluation=None, registration=None,
+        exploration=_exploration(board.model_copy(update={"greater_is_better": True})),
+        tuning=Tuning([result]), trained=None, evaluation=None, registration=None,
     )  # fmt: skip
     assert up.tuning is not None
     assert [t.best_so_far for t in up.tuning[0].history] == [10.0, 10.0, 10.0, 10.0, 10.0]
