@@ -525,6 +525,13 @@ def test_sniff_real_files(shared_data: Path) -> None:
         return read.separator, read.has_header, read.strip_whitespace
 
     assert sniffed("adult/adult.data") == (",", False, True)  # ", "-separated, no header
+    # a title line ("|1x3 Cross validator") above the table is skipped
+    read = sniff_read_options(shared_data / "adult" / "adult.test", name_columns=True)
+    assert (read.skip_rows, read.has_header, read.columns) == (
+        1,
+        False,
+        [f"column_{i}" for i in range(1, 16)],
+    )
     assert sniffed("kddcup99/kddcup.data_10_percent.gz") == (",", False, False)
     assert sniffed("wine_quality/winequality-red.csv") == (";", True, False)
     assert sniffed("taxis.csv") == (",", True, False)
