@@ -238,9 +238,7 @@ def _guess_read(path: Path, separator: str | None, header: bool | None) -> Any:
     suffixes = "".join(local.suffixes).lower()
     if local.is_file() and not any(s in suffixes for s in (".parquet", ".pq", ".json")):
         return sniff_read_options(local, separator=separator, has_header=header, name_columns=True)
-    return ReadOptions(
-        separator=separator or ",", has_header=True if header is None else header
-    )
+    return ReadOptions(separator=separator or ",", has_header=True if header is None else header)
 
 
 def _read_plain(path: Path, separator: str | None, header: bool | None) -> pl.DataFrame:
@@ -253,9 +251,8 @@ def _read_plain(path: Path, separator: str | None, header: bool | None) -> pl.Da
     try:
         return read_file(path, read=read)
     except DataError as exc:
-        guess = (
-            f"separator {read.separator!r}, "
-            + ("a header line" if read.has_header else "no header (columns column_1, ...)")
+        guess = f"separator {read.separator!r}, " + (
+            "a header line" if read.has_header else "no header (columns column_1, ...)"
         )
         raise DataError(
             exc.what, where=exc.where, expected=exc.expected, found=exc.found,
@@ -319,6 +316,7 @@ def drift(
 
     thresholds = DriftThresholds()
     contract = None
+    declared: tuple[str | None, Any] = (None, None)  # the project's target and task
     if config_path is not None:  # read both as the project reads its data
         from modelyard.recipe import Project
 
@@ -331,6 +329,8 @@ def drift(
             options = options.model_copy(update=update)
         ref, cur = (read_file(p, read=options) for p in (reference, current))
         contract = project.declared_contract()
+        data = project.config.data
+        declared = (data.target, None if data.task == "auto" else data.task)
         thresholds = project.config.monitoring.thresholds
         min_rows = project.config.monitoring.min_rows
     else:  # plain files: guess each CSV's separator and header
@@ -348,11 +348,16 @@ def drift(
             + (f" Did you mean '{guess[0]}'?" if guess else ""),
         )
     if contract is None:
+        label = target or declared[0]
         contract = infer_contract(
-            ref, target=target, task=None, roles=ColumnRoles(), options=ContractSection()
-        )
+            ref, target=label if label in ref.columns else None,
+            task=declared[1] if label == declared[0] else None,
+            roles=ColumnRoles(), options=ContractSection(),
+        )  # fmt: skip
     wanted = [c.strip() for c in columns.split(",")] if columns else None
     label = target or contract.target
+    if label not in ref.columns:  # a project's target the files do not have: no label drift
+        label = None
     # every column the contract knows is compared, not only its features; the target apart
     contract = contract.model_copy(
         update={

@@ -193,7 +193,9 @@ def _window_row(w: WindowReport, metric: str | None) -> str:
         f"<td>{escape(', '.join(w.drift.drifted_features))}</td>"
         f"{s(w.rejected_share, 'rejected_share', fmt_share(w.rejected_share))}"
         f"{s(w.flagged_share, 'flagged_share', fmt_share(w.flagged_share))}"
-        f"{s(w.labelled, 'labelled')}{s(w.metric, 'metric')}{s(w.performance_drop, 'performance_drop')}</tr>"
+        f"{s(w.labelled, 'labelled')}"
+        f"<td>{_status(w.label_drift.status) if w.label_drift else '—'}</td>"
+        f"{s(w.metric, 'metric')}{s(w.performance_drop, 'performance_drop')}</tr>"
     )
 
 
@@ -258,13 +260,20 @@ def render_monitor_html(report: MonitorReport, *, title: str = "Monitoring repor
     table = (
         "<section id='windows'><h2>Windows</h2><table><thead><tr><th>window</th><th>rows</th>"
         "<th>served</th><th>drift</th><th>drift share</th><th>drifted features</th><th>rejected</th>"
-        f"<th>flagged</th><th>labelled</th><th>{escape(metric)}</th><th>drop</th></tr></thead><tbody>"
+        f"<th>flagged</th><th>labelled</th><th>label drift</th><th>{escape(metric)}</th><th>drop</th>"
+        "</tr></thead><tbody>"
         + "".join(_window_row(w, report.metric) for w in ws)
         + "</tbody></table></section>"
     )
     details = "".join(
         f"<details><summary>{escape(w.label)} {_status(w.drift.status)}</summary>"
-        f"{_feature_rows(w.drift.features, w.label)}</details>"
+        f"{_feature_rows(w.drift.features, w.label)}"
+        + (
+            f"<h4>Label drift</h4>{_feature_rows([w.label_drift], w.label)}"
+            if w.label_drift is not None
+            else ""
+        )
+        + "</details>"
         for w in ws
     )
     body = (

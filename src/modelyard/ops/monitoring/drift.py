@@ -364,9 +364,7 @@ def column_drift(
                 f"({test} p-value {shown} >= {t.p_value:g})"
             )
 
-    out.missing_p_value = two_proportion_p(
-        n_ref - ref_v.len(), n_ref, n_cur - cur_v.len(), n_cur
-    )
+    out.missing_p_value = two_proportion_p(n_ref - ref_v.len(), n_ref, n_cur - cur_v.len(), n_cur)
     if abs(out.missing_delta) > t.missing_rate:
         judge(
             [
@@ -404,9 +402,7 @@ def column_drift(
     out.drifted = bool(reasons)
     out.status = "drift" if reasons else "ok"
     if not enough:
-        notes.append(
-            f"distribution not judged: fewer than min_rows={min_rows} non-missing values"
-        )
+        notes.append(f"distribution not judged: fewer than min_rows={min_rows} non-missing values")
     out.reasons = reasons + notes
     return out
 
