@@ -755,7 +755,7 @@ class DriftThresholds(Section):
     psi: float = Field(default=0.2, gt=0)
     """Population stability index over reference-quantile bins (numbers) or categories; the
     usual reading is < 0.1 stable, 0.1-0.2 moderate, > 0.2 a real shift. Two samples of one
-    population score about ``(bins - 1) * (1/n + 1/m)`` by chance (0.1 for 10 bins at 100
+    population score about ``(bins - 1) * (1/n + 1/m)`` by chance (0.18 for 10 bins at 100
     rows each); ``p_value`` keeps such chance scores from counting."""
     wasserstein: float = Field(default=0.2, gt=0)
     """Wasserstein (earth mover's) distance divided by the reference standard deviation (by 1
