@@ -71,25 +71,41 @@ def main() -> None:
 
 
 class _Console:
-    """Progress on stderr while steps run; a summary at the end."""
+    """Progress on stderr while steps run; a summary at the end.
+
+    On a terminal, a live status line per step: what it is doing, for how long, and for the
+    model search the budget left and the best score so far. Every finished unit of work worth
+    keeping (a model's cross-validated score) is also printed as a line, so a log file without
+    a terminal shows progress too.
+    """
 
     def __init__(self, quiet: bool) -> None:
         from rich.console import Console
 
         self.console = Console(stderr=True, quiet=quiet)
         self._status: Any = None
+        self._started = 0.0
 
     def __call__(self, event: Event) -> None:
+        import time
+
         from modelyard.engine.events import StepFailedEvent, StepFinished, StepProgress, StepStarted
 
         if isinstance(event, StepStarted):
             self._stop()
+            self._started = time.monotonic()
             label = f"[bold]{event.step}[/] {event.description}"
             self._status = self.console.status(label)
             self._status.start()
-        elif isinstance(event, StepProgress) and self._status is not None:
-            total = f"/{event.total:g}" if event.total else ""
-            self._status.update(f"[bold]{event.step}[/] {event.done:g}{total} {event.message}")
+        elif isinstance(event, StepProgress):
+            if event.note:
+                self.console.print(f"  [dim]{event.step}:[/] {event.note}", highlight=False)
+            if self._status is not None:
+                elapsed = time.monotonic() - self._started
+                what = event.message
+                if not what and event.total:
+                    what = f"{event.done:g}/{event.total:g}"
+                self._status.update(f"[bold]{event.step}[/] [dim]{elapsed:.0f}s[/] {what}")
         elif isinstance(event, StepFinished):
             self._stop()
             if event.status == "cached":

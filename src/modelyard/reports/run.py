@@ -206,6 +206,8 @@ class RunReport(_Model):
     split: SplitSummary | None = None
     leaderboard: LeaderboardSummary | None = None
     tuning: list[TuningSummary] | None = None
+    tuning_skipped: str | None = None
+    """Why tuning did not run (the budget was spent)."""
     choice: ChoiceSummary | None = None
     evaluation: Evaluation | None = None
     registration: RegistrationSummary | None = None
@@ -371,6 +373,7 @@ def build_run_report(
             if tuning is not None
             else None
         ),
+        tuning_skipped=tuning.skipped if tuning is not None else None,
         choice=(
             ChoiceSummary(
                 name=trained.choice.name,
@@ -705,7 +708,7 @@ def _leaderboard(r: RunReport) -> str:
     lb = r.leaderboard
     if lb is None:
         return ""
-    chosen = r.choice.name if r.choice is not None else None
+    weights = {m.key: m.weight for m in r.choice.members} if r.choice is not None else {}
     ends = [
         v
         for row in lb.rows
@@ -719,15 +722,18 @@ def _leaderboard(r: RunReport) -> str:
     rows = []
     for k, row in enumerate(lb.rows):
         base = ("leaderboard", "rows", k)
-        mark = " " + badge("chosen", "pass") if row.name == chosen else ""
+        chosen = row.key in weights
+        mark = " " + badge(f"in the model · {weights[row.key]:.2f}", "pass") if chosen else ""
+        state = badge(row.state, _STATE_KIND.get(row.state, "kind"))
         status = (
-            f'<td class="err" title="{escape(row.error)}">{escape(_short(row.error, 70))}</td>'
+            f'<td class="err" title="{escape(row.error)}">{state} '
+            f"{escape(_short(row.error, 60))}</td>"
             if row.error
-            else f"<td>{badge('ok', 'kind')}</td>"
+            else f"<td>{state}</td>"
         )
         folds = ", ".join(fmt(s) for s in row.scores)
         rows.append(
-            f'<tr class="{"chosen" if row.name == chosen else ""}"><td>{k + 1}</td>'
+            f'<tr class="{"chosen" if chosen else ""}"><td>{k + 1}</td>'
             f"<td><b>{escape(row.name)}</b>{mark}</td>"
             f"{_num(row.mean, _ptr(*base, 'mean'), 'mean', column=row.name)}"
             f'{_num(row.std, _ptr(*base, "std"), "std", column=row.name, text="± " + fmt(row.std))}'
@@ -745,7 +751,40 @@ def _leaderboard(r: RunReport) -> str:
         f"<tbody>{''.join(rows)}</tbody></table></div>"
     )
     note = f"({lb.n_folds}-fold cross-validation on the training rows, {direction})"
-    return _section("leaderboard", "Leaderboard", table, note)
+    search = (
+        f'<p class="muted small">{escape(_search_text(lb.search, lb.n_folds))}</p>'
+        if lb.search
+        else ""
+    )
+    return _section("leaderboard", "Leaderboard", search + table, note)
+
+
+_STATE_KIND = {"complete": "kind", "pruned": "warning", "failed": "fail", "stopped": "warning"}
+_STOPPED = {
+    "done": "every planned configuration ran",
+    "budget": "the budget ran out",
+    "trials": "the trial count was reached",
+}
+
+
+def _search_text(info: SearchInfo, folds: int) -> str:
+    """One sentence on how the search ran: mode, budget, sample, where, why it stopped."""
+    if info.total_rows and info.rows < info.total_rows:
+        rows = f"a sample of {info.rows:,} of the {info.total_rows:,} training rows"
+    else:
+        rows = f"all {info.rows:,} training rows"
+    if info.mode == "budget" and info.budget_seconds is not None:
+        mode = f"a wall-clock budget of {info.budget_seconds:.0f} s for exploration, tuning and the final fit"
+    else:
+        cap = f", capped at {info.budget_seconds:.0f} s" if info.budget_seconds else ""
+        mode = f"a trial count (reproducible){cap}"
+    cached = f", {info.cached_fits} from the fit cache" if info.cached_fits else ""
+    return (
+        f"Searched with {mode}; {folds}-fold cross-validation on {rows}; "
+        f"exploration took {info.seconds:.1f} s ({info.fits} fits{cached}) on {info.executor}; "
+        f"it ended because {_STOPPED.get(info.stopped_by, info.stopped_by)}. Pruned "
+        "configurations stopped after their first fold."
+    )
 
 
 _STATE_COLOR = {"COMPLETE": "#3b6fd8", "PRUNED": "#9ca3af", "FAIL": "#b42318"}
@@ -753,6 +792,9 @@ _STATE_COLOR = {"COMPLETE": "#3b6fd8", "PRUNED": "#9ca3af", "FAIL": "#b42318"}
 
 def _tuning(r: RunReport) -> str:
     if not r.tuning:
+        if r.tuning_skipped:
+            body = f'<p class="muted">Tuning did not run: {escape(r.tuning_skipped)}.</p>'
+            return _section("tuning", "Tuning", body)
         return ""
     metric = _metric_name(r.leaderboard.metric if r.leaderboard else None)
     cards = []
@@ -807,13 +849,15 @@ def _tuning(r: RunReport) -> str:
             f'<div><div class="muted small">best parameters</div>{_params(t.best_params)}</div>'
             "</div>"
         )
-        extra = badge(f"stopped by {t.stopped_by}", "kind")
+        extra = badge(_STOPPED.get(t.stopped_by, t.stopped_by), "kind")
         cards.append(_card(t.name, body, extra))
     return _section(
         "tuning",
         "Tuning",
         f'<div class="cards">{"".join(cards)}</div>',
-        "(Optuna; each trial is one cross-validation; the best score is optimistic: best of many)",
+        "(Optuna's TPE, started from the portfolio's results; each trial is one cross-validation"
+        ", pruned after its first fold when below the median; the best score is optimistic: "
+        "best of many)",
     )
 
 
@@ -822,11 +866,11 @@ def _choice(r: RunReport) -> str:
     if c is None:
         return ""
     rows = (
-        f"<tr><td>CV score</td>{_num(c.score, _ptr('choice', 'score'), 'cv_score')}</tr>"
+        f"<tr><td>Out-of-fold score</td>{_num(c.score, _ptr('choice', 'score'), 'cv_score')}</tr>"
         + (
-            f"<tr><td>Ensemble CV score</td>"
-            f"{_num(c.ensemble_score, _ptr('choice', 'ensemble_score'), 'ensemble_score')}</tr>"
-            if c.ensemble_score is not None
+            f"<tr><td>Best single model</td>"
+            f"{_num(c.best_single, _ptr('choice', 'best_single'), 'best_single')}</tr>"
+            if c.best_single is not None
             else ""
         )
         + (
@@ -836,10 +880,19 @@ def _choice(r: RunReport) -> str:
             else ""
         )
     )
+    members = "".join(
+        f"<tr><td><b>{escape(m.name)}</b></td><td>{escape(m.family)}</td>"
+        f"{_num(m.weight, _ptr('choice', 'members', k, 'weight'), 'weight', column=m.name)}"
+        f"<td>{_params(m.params)}</td></tr>"
+        for k, m in enumerate(c.members)
+    )
+    table = (
+        '<table class="wide"><thead><tr><th>Member</th><th>Family</th><th class="num">Weight'
+        f"</th><th>Parameters</th></tr></thead><tbody>{members}</tbody></table>"
+    )
     body = (
         f'<p class="reason">{escape(c.reason)}</p><div class="card-body">'
-        f'<table class="stats">{rows}</table>'
-        f'<div><div class="muted small">parameters</div>{_params(c.params)}</div></div>'
+        f'<table class="stats">{rows}</table></div><div class="scroll">{table}</div>'
     )
     extra = badge(f"from {c.source}", "kind")
     return _section("choice", "Chosen model", _card(c.name, body, extra, cls="wide-card"))

@@ -1,5 +1,5 @@
-"""What a user sees while a search runs: elapsed time, the budget left, the best score so far,
-what is being fitted now, and one line per finished configuration."""
+"""What a user sees while a search runs: the budget left (the console adds the time elapsed),
+the best score so far, what is being fitted now, and one line per finished configuration."""
 
 from __future__ import annotations
 
@@ -60,9 +60,9 @@ class Watch:
                 assert mean is not None
                 self.best = (outcome.config.label, mean)
         elapsed = self.clock() - self.started
-        parts = [_seconds(elapsed)]
+        parts = []
         if self.allotted is not None:
-            parts[0] += f" of {_seconds(self.allotted)}"
+            parts.append(f"{_seconds(self.allotted - elapsed)} of {_seconds(self.allotted)} left")
         if self.planned:
             parts.append(f"{self.finished}/{self.planned} models")
         if self.best is not None:
