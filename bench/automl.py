@@ -288,19 +288,10 @@ def failure(tool: str, code: int, wall: float, log: Path, kill_after: float) -> 
 
 
 def set_modelyard_budget(config: dict[str, Any], seconds: float) -> list[str]:
-    """Give modelyard a wall-clock budget of ``seconds``; return the edits, as yaml paths.
-
-    Today's search is budgeted per tuned candidate (``tuning.timeout``, checked between
-    trials): the ``top_k`` candidates share the budget and the trial count is raised so that
-    the clock is what stops tuning. Explore, the final fit and evaluation are not in it.
-    When the search takes one wall-clock budget, this becomes
-    ``config.setdefault("models", {})["budget"] = f"{seconds:g}s"``.
-    """
-    tuning = config.setdefault("tuning", {})
-    top_k = max(int(tuning.get("top_k", 2)), 1)
-    tuning["timeout"] = seconds / top_k
-    tuning["n_trials"] = 100_000
-    return [f"tuning.timeout: {tuning['timeout']:g}", "tuning.n_trials: 100000"]
+    """Give modelyard a wall-clock budget of ``seconds`` (``models.budget``: exploration,
+    tuning and the final fit); return the edits, as yaml paths."""
+    config.setdefault("models", {})["budget"] = f"{seconds:g}s"
+    return [f"models.budget: {seconds:g}s"]
 
 
 def edit_modelyard_yaml(path: Path, ds: Dataset, budget: float | None) -> list[str]:

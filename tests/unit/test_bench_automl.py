@@ -77,11 +77,10 @@ def test_the_yaml_the_bench_writes_is_a_valid_project(tmp_path: Path, budget: An
     assert config.data.task == "regression"
     assert "data.test.path: test.csv" in edits
     if budget is None:
-        assert config.tuning.timeout is None
-    else:
-        # today's mapping: the tuned candidates share the budget, the clock stops tuning
-        assert config.tuning.timeout * config.tuning.top_k == pytest.approx(budget)
-        assert config.tuning.n_trials >= 1000
+        assert config.models.budget == "auto"
+    else:  # one wall-clock budget for exploration, tuning and the final fit
+        assert config.models.budget == pytest.approx(budget)
+        assert config.tuning.n_trials is None
 
 
 def test_the_bench_sets_the_task_when_init_infers_another(tmp_path: Path) -> None:
