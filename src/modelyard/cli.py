@@ -149,6 +149,10 @@ class _Console:
             self.console.print(f"  [dim]{name:<18}[/] {_shown(path)}", soft_wrap=True)
 
 
+_DATA_STEPS = ("ingest", "ingest_test", "contract", "validate", "validate_test", "profile", "split")
+_SEARCH = ("explore", "tune", "train")
+
+
 def _shown(path: Path) -> str:
     """A path relative to the working folder when it is below it (shorter to read)."""
     try:
@@ -174,10 +178,13 @@ def run(
     project = _project(config_path)
     if dry_run:
         the_plan = project.plan(from_step=from_step, until=until)
+        estimate = project.search_estimate() if until is None or until not in _DATA_STEPS else None
         if as_json:
             click.echo(json.dumps([s.__dict__ for s in the_plan.steps], indent=2))
         else:
             click.echo(str(the_plan))
+            if estimate and any(s.action == "run" for s in the_plan.steps if s.name in _SEARCH):
+                click.echo(estimate)
         return
     console = _Console(quiet=as_json)
     result = project.run(from_step=from_step, until=until, listener=console)

@@ -146,7 +146,7 @@ def explore(
     split: Split,
     contract: DataContract,
     config: ProjectConfig,
-    n_trials: int | None,
+    reproducible: bool,
     pruning: bool,
     executor: Executor,
     memo: Memo,
@@ -157,7 +157,7 @@ def explore(
 
     return explore_models(
         split, contract, config.features, config.split, config.models, config.seed, executor,
-        n_trials=n_trials, pruning=pruning, memo=memo, report=progress.update,
+        reproducible=reproducible, pruning=pruning, memo=memo, report=progress.update,
     )  # fmt: skip
 
 
@@ -213,6 +213,7 @@ def register(
     contract: DataContract,
     validated: ValidationResult,
     exploration: Exploration,
+    tuning: Tuning,
     config: ProjectConfig,
     workdir: str,
     command: str,
@@ -233,7 +234,7 @@ def register(
         "modelyard.model": trained.choice.name,
         "modelyard.split": split.description,
     }
-    return register_and_gate(
+    registration = register_and_gate(
         project=config.name, workdir=Path(workdir), tracking=config.tracking, gate=config.gate,
         model=trained.model, contract=contract, task=problem.task, metric=problem.metric,
         greater_is_better=problem.greater_is_better, test_X=test_X, test_y=test_y,
@@ -249,6 +250,38 @@ def register(
         tags=tags, data_valid=all(r.invalid_fraction <= r.max_invalid_fraction for r in reports),
         command=command,
     )  # fmt: skip
+    from modelyard.ops.tracking import log_child_runs
+
+    log_child_runs(
+        registration.tracking_uri,
+        registration.run_id,
+        _child_runs(exploration, tuning, problem.metric),
+    )
+    return registration
+
+
+def _child_runs(exploration: Exploration, tuning: Tuning, metric: str) -> list[Any]:
+    """Every configuration the search tried, as an MLflow child run."""
+    from modelyard.ops.tracking import ChildRun
+
+    status = {"complete": "FINISHED", "failed": "FAILED"}
+    children = []
+    for stage, rows in (("explore", exploration.leaderboard.rows), ("tune", tuning.rows)):
+        for row in rows:
+            metrics = {f"cv_{metric}": row.mean, f"cv_{metric}_std": row.std,
+                       "fit_seconds": row.fit_seconds}  # fmt: skip
+            children.append(
+                ChildRun(
+                    name=row.name,
+                    params={"family": row.family, **row.params},
+                    metrics={k: v for k, v in metrics.items() if v is not None},
+                    steps={f"cv_{metric}_fold": row.scores},
+                    tags={"modelyard.stage": stage, "modelyard.state": row.state,
+                          "modelyard.family": row.family, "modelyard.error": row.error or ""},
+                    status=status.get(row.state, "KILLED"),
+                )
+            )  # fmt: skip
+    return children
 
 
 def _code_version(folder: Path) -> str:
@@ -360,7 +393,8 @@ def _modeling_steps(config: ProjectConfig, *, with_test: bool, command: str) -> 
             "explore", explore, inputs=base,
             params={
                 "config": _only(config, "features", "split", "models"),
-                "n_trials": config.tuning.n_trials, "pruning": config.tuning.pruning,
+                "reproducible": config.tuning.n_trials is not None,
+                "pruning": config.tuning.pruning,
             },
             version=STEP_VERSION, description="cross-validate the portfolio of models",
             resources=("executor", "memo"),
@@ -386,7 +420,7 @@ def _modeling_steps(config: ProjectConfig, *, with_test: bool, command: str) -> 
             "register", register,
             inputs={
                 "trained": "train", "evaluation": "evaluate", **base, "validated": "validate",
-                "exploration": "explore", **test_input,
+                "exploration": "explore", "tuning": "tune", **test_input,
             },
             params={
                 "config": _only(config, "data", "features", "split", "models", "tuning", "evaluation", "tracking", "gate"),
@@ -502,6 +536,36 @@ class Project:
     def plan(self, *, from_step: str | None = None, until: str | None = None) -> Plan:
         """What a run would do, and why; moves no data."""
         return plan(self.pipeline(), self.store, from_step=from_step, until=until)
+
+    def search_estimate(self) -> str | None:
+        """How long the model search will take, from the table's size (for ``--dry-run``)."""
+        data = self.config.data
+        if data.target is None:
+            return None
+        from modelyard.data.sources import estimate_shape
+        from modelyard.modeling.search.budget import auto_budget
+
+        models, n_trials = self.config.models, self.config.tuning.n_trials
+        if n_trials is not None:
+            cap = f", capped at {models.budget:.0f} s" if models.budget != "auto" else ""
+            return f"model search: {n_trials} trials per tuned family (reproducible){cap}"
+        if models.budget != "auto":
+            return f"model search: {models.budget:.0f} s (models.budget)"
+        shape = estimate_shape(data.source)
+        if shape is None:
+            return "model search: budget auto, sized from the table once it is read"
+        rows, columns = shape
+        if data.sample:
+            rows = min(rows, data.sample)
+        if data.test is None:
+            rows = round(rows * (1 - self.config.split.test_size))
+        excluded = {data.target, *data.columns.id, *data.columns.drop, *data.columns.leakage}
+        columns = max(1, columns - len(excluded))
+        seconds = auto_budget(rows, columns)
+        return (
+            f"model search: about {seconds:.0f} s (budget auto: ~{rows:,} training rows x "
+            f"~{columns} columns; set models.budget to change it)"
+        )
 
     def resume_command(self, step: str) -> str:
         cfg = shlex.quote(str(self.config_path)) if self.config_path else "modelyard.yaml"

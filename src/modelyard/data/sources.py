@@ -1133,3 +1133,61 @@ def _ordinal_list(numbers: Sequence[int]) -> str:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+_BUILTIN_SHAPES = {
+    "breast_cancer": (569, 31),
+    "iris": (150, 5),
+    "wine": (178, 14),
+    "diabetes": (442, 11),
+}
+
+
+def estimate_shape(source: Source) -> tuple[int, int] | None:
+    """About how many rows and columns a source holds, without reading it (for the plan):
+    Parquet from its footer, text files from the size and the length of their first lines,
+    bundled datasets exactly. None where that would need reading the data (SQL, object
+    stores, compressed files)."""
+    if source.builtin is not None:
+        return _BUILTIN_SHAPES[source.builtin]
+    if source.path is None or _URL.match(str(source.path)):
+        return None
+    try:
+        files = source_files(source.path)
+    except DataError:
+        return None
+    rows = columns = 0
+    for file in files:
+        shape = _estimate_file(file, source.read)
+        if shape is None:
+            return None
+        rows += shape[0]
+        columns = max(columns, shape[1])
+    return rows, columns
+
+
+def _estimate_file(file: Path, read: ReadOptions) -> tuple[int, int] | None:
+    name = file.name.lower()
+    if name.endswith((".parquet", ".pq")):
+        import pyarrow.parquet as pq
+
+        meta = pq.read_metadata(file)
+        return meta.num_rows, meta.num_columns
+    if name.endswith((".gz", ".zip", ".bz2", ".xz", ".zst", ".json")):
+        return None
+    size = file.stat().st_size
+    with file.open("rb") as f:
+        head = f.read(1 << 16)
+    lines = head.splitlines()[read.skip_rows :]
+    if not lines:
+        return 0, 0
+    sample = lines[:-1] if len(lines) > 1 and len(head) == 1 << 16 else lines
+    mean = max(1.0, sum(len(line) + 1 for line in sample) / len(sample))
+    rows = round(size / mean) - (1 if read.has_header else 0) - read.skip_rows
+    first = lines[0].decode("utf-8", "replace")
+    separator = read.separator if read.separator != "," else _guess_separator(first)
+    return max(0, rows), len(first.split(separator))
+
+
+def _guess_separator(line: str) -> str:
+    return max(_SEPARATORS, key=line.count)

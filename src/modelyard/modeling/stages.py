@@ -278,22 +278,24 @@ def explore_models(
     seed: int,
     executor: Executor,
     *,
-    n_trials: int | None = None,
+    reproducible: bool = False,
     pruning: bool = True,
     memo: Memo | None = None,
     report: Report | None = None,
 ) -> Exploration:
     """Cross-validate the portfolio of every candidate family into a leaderboard.
 
-    ``n_trials`` (``tuning.n_trials``) set makes the search reproducible (no deadline unless
-    ``models.budget`` is explicit); ``pruning`` stops weak configurations after fold 0."""
+    ``reproducible`` (``tuning.n_trials`` is set) runs the whole portfolio whatever the time
+    (bounded only by an explicit ``models.budget``); ``pruning`` stops weak configurations
+    after fold 0."""
     from modelyard.compute.task import quiet_warnings
     from modelyard.modeling.search.budget import EXPLORE_SHARE
     from modelyard.modeling.search.explore import explore
 
     started = time.monotonic()
     problem = Problem.of(contract, models)
-    plan = search_plan(models, n_trials, split.train.height, _columns(contract, problem))
+    trials = 1 if reproducible else None  # the mode, not the count, shapes exploration
+    plan = search_plan(models, trials, split.train.height, _columns(contract, problem))
     candidates = _available(models.candidates)
     import warnings
 

@@ -17,12 +17,13 @@ from __future__ import annotations
 import importlib.metadata as md
 import io
 import json
+import math
 import os
 import pickle
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -494,3 +495,46 @@ def _register(
         model_id=model_id,
     )
     return str(version.version)
+
+
+@dataclass(frozen=True)
+class ChildRun:
+    """One model configuration of the search, logged under the pipeline's run."""
+
+    name: str
+    params: Mapping[str, Any]
+    metrics: Mapping[str, float]
+    steps: Mapping[str, Sequence[float]]
+    """Metric series, one value per step (per fold)."""
+    tags: Mapping[str, str]
+    status: str
+    """MLflow's run status: ``FINISHED``, ``KILLED`` (pruned or stopped) or ``FAILED``."""
+
+
+def log_child_runs(tracking_uri: str, parent_run_id: str, children: Sequence[ChildRun]) -> int:
+    """Log every configuration of the search as a child run of ``parent_run_id`` (so the MLflow
+    UI lists and compares them under the pipeline's run); returns how many were logged."""
+    _quiet_mlflow()
+    from mlflow.entities import Metric, Param, RunTag
+
+    client = make_client(tracking_uri)
+    parent = client.get_run(parent_run_id)
+    experiment_id = parent.info.experiment_id
+    now = int(time.time() * 1000)
+    for child in children:
+        tags = {**child.tags, "mlflow.parentRunId": parent_run_id}
+        run = client.create_run(experiment_id, tags=tags, run_name=child.name)
+        run_id = run.info.run_id
+        metrics = [
+            Metric(k, float(v), now, 0) for k, v in child.metrics.items() if math.isfinite(v)
+        ]
+        for key, values in child.steps.items():
+            metrics += [
+                Metric(key, float(v), now, i) for i, v in enumerate(values) if math.isfinite(v)
+            ]
+        params = [Param(k, v) for k, v in _flatten(child.params).items()]
+        client.log_batch(
+            run_id, metrics=metrics, params=params, tags=[RunTag("modelyard.child", "1")]
+        )
+        client.set_terminated(run_id, child.status)
+    return len(children)

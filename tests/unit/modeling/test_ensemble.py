@@ -32,7 +32,9 @@ def _oof(n: int = 400, seed: int = 0) -> tuple[OutOfFold, list[LeaderboardRow]]:
     for key, p in preds.items():
         score = score_predictions("binary", "roc_auc", ["0", "1"], y, p)
         rows.append(
-            LeaderboardRow(name=key, family="linear", mean=score, std=0.0, params={"C": 1.0}, key=key)
+            LeaderboardRow(
+                name=key, family="linear", mean=score, std=0.0, params={"C": 1.0}, key=key
+            )
         )
     return oof, rows
 
@@ -50,7 +52,9 @@ def test_two_models_with_independent_errors_blend_better_than_either() -> None:
 
 def test_without_ensembling_the_best_single_model_is_chosen() -> None:
     oof, rows = _oof()
-    choice = choose(rows, oof, task="binary", metric="roc_auc", greater_is_better=True, ensemble=False)
+    choice = choose(
+        rows, oof, task="binary", metric="roc_auc", greater_is_better=True, ensemble=False
+    )
     best = max(rows, key=lambda r: r.mean or 0)
     assert [m.key for m in choice.members] == [best.key]
     assert choice.name == best.name
@@ -100,7 +104,9 @@ def test_weighted_ensemble_averages_members_and_keeps_labels() -> None:
     codes = (labels == "yes").astype(int)
     members = []
     for name in ("linear", "lightgbm"):
-        model = make_model(name, "binary", seed=0, params={"n_estimators": 30} if name == "lightgbm" else {})
+        model = make_model(
+            name, "binary", seed=0, params={"n_estimators": 30} if name == "lightgbm" else {}
+        )
         members.append((name, model.fit(X, codes)))
     ensemble = WeightedEnsemble.of_fitted(members, [0.75, 0.25], ["no", "yes"])
     expected = 0.75 * members[0][1].predict_proba(X) + 0.25 * members[1][1].predict_proba(X)
@@ -119,7 +125,9 @@ def test_a_member_that_never_saw_a_class_gets_a_zero_column() -> None:
     codes = rng.integers(0, 3, 200)
     full = make_model("linear", "multiclass", seed=0).fit(X, codes)
     partial = make_model("linear", "multiclass", seed=0).fit(X[codes != 2], codes[codes != 2])
-    ensemble = WeightedEnsemble.of_fitted([("a", full), ("b", partial)], [0.5, 0.5], ["x", "y", "z"])
+    ensemble = WeightedEnsemble.of_fitted(
+        [("a", full), ("b", partial)], [0.5, 0.5], ["x", "y", "z"]
+    )
     proba = ensemble.predict_proba(X)
     assert proba.shape == (200, 3)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)

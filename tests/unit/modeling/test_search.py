@@ -117,8 +117,10 @@ def test_exploration_gives_the_same_leaderboard_in_any_completion_order() -> Non
     finally:
         shuffled.close()
     assert _comparable(again) == _comparable(board)
-    assert board.rows[0].family != "dummy" and board.rows[-1].family == "dummy" or any(
-        r.state == "pruned" for r in board.rows
+    assert (
+        board.rows[0].family != "dummy"
+        and board.rows[-1].family == "dummy"
+        or any(r.state == "pruned" for r in board.rows)
     )
     assert oof.predictions.keys() == oof_again.predictions.keys()
     for key, value in oof.predictions.items():

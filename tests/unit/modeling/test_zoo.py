@@ -133,7 +133,9 @@ def test_regressor_fits_diamonds(name: str) -> None:
 def test_same_seed_same_predictions_pickle_and_clone_round_trip(name: str) -> None:
     fitted, X, _ = _fit(name, "multiclass", "penguins", seed=3)
     a = fitted.predict_proba(X)
-    np.testing.assert_array_equal(_fit(name, "multiclass", "penguins", seed=3)[0].predict_proba(X), a)
+    np.testing.assert_array_equal(
+        _fit(name, "multiclass", "penguins", seed=3)[0].predict_proba(X), a
+    )
     np.testing.assert_array_equal(pickle.loads(pickle.dumps(fitted)).predict_proba(X), a)
     model = zoo.make_model(name, "multiclass", params=fast(name), seed=3)
     twin = clone(model)
@@ -180,7 +182,9 @@ def test_xgboost_wrapper_passes_scikit_learns_estimator_checks() -> None:
 
 def test_xgboost_wrapper_keeps_string_labels() -> None:
     X, y = penguins()
-    model = zoo.make_model("xgboost", "multiclass", seed=0, params={"max_depth": 3, **fast("xgboost")})
+    model = zoo.make_model(
+        "xgboost", "multiclass", seed=0, params={"max_depth": 3, **fast("xgboost")}
+    )
     assert isinstance(model, XGBoostClassifier)
     assert not hasattr(model, "classes_")  # the constructor only stores
     pipe = Pipeline([("features", preprocessor(X)), ("model", model)]).fit(X, y)

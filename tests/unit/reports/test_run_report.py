@@ -148,7 +148,7 @@ def run_stages(
         options = EvaluationSection(slices=slices)
         with open_executor("serial") as ex:
             board = explore_models(
-                split, contract, features, split_options, models, 0, ex, n_trials=3
+                split, contract, features, split_options, models, 0, ex, reproducible=True
             )
             tuned = tune_models(
                 split, contract, board, features, split_options, models, tuning, 0, ex
