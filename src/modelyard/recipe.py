@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     import polars as pl
 
     from modelyard.data.contract import DataContract
+    from modelyard.data.leakage import ModelingContract
     from modelyard.data.profile import Profile
     from modelyard.data.validation import ValidationReport, ValidationResult
     from modelyard.engine.events import Progress
@@ -129,9 +130,18 @@ def profile(validated: ValidationResult, contract: DataContract, config: Project
     return run_profile(validated.valid, contract, config.profile, seed=config.seed)
 
 
+def modeling_contract(
+    contract: DataContract, profile: Profile, allow_leaky: list[str]
+) -> ModelingContract:
+    """The contract the modeling steps use: columns with a critical leakage alert left out."""
+    from modelyard.data.leakage import modeling_contract as exclude_leaky
+
+    return exclude_leaky(contract, profile.alerts, allow_leaky=allow_leaky)
+
+
 def split(
     validated: ValidationResult,
-    contract: DataContract,
+    modeling: ModelingContract,
     config: ProjectConfig,
     validated_test: ValidationResult | None = None,
 ) -> Split:
@@ -139,15 +149,16 @@ def split(
     from modelyard.modeling.stages import split_data
 
     test = validated_test.valid if validated_test is not None else None
-    return split_data(validated.valid, test, contract, config.split, config.seed)
+    return split_data(validated.valid, test, modeling.contract, config.split, config.seed)
 
 
 def explore(
-    split: Split, contract: DataContract, config: ProjectConfig, progress: Progress
+    split: Split, modeling: ModelingContract, config: ProjectConfig, progress: Progress
 ) -> Leaderboard:
     """Cross-validate every candidate model into a leaderboard."""
     from modelyard.modeling.stages import explore_models
 
+    contract = modeling.contract
     return explore_models(
         split, contract, config.features, config.split, config.models, config.seed, progress.update
     )
@@ -155,7 +166,7 @@ def explore(
 
 def tune(
     split: Split,
-    contract: DataContract,
+    modeling: ModelingContract,
     leaderboard: Leaderboard,
     config: ProjectConfig,
     storage_dir: str,
@@ -164,6 +175,7 @@ def tune(
     """Tune the best candidates with Optuna; studies resume after an interruption."""
     from modelyard.modeling.stages import tune_models
 
+    contract = modeling.contract
     return tune_models(
         split, contract, leaderboard, config.features, config.split, config.models, config.tuning,
         config.seed, storage_dir, config.name, progress.update,
@@ -172,7 +184,7 @@ def tune(
 
 def train(
     split: Split,
-    contract: DataContract,
+    modeling: ModelingContract,
     leaderboard: Leaderboard,
     tuning: list[TuningResult],
     config: ProjectConfig,
@@ -181,6 +193,7 @@ def train(
     """Choose the best model (tuned, or the ensemble) and refit it on all training rows."""
     from modelyard.modeling.stages import train_final
 
+    contract = modeling.contract
     return train_final(
         split, contract, leaderboard, tuning, config.features, config.split, config.models,
         config.evaluation, config.seed, progress.update,
@@ -188,11 +201,12 @@ def train(
 
 
 def evaluate(
-    trained: TrainedModel, split: Split, contract: DataContract, config: ProjectConfig
+    trained: TrainedModel, split: Split, modeling: ModelingContract, config: ProjectConfig
 ) -> Evaluation:
     """Score the model once on the hold-out test set."""
     from modelyard.modeling.stages import evaluate_model
 
+    contract = modeling.contract
     return evaluate_model(trained, split, contract, config.models, config.evaluation, config.seed)
 
 
@@ -200,7 +214,7 @@ def register(
     trained: TrainedModel,
     evaluation: Evaluation,
     split: Split,
-    contract: DataContract,
+    modeling: ModelingContract,
     validated: ValidationResult,
     leaderboard: Leaderboard,
     config: ProjectConfig,
@@ -213,6 +227,7 @@ def register(
     from modelyard.modeling.stages import Problem
     from modelyard.ops.promotion import register_and_gate
 
+    contract = modeling.contract
     problem = Problem.of(contract, config.models)
     test_X, test_y, _ = problem.xy(split.test)
     reports = [validated.report] + ([validated_test.report] if validated_test else [])
@@ -237,7 +252,8 @@ def register(
             "choice.json": trained.choice.model_dump_json(indent=2),
         },
         tags=tags, data_valid=all(r.invalid_fraction <= r.max_invalid_fraction for r in reports),
-        command=command,
+        command=command, test_rows=split.test, test_metrics=evaluation.metrics,
+        leakage_alerts=modeling.leakage_alerts,
     )  # fmt: skip
 
 
@@ -337,12 +353,20 @@ def build_pipeline(
 
 
 def _modeling_steps(config: ProjectConfig, *, with_test: bool, command: str) -> list[Step]:
-    """split -> explore -> tune -> train -> evaluate -> register (each keyed by what it uses)."""
+    """modeling_contract -> split -> explore -> tune -> train -> evaluate -> register (each keyed
+    by what it uses)."""
     test_input = {"validated_test": "validate_test"} if with_test else {}
-    base = {"split": "split", "contract": "contract"}
+    base = {"split": "split", "modeling": "modeling_contract"}
     return [
         Step(
-            "split", split, inputs={"validated": "validate", "contract": "contract", **test_input},
+            "modeling_contract", modeling_contract,
+            inputs={"contract": "contract", "profile": "profile"},
+            params={"allow_leaky": list(config.features.allow_leaky)}, version=STEP_VERSION,
+            description="leave columns that leak the target out of the model",
+        ),
+        Step(
+            "split", split,
+            inputs={"validated": "validate", "modeling": "modeling_contract", **test_input},
             params={"config": _only(config, "split")}, version=STEP_VERSION,
             description="hold out the test set",
         ),
@@ -397,6 +421,8 @@ class RunResult:
     outputs: dict[str, Path] = field(default_factory=dict)
     validation: dict[str, ValidationReport] = field(default_factory=dict)
     registration: Registration | None = None
+    excluded_features: dict[str, str] = field(default_factory=dict)
+    """Columns left out of the model because they leak the target -> the profile's alert."""
     _outcome: RunOutcome | None = field(default=None, repr=False)
 
     @property
@@ -429,6 +455,7 @@ class RunResult:
             ],
             "outputs": {k: str(v) for k, v in self.outputs.items()},
             "validation": {k: v.model_dump(mode="json") for k, v in self.validation.items()},
+            "excluded_features": dict(self.excluded_features),
             "registration": self.registration.model_dump(mode="json")
             if self.registration
             else None,
@@ -647,6 +674,9 @@ class Project:
             if step in done:
                 _write_atomic(out / file, outcome.output(step).model_dump_json(indent=2))
                 result.outputs[step] = out / file
+        if "modeling_contract" in done:
+            modeling: ModelingContract = outcome.output("modeling_contract")
+            result.excluded_features = {x.name: x.reason for x in modeling.excluded}
         if "register" in done:
             result.registration = outcome.output("register")
         if "profile" in done:
@@ -674,6 +704,7 @@ class Project:
             project=self.config.name, profile=part("profile"), validation=result.validation,
             split=part("split"), leaderboard=part("explore"), tuning=part("tune"),
             trained=part("train"), evaluation=part("evaluate"), registration=result.registration,
+            modeling=part("modeling_contract"),
         )  # fmt: skip
         out = self.config.output_dir
         html, data = render_run_html(report), run_report_json(report)
