@@ -177,10 +177,10 @@ def test_a_run_killed_mid_register_is_marked_failed_and_cleaned_by_the_next(
     result = _run(folder)
     assert [s["name"] for s in result["steps"] if s["status"] == "ran"] == ["register"]
     registration = result["registration"]
-    assert registration["recovered_runs"] == [killed_id]
     runs = dict(_runs(db))
     assert runs[killed_id] == "FAILED"
     assert runs[registration["run_id"]] == "FINISHED"
+    assert registration["recovered_runs"] == [killed_id]
     with sqlite3.connect(db) as con:
         (why,) = con.execute(
             "select value from tags where run_uuid = ? and key = 'modelyard.interrupted'",
