@@ -87,13 +87,14 @@ def decide(
     test_metrics: Mapping[str, float] | None = None,
     leakage: Sequence[str] = (),
     p99_ms: float | None = None,
+    latency_error: str | None = None,
 ) -> GateDecision:
     """Decide whether ``candidate`` replaces the champion; every check gives a reason.
 
     ``champion_note`` says why an existing champion could not be scored (``champion`` is then
     ignored); ``test_metrics`` are all the candidate's test metrics (for the perfect-score
     check); ``leakage`` the messages of the profile's leakage alerts on the candidate's inputs;
-    ``p99_ms`` its measured single-row latency.
+    ``p99_ms`` its measured single-row latency, or ``latency_error`` why it could not be measured.
     """
     reasons: list[str] = []
     failed: list[str] = []
@@ -199,9 +200,12 @@ def decide(
 
     # 5. latency of single-row predictions
     limit = options.max_p99_ms
-    if p99_ms is not None or limit is not None:
+    why = f": {latency_error}" if latency_error else ""
+    if p99_ms is None and limit is None and latency_error:
+        reasons.append(f"the latency could not be measured{why} (no gate.max_p99_ms set)")
+    elif p99_ms is not None or limit is not None:
         if p99_ms is None or math.isnan(p99_ms):
-            fail(f"the latency could not be measured (gate.max_p99_ms is {_fmt(limit or 0)})")
+            fail(f"the latency could not be measured{why} (gate.max_p99_ms is {_fmt(limit or 0)})")
         elif limit is None:
             reasons.append(f"p99 latency {_fmt(p99_ms)} ms: no limit set (gate.max_p99_ms)")
         elif p99_ms <= limit:

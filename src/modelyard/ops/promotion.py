@@ -180,14 +180,19 @@ def score_champion(
 
 def measure_candidate(
     model: Any, contract: DataContract, rows: pl.DataFrame, *, task: str, gate: GateSection
-) -> Latency | None:
-    """The candidate's single-record latency through the serving path (``None``: not measured)."""
+) -> tuple[Latency | None, str | None]:
+    """The candidate's single-record latency through the serving path, or why it could not be
+    measured (``(None, None)`` when ``gate.latency_rows`` is 0)."""
     if gate.latency_rows == 0:
-        return None
+        return None, None
     from modelyard.ops.serving.latency import json_records, measure_latency, served_from_pipeline
 
-    served = served_from_pipeline(model, contract, task=task)
-    return measure_latency(served, json_records(rows, contract, gate.latency_rows))
+    try:
+        served = served_from_pipeline(model, contract, task=task)
+        latency = measure_latency(served, json_records(rows, contract, gate.latency_rows))
+    except Exception as exc:  # a model the server could not serve either: say so, do not crash
+        return None, f"{type(exc).__name__}: {_short(exc)}"
+    return latency, None if latency is not None else "the test set has no rows"
 
 
 def recover_interrupted(
@@ -280,13 +285,13 @@ def register_and_gate(
             registry, champion, rows, test_y, contract=contract, task=task, metric=metric,
             leaky=leaky, candidate_inputs=inputs,
         )  # fmt: skip
-    latency = measure_candidate(model, contract, rows, task=task, gate=gate)
+    latency, latency_error = measure_candidate(model, contract, rows, task=task, gate=gate)
     decision = decide(
         metric=metric, greater_is_better=greater_is_better, candidate=candidate_score,
         champion=check.score if check is not None else None, options=gate,
         data_valid=data_valid, champion_note=check.note if check is not None else None,
         test_metrics=test_metrics, leakage=[a.message for a in standing],
-        p99_ms=latency.p99_ms if latency is not None else None,
+        p99_ms=latency.p99_ms if latency is not None else None, latency_error=latency_error,
     )  # fmt: skip
     run_metrics = dict(metrics)
     version_tags = dict(tags)

@@ -218,6 +218,14 @@ def test_latency_is_checked_against_max_p99_ms() -> None:
     assert slow.failed == ["p99 latency 7.5 ms exceeds 5 ms (gate.max_p99_ms)"]
     unmeasured = _full(p99=None, max_p99_ms=5)
     assert not unmeasured.promote and "could not be measured" in unmeasured.failed[0]
+    broken = decide(
+        metric="roc_auc", greater_is_better=True, candidate=0.9, champion=None,
+        options=GateSection(), data_valid=True, latency_error="TypeError: no steps",
+    )  # fmt: skip
+    assert broken.promote  # no limit: said, not enforced
+    assert broken.reasons[-1] == (
+        "the latency could not be measured: TypeError: no steps (no gate.max_p99_ms set)"
+    )
     # without a measurement nor a limit, nothing is said (the three classic checks only)
     assert len(_full().reasons) == 3
 

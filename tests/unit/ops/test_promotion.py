@@ -164,6 +164,34 @@ def test_a_refused_version_is_promoted_by_hand_only_with_force(project: Project)
 # --------------------------------------------------------------------------- killed register
 
 
+def test_which_running_runs_count_as_interrupted() -> None:
+    import socket
+    from types import SimpleNamespace
+
+    from modelyard.ops.tracking import STALE_AFTER_SECONDS, _stale
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    now = int(time.time() * 1000)
+    old = now - (STALE_AFTER_SECONDS + 60) * 1000
+
+    def run(tags: dict[str, str], started: int = now) -> Any:
+        return SimpleNamespace(
+            data=SimpleNamespace(tags=tags), info=SimpleNamespace(start_time=started)
+        )
+
+    here = socket.gethostname()
+    dead = _stale(run({"modelyard.host": here, "modelyard.pid": str(gone.pid)}), now)
+    assert dead is not None and f"process {gone.pid} on {here} is gone" in dead
+    assert _stale(run({"modelyard.host": here, "modelyard.pid": str(os.getppid())}), now) is None
+    assert _stale(run({"modelyard.host": here, "modelyard.pid": str(os.getpid())}), now) is None
+    # another host, or no owner recorded (an older modelyard): only once it is old
+    assert _stale(run({"modelyard.host": "elsewhere", "modelyard.pid": "1"}), now) is None
+    assert "on elsewhere" in (_stale(run({"modelyard.host": "elsewhere"}, old), now) or "")
+    assert _stale(run({}), now) is None
+    assert "no owner recorded" in (_stale(run({}, old), now) or "")
+
+
 def _killed_register(workdir: Path, where: str, tmp: Path) -> int:
     """Run a register in a child process, SIGKILL it at ``where``; returns its pid."""
     marker = tmp / f"paused-{where}"

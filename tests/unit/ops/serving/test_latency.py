@@ -48,3 +48,25 @@ def test_latency_is_measured_through_the_fast_path_on_single_records() -> None:
     assert lat.rows == 40 and lat.fast_path
     assert 0 < lat.p50_ms <= lat.p99_ms <= lat.max_ms
     assert measure_latency(served, []) is None
+
+
+def test_a_model_the_server_cannot_build_is_reported_not_raised() -> None:
+    from sklearn.dummy import DummyClassifier
+
+    from modelyard.config.schema import GateSection
+    from modelyard.ops.promotion import measure_candidate
+
+    data = load_penguins()
+    contract = contract_of(FEATURES)
+    bare = DummyClassifier().fit(data.train[FEATURES], data.train[TARGET])  # not a Pipeline
+    rows = pl.from_pandas(data.test)
+    latency, error = measure_candidate(bare, contract, rows, task="multiclass", gate=GateSection())
+    assert latency is None and error is not None and error.startswith("AttributeError")
+    off = measure_candidate(
+        bare, contract, rows, task="multiclass", gate=GateSection(latency_rows=0)
+    )
+    assert off == (None, None)
+    latency, error = measure_candidate(
+        fit(FEATURES), contract, rows.head(0), task="multiclass", gate=GateSection()
+    )
+    assert latency is None and error == "the test set has no rows"
