@@ -124,6 +124,8 @@ class _Console:
             self._status = None
 
     def summary(self, result: RunResult) -> None:
+        from rich.markup import escape as markup
+
         ran, cached = len(result.ran), len(result.cached)
         self.console.print(
             f"[bold]{result.project}[/]: {ran} step{'s' if ran != 1 else ''} ran, "
@@ -134,6 +136,12 @@ class _Console:
             self.console.print(
                 f"  {label}: [{colour}]{report.valid_rows:,} valid, {report.invalid_rows:,} invalid[/]"
             )
+        for name, reason in result.excluded_features.items():
+            self.console.print(
+                f"  [yellow]left out of the model[/]: '{name}' leaks the target "
+                "(keep it with features.allow_leaky)"
+            )
+            self.console.print(f"    [dim]- {markup(reason)}[/]")
         reg = result.registration
         if reg is not None:
             d = reg.decision
@@ -144,7 +152,7 @@ class _Console:
                 f"  model: {reg.model_name} version {reg.version}, {d.metric} {d.candidate:.4f}: {verdict}"
             )
             for reason in d.reasons:
-                self.console.print(f"    [dim]- {reason}[/]")
+                self.console.print(f"    [dim]- {markup(reason)}[/]")
         for name, path in result.outputs.items():
             self.console.print(f"  [dim]{name:<18}[/] {_shown(path)}", soft_wrap=True)
 
@@ -299,11 +307,19 @@ def _version_row(v: Any) -> dict[str, Any]:
         "aliases": v.aliases,
         "created": v.created.isoformat(timespec="seconds"),
         "gate": v.tags.get("modelyard.gate", ""),
+        "p99_ms": _float_tag(v.tags.get("modelyard.latency.p99_ms")),
         "metrics": {
             k: round(val, 6) for k, val in sorted(v.metrics.items()) if k.startswith("test_")
         },
         "run_id": v.run_id,
     }
+
+
+def _float_tag(text: str | None) -> float | None:
+    try:
+        return None if text is None else float(text)
+    except ValueError:
+        return None
 
 
 @models.command(name="list")
@@ -324,13 +340,14 @@ def models_list(config_path: Path, model_name: str | None, as_json: bool) -> Non
     from rich.table import Table
 
     table = Table(title=f"{registry.model_name} ({registry.tracking_uri})")
-    for col in ("version", "aliases", "created", "gate", "test metrics"):
+    for col in ("version", "aliases", "created", "gate", "p99 ms", "test metrics"):
         table.add_column(col)
     for r in rows:
         metrics = ", ".join(
             f"{k.removeprefix('test_')}={v:.4g}" for k, v in list(r["metrics"].items())[:4]
         )
-        table.add_row(r["version"], ", ".join(r["aliases"]), r["created"], r["gate"], metrics)
+        p99 = "" if r["p99_ms"] is None else f"{r['p99_ms']:.3g}"
+        table.add_row(r["version"], ", ".join(r["aliases"]), r["created"], r["gate"], p99, metrics)
     Console().print(table)
 
 
@@ -356,11 +373,25 @@ def models_show(config_path: Path, version: str, model_name: str | None, as_json
 @click.argument("version")
 @click.option("--reason", required=True, help="Why (recorded in the audit log).")
 @click.option("--model", "model_name", help="Registered model name (default: the project's).")
-def models_promote(config_path: Path, version: str, reason: str, model_name: str | None) -> None:
-    """Make VERSION the champion by hand (audited)."""
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Promote a version the promotion gate refused (the audit log records it as forced).",
+)
+def models_promote(
+    config_path: Path, version: str, reason: str, model_name: str | None, force: bool
+) -> None:
+    """Make VERSION the champion by hand (audited).
+
+    A version the promotion gate refused needs --force.
+    """
     registry = _project(config_path).registry(model_name)
-    info = registry.promote(version, reason=reason, command=" ".join(["modelyard", *sys.argv[1:]]))
-    click.echo(f"{registry.model_name} version {info.version} is now the champion")
+    info = registry.promote(
+        version, reason=reason, command=" ".join(["modelyard", *sys.argv[1:]]), force=force
+    )
+    forced = info.tags.get("modelyard.gate") in ("rejected", "interrupted")
+    note = " (forced past the promotion gate)" if forced else ""
+    click.echo(f"{registry.model_name} version {info.version} is now the champion{note}")
 
 
 @models.command(name="rollback")
@@ -382,9 +413,10 @@ def models_rollback(config_path: Path, reason: str, model_name: str | None) -> N
 def models_history(config_path: Path, model_name: str | None) -> None:
     """The audit log: every alias move, when, why, from and to which version, by which command."""
     for entry in _project(config_path).registry(model_name).history():
+        action = f"{entry.action} (forced)" if entry.forced else entry.action
         click.echo(
             f"{entry.time}  {entry.alias:<10} {entry.from_version or '-':>4} -> {entry.to_version or '-':<4}"
-            f"  {entry.action:<8} {entry.user}: {entry.reason}  [{entry.command}]"
+            f"  {action:<8} {entry.user}: {entry.reason}  [{entry.command}]"
         )
 
 

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
     from modelyard.compute import Executor
     from modelyard.data.contract import DataContract
+    from modelyard.data.leakage import ModelingContract
     from modelyard.data.profile import Profile
     from modelyard.data.validation import ValidationReport, ValidationResult
     from modelyard.engine.events import Progress
@@ -129,9 +130,18 @@ def profile(validated: ValidationResult, contract: DataContract, config: Project
     return run_profile(validated.valid, contract, config.profile, seed=config.seed)
 
 
+def modeling_contract(
+    contract: DataContract, profile: Profile, allow_leaky: list[str]
+) -> ModelingContract:
+    """The contract the modeling steps use: columns with a critical leakage alert left out."""
+    from modelyard.data.leakage import modeling_contract as exclude_leaky
+
+    return exclude_leaky(contract, profile.alerts, allow_leaky=allow_leaky)
+
+
 def split(
     validated: ValidationResult,
-    contract: DataContract,
+    modeling: ModelingContract,
     config: ProjectConfig,
     validated_test: ValidationResult | None = None,
 ) -> Split:
@@ -139,12 +149,12 @@ def split(
     from modelyard.modeling.stages import split_data
 
     test = validated_test.valid if validated_test is not None else None
-    return split_data(validated.valid, test, contract, config.split, config.seed)
+    return split_data(validated.valid, test, modeling.contract, config.split, config.seed)
 
 
 def explore(
     split: Split,
-    contract: DataContract,
+    modeling: ModelingContract,
     config: ProjectConfig,
     reproducible: bool,
     pruning: bool,
@@ -155,6 +165,7 @@ def explore(
     """Cross-validate the portfolio of every candidate family into a leaderboard."""
     from modelyard.modeling.stages import explore_models
 
+    contract = modeling.contract
     return explore_models(
         split, contract, config.features, config.split, config.models, config.seed, executor,
         reproducible=reproducible, pruning=pruning, memo=memo, report=progress.update,
@@ -163,7 +174,7 @@ def explore(
 
 def tune(
     split: Split,
-    contract: DataContract,
+    modeling: ModelingContract,
     exploration: Exploration,
     config: ProjectConfig,
     executor: Executor,
@@ -173,6 +184,7 @@ def tune(
     """Tune the best families with Optuna, trials in parallel, within the budget left."""
     from modelyard.modeling.stages import tune_models
 
+    contract = modeling.contract
     return tune_models(
         split, contract, exploration, config.features, config.split, config.models,
         config.tuning, config.seed, executor, memo=memo, report=progress.update,
@@ -181,7 +193,7 @@ def tune(
 
 def train(
     split: Split,
-    contract: DataContract,
+    modeling: ModelingContract,
     exploration: Exploration,
     tuning: Tuning,
     config: ProjectConfig,
@@ -191,6 +203,7 @@ def train(
     """Blend the best models into a weighted ensemble and refit it on all training rows."""
     from modelyard.modeling.stages import train_final
 
+    contract = modeling.contract
     return train_final(
         split, contract, exploration, tuning, config.features, config.models,
         config.evaluation, config.seed, executor, progress.update,
@@ -198,11 +211,12 @@ def train(
 
 
 def evaluate(
-    trained: TrainedModel, split: Split, contract: DataContract, config: ProjectConfig
+    trained: TrainedModel, split: Split, modeling: ModelingContract, config: ProjectConfig
 ) -> Evaluation:
     """Score the model once on the hold-out test set."""
     from modelyard.modeling.stages import evaluate_model
 
+    contract = modeling.contract
     return evaluate_model(trained, split, contract, config.models, config.evaluation, config.seed)
 
 
@@ -210,7 +224,7 @@ def register(
     trained: TrainedModel,
     evaluation: Evaluation,
     split: Split,
-    contract: DataContract,
+    modeling: ModelingContract,
     validated: ValidationResult,
     exploration: Exploration,
     tuning: Tuning,
@@ -224,6 +238,7 @@ def register(
     from modelyard.modeling.stages import Problem
     from modelyard.ops.promotion import register_and_gate
 
+    contract = modeling.contract
     problem = Problem.of(contract, config.models)
     test_X, test_y, _ = problem.xy(split.test)
     reports = [validated.report] + ([validated_test.report] if validated_test else [])
@@ -248,7 +263,8 @@ def register(
             "choice.json": trained.choice.model_dump_json(indent=2),
         },
         tags=tags, data_valid=all(r.invalid_fraction <= r.max_invalid_fraction for r in reports),
-        command=command,
+        command=command, test_rows=split.test, test_metrics=evaluation.metrics,
+        leakage_alerts=modeling.leakage_alerts,
     )  # fmt: skip
     from modelyard.ops.tracking import log_child_runs
 
@@ -380,12 +396,20 @@ def build_pipeline(
 
 
 def _modeling_steps(config: ProjectConfig, *, with_test: bool, command: str) -> list[Step]:
-    """split -> explore -> tune -> train -> evaluate -> register (each keyed by what it uses)."""
+    """modeling_contract -> split -> explore -> tune -> train -> evaluate -> register (each keyed
+    by what it uses)."""
     test_input = {"validated_test": "validate_test"} if with_test else {}
-    base = {"split": "split", "contract": "contract"}
+    base = {"split": "split", "modeling": "modeling_contract"}
     return [
         Step(
-            "split", split, inputs={"validated": "validate", "contract": "contract", **test_input},
+            "modeling_contract", modeling_contract,
+            inputs={"contract": "contract", "profile": "profile"},
+            params={"allow_leaky": list(config.features.allow_leaky)}, version=STEP_VERSION,
+            description="leave columns that leak the target out of the model",
+        ),
+        Step(
+            "split", split,
+            inputs={"validated": "validate", "modeling": "modeling_contract", **test_input},
             params={"config": _only(config, "split")}, version=STEP_VERSION,
             description="hold out the test set",
         ),
@@ -444,6 +468,8 @@ class RunResult:
     outputs: dict[str, Path] = field(default_factory=dict)
     validation: dict[str, ValidationReport] = field(default_factory=dict)
     registration: Registration | None = None
+    excluded_features: dict[str, str] = field(default_factory=dict)
+    """Columns left out of the model because they leak the target -> the profile's alert."""
     _outcome: RunOutcome | None = field(default=None, repr=False)
 
     @property
@@ -476,6 +502,7 @@ class RunResult:
             ],
             "outputs": {k: str(v) for k, v in self.outputs.items()},
             "validation": {k: v.model_dump(mode="json") for k, v in self.validation.items()},
+            "excluded_features": dict(self.excluded_features),
             "registration": self.registration.model_dump(mode="json")
             if self.registration
             else None,
@@ -751,6 +778,9 @@ class Project:
                 out / "evaluation.json", outcome.output("evaluate").model_dump_json(indent=2)
             )
             result.outputs["evaluate"] = out / "evaluation.json"
+        if "modeling_contract" in done:
+            modeling: ModelingContract = outcome.output("modeling_contract")
+            result.excluded_features = {x.name: x.reason for x in modeling.excluded}
         if "register" in done:
             result.registration = outcome.output("register")
         if "profile" in done:
@@ -778,6 +808,7 @@ class Project:
             project=self.config.name, profile=part("profile"), validation=result.validation,
             split=part("split"), exploration=part("explore"), tuning=part("tune"),
             trained=part("train"), evaluation=part("evaluate"), registration=result.registration,
+            modeling=part("modeling_contract"),
         )  # fmt: skip
         out = self.config.output_dir
         html, data = render_run_html(report), run_report_json(report)

@@ -41,7 +41,8 @@ def test_quickstart_runs_end_to_end_then_comes_from_the_cache(quickstart: Path) 
     result = json.loads(first.stdout)
     assert [s["status"] for s in result["steps"]] == ["ran"] * len(result["steps"])
     assert [s["name"] for s in result["steps"]] == [
-        "ingest", "contract", "validate", "profile", "split", "explore", "tune", "train", "evaluate", "register",
+        "ingest", "contract", "validate", "profile", "modeling_contract", "split", "explore", "tune",
+        "train", "evaluate", "register",
     ]  # fmt: skip
     assert (quickstart / "contract.yaml").is_file()
     assert (quickstart / "modelyard-out" / "profile.html").is_file()
@@ -55,7 +56,7 @@ def test_quickstart_runs_end_to_end_then_comes_from_the_cache(quickstart: Path) 
     second = modelyard("run", cwd=quickstart)
     assert second.returncode == 0, second.stderr
     assert "0 steps ran" in second.stderr
-    assert "10 cached" in second.stderr
+    assert "11 cached" in second.stderr
 
     listed = json.loads(modelyard("models", "list", "--json", cwd=quickstart).stdout)
     assert [(v["version"], v["aliases"]) for v in listed] == [("1", ["champion"])]

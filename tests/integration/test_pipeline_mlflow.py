@@ -109,8 +109,12 @@ def test_a_worse_model_is_not_promoted_and_rollback_restores_the_previous_champi
     registry = Project.from_yaml(folder / "modelyard.yaml").registry()
     assert registry.champion().version == "1"
     assert registry.challenger().version == "2"
-    # promote the worse one by hand, then roll back
-    registry.promote("2", reason="trying it", command="test")
+    # promote the worse one by hand (the gate refused it: --force), then roll back
+    from modelyard.errors import ModelyardError
+
+    with pytest.raises(ModelyardError, match="refused by the promotion gate"):
+        registry.promote("2", reason="trying it", command="test")
+    registry.promote("2", reason="trying it", command="test", force=True)
     assert registry.champion().version == "2"
     registry.rollback(command="test rollback")
     assert registry.champion().version == "1"
@@ -122,6 +126,9 @@ def test_a_worse_model_is_not_promoted_and_rollback_restores_the_previous_champi
     assert ("champion", None, "1", "gate") in moves
     assert ("challenger", None, "2", "gate") in moves
     assert ("champion", "1", "2", "promote") in moves
+    assert [e["forced"] for e in log if e["action"] == "promote" and e["alias"] == "champion"] == [
+        True
+    ]
     assert moves[-1][:3] == ("champion", "2", "1") and moves[-1][3] == "rollback"
 
 

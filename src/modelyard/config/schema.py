@@ -471,6 +471,12 @@ class FeaturesSection(Section):
     applied first, at training and at prediction time alike."""
     selection: FeatureSelection = Field(default_factory=FeatureSelection)
     """Feature selection."""
+    allow_leaky: list[str] = Field(default_factory=list)
+    """Columns kept as features although the data profile raises a *critical* leakage alert on
+    them (they (almost) determine the target). By default such a column is left out of the
+    model and the run report says so; list it here only when it is really known at prediction
+    time. The promotion gate still refuses an implausibly perfect model that uses it (see
+    ``gate.allow_perfect_score``)."""
 
     @field_validator("custom")
     @classmethod
@@ -635,6 +641,34 @@ class GateSection(Section):
     """Margin by which it must beat the current champion on the same test data."""
     require_valid_data: bool = True
     """Refuse promotion if validation of the training or test data failed its limits."""
+    champion_not_comparable: Literal["refuse", "skip"] = "refuse"
+    """What to do when the champion cannot be scored on the new test data (it takes a column
+    the data no longer has, its inputs no longer parse, or it uses a column now excluded as
+    leakage): ``refuse`` keeps the champion and registers the candidate as the challenger
+    (promote it by hand with ``modelyard models promote VERSION --force``); ``skip`` drops the
+    champion check and lets the other checks decide."""
+    perfect_score: float = Field(default=0.999, gt=0, le=1)
+    """A test ``roc_auc``, ``pr_auc``, ``accuracy``, ``f1``, ``f1_macro`` or ``r2`` at or above
+    this is implausibly perfect: while a leakage alert of the data profile stands on one of the
+    model's inputs, the gate refuses such a model (unless ``allow_perfect_score``)."""
+    allow_perfect_score: bool = False
+    """Let an implausibly perfect model be promoted although a leakage alert stands on one of
+    its inputs (a target that really is that easy to predict)."""
+    max_p99_ms: float | None = Field(default=None, gt=0)
+    """Latency ceiling: the 99th percentile, in milliseconds, of single-row predictions through
+    the serving path (record check + features + model, no HTTP), measured at register time on
+    ``latency_rows`` rows of the test set. ``null``: measured and recorded, not enforced."""
+    latency_rows: int = Field(default=200, ge=0)
+    """Test rows predicted one at a time to measure the latency (after a short warm-up);
+    ``0`` skips the measurement (``max_p99_ms`` must then be unset)."""
+
+    @model_validator(mode="after")
+    def _latency_needs_rows(self) -> GateSection:
+        if self.max_p99_ms is not None and self.latency_rows == 0:
+            raise ValueError(
+                "gate.max_p99_ms needs a latency measurement: set gate.latency_rows above 0"
+            )
+        return self
 
 
 class PredictionLogSection(Section):

@@ -15,7 +15,7 @@ the same on every executor and any number of workers.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -321,7 +321,7 @@ def explore_models(
     return Exploration(board, oof)
 
 
-def _available(candidates: list[str]) -> list[str]:
+def _available(candidates: Sequence[str]) -> list[str]:
     """The candidates whose library is installed; a missing extra is skipped when the list is
     the default, and an error when the user asked for it (see ``models.candidates``)."""
     from modelyard.modeling.zoo import family

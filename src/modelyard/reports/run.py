@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from modelyard.data.leakage import LeakyColumn, ModelingContract
 from modelyard.data.profile import Alert, Profile
 from modelyard.data.validation import ValidationReport
 from modelyard.modeling.evaluate import Evaluation
@@ -38,6 +39,7 @@ from modelyard.modeling.search.ensemble import Member
 from modelyard.modeling.search.results import Leaderboard, LeaderboardRow, SearchInfo
 from modelyard.modeling.search.tune import TuningResult
 from modelyard.ops.gate import GateDecision
+from modelyard.ops.serving.latency import Latency
 from modelyard.reports.html import (
     PlotSeries,
     badge,
@@ -129,6 +131,15 @@ class DataSummary(_Model):
     validation: dict[str, ValidationSummary] = Field(default_factory=dict)
 
 
+class FeaturesSummary(_Model):
+    """Columns a critical leakage alert names: left out of the model, or kept on request."""
+
+    excluded: list[LeakyColumn]
+    """Left out of the model (``features.allow_leaky`` keeps one)."""
+    allowed: list[LeakyColumn]
+    """Kept as features by ``features.allow_leaky``."""
+
+
 class SplitSummary(_Model):
     method: str
     description: str
@@ -193,6 +204,8 @@ class RegistrationSummary(_Model):
     alias: str
     """``champion`` when the gate promoted the model, else ``challenger``."""
     decision: GateDecision
+    latency: Latency | None = None
+    """Single-row prediction latency through the serving path, measured at register time."""
 
 
 class RunReport(_Model):
@@ -203,6 +216,8 @@ class RunReport(_Model):
     created: str
     """When the report was built, ISO 8601 in UTC."""
     data: DataSummary | None = None
+    features: FeaturesSummary | None = None
+    """Columns left out of the model because they leak the target (``None``: none flagged)."""
     split: SplitSummary | None = None
     leaderboard: LeaderboardSummary | None = None
     tuning: list[TuningSummary] | None = None
@@ -311,6 +326,7 @@ def build_run_report(
     evaluation: Evaluation | None,
     registration: Registration | None,
     created: datetime | None = None,
+    modeling: ModelingContract | None = None,
 ) -> RunReport:
     """Gather the results of one run into a :class:`RunReport`; pass ``None`` (or ``{}``) for
     the stages that did not run. ``created`` defaults to now (UTC)."""
@@ -330,10 +346,14 @@ def build_run_report(
             profile=_profile_summary(profile) if profile is not None else None,
             validation={k: _validation_summary(v) for k, v in validation.items()},
         )
+    features = None
+    if modeling is not None and (modeling.excluded or modeling.allowed):
+        features = FeaturesSummary(excluded=modeling.excluded, allowed=modeling.allowed)
     return RunReport(
         project=project,
         created=when.isoformat().replace("+00:00", "Z"),
         data=data,
+        features=features,
         split=(
             SplitSummary(
                 method=split.method,
@@ -399,6 +419,7 @@ def build_run_report(
                 previous_champion=registration.previous_champion,
                 alias="champion" if registration.decision.promote else "challenger",
                 decision=registration.decision,
+                latency=registration.latency,
             )
             if registration is not None
             else None
@@ -657,7 +678,31 @@ def _data(r: RunReport) -> str:
             f'<span class="muted">per-column statistics, distributions, correlations '
             f"({escape(p.link)}, beside this report)</span></p>"
         )
+    parts.append(_features(r))
     return _section("data", "Data and quality", "".join(parts))
+
+
+def _features(r: RunReport) -> str:
+    f = r.features
+    if f is None:
+        return ""
+    items = "".join(
+        f'<li data-excluded="{escape(x.name)}">{badge("left out", "critical")}'
+        f"{badge('leakage', 'kind')}<span><b>{escape(x.name)}</b>: {escape(x.reason)}. "
+        f"Keep it with <code>features.allow_leaky: [{escape(x.name)}]</code>.</span></li>"
+        for x in f.excluded
+    ) + "".join(
+        f'<li data-allowed="{escape(x.name)}">{badge("kept", "warning")}'
+        f"{badge('leakage', 'kind')}<span><b>{escape(x.name)}</b>: {escape(x.reason)}. "
+        "Kept as a feature by <code>features.allow_leaky</code>.</span></li>"
+        for x in f.allowed
+    )
+    return (
+        '<h3 class="sub">Columns that leak the target</h3>'
+        '<p class="muted">A critical leakage alert of the profile names them: the model is '
+        "trained without them unless features.allow_leaky keeps them.</p>"
+        f'<ul class="alerts" id="leaky-columns">{items}</ul>'
+    )
 
 
 def _split(r: RunReport) -> str:
@@ -737,7 +782,7 @@ def _leaderboard(r: RunReport) -> str:
             f"<td><b>{escape(row.name)}</b>{mark}</td>"
             f"{_num(row.mean, _ptr(*base, 'mean'), 'mean', column=row.name)}"
             f'{_num(row.std, _ptr(*base, "std"), "std", column=row.name, text="± " + fmt(row.std))}'
-            f"<td>{_whisker(row.mean, row.std, lo, hi, row.name == chosen)}</td>"
+            f"<td>{_whisker(row.mean, row.std, lo, hi, chosen)}</td>"
             f'<td class="muted small">{escape(folds)}</td>'
             f"{_num(row.fit_seconds, _ptr(*base, 'fit_seconds'), 'fit_seconds', column=row.name, text=(fmt(row.fit_seconds) + ' s') if row.fit_seconds is not None else None)}"
             f"{status}</tr>"
@@ -1147,11 +1192,21 @@ def _gate(r: RunReport) -> str:
         + _tile(f"Champion {_metric_name(d.metric)}",
                 _num(d.champion, _ptr(*base, "champion"), "champion", tag="div", cls="v",
                      text=None if d.champion is not None else "none"),
-                sub=f"version {escape(reg.previous_champion)}, same test rows"
+                sub=(f"version {escape(reg.previous_champion)}, same test rows"
+                     if d.champion_comparable else
+                     f"version {escape(reg.previous_champion)}, not comparable")
                 if reg.previous_champion else "no champion yet")
         + _tile("Margin", _num(d.margin, _ptr(*base, "margin"), "margin", tag="div", cls="v"),
                 sub="improvement in the good direction")
     )  # fmt: skip
+    if reg.latency is not None:
+        lat = reg.latency
+        tiles += _tile(
+            "p99 latency (ms)",
+            _num(lat.p99_ms, _ptr("registration", "latency", "p99_ms"), "p99_ms", tag="div",
+                 cls="v"),
+            sub=f"{lat.rows} single rows, " + ("fast path" if lat.fast_path else "pipeline"),
+        )  # fmt: skip
     reasons = "".join(f"<li><span>{escape(x)}</span></li>" for x in d.reasons)
     details = (
         f"<tr><td>Registered model</td><td>{escape(reg.model_name)}</td></tr>"

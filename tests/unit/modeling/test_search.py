@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from sklearn.model_selection import GroupKFold, StratifiedKFold
@@ -117,10 +116,8 @@ def test_exploration_gives_the_same_leaderboard_in_any_completion_order() -> Non
     finally:
         shuffled.close()
     assert _comparable(again) == _comparable(board)
-    assert (
-        board.rows[0].family != "dummy"
-        and board.rows[-1].family == "dummy"
-        or any(r.state == "pruned" for r in board.rows)
+    assert (board.rows[0].family != "dummy" and board.rows[-1].family == "dummy") or any(
+        r.state == "pruned" for r in board.rows
     )
     assert oof.predictions.keys() == oof_again.predictions.keys()
     for key, value in oof.predictions.items():

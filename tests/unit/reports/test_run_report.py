@@ -14,6 +14,7 @@ from typing import Any
 import polars as pl
 import pytest
 
+from modelyard.compute import open_executor
 from modelyard.config.schema import (
     ColumnRoles,
     ContractSection,
@@ -34,7 +35,6 @@ from modelyard.modeling.evaluate import (
     Importance,
     SliceMetrics,
 )
-from modelyard.compute import open_executor
 from modelyard.modeling.search.ensemble import Choice, Member
 from modelyard.modeling.search.results import Leaderboard, LeaderboardRow, OutOfFold
 from modelyard.modeling.search.tune import TrialRecord, TuningResult
@@ -279,6 +279,42 @@ def test_a_data_only_run_has_no_modeling_sections(titanic: Results) -> None:
         assert doc[key] is None
     assert doc["created"] == "2026-11-03T12:00:00Z"
     assert doc["data"]["validation"]["train"]["quarantined"] == 0
+
+
+def test_columns_left_out_for_leakage_and_the_latency_are_reported(titanic: Results) -> None:
+    from modelyard.data.contract import ColumnContract, DataContract
+    from modelyard.data.leakage import LeakyColumn, ModelingContract
+    from modelyard.ops.serving.latency import Latency
+
+    reason = "'alive' (almost) determines the target 'survived' (Goodman-Kruskal λ = 1.0000)"
+    modeling = ModelingContract(
+        contract=DataContract(columns=[ColumnContract(name="alive", type="str", role="leakage")]),
+        excluded=[LeakyColumn(name="alive", reason=reason)],
+        allowed=[LeakyColumn(name="who", reason="'who' <b>leaks</b>")],
+    )
+    reg = registration(titanic.evaluation, promote=True, champion=None)
+    reg.latency = Latency(
+        rows=179, p50_ms=0.41, p99_ms=4.92, max_ms=6.5, fast_path=True, note="compiled"
+    )
+    report = build_run_report(
+        project="titanic", profile=titanic.profile, validation={"train": titanic.validation},
+        split=titanic.split, leaderboard=titanic.leaderboard, tuning=titanic.tuning,
+        trained=titanic.trained, evaluation=titanic.evaluation, registration=reg,
+        created=CREATED, modeling=modeling,
+    )  # fmt: skip
+    doc = json.loads(run_report_json(report))
+    assert doc["features"]["excluded"] == [{"name": "alive", "reason": reason}]
+    assert doc["registration"]["latency"]["p99_ms"] == 4.92
+    html = render_run_html(report)
+    assert check_report_against_json(html, doc) > 5
+    assert 'data-excluded="alive"' in html and 'data-allowed="who"' in html
+    assert "features.allow_leaky: [alive]" in html
+    assert "&lt;b&gt;leaks&lt;/b&gt;" in html  # escaped
+    assert 'data-path="/registration/latency/p99_ms"' in html
+    assert html.index('id="leaky-columns"') < html.index('<section id="split">')
+    # nothing flagged: no part of the page about it
+    plain = titanic.report("titanic")
+    assert plain.features is None and 'id="leaky-columns"' not in render_run_html(plain)
 
 
 def test_an_empty_report_renders() -> None:

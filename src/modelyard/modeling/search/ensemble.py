@@ -140,7 +140,7 @@ def choose(
     from modelyard.errors import ModelyardError
 
     ranked = [r for r in rows if r.ok and r.key in oof.predictions]
-    ranked.sort(key=lambda r: -r.mean if greater_is_better else r.mean)  # type: ignore[operator]
+    ranked.sort(key=lambda r: -(r.mean or 0.0) if greater_is_better else (r.mean or 0.0))
     if not ranked:
         errors = "; ".join(f"{r.name}: {r.error}" for r in rows if r.error)[:500]
         raise ModelyardError(
@@ -268,7 +268,7 @@ class WeightedEnsemble(BaseEstimator):  # type: ignore[misc]
                 proba = full
             total = weight * proba if total is None else total + weight * proba
         assert total is not None
-        return total
+        return np.asarray(total, dtype=np.float64)
 
     def predict(self, X: Any) -> np.ndarray:
         if self.classes is not None:
@@ -279,4 +279,4 @@ class WeightedEnsemble(BaseEstimator):  # type: ignore[misc]
             pred = weight * np.asarray(estimator.predict(X), dtype=np.float64)
             total = pred if total is None else total + pred
         assert total is not None
-        return total
+        return np.asarray(total, dtype=np.float64)

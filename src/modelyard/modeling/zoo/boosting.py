@@ -90,7 +90,7 @@ class LightGBM(_Boosted):
         import lightgbm as lgb
 
         # keyword-only LightGBM parameters must be set here to be settable later
-        extra = {"deterministic": True, "verbose": -1, "extra_trees": False}
+        extra: dict[str, Any] = {"deterministic": True, "verbose": -1, "extra_trees": False}
         if is_classification(task):
             return lgb.LGBMClassifier(random_state=seed, **extra)
         return lgb.LGBMRegressor(random_state=seed, **extra)
@@ -113,6 +113,7 @@ class LightGBM(_Boosted):
         stop = [
             lgb.early_stopping(self.patience, first_metric_only=True, verbose=False, min_delta=gain)
         ]
+        kwargs: dict[str, Any]
         if "eval_X" in inspect.signature(estimator.fit).parameters:  # LightGBM >= 4.7
             kwargs = {"eval_X": (valid[0],), "eval_y": (valid[1],)}
         else:

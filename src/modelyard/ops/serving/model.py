@@ -384,6 +384,22 @@ def probe_rows(contract: DataContract, features: list[str]) -> list[dict[str, An
 
 
 def _compile(served: ServedModel, pyfunc: Any) -> None:
+    try:
+        example = pyfunc.input_example
+    except Exception:
+        example = None
+    extra = None
+    if example is not None:
+        extra = [
+            {f: _none_if_nan(rec.get(f)) for f in served.features}
+            for rec in example.to_dict("records")
+        ]
+    compile_served(served, extra)
+
+
+def compile_served(served: ServedModel, extra_rows: list[dict[str, Any]] | None = None) -> None:
+    """Compile the fast path of ``served`` and keep it only if it matches the pipeline
+    bit-for-bit on the probe rows (plus ``extra_rows``); ``fast_reason`` says what happened."""
     pre = served.pipeline.steps[0][1] if len(served.pipeline.steps) == 2 else None
     if pre is None:
         served.fast_reason = "the pipeline is not (features, model)"
@@ -398,14 +414,7 @@ def _compile(served: ServedModel, pyfunc: Any) -> None:
         served.fast_reason = f"pipeline path: compile error {type(exc).__name__}: {exc}"
         log.warning("fast path compile failed: %s", exc)
         return
-    rows = probe_rows(served.contract, served.features)
-    try:
-        example = pyfunc.input_example
-    except Exception:
-        example = None
-    if example is not None:
-        for rec in example.to_dict("records"):
-            rows.append({f: _none_if_nan(rec.get(f)) for f in served.features})
+    rows = probe_rows(served.contract, served.features) + list(extra_rows or [])
     try:
         fast = compiled(rows)
         slow = pre.transform(served.frame(rows))
