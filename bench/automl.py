@@ -3,6 +3,7 @@ scikit-learn's HistGradientBoosting floor, on the same splits and the same wall-
 
     uv run python bench/automl.py                                  # all 7 datasets, all tools
     uv run python bench/automl.py --datasets penguins,titanic --budget 20 --out r.json
+    uv run --all-extras python bench/automl.py --datasets adult --scaling 10   # executors
 
 Each dataset is split once (seeded; the given adult.data/adult.test; a time split for bike
 sharing) into ``train.csv`` and ``test.csv`` that every tool reads, so all see the same rows and
@@ -424,6 +425,95 @@ def _modelyard_search(out: Path) -> dict[str, Any]:
     return {"chosen": choice.get("name"), "reason": choice.get("reason"), "tuning": tuning}
 
 
+SCALING_SETUPS: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("serial", {"executor": "serial"}),
+    ("local, 1 worker", {"executor": "local", "workers": 1}),
+    ("local, 2 workers", {"executor": "local", "workers": 2}),
+    ("dask, 2 worker processes", {"executor": "dask", "workers": 2}),
+)
+"""How the scaling table runs the same reproducible search (a LocalCluster of 2 processes,
+one thread each, for Dask)."""
+
+
+def run_scaling(split: Split, n_trials: int, kill_after: float) -> list[dict[str, Any]]:
+    """The same search (``tuning.n_trials``, so exactly reproducible) on each executor of
+    :data:`SCALING_SETUPS`: explore + tune seconds, and whether the leaderboard, the tuned
+    parameters and the chosen model equal serial's."""
+    ds = split.dataset
+    rows: list[dict[str, Any]] = []
+    reference: Any = None
+    for label, compute in SCALING_SETUPS:
+        project = split.folder / f"scaling-{compute['executor']}-{compute.get('workers', 1)}"
+        shutil.rmtree(project, ignore_errors=True)
+        project.mkdir()
+        shutil.copyfile(split.train, project / "train.csv")
+        shutil.copyfile(split.test, project / "test.csv")
+        cli = modelyard_command()
+        subprocess.run([*cli, "init", "train.csv", "--target", ds.target], cwd=project,
+                       capture_output=True, text=True, check=True)  # fmt: skip
+        edit_modelyard_yaml(project / "modelyard.yaml", ds, None)
+        config = yaml.safe_load((project / "modelyard.yaml").read_text())
+        config.setdefault("tuning", {})["n_trials"] = n_trials
+        config["compute"] = compute
+        (project / "modelyard.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+        log = project / "run.log"
+        code, _ = run_logged([*cli, "run", "--until", "train"], cwd=project, log=log,
+                                kill_after=kill_after)  # fmt: skip
+        if code != 0:
+            rows.append({"setup": label, "status": "failed", "log_tail": tail(log)})
+            continue
+        out = project / "modelyard-out"
+        steps = {
+            s["name"]: s["seconds"] for s in json.loads((out / "run.json").read_text())["steps"]
+        }
+        report = json.loads((out / "report.json").read_text())
+        outcome = _search_outcome(report)
+        if reference is None:
+            reference = outcome
+        rows.append({
+            "setup": label, "status": "ok", "explore": steps.get("explore", 0.0),
+            "tune": steps.get("tune", 0.0), "train": steps.get("train", 0.0),
+            "identical_to_serial": outcome == reference, "chosen": report["choice"]["name"],
+            "cv_score": report["choice"]["score"],
+        })  # fmt: skip
+    return rows
+
+
+def _search_outcome(report: dict[str, Any]) -> Any:
+    """What must not depend on the executor: every configuration's scores and parameters, the
+    tuning histories, the chosen members and weights."""
+    board = [
+        (r["name"], r["state"], r["scores"], r["params"]) for r in report["leaderboard"]["rows"]
+    ]
+    tuning = [(t["name"], [(h["number"], h["value"], h["params"]) for h in t["history"]])
+              for t in report["tuning"] or []]  # fmt: skip
+    choice = report["choice"]
+    return board, tuning, choice["name"], choice["score"], choice["members"]
+
+
+def scaling_table(rows: list[dict[str, Any]]) -> str:
+    ok = [r for r in rows if r["status"] == "ok"]
+    one = next((r for r in ok if r["setup"] == "local, 1 worker"), None)
+    local2 = next((r for r in ok if r["setup"] == "local, 2 workers"), None)
+    lines = [f"{'setup':<26} {'explore s':>10} {'tune s':>8} {'train s':>8} {'explore+tune':>13} "
+             f"{'speed-up':>9}  identical to serial"]  # fmt: skip
+    for r in rows:
+        if r["status"] != "ok":
+            lines.append(f"{r['setup']:<26} FAILED {r.get('log_tail', '')[-200:]}")
+            continue
+        both = r["explore"] + r["tune"]
+        base = (one["explore"] + one["tune"]) if one else None
+        speed = f"x{base / both:.2f}" if base and both else "-"
+        lines.append(f"{r['setup']:<26} {r['explore']:>10.1f} {r['tune']:>8.1f} {r['train']:>8.1f} "
+                     f"{both:>13.1f} {speed:>9}  {'yes' if r['identical_to_serial'] else 'NO'}")  # fmt: skip
+    if local2 is not None:
+        dask = next((r for r in ok if r["setup"].startswith("dask")), None)
+        if dask is not None:
+            ratio = (dask["explore"] + dask["tune"]) / (local2["explore"] + local2["tune"])
+            lines.append(f"dask / local (2 workers): {ratio:.2f}")
+    return "\n".join(lines)
+
+
 def run_peer(
     tool: str, split: Split, python: str, budget: float, seed: int, kill_after: float
 ) -> dict[str, Any]:
@@ -612,9 +702,29 @@ def main(argv: list[str] | None = None) -> int:
         default=3600.0,
         help="kill a tool's run after this many seconds (recorded as failed)",
     )
+    p.add_argument(
+        "--scaling",
+        type=int,
+        default=0,
+        metavar="N_TRIALS",
+        help="instead of the peers: the same reproducible search (N_TRIALS per tuned family) "
+        "under serial, local 1 and 2 workers and dask, on the first dataset",
+    )
     a = p.parse_args(argv)
 
     names = [n for n in a.datasets.split(",") if n]
+    if a.scaling:
+        workdir = a.workdir or Path(tempfile.mkdtemp(prefix="modelyard-scaling-"))
+        workdir.mkdir(parents=True, exist_ok=True)
+        split = write_split(DATASETS[names[0]], workdir, a.seed)
+        rows = run_scaling(split, a.scaling, a.kill_after)
+        a.out.write_text(json.dumps({"scaling": rows, "dataset": names[0]}, indent=2))
+        print(f"{names[0]}: {split.info['train_rows']} train rows; {a.scaling} trials per tuned "
+              f"family; {os.cpu_count()} CPUs")  # fmt: skip
+        print(scaling_table(rows))
+        if a.workdir is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+        return 0 if all(r["status"] == "ok" and r["identical_to_serial"] for r in rows) else 1
     tools = [t for t in a.tools.split(",") if t]
     unknown = [n for n in names if n not in DATASETS] + [t for t in tools if t not in TOOLS]
     if unknown:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from sklearn.model_selection import GroupKFold, StratifiedKFold
@@ -295,3 +296,20 @@ def test_pruning_rule_is_rank_based_and_needs_enough_references(
         assert pruned
     # the same rule for a loss, mirrored
     assert worse_than_quantile(-score, [-r for r in refs], quantile, False, 4) == pruned
+
+
+@pytest.mark.timeout(180)
+def test_a_budget_ends_tuning_even_when_no_further_fit_fits() -> None:
+    """With a wall-clock budget there is no trial count: the deadline alone must end the
+    study (a loop once asked for trial after trial that could not start, for ever)."""
+    import time
+
+    data = _data("binary")
+    with open_executor("serial") as ex:
+        board, _ = _explore(ex, data)
+        results, rows, _ = tune(
+            data, ex.share(data), ex, families=["lightgbm", "linear"], warm=board.rows,
+            greater_is_better=True, seed=3, n_trials=None, deadline=time.monotonic() + 3.0,
+        )  # fmt: skip
+    assert all(r.stopped_by == "budget" for r in results)
+    assert 0 < len(rows) < 500

@@ -298,7 +298,7 @@ def test_columns_left_out_for_leakage_and_the_latency_are_reported(titanic: Resu
     )
     report = build_run_report(
         project="titanic", profile=titanic.profile, validation={"train": titanic.validation},
-        split=titanic.split, leaderboard=titanic.leaderboard, tuning=titanic.tuning,
+        split=titanic.split, exploration=titanic.exploration, tuning=titanic.tuning,
         trained=titanic.trained, evaluation=titanic.evaluation, registration=reg,
         created=CREATED, modeling=modeling,
     )  # fmt: skip

@@ -206,6 +206,10 @@ class WeightedEnsemble(BaseEstimator):  # type: ignore[misc]
     (positions in ``classes``), and ``classes_`` holds the labels.
     """
 
+    predict_is_argmax = True
+    """``predict`` is exactly ``classes_[argmax(predict_proba)]``: callers that need both may
+    compute the probabilities once."""
+
     def __init__(
         self,
         members: Sequence[tuple[str, Any]] = (),

@@ -155,7 +155,7 @@ def explore(
             mode="trials" if deterministic else "budget",
             allotted_seconds=allotted,
             seconds=time.monotonic() - started,
-            stopped_by="budget" if (evaluator.deadline_hit or stopped or skipped) else "done",
+            stopped_by="budget" if (evaluator.stopped_early or stopped or skipped) else "done",
             executor=executor.describe(),
             rows=data.n_rows,
             fits=evaluator.fits,

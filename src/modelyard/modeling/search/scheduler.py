@@ -161,6 +161,7 @@ class Evaluator:
         self.clock = clock
         self.outcomes: list[Outcome] = []
         self.deadline_hit = False
+        self._closing = False
         self.fits = 0
         """Fits run (results received)."""
         self.cached_fits = 0
@@ -204,10 +205,14 @@ class Evaluator:
 
     def _fill(self, source: Source, slots: int) -> None:
         while len(self._running) < slots:
+            if self.deadline is not None and self.clock() >= self.deadline:
+                return  # the loop stops everything
             if self._urgent:
                 outcome, fold = self._urgent.popleft()
             elif self._fresh:
                 outcome, fold = self._fresh.popleft()
+            elif self._closing:
+                return
             else:
                 config = source.ask()
                 if config is None:
@@ -217,6 +222,7 @@ class Evaluator:
             if outcome.state != "running" or fold in outcome.folds:
                 continue
             if not self._fits_before_deadline(outcome):
+                self._closing = True  # the budget cannot hold another fit: start nothing new
                 self._finish(outcome, "stopped", source, "not started: the budget ran out")
                 continue
             cached = self.memo.get(self._memo_key(outcome, fold)) if self.memo else None
@@ -297,6 +303,11 @@ class Evaluator:
                     self._running.pop(f, None)
         source.tell(outcome)
         self.report(outcome)
+
+    @property
+    def stopped_early(self) -> bool:
+        """The deadline ended the search (or left no room for another fit)."""
+        return self.deadline_hit or self._closing
 
     def _stop_everything(self, source: Source) -> None:
         self.deadline_hit = True

@@ -342,7 +342,7 @@ def tune(
     outcomes = evaluator.run(Interleave(sources))
     seconds = time.monotonic() - started
     stopped_by: Literal["done", "budget", "trials"] = (
-        "budget" if evaluator.deadline_hit or n_trials is None else "trials"
+        "budget" if evaluator.stopped_early or n_trials is None else "trials"
     )
     results = [s.result(seconds, stopped_by) for s in sources]
     return results, [row_of(o) for o in outcomes], OutOfFold.of(data, outcomes)

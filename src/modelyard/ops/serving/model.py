@@ -86,7 +86,10 @@ class ServedModel:
     def __post_init__(self) -> None:
         est = self.pipeline.steps[-1][1]
         self._estimator = est
-        self._argmax = type(est).__name__ in _ARGMAX_ESTIMATORS and self.classes is not None
+        argmax = type(est).__name__ in _ARGMAX_ESTIMATORS or getattr(
+            est, "predict_is_argmax", False
+        )
+        self._argmax = bool(argmax) and self.classes is not None
         self._types = {c.name: c.type for c in self.contract.columns}
         self.checker = RecordChecker(self.contract)
 
