@@ -94,6 +94,26 @@ def test_pipeline_registers_on_a_real_server_and_the_champion_loads_by_alias(
     loaded = np.array(json.loads(done.stdout.strip().splitlines()[-1]))
     np.testing.assert_allclose(loaded, expected, rtol=1e-12)
 
+    # every configuration the search tried is a child run of the pipeline's run
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(mlflow_server)
+    parent = client.get_run(reg.run_id)
+    children = client.search_runs(
+        [parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{reg.run_id}'"
+    )
+    board = result.output("explore").leaderboard
+    trials = result.output("tune").rows
+    assert len(children) == len(board.rows) + len(trials) > 2
+    by_name = {c.info.run_name: c for c in children}
+    best = board.best
+    assert best is not None
+    child = by_name[best.name]
+    assert child.data.metrics["cv_f1_macro"] == pytest.approx(best.mean)
+    assert child.data.tags["modelyard.stage"] == "explore"
+    assert child.info.status == "FINISHED"
+    assert {c.data.tags["modelyard.stage"] for c in children} == {"explore", "tune"}
+
 
 def test_a_worse_model_is_not_promoted_and_rollback_restores_the_previous_champion(
     shared_data: Path, tmp_path: Path
