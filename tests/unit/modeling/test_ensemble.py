@@ -144,3 +144,17 @@ def test_regression_ensemble_is_the_weighted_mean() -> None:
     np.testing.assert_allclose(ensemble.predict(X), 0.75 * a.predict(X) + 0.25 * b.predict(X))
     with pytest.raises(AttributeError):
         ensemble.predict_proba(X)
+
+
+def test_a_model_that_changes_no_ranking_collects_no_weight() -> None:
+    """For ROC AUC, averaging in a constant prediction changes no ranking; rounding noise once
+    let the dummy baseline take 0.89 of the weight on adult (calibration ruined)."""
+    oof, rows = _oof(n=2000, seed=3)
+    y = oof.y
+    constant = np.tile([0.76, 0.24], (len(y), 1))
+    oof.predictions["flat"] = constant
+    rows.append(LeaderboardRow(name="flat", family="linear", mean=0.5, std=0.0, key="flat"))
+    rows.append(LeaderboardRow(name="dummy", family="dummy", mean=0.5, std=0.0, key="flat"))
+    choice = choose(rows, oof, task="binary", metric="roc_auc", greater_is_better=True)
+    assert "flat" not in {m.key for m in choice.members}
+    assert all(m.family != "dummy" for m in choice.members)

@@ -82,12 +82,19 @@ class Selection:
     """The ensemble's score after each round."""
 
 
+TOLERANCE = 1e-7
+"""An addition must improve the score by more than this (relative) to count: averaging in a
+model that changes no ranking (the constant baseline, for ROC AUC) moves the score only by
+rounding noise, and must not collect weight."""
+
+
 def _better(a: float, b: float, greater_is_better: bool) -> bool:
     if math.isnan(b):
         return not math.isnan(a)
     if math.isnan(a):
         return False
-    return a > b if greater_is_better else a < b
+    margin = TOLERANCE * max(1.0, abs(b))
+    return a > b + margin if greater_is_better else a < b - margin
 
 
 def select(
@@ -139,7 +146,9 @@ def choose(
     """The final model's configurations and weights, chosen on out-of-fold predictions."""
     from modelyard.errors import ModelyardError
 
-    ranked = [r for r in rows if r.ok and r.key in oof.predictions]
+    # the baseline is what every model must beat, never part of one
+    ranked = [r for r in rows if r.ok and r.key in oof.predictions and r.family != "dummy"]
+    ranked = ranked or [r for r in rows if r.ok and r.key in oof.predictions]
     ranked.sort(key=lambda r: -(r.mean or 0.0) if greater_is_better else (r.mean or 0.0))
     if not ranked:
         errors = "; ".join(f"{r.name}: {r.error}" for r in rows if r.error)[:500]
