@@ -181,7 +181,7 @@ def test_only_json_bodies_are_read_as_json(
     assert res.status_code == (202 if route == "/feedback" and status == 200 else status)
     if status == 415:
         assert res.json()["reason"] == "unsupported_media_type"
-        assert content_type.split(";")[0] in res.json()["detail"]
+        assert content_type.split(";", maxsplit=1)[0] in res.json()["detail"]
 
 
 def test_violations_are_per_field(client: TestClient) -> None:
