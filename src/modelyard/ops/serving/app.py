@@ -26,11 +26,12 @@ counts as JSON; ``/invocations`` also takes ``text/csv``); type errors, missing 
 fields, the declared ``validation.checks`` of modelyard.yaml, an empty batch or a non-object
 record are 422 with one entry per broken rule (``{record, column, check, message}``); bodies
 over ``max_body_bytes`` (by ``Content-Length`` or while streaming a chunked body) and batches
-over ``max_batch_rows`` are 413 (``Connection: close``); a missing or wrong bearer token is
-401; more than ``max_concurrency`` requests in flight are shed with 503 + ``Retry-After``
-(``/health``, ``/ready``, ``/ping`` and ``/metrics`` are never shed). With ``lenient`` the
-offending values are treated as missing, the records are predicted and the violations are
-returned with each prediction (status ``flagged`` in the log).
+over ``max_batch_rows`` are 413 (the HTTP server discards the rest of the body: the
+connection stays usable); a missing or wrong bearer token is 401; more than
+``max_concurrency`` requests in flight are shed with 503 + ``Retry-After`` (``/health``,
+``/ready``, ``/ping`` and ``/metrics`` are never shed). With ``lenient`` the offending values
+are treated as missing, the records are predicted and the violations are returned with each
+prediction (status ``flagged`` in the log).
 
 A value outside the training range of its column, or a category never seen in training, is
 drift, not an error: the record is predicted, the prediction carries ``drift: [{column,
@@ -119,6 +120,9 @@ class ServeSettings:
     log_rotate_rows: int = 1_000_000
     log_queue_size: int = 10_000
     log_max_wait_ms: float = 50.0
+    drain_seconds: float = 0.5
+    """After SIGTERM/SIGINT, keep reading and answering for this long before the ASGI server
+    starts its graceful shutdown (see :func:`_drain_before_exit`)."""
     poll_seconds: float = 30.0
     cache_dir: str | None = None
     checks: list[dict[str, Any]] = field(default_factory=list)
@@ -243,6 +247,8 @@ class Server:
             )
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
+        self.draining = False
+        """A stop signal arrived: ``/ready`` answers 503 while the requests in flight finish."""
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -627,9 +633,10 @@ class Guard:
         async def respond(status: int, reason: str, message: str, headers: dict[str, str]) -> None:
             server.metrics.rejected.labels(reason).inc()
             body = json.dumps({"detail": message, "reason": reason}).encode()
-            raw_headers = [(b"content-type", b"application/json")] + [
-                (k.encode(), v.encode()) for k, v in headers.items()
-            ]
+            raw_headers = [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ] + [(k.encode(), v.encode()) for k, v in headers.items()]
             await send_wrapper(
                 {"type": "http.response.start", "status": status, "headers": raw_headers}
             )
@@ -662,14 +669,20 @@ class Guard:
                         length = int(value)
                     except ValueError:
                         length = -1
-                    if length < 0 or length > settings.max_body_bytes:
+                    if length < 0:
                         await respond(
-                            413 if length > 0 else 400,
-                            "body_too_large" if length > 0 else "bad_content_length",
-                            f"the body exceeds {settings.max_body_bytes} bytes"
-                            if length > 0
-                            else "invalid Content-Length",
+                            400,
+                            "bad_content_length",
+                            "invalid Content-Length",
                             {"Connection": "close"},
+                        )
+                        return
+                    if length > settings.max_body_bytes:  # the HTTP server discards the body:
+                        await respond(  # the connection stays usable
+                            413,
+                            "body_too_large",
+                            f"the body exceeds {settings.max_body_bytes} bytes",
+                            {},
                         )
                         return
                     break
@@ -724,8 +737,6 @@ def _error(exc: BadRequest, request_id: str) -> Response:
     headers = {"X-Request-ID": request_id}
     if exc.status == 503:
         headers["Retry-After"] = "1"
-    elif exc.status == 413:  # the rest of the body was not read: do not reuse the connection
-        headers["Connection"] = "close"
     return _json_response(payload, status=exc.status, headers=headers)
 
 
@@ -762,9 +773,11 @@ def create_app(settings: ServeSettings, *, token: str | None = None) -> Any:
 
         threadpool_limits(limits=1)  # native math single-threaded per request
         await asyncio.get_running_loop().run_in_executor(None, server.start)
+        restore = _drain_before_exit(server)
         try:
             yield
         finally:
+            restore()
             server.stop()
 
     app = FastAPI(
@@ -833,6 +846,9 @@ def create_app(settings: ServeSettings, *, token: str | None = None) -> Any:
         if model is None:
             return _json_response({"status": "loading"}, status=503, headers={"Retry-After": "1"})
         payload: dict[str, Any] = {"status": "ready", "model": model.name, "version": model.version}
+        if server.draining:
+            payload["status"] = "draining"
+            return _json_response(payload, status=503, headers={"Retry-After": "1"})
         if server.predlog is not None:
             health = server.predlog.health()
             payload["prediction_log"] = health.as_dict()
@@ -900,6 +916,48 @@ def create_app(settings: ServeSettings, *, token: str | None = None) -> Any:
 
     app.openapi = openapi  # type: ignore[method-assign]
     return Guard(app, server)
+
+
+def _drain_before_exit(server: Server) -> Callable[[], None]:
+    """Delay the ASGI server's handling of SIGTERM and SIGINT by ``drain_seconds``.
+
+    uvicorn closes every idle keep-alive connection as soon as it handles the signal. A
+    request a client sent just before that, still unread in the socket while the event loop
+    was busy predicting, was lost with its connection (reset). During the delay the server goes
+    on reading: such requests become requests in flight, which the graceful shutdown completes
+    (with ``Connection: close``); ``/ready`` answers 503 meanwhile, so that load balancers stop
+    sending. A second signal acts at once. Returns the function restoring the handlers.
+    Only in the main thread, and only over a handler the ASGI server installed (uvicorn's).
+    """
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    loop = asyncio.get_running_loop()
+    seconds = server.settings.drain_seconds
+    installed: dict[int, Any] = {}
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        previous = signal.getsignal(sig)
+        if not callable(previous) or previous is signal.default_int_handler:
+            continue
+
+        def handler(signum: int, frame: Any, previous: Callable[..., Any] = previous) -> None:
+            if server.draining or seconds <= 0:
+                previous(signum, frame)
+                return
+            server.draining = True
+            log.info("stop signal: draining for %.2g s before shutting down", seconds)
+            loop.call_soon_threadsafe(loop.call_later, seconds, previous, signum, frame)
+
+        installed[sig] = previous
+        signal.signal(sig, handler)
+
+    def restore() -> None:
+        if threading.current_thread() is threading.main_thread():
+            for sig, previous in installed.items():
+                signal.signal(sig, previous)
+
+    return restore
 
 
 def _threadpool() -> Callable[..., Awaitable[Any]]:
