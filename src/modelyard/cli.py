@@ -429,12 +429,19 @@ def models_history(config_path: Path, model_name: str | None) -> None:
 )
 @JSON_OPTION
 def predict(config_path: Path, data: Path, model: str | None, out: Path, as_json: bool) -> None:
-    """Score DATA with a registered model; rows that break the contract are quarantined."""
+    """Score DATA with a registered model.
+
+    Rows that break a type, a required value or a declared check are quarantined; rows with
+    values outside the training data are scored and flagged in the _drift column.
+    """
     result = _project(config_path).predict(data, out=out, model=model)
     summary = {
         "model": result.model, "version": result.version, "rows": result.rows, "scored": result.scored,
         "quarantined": result.quarantined, "output": str(result.output),
         "quarantine": str(result.quarantine) if result.quarantine else None,
+        "drifted": result.drifted,
+        "drift": [{"column": v.column, "check": v.check, "rows": v.rows, "examples": v.examples}
+                  for v in result.drift],
     }  # fmt: skip
     if as_json:
         click.echo(json.dumps(summary, indent=2))
@@ -447,6 +454,16 @@ def predict(config_path: Path, data: Path, model: str | None, out: Path, as_json
                 else ""
             )
         )
+        if result.drifted:
+            where = ", ".join(
+                f"{v.column} ({'unseen categories' if v.check == 'category' else 'outside the training range'}: {v.rows:,})"
+                for v in result.drift[:5]
+            )
+            rows = f"{result.drifted:,} scored row{'s' if result.drifted != 1 else ''}"
+            click.echo(
+                f"drift: {rows} with values unlike the training data (see the _drift column): "
+                f"{where}"
+            )
 
 
 # ----------------------------------------------------------------------------- project files

@@ -673,11 +673,16 @@ class Project:
     ) -> BatchResult:
         """Score a file with a registered model, validating it against the contract first.
 
-        Invalid rows are quarantined beside ``out`` (``<out>.quarantine.parquet``), never scored.
+        Validation runs in ``score`` mode: types, nullability and the declared checks are
+        enforced, and invalid rows are quarantined beside ``out``
+        (``<out>.quarantine.parquet``), never scored. A value outside the training range or a
+        category never seen in training is drift, not invalid: the row is scored and its
+        reasons are in the output's ``_drift`` column (null for rows that are not flagged).
         """
         import polars as pl
 
         from modelyard.data.sources import read_source
+        from modelyard.data.validation import DRIFT, scoring_checks
         from modelyard.data.validation import validate as run_validation
         from modelyard.ops.batch import BatchResult, score_frame, write_table
         from modelyard.ops.registry import ModelRef, parse_model_ref
@@ -711,7 +716,9 @@ class Project:
         data_cfg = self.config.data
         source = data_cfg.source.model_copy(update={"path": Path(data).resolve(), "builtin": None})
         frame = read_source(source, normalize=data_cfg.normalize, drop=data_cfg.columns.drop)
+        checks = list(self.config.validation.checks)
         if contract.target and contract.target not in frame.columns:  # unlabelled data: fine
+            checks, _ = scoring_checks(checks, [contract.target])  # checks on the labels
             contract = contract.model_copy(
                 update={
                     "columns": [c for c in contract.columns if c.name != contract.target],
@@ -719,11 +726,14 @@ class Project:
                 }
             )
         options = self.config.validation.model_copy(
-            update={"on_error": "quarantine", "max_invalid_fraction": 1.0}
+            update={"on_error": "quarantine", "max_invalid_fraction": 1.0, "checks": checks}
         )
-        checked = run_validation(frame, contract, options)
+        checked = run_validation(frame, contract, options, mode="score")
         predictions = score_frame(pyfunc, checked.valid, contract, progress=progress)
-        write_table(pl.concat([checked.valid, predictions], how="horizontal"), out)
+        drift = checked.drift.alias(DRIFT)
+        write_table(
+            pl.concat([checked.valid, predictions, drift.to_frame()], how="horizontal"), out
+        )
         quarantine = None
         if checked.quarantine.height:
             quarantine = out.with_name(out.name.rsplit(".", 1)[0] + ".quarantine.parquet")
@@ -731,6 +741,7 @@ class Project:
         return BatchResult(
             rows=frame.height, scored=checked.valid.height, quarantined=checked.quarantine.height,
             output=out, quarantine=quarantine, model=registry.model_name, version=version,
+            drifted=checked.report.drifted_rows, drift=checked.report.drift,
         )  # fmt: skip
 
     # -- user-facing outputs

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.conftest import EXAMPLES
 
@@ -69,15 +70,30 @@ def test_quickstart_runs_end_to_end_then_comes_from_the_cache(quickstart: Path) 
     frame.loc[
         0, "mean radius"
     ] = -1.0  # breaks the check "mean radius >= 0": quarantined, not scored
+    # issue 11 item 7: 18 % above the training maximum is drift: scored and flagged
+    contract = yaml.safe_load((quickstart / "contract.yaml").read_text())
+    top = next(c["max"] for c in contract["columns"] if c["name"] == "mean texture")
+    frame.loc[1, "mean texture"] = round(top * 1.18, 2)
     frame.to_csv(data, index=False)
     scored = modelyard("predict", str(data), "--out", "scores.parquet", "--json", cwd=quickstart)
     assert scored.returncode == 0, scored.stderr
     summary = json.loads(scored.stdout)
     assert (summary["rows"], summary["scored"], summary["quarantined"]) == (20, 19, 1)
+    assert summary["drifted"] == 1
+    assert [(d["column"], d["check"], d["rows"]) for d in summary["drift"]] == [
+        ("mean texture", "range", 1)
+    ]
     out = pl.read_parquet(quickstart / "scores.parquet")
     assert out.height == 19
     assert set(out["prediction"].unique()) <= {"malignant", "benign"}
     assert {"proba_benign", "proba_malignant"} <= set(out.columns)
+    flagged = out.filter(pl.col("_drift").is_not_null())
+    assert flagged["mean texture"].to_list() == [round(top * 1.18, 2)]
+    assert "outside" in flagged["_drift"][0] and out["_drift"].null_count() == 18
+    human = modelyard("predict", str(data), "--out", "scores.csv", cwd=quickstart)
+    assert human.returncode == 0, human.stderr
+    assert "drift: 1 scored row with values unlike the training data" in human.stdout
+    assert "mean texture (outside the training range: 1)" in human.stdout
 
 
 def test_dry_run_explains_what_would_run_and_changing_a_check_reruns_validation_and_profile_only(

@@ -377,9 +377,13 @@ class ValidationSection(Section):
     max_invalid_fraction: float = Field(default=0.05, ge=0, le=1)
     """More invalid rows than this fraction makes the run fail, whatever ``on_error`` says."""
     contract: bool = True
-    """Check the data contract (types, nullability, ranges, categories, uniqueness)."""
+    """Check the data contract (types, nullability, ranges, categories, uniqueness). When
+    scoring (``modelyard predict``, ``modelyard serve``) a value outside the training range or
+    an unseen category is drift, not an error: the row is scored and flagged."""
     checks: list[Check] = Field(default_factory=list)
-    """Declared checks, on top of the contract."""
+    """Declared checks, on top of the contract; enforced on training data, on batch scoring
+    and on every request to the prediction server alike (checks that read the target are
+    skipped where there is no target)."""
 
 
 # --------------------------------------------------------------------------- profile
@@ -672,7 +676,9 @@ class GateSection(Section):
 
 
 class PredictionLogSection(Section):
-    """The prediction log of the server: every request, served or rejected (monitoring input)."""
+    """The prediction log of the server: every request, served or rejected (monitoring input).
+    Records lost (queue full, a failed write) are counted in
+    ``modelyard_prediction_log_dropped_total``; ``/ready`` answers 503 while writes fail."""
 
     path: ProjectPath = Path("modelyard-out/prediction-log")
     """Folder of the log's segment files (SQLite, WAL mode), one writer per server process."""

@@ -285,3 +285,83 @@ def test_every_row_ends_up_exactly_once(
     sizes = {v.check: v.rows for v in r.report.violations}
     assert all(1 <= k <= q.height for k in sizes.values())
     assert np.all(np.diff(r.valid_index) > 0)  # input order
+
+
+# --------------------------------------------------------------------------- scoring mode
+
+
+def test_scoring_flags_values_outside_the_training_data_and_scores_them() -> None:
+    # issue 11 item 7: a row 18 % above the training maximum was quarantined by predict
+    df = frame(
+        {},
+        {"age": "142", "kind": "c"},  # above the range, an unseen category: drift
+        {"day": "2021-03-01"},  # a later date: drift
+        {"w": "2.5", "age": "x"},  # a type error stays invalid
+        {"w": None},  # a missing required value stays invalid
+        {"id": "0"},  # a repeated id stays invalid (unique)
+    )
+    options = opts(checks=[Check(column="age", max=130, name="plausible_age")])
+    train = validate(df, CONTRACT, options)
+    assert train.report.invalid_rows == 5 and train.report.drifted_rows == 0
+    assert train.drift.len() == 0
+    scored = validate(df, CONTRACT, options, mode="score")
+    report = scored.report
+    assert scored.valid_index.tolist() == [0, 2] and report.mode == "score"
+    assert report.invalid_rows == 4  # 142 breaks the declared check: hard
+    assert {(v.check, v.column) for v in report.violations} == {
+        ("type", "age"), ("not_null", "w"), ("unique", "id"), ("plausible_age", "age"),
+    }  # fmt: skip
+    assert scored.drift.to_list() == [None, "day: '2021-03-01' is outside [2020-01-01, 2020-12-31]"]
+    assert report.drifted_rows == 1
+    assert [(v.check, v.column, v.rows, v.example_rows) for v in report.drift] == [
+        ("range", "day", 1, [2])
+    ]
+    assert "1 rows flagged as drift" in report.summary()
+
+
+def test_scoring_drift_reasons_follow_the_kept_rows() -> None:
+    df = frame({"age": "121"}, {"age": "x"}, {"kind": "z", "w": "1.5"}, {})
+    for on_error, kept in (("quarantine", [0, 2, 3]), ("warn", [0, 1, 2, 3])):
+        r = validate(df, CONTRACT, opts(on_error=on_error), mode="score")
+        assert r.valid_index.tolist() == kept and r.valid.height == r.drift.len() == len(kept)
+        flagged = dict(zip(kept, r.drift.to_list(), strict=True))
+        assert flagged[0] == "age: '121' is outside [0, 120]"
+        assert flagged[2] == "w: '1.5' is outside [0, 1]; kind: 'z' is not an allowed category"
+        assert flagged[3] is None
+        assert r.report.drifted_rows == 2
+    r = validate(frame({}), CONTRACT, opts(), mode="score")
+    assert r.drift.to_list() == [None] and r.report.drift == []
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.fixed_dictionaries(
+            {
+                "age": st.one_of(st.none(), st.integers(-50, 200).map(str), st.just("x")),
+                "w": st.one_of(st.none(), st.floats(-1, 2, allow_nan=False).map(str)),
+                "kind": st.one_of(st.none(), st.sampled_from(["a", "b", "c", ""])),
+            }
+        ),
+        min_size=1,
+        max_size=20,
+    )
+)
+def test_scoring_only_moves_ranges_and_categories_from_invalid_to_drift(
+    rows: list[dict[str, str | None]],
+) -> None:
+    df = frame(*rows)
+    train = validate(df, CONTRACT, opts())
+    score = validate(df, CONTRACT, opts(), mode="score")
+    drift_checks = {"range", "category"}
+    hard = {
+        (v.check, v.column, v.rows) for v in train.report.violations if v.check not in drift_checks
+    }
+    assert {(v.check, v.column, v.rows) for v in score.report.violations} == hard
+    # every row is scored or quarantined; a row quarantined when scoring was invalid in training
+    assert set(score.valid_index.tolist()) | set(score.quarantine["_row"].to_list()) == set(
+        range(df.height)
+    )
+    assert set(score.quarantine["_row"].to_list()) <= set(train.quarantine["_row"].to_list())
+    flagged = score.drift.is_not_null().sum()
+    assert flagged == score.report.drifted_rows <= score.valid.height

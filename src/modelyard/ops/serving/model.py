@@ -24,7 +24,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -38,6 +38,9 @@ from modelyard.ops.serving.fastpath import (
     same_features,
 )
 from modelyard.ops.serving.request import ACCEPTED_ROLES, RecordChecker, example_record
+
+if TYPE_CHECKING:
+    from modelyard.config.schema import Check
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +83,8 @@ class ServedModel:
     tags: dict[str, str] = field(default_factory=dict)
     compiled: CompiledFeatures | None = None
     fast_reason: str = ""
+    checks: Sequence[Check] = ()
+    """The declared ``validation.checks`` requests must pass (as batch scoring's rows)."""
     _argmax: bool = False
     _types: dict[str, str] = field(default_factory=dict)
 
@@ -91,7 +96,7 @@ class ServedModel:
         )
         self._argmax = bool(argmax) and self.classes is not None
         self._types = {c.name: c.type for c in self.contract.columns}
-        self.checker = RecordChecker(self.contract)
+        self.checker = RecordChecker(self.contract, checks=self.checks)
 
     # ------------------------------------------------------------------ prediction
 
@@ -257,9 +262,14 @@ def resolve_version(ref: ModelRef, tracking_uri: str | None) -> str | None:
 
 
 def load_served_model(
-    ref: ModelRef, *, tracking_uri: str | None = None, cache: Path | None = None
+    ref: ModelRef,
+    *,
+    tracking_uri: str | None = None,
+    cache: Path | None = None,
+    checks: Sequence[Check] = (),
 ) -> ServedModel:
-    """Load, check and compile one model version (see the module docstring)."""
+    """Load, check and compile one model version (see the module docstring); ``checks`` are
+    the declared checks every request must pass."""
     import mlflow.pyfunc
 
     if cache is None:
@@ -301,6 +311,7 @@ def load_served_model(
         local_dir=local,
         metrics=dict(facts.get("metrics") or {}),
         tags=dict(facts.get("tags") or {}),
+        checks=tuple(checks),
     )
     _compile(served, pyfunc)
     return served
@@ -446,16 +457,21 @@ def _none_if_nan(value: Any) -> Any:
 class ModelHolder:
     """The current model, swapped atomically on reload (in-flight requests keep theirs)."""
 
-    def __init__(self, ref: ModelRef, tracking_uri: str | None, cache: Path) -> None:
+    def __init__(
+        self, ref: ModelRef, tracking_uri: str | None, cache: Path, checks: Sequence[Check] = ()
+    ) -> None:
         self.ref = ref
         self.tracking_uri = tracking_uri
         self.cache = cache
+        self.checks = tuple(checks)
         self.current: ServedModel | None = None
         self.error: str | None = None
         self._lock = threading.Lock()
 
     def load(self) -> ServedModel:
-        model = load_served_model(self.ref, tracking_uri=self.tracking_uri, cache=self.cache)
+        model = load_served_model(
+            self.ref, tracking_uri=self.tracking_uri, cache=self.cache, checks=self.checks
+        )
         self.current = model
         return model
 
@@ -469,7 +485,9 @@ class ModelHolder:
             if target is None or (current is not None and current.version == target):
                 return None
             fixed = ModelRef(name=self.ref.name, version=target)
-            model = load_served_model(fixed, tracking_uri=self.tracking_uri, cache=self.cache)
+            model = load_served_model(
+                fixed, tracking_uri=self.tracking_uri, cache=self.cache, checks=self.checks
+            )
             old = self.current
             self.current = model  # one reference assignment: atomic for readers
             if old is not None and old.local_dir.is_relative_to(self.cache):
