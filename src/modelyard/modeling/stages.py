@@ -502,8 +502,10 @@ def evaluate_model(
     models: ModelsSection,
     evaluation: EvaluationSection,
     seed: int,
+    executor: Executor | None = None,
 ) -> Evaluation:
-    """Score the refitted model once on the hold-out test set."""
+    """Score the refitted model once on the hold-out test set (permutation importance runs
+    one task per input column on the executor)."""
     import warnings
 
     from threadpoolctl import threadpool_limits
@@ -517,5 +519,5 @@ def evaluate_model(
         return evaluate(
             trained.model, split.test, contract, evaluation, task=problem.task,
             metric=problem.metric, seed=seed, threshold=trained.threshold,
-            exclude=problem.exclude,
+            exclude=problem.exclude, executor=executor,
         )  # fmt: skip
