@@ -161,6 +161,17 @@ _DATA_STEPS = ("ingest", "ingest_test", "contract", "validate", "validate_test",
 _SEARCH = ("explore", "tune", "train")
 
 
+def _terminate_like_ctrl_c() -> None:
+    """SIGTERM (``kill``, ``timeout``, a container stopping) stops a run as Ctrl-C does: the
+    workers are stopped, finished steps and fits stay cached."""
+    import signal
+
+    def stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+
+
 def _shown(path: Path) -> str:
     """A path relative to the working folder when it is below it (shorter to read)."""
     try:
@@ -195,6 +206,7 @@ def run(
                 click.echo(estimate)
         return
     console = _Console(quiet=as_json)
+    _terminate_like_ctrl_c()
     result = project.run(from_step=from_step, until=until, listener=console)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))

@@ -14,6 +14,8 @@ import os
 import pickle
 import signal
 import sys
+import threading
+import time
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -74,8 +76,18 @@ def serve(tasks: Connection, results: Connection) -> None:
         results.send_bytes(data)
 
 
+def _exit_with_the_pool(parent: int) -> None:
+    """Exit as soon as the pool's process is gone (killed, even with SIGKILL): a worker must
+    not go on burning a core on a fit nobody will read."""
+    while True:
+        time.sleep(0.5)
+        if os.getppid() != parent:
+            os._exit(1)
+
+
 def main(argv: list[str]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the pool stops its workers itself
+    threading.Thread(target=_exit_with_the_pool, args=(os.getppid(),), daemon=True).start()
     for name in THREAD_VARIABLES:
         os.environ[name] = "1"
     tasks = Connection(os.dup(0), writable=False)

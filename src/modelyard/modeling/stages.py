@@ -157,18 +157,35 @@ def _cv_rows(
     limit = models.cv_sample
     if limit is None or train.height <= limit:
         return train
+    return _sample(train, limit, problem, seed)
+
+
+RARE_CLASS_ROWS = 10
+"""A class that would have fewer rows than this in a sample keeps all its rows."""
+
+
+def _sample(train: pl.DataFrame, n: int, problem: Problem, seed: int) -> pl.DataFrame:
+    """About ``n`` seeded rows of ``train``. For classification: the same share of every
+    class, except that a class too rare to keep :data:`RARE_CLASS_ROWS` rows at that share
+    keeps every row (kddcup99 has classes of 2 rows in 395,216: a sample must not lose them)."""
     if problem.task == "regression":
-        return train.sample(n=limit, seed=seed, shuffle=False)
-    # keep every class: take the same share of each
+        return train.sample(n=n, seed=seed, shuffle=False)
     from sklearn.model_selection import train_test_split
 
-    y = train[problem.contract.target or ""].to_numpy()
-    idx = np.arange(train.height)
+    y = train[problem.contract.target or ""].cast(str).to_numpy()
+    labels, counts = np.unique(y, return_counts=True)
+    rare = labels[counts * n / train.height < RARE_CLASS_ROWS]
+    is_rare = np.isin(y, rare)
+    kept = np.flatnonzero(is_rare)
+    rest = np.flatnonzero(~is_rare)
+    want = n - len(kept)
+    if want <= 0 or len(rest) <= want:
+        return train[np.sort(np.concatenate([kept, rest[: max(want, 0)]]))]
     try:
-        keep, _ = train_test_split(idx, train_size=limit, stratify=y, random_state=seed)
-    except ValueError:  # a class too rare to stratify
-        keep, _ = train_test_split(idx, train_size=limit, random_state=seed)
-    return train[np.sort(keep)]
+        chosen, _ = train_test_split(rest, train_size=want, stratify=y[rest], random_state=seed)
+    except ValueError:  # still a class too rare to stratify
+        chosen, _ = train_test_split(rest, train_size=want, random_state=seed)
+    return train[np.sort(np.concatenate([kept, chosen]))]
 
 
 def _groups(rows: pl.DataFrame, split: SplitSection) -> np.ndarray | None:
@@ -411,6 +428,10 @@ class TrainedModel:
     """The fitted scikit-learn Pipeline (preprocessing + model)."""
     seconds: float = 0.0
     """Wall-clock seconds of the final fit."""
+    fit_rows: int = 0
+    """Training rows the final model was fitted on (fewer than ``total_rows`` only when the
+    budget left could not refit on all of them)."""
+    total_rows: int = 0
 
     @property
     def ensemble_score(self) -> float | None:
@@ -450,16 +471,25 @@ def train_final(
     threshold = None
     if problem.task == "binary" and evaluation.threshold != "default":
         threshold = _oof_threshold(choice, oof, evaluation)
+    by_key = {r.key: r for r in rows}
+    train_rows = _refit_rows(split.train, exploration, tuning_result, choice, by_key, executor,
+                             problem, seed)  # fmt: skip
     if report:
-        report(0, len(choice.members), f"refitting {choice.name} on all training rows")
-    X, y, w = problem.xy(split.train)
+        what = "all" if train_rows.height == split.train.height else f"{train_rows.height:,} of the"
+        report(0, len(choice.members), f"refitting {choice.name} on {what} training rows")
+    import warnings
+
+    from modelyard.compute.task import quiet_warnings
+
+    X, y, w = problem.xy(train_rows)
     codes, classes = encode_target(y, problem.task)  # a sample can lack a rare class: not here
     preprocessor = problem.preprocessor(features, seed)
-    X_all = preprocessor.fit_transform(X, codes)
+    with warnings.catch_warnings():
+        quiet_warnings()
+        X_all = preprocessor.fit_transform(X, codes)
     if models.class_weight == "balanced" and classes is not None:
         balance = balanced_weights(codes, len(classes))
         w = balance if w is None else w * balance
-    by_key = {r.key: r for r in rows}
     shared = executor.share(TrainingSet(problem.task, X_all, codes, w, seed))
     try:
         futures = [
@@ -471,7 +501,46 @@ def train_final(
         executor.unshare(shared)
     final = WeightedEnsemble.of_fitted(fitted, [m.weight for m in choice.members], classes)
     model = Pipeline([("features", preprocessor), ("model", final)])
-    return TrainedModel(choice, threshold, model, seconds=time.monotonic() - started)
+    return TrainedModel(
+        choice, threshold, model, seconds=time.monotonic() - started,
+        fit_rows=train_rows.height, total_rows=split.train.height,
+    )  # fmt: skip
+
+
+def _refit_rows(
+    train: pl.DataFrame,
+    exploration: Exploration,
+    tuning: Tuning,
+    choice: Choice,
+    by_key: dict[str, LeaderboardRow],
+    executor: Executor,
+    problem: Problem,
+    seed: int,
+) -> pl.DataFrame:
+    """Every training row, unless the budget left cannot refit the chosen members on all of
+    them: then a seeded (stratified) sample sized to what is left, never smaller than the
+    search sample. The report says how many rows the final model saw."""
+    from modelyard.modeling.search.budget import MIN_FINAL_SHARE, STEP_OVERHEAD, refit_reserve
+
+    search = exploration.leaderboard.search
+    if search is None or search.mode != "budget" or search.budget_seconds is None:
+        return train
+    tuned = max((r.seconds for r in tuning.results), default=0.0)
+    spent = search.seconds + tuned + 2 * STEP_OVERHEAD
+    left = max(search.budget_seconds - spent, MIN_FINAL_SHARE * search.budget_seconds)
+    board = exploration.leaderboard
+    fold_rows = max(1, int(search.rows * (board.n_folds - 1) / board.n_folds))
+    expected = refit_reserve(
+        [by_key[m.key].fit_seconds or 0.0 for m in choice.members], fold_rows=fold_rows,
+        total_rows=train.height, workers=executor.workers,
+        prepare_seconds=search.prepare_seconds, n_folds=board.n_folds,
+    )  # fmt: skip
+    if expected <= left:
+        return train
+    keep = max(search.rows, int(train.height * left / expected))
+    if keep >= train.height:
+        return train
+    return _sample(train, keep, problem, seed)
 
 
 def _oof_threshold(choice: Choice, oof: OutOfFold, evaluation: EvaluationSection) -> float:

@@ -189,6 +189,10 @@ class ChoiceSummary(_Model):
     """The configurations of the final model and their weights."""
     best_single: float | None = None
     """The best single configuration's out-of-fold score."""
+    fit_rows: int | None = None
+    """Training rows the final model was fitted on."""
+    total_rows: int | None = None
+    """Training rows there were (more than ``fit_rows`` when the budget left was short)."""
     ensemble_score: float | None = None
     threshold: float | None = None
     """Binary tasks: the decision threshold chosen on out-of-fold predictions."""
@@ -403,6 +407,8 @@ def build_run_report(
                 reason=trained.choice.reason,
                 members=trained.choice.members,
                 best_single=trained.choice.best_single,
+                fit_rows=trained.fit_rows or None,
+                total_rows=trained.total_rows or None,
                 ensemble_score=trained.ensemble_score,
                 threshold=trained.threshold,
             )
@@ -935,8 +941,17 @@ def _choice(r: RunReport) -> str:
         '<table class="wide"><thead><tr><th>Member</th><th>Family</th><th class="num">Weight'
         f"</th><th>Parameters</th></tr></thead><tbody>{members}</tbody></table>"
     )
+    fitted = ""
+    if c.fit_rows and c.total_rows:
+        fitted = (
+            f'<p class="muted small">Fitted on {_num(c.fit_rows, _ptr("choice", "fit_rows"), "fit_rows", tag="span")}'
+            f' of {_num(c.total_rows, _ptr("choice", "total_rows"), "total_rows", tag="span")} training rows'
+            + (" (a seeded, stratified sample: the budget left could not refit on all of them)."
+               if c.fit_rows < c.total_rows else ".")
+            + "</p>"
+        )  # fmt: skip
     body = (
-        f'<p class="reason">{escape(c.reason)}</p><div class="card-body">'
+        f'<p class="reason">{escape(c.reason)}</p>{fitted}<div class="card-body">'
         f'<table class="stats">{rows}</table></div><div class="scroll">{table}</div>'
     )
     extra = badge(f"from {c.source}", "kind")

@@ -17,6 +17,8 @@ MIN_BUDGET = 30.0
 MAX_AUTO_BUDGET = 1800.0
 MIN_TUNING_SECONDS = 3.0
 """Below this, tuning is skipped (the final fit needs the rest)."""
+MIN_FINAL_SHARE = 0.1
+"""The final fit may always use this share of the budget, even when the search spent more."""
 STEP_OVERHEAD = 2.0
 """Seconds the engine spends between two search steps (loading inputs, saving outputs)."""
 LIKELY_MEMBERS = 5
