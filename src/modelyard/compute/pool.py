@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import json
 import os
 import pickle
 import shutil
@@ -30,13 +31,14 @@ import tempfile
 import threading
 import uuid
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
-from modelyard.compute import THREAD_VARIABLES, Executor, Shared, WorkerLost
+from modelyard.compute import SYS_PATH_VARIABLE, THREAD_VARIABLES, Executor, Shared, WorkerLost
+from modelyard.errors import ModelyardError
 
 
 @dataclass
@@ -71,6 +73,8 @@ class ProcessPool(Executor):
         self._tasks: dict[int, _Task] = {}
         self._next_id = 0
         self._closed = False
+        self._broken: Callable[[], ModelyardError] | None = None
+        """Set when the manager thread failed: makes the error every task then gets."""
         self._wake_r, self._wake_w = os.pipe()
         self._workers: list[_Worker] = []
         try:
@@ -103,18 +107,16 @@ class ProcessPool(Executor):
 
     def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future[Any]:
         future: Future[Any] = Future()
-        with self._lock:
+        wire = [("shared", a.token, a.ref) if isinstance(a, Shared) else ("value", a) for a in args]
+        body = pickle.dumps((fn, wire), protocol=pickle.HIGHEST_PROTOCOL)
+        with self._lock:  # one section: a close or a failure in between cannot strand the task
+            if self._broken is not None:
+                raise self._broken()
             if self._closed:
                 raise RuntimeError("the pool is closed")
-            task_id = self._next_id
+            task = _Task(self._next_id, self._next_id.to_bytes(8, "big") + body, future)
             self._next_id += 1
-        wire = [("shared", a.token, a.ref) if isinstance(a, Shared) else ("value", a) for a in args]
-        payload = task_id.to_bytes(8, "big") + pickle.dumps(
-            (fn, wire), protocol=pickle.HIGHEST_PROTOCOL
-        )
-        task = _Task(task_id, payload, future)
-        with self._lock:
-            self._tasks[task_id] = task
+            self._tasks[task.id] = task
             self._queue.append(task)
         self._wake()
         return future
@@ -156,6 +158,7 @@ class ProcessPool(Executor):
     def _spawn(self) -> _Worker:
         env = dict(os.environ)
         env.update({name: "1" for name in THREAD_VARIABLES})
+        env[SYS_PATH_VARIABLE] = json.dumps(sys.path)  # tasks import what this process can
         log = self._dir / f"worker-{uuid.uuid4().hex[:8]}.log"
         with log.open("wb") as err:
             process = subprocess.Popen(
@@ -245,6 +248,31 @@ class ProcessPool(Executor):
                 worker.send.send_bytes(task.payload)
 
     def _manage(self) -> None:
+        try:
+            self._serve()
+        except BaseException as exc:  # no process can be started, or a bug: fail, never hang
+            self._fail_everything(exc)
+
+    def _fail_everything(self, exc: BaseException) -> None:
+        def error() -> ModelyardError:
+            return ModelyardError(
+                "the local process pool stopped working",
+                where="compute.executor: local",
+                found=f"{type(exc).__name__}: {exc}",
+                fix="Check the machine's free memory and process limits (ulimit -u), or set "
+                "compute.executor: serial.",
+            )
+
+        with self._lock:
+            self._broken = error
+            pending = list(self._tasks.values())
+            self._tasks.clear()
+            self._queue.clear()
+        for task in pending:
+            with contextlib.suppress(InvalidStateError):  # cancelled meanwhile
+                task.future.set_exception(error())
+
+    def _serve(self) -> None:
         while not self._closed:
             self._dispatch()
             conns: dict[Any, _Worker] = {w.conn: w for w in self._workers}
@@ -266,7 +294,15 @@ class ProcessPool(Executor):
                 self._deliver(worker, message)
 
     def _deliver(self, worker: _Worker, message: bytes) -> None:
-        task_id, ok, value = pickle.loads(message)
+        try:
+            task_id, ok, value = pickle.loads(message)
+        except Exception as exc:  # the worker runs one task at a time: it is this one
+            task_id, ok = worker.task, False
+            value = ModelyardError(
+                "the result of this task cannot be loaded here",
+                where="compute.executor: local",
+                found=f"{type(exc).__name__}: {exc}",
+            )
         worker.task = None
         with self._lock:
             task = self._tasks.pop(task_id, None)

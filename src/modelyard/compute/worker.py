@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import importlib
+import json
 import os
 import pickle
 import signal
@@ -18,8 +19,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from modelyard.compute import THREAD_VARIABLES
-from modelyard.compute.task import call, quiet_warnings
+from modelyard.compute import SYS_PATH_VARIABLE, THREAD_VARIABLES
+from modelyard.compute.task import call, portable, quiet_warnings
 
 _KEEP_SHARED = 3
 """Shared values kept in memory (most recently used first)."""
@@ -41,18 +42,6 @@ class _SharedCache:
         return value
 
 
-def _portable(exc: BaseException) -> BaseException:
-    """The exception itself when it pickles, else a RuntimeError with its text."""
-    try:
-        pickle.loads(pickle.dumps(exc))
-    except Exception:
-        plain = RuntimeError(f"{type(exc).__name__}: {exc}")
-        for note in getattr(exc, "__notes__", []):
-            plain.add_note(note)
-        return plain
-    return exc
-
-
 def serve(tasks: Connection, results: Connection) -> None:
     """Run tasks until an empty message or the end of the input."""
     shared = _SharedCache()
@@ -70,12 +59,16 @@ def serve(tasks: Connection, results: Connection) -> None:
             reply = (task_id, True, call(fn, args))
             data = pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as exc:  # the task's own error, or one unpickling it
-            data = pickle.dumps((task_id, False, _portable(exc)), protocol=pickle.HIGHEST_PROTOCOL)
+            data = pickle.dumps((task_id, False, portable(exc)), protocol=pickle.HIGHEST_PROTOCOL)
         results.send_bytes(data)
 
 
 def main(argv: list[str]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the pool stops its workers itself
+    driver_path = os.environ.pop(SYS_PATH_VARIABLE, None)
+    if driver_path:  # as multiprocessing's spawn does: import what the driver can
+        first = json.loads(driver_path)
+        sys.path[:] = [*first, *(p for p in sys.path if p not in first)]
     for name in THREAD_VARIABLES:
         os.environ[name] = "1"
     tasks = Connection(os.dup(0), writable=False)

@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-LOADS = 0
-"""How many :class:`Counted` values this process has unpickled."""
+LOADS: dict[str, int] = {}
+"""How many times this process has unpickled the :class:`Counted` value of each key."""
 
 
 def add(a: float, b: float) -> float:
@@ -42,14 +42,37 @@ def whoami() -> int:
     return os.getpid()
 
 
+def heavy_modules() -> list[str]:
+    """The ML libraries this process has imported so far."""
+    import sys
+
+    return sorted(m for m in ("sklearn", "scipy", "pandas", "lightgbm") if m in sys.modules)
+
+
+def load_openmp() -> None:
+    """Load an OpenMP runtime, as a model library does (the system's libgomp: scikit-learn
+    would take seconds to import)."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("gomp")
+    if name is None:  # pragma: no cover - no system libgomp: scikit-learn brings its own
+        import sklearn.ensemble  # noqa: F401
+    else:
+        ctypes.CDLL(name)
+
+
 def thread_info() -> dict[str, Any]:
     """The native thread pools this task would use, and the OpenMP variable it sees."""
-    import sklearn.ensemble  # noqa: F401 - scikit-learn's OpenMP runtime
     from threadpoolctl import threadpool_info
+
+    load_openmp()
 
     return {
         "omp": os.environ.get("OMP_NUM_THREADS"),
-        "pools": {f"{p['internal_api']}:{p['filepath']}": p["num_threads"] for p in threadpool_info()},
+        "pools": {
+            f"{p['internal_api']}:{p['filepath']}": p["num_threads"] for p in threadpool_info()
+        },
     }
 
 
@@ -88,22 +111,22 @@ def kill_self_once(marker: str) -> str:
 class Counted:
     """A value whose unpickling is counted in :data:`LOADS`, to see how often it is loaded."""
 
-    def __init__(self, payload: Any) -> None:
+    def __init__(self, payload: Any, key: str) -> None:
         self.payload = payload
+        self.key = key
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_load_counted, (self.payload,))
+        return (_load_counted, (self.payload, self.key))
 
 
-def _load_counted(payload: Any) -> Counted:
-    global LOADS  # noqa: PLW0603 - the point: a per-process count
-    LOADS += 1
-    return Counted(payload)
+def _load_counted(payload: Any, key: str) -> Counted:
+    LOADS[key] = LOADS.get(key, 0) + 1
+    return Counted(payload, key)
 
 
 def probe_shared(value: Counted) -> tuple[int, int, int, Any]:
-    """(pid, id of the value, loads in this process so far, payload)."""
-    return os.getpid(), id(value), LOADS, value.payload
+    """(pid, id of the value, loads of it in this process so far, payload)."""
+    return os.getpid(), id(value), LOADS.get(value.key, 0), value.payload
 
 
 def _cannot_rebuild() -> None:

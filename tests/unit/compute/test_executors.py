@@ -10,12 +10,15 @@ No wall-clock asserts: every wait has a generous timeout that only guards agains
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import signal
+import socket
 import sys
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from pathlib import Path
@@ -26,7 +29,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import modelyard.compute as compute
+from modelyard import compute
 from modelyard.compute import Executor, WorkerLost, available_cores, open_executor
 from modelyard.compute.pool import ProcessPool
 from modelyard.compute.task import error_text
@@ -43,6 +46,11 @@ from tests.unit.compute import tasks
 
 RESULT_TIMEOUT = 120.0
 """Seconds a future may take before a test calls it a hang (the machine is shared and busy)."""
+
+pytestmark = [
+    pytest.mark.timeout(900),  # a last guard: each wait below has its own, shorter timeout
+    pytest.mark.skipif(sys.platform != "linux", reason="the process checks read /proc"),
+]
 
 KINDS = ["serial", "local", "dask"]
 REMOTE = ["local", "dask"]
@@ -61,18 +69,39 @@ def _open(kind: str, workers: int = 2) -> Executor:
     return open_executor(kind, workers=workers)  # type: ignore[arg-type]
 
 
-@pytest.fixture(params=KINDS)
-def executor(request: pytest.FixtureRequest) -> Iterator[Executor]:
-    ex = _open(request.param)
+@pytest.fixture(scope="module")
+def started() -> Iterator[dict[str, Executor]]:
+    """Executors kept for the module, for tests that leave them as they found them (a Dask
+    cluster takes seconds to start here)."""
+    opened: dict[str, Executor] = {}
     try:
-        yield ex
+        yield opened
     finally:
-        ex.close(kill=True)
+        for ex in opened.values():
+            ex.close(kill=True)
+
+
+def _kept(started: dict[str, Executor], kind: str) -> Executor:
+    if kind not in started:
+        started[kind] = _open(kind)
+    return started[kind]
+
+
+@pytest.fixture(params=KINDS)
+def executor(request: pytest.FixtureRequest, started: dict[str, Executor]) -> Executor:
+    """Each back-end, shared by the tests that do not kill, cancel or close."""
+    return _kept(started, request.param)
 
 
 @pytest.fixture(params=REMOTE)
-def remote(request: pytest.FixtureRequest) -> Iterator[Executor]:
-    """The back-ends whose tasks run in other processes."""
+def remote(request: pytest.FixtureRequest, started: dict[str, Executor]) -> Executor:
+    """The back-ends whose tasks run in other processes, shared likewise."""
+    return _kept(started, request.param)
+
+
+@pytest.fixture(params=REMOTE)
+def fresh_remote(request: pytest.FixtureRequest) -> Iterator[Executor]:
+    """A new executor of each remote back-end, for tests that break or close it."""
     ex = _open(request.param)
     try:
         yield ex
@@ -166,16 +195,16 @@ def outcome(future: Future[Any]) -> Any:
 # ---------------------------------------------------------------------------- results
 
 
-def test_the_three_backends_give_identical_results() -> None:
+def test_the_three_backends_give_identical_results(started: dict[str, Executor]) -> None:
     matrix = np.random.default_rng(7).normal(size=(40, 12))
     expected = [tasks.dot(matrix, seed) for seed in range(6)]
     for kind in KINDS:
-        with _open(kind) as ex:
-            shared = ex.share(matrix)
-            futures = [ex.submit(tasks.dot, shared, seed) for seed in range(6)]
-            sums = [ex.submit(tasks.add, i, 0.1) for i in range(6)]
-            assert [f.result(timeout=RESULT_TIMEOUT) for f in futures] == expected, kind
-            assert [f.result(timeout=RESULT_TIMEOUT) for f in sums] == [i + 0.1 for i in range(6)]
+        ex = _kept(started, kind)
+        shared = ex.share(matrix)
+        futures = [ex.submit(tasks.dot, shared, seed) for seed in range(6)]
+        sums = [ex.submit(tasks.add, i, 0.1) for i in range(6)]
+        assert [f.result(timeout=RESULT_TIMEOUT) for f in futures] == expected, kind
+        assert [f.result(timeout=RESULT_TIMEOUT) for f in sums] == [i + 0.1 for i in range(6)]
 
 
 def test_a_raising_task_gives_its_exception_with_the_worker_traceback(executor: Executor) -> None:
@@ -206,19 +235,47 @@ def test_a_modelyard_error_raised_in_a_task_arrives_as_itself(executor: Executor
     assert exc.__notes__[0].startswith("in the worker:")
 
 
+def test_a_local_dask_cluster_claims_no_fixed_port() -> None:
+    """Two runs at once start two LocalClusters: neither may want a fixed port (the second run
+    would print "Port 8787 is already in use" on the user's terminal)."""
+    _need_dask()
+    with socket.socket() as sock, warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        with contextlib.suppress(OSError):  # taken already: just as good
+            sock.bind(("127.0.0.1", 8787))
+            sock.listen()
+        ex = _open("dask", workers=1)
+        try:
+            assert ex.submit(tasks.add, 1, 1).result(timeout=RESULT_TIMEOUT) == 2
+        finally:
+            ex.close(kill=True)
+    assert not [str(w.message) for w in seen if "8787" in str(w.message)]
+
+
 @pytest.mark.parametrize(
-    "error",
+    "make",
     [
-        ModelyardError("what", where="here", expected="e", found="f", fix="do this"),
-        DataError("unreadable", where="data.source"),
-        MissingExtraError("catboost", "catboost", "the catboost family"),
-        ConfigError([Problem("modelyard.yaml:3", "data.path", "missing")], source="modelyard.yaml"),
-        StepFailed("train", ValueError("boom"), resume="modelyard run --from train"),
-        WorkerLost("the worker died", where="compute.executor: local", found="signal 9"),
+        lambda: ModelyardError("what", where="here", expected="e", found="f", fix="do this"),
+        lambda: DataError("unreadable", where="data.source"),
+        lambda: MissingExtraError("catboost", "catboost", "the catboost family"),
+        lambda: ConfigError(
+            [Problem("modelyard.yaml:3", "data.path", "missing")], source="modelyard.yaml"
+        ),
+        lambda: StepFailed("train", ValueError("boom"), resume="modelyard run --from train"),
+        lambda: WorkerLost("the worker died", where="compute.executor: local", found="signal 9"),
     ],
-    ids=lambda e: type(e).__name__,
+    ids=[
+        "ModelyardError",
+        "DataError",
+        "MissingExtraError",
+        "ConfigError",
+        "StepFailed",
+        "WorkerLost",
+    ],
 )
-def test_modelyard_errors_survive_pickling(error: ModelyardError) -> None:
+def test_modelyard_errors_survive_pickling(make: Callable[[], ModelyardError]) -> None:
+    """As they travel back from a worker process: same type, same message, same fields."""
+    error = make()
     error.add_note("in the worker: here")
     back = pickle.loads(pickle.dumps(error))
     assert type(back) is type(error)
@@ -255,7 +312,7 @@ def test_a_result_the_driver_cannot_load_fails_that_task_only(remote: Executor) 
 def test_tasks_run_single_threaded(executor: Executor) -> None:
     """Native pools already loaded are capped (serial: in this process), and a worker process
     starts with the thread variables at 1, so libraries it loads later start capped too."""
-    import sklearn.ensemble  # noqa: F401 - loaded here, as the pipeline has before a fit
+    tasks.load_openmp()  # loaded here too, as the pipeline has before its first fit
 
     info = executor.submit(tasks.thread_info).result(timeout=RESULT_TIMEOUT)
     assert any(key.startswith("openmp:") for key in info["pools"])
@@ -263,6 +320,12 @@ def test_tasks_run_single_threaded(executor: Executor) -> None:
     assert set(info["pools"].values()) == {1}, info["pools"]
     if executor.kind != "serial":  # serial runs in this process: its environment is the user's
         assert info["omp"] == "1"
+
+
+def test_a_worker_imports_no_ml_library_before_a_task_needs_one(remote: Executor) -> None:
+    """Starting a worker is cheap (a cancelled fit's worker is replaced): the compute layer
+    itself imports no ML library."""
+    assert remote.submit(tasks.heavy_modules).result(timeout=RESULT_TIMEOUT) == []
 
 
 def test_local_workers_import_what_the_driver_can(
@@ -281,7 +344,7 @@ def test_local_workers_import_what_the_driver_can(
 
 
 def test_share_delivers_the_value_once_per_worker(executor: Executor) -> None:
-    value = tasks.Counted({"rows": [1, 2, 3]})
+    value = tasks.Counted({"rows": [1, 2, 3]}, uuid.uuid4().hex)
     shared = executor.share(value)
     probes = [executor.submit(tasks.probe_shared, shared) for _ in range(8)]
     seen = [f.result(timeout=RESULT_TIMEOUT) for f in probes]
@@ -298,8 +361,8 @@ def test_share_delivers_the_value_once_per_worker(executor: Executor) -> None:
 
 
 def test_unshare_leaves_other_shared_values_usable(executor: Executor) -> None:
-    first = executor.share(tasks.Counted("first"))
-    second = executor.share(tasks.Counted("second"))
+    first = executor.share(tasks.Counted("first", uuid.uuid4().hex))
+    second = executor.share(tasks.Counted("second", uuid.uuid4().hex))
     assert executor.submit(tasks.probe_shared, first).result(timeout=RESULT_TIMEOUT)[3] == "first"
     executor.unshare(first)
     again = executor.submit(tasks.probe_shared, second).result(timeout=RESULT_TIMEOUT)
@@ -350,7 +413,10 @@ def test_cancel_of_a_running_local_task_replaces_its_worker(
     assert local.workers == 2
 
 
-def test_cancel_of_a_running_dask_task_drops_its_result(dask: Executor, tmp_path: Path) -> None:
+def test_cancel_of_a_running_dask_task_drops_its_result(
+    started: dict[str, Executor], tmp_path: Path
+) -> None:
+    dask = _kept(started, "dask")
     release = tmp_path / "release"
     running = dask.submit(tasks.announce_and_wait, str(tmp_path / "a"), str(release), "a")
     announced_pid(tmp_path / "a")
@@ -396,6 +462,7 @@ def test_a_task_that_kills_its_worker_gives_worker_lost(local: Executor) -> None
     assert [f.result(timeout=RESULT_TIMEOUT) for f in fine] == [0, 2, 4, 6]
 
 
+@pytest.mark.slow
 def test_a_killed_dask_worker_reruns_its_task_or_fails_it(dask: Executor, tmp_path: Path) -> None:
     once = dask.submit(tasks.kill_self_once, str(tmp_path / "died"))
     result = outcome(once)
@@ -409,11 +476,21 @@ def test_a_killed_dask_worker_reruns_its_task_or_fails_it(dask: Executor, tmp_pa
     assert dask.submit(tasks.add, 2, 2).result(timeout=RESULT_TIMEOUT) == 4
 
 
-def test_a_task_that_keeps_killing_dask_workers_gives_worker_lost(dask: Executor) -> None:
-    exc = outcome(dask.submit(tasks.kill_self))
-    assert isinstance(exc, WorkerLost), exc
-    assert "died" in str(exc)
-    assert dask.submit(tasks.add, 3, 3).result(timeout=RESULT_TIMEOUT) == 6
+@pytest.mark.slow
+def test_a_task_that_keeps_killing_dask_workers_gives_worker_lost() -> None:
+    _need_dask()
+    import dask.config
+
+    with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
+        ex = _open("dask")
+        ex.submit(tasks.add, 0, 0).result(timeout=RESULT_TIMEOUT)  # the scheduler reads it now
+    try:
+        exc = outcome(ex.submit(tasks.kill_self))
+        assert isinstance(exc, WorkerLost), exc
+        assert "died" in str(exc)
+        assert ex.submit(tasks.add, 3, 3).result(timeout=RESULT_TIMEOUT) == 6
+    finally:
+        ex.close(kill=True)
 
 
 def test_a_pool_that_cannot_replace_a_worker_fails_its_tasks_instead_of_hanging(
@@ -444,39 +521,61 @@ def test_a_pool_that_cannot_replace_a_worker_fails_its_tasks_instead_of_hanging(
 # ---------------------------------------------------------------------------- close and start
 
 
-def test_close_stops_every_worker_and_removes_the_temporary_folder(remote: Executor) -> None:
+def test_close_stops_every_worker_and_removes_the_temporary_folder(fresh_remote: Executor) -> None:
     before = children()
-    shared = remote.share(tasks.Counted("x"))
-    pids = {f.result(timeout=RESULT_TIMEOUT) for f in [remote.submit(tasks.whoami) for _ in range(6)]}
+    shared = fresh_remote.share(tasks.Counted("x", uuid.uuid4().hex))
+    pids = {
+        f.result(timeout=RESULT_TIMEOUT)
+        for f in [fresh_remote.submit(tasks.whoami) for _ in range(6)]
+    }
     started = children() - before
     assert pids <= started
-    folder = Path(shared.ref).parent if remote.kind == "local" else None
+    folder = Path(shared.ref).parent if fresh_remote.kind == "local" else None
     if folder is not None:
         assert folder.is_dir() and folder.name.startswith("modelyard-pool-")
-    remote.close()
+    fresh_remote.close()
     assert not any(alive(pid) for pid in started)
     assert children() <= before
     if folder is not None:
         assert not folder.exists()
 
 
-def test_close_with_kill_stops_running_tasks_at_once(remote: Executor, tmp_path: Path) -> None:
+def test_close_with_kill_stops_running_tasks_at_once(
+    fresh_remote: Executor, tmp_path: Path
+) -> None:
     before = children()
-    running = remote.submit(tasks.announce_and_wait, str(tmp_path / "a"), str(tmp_path / "never"))
+    running = fresh_remote.submit(
+        tasks.announce_and_wait, str(tmp_path / "a"), str(tmp_path / "never")
+    )
     pid = announced_pid(tmp_path / "a")
-    remote.close(kill=True)
+    fresh_remote.close(kill=True)
     assert running.cancelled() or isinstance(outcome(running), Exception)
     wait_until(lambda: not alive(pid), "the running task's worker is gone")
     assert children() <= before
 
 
-def test_close_on_keyboard_interrupt_kills(tmp_path: Path) -> None:
-    """``with`` an executor, a KeyboardInterrupt closes it with ``kill``."""
+@pytest.mark.parametrize(("error", "kill"), [(KeyboardInterrupt, True), (ValueError, False)])
+def test_leaving_the_with_block_closes_and_kills_only_on_ctrl_c(
+    tmp_path: Path, error: type[BaseException], kill: bool
+) -> None:
+    """A KeyboardInterrupt closes with ``kill`` (at once); another error lets workers stop."""
     before = children()
-    with pytest.raises(KeyboardInterrupt), _open("local") as ex:
+    closes: list[bool] = []
+    with pytest.raises(error), _open("local") as ex:
         ex.submit(tasks.announce_and_wait, str(tmp_path / "a"), str(tmp_path / "never"))
         pid = announced_pid(tmp_path / "a")
-        raise KeyboardInterrupt
+        real = ex.real  # type: ignore[attr-defined]
+        close = real.close
+
+        def spy(*, kill: bool = False) -> None:
+            closes.append(kill)
+            close(kill=kill)
+
+        real.close = spy
+        if not kill:
+            (tmp_path / "never").touch()  # a graceful stop lets the running task finish
+        raise error
+    assert closes == [kill]
     assert not alive(pid)
     assert children() <= before
 
@@ -586,7 +685,3 @@ def test_the_module_docstring_example_runs() -> None:
 
     failures, tried = doctest.testmod(compute, verbose=False, report=False)
     assert tried > 0 and failures == 0
-
-
-if sys.platform != "linux":  # pragma: no cover
-    pytestmark = pytest.mark.skip(reason="the process checks read /proc")
