@@ -41,11 +41,13 @@ class DaskExecutor(Executor):
 
     def __init__(self, *, address: str | None, workers: int | None) -> None:
         try:
-            import distributed
+            import distributed as typed_distributed
         except ImportError:
             raise MissingExtraError(
                 "distributed", "dask", "compute.executor: dask (a Dask cluster)"
             ) from None
+        distributed: Any = typed_distributed  # its API is only partly annotated
+        self._client: Any = None
         self._cluster: Any = None
         self._links: dict[int, Any] = {}
         try:

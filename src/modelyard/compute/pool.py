@@ -302,6 +302,7 @@ class ProcessPool(Executor):
                 "the result of this task cannot be loaded here",
                 where="compute.executor: local",
                 found=f"{type(exc).__name__}: {exc}",
+                fix="Return values that unpickle anywhere: plain data, arrays, frames, models.",
             )
         worker.task = None
         with self._lock:
