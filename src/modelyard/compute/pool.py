@@ -11,10 +11,13 @@ task each worker runs:
   running, with :class:`~modelyard.compute.WorkerLost`, and is replaced;
 - :meth:`ProcessPool.cancel` drops queued tasks and replaces the workers of running ones;
 - workers run in their own session: a Ctrl-C in the terminal reaches this process only, which
-  stops them (:meth:`ProcessPool.close` with ``kill``) so nothing is left behind.
+  stops them (:meth:`ProcessPool.close` with ``kill``) so nothing is left behind;
+- a driver killed outright (SIGKILL, a crash) cannot stop them: they notice that their parent
+  is gone and exit within a second, and the next pool removes the dead one's folder.
 
 Shared values are pickled once to a file in a private temporary folder; each worker loads a
-value the first time a task needs it and keeps the few most recent ones.
+value the first time a task needs it and keeps the few most recent ones. Workers get this
+process's ``sys.path``, so a task function importable here is importable there.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, InvalidStateError
@@ -67,7 +71,9 @@ class ProcessPool(Executor):
     def __init__(self, workers: int, *, warm: tuple[str, ...] = ()) -> None:
         self._n = workers
         self._warm = warm
-        self._dir = Path(tempfile.mkdtemp(prefix="modelyard-pool-"))
+        _sweep_stale_folders()
+        self._dir = Path(tempfile.mkdtemp(prefix=_PREFIX))
+        self._claim = _claim(self._dir)
         self._lock = threading.Lock()
         self._queue: collections.deque[_Task] = collections.deque()
         self._tasks: dict[int, _Task] = {}
@@ -217,7 +223,7 @@ class ProcessPool(Executor):
         self._workers.clear()
 
     def _cleanup(self) -> None:
-        for fd in (self._wake_r, self._wake_w):
+        for fd in (self._wake_r, self._wake_w, self._claim):
             with contextlib.suppress(OSError):
                 os.close(fd)
         shutil.rmtree(self._dir, ignore_errors=True)
@@ -313,6 +319,46 @@ class ProcessPool(Executor):
             task.future.set_result(value)
         else:
             task.future.set_exception(value)
+
+
+_PREFIX = "modelyard-pool-"
+STALE_SECONDS = 60.0
+"""A pool folder whose owner is gone is removed by the next pool, once this old."""
+
+
+def _claim(folder: Path) -> int:
+    """Hold a lock on ``folder`` for the pool's life: the kernel drops it when this process
+    ends, however it ends, which is how the next pool knows the folder is abandoned."""
+    fd = os.open(folder / ".owner", os.O_CREAT | os.O_RDWR, 0o600)
+    with contextlib.suppress(ImportError):  # not POSIX: no sweeping
+        import fcntl
+
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return fd
+
+
+def _sweep_stale_folders() -> None:
+    """Remove the folders (copies of shared data, worker logs) of pools whose process was
+    killed or crashed before it could: their ``.owner`` lock is free, and not just made."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        return
+    for folder in Path(tempfile.gettempdir()).glob(f"{_PREFIX}*"):
+        try:
+            fd = os.open(folder / ".owner", os.O_RDWR)
+        except OSError:  # no lock file: not a pool of ours, or not yet claimed
+            continue
+        try:
+            if time.time() - os.fstat(fd).st_mtime < STALE_SECONDS:
+                continue
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # held: its pool is alive
+            continue
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
+        finally:
+            os.close(fd)
 
 
 def _tail(log: Path, lines: int = 5) -> str:

@@ -15,6 +15,8 @@ import os
 import pickle
 import signal
 import sys
+import threading
+import time
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,9 @@ from modelyard.compute.task import call, portable, quiet_warnings
 
 _KEEP_SHARED = 3
 """Shared values kept in memory (most recently used first)."""
+
+_WATCH_SECONDS = 0.5
+"""How often a worker checks that the driver that started it is still there."""
 
 
 class _SharedCache:
@@ -63,8 +68,20 @@ def serve(tasks: Connection, results: Connection) -> None:
         results.send_bytes(data)
 
 
+def _exit_with_the_driver(driver: int) -> None:
+    """A driver killed outright (SIGKILL, a crash) cannot stop its pool: stop at once, rather
+    than at the end of a task whose result nobody will read."""
+    while True:
+        time.sleep(_WATCH_SECONDS)
+        if os.getppid() != driver:  # re-parented: the driver is gone
+            os._exit(1)
+
+
 def main(argv: list[str]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the pool stops its workers itself
+    threading.Thread(
+        target=_exit_with_the_driver, args=(os.getppid(),), name="watch-driver", daemon=True
+    ).start()
     driver_path = os.environ.pop(SYS_PATH_VARIABLE, None)
     if driver_path:  # as multiprocessing's spawn does: import what the driver can
         first = json.loads(driver_path)

@@ -74,3 +74,72 @@ def test_ctrl_c_stops_the_pool_at_once_and_leaves_no_worker(tmp_path: Path) -> N
     assert folder.name.startswith("modelyard-pool-")
     assert not folder.exists()
     assert not (tmp_path / "w2").exists()  # the queued tasks never started
+
+
+KILLED_DRIVER = textwrap.dedent(
+    """
+    import sys
+
+    sys.path.insert(0, {root!r})
+    from modelyard.compute.pool import ProcessPool
+    from tests.unit.compute import tasks
+
+    folder = sys.argv[1]
+    pool = ProcessPool(2)
+    print("pool folder:", pool.share(list(range(1000))).ref.rsplit("/", 1)[0], flush=True)
+    futures = [
+        pool.submit(tasks.announce_and_wait, f"{{folder}}/w{{i}}", f"{{folder}}/never", i, 600)
+        for i in range(2)
+    ]
+    futures[0].result()
+    """
+)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="process groups and /proc")
+def test_a_killed_driver_leaves_no_worker_running_and_its_folder_is_swept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGKILL (or a crash) gives the driver no chance to stop its pool: the workers notice
+    that their parent is gone and stop at once, not after their task; the pool's folder (a
+    copy of the training data) is removed by the next pool."""
+    from modelyard.compute.pool import ProcessPool
+    from tests.unit.compute.test_executors import wait_until
+
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    script = tmp_path / "driver.py"
+    script.write_text(KILLED_DRIVER.format(root=str(ROOT)))
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(tmp_path)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "TMPDIR": str(temp)},
+        start_new_session=True,
+    )
+    try:
+        workers = [announced_pid(tmp_path / f"w{i}") for i in range(2)]
+        assert proc.stdout is not None
+        folder = Path(proc.stdout.readline().split("pool folder:", 1)[1].strip())
+        assert folder.parent == temp and folder.is_dir()
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=RESULT_TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    wait_until(lambda: not any(alive(pid) for pid in workers), "the orphaned workers stop")
+
+    unrelated = temp / "modelyard-pool-not-ours"
+    unrelated.mkdir()
+    monkeypatch.setattr("tempfile.tempdir", str(temp))
+    monkeypatch.setattr("modelyard.compute.pool.STALE_SECONDS", 0.0)
+    live = ProcessPool(1)
+    try:
+        assert not folder.exists()  # the dead driver's: swept
+        assert unrelated.is_dir()  # no lock file: not a pool of this version, left alone
+        other = ProcessPool(1)  # a live pool's folder is never swept
+        other.close()
+        assert Path(live.share(1).ref).parent.is_dir()
+    finally:
+        live.close()
