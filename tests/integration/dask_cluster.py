@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -98,11 +99,25 @@ class DaskCluster:
         return pids
 
     def stop(self) -> None:
-        from tests.integration.conftest import stop
+        for proc in [*self.workers, self.scheduler]:
+            _stop(proc)
 
-        for proc in self.workers:
-            stop(proc)
-        stop(self.scheduler)
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the process group, then SIGKILL what is left of it."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=15)
+    with contextlib.suppress(ProcessLookupError):  # the group's stragglers, if any
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=15)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def _env() -> dict[str, str]:
@@ -140,8 +155,6 @@ def dask_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaskClust
         import distributed  # noqa: F401
     except ImportError:
         skip_or_fail("distributed (the dask extra) is not installed: uv sync --extra dask")
-    from tests.integration.conftest import free_port
-
     root = tmp_path_factory.mktemp("dask-cluster")
     port = free_port()
     log = root / "scheduler.log"
@@ -166,8 +179,6 @@ def dask_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaskClust
 
 
 def _wait_listening(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
-    import socket
-
     deadline = time.monotonic() + START_SECONDS
     while time.monotonic() < deadline:
         if proc.poll() is not None:

@@ -670,7 +670,7 @@ def test_a_dask_address_that_answers_nothing_is_a_clear_error(
 ) -> None:
     _need_dask()
     from modelyard.compute import cluster
-    from tests.integration.conftest import free_port
+    from tests.integration.dask_cluster import free_port
 
     monkeypatch.setattr(cluster, "_CONNECT_SECONDS", 2)
     ex = open_executor("dask", address=f"tcp://127.0.0.1:{free_port()}")
