@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 
 class ModelyardError(Exception):
@@ -41,6 +42,11 @@ class ModelyardError(Exception):
         self.fix = fix
         super().__init__(self.render())
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuilt from its state, not by calling __init__ again (subclasses take other
+        # arguments): an error raised in a worker process arrives in the driver as itself.
+        return (_restore, (type(self), self.args, self.__dict__))
+
     def render(self) -> str:
         head = f"{self.where}: {self.what}" if self.where else self.what
         parts = [head]
@@ -56,6 +62,13 @@ class ModelyardError(Exception):
         if self.fix:
             text += f" {self.fix}"
         return text
+
+
+def _restore(cls: type[ModelyardError], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
 
 
 @dataclass(frozen=True)

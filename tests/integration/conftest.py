@@ -116,6 +116,8 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 # Servers of the data-collection tests (S3, PostgreSQL, Kafka): see data_servers.py.
+# A real Dask cluster (dask scheduler + two dask worker processes): see dask_cluster.py.
+from tests.integration.dask_cluster import dask_cluster  # noqa: E402, F401
 from tests.integration.data_servers import (  # noqa: E402, F401
     kafka_broker,
     postgres_server,

@@ -53,6 +53,10 @@ THREAD_VARIABLES = (
 )
 """Environment variables that cap native thread pools; set to 1 in every worker process."""
 
+SYS_PATH_VARIABLE = "MODELYARD_WORKER_SYS_PATH"
+"""The driver's ``sys.path`` (JSON) handed to a local worker, which puts it first on its own:
+a task function importable here is importable there (as with multiprocessing's spawn)."""
+
 
 class WorkerLost(ModelyardError):
     """The worker process running a task died (killed, out of memory, a crash in native code)."""
@@ -125,12 +129,17 @@ def available_cores() -> int:
     except (AttributeError, OSError):  # not Linux
         cores = os.cpu_count() or 1
     try:
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text(encoding="ascii").split()[:2]
+        quota, period = _read_cpu_max().split()[:2]
         if quota != "max":
-            cores = min(cores, max(1, int(int(quota) / int(period))))
-    except (OSError, ValueError):
+            cores = min(cores, max(1, int(quota) // int(period)))
+    except (OSError, ValueError, ZeroDivisionError):
         pass
     return max(1, cores)
+
+
+def _read_cpu_max() -> str:
+    """The cgroup (v2) CPU quota: ``"max 100000"`` or ``"<quota> <period>"`` in microseconds."""
+    return Path("/sys/fs/cgroup/cpu.max").read_text(encoding="ascii")
 
 
 def resolve_workers(workers: int | Literal["auto"]) -> int:
@@ -165,12 +174,13 @@ def open_executor(
     if kind == "local":
         from modelyard.compute.pool import ProcessPool
 
-        return _Lazy(lambda: ProcessPool(resolve_workers(workers), warm=warm), "local")
+        n = resolve_workers(workers)  # a wrong count fails here, before any work is done
+        return _Lazy(lambda: ProcessPool(n, warm=warm), "local")
     if kind == "dask":
         from modelyard.compute.cluster import DaskExecutor
 
-        n = None if address else resolve_workers(workers)
-        return _Lazy(lambda: DaskExecutor(address=address, workers=n), "dask")
+        size = None if address else resolve_workers(workers)
+        return _Lazy(lambda: DaskExecutor(address=address, workers=size), "dask")
     raise ModelyardError(
         f"unknown executor '{kind}'",
         where="compute.executor",

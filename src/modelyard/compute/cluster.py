@@ -17,14 +17,21 @@ from concurrent.futures import Future
 from typing import Any
 
 from modelyard.compute import Executor, Shared, WorkerLost
-from modelyard.compute.task import call
+from modelyard.compute.task import call, portable
 from modelyard.errors import MissingExtraError, ModelyardError
 
 _CONNECT_SECONDS = 30
 
 
 def _run(fn: Callable[..., Any], *args: Any) -> Any:
-    return call(fn, args)
+    try:
+        return call(fn, args)
+    except Exception as exc:  # one that cannot be pickled travels as text, as on the local pool
+        error = portable(exc)
+    # Dask pickles the chained exceptions too (pickle itself drops them): cut the chain, the
+    # worker's traceback is in a note.
+    error.__cause__ = error.__context__ = None
+    raise error
 
 
 class DaskExecutor(Executor):
@@ -34,11 +41,13 @@ class DaskExecutor(Executor):
 
     def __init__(self, *, address: str | None, workers: int | None) -> None:
         try:
-            import distributed
+            import distributed as typed_distributed
         except ImportError:
             raise MissingExtraError(
                 "distributed", "dask", "compute.executor: dask (a Dask cluster)"
             ) from None
+        distributed: Any = typed_distributed  # its API is only partly annotated
+        self._client: Any = None
         self._cluster: Any = None
         self._links: dict[int, Any] = {}
         try:
@@ -51,6 +60,9 @@ class DaskExecutor(Executor):
                     processes=True,
                     host="127.0.0.1",
                     dashboard_address=None,
+                    # no dashboard, but the scheduler's HTTP server (health, metrics) still
+                    # starts: on any free port, not 8787 (a second run would warn it is taken)
+                    scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
                 )
                 self._client = distributed.Client(self._cluster)
             self._client.wait_for_workers(1, timeout=_CONNECT_SECONDS)
@@ -103,12 +115,16 @@ class DaskExecutor(Executor):
             self._links.pop(id(future), None)
             if future.done():
                 return
-            if done.status == "finished":
-                future.set_result(done.result())
-            elif done.status == "cancelled":
-                future.cancel()
-            else:
-                future.set_exception(_translate(done.exception()))
+            try:
+                if done.status == "finished":
+                    future.set_result(done.result())
+                elif done.status == "cancelled":
+                    future.cancel()
+                else:
+                    future.set_exception(_translate(done.exception()))
+            except BaseException as exc:  # e.g. a result this process cannot unpickle
+                if not future.done():  # never leave the future pending: that would hang a run
+                    future.set_exception(_unloadable(exc))
 
         remote.add_done_callback(settle)
         return future
@@ -134,6 +150,16 @@ class DaskExecutor(Executor):
             if self._cluster is not None:
                 self._cluster.close(timeout=5 if kill else 30)
                 self._cluster = None
+
+
+def _unloadable(exc: BaseException) -> ModelyardError:
+    return ModelyardError(
+        "the result of this task cannot be loaded here",
+        where="compute.executor: dask",
+        found=f"{type(exc).__name__}: {exc}",
+        fix="Check that the workers and this process have the same versions of the libraries "
+        "the task returns objects of.",
+    )
 
 
 def _translate(exc: BaseException | None) -> BaseException:

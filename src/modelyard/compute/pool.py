@@ -11,16 +11,20 @@ task each worker runs:
   running, with :class:`~modelyard.compute.WorkerLost`, and is replaced;
 - :meth:`ProcessPool.cancel` drops queued tasks and replaces the workers of running ones;
 - workers run in their own session: a Ctrl-C in the terminal reaches this process only, which
-  stops them (:meth:`ProcessPool.close` with ``kill``) so nothing is left behind.
+  stops them (:meth:`ProcessPool.close` with ``kill``) so nothing is left behind;
+- a driver killed outright (SIGKILL, a crash) cannot stop them: they notice that their parent
+  is gone and exit within a second, and the next pool removes the dead one's folder.
 
 Shared values are pickled once to a file in a private temporary folder; each worker loads a
-value the first time a task needs it and keeps the few most recent ones.
+value the first time a task needs it and keeps the few most recent ones. Workers get this
+process's ``sys.path``, so a task function importable here is importable there.
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
+import json
 import os
 import pickle
 import shutil
@@ -28,15 +32,17 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
-from modelyard.compute import THREAD_VARIABLES, Executor, Shared, WorkerLost
+from modelyard.compute import SYS_PATH_VARIABLE, THREAD_VARIABLES, Executor, Shared, WorkerLost
+from modelyard.errors import ModelyardError
 
 
 @dataclass
@@ -65,12 +71,16 @@ class ProcessPool(Executor):
     def __init__(self, workers: int, *, warm: tuple[str, ...] = ()) -> None:
         self._n = workers
         self._warm = warm
-        self._dir = Path(tempfile.mkdtemp(prefix="modelyard-pool-"))
+        _sweep_stale_folders()
+        self._dir = Path(tempfile.mkdtemp(prefix=_PREFIX))
+        self._claim = _claim(self._dir)
         self._lock = threading.Lock()
         self._queue: collections.deque[_Task] = collections.deque()
         self._tasks: dict[int, _Task] = {}
         self._next_id = 0
         self._closed = False
+        self._broken: Callable[[], ModelyardError] | None = None
+        """Set when the manager thread failed: makes the error every task then gets."""
         self._wake_r, self._wake_w = os.pipe()
         self._workers: list[_Worker] = []
         try:
@@ -103,18 +113,16 @@ class ProcessPool(Executor):
 
     def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future[Any]:
         future: Future[Any] = Future()
-        with self._lock:
+        wire = [("shared", a.token, a.ref) if isinstance(a, Shared) else ("value", a) for a in args]
+        body = pickle.dumps((fn, wire), protocol=pickle.HIGHEST_PROTOCOL)
+        with self._lock:  # one section: a close or a failure in between cannot strand the task
+            if self._broken is not None:
+                raise self._broken()
             if self._closed:
                 raise RuntimeError("the pool is closed")
-            task_id = self._next_id
+            task = _Task(self._next_id, self._next_id.to_bytes(8, "big") + body, future)
             self._next_id += 1
-        wire = [("shared", a.token, a.ref) if isinstance(a, Shared) else ("value", a) for a in args]
-        payload = task_id.to_bytes(8, "big") + pickle.dumps(
-            (fn, wire), protocol=pickle.HIGHEST_PROTOCOL
-        )
-        task = _Task(task_id, payload, future)
-        with self._lock:
-            self._tasks[task_id] = task
+            self._tasks[task.id] = task
             self._queue.append(task)
         self._wake()
         return future
@@ -156,6 +164,7 @@ class ProcessPool(Executor):
     def _spawn(self) -> _Worker:
         env = dict(os.environ)
         env.update({name: "1" for name in THREAD_VARIABLES})
+        env[SYS_PATH_VARIABLE] = json.dumps(sys.path)  # tasks import what this process can
         log = self._dir / f"worker-{uuid.uuid4().hex[:8]}.log"
         with log.open("wb") as err:
             process = subprocess.Popen(
@@ -214,7 +223,7 @@ class ProcessPool(Executor):
         self._workers.clear()
 
     def _cleanup(self) -> None:
-        for fd in (self._wake_r, self._wake_w):
+        for fd in (self._wake_r, self._wake_w, self._claim):
             with contextlib.suppress(OSError):
                 os.close(fd)
         shutil.rmtree(self._dir, ignore_errors=True)
@@ -245,6 +254,31 @@ class ProcessPool(Executor):
                 worker.send.send_bytes(task.payload)
 
     def _manage(self) -> None:
+        try:
+            self._serve()
+        except BaseException as exc:  # no process can be started, or a bug: fail, never hang
+            self._fail_everything(exc)
+
+    def _fail_everything(self, exc: BaseException) -> None:
+        def error() -> ModelyardError:
+            return ModelyardError(
+                "the local process pool stopped working",
+                where="compute.executor: local",
+                found=f"{type(exc).__name__}: {exc}",
+                fix="Check the machine's free memory and process limits (ulimit -u), or set "
+                "compute.executor: serial.",
+            )
+
+        with self._lock:
+            self._broken = error
+            pending = list(self._tasks.values())
+            self._tasks.clear()
+            self._queue.clear()
+        for task in pending:
+            with contextlib.suppress(InvalidStateError):  # cancelled meanwhile
+                task.future.set_exception(error())
+
+    def _serve(self) -> None:
         while not self._closed:
             self._dispatch()
             conns: dict[Any, _Worker] = {w.conn: w for w in self._workers}
@@ -266,7 +300,16 @@ class ProcessPool(Executor):
                 self._deliver(worker, message)
 
     def _deliver(self, worker: _Worker, message: bytes) -> None:
-        task_id, ok, value = pickle.loads(message)
+        try:
+            task_id, ok, value = pickle.loads(message)
+        except Exception as exc:  # the worker runs one task at a time: it is this one
+            task_id, ok = worker.task, False
+            value = ModelyardError(
+                "the result of this task cannot be loaded here",
+                where="compute.executor: local",
+                found=f"{type(exc).__name__}: {exc}",
+                fix="Return values that unpickle anywhere: plain data, arrays, frames, models.",
+            )
         worker.task = None
         with self._lock:
             task = self._tasks.pop(task_id, None)
@@ -276,6 +319,46 @@ class ProcessPool(Executor):
             task.future.set_result(value)
         else:
             task.future.set_exception(value)
+
+
+_PREFIX = "modelyard-pool-"
+STALE_SECONDS = 60.0
+"""A pool folder whose owner is gone is removed by the next pool, once this old."""
+
+
+def _claim(folder: Path) -> int:
+    """Hold a lock on ``folder`` for the pool's life: the kernel drops it when this process
+    ends, however it ends, which is how the next pool knows the folder is abandoned."""
+    fd = os.open(folder / ".owner", os.O_CREAT | os.O_RDWR, 0o600)
+    with contextlib.suppress(ImportError):  # not POSIX: no sweeping
+        import fcntl
+
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return fd
+
+
+def _sweep_stale_folders() -> None:
+    """Remove the folders (copies of shared data, worker logs) of pools whose process was
+    killed or crashed before it could: their ``.owner`` lock is free, and not just made."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        return
+    for folder in Path(tempfile.gettempdir()).glob(f"{_PREFIX}*"):
+        try:
+            fd = os.open(folder / ".owner", os.O_RDWR)
+        except OSError:  # no lock file: not a pool of ours, or not yet claimed
+            continue
+        try:
+            if time.time() - os.fstat(fd).st_mtime < STALE_SECONDS:
+                continue
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # held: its pool is alive
+            continue
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
+        finally:
+            os.close(fd)
 
 
 def _tail(log: Path, lines: int = 5) -> str:

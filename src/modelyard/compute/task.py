@@ -3,6 +3,7 @@ model search silenced, and the worker's traceback attached to an exception it ra
 
 from __future__ import annotations
 
+import pickle
 import traceback
 import warnings
 from collections.abc import Callable, Sequence
@@ -24,15 +25,25 @@ def call(fn: Callable[..., Any], args: Sequence[Any]) -> Any:
 
 
 def quiet_warnings() -> None:
-    """Warnings that one fit of a search can raise and no user can act on."""
+    """Warnings that one fit of a search can raise and no user can act on (scikit-learn's
+    ``ConvergenceWarning`` is a ``UserWarning``: no need to import scikit-learn to silence it,
+    which would cost a worker process seconds before its first task)."""
     warnings.simplefilter("ignore", category=UserWarning)
     warnings.simplefilter("ignore", category=FutureWarning)
     warnings.simplefilter("ignore", category=RuntimeWarning)
+
+
+def portable(exc: BaseException) -> BaseException:
+    """``exc`` itself when it survives pickling, else a RuntimeError with its type, text and
+    notes: what a worker process sends back for a task that raised."""
     try:
-        from sklearn.exceptions import ConvergenceWarning
-    except ImportError:  # pragma: no cover - scikit-learn is a core dependency
-        return
-    warnings.simplefilter("ignore", category=ConvergenceWarning)
+        pickle.loads(pickle.dumps(exc))
+    except Exception:
+        plain = RuntimeError(f"{type(exc).__name__}: {exc}")
+        for note in getattr(exc, "__notes__", []):
+            plain.add_note(note)
+        return plain
+    return exc
 
 
 def error_text(exc: BaseException) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import importlib
+import json
 import os
 import pickle
 import signal
@@ -20,11 +21,14 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from modelyard.compute import THREAD_VARIABLES
-from modelyard.compute.task import call, quiet_warnings
+from modelyard.compute import SYS_PATH_VARIABLE, THREAD_VARIABLES
+from modelyard.compute.task import call, portable, quiet_warnings
 
 _KEEP_SHARED = 3
 """Shared values kept in memory (most recently used first)."""
+
+_WATCH_SECONDS = 0.5
+"""How often a worker checks that the driver that started it is still there."""
 
 
 class _SharedCache:
@@ -41,18 +45,6 @@ class _SharedCache:
         while len(self._values) > _KEEP_SHARED:
             self._values.popitem(last=False)
         return value
-
-
-def _portable(exc: BaseException) -> BaseException:
-    """The exception itself when it pickles, else a RuntimeError with its text."""
-    try:
-        pickle.loads(pickle.dumps(exc))
-    except Exception:
-        plain = RuntimeError(f"{type(exc).__name__}: {exc}")
-        for note in getattr(exc, "__notes__", []):
-            plain.add_note(note)
-        return plain
-    return exc
 
 
 def serve(tasks: Connection, results: Connection) -> None:
@@ -72,22 +64,28 @@ def serve(tasks: Connection, results: Connection) -> None:
             reply = (task_id, True, call(fn, args))
             data = pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as exc:  # the task's own error, or one unpickling it
-            data = pickle.dumps((task_id, False, _portable(exc)), protocol=pickle.HIGHEST_PROTOCOL)
+            data = pickle.dumps((task_id, False, portable(exc)), protocol=pickle.HIGHEST_PROTOCOL)
         results.send_bytes(data)
 
 
-def _exit_with_the_pool(parent: int) -> None:
-    """Exit as soon as the pool's process is gone (killed, even with SIGKILL): a worker must
-    not go on burning a core on a fit nobody will read."""
+def _exit_with_the_driver(driver: int) -> None:
+    """A driver killed outright (SIGKILL, a crash) cannot stop its pool: stop at once, rather
+    than at the end of a task whose result nobody will read."""
     while True:
-        time.sleep(0.5)
-        if os.getppid() != parent:
+        time.sleep(_WATCH_SECONDS)
+        if os.getppid() != driver:  # re-parented: the driver is gone
             os._exit(1)
 
 
 def main(argv: list[str]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the pool stops its workers itself
-    threading.Thread(target=_exit_with_the_pool, args=(os.getppid(),), daemon=True).start()
+    threading.Thread(
+        target=_exit_with_the_driver, args=(os.getppid(),), name="watch-driver", daemon=True
+    ).start()
+    driver_path = os.environ.pop(SYS_PATH_VARIABLE, None)
+    if driver_path:  # as multiprocessing's spawn does: import what the driver can
+        first = json.loads(driver_path)
+        sys.path[:] = [*first, *(p for p in sys.path if p not in first)]
     for name in THREAD_VARIABLES:
         os.environ[name] = "1"
     tasks = Connection(os.dup(0), writable=False)
