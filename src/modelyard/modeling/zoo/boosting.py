@@ -55,7 +55,14 @@ class LightGBM(_Boosted):
     name = "lightgbm"
 
     def fixed(self, task: Task) -> dict[str, Any]:
-        return {"n_estimators": MAX_ROUNDS, "subsample_freq": 1, "n_jobs": 1}
+        # Multiclass: start every class from 0, not from its log prior. From the prior a class
+        # of a few rows starts so low that early stopping (on the loss of the common classes)
+        # ends before it is ever predicted: kddcup99 macro F1 0.53 with it, 0.84 without;
+        # wine quality unchanged.
+        return {
+            "n_estimators": MAX_ROUNDS, "subsample_freq": 1, "n_jobs": 1,
+            "boost_from_average": task != "multiclass",
+        }  # fmt: skip
 
     def portfolio(self, task: Task) -> list[dict[str, Any]]:
         base = {
@@ -90,7 +97,9 @@ class LightGBM(_Boosted):
         import lightgbm as lgb
 
         # keyword-only LightGBM parameters must be set here to be settable later
-        extra: dict[str, Any] = {"deterministic": True, "verbose": -1, "extra_trees": False}
+        extra: dict[str, Any] = {
+            "deterministic": True, "verbose": -1, "extra_trees": False, "boost_from_average": True,
+        }  # fmt: skip
         if is_classification(task):
             return lgb.LGBMClassifier(random_state=seed, **extra)
         return lgb.LGBMRegressor(random_state=seed, **extra)
