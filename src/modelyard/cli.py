@@ -300,7 +300,9 @@ def models_list(config_path: Path, model_name: str | None, as_json: bool) -> Non
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"{registry.model_name} ({registry.tracking_uri})")
+    from modelyard.errors import mask_url
+
+    table = Table(title=f"{registry.model_name} ({mask_url(registry.tracking_uri)})")
     for col in ("version", "aliases", "created", "gate", "test metrics"):
         table.add_column(col)
     for r in rows:

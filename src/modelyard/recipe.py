@@ -223,6 +223,9 @@ def register(
         "modelyard.model": trained.choice.name,
         "modelyard.split": split.description,
     }
+    params = _masked(
+        config.model_dump(mode="json", exclude={"data": {"source": {"read"}}}, warnings=False)
+    )
     return register_and_gate(
         project=config.name, workdir=Path(workdir), tracking=config.tracking, gate=config.gate,
         model=trained.model, contract=contract, task=problem.task, metric=problem.metric,
@@ -230,7 +233,7 @@ def register(
         candidate_score=evaluation.score,
         metrics={f"test_{k}": v for k, v in evaluation.metrics.items()}
         | {f"cv_{problem.metric}": trained.choice.score},
-        params=config.model_dump(mode="json", exclude={"data": {"source": {"read"}}}, warnings=False),
+        params=params,
         artifacts={
             "leaderboard.json": leaderboard.model_dump_json(indent=2),
             "evaluation.json": evaluation.model_dump_json(indent=2),
@@ -239,6 +242,18 @@ def register(
         tags=tags, data_valid=all(r.invalid_fraction <= r.max_invalid_fraction for r in reports),
         command=command,
     )  # fmt: skip
+
+
+def _masked(value: Any) -> Any:
+    """``value`` (nested dicts and lists) with every URL's password masked, for MLflow params:
+    ``tracking.uri``, ``monitoring.reference`` or ``ingest.from`` may carry credentials."""
+    from modelyard.errors import mask_url
+
+    if isinstance(value, dict):
+        return {k: _masked(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_masked(v) for v in value]
+    return mask_url(value) if isinstance(value, str) and "://" in value else value
 
 
 def _code_version(folder: Path) -> str:
