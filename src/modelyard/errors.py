@@ -98,7 +98,25 @@ class DataError(ModelyardError):
 
 
 class ValidationFailed(DataError):
-    """Rows broke the data contract and the configured policy stops the run."""
+    """Rows broke the data contract and the configured policy stops the run.
+
+    ``result`` is the validation's outcome (a ``ValidationResult``: the report and the
+    quarantine), so that the rows can be written where the user inspects them before the run
+    stops; ``None`` when there is none to show.
+    """
+
+    def __init__(
+        self,
+        what: str,
+        *,
+        where: str | None = None,
+        expected: str | None = None,
+        found: str | None = None,
+        fix: str | None = None,
+        result: object = None,
+    ) -> None:
+        self.result = result
+        super().__init__(what, where=where, expected=expected, found=found, fix=fix)
 
 
 class PipelineError(ModelyardError):

@@ -636,7 +636,11 @@ class Project:
         _write_atomic(self.config.contract.path, contract_to_yaml(outcome.output("contract")))
         declared = self.declared_contract()
         if declared == outcome.output("contract"):
-            key = next(p.key for p in self.plan(until="contract") if p.name == "contract")
+            pipeline = build_pipeline(
+                self.config, declared_contract=declared, command=self.run_command()
+            )  # the file read once: a contract of 10,000 columns takes a while to parse
+            steps = plan(pipeline, self.store, until="contract")
+            key = next(p.key for p in steps if p.name == "contract")
             self.store.alias("contract", inferred_key, key)
 
     def _publish(self, outcome: RunOutcome, result: RunResult) -> None:
