@@ -27,8 +27,13 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from modelyard.config.schema import ColumnRoles, ContractSection, ProfileSection, Source
-from modelyard.config.schema import ValidationSection
+from modelyard.config.schema import (
+    ColumnRoles,
+    ContractSection,
+    ProfileSection,
+    Source,
+    ValidationSection,
+)
 from modelyard.data.contract import contract_from_yaml, contract_to_yaml, infer_contract
 from modelyard.data.profile import profile
 from modelyard.data.sources import read_source
@@ -78,7 +83,9 @@ def main() -> None:
         folder = Path(tmp)
         wide_frame(args.rows, args.columns).write_csv(folder / "wide.csv")
         print(f"{args.rows} rows x {args.columns + 1} columns (cpus: {os.cpu_count()})")
-        df = timed("read (every column as text)", lambda: read_source(Source(path=folder / "wide.csv")))
+        df = timed(
+            "read (every column as text)", lambda: read_source(Source(path=folder / "wide.csv"))
+        )
         contract = timed(
             "infer_contract",
             lambda: infer_contract(

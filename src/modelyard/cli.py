@@ -115,8 +115,14 @@ class _Console:
         )
         for label, report in result.validation.items():
             colour = "green" if report.invalid_rows == 0 else "yellow"
+            unlabelled = (
+                f", {report.missing_target_rows:,} without a target"
+                if report.missing_target_rows
+                else ""
+            )
             self.console.print(
-                f"  {label}: [{colour}]{report.valid_rows:,} valid, {report.invalid_rows:,} invalid[/]"
+                f"  {label}: [{colour}]{report.valid_rows:,} valid, {report.invalid_rows:,} "
+                f"invalid{unlabelled}[/]"
             )
         reg = result.registration
         if reg is not None:
@@ -163,8 +169,18 @@ def run(
         else:
             click.echo(str(the_plan))
         return
+    from modelyard.errors import ValidationFailed
+
     console = _Console(quiet=as_json)
-    result = project.run(from_step=from_step, until=until, listener=console)
+    try:
+        result = project.run(from_step=from_step, until=until, listener=console)
+    except ValidationFailed as exc:  # what was written before it stopped, then the error
+        if exc.run is not None:
+            if as_json:
+                click.echo(json.dumps(exc.run.to_dict(), indent=2))
+            else:
+                console.summary(exc.run)
+        raise
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
     else:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 
 class ModelyardError(Exception):
@@ -105,6 +106,10 @@ class ValidationFailed(DataError):
     stops; ``None`` when there is none to show.
     """
 
+    result: Any
+    run: Any = None
+    """The run that stopped (a ``RunResult`` of the recipe), with what it wrote first."""
+
     def __init__(
         self,
         what: str,
@@ -113,7 +118,7 @@ class ValidationFailed(DataError):
         expected: str | None = None,
         found: str | None = None,
         fix: str | None = None,
-        result: object = None,
+        result: Any = None,
     ) -> None:
         self.result = result
         super().__init__(what, where=where, expected=expected, found=found, fix=fix)

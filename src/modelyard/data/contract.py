@@ -443,16 +443,7 @@ def infer_contract(
         ).row(0, named=True)
         cats = {c: list(row[c]) for c in categorical}
 
-    role_of: dict[str, ColumnRole] = {}
-    for c in roles.leakage:
-        role_of[c] = "leakage"
-    if roles.time:
-        role_of[roles.time] = "time"
-    for c in roles.id:
-        role_of[c] = "id"
-    if target:
-        role_of[target] = "target"
-
+    role_of = declared_roles(target, roles)
     reasons = _junk_reasons(df, types, failures, fail_counts, n)
     inferred = _identifiers_and_text(typed, names, types, role_of, stats, n, options)
     columns: list[ColumnContract] = []
@@ -568,6 +559,121 @@ def _identifiers_and_text(
                 "identifier, not a feature",
             )
     return out
+
+
+# --------------------------------------------------------------------------- roles
+
+_ROLE_KEY = {
+    "target": "data.target",
+    "id": "data.columns.id",
+    "leakage": "data.columns.leakage",
+    "time": "data.columns.time",
+}
+
+
+def declared_roles(target: str | None, roles: ColumnRoles) -> dict[str, ColumnRole]:
+    """The roles modelyard.yaml declares, by column (columns it drops have none)."""
+    out: dict[str, ColumnRole] = {}
+    for c in roles.leakage:
+        out[c] = "leakage"
+    if roles.time:
+        out[roles.time] = "time"
+    for c in roles.id:
+        out[c] = "id"
+    if target:
+        out[target] = "target"
+    for c in roles.drop:
+        out.pop(c, None)
+    return out
+
+
+def check_roles(
+    contract: DataContract,
+    *,
+    target: str | None,
+    roles: ColumnRoles,
+    text: str,
+    source: str,
+    config_source: str = "modelyard.yaml",
+) -> None:
+    """Raise a :class:`~modelyard.errors.ConfigError` naming both files when the contract's
+    roles disagree with the roles modelyard.yaml declares.
+
+    The rule (no file silently wins): a column modelyard.yaml declares (``data.target``,
+    ``data.columns.id`` / ``leakage`` / ``time``) must have that role in the contract, and
+    every other column must be a ``feature`` there, unless the contract gives a ``reason``
+    for its role (modelyard inferred it: an identifier; or you documented your own choice).
+    ``text`` (the contract file's text) locates each problem by line.
+    """
+    declared = declared_roles(target, roles)
+    by_name = {c.name: (i, c) for i, c in enumerate(contract.columns)}
+    found: list[tuple[tuple[str | int, ...], str]] = []
+    if (contract.target or None) != (target or None):
+        yaml_says = f"'{target}' ({_ROLE_KEY['target']})" if target else "no target"
+        found.append(
+            (
+                ("target",),
+                f"the target is {contract.target!r} here, but {config_source} has {yaml_says}",
+            )
+        )
+    for name, role in declared.items():
+        key = _ROLE_KEY[role]
+        if name not in by_name:
+            hint = did_you_mean(name, by_name)
+            found.append(
+                (
+                    ("columns",),
+                    f"{config_source} declares '{name}' as {role} ({key}), but there is no such "
+                    f"column here{hint}",
+                )
+            )
+            continue
+        i, col = by_name[name]
+        if col.role != role:
+            found.append(
+                (
+                    ("columns", i, "role"),
+                    f"'{name}' has role {col.role} here, but {config_source} declares it {role} "
+                    f"({key}): set role: {role} here, or change {key}",
+                )
+            )
+    for name, (i, col) in by_name.items():
+        if name in declared or col.role == "feature" or col.reason is not None:
+            continue
+        key = _ROLE_KEY.get(col.role, "data.columns")
+        found.append(
+            (
+                ("columns", i, "role"),
+                f"'{name}' has role {col.role} here, but {config_source} does not declare it "
+                f"({key}): add it there, set role: feature here, or give the role a reason: "
+                "line here",
+            )
+        )
+    if not found:
+        return
+    lines = _line_map(text)
+
+    def loc(path: tuple[str | int, ...]) -> str:
+        while path and path not in lines:
+            path = path[:-1]
+        return f"{source}:{lines[path]}" if path in lines else source
+
+    def dotted(path: tuple[str | int, ...]) -> str:
+        out = ""
+        for part in path:
+            out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+        return out
+
+    problems = [Problem(loc(path), dotted(path), message) for path, message in found]
+    problems.append(
+        Problem(
+            source,
+            "",
+            f"no file wins: make {source} and {config_source} agree, or delete {source} to "
+            f"infer it again from the data and {config_source}",
+        )
+    )
+    raise ConfigError(problems, source=f"{source} (against {config_source})")
 
 
 # --------------------------------------------------------------------------- YAML

@@ -432,8 +432,10 @@ def profile(
             )
             q1, q3 = _num(s(i, "p25")), _num(s(i, "p75"))
             flag = _int(s(i, "distinct")) <= 2  # a 0/1 flag: its rarer value is no outlier
-            finite = q1 is not None and q3 is not None and math.isfinite(q1) and math.isfinite(q3)
-            if finite and not flag:
+            quartiles = (
+                q1 is not None and q3 is not None and math.isfinite(q1) and math.isfinite(q3)
+            )
+            if quartiles and not flag:
                 assert q1 is not None and q3 is not None
                 iqr = q3 - q1
                 xf = x.cast(pl.Float64)

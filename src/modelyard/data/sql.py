@@ -27,11 +27,12 @@ def _url(source: SqlSource) -> Any:
 
     raw = source.url.get_secret_value()
     parts = split_credentials(raw)
-    if parts is not None and parts[2] is not None and "@" in parts[2]:
-        # SQLAlchemy ends the password at its first '@' and would take the rest of it for the
-        # host; %-encode it so that the password is the user's, whole.
+    if parts is not None:
         scheme, user, password, rest = parts
-        raw = f"{scheme}{user}:{password.replace('@', '%40')}@{rest}"
+        if password is not None and "@" in password:
+            # SQLAlchemy ends the password at its first '@' and would take the rest of it for
+            # the host; %-encode it so that the password is the user's, whole.
+            raw = f"{scheme}{user}:{password.replace('@', '%40')}@{rest}"
     try:
         url = make_url(raw)
     except ArgumentError:

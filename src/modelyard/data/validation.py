@@ -81,7 +81,7 @@ class Violation(BaseModel):
 
     def __str__(self) -> str:
         where = f"{self.check} on '{self.column}'" if self.column else f"check {self.check}"
-        values = [v for v in self.examples[:3] if v is not None]
+        values = list(dict.fromkeys(v for v in self.examples if v is not None))[:3]
         if values:  # a missing value says nothing: show where the rows are instead
             eg = f" (e.g. {', '.join(repr(v) for v in values)})"
         elif self.example_rows:
