@@ -455,7 +455,8 @@ def profile(
             idx = (xv - flo).round(0)
         elif fhi > flo:
             nb = bins
-            idx = ((xv - flo) / (fhi - flo) * nb).floor()
+            # In halves: hi - lo overflows to inf for values near ±1.8e308 (halving is exact).
+            idx = ((xv * 0.5 - flo * 0.5) / (fhi * 0.5 - flo * 0.5) * nb).floor()
         else:
             nb = 1
             idx = xv * 0.0
@@ -480,8 +481,7 @@ def profile(
             elif nb == 1:
                 edges = [flo, fhi]
             else:
-                step = (fhi - flo) / nb
-                edges = [flo + j * step for j in range(nb)] + [fhi]
+                edges = [flo * (1 - j / nb) + fhi * (j / nb) for j in range(nb)] + [fhi]
             labels = None
             if kinds[name] == "temporal":
                 labels = _temporal_labels(edges, schema[name])

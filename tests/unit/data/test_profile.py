@@ -420,3 +420,11 @@ def test_contract_decisions_show_as_alerts() -> None:
         == "'fare' is typed float, but 1 of 4 values are not a float (e.g. \"?\")"
     )
     assert alerts["inferred"].message.startswith("'sku' is an identifier, not a feature (contract)")
+
+
+def test_a_range_wider_than_the_largest_float_still_bins() -> None:
+    """Found by the invariants test: hi - lo overflowed to inf and binning failed."""
+    df = pl.DataFrame({"x": [-1.7e308, 1.7e308, 0.0]})
+    hist = profile(df, make_contract(df), ProfileSection(bins=2)).column("x").numeric.histogram  # type: ignore[union-attr]
+    assert hist is not None and hist.counts == [1, 2]
+    assert all(math.isfinite(e) for e in hist.edges) and hist.edges[0] == -1.7e308
