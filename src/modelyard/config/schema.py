@@ -257,7 +257,8 @@ class TestSource(Section):
 
 
 class ColumnRoles(Section):
-    """What some columns are. Columns not listed are features."""
+    """What some columns are. Columns not listed are features (or what the contract infers
+    and explains with a ``reason``: an identifier, free text). The contract must agree."""
 
     id: list[str] = Field(default_factory=list)
     """Row identifiers: kept for tracing, never a feature."""
@@ -295,8 +296,9 @@ class ContractSection(Section):
     """The data contract: inferred from the training data, then a file you edit and commit."""
 
     path: ProjectPath = Path("contract.yaml")
-    """Where the contract lives. If the file exists it is used as written; if not, it is
-    inferred from the training data and written there after the run."""
+    """Where the contract lives. If the file exists it is used as written (its roles must
+    agree with ``data.target`` and ``data.columns``: a difference is an error naming both
+    files); if not, it is inferred from the training data and written there after the run."""
     max_categories: int = Field(default=50, ge=1)
     """A string column with at most this many distinct values gets an allowed-values list."""
     range_margin: float = Field(default=0.1, ge=0)
