@@ -11,7 +11,7 @@ contract file the user edits), validate, profile; then, unless --skip-cli, the w
 `modelyard run --until validate` of a fresh project on the same file (no contract yet), as a
 user runs it.
 
-    uv run python bench/wide.py [--columns 10000] [--rows 300] [--skip-cli]
+    uv run python bench/wide.py [--columns 10000] [--rows 300] [--skip-cli] [--skip-profile]
 """
 
 from __future__ import annotations
@@ -78,6 +78,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=300)
     parser.add_argument("--columns", type=int, default=10_000)
     parser.add_argument("--skip-cli", action="store_true")
+    parser.add_argument("--skip-profile", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -96,7 +97,8 @@ def main() -> None:
         timed("contract_from_yaml", lambda: contract_from_yaml(text, source="contract.yaml"))
         options = ValidationSection(max_invalid_fraction=1.0)
         result = timed("validate", lambda: validate(df, contract, options))
-        timed("profile", lambda: profile(result.valid, contract, ProfileSection()))
+        if not args.skip_profile:
+            timed("profile", lambda: profile(result.valid, contract, ProfileSection()))
         if args.skip_cli:
             return
         (folder / "modelyard.yaml").write_text(

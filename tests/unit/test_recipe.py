@@ -175,3 +175,21 @@ def test_run_json_records_the_seconds_the_run_took(penguins: Path) -> None:
     steps = sum(s["seconds"] for s in summary["steps"])
     assert summary["seconds"] > 0 and summary["seconds"] >= steps
     assert summary["seconds"] <= result.seconds
+
+
+def test_the_params_logged_to_mlflow_mask_every_url_password() -> None:
+    """Issue 11 item 17: tracking.uri is a plain string; its password went to the params."""
+    from modelyard.recipe import _masked
+
+    params = {
+        "tracking": {"uri": "http://admin:p@ss/w:rd#x@mlflow:5000"},
+        "monitoring": {"reference": "s3://key:p@ss/w:rd#x@bucket/ref.parquet"},
+        "seed": 42,
+        "names": ["a://b", "plain"],
+    }
+    assert _masked(params) == {
+        "tracking": {"uri": "http://admin:***@mlflow:5000"},
+        "monitoring": {"reference": "s3://key:***@bucket/ref.parquet"},
+        "seed": 42,
+        "names": ["a://b", "plain"],
+    }
