@@ -15,6 +15,7 @@ import click
 
 from modelyard.__about__ import __version__
 from modelyard.config.options import config_option, json_option
+from modelyard.errors import shown_path
 from modelyard.monitor_commands import drift, monitor
 from modelyard.ops.serving.commands import package, serve
 
@@ -136,15 +137,7 @@ class _Console:
             for reason in d.reasons:
                 self.console.print(f"    [dim]- {reason}[/]")
         for name, path in result.outputs.items():
-            self.console.print(f"  [dim]{name:<18}[/] {_shown(path)}", soft_wrap=True)
-
-
-def _shown(path: Path) -> str:
-    """A path relative to the working folder when it is below it (shorter to read)."""
-    try:
-        return str(path.resolve().relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
+            self.console.print(f"  [dim]{name:<18}[/] {shown_path(path)}", soft_wrap=True)
 
 
 @main.command()

@@ -26,6 +26,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 
@@ -110,18 +111,9 @@ class ValidationFailed(DataError):
     run: Any = None
     """The run that stopped (a ``RunResult`` of the recipe), with what it wrote first."""
 
-    def __init__(
-        self,
-        what: str,
-        *,
-        where: str | None = None,
-        expected: str | None = None,
-        found: str | None = None,
-        fix: str | None = None,
-        result: Any = None,
-    ) -> None:
+    def __init__(self, what: str, *, result: Any = None, **details: str | None) -> None:
         self.result = result
-        super().__init__(what, where=where, expected=expected, found=found, fix=fix)
+        super().__init__(what, **details)
 
 
 class PipelineError(ModelyardError):
@@ -177,6 +169,14 @@ def name_list(names: Iterable[object], limit: int = NAMES_SHOWN) -> str:
     if len(items) <= limit:
         return shown
     return f"{shown}, ... and {len(items) - limit:,} more ({len(items):,} in all)"
+
+
+def shown_path(path: Path) -> str:
+    """A path for a message: relative to the working folder when it is below it (shorter)."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 MASK = "***"

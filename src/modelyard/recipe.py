@@ -31,7 +31,14 @@ from modelyard.engine.lock import ProjectLock
 from modelyard.engine.runner import Plan, RunOutcome, StepRecord, plan, run
 from modelyard.engine.step import Step
 from modelyard.engine.store import ArtifactStore
-from modelyard.errors import ConfigError, ModelyardError, Problem, StepFailed, ValidationFailed
+from modelyard.errors import (
+    ConfigError,
+    ModelyardError,
+    Problem,
+    StepFailed,
+    ValidationFailed,
+    shown_path,
+)
 
 if TYPE_CHECKING:
     import polars as pl
@@ -596,11 +603,11 @@ class Project:
         label = "test" if step == "validate_test" else "training"
         short = "test" if step == "validate_test" else "train"
         files = [
-            f"the report in {_shown_path(result.outputs[f'validation_{short}'])}",
+            f"the report in {shown_path(result.outputs[f'validation_{short}'])}",
             f"the invalid rows, with their reasons, in "
-            f"{_shown_path(result.outputs[f'quarantine_{short}'])}",
+            f"{shown_path(result.outputs[f'quarantine_{short}'])}",
         ]
-        contract_file = _shown_path(self.config.contract.path)
+        contract_file = shown_path(self.config.contract.path)
         stopped = ValidationFailed(
             failure.what,
             where=f"validation of the {label} data",
@@ -827,14 +834,6 @@ class _Recorder:
 
     def seconds(self, step: str) -> float:
         return next((r.seconds for r in self.records if r.name == step), 0.0)
-
-
-def _shown_path(path: Path) -> str:
-    """A path relative to the working folder when it is below it (shorter to read)."""
-    try:
-        return str(path.resolve().relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
 
 
 def _write_atomic(path: Path, text: str) -> None:

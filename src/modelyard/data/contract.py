@@ -651,20 +651,8 @@ def check_roles(
         )
     if not found:
         return
-    lines = _line_map(text)
-
-    def loc(path: tuple[str | int, ...]) -> str:
-        while path and path not in lines:
-            path = path[:-1]
-        return f"{source}:{lines[path]}" if path in lines else source
-
-    def dotted(path: tuple[str | int, ...]) -> str:
-        out = ""
-        for part in path:
-            out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
-        return out
-
-    problems = [Problem(loc(path), dotted(path), message) for path, message in found]
+    loc = _Locator(text, source)
+    problems = [Problem(loc(path), _dotted(path), message) for path, message in found]
     problems.append(
         Problem(
             source,
@@ -772,6 +760,30 @@ def contract_to_yaml(contract: DataContract) -> str:
     return "\n".join(lines) + "\n"
 
 
+class _Locator:
+    """``source:line`` of a key path of the YAML ``text``; the document is composed (slow for
+    a contract of 10,000 columns) only when a problem needs a line."""
+
+    def __init__(self, text: str, source: str) -> None:
+        self._text, self._source = text, source
+        self._lines: dict[tuple[str | int, ...], int] | None = None
+
+    def __call__(self, path: tuple[str | int, ...]) -> str:
+        if self._lines is None:
+            self._lines = _line_map(self._text)
+        while path and path not in self._lines:
+            path = path[:-1]
+        return f"{self._source}:{self._lines[path]}" if path in self._lines else self._source
+
+
+def _dotted(path: tuple[str | int, ...]) -> str:
+    """``columns[2].type``: a key path as text."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
 def _line_map(text: str) -> dict[tuple[str | int, ...], int]:
     """1-based line of every key / list item of a YAML document, by its path."""
     lines: dict[tuple[str | int, ...], int] = {}
@@ -824,26 +836,12 @@ def contract_from_yaml(text: str, *, source: str) -> DataContract:
             [Problem(source, "", "a contract is a mapping with 'version' and 'columns' keys")],
             source=source,
         )
-    lines: dict[tuple[str | int, ...], int] = {}
     for col in data.get("columns") or []:  # unquoted YAML dates load as date objects
         if isinstance(col, dict):
             for bound in ("min", "max"):
                 if isinstance(col.get(bound), dt.date):
                     col[bound] = col[bound].isoformat()
-
-    def loc(path: tuple[str | int, ...]) -> str:
-        if not lines:  # the line numbers are only needed for a problem: compose only then
-            lines.update(_line_map(text) or {(): 1})
-        line_of = lines
-        while path and path not in line_of:
-            path = path[:-1]
-        return f"{source}:{line_of[path]}" if path in line_of else source
-
-    def key(path: tuple[str | int, ...]) -> str:
-        out = ""
-        for part in path:
-            out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
-        return out
+    loc, key = _Locator(text, source), _dotted
 
     def column_name(path: tuple[str | int, ...]) -> str:
         cols = data.get("columns")
