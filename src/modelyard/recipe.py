@@ -608,12 +608,17 @@ class Project:
             f"{shown_path(result.outputs[f'quarantine_{short}'])}",
         ]
         contract_file = shown_path(self.config.contract.path)
+        report = validated.report
+        if report.invalid_fraction > report.max_invalid_fraction:
+            cure = "or raise validation.max_invalid_fraction"
+        else:  # on_error: fail
+            cure = "or set validation.on_error to 'quarantine' to set invalid rows aside"
         stopped = ValidationFailed(
             failure.what,
             where=f"validation of the {label} data",
             found=failure.found,
             fix=f"See {' and '.join(files)}. Fix the data at its source, correct {contract_file} "
-            "where it is too strict, or raise validation.max_invalid_fraction.",
+            f"where it is too strict, {cure}.",
             result=validated,
         )
         stopped.run = result

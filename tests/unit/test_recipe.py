@@ -193,3 +193,25 @@ def test_the_params_logged_to_mlflow_mask_every_url_password() -> None:
         "seed": 42,
         "names": ["a://b", "plain"],
     }
+
+
+def test_a_test_file_over_the_limit_stops_the_run_with_both_reports_written(
+    penguins: Path,
+) -> None:
+    df = pl.read_csv(penguins / "penguins.csv", infer_schema=False)
+    junk = pl.when(pl.int_range(pl.len()) % 4 == 0).then(pl.lit("?")).otherwise("bill_depth_mm")
+    df.head(120).with_columns(junk.alias("bill_depth_mm")).write_csv(penguins / "test.csv")
+    (penguins / "modelyard.yaml").write_text(
+        CONFIG.format(target="species", leakage="[]", limit=0.05, checks="[]").replace(
+            "    path: penguins.csv\n", "    path: penguins.csv\n  test: {path: test.csv}\n"
+        )
+    )
+    with pytest.raises(ValidationFailed) as err:
+        Project.from_yaml(penguins / "modelyard.yaml").run(until="split")
+    assert str(err.value).startswith("validation of the test data: 30 of 120 rows (25.00%)")
+    out = penguins / "modelyard-out"
+    assert json.loads((out / "validation" / "train.json").read_text())["invalid_rows"] == 0
+    assert json.loads((out / "validation" / "test.json").read_text())["invalid_rows"] == 30
+    assert pl.read_parquet(out / "quarantine" / "test.parquet").height == 30
+    steps = {s["name"]: s["status"] for s in json.loads((out / "run.json").read_text())["steps"]}
+    assert steps["validate"] == "ran" and steps["validate_test"] == "failed"
