@@ -1,7 +1,25 @@
-"""Drift detection: modelyard's effect-size drift vs Evidently's DataDriftPreset, same frames.
+"""Drift detection: modelyard's drift verdicts vs Evidently's DataDriftPreset, same frames.
 
-Run (outside CI, about a minute): ``uv run --with evidently python bench/drift.py``
-(without evidently installed only modelyard runs).
+Run (outside CI, about two minutes): ``uv run --with evidently python bench/drift.py``
+(without evidently installed only modelyard runs; ``--eras`` runs part 1 only, ``--kdd`` part 2).
+
+Part 1, real eras: per-column agreement on natural splits of shared/data, each tool on the
+same polars/pandas frames (types as polars infers them):
+
+- bike_sharing/hour.csv and day.csv, ``dteday`` < 2012-01-01 (2011 vs 2012; day.csv has 365
+  rows a side, where Evidently switches from distances to p-value tests);
+- taxis.csv, ``pickup`` before / from 2019-03-16 (two halves of March);
+- wine_quality red vs white (a natural population split, not a time split).
+
+For every column: modelyard's verdict now (effect size above its threshold and test p-value
+below 0.01), its verdict under the former rule (Wasserstein/std > 0.1, effect sizes alone),
+Evidently's verdict with its method and value, and the noise floor of the deciding effect size:
+the 95th percentile of that effect size over 100 random splits of the pooled rows into the two
+sizes (for the time splits, of whole days reassigned within each month: the hours of one day
+are not independent, and a year split keeps its seasons balanced). The target
+(cnt, cnt, tip, quality) is label drift for modelyard, a column like the others for Evidently.
+
+Part 2, scale:
 
 Data: the first 20 non-constant columns of ../shared/data/kddcup99 (10% file), 1,000,000 rows
 drawn with replacement with ``numpy.random.default_rng(0)``; reference = the first 500k rows,
@@ -27,7 +45,9 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -145,6 +165,177 @@ def evidently_flags(ref: pl.DataFrame, cur: pl.DataFrame) -> Callable[[], list[s
     return run
 
 
+# --------------------------------------------------------------------------- part 1: eras
+
+
+@dataclass
+class Era:
+    name: str
+    ref: pl.DataFrame
+    cur: pl.DataFrame
+    target: str
+    block: pl.Expr | None = None
+    """Rows of one value of this expression (a day) move together in the noise-floor splits."""
+    strata: pl.Expr | None = None
+    """Blocks are reassigned within each value of this expression (a month), so that both sides
+    keep the split's own balance of seasons."""
+
+
+def eras() -> list[Era]:
+    out = []
+    for name in ("hour", "day"):
+        df = pl.read_csv(DATA / "bike_sharing" / f"{name}.csv", try_parse_dates=True)
+        cut = pl.col("dteday") < pl.date(2012, 1, 1)
+        out.append(
+            Era(f"bike_sharing/{name}.csv 2011 | 2012", df.filter(cut), df.filter(~cut), "cnt",
+                block=pl.col("dteday"), strata=pl.col("mnth"))
+        )  # fmt: skip
+    taxis = pl.read_csv(DATA / "taxis.csv", try_parse_dates=True)
+    cut = pl.col("pickup") < pl.datetime(2019, 3, 16)
+    out.append(
+        Era("taxis.csv March 1-15 | 16-31", taxis.filter(cut), taxis.filter(~cut), "tip",
+            block=pl.col("pickup").dt.date())
+    )  # fmt: skip
+    red = pl.read_csv(
+        DATA / "wine_quality" / "winequality-red.csv", separator=";", infer_schema_length=None
+    )
+    white = pl.read_csv(
+        DATA / "wine_quality" / "winequality-white.csv", separator=";", schema=red.schema
+    )
+    out.append(Era("wine_quality red | white", red, white, "quality"))
+    return out
+
+
+def evidently_columns(ref: pl.DataFrame, cur: pl.DataFrame) -> dict[str, tuple[str, float, bool]]:
+    """Column -> (method, value, drifted) of Evidently's DataDriftPreset."""
+    from evidently import Report
+    from evidently.presets import DataDriftPreset
+
+    snapshot = Report([DataDriftPreset()]).run(
+        current_data=cur.to_pandas(), reference_data=ref.to_pandas()
+    )
+    out = {}
+    for metric in snapshot.dict()["metrics"]:
+        config = metric.get("config", {})
+        if not str(config.get("type", "")).endswith(":ValueDrift"):
+            continue
+        value, threshold = float(metric["value"]), float(config["threshold"])
+        method = str(config.get("method", ""))
+        is_test = "p_value" in method.lower()
+        drifted = (value < threshold) if is_test else (value >= threshold)
+        short = {"Wasserstein distance (normed)": "W", "Jensen-Shannon distance": "JS(e)",
+                 "K-S p_value": "KS p", "chi-square p_value": "chi2 p", "Z-test p_value": "z p",
+                 "Percentile text content drift": "text"}.get(method, method)  # fmt: skip
+        out[str(config["column"])] = (short, value, drifted)
+    return out
+
+
+def _deciding(f: Any) -> tuple[str, float | None]:
+    """The effect size a verdict rests on: W for numbers, JS for categories."""
+    return ("W", f.wasserstein) if f.kind == "numeric" else ("JS", f.jensen_shannon)
+
+
+def noise_floor(era: Era, column: str, kind: str, splits: int = 100) -> float | None:
+    """95th percentile of the deciding effect size over random splits of the pooled rows into
+    the two sizes: of whole blocks (days) when the era has them, reassigned within each stratum
+    (month) when it has strata."""
+    from modelyard.ops.monitoring.drift import column_drift
+
+    def keyed(df: pl.DataFrame, side: bool) -> pl.DataFrame:
+        return df.select(
+            pl.col(column),
+            (era.block if era.block is not None else pl.int_range(pl.len())).alias("_block"),
+            (era.strata if era.strata is not None else pl.lit(0)).alias("_stratum"),
+            pl.lit(side).alias("_ref"),
+        )
+
+    pooled = pl.concat([keyed(era.ref, True), keyed(era.cur, False)], how="vertical_relaxed")
+    if era.block is None:  # rows are the blocks: number them across both sides
+        pooled = pooled.with_columns(pl.int_range(pl.len()).alias("_block"))
+    blocks = (
+        pooled.group_by("_block")
+        .agg(pl.col("_stratum").first(), pl.col("_ref").first())
+        .sort("_block")
+    )
+    strata = blocks.partition_by("_stratum", maintain_order=True)
+    rng = np.random.default_rng(0)
+    values = []
+    for _ in range(splits):
+        chosen: list[Any] = []
+        for st in strata:
+            ids = st.get_column("_block").to_numpy()
+            k = int(st.get_column("_ref").sum())
+            chosen.extend(rng.permutation(ids)[:k].tolist())
+        left = pooled.get_column("_block").is_in(pl.Series(chosen).implode())
+        f = column_drift(
+            pooled.filter(left).get_column(column),
+            pooled.filter(~left).get_column(column),
+            kind="categorical" if kind == "categorical" else None,
+        )
+        values.append(_deciding(f)[1])
+    finite = [v for v in values if v is not None]
+    return float(np.quantile(finite, 0.95)) if finite else None
+
+
+def _num(v: float | None) -> str:
+    if v is None:
+        return "-"
+    return f"{v:.2g}" if abs(v) < 0.01 and v != 0 else f"{v:.3g}"
+
+
+def compare_eras(peer: str | None) -> None:
+    from modelyard.config.schema import DriftThresholds
+    from modelyard.ops.monitoring.drift import drift
+
+    old = DriftThresholds(wasserstein=0.1, p_value=1.0)
+    totals = [0, 0]
+    for era in eras():
+        now = drift(era.ref, era.cur, target=era.target)
+        before = drift(era.ref, era.cur, target=era.target, thresholds=old)
+        ev = evidently_columns(era.ref, era.cur) if peer else {}
+        print(
+            f"\n== {era.name}: {era.ref.height:,} | {era.cur.height:,} rows, target "
+            f"{era.target}\n{'column':<22} {'modelyard now':<34} {'old rule':<8} "
+            f"{'evidently':<24} {'agree':<6} noise p95"
+        )
+        agree = n = 0
+        rows = [(f, False) for f in now.features]
+        rows += [(now.target, True)] if now.target is not None else []
+        for f, is_target in rows:
+            old_f = before.target if is_target else before.feature(f.column)
+            assert old_f is not None
+            name, value = _deciding(f)
+            p = "-" if f.p_value is None else _num(f.p_value)
+            mine = (
+                f"{'drift' if f.drifted else f.status:<5} {name} {_num(value)} PSI {_num(f.psi)}"
+                f" p {p}"
+            )
+            e = ev.get(f.column)
+            theirs = (
+                f"{'drift' if e[2] else 'ok':<5} {e[0]} {_num(e[1])}" if e else "(not compared)"
+            )
+            same = "" if e is None else ("yes" if bool(e[2]) == bool(f.drifted) else "NO")
+            if e is not None:
+                n += 1
+                agree += same == "yes"
+            floor = noise_floor(era, f.column, f.kind)
+            label = f.column + (" (target)" if is_target else "")
+            print(
+                f"{label:<22} {mine:<34} {'drift' if old_f.drifted else 'ok':<8} "
+                f"{theirs:<24} {same:<6} {name} {_num(floor)}",
+                flush=True,
+            )
+        totals[0] += agree
+        totals[1] += n
+        if peer:
+            print(f"agreement: {agree} of {n} columns compared by both")
+    if peer:
+        print(f"\nall eras: modelyard and {peer} agree on {totals[0]} of {totals[1]} columns")
+
+
+# --------------------------------------------------------------------------- part 2: kdd
+
+
 def main() -> None:
     if len(sys.argv) == 4 and sys.argv[1] == "--child":
         child(sys.argv[2], sys.argv[3])
@@ -156,6 +347,12 @@ def main() -> None:
     except ImportError:
         peer = None
     print(f"python {sys.version.split()[0]}, polars {pl.__version__}, numpy {np.__version__}")
+    if "--kdd" not in sys.argv:
+        print("\n# Part 1: real eras, per-column verdicts")
+        compare_eras(peer)
+    if "--eras" in sys.argv:
+        return
+    print("\n# Part 2: 1M kddcup99 rows and adult")
     t0 = time.perf_counter()
     ref, _, _ = kdd_frames()
     print(

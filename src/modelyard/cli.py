@@ -72,25 +72,41 @@ def main() -> None:
 
 
 class _Console:
-    """Progress on stderr while steps run; a summary at the end."""
+    """Progress on stderr while steps run; a summary at the end.
+
+    On a terminal, a live status line per step: what it is doing, for how long, and for the
+    model search the budget left and the best score so far. Every finished unit of work worth
+    keeping (a model's cross-validated score) is also printed as a line, so a log file without
+    a terminal shows progress too.
+    """
 
     def __init__(self, quiet: bool) -> None:
         from rich.console import Console
 
         self.console = Console(stderr=True, quiet=quiet)
         self._status: Any = None
+        self._started = 0.0
 
     def __call__(self, event: Event) -> None:
+        import time
+
         from modelyard.engine.events import StepFailedEvent, StepFinished, StepProgress, StepStarted
 
         if isinstance(event, StepStarted):
             self._stop()
+            self._started = time.monotonic()
             label = f"[bold]{event.step}[/] {event.description}"
             self._status = self.console.status(label)
             self._status.start()
-        elif isinstance(event, StepProgress) and self._status is not None:
-            total = f"/{event.total:g}" if event.total else ""
-            self._status.update(f"[bold]{event.step}[/] {event.done:g}{total} {event.message}")
+        elif isinstance(event, StepProgress):
+            if event.note:
+                self.console.print(f"  [dim]{event.step}:[/] {event.note}", highlight=False)
+            if self._status is not None:
+                elapsed = time.monotonic() - self._started
+                what = event.message
+                if not what and event.total:
+                    what = f"{event.done:g}/{event.total:g}"
+                self._status.update(f"[bold]{event.step}[/] [dim]{elapsed:.0f}s[/] {what}")
         elif isinstance(event, StepFinished):
             self._stop()
             if event.status == "cached":
@@ -109,6 +125,8 @@ class _Console:
             self._status = None
 
     def summary(self, result: RunResult) -> None:
+        from rich.markup import escape as markup
+
         ran, cached = len(result.ran), len(result.cached)
         self.console.print(
             f"[bold]{result.project}[/]: {ran} step{'s' if ran != 1 else ''} ran, "
@@ -125,6 +143,12 @@ class _Console:
                 f"  {label}: [{colour}]{report.valid_rows:,} valid, {report.invalid_rows:,} "
                 f"invalid{unlabelled}[/]"
             )
+        for name, reason in result.excluded_features.items():
+            self.console.print(
+                f"  [yellow]left out of the model[/]: '{name}' leaks the target "
+                "(keep it with features.allow_leaky)"
+            )
+            self.console.print(f"    [dim]- {markup(reason)}[/]")
         reg = result.registration
         if reg is not None:
             d = reg.decision
@@ -135,9 +159,13 @@ class _Console:
                 f"  model: {reg.model_name} version {reg.version}, {d.metric} {d.candidate:.4f}: {verdict}"
             )
             for reason in d.reasons:
-                self.console.print(f"    [dim]- {reason}[/]")
+                self.console.print(f"    [dim]- {markup(reason)}[/]")
         for name, path in result.outputs.items():
             self.console.print(f"  [dim]{name:<18}[/] {shown_path(path)}", soft_wrap=True)
+
+
+_DATA_STEPS = ("ingest", "ingest_test", "contract", "validate", "validate_test", "profile", "split")
+_SEARCH = ("explore", "tune", "train")
 
 
 @main.command()
@@ -157,10 +185,13 @@ def run(
     project = _project(config_path)
     if dry_run:
         the_plan = project.plan(from_step=from_step, until=until)
+        estimate = project.search_estimate() if until is None or until not in _DATA_STEPS else None
         if as_json:
             click.echo(json.dumps([s.__dict__ for s in the_plan.steps], indent=2))
         else:
             click.echo(str(the_plan))
+            if estimate and any(s.action == "run" for s in the_plan.steps if s.name in _SEARCH):
+                click.echo(estimate)
         return
     from modelyard.errors import ValidationFailed
 
@@ -285,11 +316,19 @@ def _version_row(v: Any) -> dict[str, Any]:
         "aliases": v.aliases,
         "created": v.created.isoformat(timespec="seconds"),
         "gate": v.tags.get("modelyard.gate", ""),
+        "p99_ms": _float_tag(v.tags.get("modelyard.latency.p99_ms")),
         "metrics": {
             k: round(val, 6) for k, val in sorted(v.metrics.items()) if k.startswith("test_")
         },
         "run_id": v.run_id,
     }
+
+
+def _float_tag(text: str | None) -> float | None:
+    try:
+        return None if text is None else float(text)
+    except ValueError:
+        return None
 
 
 @models.command(name="list")
@@ -312,13 +351,14 @@ def models_list(config_path: Path, model_name: str | None, as_json: bool) -> Non
     from modelyard.errors import mask_url
 
     table = Table(title=f"{registry.model_name} ({mask_url(registry.tracking_uri)})")
-    for col in ("version", "aliases", "created", "gate", "test metrics"):
+    for col in ("version", "aliases", "created", "gate", "p99 ms", "test metrics"):
         table.add_column(col)
     for r in rows:
         metrics = ", ".join(
             f"{k.removeprefix('test_')}={v:.4g}" for k, v in list(r["metrics"].items())[:4]
         )
-        table.add_row(r["version"], ", ".join(r["aliases"]), r["created"], r["gate"], metrics)
+        p99 = "" if r["p99_ms"] is None else f"{r['p99_ms']:.3g}"
+        table.add_row(r["version"], ", ".join(r["aliases"]), r["created"], r["gate"], p99, metrics)
     Console().print(table)
 
 
@@ -344,11 +384,25 @@ def models_show(config_path: Path, version: str, model_name: str | None, as_json
 @click.argument("version")
 @click.option("--reason", required=True, help="Why (recorded in the audit log).")
 @click.option("--model", "model_name", help="Registered model name (default: the project's).")
-def models_promote(config_path: Path, version: str, reason: str, model_name: str | None) -> None:
-    """Make VERSION the champion by hand (audited)."""
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Promote a version the promotion gate refused (the audit log records it as forced).",
+)
+def models_promote(
+    config_path: Path, version: str, reason: str, model_name: str | None, force: bool
+) -> None:
+    """Make VERSION the champion by hand (audited).
+
+    A version the promotion gate refused needs --force.
+    """
     registry = _project(config_path).registry(model_name)
-    info = registry.promote(version, reason=reason, command=" ".join(["modelyard", *sys.argv[1:]]))
-    click.echo(f"{registry.model_name} version {info.version} is now the champion")
+    info = registry.promote(
+        version, reason=reason, command=" ".join(["modelyard", *sys.argv[1:]]), force=force
+    )
+    forced = info.tags.get("modelyard.gate") in ("rejected", "interrupted")
+    note = " (forced past the promotion gate)" if forced else ""
+    click.echo(f"{registry.model_name} version {info.version} is now the champion{note}")
 
 
 @models.command(name="rollback")
@@ -370,9 +424,10 @@ def models_rollback(config_path: Path, reason: str, model_name: str | None) -> N
 def models_history(config_path: Path, model_name: str | None) -> None:
     """The audit log: every alias move, when, why, from and to which version, by which command."""
     for entry in _project(config_path).registry(model_name).history():
+        action = f"{entry.action} (forced)" if entry.forced else entry.action
         click.echo(
             f"{entry.time}  {entry.alias:<10} {entry.from_version or '-':>4} -> {entry.to_version or '-':<4}"
-            f"  {entry.action:<8} {entry.user}: {entry.reason}  [{entry.command}]"
+            f"  {action:<8} {entry.user}: {entry.reason}  [{entry.command}]"
         )
 
 
@@ -385,12 +440,19 @@ def models_history(config_path: Path, model_name: str | None) -> None:
 )
 @JSON_OPTION
 def predict(config_path: Path, data: Path, model: str | None, out: Path, as_json: bool) -> None:
-    """Score DATA with a registered model; rows that break the contract are quarantined."""
+    """Score DATA with a registered model.
+
+    Rows that break a type, a required value or a declared check are quarantined; rows with
+    values outside the training data are scored and flagged in the _drift column.
+    """
     result = _project(config_path).predict(data, out=out, model=model)
     summary = {
         "model": result.model, "version": result.version, "rows": result.rows, "scored": result.scored,
         "quarantined": result.quarantined, "output": str(result.output),
         "quarantine": str(result.quarantine) if result.quarantine else None,
+        "drifted": result.drifted,
+        "drift": [{"column": v.column, "check": v.check, "rows": v.rows, "examples": v.examples}
+                  for v in result.drift],
     }  # fmt: skip
     if as_json:
         click.echo(json.dumps(summary, indent=2))
@@ -403,6 +465,16 @@ def predict(config_path: Path, data: Path, model: str | None, out: Path, as_json
                 else ""
             )
         )
+        if result.drifted:
+            where = ", ".join(
+                f"{v.column} ({'unseen categories' if v.check == 'category' else 'outside the training range'}: {v.rows:,})"
+                for v in result.drift[:5]
+            )
+            rows = f"{result.drifted:,} scored row{'s' if result.drifted != 1 else ''}"
+            click.echo(
+                f"drift: {rows} with values unlike the training data (see the _drift column): "
+                f"{where}"
+            )
 
 
 # ----------------------------------------------------------------------------- project files

@@ -228,15 +228,38 @@ def _serve(ctx: _Context, host: str | None, port: int | None, interval: float | 
     )  # fmt: skip
 
 
-def _guess_read(path: Path) -> Any:
+def _guess_read(path: Path, separator: str | None, header: bool | None) -> Any:
+    """Read options of a plain file: the CSV separator and header guessed (unless given); a
+    file without a header gets the names column_1, column_2, ..."""
     from modelyard.config.schema import ReadOptions
     from modelyard.data.sources import sniff_read_options
 
     local = Path(path)
     suffixes = "".join(local.suffixes).lower()
     if local.is_file() and not any(s in suffixes for s in (".parquet", ".pq", ".json")):
-        return sniff_read_options(local)
-    return ReadOptions()
+        return sniff_read_options(local, separator=separator, has_header=header, name_columns=True)
+    return ReadOptions(separator=separator or ",", has_header=True if header is None else header)
+
+
+def _read_plain(path: Path, separator: str | None, header: bool | None) -> pl.DataFrame:
+    """Read one file of ``modelyard drift`` without a project; an error names this command's
+    options (not modelyard.yaml's ``read`` keys)."""
+    from modelyard.data.sources import read_file
+    from modelyard.errors import DataError
+
+    read = _guess_read(path, separator, header)
+    try:
+        return read_file(path, read=read)
+    except DataError as exc:
+        guess = f"separator {read.separator!r}, " + (
+            "a header line" if read.has_header else "no header (columns column_1, ...)"
+        )
+        raise DataError(
+            exc.what, where=exc.where, expected=exc.expected, found=exc.found,
+            fix=f"modelyard drift read it with {guess}: set them with --separator and "
+            "--header / --no-header, or describe the files in a project (data.source.read) "
+            "and pass -c.",
+        ) from None  # fmt: skip
 
 
 @click.command(name="drift")
@@ -247,9 +270,26 @@ def _guess_read(path: Path) -> Any:
     "--config",
     "config_path",
     type=click.Path(path_type=Path),
-    help="A project whose data contract types and selects the columns (default: inferred from REFERENCE).",
+    help="A project whose data contract types and selects the columns, and names the target "
+    "(default: inferred from REFERENCE).",
 )
 @click.option("--columns", help="Comma-separated columns to compare (default: all).")
+@click.option(
+    "--target",
+    help="The label column: its shift is reported as label drift, apart from the features "
+    "(default: the project's target with -c, else none).",
+)
+@click.option(
+    "--separator",
+    help="CSV field separator of both files (default: guessed from each file).",
+)
+@click.option(
+    "--header/--no-header",
+    "header",
+    default=None,
+    help="Whether the CSV files start with a line of column names (default: guessed); "
+    "without one, columns are named column_1, column_2, ...",
+)
 @click.option(
     "--min-rows",
     type=click.IntRange(min=1),
@@ -263,48 +303,78 @@ def _guess_read(path: Path) -> Any:
 @_JSON
 def drift(
     reference: Path, current: Path, config_path: Path | None, columns: str | None,
-    min_rows: int, html_out: Path | None, as_json: bool,
+    target: str | None, separator: str | None, header: bool | None, min_rows: int,
+    html_out: Path | None, as_json: bool,
 ) -> None:  # fmt: skip
-    """Data drift between two tables (CSV, Parquet, JSON files or URLs), decided on effect size."""
+    """Data drift between two tables (CSV, Parquet, JSON files or URLs), decided on effect size
+    beyond sampling noise; the target's shift is reported apart, as label drift."""
     from modelyard.config.schema import ColumnRoles, ContractSection, DriftThresholds
     from modelyard.data.contract import infer_contract
     from modelyard.data.sources import read_file
     from modelyard.ops.monitoring.drift import drift as run_drift
-    from modelyard.reports.drift import drift_json, render_drift_html
+    from modelyard.reports.drift import drift_json, drift_text, render_drift_html
 
     thresholds = DriftThresholds()
     contract = None
+    declared: tuple[str | None, Any] = (None, None)  # the project's target and task
     if config_path is not None:  # read both as the project reads its data
         from modelyard.recipe import Project
 
         project = Project.from_yaml(config_path)
         options = project.config.data.source.read
+        if separator is not None or header is not None:
+            update: dict[str, Any] = {"separator": separator or options.separator}
+            if header is not None:
+                update["has_header"] = header
+            options = options.model_copy(update=update)
         ref, cur = (read_file(p, read=options) for p in (reference, current))
         contract = project.declared_contract()
+        data = project.config.data
+        declared = (data.target, None if data.task == "auto" else data.task)
         thresholds = project.config.monitoring.thresholds
         min_rows = project.config.monitoring.min_rows
     else:  # plain files: guess each CSV's separator and header
-        ref, cur = (read_file(p, read=_guess_read(p)) for p in (reference, current))
+        ref, cur = (_read_plain(p, separator, header) for p in (reference, current))
+    if target is not None and target not in ref.columns:
+        import difflib
+
+        from modelyard.errors import ModelyardError
+
+        guess = difflib.get_close_matches(target, ref.columns, n=1)
+        raise ModelyardError(
+            f"the target column '{target}' is not in {reference}",
+            expected=f"one of {', '.join(ref.columns)}",
+            fix="Pass --target with a column of REFERENCE."
+            + (f" Did you mean '{guess[0]}'?" if guess else ""),
+        )
     if contract is None:
+        label = target or declared[0]
         contract = infer_contract(
-            ref, target=None, task=None, roles=ColumnRoles(), options=ContractSection()
-        )
+            ref, target=label if label in ref.columns else None,
+            task=declared[1] if label == declared[0] else None,
+            roles=ColumnRoles(), options=ContractSection(),
+        )  # fmt: skip
     wanted = [c.strip() for c in columns.split(",")] if columns else None
-    if wanted is None:
-        # every column the contract knows, not only features (no target was declared)
-        contract = contract.model_copy(
-            update={
-                "columns": [
-                    c.model_copy(update={"role": "feature"})
-                    if c.role in ("target", "leakage")
-                    else c
-                    for c in contract.columns
-                ]
-            }
-        )
-    report = run_drift(
-        ref, cur, contract=contract, columns=wanted, thresholds=thresholds, min_rows=min_rows
+    label = target or contract.target
+    if label not in ref.columns:  # a project's target the files do not have: no label drift
+        label = None
+    # every column the contract knows is compared, not only its features; the target apart
+    contract = contract.model_copy(
+        update={
+            "target": label,
+            "task": contract.task if label == contract.target else None,
+            "columns": [
+                c.model_copy(update={"role": "target" if c.name == label else "feature"})
+                if c.role in ("target", "leakage") or c.name == label
+                else c
+                for c in contract.columns
+            ],
+        }
     )
+    report = run_drift(
+        ref, cur, contract=contract, columns=wanted, target=label, thresholds=thresholds,
+        min_rows=min_rows,
+    )  # fmt: skip
     if html_out is not None:
         html_out.parent.mkdir(parents=True, exist_ok=True)
         html_out.write_text(
@@ -314,17 +384,10 @@ def drift(
     if as_json:
         click.echo(drift_json(report))
         return
-    lines = [
-        f"{report.status.upper().replace('_', ' ')}: {len(report.drifted_features)} of "
-        f"{len(report.features)} columns drifted ({reference} → {current})"
-    ]
-    for f in report.features:
-        scores = ", ".join(f"{k} {v:.3g}" for k, v in f.scores().items())
-        mark = "!" if f.drifted else " "
-        lines.append(f" {mark} {f.column:<24} {f.status:<18} {scores}")
+    text = drift_text(report, reference=str(reference), current=str(current))
     if html_out is not None:
-        lines.append(f"report: {html_out}")
-    click.echo("\n".join(lines))
+        text += f"\nreport: {html_out}"
+    click.echo(text)
 
 
 def _print(payload: dict[str, Any], as_json: bool, text: str) -> None:

@@ -43,15 +43,16 @@ from modelyard.errors import (
 if TYPE_CHECKING:
     import polars as pl
 
+    from modelyard.compute import Executor
     from modelyard.data.contract import DataContract
+    from modelyard.data.leakage import ModelingContract
     from modelyard.data.profile import Profile
     from modelyard.data.validation import ValidationReport, ValidationResult
     from modelyard.engine.events import Progress
+    from modelyard.engine.memo import Memo
     from modelyard.modeling.evaluate import Evaluation
-    from modelyard.modeling.explore import Leaderboard
     from modelyard.modeling.splits import Split
-    from modelyard.modeling.stages import TrainedModel
-    from modelyard.modeling.tune import TuningResult
+    from modelyard.modeling.stages import Exploration, TrainedModel, Tuning
     from modelyard.ops.batch import BatchResult
     from modelyard.ops.promotion import Registration
     from modelyard.ops.registry import Registry
@@ -138,9 +139,18 @@ def profile(validated: ValidationResult, contract: DataContract, config: Project
     return run_profile(validated.valid, contract, config.profile, seed=config.seed)
 
 
+def modeling_contract(
+    contract: DataContract, profile: Profile, allow_leaky: list[str]
+) -> ModelingContract:
+    """The contract the modeling steps use: columns with a critical leakage alert left out."""
+    from modelyard.data.leakage import modeling_contract as exclude_leaky
+
+    return exclude_leaky(contract, profile.alerts, allow_leaky=allow_leaky)
+
+
 def split(
     validated: ValidationResult,
-    contract: DataContract,
+    modeling: ModelingContract,
     config: ProjectConfig,
     validated_test: ValidationResult | None = None,
 ) -> Split:
@@ -148,60 +158,74 @@ def split(
     from modelyard.modeling.stages import split_data
 
     test = validated_test.valid if validated_test is not None else None
-    return split_data(validated.valid, test, contract, config.split, config.seed)
+    return split_data(validated.valid, test, modeling.contract, config.split, config.seed)
 
 
 def explore(
-    split: Split, contract: DataContract, config: ProjectConfig, progress: Progress
-) -> Leaderboard:
-    """Cross-validate every candidate model into a leaderboard."""
+    split: Split,
+    modeling: ModelingContract,
+    config: ProjectConfig,
+    reproducible: bool,
+    pruning: bool,
+    executor: Executor,
+    memo: Memo,
+    progress: Progress,
+) -> Exploration:
+    """Cross-validate the portfolio of every candidate family into a leaderboard."""
     from modelyard.modeling.stages import explore_models
 
+    contract = modeling.contract
     return explore_models(
-        split, contract, config.features, config.split, config.models, config.seed, progress.update
-    )
+        split, contract, config.features, config.split, config.models, config.seed, executor,
+        reproducible=reproducible, pruning=pruning, memo=memo, report=progress.update,
+    )  # fmt: skip
 
 
 def tune(
     split: Split,
-    contract: DataContract,
-    leaderboard: Leaderboard,
+    modeling: ModelingContract,
+    exploration: Exploration,
     config: ProjectConfig,
-    storage_dir: str,
+    executor: Executor,
+    memo: Memo,
     progress: Progress,
-) -> list[TuningResult]:
-    """Tune the best candidates with Optuna; studies resume after an interruption."""
+) -> Tuning:
+    """Tune the best families with Optuna, trials in parallel, within the budget left."""
     from modelyard.modeling.stages import tune_models
 
+    contract = modeling.contract
     return tune_models(
-        split, contract, leaderboard, config.features, config.split, config.models, config.tuning,
-        config.seed, storage_dir, config.name, progress.update,
+        split, contract, exploration, config.features, config.split, config.models,
+        config.tuning, config.seed, executor, memo=memo, report=progress.update,
     )  # fmt: skip
 
 
 def train(
     split: Split,
-    contract: DataContract,
-    leaderboard: Leaderboard,
-    tuning: list[TuningResult],
+    modeling: ModelingContract,
+    exploration: Exploration,
+    tuning: Tuning,
     config: ProjectConfig,
+    executor: Executor,
     progress: Progress,
 ) -> TrainedModel:
-    """Choose the best model (tuned, or the ensemble) and refit it on all training rows."""
+    """Blend the best models into a weighted ensemble and refit it on all training rows."""
     from modelyard.modeling.stages import train_final
 
+    contract = modeling.contract
     return train_final(
-        split, contract, leaderboard, tuning, config.features, config.split, config.models,
-        config.evaluation, config.seed, progress.update,
+        split, contract, exploration, tuning, config.features, config.models,
+        config.evaluation, config.seed, executor, progress.update,
     )  # fmt: skip
 
 
 def evaluate(
-    trained: TrainedModel, split: Split, contract: DataContract, config: ProjectConfig
+    trained: TrainedModel, split: Split, modeling: ModelingContract, config: ProjectConfig
 ) -> Evaluation:
     """Score the model once on the hold-out test set."""
     from modelyard.modeling.stages import evaluate_model
 
+    contract = modeling.contract
     return evaluate_model(trained, split, contract, config.models, config.evaluation, config.seed)
 
 
@@ -209,9 +233,10 @@ def register(
     trained: TrainedModel,
     evaluation: Evaluation,
     split: Split,
-    contract: DataContract,
+    modeling: ModelingContract,
     validated: ValidationResult,
-    leaderboard: Leaderboard,
+    exploration: Exploration,
+    tuning: Tuning,
     config: ProjectConfig,
     workdir: str,
     command: str,
@@ -222,6 +247,7 @@ def register(
     from modelyard.modeling.stages import Problem
     from modelyard.ops.promotion import register_and_gate
 
+    contract = modeling.contract
     problem = Problem.of(contract, config.models)
     test_X, test_y, _ = problem.xy(split.test)
     reports = [validated.report] + ([validated_test.report] if validated_test else [])
@@ -235,7 +261,7 @@ def register(
     params = _masked(
         config.model_dump(mode="json", exclude={"data": {"source": {"read"}}}, warnings=False)
     )
-    return register_and_gate(
+    registration = register_and_gate(
         project=config.name, workdir=Path(workdir), tracking=config.tracking, gate=config.gate,
         model=trained.model, contract=contract, task=problem.task, metric=problem.metric,
         greater_is_better=problem.greater_is_better, test_X=test_X, test_y=test_y,
@@ -244,13 +270,46 @@ def register(
         | {f"cv_{problem.metric}": trained.choice.score},
         params=params,
         artifacts={
-            "leaderboard.json": leaderboard.model_dump_json(indent=2),
+            "leaderboard.json": exploration.leaderboard.model_dump_json(indent=2),
             "evaluation.json": evaluation.model_dump_json(indent=2),
             "choice.json": trained.choice.model_dump_json(indent=2),
         },
         tags=tags, data_valid=all(r.invalid_fraction <= r.max_invalid_fraction for r in reports),
-        command=command,
+        command=command, test_rows=split.test, test_metrics=evaluation.metrics,
+        leakage_alerts=modeling.leakage_alerts,
     )  # fmt: skip
+    from modelyard.ops.tracking import log_child_runs
+
+    log_child_runs(
+        registration.tracking_uri,
+        registration.run_id,
+        _child_runs(exploration, tuning, problem.metric),
+    )
+    return registration
+
+
+def _child_runs(exploration: Exploration, tuning: Tuning, metric: str) -> list[Any]:
+    """Every configuration the search tried, as an MLflow child run."""
+    from modelyard.ops.tracking import ChildRun
+
+    status = {"complete": "FINISHED", "failed": "FAILED"}
+    children = []
+    for stage, rows in (("explore", exploration.leaderboard.rows), ("tune", tuning.rows)):
+        for row in rows:
+            metrics = {f"cv_{metric}": row.mean, f"cv_{metric}_std": row.std,
+                       "fit_seconds": row.fit_seconds}  # fmt: skip
+            children.append(
+                ChildRun(
+                    name=row.name,
+                    params={"family": row.family, **row.params},
+                    metrics={k: v for k, v in metrics.items() if v is not None},
+                    steps={f"cv_{metric}_fold": row.scores},
+                    tags={"modelyard.stage": stage, "modelyard.state": row.state,
+                          "modelyard.family": row.family, "modelyard.error": row.error or ""},
+                    status=status.get(row.state, "KILLED"),
+                )
+            )  # fmt: skip
+    return children
 
 
 def _masked(value: Any) -> Any:
@@ -361,32 +420,44 @@ def build_pipeline(
 
 
 def _modeling_steps(config: ProjectConfig, *, with_test: bool, command: str) -> list[Step]:
-    """split -> explore -> tune -> train -> evaluate -> register (each keyed by what it uses)."""
+    """modeling_contract -> split -> explore -> tune -> train -> evaluate -> register (each keyed
+    by what it uses)."""
     test_input = {"validated_test": "validate_test"} if with_test else {}
-    base = {"split": "split", "contract": "contract"}
+    base = {"split": "split", "modeling": "modeling_contract"}
     return [
         Step(
-            "split", split, inputs={"validated": "validate", "contract": "contract", **test_input},
+            "modeling_contract", modeling_contract,
+            inputs={"contract": "contract", "profile": "profile"},
+            params={"allow_leaky": list(config.features.allow_leaky)}, version=STEP_VERSION,
+            description="leave columns that leak the target out of the model",
+        ),
+        Step(
+            "split", split,
+            inputs={"validated": "validate", "modeling": "modeling_contract", **test_input},
             params={"config": _only(config, "split")}, version=STEP_VERSION,
             description="hold out the test set",
         ),
         Step(
             "explore", explore, inputs=base,
-            params={"config": _only(config, "features", "split", "models")}, version=STEP_VERSION,
-            description="cross-validate candidate models",
-        ),
-        Step(
-            "tune", tune, inputs={**base, "leaderboard": "explore"},
             params={
-                "config": _only(config, "features", "split", "models", "tuning"),
-                "storage_dir": str(config.workdir / "optuna"),
+                "config": _only(config, "features", "split", "models"),
+                "reproducible": config.tuning.n_trials is not None,
+                "pruning": config.tuning.pruning,
             },
-            version=STEP_VERSION, description="tune the best candidates",
+            version=STEP_VERSION, description="cross-validate the portfolio of models",
+            resources=("executor", "memo"),
         ),
         Step(
-            "train", train, inputs={**base, "leaderboard": "explore", "tuning": "tune"},
-            params={"config": _only(config, "features", "split", "models", "evaluation")},
-            version=STEP_VERSION, description="refit the chosen model",
+            "tune", tune, inputs={**base, "exploration": "explore"},
+            params={"config": _only(config, "features", "split", "models", "tuning")},
+            version=STEP_VERSION, description="tune the best families",
+            resources=("executor", "memo"),
+        ),
+        Step(
+            "train", train, inputs={**base, "exploration": "explore", "tuning": "tune"},
+            params={"config": _only(config, "features", "models", "evaluation")},
+            version=STEP_VERSION, description="blend and refit the final model",
+            resources=("executor",),
         ),
         Step(
             "evaluate", evaluate, inputs={"trained": "train", **base},
@@ -397,7 +468,7 @@ def _modeling_steps(config: ProjectConfig, *, with_test: bool, command: str) -> 
             "register", register,
             inputs={
                 "trained": "train", "evaluation": "evaluate", **base, "validated": "validate",
-                "leaderboard": "explore", **test_input,
+                "exploration": "explore", "tuning": "tune", **test_input,
             },
             params={
                 "config": _only(config, "data", "features", "split", "models", "tuning", "evaluation", "tracking", "gate"),
@@ -421,6 +492,8 @@ class RunResult:
     outputs: dict[str, Path] = field(default_factory=dict)
     validation: dict[str, ValidationReport] = field(default_factory=dict)
     registration: Registration | None = None
+    excluded_features: dict[str, str] = field(default_factory=dict)
+    """Columns left out of the model because they leak the target -> the profile's alert."""
     error: str | None = None
     """Why the run stopped (a validation over its limits), when it did."""
     _outcome: RunOutcome | None = field(default=None, repr=False)
@@ -455,6 +528,7 @@ class RunResult:
             ],
             "outputs": {k: str(v) for k, v in self.outputs.items()},
             "validation": {k: v.model_dump(mode="json") for k, v in self.validation.items()},
+            "excluded_features": dict(self.excluded_features),
             "registration": self.registration.model_dump(mode="json")
             if self.registration
             else None,
@@ -528,6 +602,36 @@ class Project:
         """What a run would do, and why; moves no data."""
         return plan(self.pipeline(), self.store, from_step=from_step, until=until)
 
+    def search_estimate(self) -> str | None:
+        """How long the model search will take, from the table's size (for ``--dry-run``)."""
+        data = self.config.data
+        if data.target is None:
+            return None
+        from modelyard.data.sources import estimate_shape
+        from modelyard.modeling.search.budget import auto_budget
+
+        models, n_trials = self.config.models, self.config.tuning.n_trials
+        if n_trials is not None:
+            cap = f", capped at {models.budget:.0f} s" if models.budget != "auto" else ""
+            return f"model search: {n_trials} trials per tuned family (reproducible){cap}"
+        if models.budget != "auto":
+            return f"model search: {models.budget:.0f} s (models.budget)"
+        shape = estimate_shape(data.source)
+        if shape is None:
+            return "model search: budget auto, sized from the table once it is read"
+        rows, columns = shape
+        if data.sample:
+            rows = min(rows, data.sample)
+        if data.test is None:
+            rows = round(rows * (1 - self.config.split.test_size))
+        excluded = {data.target, *data.columns.id, *data.columns.drop, *data.columns.leakage}
+        columns = max(1, columns - len(excluded))
+        seconds = auto_budget(rows, columns)
+        return (
+            f"model search: about {seconds:.0f} s (budget auto: ~{rows:,} training rows x "
+            f"~{columns} columns; set models.budget to change it)"
+        )
+
     def resume_command(self, step: str) -> str:
         cfg = shlex.quote(str(self.config_path)) if self.config_path else "modelyard.yaml"
         return f"modelyard run -c {cfg} --from {step}"
@@ -547,7 +651,10 @@ class Project:
         """
         started = time.perf_counter()
         command = f"modelyard run -c {self.config_path}" if self.config_path else "modelyard run"
-        with ProjectLock(self.config.workdir / "lock", command=command):
+        with (
+            ProjectLock(self.config.workdir / "lock", command=command),
+            self.executor() as executor,
+        ):
             pipeline = self.pipeline()
             recorder = _Recorder(listener)
             try:
@@ -558,6 +665,7 @@ class Project:
                     until=until,
                     listener=recorder,
                     resume_command=self.resume_command,
+                    resources={"executor": executor, "memo": self.memo()},
                 )
             except StepFailed as exc:
                 cause = exc.cause
@@ -571,6 +679,22 @@ class Project:
         result.seconds = time.perf_counter() - started
         return result
 
+    def executor(self) -> Executor:
+        """Where model fits run (``compute``); it starts on first use and stops on close."""
+        from modelyard.compute import open_executor
+
+        compute = self.config.compute
+        return open_executor(
+            compute.executor, workers=compute.workers, address=compute.address,
+            warm=("modelyard.modeling.search.fit",),
+        )  # fmt: skip
+
+    def memo(self) -> Memo:
+        """The cache of finished fits (``<workdir>/fits``): a search replays what it did."""
+        from modelyard.engine.memo import Memo
+
+        return Memo(self.config.workdir / "fits")
+
     def _stopped(
         self,
         pipeline: Pipeline,
@@ -581,11 +705,14 @@ class Project:
     ) -> ValidationFailed:
         """Write what a run stopped by validation has to show, and the error that says where.
 
-        The steps before the failed validation are saved: a run up to them only loads them.
+        The steps that finished before the failed validation are saved: a run of them (and of
+        their ancestors, finished too) only loads them. Which ones finished depends on the
+        order of the steps (the profile runs before the test data's validation).
         """
         validated: ValidationResult = failure.result
-        before = "validate" if step == "validate_test" else "contract"
-        done = run(pipeline, self.store, until=before)
+        finished = {r.name for r in recorder.records if r.status in ("ran", "cached")}
+        keep = finished.union(*(pipeline.ancestors(name) for name in finished))
+        done = run(Pipeline(tuple(s for s in pipeline.steps if s.name in keep)), self.store)
 
         def load(name: str) -> Any:
             return validated if name == step else done.output(name)
@@ -628,10 +755,12 @@ class Project:
         return stopped
 
     def clean(self, *, everything: bool = False) -> tuple[int, int]:
-        """Prune the cache: keep the artifacts of the current plan (or nothing, with everything)."""
+        """Prune the cache: keep the artifacts of the current plan (or nothing, with everything).
+        The fit cache of the model search is emptied (it only speeds up a re-run)."""
         with ProjectLock(self.config.workdir / "lock", command="modelyard clean"):
             keep = None if everything else {p.name: p.key for p in self.plan()}
-            return self.store.clean(keep=keep)
+            removed, freed = self.store.clean(keep=keep)
+            return removed, freed + self.memo().clear()
 
     # -- models and batch scoring
 
@@ -659,11 +788,16 @@ class Project:
     ) -> BatchResult:
         """Score a file with a registered model, validating it against the contract first.
 
-        Invalid rows are quarantined beside ``out`` (``<out>.quarantine.parquet``), never scored.
+        Validation runs in ``score`` mode: types, nullability and the declared checks are
+        enforced, and invalid rows are quarantined beside ``out``
+        (``<out>.quarantine.parquet``), never scored. A value outside the training range or a
+        category never seen in training is drift, not invalid: the row is scored and its
+        reasons are in the output's ``_drift`` column (null for rows that are not flagged).
         """
         import polars as pl
 
         from modelyard.data.sources import read_source
+        from modelyard.data.validation import DRIFT, scoring_checks
         from modelyard.data.validation import validate as run_validation
         from modelyard.ops.batch import BatchResult, score_frame, write_table
         from modelyard.ops.registry import ModelRef, parse_model_ref
@@ -697,7 +831,9 @@ class Project:
         data_cfg = self.config.data
         source = data_cfg.source.model_copy(update={"path": Path(data).resolve(), "builtin": None})
         frame = read_source(source, normalize=data_cfg.normalize, drop=data_cfg.columns.drop)
+        checks = list(self.config.validation.checks)
         if contract.target and contract.target not in frame.columns:  # unlabelled data: fine
+            checks, _ = scoring_checks(checks, [contract.target])  # checks on the labels
             contract = contract.model_copy(
                 update={
                     "columns": [c for c in contract.columns if c.name != contract.target],
@@ -705,11 +841,14 @@ class Project:
                 }
             )
         options = self.config.validation.model_copy(
-            update={"on_error": "quarantine", "max_invalid_fraction": 1.0}
+            update={"on_error": "quarantine", "max_invalid_fraction": 1.0, "checks": checks}
         )
-        checked = run_validation(frame, contract, options)
+        checked = run_validation(frame, contract, options, mode="score")
         predictions = score_frame(pyfunc, checked.valid, contract, progress=progress)
-        write_table(pl.concat([checked.valid, predictions], how="horizontal"), out)
+        drift = checked.drift.alias(DRIFT)
+        write_table(
+            pl.concat([checked.valid, predictions, drift.to_frame()], how="horizontal"), out
+        )
         quarantine = None
         if checked.quarantine.height:
             quarantine = out.with_name(out.name.rsplit(".", 1)[0] + ".quarantine.parquet")
@@ -717,6 +856,7 @@ class Project:
         return BatchResult(
             rows=frame.height, scored=checked.valid.height, quarantined=checked.quarantine.height,
             output=out, quarantine=quarantine, model=registry.model_name, version=version,
+            drifted=checked.report.drifted_rows, drift=checked.report.drift,
         )  # fmt: skip
 
     # -- user-facing outputs
@@ -770,10 +910,18 @@ class Project:
                 result.outputs[f"quarantine_{label}"] = q
             elif q.exists():  # a quarantine of an earlier run would be taken for this one's
                 q.unlink()
-        for step, file in (("explore", "leaderboard.json"), ("evaluate", "evaluation.json")):
-            if step in done:
-                _write_atomic(out / file, outcome.output(step).model_dump_json(indent=2))
-                result.outputs[step] = out / file
+        if "explore" in done:
+            board = outcome.output("explore").leaderboard
+            _write_atomic(out / "leaderboard.json", board.model_dump_json(indent=2))
+            result.outputs["explore"] = out / "leaderboard.json"
+        if "evaluate" in done:
+            _write_atomic(
+                out / "evaluation.json", outcome.output("evaluate").model_dump_json(indent=2)
+            )
+            result.outputs["evaluate"] = out / "evaluation.json"
+        if "modeling_contract" in done:
+            modeling: ModelingContract = outcome.output("modeling_contract")
+            result.excluded_features = {x.name: x.reason for x in modeling.excluded}
         if "register" in done:
             result.registration = outcome.output("register")
         if "profile" in done:
@@ -800,8 +948,9 @@ class Project:
 
         report = build_run_report(
             project=self.config.name, profile=part("profile"), validation=result.validation,
-            split=part("split"), leaderboard=part("explore"), tuning=part("tune"),
+            split=part("split"), exploration=part("explore"), tuning=part("tune"),
             trained=part("train"), evaluation=part("evaluate"), registration=result.registration,
+            modeling=part("modeling_contract"),
         )  # fmt: skip
         out = self.config.output_dir
         html, data = render_run_html(report), run_report_json(report)

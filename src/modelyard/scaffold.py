@@ -101,6 +101,8 @@ def scaffold(
         f"      strip_whitespace: {'true' if read.strip_whitespace else 'false'}",
         '      null_values: ["", "NA", "?"]',
     ]
+    if read.skip_rows:  # a title line above the table
+        read_lines.append(f"      skip_rows: {read.skip_rows}")
     text = _TEMPLATE.format(
         name=(name or data_file.name.split(".")[0]).replace(" ", "_") or "project",
         path=rel,

@@ -94,6 +94,26 @@ def test_pipeline_registers_on_a_real_server_and_the_champion_loads_by_alias(
     loaded = np.array(json.loads(done.stdout.strip().splitlines()[-1]))
     np.testing.assert_allclose(loaded, expected, rtol=1e-12)
 
+    # every configuration the search tried is a child run of the pipeline's run
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(mlflow_server)
+    parent = client.get_run(reg.run_id)
+    children = client.search_runs(
+        [parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{reg.run_id}'"
+    )
+    board = result.output("explore").leaderboard
+    trials = result.output("tune").rows
+    assert len(children) == len(board.rows) + len(trials) > 2
+    by_name = {c.info.run_name: c for c in children}
+    best = board.best
+    assert best is not None
+    child = by_name[best.name]
+    assert child.data.metrics["cv_f1_macro"] == pytest.approx(best.mean)
+    assert child.data.tags["modelyard.stage"] == "explore"
+    assert child.info.status == "FINISHED"
+    assert {c.data.tags["modelyard.stage"] for c in children} == {"explore", "tune"}
+
 
 def test_a_worse_model_is_not_promoted_and_rollback_restores_the_previous_champion(
     shared_data: Path, tmp_path: Path
@@ -109,8 +129,12 @@ def test_a_worse_model_is_not_promoted_and_rollback_restores_the_previous_champi
     registry = Project.from_yaml(folder / "modelyard.yaml").registry()
     assert registry.champion().version == "1"
     assert registry.challenger().version == "2"
-    # promote the worse one by hand, then roll back
-    registry.promote("2", reason="trying it", command="test")
+    # promote the worse one by hand (the gate refused it: --force), then roll back
+    from modelyard.errors import ModelyardError
+
+    with pytest.raises(ModelyardError, match="refused by the promotion gate"):
+        registry.promote("2", reason="trying it", command="test")
+    registry.promote("2", reason="trying it", command="test", force=True)
     assert registry.champion().version == "2"
     registry.rollback(command="test rollback")
     assert registry.champion().version == "1"
@@ -122,6 +146,9 @@ def test_a_worse_model_is_not_promoted_and_rollback_restores_the_previous_champi
     assert ("champion", None, "1", "gate") in moves
     assert ("challenger", None, "2", "gate") in moves
     assert ("champion", "1", "2", "promote") in moves
+    assert [e["forced"] for e in log if e["action"] == "promote" and e["alias"] == "champion"] == [
+        True
+    ]
     assert moves[-1][:3] == ("champion", "2", "1") and moves[-1][3] == "rollback"
 
 

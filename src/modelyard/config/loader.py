@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from modelyard.config.schema import NOT_YET_SUPPORTED, ProjectConfig, is_url
+from modelyard.config.schema import MOVED, NOT_YET_SUPPORTED, ProjectConfig, is_url
 from modelyard.errors import ConfigError, Problem
 
 _ENV = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -290,6 +290,20 @@ def parse_config(
                 )
             )
             del data[key]
+    for dotted, replacement in MOVED.items():
+        *parents, leaf = dotted.split(".")
+        holder: Any = data
+        for part in parents:
+            holder = holder.get(part) if isinstance(holder, dict) else None
+        if isinstance(holder, dict) and leaf in holder:
+            problems.append(
+                Problem(
+                    f"{source}:{_line_of(lines, tuple(dotted.split('.')))}",
+                    dotted,
+                    f"'{dotted}' was replaced by {replacement}; move the setting there",
+                )
+            )
+            del holder[leaf]
     try:
         config = ProjectConfig.model_validate(data, context={"base_dir": base_dir})
     except ValidationError as exc:

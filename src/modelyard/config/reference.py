@@ -94,11 +94,14 @@ def markdown_reference() -> str:
         "(`$$` is a literal `$`). A JSON Schema for editors: `modelyard schema`",
         "(also in `docs/modelyard.schema.json`).",
         "",
-        'Sections that later releases will open are rejected with "not yet supported": '
-        + ", ".join(f"`{k}`" for k in NOT_YET_SUPPORTED)
-        + ".",
-        "",
     ]
+    if NOT_YET_SUPPORTED:
+        lines += [
+            'Sections that later releases will open are rejected with "not yet supported": '
+            + ", ".join(f"`{k}`" for k in NOT_YET_SUPPORTED)
+            + ".",
+            "",
+        ]
     for model in _models(ProjectConfig):
         lines += [f"## {model.__name__}", "", (model.__doc__ or "").strip(), ""]
         lines += ["| key | type | default | description |", "|---|---|---|---|"]

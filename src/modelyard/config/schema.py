@@ -30,8 +30,13 @@ FORMAT_VERSION = 1
 
 #: Sections of the pipeline that later releases will open. Present in a file, they are
 #: rejected with "not yet supported" instead of being silently ignored.
-NOT_YET_SUPPORTED: dict[str, str] = {
-    "engine": "other execution engines (dask)",
+NOT_YET_SUPPORTED: dict[str, str] = {}
+
+#: Keys of earlier drafts, and what replaced them: named in the error instead of "unknown".
+MOVED: dict[str, str] = {
+    "engine": "compute (executor: serial | local | dask)",
+    "tuning.timeout": "models.budget (one wall-clock budget for exploration, tuning and the "
+    "final fit)",
 }
 
 
@@ -388,9 +393,13 @@ class ValidationSection(Section):
     quarantine with the reason ``missing target value`` and are counted apart, not as invalid
     rows); ``invalid`` counts them as invalid rows, like any other missing required value."""
     contract: bool = True
-    """Check the data contract (types, nullability, ranges, categories, uniqueness)."""
+    """Check the data contract (types, nullability, ranges, categories, uniqueness). When
+    scoring (``modelyard predict``, ``modelyard serve``) a value outside the training range or
+    an unseen category is drift, not an error: the row is scored and flagged."""
     checks: list[Check] = Field(default_factory=list)
-    """Declared checks, on top of the contract."""
+    """Declared checks, on top of the contract; enforced on training data, on batch scoring
+    and on every request to the prediction server alike (checks that read the target are
+    skipped where there is no target)."""
 
 
 # --------------------------------------------------------------------------- profile
@@ -482,6 +491,12 @@ class FeaturesSection(Section):
     applied first, at training and at prediction time alike."""
     selection: FeatureSelection = Field(default_factory=FeatureSelection)
     """Feature selection."""
+    allow_leaky: list[str] = Field(default_factory=list)
+    """Columns kept as features although the data profile raises a *critical* leakage alert on
+    them (they (almost) determine the target). By default such a column is left out of the
+    model and the run report says so; list it here only when it is really known at prediction
+    time. The promotion gate still refuses an implausibly perfect model that uses it (see
+    ``gate.allow_perfect_score``)."""
 
     @field_validator("custom")
     @classmethod
@@ -517,7 +532,15 @@ class SplitSection(Section):
 
 
 ModelName = Literal[
-    "dummy", "linear", "random_forest", "hist_gradient_boosting", "xgboost", "lightgbm", "mlp"
+    "dummy",
+    "linear",
+    "random_forest",
+    "extra_trees",
+    "hist_gradient_boosting",
+    "xgboost",
+    "lightgbm",
+    "catboost",
+    "mlp",
 ]
 
 
@@ -525,35 +548,84 @@ def _all_models() -> list[ModelName]:
     return list(typing.get_args(ModelName))
 
 
+_DURATION = re.compile(
+    r"^\s*(?:(\d+(?:\.\d+)?)\s*h)?\s*(?:(\d+(?:\.\d+)?)\s*m(?:in)?)?"
+    r"\s*(?:(\d+(?:\.\d+)?)\s*s)?\s*$"
+)
+
+
+def parse_duration(value: Any) -> float | Literal["auto"]:
+    """``auto``, a number of seconds, or a duration such as ``90s``, ``5m``, ``1h30m``.
+
+    >>> parse_duration("5m"), parse_duration("1h30m"), parse_duration(45), parse_duration("auto")
+    (300.0, 5400.0, 45.0, 'auto')
+    """
+    if value == "auto":
+        return "auto"
+    if isinstance(value, bool):
+        raise ValueError("expected auto, seconds, or a duration such as 90s, 5m, 1h30m")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(str(value)) if isinstance(value, str) else None
+        if not match or not any(match.groups()):
+            raise ValueError("expected auto, seconds, or a duration such as 90s, 5m, 1h30m")
+        h, m, sec = (float(g) if g else 0.0 for g in match.groups())
+        seconds = h * 3600 + m * 60 + sec
+    if not seconds > 0:
+        raise ValueError("a budget must be more than 0 seconds")
+    return seconds
+
+
+Duration = Annotated[
+    float | Literal["auto"],
+    PlainValidator(parse_duration),
+    WithJsonSchema({"anyOf": [{"type": "number"}, {"type": "string"}]}),
+]
+
+
 class ModelsSection(Section):
-    """Model exploration: candidates scored by cross-validation into a leaderboard."""
+    """Model search: a portfolio of strong configurations per family, cross-validated into a
+    leaderboard, tuned, and blended into a weighted ensemble, within one wall-clock budget."""
 
     candidates: list[ModelName] = Field(default_factory=_all_models)
-    """Model families to try; ``dummy`` is the baseline every model must beat."""
+    """Model families to try; ``dummy`` is the baseline every model must beat. ``catboost``
+    needs the ``modelyard[catboost]`` extra: without it, it is left out (and the report says
+    so)."""
     metric: str = "auto"
     """Metric to optimise: ``auto`` = roc_auc (binary), f1_macro (multiclass), rmse (regression);
     or any of the task's metrics (e.g. ``pr_auc``, ``log_loss``, ``mae``, ``r2``)."""
+    budget: Duration = "auto"
+    """Wall-clock time for exploration, tuning and the final fit together: seconds, or ``90s``,
+    ``5m``, ``1h``. ``auto`` sizes it from the table: 30 s up to 40,000 cells (rows x columns),
+    growing with the cube root of the cells (2.5 M cells: 2 min). The run report says why the
+    search stopped. With ``tuning.n_trials`` set, the search is bounded by trials instead (and
+    by this budget only when it is given explicitly)."""
     cv_sample: int | None = Field(default=20000, gt=0)
-    """Cross-validate exploration on a seeded sample of at most this many training rows."""
+    """Cross-validate the search on a seeded (stratified) sample of at most this many training
+    rows; the final model is fitted on all of them."""
     class_weight: Literal["none", "balanced"] = "none"
     """Weight classes inversely to their frequency (imbalanced data)."""
     sample_weight_column: str | None = None
     """A column of per-row training weights (never a feature)."""
     ensemble: bool = True
-    """Also try a soft-voting / averaging ensemble of the best tuned candidates."""
+    """Blend the best configurations into a weighted ensemble chosen greedily on out-of-fold
+    predictions (it is kept only where it beats the best single model)."""
 
 
 class TuningSection(Section):
-    """Hyper-parameter optimisation (Optuna) of the best candidates."""
+    """Hyper-parameter optimisation (Optuna's TPE, asked and told from the driver, trials
+    fitted in parallel) of the best families, starting from their portfolio results."""
 
     top_k: int = Field(default=2, ge=0)
-    """How many leaderboard leaders to tune (0 = no tuning)."""
-    n_trials: int = Field(default=20, ge=1)
-    """Trials per candidate: the budget (reproducible with the seed)."""
-    timeout: float | None = Field(default=None, gt=0)
-    """Optional wall-clock cap per candidate in seconds (honoured and recorded)."""
+    """How many of the best families to tune (0 = no tuning)."""
+    n_trials: int | None = Field(default=None, ge=1)
+    """Trials per tuned family. Set it for an exactly reproducible search (same leaderboard,
+    parameters and model on every executor and number of workers); unset, tuning runs until
+    the budget's share is spent."""
     pruning: bool = True
-    """Stop unpromising trials early (median pruner over CV folds)."""
+    """Successive halving across folds: a trial whose first fold scores below the median of
+    earlier trials' first folds stops there."""
 
 
 class EvaluationSection(Section):
@@ -589,10 +661,40 @@ class GateSection(Section):
     """Margin by which it must beat the current champion on the same test data."""
     require_valid_data: bool = True
     """Refuse promotion if validation of the training or test data failed its limits."""
+    champion_not_comparable: Literal["refuse", "skip"] = "refuse"
+    """What to do when the champion cannot be scored on the new test data (it takes a column
+    the data no longer has, its inputs no longer parse, or it uses a column now excluded as
+    leakage): ``refuse`` keeps the champion and registers the candidate as the challenger
+    (promote it by hand with ``modelyard models promote VERSION --force``); ``skip`` drops the
+    champion check and lets the other checks decide."""
+    perfect_score: float = Field(default=0.999, gt=0, le=1)
+    """A test ``roc_auc``, ``pr_auc``, ``accuracy``, ``f1``, ``f1_macro`` or ``r2`` at or above
+    this is implausibly perfect: while a leakage alert of the data profile stands on one of the
+    model's inputs, the gate refuses such a model (unless ``allow_perfect_score``)."""
+    allow_perfect_score: bool = False
+    """Let an implausibly perfect model be promoted although a leakage alert stands on one of
+    its inputs (a target that really is that easy to predict)."""
+    max_p99_ms: float | None = Field(default=None, gt=0)
+    """Latency ceiling: the 99th percentile, in milliseconds, of single-row predictions through
+    the serving path (record check + features + model, no HTTP), measured at register time on
+    ``latency_rows`` rows of the test set. ``null``: measured and recorded, not enforced."""
+    latency_rows: int = Field(default=200, ge=0)
+    """Test rows predicted one at a time to measure the latency (after a short warm-up);
+    ``0`` skips the measurement (``max_p99_ms`` must then be unset)."""
+
+    @model_validator(mode="after")
+    def _latency_needs_rows(self) -> GateSection:
+        if self.max_p99_ms is not None and self.latency_rows == 0:
+            raise ValueError(
+                "gate.max_p99_ms needs a latency measurement: set gate.latency_rows above 0"
+            )
+        return self
 
 
 class PredictionLogSection(Section):
-    """The prediction log of the server: every request, served or rejected (monitoring input)."""
+    """The prediction log of the server: every request, served or rejected (monitoring input).
+    Records lost (queue full, a failed write) are counted in
+    ``modelyard_prediction_log_dropped_total``; ``/ready`` answers 503 while writes fail."""
 
     path: ProjectPath = Path("modelyard-out/prediction-log")
     """Folder of the log's segment files (SQLite, WAL mode), one writer per server process."""
@@ -755,28 +857,46 @@ class IngestSection(Section):
 
 
 class DriftThresholds(Section):
-    """Effect sizes above which a feature (or the predictions) has drifted.
+    """When a feature (or the target, or the predictions) has drifted.
 
-    The verdict is on effect size, never on a p-value: at a million rows every test flags
-    negligible shifts. p-values (Kolmogorov-Smirnov, chi-squared) are reported beside the scores.
+    A signal counts when its effect size is material **and** beyond sampling noise. Material:
+    the effect size crosses its threshold below (a p-value alone would flag negligible shifts at
+    a million rows). Beyond noise: the test beside it (Kolmogorov-Smirnov for numbers,
+    chi-squared for categories, a two-proportion z-test for the missing share) has a p-value
+    under ``p_value`` (an effect size alone flags chance differences in small windows: two
+    samples of 100 rows of one population score Wasserstein 0.19 and PSI 0.2 on average). The
+    thresholds of the three distances match on a common yardstick, a location shift of ``d``
+    standard deviations of a normal variable: Wasserstein 0.2 is ``d = 0.2``, Jensen-Shannon
+    0.1 is ``d = 0.24``, PSI 0.2 is ``d = 0.45`` (PSI is the coarser, shape-change signal).
     """
 
     psi: float = Field(default=0.2, gt=0)
     """Population stability index over reference-quantile bins (numbers) or categories; the
     usual reading is < 0.1 stable, 0.1-0.2 moderate, > 0.2 a real shift. Two samples of one
-    population score about ``(bins - 1) * (1/n + 1/m)`` by chance (0.1 for 10 bins at 100
-    rows each): keep ``min_rows`` well above ``10 * bins / psi``."""
-    wasserstein: float = Field(default=0.1, gt=0)
-    """Wasserstein (earth mover's) distance divided by the reference spread (IQR, else the
-    standard deviation): 0.1 = the mass moved a tenth of the spread on average."""
+    population score about ``(bins - 1) * (1/n + 1/m)`` by chance (0.18 for 10 bins at 100
+    rows each); ``p_value`` keeps such chance scores from counting."""
+    wasserstein: float = Field(default=0.2, gt=0)
+    """Wasserstein (earth mover's) distance divided by the reference standard deviation (by 1
+    when it is 0): the mass moved this many standard deviations on average. For a shifted normal
+    variable it equals Cohen's ``d``; 0.2 is Cohen's "small" effect, the least conventionally
+    called an effect (0.1 flagged negligible changes, such as an ordinal target whose mean moved
+    by 0.01 with PSI 0.025; bench/README.md compares the verdicts with Evidently's)."""
     jensen_shannon: float = Field(default=0.1, gt=0, le=1)
-    """Jensen-Shannon distance (base 2, 0..1) between category shares."""
+    """Jensen-Shannon distance (base 2, 0..1) between category shares (0.1 is ``d = 0.24`` on
+    ten equal bins of a normal). Evidently's distance uses the natural logarithm: its 0.1 is
+    0.12 here. Sparse categories score high by chance (about 0.16 for 200 categories at 3,000
+    rows a side); ``p_value`` keeps such chance scores from counting."""
     missing_rate: float = Field(default=0.1, gt=0, le=1)
     """Absolute change of the share of missing values (its own signal)."""
     new_category_rate: float = Field(default=0.05, gt=0, le=1)
     """Share of a window's values that are categories never seen in the reference."""
+    p_value: float = Field(default=0.01, gt=0, le=1)
+    """A material effect counts only when its test's p-value is below this (the chance of a
+    false alarm per signal when nothing changed); 1 judges on effect size alone. With more than
+    a few thousand rows a side every material effect passes, so the effect size decides."""
     share: float = Field(default=0.5, gt=0, le=1)
-    """The dataset has drifted when at least this share of its features has."""
+    """The dataset has drifted when at least this share of its features has (the target is
+    reported apart, as label drift, and does not count)."""
 
 
 class WindowSection(Section):
@@ -806,7 +926,7 @@ class MonitoringSection(Section):
     windows: WindowSection = Field(default_factory=WindowSection)
     """How the log is cut into windows."""
     thresholds: DriftThresholds = Field(default_factory=DriftThresholds)
-    """Effect-size thresholds of the drift verdicts."""
+    """Thresholds of the drift verdicts (effect sizes, and the p-value that rules out noise)."""
     min_rows: int = Field(default=100, ge=1)
     """A window with fewer rows gets "insufficient data", no verdict."""
     performance_drop: float = Field(default=0.05, ge=0)
@@ -822,6 +942,34 @@ class MonitoringSection(Section):
 
 
 # --------------------------------------------------------------------------- root
+
+
+class ComputeSection(Section):
+    """Where model fits run. Every fit (a model configuration on one fold) is a task; tasks run
+    side by side, each on one thread. Results do not depend on the executor."""
+
+    executor: Literal["serial", "local", "dask"] = "local"
+    """``local``: a process pool on this machine's cores; ``serial``: one fit after another in
+    this process; ``dask``: a Dask cluster (the ``modelyard[dask]`` extra)."""
+    workers: int | Literal["auto"] = "auto"
+    """``local``: worker processes (``auto``: one per available core); ``dask`` without an
+    address: processes of the LocalCluster started for the run. Ignored with an address."""
+    address: str | None = None
+    """``dask``: the scheduler's address (``tcp://host:8786``); unset, a LocalCluster is
+    started on 127.0.0.1 for the run and stopped after."""
+
+    @field_validator("workers")
+    @classmethod
+    def _positive(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 1:
+            raise ValueError("workers must be at least 1, or auto")
+        return value
+
+    @model_validator(mode="after")
+    def _address_needs_dask(self) -> ComputeSection:
+        if self.address is not None and self.executor != "dask":
+            raise ValueError("'address' is the Dask scheduler's: set executor: dask with it")
+        return self
 
 
 class ProjectConfig(Section):
@@ -853,6 +1001,8 @@ class ProjectConfig(Section):
     """Model exploration and selection."""
     tuning: TuningSection = Field(default_factory=TuningSection)
     """Hyper-parameter tuning."""
+    compute: ComputeSection = Field(default_factory=ComputeSection)
+    """Where model fits run: this machine's cores, or a Dask cluster."""
     evaluation: EvaluationSection = Field(default_factory=EvaluationSection)
     """Evaluation on the hold-out test set."""
     tracking: TrackingSection = Field(default_factory=TrackingSection)

@@ -206,6 +206,12 @@ _POLARS_TYPE: dict[str, pl.DataType] = {
 }
 
 
+def polars_type(typ: ColumnType) -> pl.DataType:
+    """The polars dtype a contract type is cast to (``int`` is ``Int64``, ``datetime`` is
+    ``Datetime("us")``, ...)."""
+    return _POLARS_TYPE[typ]
+
+
 def typed_exprs(
     schema: Mapping[str, pl.DataType], types: Mapping[str, ColumnType]
 ) -> tuple[list[pl.Expr], list[pl.Expr]]:

@@ -224,30 +224,133 @@ def read_file(
     return _read_files([location], format, read or ReadOptions(), fs)
 
 
-def sniff_read_options(path: Path) -> ReadOptions:
-    """Guess the separator and whether there is a header from the first lines of a CSV file."""
+_SNIFF_BYTES = 1 << 20
+"""How much of a CSV file :func:`sniff_read_options` reads."""
+_SNIFF_RECORDS = 200
+"""How many records of that sample it parses."""
+_SEPARATORS = (",", ";", "\t", "|")
+_MISSING_TOKENS = frozenset({"", "?", "-", "na", "n/a", "nan", "null", "none"})
+_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?%?$")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$")
+
+
+def sniff_read_options(
+    path: Path,
+    *,
+    separator: str | None = None,
+    has_header: bool | None = None,
+    name_columns: bool = False,
+) -> ReadOptions:
+    """Guess the separator and whether there is a header from the first records of a CSV file.
+
+    ``separator`` / ``has_header``: known already (not guessed). ``name_columns``: give a file
+    without a header the names ``column_1``, ``column_2``, ... (``read.columns``), one per
+    field of its most common record width.
+
+    The sample (the first MiB) is parsed as CSV (quotes, doubled quotes and quoted line breaks
+    honoured) with each candidate separator (``,``, ``;``, tab, ``|``); the separator that splits
+    the most records into the same number of fields (at least two) wins, ties going to the
+    earlier candidate. Text inside quoted values never votes, so a long text column full of
+    ``|``, ``;`` or parentheses does not mislead it (:class:`csv.Sniffer` counted characters
+    line by line, and its ``has_header`` re-guessed the dialect from any character).
+
+    Records of a single field above a wider table (a title line) are skipped (``skip_rows``).
+    The first record is a header unless it reads as data: a column whose other values are all
+    numbers (or ISO dates, or booleans) votes *data* when the first record holds one there too
+    and *header* when it holds a name; a text column votes *data* when its first value recurs
+    below it. No header only when the *data* votes win, so a file of text columns only is read
+    with a header.
+    """
     try:
         if path.suffix == ".gz":
             with gzip.open(path, "rt", encoding="utf-8", errors="replace", newline="") as fh:
-                sample = fh.read(64 * 1024)
+                sample = fh.read(_SNIFF_BYTES)
+                whole = not fh.read(1)
         else:
             with path.open(encoding="utf-8", errors="replace", newline="") as fh:
-                sample = fh.read(64 * 1024)
+                sample = fh.read(_SNIFF_BYTES)
+                whole = not fh.read(1)
     except OSError as exc:
         raise DataError(f"cannot read {path}: {exc.strerror}", where=str(path)) from None
     if not sample.strip():
         raise DataError("the file is empty", where=str(path), fix="Point init at a file with data.")
+    best: tuple[float, int] = (-1.0, 0)
+    chosen, numbered, widest = ",", [], 0
+    for candidate in (separator,) if separator is not None else _SEPARATORS:
+        parsed = _sniff_records(sample, candidate, whole)
+        counts = Counter(len(r) for r, _ in parsed)
+        width, n = max(counts.items(), key=lambda kv: (kv[1], kv[0])) if counts else (0, 0)
+        score = (n / len(parsed), width) if width >= 2 else (0.0, 0)
+        if score > best:  # ties go to the earlier candidate
+            best, chosen, numbered, widest = score, candidate, parsed, width
+    # a title line of one field above a table (adult.test's "|1x3 Cross validator") is skipped
+    junk = 0
+    while junk < min(5, len(numbered) - 1) and widest >= 2 and len(numbered[junk][0]) == 1:
+        junk += 1
+    skip = numbered[junk - 1][1] if junk else 0
+    records = [r for r, _ in numbered[junk:]]
+    later = [f for r in records[:20] for f in r[1:] if f]
+    spaced = bool(later) and sum(f.startswith(" ") for f in later) >= 0.9 * len(later)
+    header = _first_record_is_header(records) if has_header is None else has_header
+    columns = None
+    if name_columns and not header:
+        columns = [f"column_{i + 1}" for i in range(max(widest, 1))]
+    return ReadOptions(
+        separator=chosen, strip_whitespace=spaced, has_header=header, columns=columns,
+        skip_rows=skip,
+    )  # fmt: skip
+
+
+def _sniff_records(sample: str, separator: str, whole: bool) -> list[tuple[list[str], int]]:
+    """Up to :data:`_SNIFF_RECORDS` non-blank records of the sample, each with the number of
+    lines read up to its end (the last one dropped when the sample is cut, since it may be a
+    part of a record)."""
+    out: list[tuple[list[str], int]] = []
+    reader = csv.reader(io.StringIO(sample), delimiter=separator, quotechar=_QUOTE)
     try:
-        dialect = csv.Sniffer().sniff(sample, delimiters=",;\t|")
-        separator = dialect.delimiter
-        spaced = dialect.skipinitialspace or f"{separator} " in sample.splitlines()[0]
-    except csv.Error:
-        separator, spaced = ",", False
-    try:
-        has_header = csv.Sniffer().has_header(sample)
-    except csv.Error:
-        has_header = True
-    return ReadOptions(separator=separator, strip_whitespace=spaced, has_header=has_header)
+        for record in reader:
+            if any(field.strip() for field in record):
+                out.append((record, reader.line_num))
+            if len(out) > _SNIFF_RECORDS:
+                return out[:_SNIFF_RECORDS]
+    except csv.Error:  # a NUL byte, a field too large: judge on what parsed
+        pass
+    return out if whole else out[:-1] or out
+
+
+def _value_kind(value: str) -> str | None:
+    """``number``, ``date``, ``bool``, or None for text and missing values."""
+    v = value.strip()
+    if v.lower() in _MISSING_TOKENS:
+        return None
+    if _NUMBER.match(v):
+        return "number"
+    if _DATE.match(v):
+        return "date"
+    if v.lower() in ("true", "false"):
+        return "bool"
+    return None
+
+
+def _first_record_is_header(records: list[list[str]]) -> bool:
+    if len(records) < 2:
+        return True
+    head = records[0]
+    body = [r for r in records[1:] if len(r) == len(head)]
+    header_votes = data_votes = 0
+    for j, first in enumerate(head):
+        values = [r[j].strip() for r in body if r[j].strip().lower() not in _MISSING_TOKENS]
+        if not values or first.strip().lower() in _MISSING_TOKENS:
+            continue
+        kinds = {_value_kind(v) for v in values}
+        if len(kinds) == 1 and None not in kinds:
+            if _value_kind(first) in kinds:
+                data_votes += 1
+            else:
+                header_votes += 1
+        elif len(set(values)) < len(values) and first.strip() in set(values):
+            data_votes += 1  # a repeated category: the first value is one of them
+    return data_votes <= header_votes
 
 
 def fingerprint_files(paths: Sequence[Path]) -> str:
@@ -1029,3 +1132,61 @@ def _ordinal_list(numbers: Sequence[int]) -> str:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+_BUILTIN_SHAPES = {
+    "breast_cancer": (569, 31),
+    "iris": (150, 5),
+    "wine": (178, 14),
+    "diabetes": (442, 11),
+}
+
+
+def estimate_shape(source: Source) -> tuple[int, int] | None:
+    """About how many rows and columns a source holds, without reading it (for the plan):
+    Parquet from its footer, text files from the size and the length of their first lines,
+    bundled datasets exactly. None where that would need reading the data (SQL, object
+    stores, compressed files)."""
+    if source.builtin is not None:
+        return _BUILTIN_SHAPES[source.builtin]
+    if source.path is None or _URL.match(str(source.path)):
+        return None
+    try:
+        files = source_files(source.path)
+    except DataError:
+        return None
+    rows = columns = 0
+    for file in files:
+        shape = _estimate_file(file, source.read)
+        if shape is None:
+            return None
+        rows += shape[0]
+        columns = max(columns, shape[1])
+    return rows, columns
+
+
+def _estimate_file(file: Path, read: ReadOptions) -> tuple[int, int] | None:
+    name = file.name.lower()
+    if name.endswith((".parquet", ".pq")):
+        import pyarrow.parquet as pq
+
+        meta = pq.read_metadata(file)
+        return meta.num_rows, meta.num_columns
+    if name.endswith((".gz", ".zip", ".bz2", ".xz", ".zst", ".json")):
+        return None
+    size = file.stat().st_size
+    with file.open("rb") as f:
+        head = f.read(1 << 16)
+    lines = head.splitlines()[read.skip_rows :]
+    if not lines:
+        return 0, 0
+    sample = lines[:-1] if len(lines) > 1 and len(head) == 1 << 16 else lines
+    mean = max(1.0, sum(len(line) + 1 for line in sample) / len(sample))
+    rows = round(size / mean) - (1 if read.has_header else 0) - read.skip_rows
+    first = lines[0].decode("utf-8", "replace")
+    separator = read.separator if read.separator != "," else _guess_separator(first)
+    return max(0, rows), len(first.split(separator))
+
+
+def _guess_separator(line: str) -> str:
+    return max(_SEPARATORS, key=line.count)

@@ -109,7 +109,7 @@ def _check_signature(s: Step, by_name: dict[str, Step]) -> list[str]:
     except (TypeError, ValueError):
         return problems
     accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values())
-    bound = set(s.inputs) | set(s.params)
+    bound = set(s.inputs) | set(s.params) | set(s.resources)
     for both in sorted(set(s.inputs) & set(s.params)):
         problems.append(f"step '{s.name}': '{both}' is bound both to an input and to a parameter")
     for name in sorted(bound):

@@ -21,6 +21,8 @@ class StepProgress:
     done: float
     total: float | None
     message: str
+    note: str = ""
+    """A finished unit of work worth a line of its own in a log (e.g. a model's CV score)."""
 
 
 @dataclass(frozen=True)
@@ -56,5 +58,7 @@ class Progress:
         self._step = step
         self._listener = listener
 
-    def update(self, done: float, total: float | None = None, message: str = "") -> None:
-        self._listener(StepProgress(self._step, done, total, message))
+    def update(
+        self, done: float, total: float | None = None, message: str = "", note: str = ""
+    ) -> None:
+        self._listener(StepProgress(self._step, done, total, message, note))

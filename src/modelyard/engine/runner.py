@@ -20,7 +20,7 @@ from modelyard.engine.events import (
 )
 from modelyard.engine.step import PROGRESS_PARAMETER, Step
 from modelyard.engine.store import ArtifactStore
-from modelyard.errors import StepFailed
+from modelyard.errors import PipelineError, StepFailed
 
 Action = Literal["cached", "run"]
 
@@ -192,11 +192,14 @@ def run(
     until: str | None = None,
     listener: Listener = ignore,
     resume_command: Callable[[str], str] | None = None,
+    resources: Mapping[str, Any] | None = None,
 ) -> RunOutcome:
     """Run the pipeline: cached results are loaded lazily, the rest run in order and are saved.
 
     Each step's key uses the content digests of its inputs, so a step whose input was
-    recomputed but came out identical is still a cache hit.
+    recomputed but came out identical is still a cache hit. ``resources`` are runtime services
+    (an executor, a cache of partial work) a step receives by parameter name; they change how
+    a step runs, never what it returns, so they are not part of any key.
     """
     pipeline, forced = _select(pipeline, from_step, until)
     by_name = {s.name: s for s in pipeline.steps}
@@ -228,6 +231,14 @@ def run(
         kwargs.update(step.params)
         if PROGRESS_PARAMETER in inspect.signature(step.func).parameters:
             kwargs[PROGRESS_PARAMETER] = Progress(step.name, listener)
+        for name in step.resources:
+            if name not in (resources or {}):
+                raise PipelineError(
+                    f"step '{step.name}' needs the runtime resource '{name}', which the run "
+                    "was not given",
+                    fix="Pass it in run(..., resources={...}).",
+                )
+            kwargs[name] = (resources or {})[name]
         try:
             value = step.func(**kwargs)
         except (Exception, KeyboardInterrupt) as exc:

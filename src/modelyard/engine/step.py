@@ -42,6 +42,9 @@ class Step:
             tables); a change re-runs the step.
         codec: how the output is stored; the default picks by type.
         description: one line for ``--dry-run`` and progress.
+        resources: function parameters filled at run time from the run's resources (an
+            executor, a cache of partial work): they change how the step runs, never what it
+            returns, so they are not part of its key.
     """
 
     name: str
@@ -52,6 +55,7 @@ class Step:
     external: Callable[[], str] | None = None
     codec: Codec = field(default_factory=auto_codec)
     description: str = ""
+    resources: tuple[str, ...] = ()
 
     @property
     def code_version(self) -> str:

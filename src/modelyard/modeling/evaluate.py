@@ -110,6 +110,8 @@ class Evaluation(_Model):
     residuals: Residuals | None = None
     permutation_importance: list[Importance] | None = None
     slices: list[SliceMetrics] = []
+    unseen_classes: list[str] = []
+    """Test labels the model never saw in training (probability metrics are left out then)."""
 
     @property
     def score(self) -> float:
@@ -305,19 +307,30 @@ def evaluate(
         label_pred: np.ndarray = pred
     else:
         classes = [str(c) for c in model.classes_]
-        label_pred = np.asarray(model.predict(X)).astype(str)
         proba = (
             np.asarray(model.predict_proba(X), dtype=np.float64)
             if hasattr(model, "predict_proba")
             else None
         )
+        final = model.steps[-1][1] if hasattr(model, "steps") else model
+        if proba is not None and getattr(final, "predict_is_argmax", False):
+            label_pred = np.asarray(classes, dtype=object)[np.argmax(proba, axis=1)].astype(str)
+        else:
+            label_pred = np.asarray(model.predict(X)).astype(str)
         y = np.asarray(y).astype(str)
+        unseen = sorted(set(np.unique(y)) - set(classes))
+        # a label the model never saw (a group split, a test file) has no probability column:
+        # probability metrics are undefined there, label metrics count it as always wrong
         result = Evaluation(
             task=task,
             metric=metric,
-            metrics=compute_metrics(task, y, y_pred=label_pred, y_proba=proba, classes=classes),
+            metrics=compute_metrics(
+                task, y, y_pred=label_pred, y_proba=None if unseen else proba,
+                classes=classes + unseen,
+            ),
             rows=n,
-        )
+            unseen_classes=unseen,
+        )  # fmt: skip
         cm_pred = label_pred
         if task == "binary" and len(classes) == 2 and proba is not None:
             pos = positive_class(classes)
@@ -347,9 +360,13 @@ def evaluate(
         np.add.at(matrix, ([index[v] for v in y], [index[v] for v in cm_pred]), 1)
         result.confusion_matrix = ConfusionMatrix(labels=labels, matrix=matrix.tolist())
 
-    if options.permutation_importance:
+    seen = np.ones(n, dtype=bool)
+    if result.unseen_classes:  # proba is None for metrics; importance on the known labels
+        seen = ~np.isin(y, result.unseen_classes)
+        proba, classes = None, (classes or []) + result.unseen_classes
+    if options.permutation_importance and seen.any():
         result.permutation_importance = _importance(
-            model, X, y, task=task, metric=metric, seed=seed
+            model, X[seen].reset_index(drop=True), y[seen], task=task, metric=metric, seed=seed
         )
 
     result.slices = _slices(

@@ -1,16 +1,23 @@
 """The modeling stages of the standard pipeline, composed from the modules beside this one.
 
 Each is a plain function of data and config sections (DataFrame in, typed result out); the
-recipe turns them into cached steps. Exploration and tuning see only the training part of the
+recipe turns them into cached steps. Fits run on the injected executor (serial, a local
+process pool, or Dask) and finished fits are kept in the injected memo, so an interrupted
+search replays instead of refitting. Exploration and tuning see only the training part of the
 split, cross-validated; the hold-out test set is seen once, by :func:`evaluate_model`.
+
+The search is controlled by a wall-clock **budget** (``models.budget``) covering exploration,
+tuning and the final fit, or by a **trial count** (``tuning.n_trials``), which is exactly
+reproducible: for a fixed seed the leaderboard, the tuned parameters and the chosen model are
+the same on every executor and any number of workers.
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -22,43 +29,23 @@ from modelyard.config.schema import (
     TuningSection,
 )
 from modelyard.data.contract import DataContract, Task
-from modelyard.errors import ModelyardError
-from modelyard.modeling.select import Choice
+from modelyard.errors import ModelyardError, name_list
 
 if TYPE_CHECKING:
     import pandas as pd
     import polars as pl
 
+    from modelyard.compute import Executor
     from modelyard.modeling.evaluate import Evaluation
-    from modelyard.modeling.explore import Leaderboard
+    from modelyard.modeling.search.data import SearchData
+    from modelyard.modeling.search.ensemble import Choice
+    from modelyard.modeling.search.results import Leaderboard, LeaderboardRow, OutOfFold
+    from modelyard.modeling.search.scheduler import Memo
+    from modelyard.modeling.search.tune import TuningResult
     from modelyard.modeling.splits import Split
-    from modelyard.modeling.tune import TuningResult
 
-Report = Callable[[int, int, str], None]
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def single_threaded(func: F) -> F:
-    """Run with native thread pools (OpenMP, BLAS) limited to one thread, and without the
-    per-fit warnings of model search (an MLP that stops at its iteration cap in one trial).
-
-    Every fit here is small enough that one thread is fast, and OpenMP pools that spin-wait
-    were seen to slow fits 10-300x on a busy 2-core machine.
-    """
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        import warnings
-
-        from sklearn.exceptions import ConvergenceWarning
-        from threadpoolctl import threadpool_limits
-
-        with threadpool_limits(limits=1), warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            warnings.filterwarnings("ignore", message="Got `batch_size` less than 1")
-            return func(*args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
+Report = Callable[..., None]
+"""``report(done, total, message, note="")``."""
 
 
 def task_of(contract: DataContract) -> Task:
@@ -96,7 +83,7 @@ class Problem:
             raise ModelyardError(
                 f"the sample weight column '{weight}' is not in the data",
                 where="models.sample_weight_column",
-                expected=f"one of {', '.join(contract.names)}",
+                expected=f"one of the {len(contract.names):,} columns {name_list(contract.names)}",
                 fix=f"Did you mean '{guess[0]}'?" if guess else "Fix the column name.",
             )
         return cls(contract, task, metric, greater_is_better(metric), weight)
@@ -104,16 +91,6 @@ class Problem:
     @property
     def exclude(self) -> list[str]:
         return [self.weight_column] if self.weight_column else []
-
-    def scorer(self) -> Callable[[Any, Any, Any, Any], float]:
-        from modelyard.modeling.tasks import score
-
-        task, metric = self.task, self.metric
-
-        def scorer(y_true: Any, y_pred: Any, y_proba: Any, classes: Any) -> float:
-            return score(task, metric, y_true, y_pred=y_pred, y_proba=y_proba, classes=classes)
-
-        return scorer
 
     def xy(self, df: pl.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray | None]:
         from modelyard.modeling.features import target_array, to_pandas
@@ -132,10 +109,45 @@ class Problem:
             self.contract, features, task=self.task, seed=seed, exclude=self.exclude
         )
 
-    def cv(self, split: SplitSection, n_rows: int, seed: int) -> Any:
-        from modelyard.modeling.splits import cv_splitter
 
-        return cv_splitter(self.task, split, n_rows=n_rows, seed=seed)
+# --------------------------------------------------------------------------- the budget
+
+
+@dataclass(frozen=True)
+class SearchPlan:
+    """How the search is bounded: by a wall-clock budget, or by a trial count."""
+
+    mode: Literal["budget", "trials"]
+    budget: float | None
+    """Seconds for exploration + tuning + the final fit (None: unbounded trial count)."""
+    n_trials: int | None
+    auto: bool = False
+    """The budget was sized from the table (``models.budget: auto``)."""
+
+    @property
+    def deterministic(self) -> bool:
+        return self.mode == "trials"
+
+    def describe(self) -> str:
+        if self.mode == "trials":
+            cap = f", capped at {self.budget:.0f} s" if self.budget else ""
+            return f"{self.n_trials} trials per tuned model{cap} (reproducible)"
+        assert self.budget is not None
+        return f"{self.budget:.0f} s{' (auto)' if self.auto else ''}"
+
+
+def search_plan(models: ModelsSection, n_trials: int | None, rows: int, columns: int) -> SearchPlan:
+    """The plan for a table of ``rows`` x ``columns`` (see ``models.budget``)."""
+    from modelyard.modeling.search.budget import auto_budget
+
+    auto = models.budget == "auto"
+    seconds = auto_budget(rows, columns) if auto else float(models.budget)
+    if n_trials is not None:
+        return SearchPlan("trials", None if auto else seconds, n_trials, auto=False)
+    return SearchPlan("budget", seconds, None, auto=auto)
+
+
+# --------------------------------------------------------------------------- the sample
 
 
 def _cv_rows(
@@ -159,6 +171,62 @@ def _cv_rows(
     return train[np.sort(keep)]
 
 
+def _groups(rows: pl.DataFrame, split: SplitSection) -> np.ndarray | None:
+    """The group of each row for group cross-validation (missing is a group of its own)."""
+    if split.method != "group":
+        return None
+    import polars as pl
+
+    name = split.group_column
+    if not name or name not in rows.columns:
+        raise ModelyardError(
+            f"group cross-validation needs the group column '{name}' in the training data",
+            where="split.group_column",
+            fix="Keep the group column in the data (do not drop it in data.columns.drop).",
+        )
+    groups: np.ndarray = rows.get_column(name).cast(pl.String).fill_null("\0null").to_numpy()
+    return groups
+
+
+def search_data(
+    split: Split,
+    contract: DataContract,
+    features: FeaturesSection,
+    split_options: SplitSection,
+    models: ModelsSection,
+    seed: int,
+) -> SearchData:
+    """The search sample's folds, preprocessed (the same for explore and tune: same key)."""
+    from modelyard.modeling.search.data import prepare
+    from modelyard.modeling.splits import cv_splitter
+
+    problem = Problem.of(contract, models)
+    rows = _cv_rows(split.train, models, problem, seed)
+    X, y, w = problem.xy(rows)
+    groups = _groups(rows, split_options)
+    cv = cv_splitter(
+        problem.task, split_options, n_rows=len(y), seed=seed, groups_available=groups is not None
+    )
+    folds = [(np.asarray(a), np.asarray(b)) for a, b in cv.split(X, y, groups)]
+    return prepare(
+        X, y, task=problem.task, metric=problem.metric, folds=folds,
+        preprocessor=problem.preprocessor(features, seed), seed=seed, sample_weight=w,
+        class_weight=models.class_weight, code_version=_code_version(),
+    )  # fmt: skip
+
+
+def _code_version() -> str:
+    """A digest of the modeling code that fits and scores (part of every fit's cache key)."""
+    import hashlib
+    from pathlib import Path
+
+    here = Path(__file__).parent
+    h = hashlib.blake2b(digest_size=8)
+    for path in sorted([*here.glob("*.py"), *here.glob("search/*.py"), *here.glob("zoo/*.py")]):
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
 def split_data(
     valid: pl.DataFrame,
     test: pl.DataFrame | None,
@@ -173,7 +241,34 @@ def split_data(
     return make_split(valid, contract, options, test=test, seed=seed)
 
 
-@single_threaded
+# --------------------------------------------------------------------------- explore, tune
+
+
+@dataclass
+class Exploration:
+    """The leaderboard of the portfolio, and its out-of-fold predictions."""
+
+    leaderboard: Leaderboard
+    oof: OutOfFold
+
+
+@dataclass
+class Tuning:
+    """Each tuned family's study, its trials as leaderboard rows, and their predictions."""
+
+    results: list[TuningResult]
+    rows: list[LeaderboardRow] = field(default_factory=list)
+    oof: OutOfFold | None = None
+    skipped: str | None = None
+    """Why tuning did not run (the budget was spent), for the report."""
+
+
+def _columns(contract: DataContract, problem: Problem) -> int:
+    from modelyard.modeling.features import feature_columns
+
+    return len(feature_columns(contract, exclude=problem.exclude))
+
+
 def explore_models(
     split: Split,
     contract: DataContract,
@@ -181,86 +276,120 @@ def explore_models(
     split_options: SplitSection,
     models: ModelsSection,
     seed: int,
+    executor: Executor,
+    *,
+    reproducible: bool = False,
+    pruning: bool = True,
+    memo: Memo | None = None,
     report: Report | None = None,
-) -> Leaderboard:
-    """Cross-validate every candidate into a leaderboard."""
-    from modelyard.modeling.explore import explore
+) -> Exploration:
+    """Cross-validate the portfolio of every candidate family into a leaderboard.
 
+    ``reproducible`` (``tuning.n_trials`` is set) runs the whole portfolio whatever the time
+    (bounded only by an explicit ``models.budget``); ``pruning`` stops weak configurations
+    after fold 0."""
+    from modelyard.compute.task import quiet_warnings
+    from modelyard.modeling.search.budget import EXPLORE_SHARE
+    from modelyard.modeling.search.explore import explore
+
+    started = time.monotonic()
     problem = Problem.of(contract, models)
-    rows = _cv_rows(split.train, models, problem, seed)
-    X, y, w = problem.xy(rows)
-    return explore(
-        X, y, task=problem.task, candidates=models.candidates,
-        preprocessor=problem.preprocessor(features, seed), cv=problem.cv(split_options, len(y), seed),
-        scorer=problem.scorer(), greater_is_better=problem.greater_is_better, seed=seed,
-        class_weight=models.class_weight, sample_weight=w, progress=report,
-    )  # fmt: skip
+    trials = 1 if reproducible else None  # the mode, not the count, shapes exploration
+    plan = search_plan(models, trials, split.train.height, _columns(contract, problem))
+    candidates = _available(models.candidates)
+    import warnings
+
+    with warnings.catch_warnings():
+        quiet_warnings()
+        data = search_data(split, contract, features, split_options, models, seed)
+    allotted = plan.budget * EXPLORE_SHARE if plan.budget else None
+    shared = executor.share(data)
+    try:
+        board, oof = explore(
+            data, shared, executor, candidates=candidates,
+            greater_is_better=problem.greater_is_better, deterministic=plan.deterministic,
+            deadline=started + allotted if allotted else None, allotted=allotted, memo=memo,
+            halving=pruning, progress=report,
+        )  # fmt: skip
+    finally:
+        executor.unshare(shared)
+    assert board.search is not None
+    board.search.budget_seconds = plan.budget
+    board.search.mode = plan.mode
+    board.search.total_rows = split.train.height
+    board.search.seconds = time.monotonic() - started
+    return Exploration(board, oof)
 
 
-@single_threaded
+def _available(candidates: Sequence[str]) -> list[str]:
+    """The candidates whose library is installed; a missing extra is skipped when the list is
+    the default, and an error when the user asked for it (see ``models.candidates``)."""
+    from modelyard.modeling.zoo import family
+
+    return [name for name in candidates if family(name).available()]
+
+
 def tune_models(
     split: Split,
     contract: DataContract,
-    leaderboard: Leaderboard,
+    exploration: Exploration,
     features: FeaturesSection,
     split_options: SplitSection,
     models: ModelsSection,
     tuning: TuningSection,
     seed: int,
-    storage_dir: str | None,
-    study_prefix: str,
+    executor: Executor,
+    memo: Memo | None = None,
     report: Report | None = None,
-) -> list[TuningResult]:
-    """Tune the ``top_k`` leaderboard leaders with Optuna (resumable studies in ``storage_dir``)."""
-    from modelyard.modeling.tune import tune
+) -> Tuning:
+    """Tune the ``top_k`` best families with Optuna, in parallel, within the budget left."""
+    from modelyard.modeling.search.budget import MIN_TUNING_SECONDS, refit_reserve
+    from modelyard.modeling.search.tune import tune
 
+    started = time.monotonic()
     problem = Problem.of(contract, models)
-    leaders = leaderboard.top(tuning.top_k)
-    if not leaders:
-        return []
-    rows = _cv_rows(split.train, models, problem, seed)
-    X, y, w = problem.xy(rows)
-    results = []
-    for i, row in enumerate(leaders):
+    board = exploration.leaderboard
+    families = board.top_families(tuning.top_k)
+    families = [f for f in families if _tunable(f, problem.task)]
+    if not families:
+        return Tuning([], skipped="no family to tune" if tuning.top_k else None)
+    plan = search_plan(models, tuning.n_trials, split.train.height, _columns(contract, problem))
+    allotted = None
+    if plan.budget is not None:
+        search = board.search
+        spent = search.seconds if search is not None else 0.0
+        fold_rows = int(exploration.oof.covered.sum() * (board.n_folds - 1) / board.n_folds)
+        reserve = refit_reserve(
+            [r.fit_seconds or 0.0 for r in board.top(3)], fold_rows=max(1, fold_rows),
+            total_rows=split.train.height, workers=executor.workers,
+        )  # fmt: skip
+        allotted = plan.budget - spent - reserve
+        if allotted < MIN_TUNING_SECONDS:
+            return Tuning(
+                [], skipped=f"the budget was spent ({spent:.0f} s exploring, "
+                f"{reserve:.0f} s kept for the final fit)",
+            )  # fmt: skip
+    data = search_data(split, contract, features, split_options, models, seed)
+    shared = executor.share(data)
+    try:
+        results, rows, oof = tune(
+            data, shared, executor, families=families, warm=board.rows,
+            greater_is_better=problem.greater_is_better, seed=seed, n_trials=plan.n_trials,
+            deadline=started + allotted if allotted is not None else None, allotted=allotted,
+            memo=memo, halving=tuning.pruning, progress=report,
+        )  # fmt: skip
+    finally:
+        executor.unshare(shared)
+    return Tuning(results, rows, oof)
 
-        def relay(
-            done: int, total: int, message: str, *, _name: str = row.name, _i: int = i
-        ) -> None:
-            if report is not None:
-                report(
-                    _i * tuning.n_trials + done,
-                    len(leaders) * tuning.n_trials,
-                    f"{_name}: {message}",
-                )
 
-        storage = None
-        if storage_dir is not None:
-            from pathlib import Path
+def _tunable(name: str, task: Task) -> bool:
+    from modelyard.modeling.zoo import family
 
-            Path(storage_dir).mkdir(parents=True, exist_ok=True)
-            storage = str(Path(storage_dir) / f"{study_prefix}-{row.name}.journal")
-        results.append(
-            tune(
-                X,
-                y,
-                name=row.name,
-                task=problem.task,
-                preprocessor=problem.preprocessor(features, seed),
-                cv=problem.cv(split_options, len(y), seed),
-                scorer=problem.scorer(),
-                greater_is_better=problem.greater_is_better,
-                seed=seed,
-                n_trials=tuning.n_trials,
-                timeout=tuning.timeout,
-                pruning=tuning.pruning,
-                storage=storage,
-                study_name=f"{study_prefix}-{row.name}",
-                sample_weight=w,
-                class_weight=models.class_weight,
-                progress=relay,
-            )
-        )
-    return results
+    return bool(family(name).space(task))
+
+
+# --------------------------------------------------------------------------- train
 
 
 @dataclass(frozen=True)
@@ -268,115 +397,96 @@ class TrainedModel:
     """The chosen model, refitted on the whole training part."""
 
     choice: Choice
-    ensemble_score: float | None
     threshold: float | None
     """Binary tasks: the decision threshold chosen on out-of-fold predictions."""
     model: Any
     """The fitted scikit-learn Pipeline (preprocessing + model)."""
+    seconds: float = 0.0
+    """Wall-clock seconds of the final fit."""
+
+    @property
+    def ensemble_score(self) -> float | None:
+        return self.choice.score if self.choice.name == "ensemble" else None
 
 
-@single_threaded
 def train_final(
     split: Split,
     contract: DataContract,
-    leaderboard: Leaderboard,
-    tuning_results: list[TuningResult],
+    exploration: Exploration,
+    tuning_result: Tuning,
     features: FeaturesSection,
-    split_options: SplitSection,
     models: ModelsSection,
     evaluation: EvaluationSection,
     seed: int,
+    executor: Executor,
     report: Report | None = None,
 ) -> TrainedModel:
-    """Pick the best of leaderboard, tuned candidates and their ensemble; refit it on all
-    training rows; choose the binary threshold on out-of-fold predictions."""
-    from modelyard.modeling.explore import cross_validate, make_folds
-    from modelyard.modeling.select import choose, fit_final, make_ensemble
+    """Select the weighted ensemble (or single model) on out-of-fold predictions, refit its
+    members on every training row in parallel, and choose the binary decision threshold."""
+    from sklearn.pipeline import Pipeline
 
+    from modelyard.modeling.search.data import balanced_weights, encode_target
+    from modelyard.modeling.search.ensemble import WeightedEnsemble, choose, refit_params
+    from modelyard.modeling.search.fit import TrainingSet, fit_member
+
+    started = time.monotonic()
     problem = Problem.of(contract, models)
-    preprocessor = problem.preprocessor(features, seed)
-    members = _ensemble_members(leaderboard, tuning_results)
-    ensemble_score = None
-    cv_rows = _cv_rows(split.train, models, problem, seed)
-    Xs, ys, ws = problem.xy(cv_rows)
-    folds = make_folds(problem.cv(split_options, len(ys), seed), Xs, ys)
-    if models.ensemble and len(members) >= 2:
-        if report:
-            report(0, 2, "cross-validating the ensemble")
-        ensemble = make_ensemble(members, problem.task, preprocessor, seed, models.class_weight)
-        scores, _ = cross_validate(
-            ensemble, Xs, ys, folds=folds, scorer=problem.scorer(), sample_weight=ws
-        )
-        ensemble_score = float(np.mean(scores))
-    choice = choose(leaderboard, tuning_results, ensemble_score, ensemble_members=members)
-    if report:
-        report(1, 2, f"refitting {choice.name} on all training rows")
-    X, y, w = problem.xy(split.train)
-    fitted = fit_final(
-        X, y, name=choice.name, task=problem.task, params=choice.params, preprocessor=preprocessor,
-        seed=seed, class_weight=models.class_weight, sample_weight=w,
+    rows = list(exploration.leaderboard.rows) + list(tuning_result.rows)
+    oof = exploration.oof
+    if tuning_result.oof is not None:
+        oof = oof.merged(tuning_result.oof)
+    choice = choose(
+        rows, oof, task=problem.task, metric=problem.metric,
+        greater_is_better=problem.greater_is_better, ensemble=models.ensemble,
     )  # fmt: skip
     threshold = None
     if problem.task == "binary" and evaluation.threshold != "default":
-        threshold = _oof_threshold(
-            choice, problem, preprocessor, Xs, ys, ws, folds, models, evaluation, seed
-        )
-    return TrainedModel(
-        choice=choice, ensemble_score=ensemble_score, threshold=threshold, model=fitted
-    )
+        threshold = _oof_threshold(choice, oof, evaluation)
+    if report:
+        report(0, len(choice.members), f"refitting {choice.name} on all training rows")
+    X, y, w = problem.xy(split.train)
+    codes, classes = encode_target(y, problem.task)  # a sample can lack a rare class: not here
+    preprocessor = problem.preprocessor(features, seed)
+    X_all = preprocessor.fit_transform(X, codes)
+    if models.class_weight == "balanced" and classes is not None:
+        balance = balanced_weights(codes, len(classes))
+        w = balance if w is None else w * balance
+    by_key = {r.key: r for r in rows}
+    shared = executor.share(TrainingSet(problem.task, X_all, codes, w, seed))
+    try:
+        futures = [
+            executor.submit(fit_member, shared, m.family, refit_params(m, by_key[m.key]))
+            for m in choice.members
+        ]
+        fitted = [(m.name, f.result()) for m, f in zip(choice.members, futures, strict=True)]
+    finally:
+        executor.unshare(shared)
+    final = WeightedEnsemble.of_fitted(fitted, [m.weight for m in choice.members], classes)
+    model = Pipeline([("features", preprocessor), ("model", final)])
+    return TrainedModel(choice, threshold, model, seconds=time.monotonic() - started)
 
 
-def _ensemble_members(
-    leaderboard: Leaderboard, tuning_results: list[TuningResult]
-) -> list[tuple[str, dict[str, Any]]]:
-    tuned = {t.name: t.best_params for t in tuning_results if t.n_trials_completed > 0}
-    members = [(name, params) for name, params in tuned.items()]
-    if len(members) < 2:
-        for row in leaderboard.top(3):
-            if row.name not in tuned and len(members) < 3:
-                members.append((row.name, row.params))
-    return members
-
-
-def _oof_threshold(
-    choice: Choice,
-    problem: Problem,
-    preprocessor: Any,
-    X: Any,
-    y: np.ndarray,
-    w: np.ndarray | None,
-    folds: list[tuple[np.ndarray, np.ndarray]],
-    models: ModelsSection,
-    evaluation: EvaluationSection,
-    seed: int,
-) -> float:
+def _oof_threshold(choice: Choice, oof: OutOfFold, evaluation: EvaluationSection) -> float:
     from modelyard.modeling.evaluate import choose_threshold
-    from modelyard.modeling.select import fit_final
     from modelyard.modeling.tasks import positive_class
 
-    proba = np.full(len(y), np.nan)
-    positive = None
-    for train_idx, test_idx in folds:
-        fitted = fit_final(
-            X.iloc[train_idx], y[train_idx], name=choice.name, task=problem.task, params=choice.params,
-            preprocessor=preprocessor, seed=seed, class_weight=models.class_weight,
-            sample_weight=None if w is None else w[train_idx],
-        )  # fmt: skip
-        classes = [str(c) for c in fitted.classes_]
-        positive = positive_class(classes)
-        proba[test_idx] = fitted.predict_proba(X.iloc[test_idx])[:, classes.index(positive)]
-    seen = ~np.isnan(proba)
-    assert positive is not None
+    assert oof.classes is not None
+    mask = oof.covered
+    proba = sum(m.weight * oof.predictions[m.key][mask] for m in choice.members)
+    positive = positive_class(oof.classes)
+    labels = np.asarray(oof.classes, dtype=object)[oof.y[mask]]
     return choose_threshold(
-        y[seen],
-        proba[seen],
+        labels,
+        np.asarray(proba)[:, oof.classes.index(positive)],
         positive=positive,
         method=evaluation.threshold,
         cost_ratio=evaluation.cost_ratio,
     )
 
 
-@single_threaded
+# --------------------------------------------------------------------------- evaluate
+
+
 def evaluate_model(
     trained: TrainedModel,
     split: Split,
@@ -386,10 +496,18 @@ def evaluate_model(
     seed: int,
 ) -> Evaluation:
     """Score the refitted model once on the hold-out test set."""
+    import warnings
+
+    from threadpoolctl import threadpool_limits
+
+    from modelyard.compute.task import quiet_warnings
     from modelyard.modeling.evaluate import evaluate
 
     problem = Problem.of(contract, models)
-    return evaluate(
-        trained.model, split.test, contract, evaluation, task=problem.task, metric=problem.metric,
-        seed=seed, threshold=trained.threshold, exclude=problem.exclude,
-    )  # fmt: skip
+    with threadpool_limits(limits=1), warnings.catch_warnings():
+        quiet_warnings()
+        return evaluate(
+            trained.model, split.test, contract, evaluation, task=problem.task,
+            metric=problem.metric, seed=seed, threshold=trained.threshold,
+            exclude=problem.exclude,
+        )  # fmt: skip

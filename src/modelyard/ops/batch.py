@@ -1,14 +1,17 @@
 """Batch scoring: a file scored by a registered model, validated against the contract first.
 
-Invalid rows are not scored; they go to a quarantine file beside the output with the reasons,
-so every input row ends up in exactly one of the two files.
+Invalid rows (types, missing required values, the declared checks) are not scored; they go to
+a quarantine file beside the output with the reasons, so every input row ends up in exactly
+one of the two files. Rows holding a value outside the training range or a category unseen in
+training are drift, not invalid: scored, counted (:attr:`BatchResult.drifted`) and flagged in
+the output's ``_drift`` column.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +21,7 @@ if TYPE_CHECKING:
     import polars as pl
 
     from modelyard.data.contract import DataContract
+    from modelyard.data.validation import Violation
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,10 @@ class BatchResult:
     quarantine: Path | None
     model: str
     version: str
+    drifted: int = 0
+    """Scored rows flagged as drift (a value outside the training range, an unseen category)."""
+    drift: list[Violation] = field(default_factory=list)
+    """The drift rules those rows break (column, check, rows, examples)."""
 
 
 def score_frame(

@@ -6,7 +6,8 @@ Layout of the context folder::
     .dockerignore
     requirements.txt           pinned: the server (fastapi, uvicorn, prometheus-client, ...)
                                plus exactly what the model needs to load (its requirements.txt)
-    serve.json                 server settings (model folder, prediction log, limits)
+    serve.json                 server settings (model folder, prediction log, limits, the
+                               declared validation.checks requests must pass)
     model/                     the MLflow model folder with contract.yaml, + modelyard-serving.json
     modelyard/                 the modelyard package (serving code; installed without its
                                training dependencies)
@@ -30,6 +31,7 @@ import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from modelyard.errors import ModelyardError
 
@@ -338,8 +340,10 @@ def package(
     lenient: bool = False,
     max_body_bytes: int = 1_048_576,
     max_batch_rows: int = 10_000,
+    checks: list[dict[str, Any]] | None = None,
 ) -> PackageResult:
-    """Write the build context for the model in ``model_dir`` (an MLflow model folder)."""
+    """Write the build context for the model in ``model_dir`` (an MLflow model folder);
+    ``checks`` are the declared ``validation.checks`` (JSON) the server applies to requests."""
     model_dir = Path(model_dir)
     if not (model_dir / "MLmodel").is_file():
         raise ModelyardError(
@@ -383,6 +387,7 @@ def package(
         "log_path": "prediction-log",
         "poll_seconds": 0,
         "cache_dir": "cache",
+        "checks": list(checks or []),
     }
     (out / "serve.json").write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
     (out / "Dockerfile").write_text(dockerfile(), encoding="utf-8")

@@ -31,14 +31,22 @@ from modelyard.ops.tracking import make_client
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
 
+    from modelyard.data.contract import DataContract
+
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 Action = Literal["gate", "promote", "rollback"]
 
 GATE_TAG = "modelyard.gate"
-"""Version tag: ``promoted`` or ``rejected``."""
+"""Version tag: ``promoted``, ``rejected``, or ``interrupted`` (its register was killed before
+the gate decided)."""
+GATE_PASSED = "promoted"
+NEEDS_FORCE = ("rejected", "interrupted")
+"""Gate results a manual promote must override with ``force``."""
 GATE_REASONS_TAG = "modelyard.gate.reasons"
 """Version tag: the gate's reasons, one per line."""
+GATE_FAILED_TAG = "modelyard.gate.failed"
+"""Version tag: the reasons of the checks that failed, one per line (empty when promoted)."""
 
 
 class VersionInfo(BaseModel):
@@ -74,6 +82,8 @@ class AuditEntry(BaseModel):
     reason: str
     command: str
     user: str
+    forced: bool = False
+    """A manual promote of a version the gate refused (``--force``)."""
 
 
 @dataclass(frozen=True)
@@ -125,10 +135,14 @@ def parse_model_ref(text: str) -> ModelRef:
 class Registry:
     """Versions and aliases of one registered model, with an audit log of every alias move."""
 
-    def __init__(self, tracking_uri: str, model_name: str, audit_log: Path) -> None:
+    def __init__(
+        self, tracking_uri: str, model_name: str, audit_log: Path, *, tmp_dir: Path | None = None
+    ) -> None:
         self.tracking_uri = tracking_uri
         self.model_name = model_name
         self.audit_log = Path(audit_log)
+        self.tmp_dir = tmp_dir
+        """Where downloads are staged (default: the system's temporary folder)."""
         self._client: MlflowClient | None = None
 
     @property
@@ -202,6 +216,7 @@ class Registry:
         tags = {
             GATE_TAG: "promoted" if decision.promote else "rejected",
             GATE_REASONS_TAG: "\n".join(decision.reasons)[:5000],
+            GATE_FAILED_TAG: "\n".join(decision.failed)[:5000],
             "modelyard.gate.metric": decision.metric,
             "modelyard.gate.candidate": repr(decision.candidate),
             "modelyard.gate.champion": repr(decision.champion),
@@ -219,13 +234,46 @@ class Registry:
         else:
             self._move(CHALLENGER, version, action="gate", reason=reason, command=command)
 
-    def promote(self, version: str, *, reason: str, command: str) -> VersionInfo:
-        """Make ``version`` the champion by hand (audited); a no-op if it already is."""
+    def promote(
+        self, version: str, *, reason: str, command: str, force: bool = False
+    ) -> VersionInfo:
+        """Make ``version`` the champion by hand (audited); a no-op if it already is.
+
+        A version the promotion gate refused (or never judged, its register being killed) is
+        promoted only with ``force``; the audit entry then says it was forced.
+        """
         version = str(version)
-        self.show(version)
+        info = self.show(version)
+        verdict = info.tags.get(GATE_TAG)
+        forced = verdict in NEEDS_FORCE
+        if forced and not force:
+            reasons = (
+                info.tags.get(GATE_FAILED_TAG) or info.tags.get(GATE_REASONS_TAG, "")
+            ).splitlines()
+            failed = "; ".join(reasons) if reasons else "no reasons recorded"
+            what = (
+                "was refused by the promotion gate"
+                if verdict == "rejected"
+                else "was never judged by the promotion gate (its register was interrupted)"
+            )
+            raise ModelyardError(
+                f"version {version} of model '{self.model_name}' {what}",
+                where=self.tracking_uri,
+                expected="a version that passed the gate, or --force",
+                found=f"gate {verdict}: {failed}",
+                fix=f"Promote it anyway with: modelyard models promote {version} --force "
+                "--reason '...' (the audit log records that it was forced).",
+            )
         current = self.champion()
         if current is None or current.version != version:
-            self._move(CHAMPION, version, action="promote", reason=reason, command=command)
+            self._move(
+                CHAMPION,
+                version,
+                action="promote",
+                reason=reason,
+                command=command,
+                forced=forced,
+            )
             challenger = self.challenger()
             if challenger is not None and challenger.version == version:
                 self._move(
@@ -282,19 +330,33 @@ class Registry:
 
     def load_version(self, version: str) -> Any:
         """One version as an ``mlflow.pyfunc`` model."""
+        return self.load_with_contract(version)[0]
+
+    def load_with_contract(self, version: str) -> tuple[Any, DataContract | None]:
+        """One version as an ``mlflow.pyfunc`` model, with the data contract it was trained on
+        (``None`` for a model logged without one)."""
         import mlflow.artifacts
         import mlflow.pyfunc
+
+        from modelyard.data.contract import contract_from_yaml
 
         location = self.client.get_model_version_download_uri(self.model_name, str(version))
         if location.startswith("models:/"):  # a logged model id: resolve it with our client
             location = self.client.get_logged_model(
                 location.removeprefix("models:/")
             ).artifact_location
-        with tempfile.TemporaryDirectory(prefix="modelyard-load-") as tmp:
+        prefix = f"{os.getpid()}-load-" if self.tmp_dir else "modelyard-load-"
+        if self.tmp_dir is not None:
+            self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=prefix, dir=self.tmp_dir) as tmp:
             local = mlflow.artifacts.download_artifacts(
                 artifact_uri=location, dst_path=tmp, tracking_uri=self.tracking_uri
             )
-            return mlflow.pyfunc.load_model(local)
+            contract = None
+            file = Path(local) / "contract.yaml"
+            if file.is_file():
+                contract = contract_from_yaml(file.read_text(encoding="utf-8"), source=str(file))
+            return mlflow.pyfunc.load_model(local), contract
 
     # ------------------------------------------------------------------ internals
 
@@ -369,7 +431,14 @@ class Registry:
         return stack
 
     def _move(
-        self, alias: str, version: str | None, *, action: Action, reason: str, command: str
+        self,
+        alias: str,
+        version: str | None,
+        *,
+        action: Action,
+        reason: str,
+        command: str,
+        forced: bool = False,
     ) -> None:
         current = self._alias(alias)
         previous = current.version if current is not None else None
@@ -389,6 +458,7 @@ class Registry:
             reason=reason,
             command=command,
             user=_user(),
+            forced=forced,
         )
         self._append(entry)
 

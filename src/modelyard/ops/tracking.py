@@ -14,15 +14,18 @@ the distributions whose modules the pickle refers to, pinned to the installed ve
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata as md
 import io
 import json
+import math
 import os
 import pickle
+import socket
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -130,6 +133,7 @@ def log_training_run(
     artifacts: Mapping[str, str | bytes],
     tags: Mapping[str, str],
     register: bool = True,
+    finish: bool = True,
 ) -> TrackedRun:
     """Log one training run (params, metrics, tags, artifacts, the model) and register the model.
 
@@ -137,23 +141,33 @@ def log_training_run(
     maps a relative POSIX name (``reports/run.html``) to its text or bytes. ``tags`` (data
     fingerprints, code version, ...) go on the run, the logged model and the new registered
     version (the lineage), together with the run id and the project.
+
+    The run carries the host and process id that own it (``modelyard.host``, ``modelyard.pid``):
+    if the process is killed, :func:`fail_interrupted_runs` marks the run ``FAILED`` later.
+    With ``finish=False`` the run stays ``RUNNING`` for the caller to add to (the gate's
+    decision) and end with :func:`finish_run`; it is still marked ``FAILED`` if logging fails.
+    Temporary files go to ``<workdir>/staging/<pid>-*`` (see :func:`clean_staging`).
     """
     _quiet_mlflow()
     tracking_uri = resolve_tracking_uri(tracking, workdir)
     client = make_client(tracking_uri)
-    experiment_id = _experiment_id(
+    experiment_id = ensure_experiment(
         client, tracking.experiment or project, tracking_uri=tracking_uri, workdir=workdir
     )
     from mlflow.entities import Param
 
     run_tags = {**{k: str(v) for k, v in tags.items()}, "modelyard.project": project}
     run_tags["modelyard.task"] = task
-    run = client.create_run(experiment_id, tags=run_tags, run_name=f"{project}-train")
+    owner = {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}
+    run = client.create_run(experiment_id, tags={**run_tags, **owner}, run_name=f"{project}-train")
     run_id: str = run.info.run_id
+    staging = staging_dir(workdir)
     try:
         flat = _flatten(params)
         client.log_batch(run_id, params=[Param(k, v) for k, v in flat.items()])
-        _log_artifacts(client, run_id, {CONTRACT_FILE: _contract_text(contract), **artifacts})
+        _log_artifacts(
+            client, run_id, {CONTRACT_FILE: _contract_text(contract), **artifacts}, tmp_dir=staging
+        )
         model_id, model_location = _log_model(
             client,
             experiment_id=experiment_id,
@@ -165,6 +179,7 @@ def log_training_run(
             params=flat,
             tags=run_tags,
             metrics=metrics,
+            tmp_dir=staging,
         )
         version = None
         model_name = None
@@ -181,7 +196,8 @@ def log_training_run(
     except BaseException:
         client.set_terminated(run_id, "FAILED")
         raise
-    client.set_terminated(run_id, "FINISHED")
+    if finish:
+        client.set_terminated(run_id, "FINISHED")
     return TrackedRun(
         run_id=run_id,
         experiment_id=experiment_id,
@@ -190,6 +206,146 @@ def log_training_run(
         tracking_uri=tracking_uri,
         model_name=model_name,
     )
+
+
+def finish_run(tracking_uri: str, run_id: str, *, failed: bool = False) -> None:
+    """End a run left open by ``log_training_run(..., finish=False)``."""
+    make_client(tracking_uri).set_terminated(run_id, "FAILED" if failed else "FINISHED")
+
+
+# --------------------------------------------------------------------------- interrupted runs
+
+HOST_TAG = "modelyard.host"
+"""Run tag: the host of the process that logs the run."""
+PID_TAG = "modelyard.pid"
+"""Run tag: the id of the process that logs the run."""
+INTERRUPTED_TAG = "modelyard.interrupted"
+"""Run tag set when a run found ``RUNNING`` with its process gone is marked ``FAILED``."""
+STALE_AFTER_SECONDS = 6 * 3600
+"""A ``RUNNING`` run whose process cannot be checked (another host, or a run logged before the
+owner tags existed) is taken as interrupted once it is this old: a register takes minutes."""
+STAGING = "staging"
+"""Folder of the workdir holding the temporary files of a register, one ``<pid>-*`` per process."""
+
+
+@dataclass(frozen=True)
+class InterruptedRun:
+    """A run that was ``RUNNING`` with nobody left to end it, now ``FAILED``."""
+
+    run_id: str
+    reason: str
+    removed_models: tuple[str, ...]
+    """Logged models of the run that never finished uploading: their files were deleted."""
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id runs on this host (a zombie counts as running)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, owned by someone else
+        return True
+    return True
+
+
+def _stale(run: Any, now_ms: int) -> str | None:
+    """Why a RUNNING run is interrupted, or None while its owner may still be at work."""
+    tags = run.data.tags
+    host, pid = tags.get(HOST_TAG), tags.get(PID_TAG, "")
+    if host == socket.gethostname() and pid.isdigit():
+        if int(pid) == os.getpid() or pid_alive(int(pid)):
+            return None
+        return f"its process {pid} on {host} is gone (killed or crashed mid-register)"
+    age = (now_ms - int(run.info.start_time or now_ms)) / 1000
+    if age < STALE_AFTER_SECONDS:
+        return None
+    where = f"on {host}" if host else "(no owner recorded)"
+    return f"still RUNNING {age / 3600:.1f} h after it started {where}"
+
+
+def fail_interrupted_runs(
+    client: MlflowClient, experiment_id: str, project: str, *, tracking_uri: str
+) -> list[InterruptedRun]:
+    """Mark the project's ``RUNNING`` runs whose process is gone as ``FAILED``; clean up after
+    them (see :data:`STALE_AFTER_SECONDS` for runs of other hosts).
+
+    A logged model of such a run that was never finalised (``PENDING``: its upload was cut)
+    has its files deleted and is marked ``FAILED``. The run's own artifacts stay: they are the
+    record of what the run did before it was killed.
+    """
+    from mlflow.entities import LoggedModelStatus
+
+    now_ms = int(time.time() * 1000)
+    found = client.search_runs(
+        [experiment_id],
+        filter_string=(
+            f"attributes.status = 'RUNNING' and tags.`modelyard.project` = '{_quote(project)}'"
+        ),
+        max_results=1000,
+    )
+    out: list[InterruptedRun] = []
+    for run in found:
+        reason = _stale(run, now_ms)
+        if reason is None:
+            continue
+        run_id = run.info.run_id
+        removed: list[str] = []
+        models = client.search_logged_models(
+            [experiment_id], filter_string=f"source_run_id = '{run_id}'"
+        )
+        for logged in models:
+            if logged.status == LoggedModelStatus.READY:
+                continue
+            _delete_artifacts(logged.artifact_location, tracking_uri)
+            client.finalize_logged_model(logged.model_id, LoggedModelStatus.FAILED)
+            removed.append(logged.model_id)
+        client.set_tag(run_id, INTERRUPTED_TAG, reason[:5000])
+        client.set_terminated(run_id, "FAILED")
+        out.append(InterruptedRun(run_id, reason, tuple(removed)))
+    return out
+
+
+def _delete_artifacts(location: str, tracking_uri: str) -> None:
+    from mlflow.exceptions import MlflowException
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    repo = get_artifact_repository(location, tracking_uri=tracking_uri)
+    with contextlib.suppress(MlflowException, OSError, NotImplementedError):  # gone, read-only
+        repo.delete_artifacts()  # type: ignore[no-untyped-call,unused-ignore]
+
+
+def staging_dir(workdir: Path) -> Path:
+    """``<workdir>/staging``: temporary files of a register live here, never in ``/tmp``."""
+    folder = Path(workdir) / STAGING
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def clean_staging(workdir: Path) -> list[Path]:
+    """Remove the temporary folders of register processes that are gone; returns them."""
+    import shutil
+
+    folder = Path(workdir) / STAGING
+    if not folder.is_dir():
+        return []
+    removed = []
+    for item in sorted(folder.iterdir()):
+        pid = item.name.split("-", 1)[0]
+        if pid.isdigit() and (int(pid) == os.getpid() or pid_alive(int(pid))):
+            continue
+        if item.is_dir():
+            shutil.rmtree(item, ignore_errors=True)
+        else:
+            item.unlink(missing_ok=True)
+        removed.append(item)
+    return removed
+
+
+def _quote(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("'", "\\'")
 
 
 def log_run_artifacts(tracking_uri: str, run_id: str, artifacts: Mapping[str, str | bytes]) -> None:
@@ -201,7 +357,8 @@ def log_run_artifacts(tracking_uri: str, run_id: str, artifacts: Mapping[str, st
 # --------------------------------------------------------------------------- helpers
 
 
-def _experiment_id(client: MlflowClient, name: str, *, tracking_uri: str, workdir: Path) -> str:
+def ensure_experiment(client: MlflowClient, name: str, *, tracking_uri: str, workdir: Path) -> str:
+    """The id of the experiment ``name``, created (artifacts under the workdir) if needed."""
     from mlflow.exceptions import MlflowException
 
     found = client.get_experiment_by_name(name)
@@ -257,10 +414,17 @@ def _safe_relpath(name: str) -> PurePosixPath:
     return path
 
 
-def _log_artifacts(client: MlflowClient, run_id: str, artifacts: Mapping[str, str | bytes]) -> None:
+def _log_artifacts(
+    client: MlflowClient,
+    run_id: str,
+    artifacts: Mapping[str, str | bytes],
+    *,
+    tmp_dir: Path | None = None,
+) -> None:
     if not artifacts:
         return
-    with tempfile.TemporaryDirectory(prefix="modelyard-artifacts-") as tmp:
+    prefix = f"{os.getpid()}-artifacts-" if tmp_dir else "modelyard-artifacts-"
+    with tempfile.TemporaryDirectory(prefix=prefix, dir=tmp_dir) as tmp:
         for name, content in artifacts.items():
             target = Path(tmp, *_safe_relpath(name).parts)
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -283,6 +447,7 @@ def _log_model(
     params: Mapping[str, str],
     tags: Mapping[str, str],
     metrics: Mapping[str, float],
+    tmp_dir: Path | None = None,
 ) -> tuple[str, str]:
     """Save the pyfunc model locally, upload it as a LoggedModel of the run.
 
@@ -323,7 +488,8 @@ def _log_model(
         run_id=run_id,
         model_id=model_id,
     )
-    with tempfile.TemporaryDirectory(prefix="modelyard-model-") as tmp:
+    prefix = f"{os.getpid()}-model-" if tmp_dir else "modelyard-model-"
+    with tempfile.TemporaryDirectory(prefix=prefix, dir=tmp_dir) as tmp:
         local = Path(tmp, "model")
         with _by_value(*plan.by_value):
             mlflow.pyfunc.save_model(
@@ -494,3 +660,46 @@ def _register(
         model_id=model_id,
     )
     return str(version.version)
+
+
+@dataclass(frozen=True)
+class ChildRun:
+    """One model configuration of the search, logged under the pipeline's run."""
+
+    name: str
+    params: Mapping[str, Any]
+    metrics: Mapping[str, float]
+    steps: Mapping[str, Sequence[float]]
+    """Metric series, one value per step (per fold)."""
+    tags: Mapping[str, str]
+    status: str
+    """MLflow's run status: ``FINISHED``, ``KILLED`` (pruned or stopped) or ``FAILED``."""
+
+
+def log_child_runs(tracking_uri: str, parent_run_id: str, children: Sequence[ChildRun]) -> int:
+    """Log every configuration of the search as a child run of ``parent_run_id`` (so the MLflow
+    UI lists and compares them under the pipeline's run); returns how many were logged."""
+    _quiet_mlflow()
+    from mlflow.entities import Metric, Param, RunTag
+
+    client = make_client(tracking_uri)
+    parent = client.get_run(parent_run_id)
+    experiment_id = parent.info.experiment_id
+    now = int(time.time() * 1000)
+    for child in children:
+        tags = {**child.tags, "mlflow.parentRunId": parent_run_id}
+        run = client.create_run(experiment_id, tags=tags, run_name=child.name)
+        run_id = run.info.run_id
+        metrics = [
+            Metric(k, float(v), now, 0) for k, v in child.metrics.items() if math.isfinite(v)
+        ]
+        for key, values in child.steps.items():
+            metrics += [
+                Metric(key, float(v), now, i) for i, v in enumerate(values) if math.isfinite(v)
+            ]
+        params = [Param(k, v) for k, v in _flatten(child.params).items()]
+        client.log_batch(
+            run_id, metrics=metrics, params=params, tags=[RunTag("modelyard.child", "1")]
+        )
+        client.set_terminated(run_id, child.status)
+    return len(children)

@@ -16,13 +16,14 @@ from modelyard.reports.html import (
     PlotSeries,
     badge,
     escape,
+    fmt,
     fmt_share,
     page,
     stat,
     svg_plot,
 )
 
-__all__ = ["drift_json", "monitor_json", "render_drift_html", "render_monitor_html"]
+__all__ = ["drift_json", "drift_text", "monitor_json", "render_drift_html", "render_monitor_html"]
 
 
 def drift_json(report: DriftReport) -> str:
@@ -31,6 +32,35 @@ def drift_json(report: DriftReport) -> str:
 
 def monitor_json(report: MonitorReport) -> str:
     return report.model_dump_json(indent=2)
+
+
+_TEXT_STATS = (
+    ("psi", "psi"), ("wasserstein", "wasserstein"), ("jensen_shannon", "jensen_shannon"),
+    ("missing_delta", "missing_delta"), ("new_category_share", "new_category_share"),
+    ("p_value", "p_value"),
+)  # fmt: skip
+
+
+def _text_row(f: FeatureDrift) -> str:
+    # the numbers of the HTML table, formatted alike (signed missing_delta, 4 digits)
+    values = ((label, getattr(f, field)) for label, field in _TEXT_STATS)
+    shown = ", ".join(f"{label} {fmt(v)}" for label, v in values if v is not None)
+    return f" {'!' if f.drifted else ' '} {f.column:<24} {f.status:<18} {shown}"
+
+
+def drift_text(report: DriftReport, *, reference: str, current: str) -> str:
+    """The console summary of ``modelyard drift``: the verdict, one line per feature, then the
+    label drift of the target apart. Numbers are those of the HTML report, formatted alike."""
+    lines = [
+        f"{report.status.upper().replace('_', ' ')}: {len(report.drifted_features)} of "
+        f"{len(report.features)} features drifted ({reference} → {current})"
+    ]
+    lines += [_text_row(f) for f in report.features]
+    if report.target is not None:
+        t = report.target
+        lines.append(f"label drift (target '{t.column}', not counted above): {t.status}")
+        lines.append(_text_row(t))
+    return "\n".join(lines)
 
 
 def _status(status: str) -> str:
@@ -87,9 +117,11 @@ def _thresholds(report: DriftReport) -> str:
     return (
         f"<p>Verdicts on effect size: PSI &gt; {t.psi:g}, Wasserstein / reference std &gt; "
         f"{t.wasserstein:g}, Jensen-Shannon &gt; {t.jensen_shannon:g}, |Δ missing| &gt; "
-        f"{t.missing_rate:g}, new categories &gt; {t.new_category_rate:g}; the dataset drifted "
-        f"when at least {t.share:g} of the features did. p-values are shown, not used. "
-        f"Fewer than {report.min_rows} rows: insufficient data.</p>"
+        f"{t.missing_rate:g}, new categories &gt; {t.new_category_rate:g}; an effect counts when "
+        f"its test (KS, χ², two-proportion z) also has a p-value under {t.p_value:g}, else it is "
+        f"sampling noise. The dataset drifted when at least {t.share:g} of the features did; "
+        f"the target is label drift, apart. Fewer than {report.min_rows} rows: insufficient "
+        f"data.</p>"
     )
 
 
@@ -104,14 +136,25 @@ def render_drift_html(report: DriftReport, *, title: str = "Drift report") -> st
         f"</tbody></table>{_thresholds(report)}</section>"
     )
     table = f"<section id='features'><h2>Features</h2>{_feature_rows(report.features)}</section>"
+    nav = [("summary", "Summary"), ("features", "Features")]
+    shown = list(report.features)
+    if report.target is not None:
+        t = report.target
+        table += (
+            f"<section id='label-drift'><h2>Label drift {_status(t.status)}</h2>"
+            f"<p>The target <code>{escape(t.column)}</code>, judged like a feature but not "
+            f"counted in the features' drift share.</p>{_feature_rows([t])}</section>"
+        )
+        nav.append(("label-drift", "Label drift"))
+        shown.append(t)
     plots = "".join(
         f"<div class='card'><h3>{escape(f.column)} {_status(f.status)}</h3>{_shares_plot(f)}</div>"
-        for f in report.features
+        for f in shown
     )
     body = head + table + f"<section id='distributions'><h2>Distributions</h2>{plots}</section>"
     return page(
-        title, body, subtitle=f"{len(report.features)} columns compared",
-        nav=[("summary", "Summary"), ("features", "Features"), ("distributions", "Distributions")],
+        title, body, subtitle=f"{len(report.features)} features compared",
+        nav=[*nav, ("distributions", "Distributions")],
     )  # fmt: skip
 
 
@@ -150,7 +193,9 @@ def _window_row(w: WindowReport, metric: str | None) -> str:
         f"<td>{escape(', '.join(w.drift.drifted_features))}</td>"
         f"{s(w.rejected_share, 'rejected_share', fmt_share(w.rejected_share))}"
         f"{s(w.flagged_share, 'flagged_share', fmt_share(w.flagged_share))}"
-        f"{s(w.labelled, 'labelled')}{s(w.metric, 'metric')}{s(w.performance_drop, 'performance_drop')}</tr>"
+        f"{s(w.labelled, 'labelled')}"
+        f"<td>{_status(w.label_drift.status) if w.label_drift else '—'}</td>"
+        f"{s(w.metric, 'metric')}{s(w.performance_drop, 'performance_drop')}</tr>"
     )
 
 
@@ -215,13 +260,20 @@ def render_monitor_html(report: MonitorReport, *, title: str = "Monitoring repor
     table = (
         "<section id='windows'><h2>Windows</h2><table><thead><tr><th>window</th><th>rows</th>"
         "<th>served</th><th>drift</th><th>drift share</th><th>drifted features</th><th>rejected</th>"
-        f"<th>flagged</th><th>labelled</th><th>{escape(metric)}</th><th>drop</th></tr></thead><tbody>"
+        f"<th>flagged</th><th>labelled</th><th>label drift</th><th>{escape(metric)}</th><th>drop</th>"
+        "</tr></thead><tbody>"
         + "".join(_window_row(w, report.metric) for w in ws)
         + "</tbody></table></section>"
     )
     details = "".join(
         f"<details><summary>{escape(w.label)} {_status(w.drift.status)}</summary>"
-        f"{_feature_rows(w.drift.features, w.label)}</details>"
+        f"{_feature_rows(w.drift.features, w.label)}"
+        + (
+            f"<h4>Label drift</h4>{_feature_rows([w.label_drift], w.label)}"
+            if w.label_drift is not None
+            else ""
+        )
+        + "</details>"
         for w in ws
     )
     body = (

@@ -12,7 +12,7 @@ data-value="0.8526">``. Non-finite numbers are ``null`` in the JSON and an empty
 ``data-value`` on the page.
 
 >>> report = build_run_report(
-...     project="demo", profile=None, validation={}, split=None, leaderboard=None,
+...     project="demo", profile=None, validation={}, split=None, exploration=None,
 ...     tuning=None, trained=None, evaluation=None, registration=None,
 ... )
 >>> report.data is None and report.evaluation is None
@@ -31,13 +31,16 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from modelyard.data.leakage import LeakyColumn, ModelingContract
 from modelyard.data.profile import Alert, Profile
 from modelyard.data.validation import ValidationReport
 from modelyard.errors import split_credentials
 from modelyard.modeling.evaluate import Evaluation
-from modelyard.modeling.explore import Leaderboard, LeaderboardRow
-from modelyard.modeling.tune import TuningResult
+from modelyard.modeling.search.ensemble import Member
+from modelyard.modeling.search.results import Leaderboard, LeaderboardRow, SearchInfo
+from modelyard.modeling.search.tune import TuningResult
 from modelyard.ops.gate import GateDecision
+from modelyard.ops.serving.latency import Latency
 from modelyard.reports.html import (
     PlotSeries,
     badge,
@@ -53,7 +56,7 @@ from modelyard.reports.html import (
 
 if TYPE_CHECKING:
     from modelyard.modeling.splits import Split
-    from modelyard.modeling.stages import TrainedModel
+    from modelyard.modeling.stages import Exploration, TrainedModel, Tuning
     from modelyard.ops.promotion import Registration
 
 __all__ = [
@@ -129,6 +132,15 @@ class DataSummary(_Model):
     validation: dict[str, ValidationSummary] = Field(default_factory=dict)
 
 
+class FeaturesSummary(_Model):
+    """Columns a critical leakage alert names: left out of the model, or kept on request."""
+
+    excluded: list[LeakyColumn]
+    """Left out of the model (``features.allow_leaky`` keeps one)."""
+    allowed: list[LeakyColumn]
+    """Kept as features by ``features.allow_leaky``."""
+
+
 class SplitSummary(_Model):
     method: str
     description: str
@@ -142,6 +154,8 @@ class LeaderboardSummary(_Model):
     greater_is_better: bool
     n_folds: int
     rows: list[LeaderboardRow]
+    search: SearchInfo | None = None
+    """How the search ran: budget or trials, why it stopped, where, on how many rows."""
 
 
 class TrialPoint(_Model):
@@ -169,9 +183,13 @@ class ChoiceSummary(_Model):
     name: str
     params: dict[str, Any]
     score: float
-    """Cross-validated score."""
+    """Out-of-fold score (every fold pooled)."""
     source: str
     reason: str
+    members: list[Member] = Field(default_factory=list)
+    """The configurations of the final model and their weights."""
+    best_single: float | None = None
+    """The best single configuration's out-of-fold score."""
     ensemble_score: float | None = None
     threshold: float | None = None
     """Binary tasks: the decision threshold chosen on out-of-fold predictions."""
@@ -187,6 +205,8 @@ class RegistrationSummary(_Model):
     alias: str
     """``champion`` when the gate promoted the model, else ``challenger``."""
     decision: GateDecision
+    latency: Latency | None = None
+    """Single-row prediction latency through the serving path, measured at register time."""
 
 
 class RunReport(_Model):
@@ -197,9 +217,13 @@ class RunReport(_Model):
     created: str
     """When the report was built, ISO 8601 in UTC."""
     data: DataSummary | None = None
+    features: FeaturesSummary | None = None
+    """Columns left out of the model because they leak the target (``None``: none flagged)."""
     split: SplitSummary | None = None
     leaderboard: LeaderboardSummary | None = None
     tuning: list[TuningSummary] | None = None
+    tuning_skipped: str | None = None
+    """Why tuning did not run (the budget was spent)."""
     choice: ChoiceSummary | None = None
     evaluation: Evaluation | None = None
     registration: RegistrationSummary | None = None
@@ -302,12 +326,13 @@ def build_run_report(
     profile: Profile | None,
     validation: dict[str, ValidationReport],
     split: Split | None,
-    leaderboard: Leaderboard | None,
-    tuning: list[TuningResult] | None,
+    exploration: Exploration | None,
+    tuning: Tuning | None,
     trained: TrainedModel | None,
     evaluation: Evaluation | None,
     registration: Registration | None,
     created: datetime | None = None,
+    modeling: ModelingContract | None = None,
 ) -> RunReport:
     """Gather the results of one run into a :class:`RunReport`; pass ``None`` (or ``{}``) for
     the stages that did not run. ``created`` defaults to now (UTC)."""
@@ -319,6 +344,7 @@ def build_run_report(
         if registration is not None
         else None
     )
+    leaderboard = exploration.leaderboard if exploration is not None else None
     gib = _direction(leaderboard, evaluation, metric)
     data = None
     if profile is not None or validation:
@@ -326,10 +352,14 @@ def build_run_report(
             profile=_profile_summary(profile) if profile is not None else None,
             validation={k: _validation_summary(v) for k, v in validation.items()},
         )
+    features = None
+    if modeling is not None and (modeling.excluded or modeling.allowed):
+        features = FeaturesSummary(excluded=modeling.excluded, allowed=modeling.allowed)
     return RunReport(
         project=project,
         created=when.isoformat().replace("+00:00", "Z"),
         data=data,
+        features=features,
         split=(
             SplitSummary(
                 method=split.method,
@@ -346,6 +376,7 @@ def build_run_report(
                 greater_is_better=leaderboard.greater_is_better,
                 n_folds=leaderboard.n_folds,
                 rows=list(leaderboard.rows),
+                search=leaderboard.search,
             )
             if leaderboard is not None
             else None
@@ -363,11 +394,12 @@ def build_run_report(
                     seconds=t.seconds,
                     history=_history(t, gib),
                 )
-                for t in tuning
+                for t in tuning.results
             ]
             if tuning is not None
             else None
         ),
+        tuning_skipped=tuning.skipped if tuning is not None else None,
         choice=(
             ChoiceSummary(
                 name=trained.choice.name,
@@ -375,6 +407,8 @@ def build_run_report(
                 score=trained.choice.score,
                 source=trained.choice.source,
                 reason=trained.choice.reason,
+                members=trained.choice.members,
+                best_single=trained.choice.best_single,
                 ensemble_score=trained.ensemble_score,
                 threshold=trained.threshold,
             )
@@ -391,6 +425,7 @@ def build_run_report(
                 previous_champion=registration.previous_champion,
                 alias="champion" if registration.decision.promote else "challenger",
                 decision=registration.decision,
+                latency=registration.latency,
             )
             if registration is not None
             else None
@@ -649,7 +684,31 @@ def _data(r: RunReport) -> str:
             f'<span class="muted">per-column statistics, distributions, correlations '
             f"({escape(p.link)}, beside this report)</span></p>"
         )
+    parts.append(_features(r))
     return _section("data", "Data and quality", "".join(parts))
+
+
+def _features(r: RunReport) -> str:
+    f = r.features
+    if f is None:
+        return ""
+    items = "".join(
+        f'<li data-excluded="{escape(x.name)}">{badge("left out", "critical")}'
+        f"{badge('leakage', 'kind')}<span><b>{escape(x.name)}</b>: {escape(x.reason)}. "
+        f"Keep it with <code>features.allow_leaky: [{escape(x.name)}]</code>.</span></li>"
+        for x in f.excluded
+    ) + "".join(
+        f'<li data-allowed="{escape(x.name)}">{badge("kept", "warning")}'
+        f"{badge('leakage', 'kind')}<span><b>{escape(x.name)}</b>: {escape(x.reason)}. "
+        "Kept as a feature by <code>features.allow_leaky</code>.</span></li>"
+        for x in f.allowed
+    )
+    return (
+        '<h3 class="sub">Columns that leak the target</h3>'
+        '<p class="muted">A critical leakage alert of the profile names them: the model is '
+        "trained without them unless features.allow_leaky keeps them.</p>"
+        f'<ul class="alerts" id="leaky-columns">{items}</ul>'
+    )
 
 
 def _split(r: RunReport) -> str:
@@ -700,7 +759,7 @@ def _leaderboard(r: RunReport) -> str:
     lb = r.leaderboard
     if lb is None:
         return ""
-    chosen = r.choice.name if r.choice is not None else None
+    weights = {m.key: m.weight for m in r.choice.members} if r.choice is not None else {}
     ends = [
         v
         for row in lb.rows
@@ -714,19 +773,22 @@ def _leaderboard(r: RunReport) -> str:
     rows = []
     for k, row in enumerate(lb.rows):
         base = ("leaderboard", "rows", k)
-        mark = " " + badge("chosen", "pass") if row.name == chosen else ""
+        chosen = row.key in weights
+        mark = " " + badge(f"in the model · {weights[row.key]:.2f}", "pass") if chosen else ""
+        state = badge(row.state, _STATE_KIND.get(row.state, "kind"))
         status = (
-            f'<td class="err" title="{escape(row.error)}">{escape(_short(row.error, 70))}</td>'
+            f'<td class="err" title="{escape(row.error)}">{state} '
+            f"{escape(_short(row.error, 60))}</td>"
             if row.error
-            else f"<td>{badge('ok', 'kind')}</td>"
+            else f"<td>{state}</td>"
         )
         folds = ", ".join(fmt(s) for s in row.scores)
         rows.append(
-            f'<tr class="{"chosen" if row.name == chosen else ""}"><td>{k + 1}</td>'
+            f'<tr class="{"chosen" if chosen else ""}"><td>{k + 1}</td>'
             f"<td><b>{escape(row.name)}</b>{mark}</td>"
             f"{_num(row.mean, _ptr(*base, 'mean'), 'mean', column=row.name)}"
             f'{_num(row.std, _ptr(*base, "std"), "std", column=row.name, text="± " + fmt(row.std))}'
-            f"<td>{_whisker(row.mean, row.std, lo, hi, row.name == chosen)}</td>"
+            f"<td>{_whisker(row.mean, row.std, lo, hi, chosen)}</td>"
             f'<td class="muted small">{escape(folds)}</td>'
             f"{_num(row.fit_seconds, _ptr(*base, 'fit_seconds'), 'fit_seconds', column=row.name, text=(fmt(row.fit_seconds) + ' s') if row.fit_seconds is not None else None)}"
             f"{status}</tr>"
@@ -740,7 +802,40 @@ def _leaderboard(r: RunReport) -> str:
         f"<tbody>{''.join(rows)}</tbody></table></div>"
     )
     note = f"({lb.n_folds}-fold cross-validation on the training rows, {direction})"
-    return _section("leaderboard", "Leaderboard", table, note)
+    search = (
+        f'<p class="muted small">{escape(_search_text(lb.search, lb.n_folds))}</p>'
+        if lb.search
+        else ""
+    )
+    return _section("leaderboard", "Leaderboard", search + table, note)
+
+
+_STATE_KIND = {"complete": "kind", "pruned": "warning", "failed": "fail", "stopped": "warning"}
+_STOPPED = {
+    "done": "every planned configuration ran",
+    "budget": "the budget ran out",
+    "trials": "the trial count was reached",
+}
+
+
+def _search_text(info: SearchInfo, folds: int) -> str:
+    """One sentence on how the search ran: mode, budget, sample, where, why it stopped."""
+    if info.total_rows and info.rows < info.total_rows:
+        rows = f"a sample of {info.rows:,} of the {info.total_rows:,} training rows"
+    else:
+        rows = f"all {info.rows:,} training rows"
+    if info.mode == "budget" and info.budget_seconds is not None:
+        mode = f"a wall-clock budget of {info.budget_seconds:.0f} s for exploration, tuning and the final fit"
+    else:
+        cap = f", capped at {info.budget_seconds:.0f} s" if info.budget_seconds else ""
+        mode = f"a trial count (reproducible){cap}"
+    cached = f", {info.cached_fits} from the fit cache" if info.cached_fits else ""
+    return (
+        f"Searched with {mode}; {folds}-fold cross-validation on {rows}; "
+        f"exploration took {info.seconds:.1f} s ({info.fits} fits{cached}) on {info.executor}; "
+        f"it ended because {_STOPPED.get(info.stopped_by, info.stopped_by)}. Pruned "
+        "configurations stopped after their first fold."
+    )
 
 
 _STATE_COLOR = {"COMPLETE": "#3b6fd8", "PRUNED": "#9ca3af", "FAIL": "#b42318"}
@@ -748,6 +843,9 @@ _STATE_COLOR = {"COMPLETE": "#3b6fd8", "PRUNED": "#9ca3af", "FAIL": "#b42318"}
 
 def _tuning(r: RunReport) -> str:
     if not r.tuning:
+        if r.tuning_skipped:
+            body = f'<p class="muted">Tuning did not run: {escape(r.tuning_skipped)}.</p>'
+            return _section("tuning", "Tuning", body)
         return ""
     metric = _metric_name(r.leaderboard.metric if r.leaderboard else None)
     cards = []
@@ -802,13 +900,15 @@ def _tuning(r: RunReport) -> str:
             f'<div><div class="muted small">best parameters</div>{_params(t.best_params)}</div>'
             "</div>"
         )
-        extra = badge(f"stopped by {t.stopped_by}", "kind")
+        extra = badge(_STOPPED.get(t.stopped_by, t.stopped_by), "kind")
         cards.append(_card(t.name, body, extra))
     return _section(
         "tuning",
         "Tuning",
         f'<div class="cards">{"".join(cards)}</div>',
-        "(Optuna; each trial is one cross-validation; the best score is optimistic: best of many)",
+        "(Optuna's TPE, started from the portfolio's results; each trial is one cross-validation"
+        ", pruned after its first fold when below the median; the best score is optimistic: "
+        "best of many)",
     )
 
 
@@ -817,11 +917,11 @@ def _choice(r: RunReport) -> str:
     if c is None:
         return ""
     rows = (
-        f"<tr><td>CV score</td>{_num(c.score, _ptr('choice', 'score'), 'cv_score')}</tr>"
+        f"<tr><td>Out-of-fold score</td>{_num(c.score, _ptr('choice', 'score'), 'cv_score')}</tr>"
         + (
-            f"<tr><td>Ensemble CV score</td>"
-            f"{_num(c.ensemble_score, _ptr('choice', 'ensemble_score'), 'ensemble_score')}</tr>"
-            if c.ensemble_score is not None
+            f"<tr><td>Best single model</td>"
+            f"{_num(c.best_single, _ptr('choice', 'best_single'), 'best_single')}</tr>"
+            if c.best_single is not None
             else ""
         )
         + (
@@ -831,10 +931,19 @@ def _choice(r: RunReport) -> str:
             else ""
         )
     )
+    members = "".join(
+        f"<tr><td><b>{escape(m.name)}</b></td><td>{escape(m.family)}</td>"
+        f"{_num(m.weight, _ptr('choice', 'members', k, 'weight'), 'weight', column=m.name)}"
+        f"<td>{_params(m.params)}</td></tr>"
+        for k, m in enumerate(c.members)
+    )
+    table = (
+        '<table class="wide"><thead><tr><th>Member</th><th>Family</th><th class="num">Weight'
+        f"</th><th>Parameters</th></tr></thead><tbody>{members}</tbody></table>"
+    )
     body = (
         f'<p class="reason">{escape(c.reason)}</p><div class="card-body">'
-        f'<table class="stats">{rows}</table>'
-        f'<div><div class="muted small">parameters</div>{_params(c.params)}</div></div>'
+        f'<table class="stats">{rows}</table></div><div class="scroll">{table}</div>'
     )
     extra = badge(f"from {c.source}", "kind")
     return _section("choice", "Chosen model", _card(c.name, body, extra, cls="wide-card"))
@@ -1089,11 +1198,21 @@ def _gate(r: RunReport) -> str:
         + _tile(f"Champion {_metric_name(d.metric)}",
                 _num(d.champion, _ptr(*base, "champion"), "champion", tag="div", cls="v",
                      text=None if d.champion is not None else "none"),
-                sub=f"version {escape(reg.previous_champion)}, same test rows"
+                sub=(f"version {escape(reg.previous_champion)}, same test rows"
+                     if d.champion_comparable else
+                     f"version {escape(reg.previous_champion)}, not comparable")
                 if reg.previous_champion else "no champion yet")
         + _tile("Margin", _num(d.margin, _ptr(*base, "margin"), "margin", tag="div", cls="v"),
                 sub="improvement in the good direction")
     )  # fmt: skip
+    if reg.latency is not None:
+        lat = reg.latency
+        tiles += _tile(
+            "p99 latency (ms)",
+            _num(lat.p99_ms, _ptr("registration", "latency", "p99_ms"), "p99_ms", tag="div",
+                 cls="v"),
+            sub=f"{lat.rows} single rows, " + ("fast path" if lat.fast_path else "pipeline"),
+        )  # fmt: skip
     reasons = "".join(f"<li><span>{escape(x)}</span></li>" for x in d.reasons)
     details = (
         f"<tr><td>Registered model</td><td>{escape(reg.model_name)}</td></tr>"

@@ -139,9 +139,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
              f"--web.listen-address=127.0.0.1:{prom_port}"],
             f"http://127.0.0.1:{prom_port}/-/ready",
         )  # fmt: skip
+        from modelyard.config.loader import load_config
+
         yield {
             "adult": adult, "app": app_port, "prom": prom_port, "root": root,
             "dashboard": rules_dir / "modelyard-dashboard.json",
+            "checks": list(load_config(yaml).validation.checks),
         }  # fmt: skip
     finally:
         for proc in reversed(procs):
@@ -160,15 +163,18 @@ def _send(port: int, records: list[dict[str, Any]], *, labels: bool, label: str 
             assert status in (200, 202), answer
 
 
-def _drifted(adult: Adult, n: int) -> list[dict[str, Any]]:
-    """In-contract records unlike the reference: every number at its contract maximum, every
-    category at its rarest allowed value."""
+def _drifted(adult: Adult, n: int, checks: list[Any]) -> list[dict[str, Any]]:
+    """In-contract records unlike the reference: every number at its contract maximum (within
+    the declared checks of modelyard.yaml, which the server enforces), every category at its
+    rarest allowed value."""
+    caps = {c.column: c.max for c in checks if c.column is not None and c.max is not None}
     out = []
     for original in adult.records[:n]:
         rec = dict(original)
         for col in adult.contract.features:
             if col.type in ("int", "float") and col.max is not None:
-                rec[col.name] = int(col.max) if col.type == "int" else float(col.max)
+                top = min(float(col.max), caps.get(col.name, float("inf")))
+                rec[col.name] = int(top) if col.type == "int" else top
             elif col.categories:
                 rec[col.name] = col.categories[-1]
         out.append(rec)
@@ -202,7 +208,7 @@ def test_dashboard_panels_return_series_then_the_drift_alert_fires(stack: dict[s
         "ModelyardHighLatency",
     }  # fmt: skip
 
-    _send(stack["app"], _drifted(stack["adult"], 300), labels=True, label=">50K")
+    _send(stack["app"], _drifted(stack["adult"], 300, stack["checks"]), labels=True, label=">50K")
 
     def firing() -> list[dict[str, Any]]:
         return [

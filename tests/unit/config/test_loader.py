@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -26,6 +27,10 @@ def write(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "modelyard.yaml"
     path.write_text(textwrap.dedent(text))
     return path
+
+
+def load(tmp_path: Path, text: str) -> Any:
+    return load_config(write(tmp_path, text), env={})
 
 
 def problems(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> list[str]:
@@ -92,14 +97,39 @@ def test_missing_required_keys(tmp_path: Path) -> None:
     assert "data.source: give exactly one of 'path', 'sql', 'dataset' or 'builtin'" in joined
 
 
-def test_wrong_format_version_and_not_yet_supported_sections(tmp_path: Path) -> None:
-    found = problems(tmp_path, GOOD.replace("version: 1", "version: 7") + "engine:\n  kind: dask\n")
+def test_wrong_format_version_and_moved_keys(tmp_path: Path) -> None:
+    text = GOOD.replace("version: 1", "version: 7") + "engine:\n  kind: dask\n"
+    text += "tuning:\n  timeout: 60\n"
+    found = problems(tmp_path, text)
     joined = "\n".join(found)
     assert "version: this release reads format version 1, found 7 (int)" in joined
-    assert (
-        "engine: the 'engine' section (other execution engines (dask)) is not yet supported"
-        in joined
-    )
+    assert "engine: 'engine' was replaced by compute (executor: serial | local | dask)" in joined
+    assert "tuning.timeout: 'tuning.timeout' was replaced by models.budget" in joined
+
+
+@pytest.mark.parametrize(
+    ("budget", "seconds"),
+    [("90s", 90.0), ("5m", 300.0), ("1h30m", 5400.0), ("45", 45.0), ("2.5m", 150.0)],
+)
+def test_the_budget_reads_durations(tmp_path: Path, budget: str, seconds: float) -> None:
+    config = load(tmp_path, GOOD + f"models:\n  budget: {budget}\n")
+    assert config.models.budget == seconds
+
+
+@pytest.mark.parametrize("budget", ["soon", "0s", "-5", "5 parsecs", "true"])
+def test_a_bad_budget_says_what_is_expected(tmp_path: Path, budget: str) -> None:
+    joined = "\n".join(problems(tmp_path, GOOD + f"models:\n  budget: {budget}\n"))
+    assert "models.budget" in joined
+    assert "90s, 5m, 1h30m" in joined or "more than 0 seconds" in joined
+
+
+def test_compute_section_checks_its_values(tmp_path: Path) -> None:
+    joined = "\n".join(problems(tmp_path, GOOD + "compute:\n  executor: spark\n  workers: 0\n"))
+    assert "compute.executor" in joined and "compute.workers" in joined
+    joined = "\n".join(problems(tmp_path, GOOD + "compute:\n  address: tcp://h:8786\n"))
+    assert "executor: dask" in joined
+    ok = load(tmp_path, GOOD + "compute:\n  executor: dask\n  address: tcp://h:8786\n")
+    assert ok.compute.address == "tcp://h:8786" and ok.compute.workers == "auto"
 
 
 def test_bad_paths_are_reported_before_anything_runs(tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ from modelyard.data.sources import (
     infer_task,
     read_source,
     read_test,
+    sniff_read_options,
     source_files,
 )
 from modelyard.errors import DataError
@@ -478,6 +479,99 @@ def test_infer_task_degenerate() -> None:
         infer_task(pl.Series("y", ["a", "a", None]))
     with pytest.raises(DataError, match="no values"):
         infer_task(pl.Series("y", [None, None], dtype=pl.String))
+
+
+# =========================================================================== sniffing
+
+
+def _write_rows(path: Path, rows: list[list[Any]], delimiter: str = ",") -> Path:
+    buffer = io.StringIO()
+    csv.writer(buffer, delimiter=delimiter, lineterminator="\n").writerows(rows)
+    path.write_text(buffer.getvalue(), encoding="utf-8", newline="")
+    return path
+
+
+def _review(i: int) -> str:
+    # quoted (it holds a comma) and with quoted words inside: csv.Sniffer.has_header re-guessed
+    # the separator from this text (a space or "("), found one field per line and said "no header"
+    return f'A "great" product (really), would buy again {i}' + " and again" * (i % 40)
+
+
+@pytest.mark.parametrize("punctuation", ['"great" product', '"stop"(twice)'])
+def test_sniff_a_long_text_column_first(tmp_path: Path, punctuation: str) -> None:
+    rows: list[list[Any]] = [["review", "id", "score"]]
+    rows += [
+        [_review(i).replace('"great" product', punctuation), i, f"{i % 10}.5"] for i in range(150)
+    ]
+    read = sniff_read_options(_write_rows(tmp_path / "reviews.csv", rows))
+    assert (read.separator, read.has_header) == (",", True)
+    assert read_source(Source(path=tmp_path / "reviews.csv", read=read)).columns == rows[0]
+
+
+def test_sniff_ignores_separators_inside_quoted_multiline_text(tmp_path: Path) -> None:
+    # every line inside the quoted notes has the same number of "|": csv.Sniffer chose "|"
+    notes = [
+        "\n".join(f"| step {j} | {i * j} s | ok |" for j in range(1 + i % 4)) for i in range(120)
+    ]
+    rows: list[list[Any]] = [["notes", "id", "score"]]
+    rows += [[n, i, f"{i % 10}.5"] for i, n in enumerate(notes)]
+    read = sniff_read_options(_write_rows(tmp_path / "notes.csv", rows))
+    assert (read.separator, read.has_header) == (",", True)
+
+
+def test_sniff_real_files(shared_data: Path) -> None:
+    def sniffed(name: str) -> tuple[str, bool, bool]:
+        read = sniff_read_options(shared_data / name)
+        return read.separator, read.has_header, read.strip_whitespace
+
+    assert sniffed("adult/adult.data") == (",", False, True)  # ", "-separated, no header
+    # a title line ("|1x3 Cross validator") above the table is skipped
+    read = sniff_read_options(shared_data / "adult" / "adult.test", name_columns=True)
+    assert (read.skip_rows, read.has_header, read.columns) == (
+        1,
+        False,
+        [f"column_{i}" for i in range(1, 16)],
+    )
+    assert sniffed("kddcup99/kddcup.data_10_percent.gz") == (",", False, False)
+    assert sniffed("wine_quality/winequality-red.csv") == (";", True, False)
+    assert sniffed("taxis.csv") == (",", True, False)
+    assert sniffed("titanic.csv") == (",", True, False)
+
+
+_WORDS = st.sampled_from(
+    ["drift", "model", "(v2)", '"quoted"', "it's", "a;b", "x|y", "tab\there", "1,5", "line\nbreak",
+     "42", "-", "é", "#tag", "[1]", "{k}", "a:b", "50%"]
+)  # fmt: skip
+
+
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    sep=st.sampled_from([",", ";", "\t", "|"]),
+    texts=st.lists(
+        st.lists(_WORDS, min_size=1, max_size=60).map(" ".join), min_size=3, max_size=40
+    ),
+    numbers=st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=40, max_size=40),
+    text_first=st.booleans(),
+    header=st.booleans(),
+)
+def test_sniff_property(
+    tmp_path: Path, sep: str, texts: list[str], numbers: list[float], text_first: bool, header: bool
+) -> None:
+    # a numeric column and a free-text column full of punctuation, in either order, with or
+    # without a header: the separator and the header are recovered
+    body = [
+        [t, f"{x:g}"] if text_first else [f"{x:g}", t] for t, x in zip(texts, numbers, strict=False)
+    ]
+    names = ["comment", "amount"] if text_first else ["amount", "comment"]
+    for other in {",", ";", "\t", "|"} - {sep}:
+        # every line split alike by another separator (each text holds one ","): ambiguous
+        assume(header or len({t.count(other) for t in texts}) > 1 or other not in texts[0])
+    path = _write_rows(tmp_path / "p.csv", ([names] if header else []) + body, delimiter=sep)
+    read = sniff_read_options(path)
+    assert read.separator == sep
+    assert read.has_header == header
 
 
 # =========================================================================== property

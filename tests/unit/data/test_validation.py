@@ -377,6 +377,44 @@ def test_rows_without_a_target_never_train_and_never_count_as_invalid(
     assert kept == set(range(len(rows))) - no_target - (broken if mode == "quarantine" else set())
 
 
+@settings(max_examples=100, deadline=None)
+@given(
+    rows=st.lists(
+        st.fixed_dictionaries(
+            {
+                "n": st.one_of(st.none(), st.integers(-20, 20).map(str), st.just("x")),
+                "t": st.one_of(st.none(), st.sampled_from(["a", "b", "c"])),
+            }
+        ),
+        max_size=30,
+    ),
+    on_error=st.sampled_from(["quarantine", "warn"]),
+)
+def test_scoring_keeps_rows_without_a_target_apart_and_flags_drift_on_the_rows_it_keeps(
+    rows: list[dict[str, str | None]], on_error: str
+) -> None:
+    """Both rules at once: a missing target is counted apart (not invalid), and when scoring,
+    ranges and categories are drift, flagged on exactly the rows that continue."""
+    df = pl.DataFrame(rows, schema={"n": pl.String, "t": pl.String})
+    r = validate(df, TARGETED, opts(on_error=on_error), mode="score")
+    no_target = {i for i, row in enumerate(rows) if row["t"] is None}
+    unreadable = {i for i, row in enumerate(rows) if row["n"] == "x"}
+    drifted = {
+        i
+        for i, row in enumerate(rows)
+        if (row["n"] not in (None, "x") and abs(int(row["n"])) > 10) or row["t"] == "c"
+    }
+    assert r.report.missing_target_rows == len(no_target)
+    assert r.report.invalid_rows == len(unreadable)
+    assert set(r.quarantine["_row"].to_list()) == no_target | unreadable
+    kept = set(range(len(rows))) - no_target - (unreadable if on_error == "quarantine" else set())
+    assert r.valid_index.tolist() == sorted(kept) and r.valid.height == len(kept)
+    assert r.drift.len() == r.valid.height
+    flagged = {i for i, why in zip(r.valid_index.tolist(), r.drift.to_list(), strict=True) if why}
+    assert flagged == drifted & kept and r.report.drifted_rows == len(flagged)
+    assert {v.check for v in r.report.violations} <= {"type", "missing_target"}
+
+
 def test_a_table_of_ten_thousand_columns_is_inferred_and_validated_right() -> None:
     """Issue 11 item 18: 300 x 10,000 (inference was quadratic in the columns; an error listed
     9,982 names on one line). Correctness only: the timing is bench/wide.py's."""
@@ -412,9 +450,95 @@ def test_a_table_of_ten_thousand_columns_is_inferred_and_validated_right() -> No
     assert r.valid.height == rows - 2 and r.valid.width == 10_001
     assert r.valid.schema["i0"] == pl.Int64 and r.valid.schema["b2499"] == pl.Boolean
 
+    scored = validate(batch, contract, opts(), mode="score")  # an unseen category is drift
+    assert scored.quarantine["_row"].to_list() == [5]
+    assert scored.valid_index.tolist() == [i for i in range(rows) if i != 5]
+    assert scored.report.drifted_rows == 1
+    assert scored.drift[6] == "c2499: 'pink' is not an allowed category"  # input row 7
+
     with pytest.raises(DataError) as err:
         validate(batch.select(batch.columns[:18]), contract, opts())
     message = str(err.value)
     assert len(message) < 600 and "\n" not in message
     assert "9,983 missing columns 'c4', 'b4', 'i5'" in message
     assert "... and 9,975 more (9,983 in all)" in message
+
+
+# --------------------------------------------------------------------------- scoring mode
+
+
+def test_scoring_flags_values_outside_the_training_data_and_scores_them() -> None:
+    # issue 11 item 7: a row 18 % above the training maximum was quarantined by predict
+    df = frame(
+        {},
+        {"age": "142", "kind": "c"},  # above the range, an unseen category: drift
+        {"day": "2021-03-01"},  # a later date: drift
+        {"w": "2.5", "age": "x"},  # a type error stays invalid
+        {"w": None},  # a missing required value stays invalid
+        {"id": "0"},  # a repeated id stays invalid (unique)
+    )
+    options = opts(checks=[Check(column="age", max=130, name="plausible_age")])
+    train = validate(df, CONTRACT, options)
+    assert train.report.invalid_rows == 5 and train.report.drifted_rows == 0
+    assert train.drift.len() == 0
+    scored = validate(df, CONTRACT, options, mode="score")
+    report = scored.report
+    assert scored.valid_index.tolist() == [0, 2] and report.mode == "score"
+    assert report.invalid_rows == 4  # 142 breaks the declared check: hard
+    assert {(v.check, v.column) for v in report.violations} == {
+        ("type", "age"), ("not_null", "w"), ("unique", "id"), ("plausible_age", "age"),
+    }  # fmt: skip
+    assert scored.drift.to_list() == [None, "day: '2021-03-01' is outside [2020-01-01, 2020-12-31]"]
+    assert report.drifted_rows == 1
+    assert [(v.check, v.column, v.rows, v.example_rows) for v in report.drift] == [
+        ("range", "day", 1, [2])
+    ]
+    assert "1 rows flagged as drift" in report.summary()
+
+
+def test_scoring_drift_reasons_follow_the_kept_rows() -> None:
+    df = frame({"age": "121"}, {"age": "x"}, {"kind": "z", "w": "1.5"}, {})
+    for on_error, kept in (("quarantine", [0, 2, 3]), ("warn", [0, 1, 2, 3])):
+        r = validate(df, CONTRACT, opts(on_error=on_error), mode="score")
+        assert r.valid_index.tolist() == kept and r.valid.height == r.drift.len() == len(kept)
+        flagged = dict(zip(kept, r.drift.to_list(), strict=True))
+        assert flagged[0] == "age: '121' is outside [0, 120]"
+        assert flagged[2] == "w: '1.5' is outside [0, 1]; kind: 'z' is not an allowed category"
+        assert flagged[3] is None
+        assert r.report.drifted_rows == 2
+    r = validate(frame({}), CONTRACT, opts(), mode="score")
+    assert r.drift.to_list() == [None] and r.report.drift == []
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.fixed_dictionaries(
+            {
+                "age": st.one_of(st.none(), st.integers(-50, 200).map(str), st.just("x")),
+                "w": st.one_of(st.none(), st.floats(-1, 2, allow_nan=False).map(str)),
+                "kind": st.one_of(st.none(), st.sampled_from(["a", "b", "c", ""])),
+            }
+        ),
+        min_size=1,
+        max_size=20,
+    )
+)
+def test_scoring_only_moves_ranges_and_categories_from_invalid_to_drift(
+    rows: list[dict[str, str | None]],
+) -> None:
+    df = frame(*rows)
+    train = validate(df, CONTRACT, opts())
+    score = validate(df, CONTRACT, opts(), mode="score")
+    drift_checks = {"range", "category"}
+    hard = {
+        (v.check, v.column, v.rows) for v in train.report.violations if v.check not in drift_checks
+    }
+    assert {(v.check, v.column, v.rows) for v in score.report.violations} == hard
+    # every row is scored or quarantined; a row quarantined when scoring was invalid in training
+    assert set(score.valid_index.tolist()) | set(score.quarantine["_row"].to_list()) == set(
+        range(df.height)
+    )
+    assert set(score.quarantine["_row"].to_list()) <= set(train.quarantine["_row"].to_list())
+    flagged = score.drift.is_not_null().sum()
+    assert flagged == score.report.drifted_rows <= score.valid.height

@@ -220,3 +220,25 @@ def test_regression_residuals(shared_data: Path) -> None:
     assert sum(s.rows for s in ev.slices) == 1200 and len(ev.slices) == 5
     assert ev.permutation_importance is not None and ev.permutation_importance[0].feature == "carat"
     ev.model_dump_json()  # serialisable (NaN metrics included)
+
+
+def test_a_test_label_the_model_never_saw_is_reported_not_a_crash(shared_data: Path) -> None:
+    """A group split by island leaves a species out of training: the evaluation failed with
+    "y_true contains values not belonging to the passed labels"."""
+    from sklearn.linear_model import LogisticRegression
+
+    df = pl.read_csv(shared_data / "penguins.csv", null_values="NA").drop_nulls("species")
+    contract = infer_contract(
+        df, target="species", task=None, roles=ColumnRoles(), options=ContractSection()
+    )
+    train = df.filter(pl.col("species") != "Chinstrap")
+    split = Split(train, df, "group", "train without Chinstrap")
+    model = _fit(split, contract, LogisticRegression(max_iter=1000))
+    options = EvaluationSection(slices=["island"])
+    ev = evaluate(model, df, contract, options, task="multiclass", metric="f1_macro", seed=0)
+    assert ev.unseen_classes == ["Chinstrap"]
+    assert "log_loss" not in ev.metrics  # no probability column for a class never seen
+    chinstrap = int((df["species"] == "Chinstrap").sum())
+    assert ev.metrics["accuracy"] <= 1 - chinstrap / df.height + 1e-9  # always wrong on it
+    assert ev.permutation_importance  # computed on the rows with a known label
+    assert {s.column for s in ev.slices} == {"island"}

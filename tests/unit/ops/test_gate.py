@@ -139,3 +139,97 @@ def test_decision_serialises_to_json() -> None:
     d = _decide(0.91, 0.9)
     again = GateDecision.model_validate_json(d.model_dump_json())
     assert again == d
+
+
+def _full(
+    candidate: float = 0.9,
+    champion: float | None = None,
+    *,
+    note: str | None = None,
+    metrics: dict[str, float] | None = None,
+    leakage: tuple[str, ...] = (),
+    p99: float | None = None,
+    **options: object,
+) -> GateDecision:
+    return decide(
+        metric="roc_auc",
+        greater_is_better=True,
+        candidate=candidate,
+        champion=champion,
+        options=GateSection.model_validate(options),
+        data_valid=True,
+        champion_note=note,
+        test_metrics=metrics,
+        leakage=leakage,
+        p99_ms=p99,
+    )
+
+
+LEAK = "'alive' (almost) determines the target 'survived'"
+
+
+def test_a_perfect_score_with_a_standing_leakage_alert_is_refused_unless_allowed() -> None:
+    perfect = {"roc_auc": 1.0, "accuracy": 0.9995, "precision": 1.0, "log_loss": 0.01}
+    refused = _full(1.0, metrics=perfect, leakage=(LEAK,))
+    assert not refused.promote
+    assert refused.perfect == {"roc_auc": 1.0, "accuracy": 0.9995}  # not precision, not losses
+    assert refused.leakage == [LEAK]
+    (failed,) = refused.failed
+    assert failed.startswith("test roc_auc 1, accuracy 0.9995: implausibly perfect")
+    assert LEAK in failed and "gate.allow_perfect_score" in failed
+
+    allowed = _full(1.0, metrics=perfect, leakage=(LEAK,), allow_perfect_score=True)
+    assert allowed.promote and "allowed (gate.allow_perfect_score is true)" in allowed.reasons[-1]
+    # no alert standing: a perfect score alone is not refused
+    assert _full(1.0, metrics=perfect).promote
+    # an alert standing but a plausible score: passes, and says so
+    plausible = _full(0.86, metrics={"roc_auc": 0.86}, leakage=(LEAK,))
+    assert plausible.promote and "the score is not perfect" in plausible.reasons[-1]
+    # the bar is a setting
+    assert not _full(0.97, metrics={"roc_auc": 0.97}, leakage=(LEAK,), perfect_score=0.95).promote
+
+
+def test_a_champion_that_is_not_comparable_refuses_or_is_skipped() -> None:
+    note = "version 3 takes 'alive', which the new test data lacks"
+    refused = _full(0.8, 0.99, note=note)
+    assert not refused.promote and not refused.champion_comparable
+    assert refused.champion is None and refused.margin == 0.0
+    assert refused.failed == [
+        f"the champion is not comparable: {note} "
+        "(gate.champion_not_comparable is refuse: promote by hand with --force)"
+    ]
+    skipped = _full(0.8, 0.99, note=note, champion_not_comparable="skip")
+    assert skipped.promote
+    assert skipped.reasons[1] == (
+        f"the champion is not comparable: {note}; check skipped "
+        "(gate.champion_not_comparable is skip)"
+    )
+    # the other checks still apply
+    assert not _full(0.8, note=note, champion_not_comparable="skip", min_metric=0.85).promote
+
+
+def test_latency_is_checked_against_max_p99_ms() -> None:
+    assert _full(p99=3.2).reasons[-1] == "p99 latency 3.2 ms: no limit set (gate.max_p99_ms)"
+    within = _full(p99=3.2, max_p99_ms=5)
+    assert within.promote and within.p99_ms == 3.2
+    assert within.reasons[-1] == "p99 latency 3.2 ms is within 5 ms (gate.max_p99_ms)"
+    slow = _full(p99=7.5, max_p99_ms=5)
+    assert not slow.promote
+    assert slow.failed == ["p99 latency 7.5 ms exceeds 5 ms (gate.max_p99_ms)"]
+    unmeasured = _full(p99=None, max_p99_ms=5)
+    assert not unmeasured.promote and "could not be measured" in unmeasured.failed[0]
+    broken = decide(
+        metric="roc_auc", greater_is_better=True, candidate=0.9, champion=None,
+        options=GateSection(), data_valid=True, latency_error="TypeError: no steps",
+    )  # fmt: skip
+    assert broken.promote  # no limit: said, not enforced
+    assert broken.reasons[-1] == (
+        "the latency could not be measured: TypeError: no steps (no gate.max_p99_ms set)"
+    )
+    # without a measurement nor a limit, nothing is said (the three classic checks only)
+    assert len(_full().reasons) == 3
+
+
+def test_max_p99_ms_needs_a_measurement() -> None:
+    with pytest.raises(ValueError, match=r"gate\.latency_rows above 0"):
+        GateSection(max_p99_ms=5, latency_rows=0)

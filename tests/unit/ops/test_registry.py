@@ -249,9 +249,14 @@ def test_load_champion_uses_the_registry_uri_not_the_global_one(world: World) ->
 
 def test_manual_promote_then_rollback_restores_the_previous_champion(world: World) -> None:
     reg = world.registry
+    with pytest.raises(ModelyardError, match="refused by the promotion gate") as err:
+        reg.promote("2", reason="try the baseline", command="modelyard models promote 2")
+    assert "worse than the champion" in str(err.value) and "--force" in str(err.value)
+    assert reg.challenger() is not None  # nothing moved
     promoted = reg.promote(
-        "2", reason="try the baseline in production", command="modelyard models promote 2"
-    )
+        "2", reason="try the baseline in production", command="modelyard models promote 2",
+        force=True,
+    )  # fmt: skip
     assert promoted.aliases == ["champion"]  # and no longer challenger
     assert reg.challenger() is None
 
@@ -275,6 +280,7 @@ def test_audit_log_shows_every_move_in_order(world: World) -> None:
         ("champion", "2", "1", "modelyard models rollback"),
     ]
     assert entries[2]["reason"] == "try the baseline in production"
+    assert [e["forced"] for e in entries] == [False, False, True, False, False]
     assert "worse than the champion" in entries[1]["reason"]
     for e in entries:
         assert e["model"] == NAME

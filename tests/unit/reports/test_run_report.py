@@ -14,6 +14,7 @@ from typing import Any
 import polars as pl
 import pytest
 
+from modelyard.compute import open_executor
 from modelyard.config.schema import (
     ColumnRoles,
     ContractSection,
@@ -34,18 +35,20 @@ from modelyard.modeling.evaluate import (
     Importance,
     SliceMetrics,
 )
-from modelyard.modeling.explore import Leaderboard, LeaderboardRow
-from modelyard.modeling.select import Choice
+from modelyard.modeling.search.ensemble import Choice, Member
+from modelyard.modeling.search.results import Leaderboard, LeaderboardRow, OutOfFold
+from modelyard.modeling.search.tune import TrialRecord, TuningResult
 from modelyard.modeling.splits import Split
 from modelyard.modeling.stages import (
+    Exploration,
     TrainedModel,
+    Tuning,
     evaluate_model,
     explore_models,
     split_data,
     train_final,
     tune_models,
 )
-from modelyard.modeling.tune import TrialRecord, TuningResult
 from modelyard.ops.gate import GateDecision
 from modelyard.ops.promotion import Registration
 from modelyard.reports.html import PlotSeries, nice_ticks, svg_confusion, svg_plot
@@ -101,8 +104,8 @@ class Results:
     profile: Profile
     validation: ValidationReport
     split: Split
-    leaderboard: Leaderboard
-    tuning: list[TuningResult]
+    exploration: Exploration
+    tuning: Tuning
     trained: TrainedModel
     evaluation: Evaluation
 
@@ -112,7 +115,7 @@ class Results:
             profile=self.profile,
             validation={"train": self.validation},
             split=self.split,
-            leaderboard=self.leaderboard,
+            exploration=self.exploration,
             tuning=self.tuning,
             trained=self.trained,
             evaluation=self.evaluation,
@@ -141,15 +144,16 @@ def run_stages(
         models = ModelsSection(candidates=["dummy", "linear"])
         features = FeaturesSection()
         split = split_data(validated.valid, None, contract, split_options, 0)
-        board = explore_models(split, contract, features, split_options, models, 0)
         tuning = TuningSection(n_trials=3, top_k=1)
-        tuned = tune_models(
-            split, contract, board, features, split_options, models, tuning, 0, None, target
-        )
         options = EvaluationSection(slices=slices)
-        trained = train_final(
-            split, contract, board, tuned, features, split_options, models, options, 0
-        )
+        with open_executor("serial") as ex:
+            board = explore_models(
+                split, contract, features, split_options, models, 0, ex, reproducible=True
+            )
+            tuned = tune_models(
+                split, contract, board, features, split_options, models, tuning, 0, ex
+            )
+            trained = train_final(split, contract, board, tuned, features, models, options, 0, ex)
         evaluation = evaluate_model(trained, split, contract, models, options, 0)
     return Results(prof, validated.report, split, board, tuned, trained, evaluation)
 
@@ -255,7 +259,7 @@ def test_a_data_only_run_has_no_modeling_sections(titanic: Results) -> None:
         profile=titanic.profile,
         validation={"train": titanic.validation},
         split=None,
-        leaderboard=None,
+        exploration=None,
         tuning=None,
         trained=None,
         evaluation=None,
@@ -277,13 +281,49 @@ def test_a_data_only_run_has_no_modeling_sections(titanic: Results) -> None:
     assert doc["data"]["validation"]["train"]["quarantined"] == 0
 
 
+def test_columns_left_out_for_leakage_and_the_latency_are_reported(titanic: Results) -> None:
+    from modelyard.data.contract import ColumnContract, DataContract
+    from modelyard.data.leakage import LeakyColumn, ModelingContract
+    from modelyard.ops.serving.latency import Latency
+
+    reason = "'alive' (almost) determines the target 'survived' (Goodman-Kruskal λ = 1.0000)"
+    modeling = ModelingContract(
+        contract=DataContract(columns=[ColumnContract(name="alive", type="str", role="leakage")]),
+        excluded=[LeakyColumn(name="alive", reason=reason)],
+        allowed=[LeakyColumn(name="who", reason="'who' <b>leaks</b>")],
+    )
+    reg = registration(titanic.evaluation, promote=True, champion=None)
+    reg.latency = Latency(
+        rows=179, p50_ms=0.41, p99_ms=4.92, max_ms=6.5, fast_path=True, note="compiled"
+    )
+    report = build_run_report(
+        project="titanic", profile=titanic.profile, validation={"train": titanic.validation},
+        split=titanic.split, exploration=titanic.exploration, tuning=titanic.tuning,
+        trained=titanic.trained, evaluation=titanic.evaluation, registration=reg,
+        created=CREATED, modeling=modeling,
+    )  # fmt: skip
+    doc = json.loads(run_report_json(report))
+    assert doc["features"]["excluded"] == [{"name": "alive", "reason": reason}]
+    assert doc["registration"]["latency"]["p99_ms"] == 4.92
+    html = render_run_html(report)
+    assert check_report_against_json(html, doc) > 5
+    assert 'data-excluded="alive"' in html and 'data-allowed="who"' in html
+    assert "features.allow_leaky: [alive]" in html
+    assert "&lt;b&gt;leaks&lt;/b&gt;" in html  # escaped
+    assert 'data-path="/registration/latency/p99_ms"' in html
+    assert html.index('id="leaky-columns"') < html.index('<section id="split">')
+    # nothing flagged: no part of the page about it
+    plain = titanic.report("titanic")
+    assert plain.features is None and 'id="leaky-columns"' not in render_run_html(plain)
+
+
 def test_an_empty_report_renders() -> None:
     report = build_run_report(
         project="nothing yet",
         profile=None,
         validation={},
         split=None,
-        leaderboard=None,
+        exploration=None,
         tuning=None,
         trained=None,
         evaluation=None,
@@ -336,7 +376,7 @@ def _hostile_report() -> RunReport:
     )
     tuning = TuningResult(
         name="linear", best_params={"C": evil}, best_score=0.91, n_trials_completed=2,
-        n_pruned=1, stopped_by="timeout", seconds=1.5,
+        n_pruned=1, stopped_by="budget", seconds=1.5,
         history=[
             TrialRecord(number=0, value=0.9, state="COMPLETE", params={"C": 1.0}),
             TrialRecord(number=1, value=0.5, state="PRUNED", params={"C": evil}),
@@ -354,10 +394,11 @@ def _hostile_report() -> RunReport:
             SliceMetrics(column=label, value=img, rows=8, metrics={"f1_macro": 0.8}),
         ],
     )
+    member = Member(name=evil, family="linear", params={"C": evil}, weight=1.0)
     trained = TrainedModel(
-        choice=Choice(name="linear", params={"C": evil}, score=0.91, source="tuning",
+        choice=Choice(name="linear", members=[member], score=0.91, source="tuning",
                       reason=f"because {evil}"),
-        ensemble_score=None, threshold=None, model=None,
+        threshold=None, model=None,
     )  # fmt: skip
     reg = Registration(
         tracking_uri="sqlite:////tmp/<b>mlflow</b>.db", run_id=evil, model_name=label,
@@ -368,8 +409,16 @@ def _hostile_report() -> RunReport:
     split = Split(pl.DataFrame({"a": [1, 2]}), pl.DataFrame({"a": [3]}), "random", evil)
     return build_run_report(
         project=evil, profile=None, validation={label: validation}, split=split,
-        leaderboard=board, tuning=[tuning], trained=trained, evaluation=ev, registration=reg,
+        exploration=_exploration(board), tuning=Tuning([tuning]), trained=trained, evaluation=ev,
+        registration=reg,
     )  # fmt: skip
+
+
+def _exploration(board: Leaderboard) -> Exploration:
+    return Exploration(
+        board,
+        OutOfFold(y=pl.Series([0]).to_numpy(), covered=pl.Series([True]).to_numpy(), classes=None),
+    )
 
 
 def test_hostile_strings_are_escaped() -> None:
@@ -406,15 +455,15 @@ def test_best_so_far_follows_the_metric_direction() -> None:
     )  # fmt: skip
     board = Leaderboard(rows=[], greater_is_better=False, n_folds=3)
     report = build_run_report(
-        project="p", profile=None, validation={}, split=None, leaderboard=board,
-        tuning=[result], trained=None, evaluation=None, registration=None,
+        project="p", profile=None, validation={}, split=None, exploration=_exploration(board),
+        tuning=Tuning([result]), trained=None, evaluation=None, registration=None,
     )  # fmt: skip
     assert report.tuning is not None
     assert [t.best_so_far for t in report.tuning[0].history] == [10.0, 10.0, 8.0, 8.0, 8.0]
     up = build_run_report(
         project="p", profile=None, validation={}, split=None,
-        leaderboard=board.model_copy(update={"greater_is_better": True}),
-        tuning=[result], trained=None, evaluation=None, registration=None,
+        exploration=_exploration(board.model_copy(update={"greater_is_better": True})),
+        tuning=Tuning([result]), trained=None, evaluation=None, registration=None,
     )  # fmt: skip
     assert up.tuning is not None
     assert [t.best_so_far for t in up.tuning[0].history] == [10.0, 10.0, 10.0, 10.0, 10.0]

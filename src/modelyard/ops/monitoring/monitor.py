@@ -12,7 +12,9 @@ Per window (see :mod:`.windows`):
   (lenient serving) for contract violations;
 - **performance**: the task's metrics on the records whose label arrived through
   ``/feedback`` (judged from ``min_rows`` labelled records on), and its drop from the model's
-  test metric (``reference_metric``; positive = worse).
+  test metric (``reference_metric``; positive = worse);
+- **label drift**: those labels against the reference's target column, judged like a feature
+  (categories for a classification task) but apart from the features' drift share.
 """
 
 from __future__ import annotations
@@ -28,7 +30,13 @@ from pydantic import BaseModel, Field
 
 from modelyard.config.schema import MonitoringSection
 from modelyard.data.contract import DataContract, Task
-from modelyard.ops.monitoring.drift import DriftReport, FeatureDrift, column_drift, summarise
+from modelyard.ops.monitoring.drift import (
+    DriftReport,
+    FeatureDrift,
+    Kind,
+    column_drift,
+    summarise,
+)
 from modelyard.ops.monitoring.windows import resolve_by, split_windows
 
 
@@ -47,6 +55,9 @@ class WindowReport(BaseModel):
     drift: DriftReport
     prediction_drift: list[FeatureDrift] = Field(default_factory=list)
     labelled: int = 0
+    label_drift: FeatureDrift | None = None
+    """The window's labels (``/feedback``) against the reference's target (None without any
+    label; ``insufficient_data`` below ``min_rows`` labels). Not one of the features."""
     performance: dict[str, float] = Field(default_factory=dict)
     """The task's metrics on the labelled records (empty below ``min_rows`` labels)."""
     metric: float | None = None
@@ -125,6 +136,8 @@ def monitor(
     )
     windows = split_windows(log, by=by, size=s.windows.size)
     outputs = [c for c in log.columns if c == "prediction" or c.startswith("proba_")]
+    target = contract.target if contract.target in ref.columns else None
+    target_kind: Kind | None = "categorical" if task in ("binary", "multiclass") else None
     baseline = "reference" if reference_predictions is not None else "first window"
     pred_ref = reference_predictions
     t = s.thresholds
@@ -169,6 +182,11 @@ def monitor(
             else served.clear()
         )
         wr.labelled = labelled.height
+        if target is not None and labelled.height:
+            wr.label_drift = column_drift(
+                ref.get_column(target), labelled.get_column("label").alias(target),
+                thresholds=t, min_rows=s.min_rows, kind=target_kind,
+            )  # fmt: skip
         if task is not None and metric_name is not None and labelled.height >= s.min_rows:
             wr.performance = performance(labelled, task)
             wr.metric = wr.performance.get(metric_name)
@@ -207,6 +225,17 @@ def alerts(report: MonitorReport) -> list[str]:
         found.append(
             f"data drift in window {latest.label}: {len(latest.drift.drifted_features)} of "
             f"{len(latest.drift.features)} features ({', '.join(latest.drift.drifted_features)})"
+        )
+    judged = [
+        (w.label, w.label_drift)
+        for w in report.windows
+        if w.label_drift is not None and w.label_drift.drifted is not None
+    ]
+    if judged and judged[-1][1].drifted:
+        label, ld = judged[-1]
+        found.append(
+            f"label drift in window {label}: the labels of target '{ld.column}' moved "
+            f"({'; '.join(ld.reasons)})"
         )
     perf = report.latest_performance()
     drop = report.settings.performance_drop

@@ -3,12 +3,15 @@
 Gauges (the latest judged window of the latest :class:`~.monitor.MonitorReport`)::
 
     modelyard_drift_score{feature, method}             psi | wasserstein | jensen_shannon |
-                                                       missing_delta | new_category_share
+                                                       missing_delta (as |change|) |
+                                                       new_category_share
     modelyard_feature_drift{feature}                   1 drifted, 0 not (no series: no verdict)
     modelyard_dataset_drift                            1 when the dataset verdict is drift
     modelyard_drift_share                              share of the features that drifted
     modelyard_drift_threshold{method}                  the configured thresholds
     modelyard_prediction_drift_score{output, method}   prediction, proba_<class>
+    modelyard_label_drift_score{target, method}        the labels (feedback) vs the reference target
+    modelyard_label_drift{target}                      1 drifted, 0 not (no series: no verdict)
     modelyard_window_rows{status}                      records of the window (served|flagged|rejected)
     modelyard_window_rejected_share / _flagged_share   live data quality
     modelyard_window_performance{metric}               the task's metrics on labelled records
@@ -75,7 +78,8 @@ class MonitorCollector:
         for method, value in (
             ("psi", s.psi), ("wasserstein", s.wasserstein), ("jensen_shannon", s.jensen_shannon),
             ("missing_delta", s.missing_rate), ("new_category_share", s.new_category_rate),
-            ("share", s.share), ("performance_drop", report.settings.performance_drop),
+            ("p_value", s.p_value), ("share", s.share),
+            ("performance_drop", report.settings.performance_drop),
         ):  # fmt: skip
             thr.add_metric([method], value)
         yield thr
@@ -112,6 +116,18 @@ class MonitorCollector:
             for method, value in f.scores().items():
                 pred.add_metric([f.column, method], value)
         yield pred
+        label_score = gauge(
+            "modelyard_label_drift_score", "Label drift effect size.", ["target", "method"]
+        )
+        label_flag = gauge("modelyard_label_drift", "1 when the labels drifted.", ["target"])
+        judged = [w for w in report.windows if w.label_drift and w.label_drift.drifted is not None]
+        label_drift = judged[-1].label_drift if judged else None
+        if label_drift is not None:
+            for method, value in label_drift.scores().items():
+                label_score.add_metric([label_drift.column, method], value)
+            label_flag.add_metric([label_drift.column], 1.0 if label_drift.drifted else 0.0)
+        yield label_score
+        yield label_flag
         rows = gauge("modelyard_window_rows", "Records of the latest window by status.", ["status"])
         flagged = round(window.flagged_share * window.rows)
         rejected = round(window.rejected_share * window.rows)
@@ -213,6 +229,17 @@ def alert_rules(
             "for": for_,
             "labels": {"severity": "info"},
             "annotations": {"summary": "Feature {{ $labels.feature }} drifted"},
+        },
+        {
+            "alert": "ModelyardLabelDrift",
+            "expr": "modelyard_label_drift == 1",
+            "for": for_,
+            "labels": {"severity": "warning"},
+            "annotations": {
+                "summary": "The labels of {{ $labels.target }} drifted",
+                "description": "The labels that arrived through /feedback in the latest judged "
+                "window differ from the reference's target (modelyard monitor).",
+            },
         },
         {
             "alert": "ModelyardPerformanceDrop",

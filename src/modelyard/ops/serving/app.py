@@ -6,9 +6,9 @@ Routes
 ======================  ===================================================================
 ``POST /predict``       one record (a JSON object) or a batch (a JSON array of objects);
                         answers ``{request_id, model: {name, version}, predictions: [{prediction,
-                        probabilities?, violations?}]}``
+                        probabilities?, violations?, drift?}]}``
 ``GET  /health``        the process is alive (always 200)
-``GET  /ready``         the model is loaded (200) or not (503)
+``GET  /ready``         the model is loaded and the prediction log writes (200), or not (503)
 ``GET  /metrics``       Prometheus text exposition (see :mod:`.metrics`)
 ``GET  /model``         name, version, task, classes, metrics, tags and contract of the model
 ``POST /feedback``      ``{request_id, labels: [...]}`` (or ``label`` + ``row``): ground truth
@@ -19,13 +19,24 @@ Routes
                         the request schema, without a header
 ======================  ===================================================================
 
-Bad requests never reach the model: malformed JSON, ``NaN``/``Infinity`` literals and empty
-bodies are 400; contract violations, an empty batch or a non-object record are 422 with one
-entry per broken rule (``{record, column, check, message}``); bodies over ``max_body_bytes``
-and batches over ``max_batch_rows`` are 413; a missing or wrong bearer token is 401; more than
-``max_concurrency`` requests in flight are shed with 503 + ``Retry-After``. With ``lenient``
-the offending values are treated as missing, the records are predicted and the violations
-are returned with each prediction (status ``flagged`` in the log).
+Bad requests never reach the model, and never cost a 500 or the connection: malformed JSON,
+``NaN``/``Infinity`` literals, bodies nested too deeply, strings with a lone surrogate
+(``"\\ud800"``) and empty bodies are 400; a ``Content-Type`` other than JSON is 415 (no header
+counts as JSON; ``/invocations`` also takes ``text/csv``); type errors, missing required
+fields, the declared ``validation.checks`` of modelyard.yaml, an empty batch or a non-object
+record are 422 with one entry per broken rule (``{record, column, check, message}``); bodies
+over ``max_body_bytes`` (by ``Content-Length`` or while streaming a chunked body) and batches
+over ``max_batch_rows`` are 413 (the HTTP server discards the rest of the body: the
+connection stays usable); a missing or wrong bearer token is 401; more than
+``max_concurrency`` requests in flight are shed with 503 + ``Retry-After`` (``/health``,
+``/ready``, ``/ping`` and ``/metrics`` are never shed). With ``lenient`` the offending values
+are treated as missing, the records are predicted and the violations are returned with each
+prediction (status ``flagged`` in the log).
+
+A value outside the training range of its column, or a category never seen in training, is
+drift, not an error: the record is predicted, the prediction carries ``drift: [{column,
+check, message}]`` and ``modelyard_drifted_values_total{column, check}`` counts it (the same
+rule as batch scoring, :func:`modelyard.data.validation.validate` with ``mode="score"``).
 
 Reload: each process polls the registry every ``reload.poll_seconds`` (and on ``POST
 /reload``); when the alias points to another version, the new one is loaded and checked in the
@@ -44,6 +55,7 @@ import json
 import logging
 import math
 import os
+import re
 import threading
 import time
 import uuid
@@ -59,7 +71,12 @@ from modelyard.ops.registry import parse_model_ref
 from modelyard.ops.serving.metrics import Metrics
 from modelyard.ops.serving.model import ModelHolder, ServedModel
 from modelyard.ops.serving.predlog import LogOptions, PredictionLog, dumps
-from modelyard.ops.serving.request import CheckedRecord, FieldViolation, request_model
+from modelyard.ops.serving.request import (
+    CheckedRecord,
+    FieldViolation,
+    max_records,
+    request_model,
+)
 
 log = logging.getLogger("modelyard.serving")
 
@@ -76,6 +93,10 @@ ROUTES = frozenset(
 )
 _THREADPOOL_ROWS = 256
 _RAW_CHARS = 4096
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+"""A JSON escape of a UTF-16 surrogate (paired or lone: :func:`_reject_lone_surrogates` tells)."""
+PROBE_PATHS = frozenset({"/health", "/ready", "/ping", "/metrics"})
+"""Never shed: liveness and readiness probes and scrapes must answer under load."""
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -99,8 +120,13 @@ class ServeSettings:
     log_rotate_rows: int = 1_000_000
     log_queue_size: int = 10_000
     log_max_wait_ms: float = 50.0
+    drain_seconds: float = 0.5
+    """After SIGTERM/SIGINT, keep reading and answering for this long before the ASGI server
+    starts its graceful shutdown (see :func:`_drain_before_exit`)."""
     poll_seconds: float = 30.0
     cache_dir: str | None = None
+    checks: list[dict[str, Any]] = field(default_factory=list)
+    """``validation.checks`` of modelyard.yaml (as JSON): requests must pass them."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
@@ -124,11 +150,64 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON (non-finite numbers are not accepted)")
 
 
+def _reject_lone_surrogates(payload: Any) -> None:
+    """A 400 if a string of the payload holds a lone UTF-16 surrogate (``"\\ud800"``).
+
+    JSON's grammar allows the escape, but the result is not Unicode text: it cannot be
+    encoded as UTF-8, logged or echoed back (RFC 8259 section 8.2, I-JSON RFC 7493).
+    """
+    try:
+        json.dumps(payload, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = exc.object[exc.start : exc.end].encode("unicode_escape").decode()
+        raise BadRequest(
+            400,
+            "invalid_unicode",
+            f"a string of the body holds a lone surrogate ({bad}), which is not Unicode text; "
+            "escape characters outside the BMP as surrogate pairs, or send them as UTF-8",
+        ) from None
+    except RecursionError:
+        raise BadRequest(
+            400, "too_deep", "the body nests arrays or objects too deeply; send flat records"
+        ) from None
+
+
+def _finite_number(value: Any) -> bool:
+    """A JSON number a float can hold (integers beyond 1.8e308 cannot)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
+def _is_json(content_type: str) -> bool:
+    """A JSON media type (``application/json``, ``application/*+json``); no header counts as
+    JSON, so that minimal clients keep working."""
+    media = content_type.split(";", 1)[0].strip().lower()
+    return (
+        not media
+        or media == "application/json"
+        or (media.startswith("application/") and media.endswith("+json"))
+    )
+
+
+def _json_bytes(payload: Any) -> bytes:
+    """UTF-8 JSON; text UTF-8 cannot carry (a lone surrogate) goes out as an ASCII escape."""
+    text = json.dumps(payload, ensure_ascii=False, allow_nan=False, default=str)
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        return json.dumps(payload, ensure_ascii=True, allow_nan=False, default=str).encode()
+
+
 def _json_response(
     payload: Any, status: int = 200, headers: dict[str, str] | None = None
 ) -> Response:
-    body = json.dumps(payload, ensure_ascii=False, allow_nan=False, default=str).encode()
-    return Response(body, status_code=status, media_type="application/json", headers=headers)
+    return Response(
+        _json_bytes(payload), status_code=status, media_type="application/json", headers=headers
+    )
 
 
 def _now() -> str:
@@ -146,8 +225,13 @@ class Server:
         import tempfile
 
         self.cache = cache or Path(tempfile.mkdtemp(prefix="modelyard-serve-"))
+        from modelyard.config.schema import Check
+
         self.holder = ModelHolder(
-            parse_model_ref(settings.model), settings.tracking_uri, self.cache
+            parse_model_ref(settings.model),
+            settings.tracking_uri,
+            self.cache,
+            checks=[Check.model_validate(c) for c in settings.checks],
         )
         self.predlog: PredictionLog | None = None
         if settings.log_path:
@@ -158,10 +242,13 @@ class Server:
                     rotate_rows=settings.log_rotate_rows,
                     queue_size=settings.log_queue_size,
                     max_wait_ms=settings.log_max_wait_ms,
-                )
+                ),
+                on_drop=self.metrics.log_dropped.inc,
             )
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
+        self.draining = False
+        """A stop signal arrived: ``/ready`` answers 503 while the requests in flight finish."""
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -175,6 +262,8 @@ class Server:
         log.info(
             "serving %s version %s (%s)", model.name, model.version, model.fast_reason or "pipeline"
         )
+        for check in model.checker.skipped_checks:
+            log.info("check %s reads a column requests do not carry: not applied", check)
         if self.settings.poll_seconds > 0 and self.holder.ref.alias is not None:
             self._poller = threading.Thread(target=self._poll, name="model-reload", daemon=True)
             self._poller.start()
@@ -204,6 +293,7 @@ class Server:
     # ------------------------------------------------------------------ predicting
 
     def parse(self, body: bytes) -> Any:
+        """The JSON value of a body, or a :class:`BadRequest` (never another exception)."""
         if len(body) > self.settings.max_body_bytes:
             raise BadRequest(
                 413, "body_too_large", f"the body exceeds {self.settings.max_body_bytes} bytes"
@@ -211,9 +301,16 @@ class Server:
         if not body.strip():
             raise BadRequest(400, "empty_body", "the request body is empty; send a JSON record")
         try:
-            return json.loads(body, parse_constant=_reject_constant)
-        except (ValueError, UnicodeDecodeError) as exc:
+            payload = json.loads(body, parse_constant=_reject_constant)
+        except RecursionError:
+            raise BadRequest(
+                400, "too_deep", "the body nests arrays or objects too deeply; send flat records"
+            ) from None
+        except (ValueError, UnicodeDecodeError) as exc:  # ValueError: also ints of > 4300 digits
             raise BadRequest(400, "malformed_json", f"the body is not valid JSON: {exc}") from None
+        if _SURROGATE_ESCAPE.search(body) is not None:
+            _reject_lone_surrogates(payload)
+        return payload
 
     def records_of(self, payload: Any, *, sagemaker: bool = False) -> tuple[list[Any], bool]:
         """The records of a payload and whether it was a single record."""
@@ -286,8 +383,13 @@ class Server:
             item: dict[str, Any] = {"prediction": label}
             if probs is not None:
                 item["probabilities"] = probs[i]
-            if checked[i].violations:
-                item["violations"] = [v.as_dict() for v in checked[i].violations]
+            rec = checked[i]
+            if rec.violations:
+                item["violations"] = [v.as_dict() for v in rec.violations]
+            if rec.drift:
+                item["drift"] = [v.as_dict() for v in rec.drift]
+                for v in rec.drift:
+                    metrics.drift.labels(v.column, v.check).inc()
             out.append(item)
         self._log(
             model=model,
@@ -349,9 +451,7 @@ class Server:
                     latency,
                 )
             )
-        dropped = self.predlog.put(recs)
-        if dropped:
-            self.metrics.log_dropped.inc(dropped)
+        self.predlog.put(recs)  # records it cannot keep are counted through on_drop
 
     def log_rejected_body(
         self,
@@ -384,9 +484,7 @@ class Server:
             dumps([violation.as_dict()]),
             (time.perf_counter() - started) * 1000.0,
         )
-        dropped = self.predlog.put([rec])
-        if dropped:
-            self.metrics.log_dropped.inc(dropped)
+        self.predlog.put([rec])
 
     def feedback(self, payload: Any) -> Response:
         model = self.holder.current
@@ -417,11 +515,7 @@ class Server:
                         {"record": i, "column": "label", "check": "category",
                          "message": f"{label!r} is not one of the classes {model.classes}"}
                     )  # fmt: skip
-            elif (
-                isinstance(label, bool)
-                or not isinstance(label, int | float)
-                or not math.isfinite(label)
-            ):
+            elif not _finite_number(label):
                 errors.append(
                     {"record": i, "column": "label", "check": "type",
                      "message": f"{label!r} is not a finite number"}
@@ -502,7 +596,15 @@ def _csv_value(cell: str, typ: str) -> Any:
 
 
 class Guard:
-    """Pure ASGI middleware: request ids, auth, body limit, load shedding, HTTP metrics."""
+    """Pure ASGI middleware: request ids, auth, body limit, load shedding, HTTP metrics.
+
+    Load shedding counts every request from the moment its task starts until its response is
+    sent (probes excepted: :data:`PROBE_PATHS`). An admitted request yields to the event loop
+    once before it runs, so the requests that arrived meanwhile are read and counted before
+    any of them predicts: small requests predict on the event loop, and without that yield
+    they would run one after the other, never more than one in flight, with the queue
+    growing unseen in the sockets. Beyond ``max_concurrency`` the answer is 503 at once.
+    """
 
     def __init__(self, app: ASGIApp, server: Server) -> None:
         self.app = app
@@ -531,16 +633,18 @@ class Guard:
         async def respond(status: int, reason: str, message: str, headers: dict[str, str]) -> None:
             server.metrics.rejected.labels(reason).inc()
             body = json.dumps({"detail": message, "reason": reason}).encode()
-            raw_headers = [(b"content-type", b"application/json")] + [
-                (k.encode(), v.encode()) for k, v in headers.items()
-            ]
+            raw_headers = [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ] + [(k.encode(), v.encode()) for k, v in headers.items()]
             await send_wrapper(
                 {"type": "http.response.start", "status": status, "headers": raw_headers}
             )
             await send({"type": "http.response.body", "body": body})
 
         try:
-            if self.in_flight >= settings.max_concurrency:
+            shed = path not in PROBE_PATHS
+            if shed and self.in_flight >= settings.max_concurrency:
                 await respond(
                     503, "overloaded", "too many requests in flight; retry", {"Retry-After": "1"}
                 )
@@ -565,14 +669,20 @@ class Guard:
                         length = int(value)
                     except ValueError:
                         length = -1
-                    if length < 0 or length > settings.max_body_bytes:
+                    if length < 0:
                         await respond(
-                            413 if length > 0 else 400,
-                            "body_too_large" if length > 0 else "bad_content_length",
-                            f"the body exceeds {settings.max_body_bytes} bytes"
-                            if length > 0
-                            else "invalid Content-Length",
+                            400,
+                            "bad_content_length",
+                            "invalid Content-Length",
                             {"Connection": "close"},
+                        )
+                        return
+                    if length > settings.max_body_bytes:  # the HTTP server discards the body:
+                        await respond(  # the connection stays usable
+                            413,
+                            "body_too_large",
+                            f"the body exceeds {settings.max_body_bytes} bytes",
+                            {},
                         )
                         return
                     break
@@ -580,15 +690,22 @@ class Guard:
             seen = [0]
 
             async def limited_receive() -> Message:
+                if scope.get(BODY_EXCEEDED):
+                    return {"type": "http.request", "body": b"", "more_body": False}
                 message = await receive()
                 if message["type"] == "http.request":
                     seen[0] += len(message.get("body", b""))
-                    if seen[0] > limit + 1:  # stop reading: the route answers 413
+                    if seen[0] > limit:  # stop reading (chunked bodies): the route answers 413
+                        scope[BODY_EXCEEDED] = True
                         message = {"type": "http.request", "body": b"", "more_body": False}
                 return message
 
+            if not shed:
+                await self.app(scope, limited_receive, send_wrapper)
+                return
             self.in_flight += 1
             try:
+                await asyncio.sleep(0)  # let the requests that arrived meanwhile be counted
                 await self.app(scope, limited_receive, send_wrapper)
             finally:
                 self.in_flight -= 1
@@ -623,6 +740,29 @@ def _error(exc: BadRequest, request_id: str) -> Response:
     return _json_response(payload, status=exc.status, headers=headers)
 
 
+BODY_EXCEEDED = "modelyard.body_exceeded"
+"""Scope key the :class:`Guard` sets when a body outgrew ``max_body_bytes`` while streaming."""
+
+
+async def _read_body(request: Request) -> bytes:
+    """The request body; a 413 when the :class:`Guard` cut it at ``max_body_bytes``."""
+    body = await request.body()
+    if request.scope.get(BODY_EXCEEDED):
+        limit = request.app.state.server.settings.max_body_bytes
+        raise BadRequest(413, "body_too_large", f"the body exceeds {limit} bytes")
+    return body
+
+
+def _require_json(content_type: str, expected: str) -> None:
+    if not _is_json(content_type):
+        shown = content_type if len(content_type) <= 80 else content_type[:80] + "…"
+        raise BadRequest(
+            415,
+            "unsupported_media_type",
+            f"the body is {shown!r}; send {expected} (Content-Type header)",
+        )
+
+
 def create_app(settings: ServeSettings, *, token: str | None = None) -> Any:
     """The ASGI application (FastAPI behind the :class:`Guard`); the model loads at start-up."""
     server = Server(settings, token)
@@ -633,9 +773,11 @@ def create_app(settings: ServeSettings, *, token: str | None = None) -> Any:
 
         threadpool_limits(limits=1)  # native math single-threaded per request
         await asyncio.get_running_loop().run_in_executor(None, server.start)
+        restore = _drain_before_exit(server)
         try:
             yield
         finally:
+            restore()
             server.stop()
 
     app = FastAPI(
@@ -653,10 +795,13 @@ def create_app(settings: ServeSettings, *, token: str | None = None) -> Any:
         request_id = _request_id(request)
         body = b""
         try:
-            body = await request.body()
+            body = await _read_body(request)  # read first: the connection stays in step
             content_type = request.headers.get("content-type", "")
-            if sagemaker and content_type.startswith("text/csv"):
-                records, _ = server.csv_records(body), False
+            csv = sagemaker and content_type.lower().startswith("text/csv")
+            if not csv:
+                _require_json(content_type, "application/json" + (" or text/csv" * sagemaker))
+            if csv:
+                records = server.csv_records(body)
             else:
                 records, _ = server.records_of(server.parse(body), sagemaker=sagemaker)
             if len(records) >= _THREADPOOL_ROWS:
@@ -672,6 +817,12 @@ def create_app(settings: ServeSettings, *, token: str | None = None) -> Any:
                     body, exc, request_id=request_id, route=route, arrival=arrival, started=started
                 )
             return _error(exc, request_id)
+        except Exception:  # a bug: answer in JSON and keep the connection usable
+            log.exception("request %s on %s failed", request_id, route)
+            server.metrics.rejected.labels("internal_error").inc()
+            return _error(
+                BadRequest(500, "internal_error", "the server failed on this request"), request_id
+            )
 
     @app.post("/predict", openapi_extra=_body_doc("PredictRequest"), response_model=None)
     async def predict(request: Request) -> Response:
@@ -690,11 +841,21 @@ def create_app(settings: ServeSettings, *, token: str | None = None) -> Any:
 
     @app.get("/ready", response_model=None)
     async def ready() -> Response:
-        """200 once the model is loaded, else 503."""
+        """200 once the model is loaded and the prediction log (if any) writes, else 503."""
         model = server.holder.current
         if model is None:
             return _json_response({"status": "loading"}, status=503, headers={"Retry-After": "1"})
-        return _json_response({"status": "ready", "model": model.name, "version": model.version})
+        payload: dict[str, Any] = {"status": "ready", "model": model.name, "version": model.version}
+        if server.draining:
+            payload["status"] = "draining"
+            return _json_response(payload, status=503, headers={"Retry-After": "1"})
+        if server.predlog is not None:
+            health = server.predlog.health()
+            payload["prediction_log"] = health.as_dict()
+            if not health.ok:
+                payload["status"] = "prediction_log_failing"
+                return _json_response(payload, status=503, headers={"Retry-After": "5"})
+        return _json_response(payload)
 
     @app.get("/ping", response_model=None)
     async def ping() -> Response:
@@ -720,7 +881,9 @@ def create_app(settings: ServeSettings, *, token: str | None = None) -> Any:
         """Ground-truth labels for the records of an earlier request."""
         request_id = _request_id(request)
         try:
-            return server.feedback(server.parse(await request.body()))
+            body = await _read_body(request)
+            _require_json(request.headers.get("content-type", ""), "application/json")
+            return server.feedback(server.parse(body))
         except BadRequest as exc:
             server.metrics.rejected.labels(exc.reason).inc()
             return _error(exc, request_id)
@@ -753,6 +916,48 @@ def create_app(settings: ServeSettings, *, token: str | None = None) -> Any:
 
     app.openapi = openapi  # type: ignore[method-assign]
     return Guard(app, server)
+
+
+def _drain_before_exit(server: Server) -> Callable[[], None]:
+    """Delay the ASGI server's handling of SIGTERM and SIGINT by ``drain_seconds``.
+
+    uvicorn closes every idle keep-alive connection as soon as it handles the signal. A
+    request a client sent just before that, still unread in the socket while the event loop
+    was busy predicting, was lost with its connection (reset). During the delay the server goes
+    on reading: such requests become requests in flight, which the graceful shutdown completes
+    (with ``Connection: close``); ``/ready`` answers 503 meanwhile, so that load balancers stop
+    sending. A second signal acts at once. Returns the function restoring the handlers.
+    Only in the main thread, and only over a handler the ASGI server installed (uvicorn's).
+    """
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    loop = asyncio.get_running_loop()
+    seconds = server.settings.drain_seconds
+    installed: dict[int, Any] = {}
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        previous = signal.getsignal(sig)
+        if not callable(previous) or previous is signal.default_int_handler:
+            continue
+
+        def handler(signum: int, frame: Any, previous: Callable[..., Any] = previous) -> None:
+            if server.draining or seconds <= 0:
+                previous(signum, frame)
+                return
+            server.draining = True
+            log.info("stop signal: draining for %.2g s before shutting down", seconds)
+            loop.call_soon_threadsafe(loop.call_later, seconds, previous, signum, frame)
+
+        installed[sig] = previous
+        signal.signal(sig, handler)
+
+    def restore() -> None:
+        if threading.current_thread() is threading.main_thread():
+            for sig, previous in installed.items():
+                signal.signal(sig, previous)
+
+    return restore
 
 
 def _threadpool() -> Callable[..., Awaitable[Any]]:
@@ -792,7 +997,17 @@ def _component_schemas(server: Server, settings: ServeSettings) -> dict[str, Any
     record = record_model.model_json_schema(ref_template="#/components/schemas/{model}")
     defs = record.pop("$defs", {})
     ref = {"$ref": "#/components/schemas/Record"}
-    batch = {"type": "array", "items": ref, "minItems": 1, "maxItems": settings.max_batch_rows}
+
+    def batch_of(wrapper: str = "") -> dict[str, Any]:
+        most = max_records(
+            model.contract,
+            settings.max_body_bytes,
+            settings.max_batch_rows,
+            wrapper=len(wrapper.encode()),
+        )
+        return {"type": "array", "items": ref, "minItems": 1, "maxItems": most}
+
+    batch = batch_of()
     label: dict[str, Any] = (
         {"type": "string", "enum": model.classes}
         if model.classes is not None
@@ -808,7 +1023,7 @@ def _component_schemas(server: Server, settings: ServeSettings) -> dict[str, Any
                 batch,
                 {
                     "type": "object",
-                    "properties": {"instances": batch},
+                    "properties": {"instances": batch_of('{"instances":}')},
                     "required": ["instances"],
                 },
             ]

@@ -146,5 +146,6 @@ def package(
             lenient=settings.lenient,
             max_body_bytes=settings.max_body_bytes,
             max_batch_rows=settings.max_batch_rows,
+            checks=settings.checks,
         )
     click.echo(f"wrote {len(result.files)} files to {result.out} (image {result.image})")

@@ -9,8 +9,9 @@ counters, ``_seconds`` for durations)::
     modelyard_prediction_value{model_version}                   histogram (regression)
     modelyard_predicted_rows_total{model_version}               counter
     modelyard_contract_violations_total{column, check}          counter   (unknown fields: "_unknown")
+    modelyard_drifted_values_total{column, check}               counter   (range | category)
     modelyard_rejected_requests_total{reason}                   counter
-    modelyard_prediction_log_dropped_total                      counter
+    modelyard_prediction_log_dropped_total                      counter   (queue full, write failed)
     modelyard_model_reloads_total                               counter
     modelyard_model_info{name, version}                         gauge     (1: the served version)
 
@@ -78,6 +79,13 @@ class Metrics:
             ["column", "check"],
             registry=reg,
         )
+        self.drift = Counter(
+            "modelyard_drifted_values",
+            "Values predicted although outside the training data, by column and rule "
+            "(range: outside the training range; category: unseen in training).",
+            ["column", "check"],
+            registry=reg,
+        )
         self.rejected = Counter(
             "modelyard_rejected_requests",
             "Requests answered with a 4xx/5xx before prediction, by reason.",
@@ -86,7 +94,7 @@ class Metrics:
         )
         self.log_dropped = Counter(
             "modelyard_prediction_log_dropped",
-            "Prediction-log records dropped because the writer's queue stayed full.",
+            "Prediction-log records lost: the writer's queue stayed full, or a write failed.",
             registry=reg,
         )
         self.reloads = Counter(

@@ -24,7 +24,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -38,6 +38,9 @@ from modelyard.ops.serving.fastpath import (
     same_features,
 )
 from modelyard.ops.serving.request import ACCEPTED_ROLES, RecordChecker, example_record
+
+if TYPE_CHECKING:
+    from modelyard.config.schema import Check
 
 log = logging.getLogger(__name__)
 
@@ -80,15 +83,20 @@ class ServedModel:
     tags: dict[str, str] = field(default_factory=dict)
     compiled: CompiledFeatures | None = None
     fast_reason: str = ""
+    checks: Sequence[Check] = ()
+    """The declared ``validation.checks`` requests must pass (as batch scoring's rows)."""
     _argmax: bool = False
     _types: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         est = self.pipeline.steps[-1][1]
         self._estimator = est
-        self._argmax = type(est).__name__ in _ARGMAX_ESTIMATORS and self.classes is not None
+        argmax = type(est).__name__ in _ARGMAX_ESTIMATORS or getattr(
+            est, "predict_is_argmax", False
+        )
+        self._argmax = bool(argmax) and self.classes is not None
         self._types = {c.name: c.type for c in self.contract.columns}
-        self.checker = RecordChecker(self.contract)
+        self.checker = RecordChecker(self.contract, checks=self.checks)
 
     # ------------------------------------------------------------------ prediction
 
@@ -254,9 +262,14 @@ def resolve_version(ref: ModelRef, tracking_uri: str | None) -> str | None:
 
 
 def load_served_model(
-    ref: ModelRef, *, tracking_uri: str | None = None, cache: Path | None = None
+    ref: ModelRef,
+    *,
+    tracking_uri: str | None = None,
+    cache: Path | None = None,
+    checks: Sequence[Check] = (),
 ) -> ServedModel:
-    """Load, check and compile one model version (see the module docstring)."""
+    """Load, check and compile one model version (see the module docstring); ``checks`` are
+    the declared checks every request must pass."""
     import mlflow.pyfunc
 
     if cache is None:
@@ -298,6 +311,7 @@ def load_served_model(
         local_dir=local,
         metrics=dict(facts.get("metrics") or {}),
         tags=dict(facts.get("tags") or {}),
+        checks=tuple(checks),
     )
     _compile(served, pyfunc)
     return served
@@ -386,6 +400,22 @@ def probe_rows(contract: DataContract, features: list[str]) -> list[dict[str, An
 
 
 def _compile(served: ServedModel, pyfunc: Any) -> None:
+    try:
+        example = pyfunc.input_example
+    except Exception:
+        example = None
+    extra = None
+    if example is not None:
+        extra = [
+            {f: _none_if_nan(rec.get(f)) for f in served.features}
+            for rec in example.to_dict("records")
+        ]
+    compile_served(served, extra)
+
+
+def compile_served(served: ServedModel, extra_rows: list[dict[str, Any]] | None = None) -> None:
+    """Compile the fast path of ``served`` and keep it only if it matches the pipeline
+    bit-for-bit on the probe rows (plus ``extra_rows``); ``fast_reason`` says what happened."""
     pre = served.pipeline.steps[0][1] if len(served.pipeline.steps) == 2 else None
     if pre is None:
         served.fast_reason = "the pipeline is not (features, model)"
@@ -400,14 +430,7 @@ def _compile(served: ServedModel, pyfunc: Any) -> None:
         served.fast_reason = f"pipeline path: compile error {type(exc).__name__}: {exc}"
         log.warning("fast path compile failed: %s", exc)
         return
-    rows = probe_rows(served.contract, served.features)
-    try:
-        example = pyfunc.input_example
-    except Exception:
-        example = None
-    if example is not None:
-        for rec in example.to_dict("records"):
-            rows.append({f: _none_if_nan(rec.get(f)) for f in served.features})
+    rows = probe_rows(served.contract, served.features) + list(extra_rows or [])
     try:
         fast = compiled(rows)
         slow = pre.transform(served.frame(rows))
@@ -436,16 +459,21 @@ def _none_if_nan(value: Any) -> Any:
 class ModelHolder:
     """The current model, swapped atomically on reload (in-flight requests keep theirs)."""
 
-    def __init__(self, ref: ModelRef, tracking_uri: str | None, cache: Path) -> None:
+    def __init__(
+        self, ref: ModelRef, tracking_uri: str | None, cache: Path, checks: Sequence[Check] = ()
+    ) -> None:
         self.ref = ref
         self.tracking_uri = tracking_uri
         self.cache = cache
+        self.checks = tuple(checks)
         self.current: ServedModel | None = None
         self.error: str | None = None
         self._lock = threading.Lock()
 
     def load(self) -> ServedModel:
-        model = load_served_model(self.ref, tracking_uri=self.tracking_uri, cache=self.cache)
+        model = load_served_model(
+            self.ref, tracking_uri=self.tracking_uri, cache=self.cache, checks=self.checks
+        )
         self.current = model
         return model
 
@@ -459,7 +487,9 @@ class ModelHolder:
             if target is None or (current is not None and current.version == target):
                 return None
             fixed = ModelRef(name=self.ref.name, version=target)
-            model = load_served_model(fixed, tracking_uri=self.tracking_uri, cache=self.cache)
+            model = load_served_model(
+                fixed, tracking_uri=self.tracking_uri, cache=self.cache, checks=self.checks
+            )
             old = self.current
             self.current = model  # one reference assignment: atomic for readers
             if old is not None and old.local_dir.is_relative_to(self.cache):

@@ -12,6 +12,13 @@ Writing never blocks a request for long: a request puts its records on a bounded
 (every 100 ms or 500 records). Each commit is durable against a crash of the server process
 (WAL, ``synchronous=NORMAL``); :meth:`PredictionLog.close` drains the queue before returning.
 
+A failed write never poisons the next one: the batch's transaction is rolled back, its records
+are retried one by one (one record SQLite cannot store costs that record only, counted as
+dropped), and a connection that cannot roll back is replaced by a new segment. Every record
+lost on the way (queue full, write failed, log closed) is reported through ``on_drop`` (the
+server counts it in ``modelyard_prediction_log_dropped_total``), and :meth:`PredictionLog.health`
+says whether the last write succeeded (``/ready`` shows it).
+
 Schema (format version 1)::
 
     CREATE TABLE predictions (
@@ -54,7 +61,7 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -92,11 +99,24 @@ def _json_default(value: Any) -> Any:
 
 
 def dumps(value: Any) -> str:
-    """JSON text for the log (non-finite floats become null, dates ISO strings)."""
+    """JSON text for the log (non-finite floats become null, dates ISO strings).
+
+    The text is always storable as UTF-8: a string holding a lone surrogate (JSON allows the
+    escape ``"\\ud800"``, UTF-8 cannot encode it) is written with ASCII escapes instead, and a
+    value nested too deeply to serialise is replaced by a note.
+    """
     try:
-        return json.dumps(value, default=_json_default, allow_nan=False, ensure_ascii=False)
+        text = json.dumps(value, default=_json_default, allow_nan=False, ensure_ascii=False)
     except ValueError:
-        return json.dumps(_finite(value), default=_json_default, ensure_ascii=False)
+        text = json.dumps(_finite(value), default=_json_default, ensure_ascii=False)
+    except RecursionError:
+        return json.dumps({"_unserialisable": "nested too deeply to log"})
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return json.dumps(json.loads(text), ensure_ascii=True)
+    return text
 
 
 def _finite(value: Any) -> Any:
@@ -120,16 +140,48 @@ class LogOptions:
     max_wait_ms: float = 50.0
 
 
-class PredictionLog:
-    """A background writer of prediction records (see the module docstring)."""
+@dataclass(frozen=True)
+class LogHealth:
+    """What :meth:`PredictionLog.health` reports (``/ready`` shows it)."""
 
-    def __init__(self, options: LogOptions) -> None:
+    ok: bool
+    """The last write succeeded (or nothing was written yet)."""
+    written: int
+    """Prediction records committed."""
+    dropped: int
+    """Records lost: queue full, a failed write, or put after close."""
+    last_error: str | None
+    """The latest write error, if any (kept after the log recovers)."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "status": "ok" if self.ok else "failing",
+            "written": self.written,
+            "dropped": self.dropped,
+            "last_error": self.last_error,
+        }
+
+
+class PredictionLog:
+    """A background writer of prediction records (see the module docstring).
+
+    ``on_drop(n)`` is called with every count of records lost (from the request's thread for
+    a full queue, from the writer's thread for a failed write); it must be thread-safe.
+    """
+
+    def __init__(
+        self, options: LogOptions, *, on_drop: Callable[[int], None] | None = None
+    ) -> None:
         self.options = options
         self.folder = Path(options.path)
         self.folder.mkdir(parents=True, exist_ok=True)
         self._queue: queue.Queue[tuple[str, Record] | None] = queue.Queue(options.queue_size)
+        self._on_drop = on_drop
+        self._drop_lock = threading.Lock()
         self.dropped = 0
         self.written = 0
+        self._ok = True
+        self.last_error: str | None = None
         self._segment_rows = 0
         self._segments = 0
         self._conn: sqlite3.Connection | None = None
@@ -149,6 +201,7 @@ class PredictionLog:
 
     def _put(self, kind: str, records: Sequence[Record]) -> int:
         if self._closed:
+            self._drop(len(records))
             return len(records)
         dropped = 0
         wait = self.options.max_wait_ms / 1000.0
@@ -164,8 +217,19 @@ class PredictionLog:
                     self._queue.put((kind, rec), timeout=left)
                 except queue.Full:
                     dropped += 1
-        self.dropped += dropped
+        if dropped:
+            self._drop(dropped)
         return dropped
+
+    def _drop(self, n: int) -> None:
+        with self._drop_lock:
+            self.dropped += n
+        if self._on_drop is not None:
+            self._on_drop(n)
+
+    def health(self) -> LogHealth:
+        """Whether the writer's last write succeeded, and the counts so far."""
+        return LogHealth(self._ok, self.written, self.dropped, self.last_error)
 
     def close(self, timeout: float = 10.0) -> None:
         """Write everything queued, then stop the writer."""
@@ -190,17 +254,21 @@ class PredictionLog:
         self._segments += 1
         path = self.folder / f"predlog-{stamp}-{os.getpid()}-{self._segments}.sqlite"
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.executescript(_SCHEMA)
-        conn.executemany(
-            "INSERT OR REPLACE INTO meta VALUES (?, ?)",
-            [
-                ("format_version", str(FORMAT_VERSION)),
-                ("created", dt.datetime.now(dt.UTC).isoformat()),
-                ("pid", str(os.getpid())),
-            ],
-        )
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.executescript(_SCHEMA)
+            conn.executemany(
+                "INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                [
+                    ("format_version", str(FORMAT_VERSION)),
+                    ("created", dt.datetime.now(dt.UTC).isoformat()),
+                    ("pid", str(os.getpid())),
+                ],
+            )
+        except BaseException:
+            conn.close()
+            raise
         self.current = path
         self._segment_rows = 0
         return conn
@@ -217,20 +285,74 @@ class PredictionLog:
             self._conn = self._open()
 
     def _write(self, batch: list[tuple[str, Record]]) -> None:
+        """Commit a batch; on failure roll back and retry record by record."""
+        try:
+            self._commit(batch)
+        except Exception as exc:
+            self._failed(exc)
+            lost = 0
+            for item in batch:  # isolate the records SQLite refuses; keep the others
+                try:
+                    self._commit([item])
+                except Exception as one:
+                    self._failed(one)
+                    lost += 1
+            if lost:
+                log.error(
+                    "prediction log: %d of %d records could not be written: %s",
+                    lost, len(batch), self.last_error,
+                )  # fmt: skip
+                self._drop(lost)
+            if lost == len(batch):
+                return
+        self._ok = True
+        try:
+            self._rotate_if_needed()
+        except Exception as exc:  # the records are committed; the next write reopens
+            self._failed(exc)
+            self._close_connection()
+
+    def _commit(self, batch: list[tuple[str, Record]]) -> None:
         if self._conn is None:
             self._conn = self._open()
+        conn = self._conn
         preds = [r for k, r in batch if k == "p"]
         feedback = [r for k, r in batch if k == "f"]
-        conn = self._conn
         conn.execute("BEGIN")
-        if preds:
-            conn.executemany(_INSERT, preds)
-        if feedback:
-            conn.executemany(_FEEDBACK, feedback)
-        conn.execute("COMMIT")
+        try:
+            if preds:
+                conn.executemany(_INSERT, preds)
+            if feedback:
+                conn.executemany(_FEEDBACK, feedback)
+            conn.execute("COMMIT")
+        except BaseException:
+            self._rollback()
+            raise
         self.written += len(preds)
         self._segment_rows += len(preds)
-        self._rotate_if_needed()
+
+    def _rollback(self) -> None:
+        """End a failed transaction; a connection that cannot is replaced (new segment)."""
+        conn = self._conn
+        if conn is None:
+            return
+        try:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+        except Exception:
+            self._close_connection()
+
+    def _close_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:
+                log.debug("prediction log: closing a broken connection failed", exc_info=True)
+
+    def _failed(self, exc: BaseException) -> None:
+        self._ok = False
+        self.last_error = f"{type(exc).__name__}: {exc}"
 
     def _run(self) -> None:
         stop = False
@@ -258,17 +380,20 @@ class PredictionLog:
             try:
                 if batch:
                     self._write(batch)
-            except Exception:  # the log must never take the server down
+            except Exception as exc:  # the log must never take the server down
                 log.exception("prediction log: could not write %d records", len(batch))
+                self._failed(exc)
+                self._drop(len(batch))
             finally:
                 for _ in range(got):
                     self._queue.task_done()
         if self._conn is not None:
             try:
                 self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except Exception as exc:
+                self._failed(exc)
             finally:
-                self._conn.close()
-                self._conn = None
+                self._close_connection()
 
 
 def read_log(folder: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

@@ -14,7 +14,7 @@ import os
 import shutil
 import tempfile
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from modelyard.errors import MissingExtraError, ModelyardError
 
@@ -84,6 +84,7 @@ def settings_from_config(
         log_queue_size=plog.queue_size,
         log_max_wait_ms=plog.max_wait_ms,
         poll_seconds=section.reload.poll_seconds,
+        checks=serving_checks(config),
     )
     launch = Launch(
         host=section.host, port=section.port, workers=section.workers, server=section.server
@@ -91,6 +92,17 @@ def settings_from_config(
     token = section.auth_token.get_secret_value() if section.auth_token else None
     token = token or os.environ.get(TOKEN_ENV) or None
     return settings, launch, token
+
+
+def serving_checks(config: ProjectConfig | None) -> list[dict[str, Any]]:
+    """``validation.checks`` as JSON for the server (requests pass the same checks as rows of
+    batch scoring)."""
+    if config is None:
+        return []
+    return [
+        c.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+        for c in config.validation.checks
+    ]
 
 
 def run_server(settings: ServeSettings, launch: Launch, token: str | None) -> None:

@@ -37,6 +37,28 @@ def test_drift_command_on_two_files(tmp_path: Path, shared_data: Path) -> None:
     assert 'data-stat="psi" data-column="carat"' in html.read_text()
 
 
+def test_drift_command_with_a_project_reports_its_target_as_label_drift(
+    tmp_path: Path, shared_data: Path
+) -> None:
+    # the project's target was compared (and counted) as one more feature
+    from tests.unit.ops.monitoring._projects import bike_project
+
+    yaml, y2012 = bike_project(tmp_path, shared_data)
+    y2012.write_csv(tmp_path / "2012.csv")
+    done = CliRunner().invoke(
+        drift, ["-c", str(yaml), str(tmp_path / "train-2011.csv"), str(tmp_path / "2012.csv"),
+                "--json"],
+    )  # fmt: skip
+    assert done.exit_code == 0, done.output
+    report = json.loads(done.output)
+    features = [f["column"] for f in report["features"]]
+    assert "cnt" not in features and {"casual", "registered", "hum"} <= set(features)
+    assert report["target"]["column"] == "cnt" and report["target"]["status"] == "drift"
+    assert report["target"]["kind"] == "numeric"  # a regression target
+    assert "cnt" not in report["drifted_features"]
+    assert report["thresholds"]["wasserstein"] == 0.2 and report["thresholds"]["p_value"] == 0.01
+
+
 def test_drift_command_user_errors(tmp_path: Path) -> None:
     done = CliRunner().invoke(drift, [str(tmp_path / "nope.csv"), str(tmp_path / "nope.csv")])
     assert done.exit_code != 0

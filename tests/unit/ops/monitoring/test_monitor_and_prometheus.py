@@ -34,6 +34,26 @@ def test_windows_drift_quality_and_performance() -> None:
     assert any(a.startswith("performance drop in window 2024-01-02") for a in r.alerts)
 
 
+def test_label_drift_is_reported_apart_from_the_features() -> None:
+    # the reference's labels are 50% "1"; the log's labels follow x: about 35% "1" on day 1,
+    # 89% on day 2. The target is never one of the window's features.
+    r = report()
+    day1, day2 = r.windows
+    for w in (day1, day2):
+        assert "y" not in [f.column for f in w.drift.features]
+        assert w.label_drift is not None and w.label_drift.column == "y"
+        assert w.label_drift.kind == "categorical" and w.label_drift.reference_rows == 400
+        assert w.label_drift.current_rows == w.labelled
+    assert day2.label_drift is not None and day2.label_drift.drifted
+    assert day2.label_drift.jensen_shannon is not None and day2.label_drift.jensen_shannon > 0.3
+    assert any(a.startswith("label drift in window 2024-01-02") for a in r.alerts)
+    from modelyard.reports.drift import render_monitor_html
+
+    html = render_monitor_html(r)
+    assert "<th>label drift</th>" in html
+    assert 'data-window="2024-01-02" data-stat="jensen_shannon" data-column="y"' in html
+
+
 def test_exposition_has_the_documented_metrics() -> None:
     from prometheus_client import CollectorRegistry, generate_latest
 
@@ -56,6 +76,9 @@ def test_exposition_has_the_documented_metrics() -> None:
         'modelyard_window_rows{status="rejected"}',
         "modelyard_window_rejected_share",
         'modelyard_drift_threshold{method="psi"} 0.2',
+        'modelyard_drift_threshold{method="p_value"} 0.01',
+        'modelyard_label_drift{target="y"} 1.0',
+        'modelyard_label_drift_score{method="jensen_shannon",target="y"}',
         "modelyard_monitor_last_run_timestamp_seconds",
     ):
         assert line in text, line
@@ -76,7 +99,7 @@ def test_emitted_rules_pass_promtool_and_fire_on_drift(tmp_path: Path) -> None:
     assert promtool is not None
     done = subprocess.run([promtool, "check", "rules", str(rules)], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "SUCCESS: 6 rules found" in done.stdout
+    assert "SUCCESS: 7 rules found" in done.stdout
     done = subprocess.run([promtool, "check", "config", str(prom)], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
     # unit-test the rules: drift for 2 minutes fires after 1m; a performance drop too
@@ -91,6 +114,8 @@ tests:
         values: 0 0 1 1 1 1 1
       - series: modelyard_performance_drop{{job="m",metric="rmse"}}
         values: 0 0 0 0 1 1 1
+      - series: modelyard_label_drift{{job="m",target="cnt"}}
+        values: 1 1 1 1 1 1 1
     alert_rule_test:
       - eval_time: 30s
         alertname: ModelyardDatasetDrift
@@ -109,6 +134,13 @@ tests:
             exp_annotations:
               summary: Model performance dropped
               description: "rmse is 1 worse than at training."
+      - eval_time: 3m
+        alertname: ModelyardLabelDrift
+        exp_alerts:
+          - exp_labels: {{severity: warning, job: m, target: cnt}}
+            exp_annotations:
+              summary: The labels of cnt drifted
+              description: "The labels that arrived through /feedback in the latest judged window differ from the reference's target (modelyard monitor)."
 """
     )
     done = subprocess.run(

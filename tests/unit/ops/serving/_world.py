@@ -20,8 +20,9 @@ class World:
     models: list[Any]
 
 
-def build_world(root: Path, estimators: list[Any]) -> World:
-    """Log and register one version per estimator; the first becomes the champion."""
+def build_world(root: Path, estimators: list[Any], contract: Any = None) -> World:
+    """Log and register one version per estimator; the first becomes the champion.
+    ``contract`` replaces the penguins' hand-written one (which has no ranges or categories)."""
     from sklearn.pipeline import Pipeline
 
     from modelyard.config.schema import FeaturesSection, TrackingSection
@@ -30,6 +31,8 @@ def build_world(root: Path, estimators: list[Any]) -> World:
     from modelyard.ops.tracking import default_tracking_uri, log_training_run
 
     data = load_penguins()
+    if contract is not None:
+        data = Penguins(data.train, data.test, contract)
     workdir = root / ".modelyard"
     versions: list[str] = []
     models: list[Any] = []

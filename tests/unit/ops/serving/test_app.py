@@ -3,6 +3,7 @@ prediction log, auth, lenient mode, reload, and the fast path against the regist
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from collections.abc import Iterator
@@ -13,13 +14,15 @@ import numpy as np
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from modelyard.ops.registry import Registry, parse_model_ref
 from modelyard.ops.serving.app import ServeSettings, create_app
 from modelyard.ops.serving.model import load_served_model
 from modelyard.ops.serving.predlog import read_log
 from tests.unit.ops._penguins import FEATURES
-from tests.unit.ops.serving._world import NAME, World
+from tests.unit.ops.serving._world import NAME, World, build_world
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -116,6 +119,20 @@ HOSTILE: list[tuple[str, bytes, int, str]] = [
     ("unknown field", b'{"islnd": "Biscoe"}', 422, "contract_violation"),
     ("target sent", b'{"species": "Adelie"}', 422, "contract_violation"),
     ("bad utf8", b'{"island": "\xff"}', 400, "malformed_json"),
+    # issue 11 item 13: each of these was a 500 (and a connection closed under the client)
+    ("nested 100k", b"[" * 100_000 + b"]" * 100_000, 400, "too_deep"),
+    ("nested objects", b'{"a":' * 5000 + b"1" + b"}" * 5000, 400, "too_deep"),
+    ("int beyond float", b'{"bill_length_mm": 1' + b"0" * 400 + b"}", 422, "contract_violation"),
+    (
+        "negative int beyond float",
+        b'[{"body_mass_g": -1' + b"0" * 309 + b"}]",
+        422,
+        "contract_violation",
+    ),
+    ("int of 5000 digits", b'{"bill_length_mm": ' + b"9" * 5000 + b"}", 400, "malformed_json"),
+    ("lone surrogate", b'{"island": "\\ud800"}', 400, "invalid_unicode"),
+    ("lone low surrogate in key", b'{"\\udc00": 1}', 400, "invalid_unicode"),
+    ("nested field value", b'{"island": [[[[[[{"a": []}]]]]]]}', 422, "contract_violation"),
 ]
 
 
@@ -129,6 +146,42 @@ def test_hostile_requests_are_4xx_with_reasons(
     if reason == "contract_violation":
         errors = res.json()["errors"]
         assert errors and all({"record", "column", "check", "message"} <= set(e) for e in errors)
+
+
+def test_surrogate_pairs_are_text_and_lone_ones_are_not(client: TestClient) -> None:
+    pair = client.post(  # an emoji escaped as a UTF-16 pair is ordinary text
+        "/predict",
+        content=b'{"island": "\\ud83d\\ude00", "sex": "\\\\ud800"}',
+        headers={"content-type": "application/json"},
+    )
+    assert pair.status_code == 200, pair.text
+
+
+@pytest.mark.parametrize(
+    ("route", "content_type", "status"),
+    [
+        ("/predict", "text/plain", 415),
+        ("/predict", "application/x-www-form-urlencoded", 415),
+        ("/predict", "text/csv", 415),
+        ("/feedback", "text/plain", 415),
+        ("/invocations", "text/plain", 415),
+        ("/predict", "application/json; charset=utf-8", 200),
+        ("/predict", "application/vnd.api+json", 200),
+        ("/invocations", "application/json", 200),
+    ],
+)
+def test_only_json_bodies_are_read_as_json(
+    client: TestClient, world: World, route: str, content_type: str, status: int
+) -> None:
+    # issue 11 item 19: text/plain was parsed as JSON
+    body = json.dumps(_records(world.data.test)[0]).encode()
+    if route == "/feedback":
+        body = b'{"request_id": "r", "labels": ["Adelie"]}'
+    res = client.post(route, content=body, headers={"content-type": content_type})
+    assert res.status_code == (202 if route == "/feedback" and status == 200 else status)
+    if status == 415:
+        assert res.json()["reason"] == "unsupported_media_type"
+        assert content_type.split(";", maxsplit=1)[0] in res.json()["detail"]
 
 
 def test_violations_are_per_field(client: TestClient) -> None:
@@ -145,6 +198,99 @@ def test_limits(world: World, tmp_path: Path) -> None:
         assert big.status_code == 413
         many = c.post("/predict", json=[{}] * 4)
         assert many.status_code == 413 and many.json()["reason"] == "batch_too_large"
+
+
+async def _asgi_post(app: Any, chunks: list[bytes]) -> tuple[int, dict[str, str], bytes]:
+    """POST /predict with a chunked body, straight through the ASGI interface."""
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": "/predict", "raw_path": b"/predict", "query_string": b"",
+        "root_path": "", "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80),
+        "headers": [(b"content-type", b"application/json"), (b"transfer-encoding", b"chunked")],
+    }  # fmt: skip
+    messages = [
+        {"type": "http.request", "body": c, "more_body": i < len(chunks) - 1}
+        for i, c in enumerate(chunks)
+    ]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    start = sent[0]
+    headers = {k.decode(): v.decode() for k, v in start["headers"]}
+    return start["status"], headers, b"".join(m.get("body", b"") for m in sent[1:])
+
+
+def test_an_oversized_chunked_body_is_413(world: World, tmp_path: Path) -> None:
+    # issue 11 item 19: the chunk that crossed the limit was dropped and the truncated JSON
+    # answered 400 (malformed) instead of 413
+    import asyncio
+
+    with _client(world, tmp_path, max_body_bytes=2048) as c:
+        app = c.app
+        body = json.dumps([_records(world.data.test)[0]] * 40).encode()
+        assert len(body) > 2048
+        chunks = [body[i : i + 1000] for i in range(0, len(body), 1000)]
+        status, headers, payload = asyncio.run(_asgi_post(app, chunks))
+        assert status == 413, payload
+        assert json.loads(payload)["reason"] == "body_too_large"
+        assert "connection" not in headers  # the server discards the rest: keep-alive
+        small = json.dumps([_records(world.data.test)[0]] * 3).encode()
+        status, _, payload = asyncio.run(_asgi_post(app, [small[:100], small[100:]]))
+        assert status == 200, payload
+
+
+def test_the_openapi_batch_limit_is_what_the_body_limit_allows(
+    world: World, tmp_path: Path
+) -> None:
+    # issue 11 item 19: the schema allowed 10,000 records that the body limit made impossible
+    with _client(world, tmp_path, max_body_bytes=2048) as c:
+        schemas = c.get("/openapi.json").json()["components"]["schemas"]
+        batch = next(s for s in schemas["PredictRequest"]["oneOf"] if s.get("type") == "array")
+        most = batch["maxItems"]
+        assert most == (2048 - 1) // 3  # the smallest record is {} (every field nullable)
+        fits = json.dumps([{}] * most, separators=(",", ":")).encode()
+        assert len(fits) <= 2048
+        assert c.post("/predict", content=fits).status_code == 200
+        beyond = json.dumps([{}] * (most + 1), separators=(",", ":")).encode()
+        assert c.post("/predict", content=beyond).status_code == 413
+        wrapped = schemas["InvocationsRequest"]["oneOf"][2]["properties"]["instances"]
+        fits = json.dumps({"instances": [{}] * wrapped["maxItems"]}, separators=(",", ":"))
+        assert len(fits) <= 2048
+    with _client(world, tmp_path, max_body_bytes=10_000_000, max_batch_rows=7) as c:
+        schemas = c.get("/openapi.json").json()["components"]["schemas"]
+        batch = next(s for s in schemas["PredictRequest"]["oneOf"] if s.get("type") == "array")
+        assert batch["maxItems"] == 7
+
+
+def test_every_request_is_counted_for_load_shedding(world: World, tmp_path: Path) -> None:
+    # issue 11 item 14: requests under 256 rows predicted on the event loop one after the
+    # other, so the in-flight count never passed 1 and nothing was ever shed
+    import asyncio
+
+    import httpx2 as httpx
+
+    record = _records(world.data.test)[0]
+
+    async def burst(app: Any) -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            posts = [client.post("/predict", json=record) for _ in range(12)]
+            probes = [client.get("/health"), client.get("/metrics")]
+            return list(await asyncio.gather(*posts, *probes))
+
+    with _client(world, tmp_path, max_concurrency=3) as c:
+        answers = asyncio.run(burst(c.app))
+    statuses = [r.status_code for r in answers[:12]]
+    assert statuses.count(200) >= 3 and statuses.count(503) >= 6, statuses
+    assert set(statuses) == {200, 503}
+    assert all(r.headers["retry-after"] for r in answers[:12] if r.status_code == 503)
+    assert [r.status_code for r in answers[12:]] == [200, 200]  # probes are never shed
 
 
 def test_bearer_token(world: World, tmp_path: Path) -> None:
@@ -246,3 +392,198 @@ def test_reload_follows_the_alias_without_dropping_requests(world: World, tmp_pa
             assert 'modelyard_model_info{name="penguins",version="1"} 0.0' in text
     finally:
         registry.promote("1", reason="test", command="test")
+
+
+# ------------------------------------------------------------------ the prediction log (item 12)
+
+any_text = st.text(st.characters(codec=None, exclude_categories=()), max_size=12)
+"""Any code points, lone surrogates included (Hypothesis' default leaves them out)."""
+records = st.tuples(
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "island": any_text,
+            "sex": any_text | st.sampled_from(["MALE", "FEMALE"]),
+            "bill_length_mm": st.floats(30, 60) | any_text,
+        },
+    ),
+    st.dictionaries(any_text, any_text, max_size=2),
+).map(lambda parts: {**parts[1], **parts[0]})
+
+
+_RUNS = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def logged(
+    world: World, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[TestClient, Path]]:
+    folder = tmp_path_factory.mktemp("unicode")
+    with _client(world, folder) as c:
+        yield c, folder / "log"
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(records, min_size=1, max_size=5))
+def test_any_unicode_leaves_the_log_complete_and_working(
+    logged: tuple[TestClient, Path], world: World, bodies: list[dict[str, Any]]
+) -> None:
+    # issue 11 item 12: a lone surrogate got a 500, left the log writer inside a failed
+    # transaction, and every later batch was lost without a count
+    c, folder = logged
+    run = f"u{next(_RUNS)}-"
+    answered: dict[str, int] = {}
+    for i, body in enumerate([*bodies, bodies]):  # each record, then all as one batch
+        rid = f"{run}{i}"
+        sent = json.dumps(body).encode()  # lone surrogates travel as \\ud800 escapes
+        res = c.post("/predict", content=sent, headers={"X-Request-ID": rid})
+        assert res.status_code in (200, 400, 422), res.text
+        assert res.json()["request_id"] == rid  # always a JSON answer
+        answered[rid] = res.status_code
+    rid = f"{run}good"
+    good = c.post("/predict", json=_records(world.data.test)[0], headers={"X-Request-ID": rid})
+    assert good.status_code == 200
+    answered[rid] = 200
+    c.app.server.predlog.flush()
+    assert c.get("/ready").json()["prediction_log"]["status"] == "ok"
+    assert "modelyard_prediction_log_dropped_total 0.0" in c.get("/metrics").text
+    preds, _ = read_log(folder)
+    mine = [p for p in preds if p["request_id"].startswith(run)]
+    assert {p["request_id"] for p in mine} == set(answered)  # accepted or not, all logged
+    served = {p["request_id"] for p in mine if p["status"] == "served"}
+    assert served == {r for r, status in answered.items() if status == 200}
+
+
+def test_a_failing_log_shows_in_ready_and_the_metric(world: World, tmp_path: Path) -> None:
+    import shutil
+
+    rec = _records(world.data.test)[0]
+    with _client(world, tmp_path, log_rotate_rows=1) as c:
+        assert c.post("/predict", json=rec).status_code == 200
+        c.app.server.predlog.flush()
+        ready = c.get("/ready")
+        assert ready.status_code == 200 and ready.json()["prediction_log"]["status"] == "ok"
+        shutil.rmtree(tmp_path / "log")
+        (tmp_path / "log").write_text("the volume is gone")
+        for _ in range(2):
+            assert c.post("/predict", json=rec).status_code == 200  # predictions go on
+            c.app.server.predlog.flush()
+        ready = c.get("/ready")
+        assert ready.status_code == 503, ready.text
+        assert ready.json()["prediction_log"]["status"] == "failing"
+        assert ready.json()["prediction_log"]["last_error"]
+        metrics = c.get("/metrics").text
+        line = next(
+            x for x in metrics.splitlines() if x.startswith("modelyard_prediction_log_drop")
+        )
+        assert float(line.split()[-1]) >= 1
+        (tmp_path / "log").unlink()
+        (tmp_path / "log").mkdir()
+        assert c.post("/predict", json=rec).status_code == 200
+        c.app.server.predlog.flush()
+        assert c.get("/ready").status_code == 200
+
+
+# ------------------------------------------------------------------ drift and declared checks (item 7)
+
+
+@pytest.fixture(scope="module")
+def ranged(tmp_path_factory: pytest.TempPathFactory) -> World:
+    """A champion whose contract has the training ranges and categories (as inferred ones do)."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from modelyard.data.contract import ColumnContract, DataContract
+    from tests.unit.ops._penguins import TARGET, load_penguins
+
+    train = load_penguins().train
+    cols = []
+    for name in FEATURES:
+        if train[name].dtype == object:
+            cats = sorted(train[name].dropna().unique().tolist())
+            cols.append(ColumnContract(name=name, type="str", categories=cats))
+        else:
+            typ = "int" if name in ("flipper_length_mm", "body_mass_g") else "float"
+            lo, hi = float(train[name].min()), float(train[name].max())
+            cols.append(ColumnContract(name=name, type=typ, min=lo, max=hi))  # type: ignore[arg-type]
+    cols.append(ColumnContract(name=TARGET, type="str", role="target", nullable=False))
+    contract = DataContract(target=TARGET, task="multiclass", columns=cols)
+    return build_world(
+        tmp_path_factory.mktemp("ranged"),
+        [HistGradientBoostingClassifier(max_iter=30, random_state=0)],
+        contract,
+    )
+
+
+def test_values_outside_the_training_data_are_predicted_and_flagged(
+    ranged: World, tmp_path: Path
+) -> None:
+    # issue 11 item 7: a value 18 % above the training maximum was answered with a 422
+    rec = _records(ranged.data.test)[0]
+    top = float(ranged.data.train["bill_length_mm"].max())
+    far = {**rec, "bill_length_mm": round(top * 1.18, 1), "island": "Anvers"}
+    with _client(ranged, tmp_path) as c:
+        res = c.post("/predict", json=[rec, far])
+        assert res.status_code == 200, res.text
+        plain, flagged = res.json()["predictions"]
+        assert "drift" not in plain and "violations" not in flagged
+        assert {(d["column"], d["check"]) for d in flagged["drift"]} == {
+            ("bill_length_mm", "range"),
+            ("island", "category"),
+        }
+        assert flagged["prediction"] in {"Adelie", "Chinstrap", "Gentoo"}
+        metrics = c.get("/metrics").text
+        assert (
+            'modelyard_drifted_values_total{check="range",column="bill_length_mm"} 1.0' in metrics
+        )
+        assert 'modelyard_drifted_values_total{check="category",column="island"} 1.0' in metrics
+        typo = c.post("/predict", json={**rec, "bill_length_mm": "long"})
+        assert typo.status_code == 422  # types stay hard
+    preds, _ = read_log(tmp_path / "log")
+    assert {p["status"] for p in preds if p["row"] == 1 and p["prediction"]} == {"served"}
+
+
+def test_the_declared_checks_apply_online_as_in_batch(ranged: World, tmp_path: Path) -> None:
+    # issue 11 item 7: serving skipped validation.checks
+    checks = [
+        {"column": "bill_length_mm", "max": 55},
+        {"column": "island", "in": ["Biscoe", "Dream", "Torgersen"], "name": "known_island"},
+        {"expression": "bill_depth_mm < bill_length_mm", "name": "depth_below_length"},
+        {"column": "species", "not_null": True},  # reads the target: not applicable online
+    ]
+    rec = {**_records(ranged.data.test)[0], "bill_length_mm": 45.0, "bill_depth_mm": 17.0}
+    with _client(ranged, tmp_path, checks=checks) as c:
+        assert c.post("/predict", json=rec).status_code == 200
+        res = c.post(
+            "/predict",
+            json=[
+                {**rec, "bill_length_mm": 58.0},
+                {**rec, "island": "Anvers"},
+                {**rec, "bill_depth_mm": 50.0},
+            ],
+        )
+        assert res.status_code == 422, res.text
+        got = {(e["record"], e["column"], e["check"]) for e in res.json()["errors"]}
+        assert got == {
+            (0, "bill_length_mm", "bill_length_mm.max"),
+            (1, "island", "known_island"),
+            (2, None, "depth_below_length"),
+        }
+        assert any("58" in e["message"] for e in res.json()["errors"])
+        text = c.get("/metrics").text
+        assert (
+            'modelyard_contract_violations_total{check="known_island",column="island"} 1.0' in text
+        )
+    with _client(ranged, tmp_path, checks=checks, lenient=True) as c:
+        res = c.post("/predict", json={**rec, "bill_length_mm": 58.0})
+        assert res.status_code == 200
+        assert res.json()["predictions"][0]["violations"][0]["check"] == "bill_length_mm.max"
+
+
+def test_a_check_on_an_unknown_column_stops_the_server(ranged: World, tmp_path: Path) -> None:
+    from modelyard.errors import DataError
+
+    with (
+        pytest.raises(DataError, match="bill_lenght_mm"),
+        _client(ranged, tmp_path, checks=[{"column": "bill_lenght_mm", "min": 0}]),
+    ):
+        pass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -36,3 +37,73 @@ def test_a_full_queue_drops_after_the_wait_instead_of_blocking(tmp_path: Path) -
     log.close()
     preds, _ = read_log(tmp_path)
     assert dropped == log.dropped and len(preds) + dropped == 1000
+
+
+def _wait_written(log: PredictionLog, n: int) -> None:
+    log.flush()
+    deadline = time.monotonic() + 10
+    while log.written < n and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def test_a_record_sqlite_cannot_store_costs_that_record_only(tmp_path: Path) -> None:
+    # issue 11 item 12: a lone surrogate cannot be encoded as UTF-8; the failed insert was never
+    # rolled back, and every later batch failed ("cannot start a transaction within a
+    # transaction") without counting anything as dropped.
+    lost: list[int] = []
+    log = PredictionLog(LogOptions(path=tmp_path), on_drop=lost.append)
+    log.put([_rec(0), (*_rec(1)[:8], '{"x": "\ud800"}', *_rec(1)[9:]), _rec(2)])
+    _wait_written(log, 2)
+    for i in range(3, 10):  # later batches, one by one
+        log.put([_rec(i)])
+        _wait_written(log, i)
+    health = log.health()
+    log.close()
+    preds, _ = read_log(tmp_path)
+    assert sorted(p["request_id"] for p in preds) == sorted(f"r{i}" for i in range(10) if i != 1)
+    assert log.dropped == 1 and sum(lost) == 1
+    assert health.ok and health.written == 9
+    assert health.last_error is not None and "surrogate" in health.last_error
+
+
+def test_a_writer_that_cannot_write_says_so_and_recovers(tmp_path: Path) -> None:
+    folder = tmp_path / "log"
+    lost: list[int] = []
+    log = PredictionLog(LogOptions(path=folder, rotate_rows=1), on_drop=lost.append)
+    log.put([_rec(0)])
+    _wait_written(log, 1)
+    assert log.health().ok
+    for segment in folder.iterdir():  # the folder goes away (a volume unmounted, say)
+        segment.unlink()
+    folder.rmdir()
+    folder.write_text("not a folder")
+    log.put([_rec(1)])  # into the open (deleted) segment; opening the next one fails
+    log.flush()
+    assert not log.health().ok
+    log.put([_rec(2), _rec(3)])
+    log.flush()
+    health = log.health()
+    assert not health.ok and health.dropped == 2 and sum(lost) == 2
+    assert health.as_dict()["status"] == "failing" and health.last_error
+    folder.unlink()
+    folder.mkdir()
+    log.put([_rec(4)])
+    _wait_written(log, 3)
+    assert log.health().ok
+    log.close()
+    assert [p["request_id"] for p in read_log(folder)[0]] == ["r4"]
+
+
+def test_logged_json_is_always_storable() -> None:
+    from modelyard.ops.serving.predlog import dumps
+
+    text = dumps({"island": "\ud800", "note": "café"})
+    text.encode("utf-8")
+    assert json.loads(text) == {"island": "\ud800", "note": "café"}
+    assert dumps({"x": "café"}) == '{"x": "café"}'  # readable when it can be
+    deep: list[object] = []
+    node = deep
+    for _ in range(100_000):
+        node.append([])
+        node = node[0]  # type: ignore[assignment]
+    assert "_unserialisable" in dumps(deep)

@@ -1,0 +1,220 @@
+"""The compute layer: where units of parallel work run. It knows nothing of ML.
+
+One small interface, :class:`Executor`, and three back-ends that give the same results:
+
+- ``serial``: in this process, one task after another;
+- ``local`` (the default): a pool of worker processes on this machine, one per core;
+- ``dask``: a ``dask.distributed`` cluster (a ``LocalCluster`` of processes when no address is
+  given), from the ``modelyard[dask]`` extra.
+
+Every task runs single-threaded (OpenMP and BLAS pools limited to one thread): parallelism comes
+from running tasks side by side, never from native thread pools, so nothing oversubscribes.
+Tasks are plain module-level functions; their arguments and results are pickled.
+
+>>> with open_executor("serial") as ex:
+...     data = ex.share([1, 2, 3])          # sent to each worker once
+...     future = ex.submit(sum, data)       # a concurrent.futures.Future
+...     future.result()
+6
+
+A task that raises sets its future's exception (the worker's traceback is attached as a note);
+a worker process that dies sets :class:`WorkerLost` on the task it was running, and the pool
+replaces the worker. Neither stops the other tasks.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any, Literal
+
+from modelyard.errors import ModelyardError
+
+__all__ = [
+    "Executor",
+    "ExecutorKind",
+    "Shared",
+    "WorkerLost",
+    "available_cores",
+    "open_executor",
+]
+
+ExecutorKind = Literal["serial", "local", "dask"]
+
+THREAD_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+)
+"""Environment variables that cap native thread pools; set to 1 in every worker process."""
+
+
+class WorkerLost(ModelyardError):
+    """The worker process running a task died (killed, out of memory, a crash in native code)."""
+
+
+class Shared:
+    """A value sent to the workers once (:meth:`Executor.share`); tasks receive the value itself.
+
+    Pass it as a top-level argument of :meth:`Executor.submit`.
+    """
+
+    def __init__(self, token: str, ref: Any) -> None:
+        self.token = token
+        self.ref = ref
+        """The back-end's handle: the value (serial), a file path (local), a dask future."""
+
+    def __repr__(self) -> str:
+        return f"Shared({self.token})"
+
+
+class Executor(ABC):
+    """Runs tasks: ``submit(fn, *args) -> concurrent.futures.Future``.
+
+    Use it as a context manager, or call :meth:`close`. ``workers`` is how many tasks run at
+    once; schedulers keep about that many in flight.
+    """
+
+    kind: ExecutorKind
+
+    @property
+    @abstractmethod
+    def workers(self) -> int:
+        """How many tasks run side by side."""
+
+    @abstractmethod
+    def share(self, value: Any) -> Shared:
+        """Send ``value`` to every worker once; pass the handle to :meth:`submit`."""
+
+    @abstractmethod
+    def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future[Any]:
+        """Run ``fn(*args)`` on a worker (a :class:`Shared` argument arrives as its value)."""
+
+    @abstractmethod
+    def cancel(self, futures: Iterable[Future[Any]]) -> None:
+        """Drop queued tasks, and stop running ones where the back-end can (local: the worker
+        is replaced; dask: a running task finishes, its result is dropped)."""
+
+    def unshare(self, shared: Shared) -> None:  # noqa: B027 - optional for back-ends
+        """Release a shared value (best effort)."""
+
+    @abstractmethod
+    def close(self, *, kill: bool = False) -> None:
+        """Stop the workers (``kill``: at once, as on Ctrl-C); pending futures are cancelled."""
+
+    def __enter__(self) -> Executor:
+        return self
+
+    def __exit__(self, exc_type: Any, *_: Any) -> None:
+        self.close(kill=exc_type is not None and issubclass(exc_type, KeyboardInterrupt))
+
+    def describe(self) -> str:
+        """One line for reports: ``local, 8 workers``."""
+        return f"{self.kind}, {self.workers} worker{'s' if self.workers != 1 else ''}"
+
+
+def available_cores() -> int:
+    """CPU cores this process may use: its affinity mask, capped by a cgroup CPU quota."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        cores = os.cpu_count() or 1
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text(encoding="ascii").split()[:2]
+        if quota != "max":
+            cores = min(cores, max(1, int(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, cores)
+
+
+def resolve_workers(workers: int | Literal["auto"]) -> int:
+    """``auto`` is :func:`available_cores`."""
+    if workers == "auto":
+        return available_cores()
+    if workers < 1:
+        raise ModelyardError(
+            "the number of workers must be at least 1",
+            where="compute.workers",
+            found=str(workers),
+            fix="Use a positive number, or auto (one per core).",
+        )
+    return workers
+
+
+def open_executor(
+    kind: ExecutorKind = "local",
+    *,
+    workers: int | Literal["auto"] = "auto",
+    address: str | None = None,
+    warm: tuple[str, ...] = (),
+) -> Executor:
+    """An executor of ``kind``; back-ends start on first use, so an unused one costs nothing.
+
+    ``warm`` names modules a new local worker imports before its first task.
+    """
+    if kind == "serial":
+        from modelyard.compute.serial import SerialExecutor
+
+        return SerialExecutor()
+    if kind == "local":
+        from modelyard.compute.pool import ProcessPool
+
+        return _Lazy(lambda: ProcessPool(resolve_workers(workers), warm=warm), "local")
+    if kind == "dask":
+        from modelyard.compute.cluster import DaskExecutor
+
+        n = None if address else resolve_workers(workers)
+        return _Lazy(lambda: DaskExecutor(address=address, workers=n), "dask")
+    raise ModelyardError(
+        f"unknown executor '{kind}'",
+        where="compute.executor",
+        expected="serial, local or dask",
+        found=repr(kind),
+    )
+
+
+class _Lazy(Executor):
+    """Starts the real executor on first use: a cached run starts no process."""
+
+    def __init__(self, start: Callable[[], Executor], kind: ExecutorKind) -> None:
+        self._start = start
+        self._real: Executor | None = None
+        self.kind = kind
+
+    @property
+    def real(self) -> Executor:
+        if self._real is None:
+            self._real = self._start()
+        return self._real
+
+    @property
+    def workers(self) -> int:
+        return self.real.workers
+
+    def share(self, value: Any) -> Shared:
+        return self.real.share(value)
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future[Any]:
+        return self.real.submit(fn, *args)
+
+    def cancel(self, futures: Iterable[Future[Any]]) -> None:
+        if self._real is not None:
+            self._real.cancel(futures)
+
+    def unshare(self, shared: Shared) -> None:
+        if self._real is not None:
+            self._real.unshare(shared)
+
+    def close(self, *, kill: bool = False) -> None:
+        if self._real is not None:
+            self._real.close(kill=kill)
+            self._real = None
+
+    def describe(self) -> str:
+        return self.real.describe()

@@ -1,0 +1,148 @@
+"""The dask executor: tasks on a ``dask.distributed`` cluster (the ``modelyard[dask]`` extra).
+
+With an address (``tcp://host:8786``) it connects to a running scheduler; without one it starts
+a ``LocalCluster`` of single-threaded worker processes on 127.0.0.1 and stops it on close.
+Shared values are scattered to every worker once (``broadcast``). Each task runs under the same
+single-thread limits as on the local pool. A worker that dies has its task re-run elsewhere by
+the scheduler; a task that keeps killing workers fails with
+:class:`~modelyard.compute.WorkerLost`. A running task cannot be stopped: cancelling drops its
+result.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future
+from typing import Any
+
+from modelyard.compute import Executor, Shared, WorkerLost
+from modelyard.compute.task import call
+from modelyard.errors import MissingExtraError, ModelyardError
+
+_CONNECT_SECONDS = 30
+
+
+def _run(fn: Callable[..., Any], *args: Any) -> Any:
+    return call(fn, args)
+
+
+class DaskExecutor(Executor):
+    """See the module docstring; ``workers`` sizes the ``LocalCluster`` (no ``address``)."""
+
+    kind = "dask"
+
+    def __init__(self, *, address: str | None, workers: int | None) -> None:
+        try:
+            import distributed
+        except ImportError:
+            raise MissingExtraError(
+                "distributed", "dask", "compute.executor: dask (a Dask cluster)"
+            ) from None
+        self._cluster: Any = None
+        self._links: dict[int, Any] = {}
+        try:
+            if address:
+                self._client = distributed.Client(address, timeout=_CONNECT_SECONDS)
+            else:
+                self._cluster = distributed.LocalCluster(
+                    n_workers=workers or 1,
+                    threads_per_worker=1,
+                    processes=True,
+                    host="127.0.0.1",
+                    dashboard_address=None,
+                )
+                self._client = distributed.Client(self._cluster)
+            self._client.wait_for_workers(1, timeout=_CONNECT_SECONDS)
+        except RuntimeError as exc:
+            if address or "failed to start" not in str(exc):
+                raise
+            raise ModelyardError(
+                "the local Dask cluster could not start its worker processes",
+                where="compute.executor: dask",
+                found=str(exc),
+                fix="Dask starts workers with multiprocessing's spawn, which re-runs the "
+                "calling script: in a script, call Project.run() under "
+                "`if __name__ == '__main__':`. Or start a cluster (dask scheduler, dask worker) "
+                "and set compute.address.",
+            ) from None
+        except (OSError, TimeoutError) as exc:
+            if self._cluster is not None:
+                self._cluster.close()
+            raise ModelyardError(
+                "cannot reach the Dask cluster",
+                where="compute.address",
+                found=f"{type(exc).__name__}: {exc}",
+                fix="Check that the scheduler runs and its address is right "
+                "(dask scheduler prints it), and that at least one worker joined it.",
+            ) from None
+
+    @property
+    def workers(self) -> int:
+        info = self._client.scheduler_info(n_workers=-1)
+        return max(1, sum(int(w.get("nthreads", 1)) for w in info["workers"].values()))
+
+    def describe(self) -> str:
+        where = "LocalCluster" if self._cluster is not None else self._client.scheduler.address
+        return f"dask ({where}), {self.workers} worker threads"
+
+    def share(self, value: Any) -> Shared:
+        [future] = self._client.scatter([value], broadcast=True, hash=False)
+        return Shared(uuid.uuid4().hex, future)
+
+    def unshare(self, shared: Shared) -> None:
+        shared.ref.release()
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future[Any]:
+        values = [a.ref if isinstance(a, Shared) else a for a in args]
+        remote = self._client.submit(_run, fn, *values, pure=False)
+        future: Future[Any] = Future()
+        self._links[id(future)] = remote
+
+        def settle(done: Any) -> None:
+            self._links.pop(id(future), None)
+            if future.done():
+                return
+            if done.status == "finished":
+                future.set_result(done.result())
+            elif done.status == "cancelled":
+                future.cancel()
+            else:
+                future.set_exception(_translate(done.exception()))
+
+        remote.add_done_callback(settle)
+        return future
+
+    def cancel(self, futures: Iterable[Future[Any]]) -> None:
+        remotes = []
+        for future in futures:
+            remote = self._links.pop(id(future), None)
+            if remote is not None:
+                remotes.append(remote)
+            future.cancel()
+        if remotes:
+            self._client.cancel(remotes)
+
+    def close(self, *, kill: bool = False) -> None:
+        remotes = list(self._links.values())
+        self._links.clear()
+        try:
+            if remotes:
+                self._client.cancel(remotes)
+            self._client.close(timeout=5 if kill else 30)
+        finally:
+            if self._cluster is not None:
+                self._cluster.close(timeout=5 if kill else 30)
+                self._cluster = None
+
+
+def _translate(exc: BaseException | None) -> BaseException:
+    if exc is None:
+        return RuntimeError("the task failed without an exception")
+    if type(exc).__name__ == "KilledWorker":
+        return WorkerLost(
+            "the workers running this task died, each time it was retried",
+            where="compute.executor: dask",
+            found=str(exc),
+        )
+    return exc

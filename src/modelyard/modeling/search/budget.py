@@ -1,0 +1,46 @@
+"""The search budget: wall-clock seconds for exploration, tuning and the final fit together.
+
+``auto`` sizes it from the table (training rows x feature columns): about a minute for a
+table of a few thousand rows, growing slowly with size (:func:`auto_budget`). The budget is
+shared out as the search goes: exploration may use :data:`EXPLORE_SHARE` of it; tuning gets
+what exploration left, minus what the final fit is expected to take (:func:`refit_reserve`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+EXPLORE_SHARE = 0.6
+"""The part of the budget the portfolio may use (it usually needs less)."""
+MIN_BUDGET = 30.0
+MAX_AUTO_BUDGET = 1800.0
+MIN_TUNING_SECONDS = 3.0
+"""Below this, tuning is skipped (the final fit needs the rest)."""
+
+
+def auto_budget(rows: int, columns: int) -> float:
+    """Seconds for a table of ``rows`` x ``columns``: 30 s up to 40k cells, then growing with
+    the cube root of the cells (2.5 M cells: 2 min; 20 M cells: 4 min), at most 30 min.
+
+    >>> auto_budget(1_000, 10), auto_budget(26_000, 14), auto_budget(400_000, 41)
+    (30.0, 75.0, 265.0)
+    """
+    cells = max(1, rows) * max(1, columns)
+    seconds = MIN_BUDGET * max(1.0, (cells / 40_000) ** (1 / 3))
+    return float(min(MAX_AUTO_BUDGET, 5 * math.ceil(seconds / 5)))
+
+
+def refit_reserve(
+    fold_seconds: Sequence[float], *, fold_rows: int, total_rows: int, workers: int
+) -> float:
+    """Expected wall-clock seconds of refitting the likely ensemble members on every training
+    row: each member's fold fit time scaled by the rows, members fitted side by side."""
+    if not fold_seconds:
+        return 0.0
+    scale = max(1.0, total_rows / max(1, fold_rows))
+    per_member = sorted((s * scale for s in fold_seconds), reverse=True)
+    lanes = [0.0] * max(1, workers)
+    for seconds in per_member:  # longest first onto the least loaded worker
+        lanes[lanes.index(min(lanes))] += seconds
+    return max(lanes) * 1.2 + 1.0

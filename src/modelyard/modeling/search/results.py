@@ -1,0 +1,186 @@
+"""What a search produces: the leaderboard, tuning histories and out-of-fold predictions."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from modelyard.modeling.search.data import SearchData
+from modelyard.modeling.search.scheduler import Outcome
+
+RowState = Literal["complete", "pruned", "failed", "stopped"]
+StoppedBy = Literal["done", "budget", "trials"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LeaderboardRow(_Model):
+    """One configuration's cross-validated score."""
+
+    name: str
+    """How people see it: the family, then ``2``, ``3`` for its further portfolio entries."""
+    family: str = ""
+    """The model family (see :data:`modelyard.modeling.zoo.MODEL_NAMES`)."""
+    mean: float | None
+    """Mean of the fold scores (None when the configuration failed or never finished fold 0)."""
+    std: float | None
+    """Standard deviation of the fold scores."""
+    scores: list[float] = Field(default_factory=list)
+    """One score per fold evaluated, in fold order (only fold 0 when pruned)."""
+    fit_seconds: float | None = None
+    """Mean wall-clock seconds of one fold's fit (and prediction)."""
+    params: dict[str, Any] = Field(default_factory=dict)
+    """The searched hyper-parameters."""
+    rounds: list[int] = Field(default_factory=list)
+    """Boosted families: the rounds early stopping kept on each fold."""
+    state: RowState = "complete"
+    """``complete``; ``pruned`` after fold 0 (not promising); ``failed``; ``stopped`` (budget)."""
+    error: str | None = None
+    """Why it failed or stopped."""
+    key: str = ""
+    """The configuration's digest (its out-of-fold predictions are stored under it)."""
+
+    @property
+    def ok(self) -> bool:
+        return self.state == "complete" and self.mean is not None and not math.isnan(self.mean)
+
+
+class SearchInfo(_Model):
+    """How a search step ran, for the report."""
+
+    mode: Literal["budget", "trials"]
+    """``budget``: a wall-clock budget; ``trials``: a trial count (exactly reproducible)."""
+    budget_seconds: float | None = None
+    """The budget of explore + tune + the final fit (budget mode)."""
+    allotted_seconds: float | None = None
+    """This step's share of it."""
+    seconds: float = 0.0
+    """Wall-clock seconds this step took."""
+    stopped_by: StoppedBy = "done"
+    """``done``: everything planned ran; ``budget``: the deadline ended it; ``trials``: the
+    trial count was reached."""
+    executor: str = ""
+    """Where fits ran, e.g. ``local, 8 workers``."""
+    rows: int = 0
+    """Rows cross-validated (the search sample)."""
+    total_rows: int = 0
+    """Training rows (the final model is fitted on all of them)."""
+    fits: int = 0
+    """Fits run in this step."""
+    cached_fits: int = 0
+    """Fits replayed from the fit cache."""
+
+
+class Leaderboard(_Model):
+    """Configurations sorted best first (pruned, stopped and failed ones after)."""
+
+    rows: list[LeaderboardRow]
+    greater_is_better: bool
+    n_folds: int
+    metric: str = ""
+    search: SearchInfo | None = None
+
+    @property
+    def best(self) -> LeaderboardRow | None:
+        """The best complete configuration."""
+        return next((r for r in self.rows if r.ok), None)
+
+    def top(self, k: int, *, exclude: Sequence[str] = ("dummy",)) -> list[LeaderboardRow]:
+        """The ``k`` best complete configurations, leaving out ``exclude`` families."""
+        ok = [r for r in self.rows if r.ok and (r.family or r.name) not in exclude]
+        return ok[:k]
+
+    def top_families(self, k: int, *, exclude: Sequence[str] = ("dummy",)) -> list[str]:
+        """The ``k`` families whose best configuration ranks highest."""
+        families: list[str] = []
+        for row in self.rows:
+            fam = row.family or row.name
+            if row.ok and fam not in exclude and fam not in families:
+                families.append(fam)
+        return families[:k]
+
+
+def sort_rows(rows: Sequence[LeaderboardRow], greater_is_better: bool) -> list[LeaderboardRow]:
+    """Complete rows best first (stable on ties), then the others in their original order."""
+
+    def key(row: LeaderboardRow) -> tuple[int, float]:
+        if not row.ok:
+            return (1, 0.0)
+        assert row.mean is not None
+        return (0, -row.mean if greater_is_better else row.mean)
+
+    return sorted(rows, key=key)
+
+
+def row_of(outcome: Outcome) -> LeaderboardRow:
+    scores = [float(s) for s in outcome.scores]
+    finite = [s for s in scores if not math.isnan(s)]
+    complete = outcome.state == "complete"
+    return LeaderboardRow(
+        name=outcome.config.label,
+        family=outcome.config.family,
+        mean=float(np.mean(finite)) if finite and complete else None,
+        std=float(np.std(finite)) if finite and complete else None,
+        scores=scores,
+        fit_seconds=outcome.fit_seconds,
+        params=jsonable(outcome.config.params),
+        rounds=outcome.rounds,
+        state=outcome.state if outcome.state != "running" else "stopped",
+        error=outcome.error,
+        key=outcome.config.key,
+    )
+
+
+def jsonable(params: dict[str, Any]) -> dict[str, Any]:
+    """numpy scalars become Python ones, tuples lists (rows go to JSON and MLflow)."""
+    out: dict[str, Any] = {}
+    for name, value in params.items():
+        if isinstance(value, np.generic):
+            out[name] = value.item()
+        elif isinstance(value, tuple):
+            out[name] = list(value)
+        else:
+            out[name] = value
+    return out
+
+
+@dataclass
+class OutOfFold:
+    """Out-of-fold predictions of every complete configuration on the search sample: what the
+    ensemble is selected on, and the decision threshold chosen from."""
+
+    y: np.ndarray
+    """The sample's target: class codes, or values."""
+    covered: np.ndarray
+    """Rows some fold validated (the others have no out-of-fold prediction)."""
+    classes: list[str] | None
+    predictions: dict[str, np.ndarray] = field(default_factory=dict)
+    """Configuration key -> predictions (rows x classes, or rows); NaN where not covered."""
+
+    @classmethod
+    def of(cls, data: SearchData, outcomes: Sequence[Outcome]) -> OutOfFold:
+        oof = cls(y=data.y, covered=data.covered(), classes=data.classes)
+        for outcome in outcomes:
+            if outcome.state != "complete":
+                continue
+            shape = (data.n_rows, data.n_classes) if data.classes else (data.n_rows,)
+            pred = np.full(shape, np.nan)
+            for index, fold in enumerate(data.folds):
+                pred[fold.valid] = outcome.folds[index].predictions
+            oof.predictions[outcome.config.key] = pred
+        return oof
+
+    def merged(self, other: OutOfFold) -> OutOfFold:
+        """The predictions of both (which must be of the same sample)."""
+        if len(other.y) != len(self.y) or not np.array_equal(other.y, self.y):
+            raise ValueError("out-of-fold predictions of different samples cannot be merged")
+        return OutOfFold(
+            self.y, self.covered, self.classes, {**self.predictions, **other.predictions}
+        )
