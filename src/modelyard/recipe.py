@@ -220,13 +220,19 @@ def train(
 
 
 def evaluate(
-    trained: TrainedModel, split: Split, modeling: ModelingContract, config: ProjectConfig
+    trained: TrainedModel,
+    split: Split,
+    modeling: ModelingContract,
+    config: ProjectConfig,
+    executor: Executor,
 ) -> Evaluation:
     """Score the model once on the hold-out test set."""
     from modelyard.modeling.stages import evaluate_model
 
-    contract = modeling.contract
-    return evaluate_model(trained, split, contract, config.models, config.evaluation, config.seed)
+    return evaluate_model(
+        trained, split, modeling.contract, config.models, config.evaluation, config.seed,
+        executor,
+    )  # fmt: skip
 
 
 def register(
@@ -462,7 +468,7 @@ def _modeling_steps(config: ProjectConfig, *, with_test: bool, command: str) -> 
         Step(
             "evaluate", evaluate, inputs={"trained": "train", **base},
             params={"config": _only(config, "models", "evaluation")}, version=STEP_VERSION,
-            description="evaluate on the hold-out test set",
+            description="evaluate on the hold-out test set", resources=("executor",),
         ),
         Step(
             "register", register,

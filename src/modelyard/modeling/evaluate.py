@@ -35,6 +35,7 @@ import numpy as np
 import polars as pl
 from pydantic import BaseModel, ConfigDict
 
+from modelyard.compute import Executor
 from modelyard.config.schema import EvaluationSection
 from modelyard.data.contract import DataContract, Task, did_you_mean
 from modelyard.errors import ModelyardError, name_list
@@ -44,6 +45,7 @@ from modelyard.modeling.tasks import compute_metrics, positive_class, resolve_me
 MAX_CURVE_POINTS = 200
 MAX_RESIDUAL_POINTS = 1000
 MAX_IMPORTANCE_ROWS = 2000
+IMPORTANCE_REPEATS = 5
 _SLICE_MAX_VALUES = 20
 _MISSING = "(missing)"
 
@@ -278,6 +280,7 @@ def evaluate(
     seed: int,
     threshold: float | None = None,
     exclude: Sequence[str] = (),
+    executor: Executor | None = None,
 ) -> Evaluation:
     """Evaluate the fitted ``model`` (it takes :func:`~modelyard.modeling.features.to_pandas`
     frames) on the ``test`` rows. ``threshold``: a binary decision threshold chosen elsewhere
@@ -366,8 +369,9 @@ def evaluate(
         proba, classes = None, (classes or []) + result.unseen_classes
     if options.permutation_importance and seen.any():
         result.permutation_importance = _importance(
-            model, X[seen].reset_index(drop=True), y[seen], task=task, metric=metric, seed=seed
-        )
+            model, X[seen].reset_index(drop=True), y[seen], task=task, metric=metric, seed=seed,
+            executor=executor,
+        )  # fmt: skip
 
     result.slices = _slices(
         test, options.slices, task=task, y=y, pred=label_pred, proba=proba, classes=classes
@@ -376,23 +380,63 @@ def evaluate(
 
 
 def _importance(
-    model: Any, X: Any, y: np.ndarray, *, task: Task, metric: str, seed: int
+    model: Any,
+    X: Any,
+    y: np.ndarray,
+    *,
+    task: Task,
+    metric: str,
+    seed: int,
+    executor: Executor | None = None,
 ) -> list[Importance]:
-    from sklearn.inspection import permutation_importance
-
+    """Permutation importance of each input column: the metric's drop when that column's
+    values are shuffled (:data:`IMPORTANCE_REPEATS` times), on at most
+    :data:`MAX_IMPORTANCE_ROWS` rows. One task per column on the executor (each column's
+    shuffles are seeded by its position, so every executor gives the same numbers)."""
     if len(y) > MAX_IMPORTANCE_ROWS:
         idx = np.sort(
             np.random.default_rng(seed).choice(len(y), MAX_IMPORTANCE_ROWS, replace=False)
         )
         X, y = X.iloc[idx].reset_index(drop=True), y[idx]
-    res = permutation_importance(
-        model, X, y, scoring=sklearn_scorer(task, metric), n_repeats=5, random_state=seed, n_jobs=1
-    )
+    scorer = sklearn_scorer(task, metric)
+    baseline = float(scorer(model, X, y))
+    columns = list(X.columns)
+    if executor is None:
+        drops = [
+            permutation_drop(model, X, y, scorer, baseline, i, seed) for i in range(len(columns))
+        ]
+    else:
+        shared = executor.share((model, X, y, scorer, baseline))
+        try:
+            futures = [executor.submit(_drop_task, shared, i, seed) for i in range(len(columns))]
+            drops = [f.result() for f in futures]
+        finally:
+            executor.unshare(shared)
     out = [
-        Importance(feature=str(name), mean=float(m), std=float(s))
-        for name, m, s in zip(X.columns, res.importances_mean, res.importances_std, strict=True)
+        Importance(feature=str(name), mean=float(np.mean(d)), std=float(np.std(d)))
+        for name, d in zip(columns, drops, strict=True)
     ]
     return sorted(out, key=lambda i: -i.mean if math.isfinite(i.mean) else math.inf)
+
+
+def permutation_drop(
+    model: Any, X: Any, y: np.ndarray, scorer: Any, baseline: float, column: int, seed: int
+) -> list[float]:
+    """How much the score drops when column ``column`` of ``X`` is shuffled, per repeat."""
+    rng = np.random.default_rng([seed, column])
+    shuffled = X.copy()
+    name = X.columns[column]
+    original = X[name].to_numpy()
+    drops = []
+    for _ in range(IMPORTANCE_REPEATS):
+        shuffled[name] = original[rng.permutation(len(original))]
+        drops.append(baseline - float(scorer(model, shuffled, y)))
+    return drops
+
+
+def _drop_task(shared: tuple[Any, ...], column: int, seed: int) -> list[float]:
+    model, X, y, scorer, baseline = shared
+    return permutation_drop(model, X, y, scorer, baseline, column, seed)
 
 
 def _slices(

@@ -302,14 +302,15 @@ def explore_models(
     with warnings.catch_warnings():
         quiet_warnings()
         data = search_data(split, contract, features, split_options, models, seed)
-    allotted = plan.budget * EXPLORE_SHARE if plan.budget else None
+    prepared = time.monotonic() - started
+    allotted = plan.budget * EXPLORE_SHARE - prepared if plan.budget else None
     shared = executor.share(data)
     try:
         board, oof = explore(
             data, shared, executor, candidates=candidates,
             greater_is_better=problem.greater_is_better, deterministic=plan.deterministic,
-            deadline=started + allotted if allotted else None, allotted=allotted, memo=memo,
-            halving=pruning, progress=report,
+            deadline=time.monotonic() + allotted if allotted else None, allotted=allotted,
+            memo=memo, halving=pruning, progress=report,
         )  # fmt: skip
     finally:
         executor.unshare(shared)
@@ -318,6 +319,7 @@ def explore_models(
     board.search.mode = plan.mode
     board.search.total_rows = split.train.height
     board.search.seconds = time.monotonic() - started
+    board.search.prepare_seconds = prepared
     return Exploration(board, oof)
 
 
@@ -343,7 +345,12 @@ def tune_models(
     report: Report | None = None,
 ) -> Tuning:
     """Tune the ``top_k`` best families with Optuna, in parallel, within the budget left."""
-    from modelyard.modeling.search.budget import MIN_TUNING_SECONDS, refit_reserve
+    from modelyard.modeling.search.budget import (
+        LIKELY_MEMBERS,
+        MIN_TUNING_SECONDS,
+        STEP_OVERHEAD,
+        refit_reserve,
+    )
     from modelyard.modeling.search.tune import tune
 
     started = time.monotonic()
@@ -357,11 +364,12 @@ def tune_models(
     allotted = None
     if plan.budget is not None:
         search = board.search
-        spent = search.seconds if search is not None else 0.0
+        spent = (search.seconds if search is not None else 0.0) + STEP_OVERHEAD
         fold_rows = int(exploration.oof.covered.sum() * (board.n_folds - 1) / board.n_folds)
         reserve = refit_reserve(
-            [r.fit_seconds or 0.0 for r in board.top(3)], fold_rows=max(1, fold_rows),
+            [r.fit_seconds or 0.0 for r in board.top(LIKELY_MEMBERS)], fold_rows=max(1, fold_rows),
             total_rows=split.train.height, workers=executor.workers,
+            prepare_seconds=search.prepare_seconds if search else 0.0, n_folds=board.n_folds,
         )  # fmt: skip
         allotted = plan.budget - spent - reserve
         if allotted < MIN_TUNING_SECONDS:
@@ -494,8 +502,10 @@ def evaluate_model(
     models: ModelsSection,
     evaluation: EvaluationSection,
     seed: int,
+    executor: Executor | None = None,
 ) -> Evaluation:
-    """Score the refitted model once on the hold-out test set."""
+    """Score the refitted model once on the hold-out test set (permutation importance runs
+    one task per input column on the executor)."""
     import warnings
 
     from threadpoolctl import threadpool_limits
@@ -509,5 +519,5 @@ def evaluate_model(
         return evaluate(
             trained.model, split.test, contract, evaluation, task=problem.task,
             metric=problem.metric, seed=seed, threshold=trained.threshold,
-            exclude=problem.exclude,
+            exclude=problem.exclude, executor=executor,
         )  # fmt: skip

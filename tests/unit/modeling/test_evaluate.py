@@ -242,3 +242,20 @@ def test_a_test_label_the_model_never_saw_is_reported_not_a_crash(shared_data: P
     assert ev.metrics["accuracy"] <= 1 - chinstrap / df.height + 1e-9  # always wrong on it
     assert ev.permutation_importance  # computed on the rows with a known label
     assert {s.column for s in ev.slices} == {"island"}
+
+
+def test_permutation_importance_is_the_same_on_any_executor(
+    titanic: tuple[object, Split, DataContract],
+) -> None:
+    from modelyard.compute import open_executor
+
+    model, split, contract = titanic
+    options = EvaluationSection()
+    alone = evaluate(model, split.test, contract, options, task="binary", metric="auto", seed=3)
+    with open_executor("local", workers=2) as ex:
+        pooled = evaluate(
+            model, split.test, contract, options, task="binary", metric="auto", seed=3,
+            executor=ex,
+        )  # fmt: skip
+    assert alone.permutation_importance == pooled.permutation_importance
+    assert alone.permutation_importance and alone.permutation_importance[0].mean > 0

@@ -17,6 +17,10 @@ MIN_BUDGET = 30.0
 MAX_AUTO_BUDGET = 1800.0
 MIN_TUNING_SECONDS = 3.0
 """Below this, tuning is skipped (the final fit needs the rest)."""
+STEP_OVERHEAD = 2.0
+"""Seconds the engine spends between two search steps (loading inputs, saving outputs)."""
+LIKELY_MEMBERS = 5
+"""How many of the best configurations the final fit's reserve plans for."""
 
 
 def auto_budget(rows: int, columns: int) -> float:
@@ -24,7 +28,7 @@ def auto_budget(rows: int, columns: int) -> float:
     the cube root of the cells (2.5 M cells: 2 min; 20 M cells: 4 min), at most 30 min.
 
     >>> auto_budget(1_000, 10), auto_budget(26_000, 14), auto_budget(400_000, 41)
-    (30.0, 75.0, 265.0)
+    (30.0, 65.0, 225.0)
     """
     cells = max(1, rows) * max(1, columns)
     seconds = MIN_BUDGET * max(1.0, (cells / 40_000) ** (1 / 3))
@@ -32,15 +36,22 @@ def auto_budget(rows: int, columns: int) -> float:
 
 
 def refit_reserve(
-    fold_seconds: Sequence[float], *, fold_rows: int, total_rows: int, workers: int
+    fold_seconds: Sequence[float],
+    *,
+    fold_rows: int,
+    total_rows: int,
+    workers: int,
+    prepare_seconds: float = 0.0,
+    n_folds: int = 1,
 ) -> float:
-    """Expected wall-clock seconds of refitting the likely ensemble members on every training
-    row: each member's fold fit time scaled by the rows, members fitted side by side."""
-    if not fold_seconds:
-        return 0.0
+    """Expected wall-clock seconds of the final fit: preprocessing every training row (what
+    preparing the folds took, per fold, scaled by the rows), then refitting the likely ensemble
+    members (their fold fit times scaled by the rows) side by side on ``workers``, plus the
+    engine's step overhead."""
     scale = max(1.0, total_rows / max(1, fold_rows))
+    prepare = prepare_seconds / max(1, n_folds) * scale
     per_member = sorted((s * scale for s in fold_seconds), reverse=True)
     lanes = [0.0] * max(1, workers)
     for seconds in per_member:  # longest first onto the least loaded worker
         lanes[lanes.index(min(lanes))] += seconds
-    return max(lanes) * 1.2 + 1.0
+    return prepare + max(lanes) * 1.1 + STEP_OVERHEAD

@@ -63,6 +63,8 @@ class SearchInfo(_Model):
     """This step's share of it."""
     seconds: float = 0.0
     """Wall-clock seconds this step took."""
+    prepare_seconds: float = 0.0
+    """Of which preparing the folds (preprocessing each fold once)."""
     stopped_by: StoppedBy = "done"
     """``done``: everything planned ran; ``budget``: the deadline ended it; ``trials``: the
     trial count was reached."""
