@@ -15,6 +15,7 @@ import click
 
 from modelyard.__about__ import __version__
 from modelyard.config.options import config_option, json_option
+from modelyard.errors import shown_path
 from modelyard.monitor_commands import drift, monitor
 from modelyard.ops.serving.commands import package, serve
 
@@ -133,8 +134,14 @@ class _Console:
         )
         for label, report in result.validation.items():
             colour = "green" if report.invalid_rows == 0 else "yellow"
+            unlabelled = (
+                f", {report.missing_target_rows:,} without a target"
+                if report.missing_target_rows
+                else ""
+            )
             self.console.print(
-                f"  {label}: [{colour}]{report.valid_rows:,} valid, {report.invalid_rows:,} invalid[/]"
+                f"  {label}: [{colour}]{report.valid_rows:,} valid, {report.invalid_rows:,} "
+                f"invalid{unlabelled}[/]"
             )
         for name, reason in result.excluded_features.items():
             self.console.print(
@@ -154,7 +161,7 @@ class _Console:
             for reason in d.reasons:
                 self.console.print(f"    [dim]- {markup(reason)}[/]")
         for name, path in result.outputs.items():
-            self.console.print(f"  [dim]{name:<18}[/] {_shown(path)}", soft_wrap=True)
+            self.console.print(f"  [dim]{name:<18}[/] {shown_path(path)}", soft_wrap=True)
 
 
 _DATA_STEPS = ("ingest", "ingest_test", "contract", "validate", "validate_test", "profile", "split")
@@ -170,14 +177,6 @@ def _terminate_like_ctrl_c() -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
-
-
-def _shown(path: Path) -> str:
-    """A path relative to the working folder when it is below it (shorter to read)."""
-    try:
-        return str(path.resolve().relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
 
 
 @main.command()
@@ -205,9 +204,19 @@ def run(
             if estimate and any(s.action == "run" for s in the_plan.steps if s.name in _SEARCH):
                 click.echo(estimate)
         return
+    from modelyard.errors import ValidationFailed
+
     console = _Console(quiet=as_json)
     _terminate_like_ctrl_c()
-    result = project.run(from_step=from_step, until=until, listener=console)
+    try:
+        result = project.run(from_step=from_step, until=until, listener=console)
+    except ValidationFailed as exc:  # what was written before it stopped, then the error
+        if exc.run is not None:
+            if as_json:
+                click.echo(json.dumps(exc.run.to_dict(), indent=2))
+            else:
+                console.summary(exc.run)
+        raise
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
     else:
@@ -351,7 +360,9 @@ def models_list(config_path: Path, model_name: str | None, as_json: bool) -> Non
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"{registry.model_name} ({registry.tracking_uri})")
+    from modelyard.errors import mask_url
+
+    table = Table(title=f"{registry.model_name} ({mask_url(registry.tracking_uri)})")
     for col in ("version", "aliases", "created", "gate", "p99 ms", "test metrics"):
         table.add_column(col)
     for r in rows:

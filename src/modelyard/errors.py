@@ -14,12 +14,19 @@ wrong, *where* (file, key path, column, step), what was *expected*, what was *fo
     ├── StepFailed           a step raised; names the step and the command to resume
     ├── LockedError          another run holds the project's lock
     └── MissingExtraError    an optional capability needs an extra to be installed
+
+Two helpers keep messages short and free of secrets, wherever they are written:
+:func:`name_list` (the first few names of a long list, and how many there are) and
+:func:`mask_url` (a URL with its password hidden). Every error's message goes through
+:func:`mask_urls`, so a URL with a password never reaches a person through an error.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 
@@ -61,7 +68,7 @@ class ModelyardError(Exception):
             text += "."
         if self.fix:
             text += f" {self.fix}"
-        return text
+        return mask_urls(text)
 
 
 def _restore(cls: type[ModelyardError], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
@@ -97,7 +104,7 @@ class ConfigError(ModelyardError):
         super().__init__(what)
 
     def render(self) -> str:
-        return self.what
+        return mask_urls(self.what)
 
 
 class DataError(ModelyardError):
@@ -105,7 +112,20 @@ class DataError(ModelyardError):
 
 
 class ValidationFailed(DataError):
-    """Rows broke the data contract and the configured policy stops the run."""
+    """Rows broke the data contract and the configured policy stops the run.
+
+    ``result`` is the validation's outcome (a ``ValidationResult``: the report and the
+    quarantine), so that the rows can be written where the user inspects them before the run
+    stops; ``None`` when there is none to show.
+    """
+
+    result: Any
+    run: Any = None
+    """The run that stopped (a ``RunResult`` of the recipe), with what it wrote first."""
+
+    def __init__(self, what: str, *, result: Any = None, **details: str | None) -> None:
+        self.result = result
+        super().__init__(what, **details)
 
 
 class PipelineError(ModelyardError):
@@ -137,3 +157,111 @@ class MissingExtraError(ModelyardError):
             f"{purpose} needs the package '{package}', which is not installed",
             fix=f"Install it with: pip install 'modelyard[{extra}]' (or uv sync --extra {extra}).",
         )
+
+
+# ----------------------------------------------------------------------------- message helpers
+
+NAMES_SHOWN = 8
+"""How many names :func:`name_list` shows before it counts the rest."""
+
+
+def name_list(names: Iterable[object], limit: int = NAMES_SHOWN) -> str:
+    """Names for a message: all of a short list, else the first ``limit`` and a count.
+
+    Quoted with ``repr``, so a name with spaces or an empty name stays readable. One line
+    whatever the length of the list (a table of 10,000 columns gives one short line).
+
+    >>> name_list(["a", "b"])
+    "'a', 'b'"
+    >>> name_list([f"c{i}" for i in range(10_000)], limit=3)
+    "'c0', 'c1', 'c2', ... and 9,997 more (10,000 in all)"
+    """
+    items = list(names)
+    shown = ", ".join(repr(n) for n in items[:limit])
+    if len(items) <= limit:
+        return shown
+    return f"{shown}, ... and {len(items) - limit:,} more ({len(items):,} in all)"
+
+
+def shown_path(path: Path) -> str:
+    """A path for a message: relative to the working folder when it is below it (shorter)."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+MASK = "***"
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)(.*)$", re.DOTALL)
+_SECRET_QUERY_KEY = re.compile(r"secret|passw|token|key|credential|signature", re.IGNORECASE)
+
+
+def split_credentials(url: str) -> tuple[str, str, str | None, str] | None:
+    """``(scheme://, user, password, rest)`` of a URL with credentials, else ``None``.
+
+    The credentials end at the **last** ``@`` of the URL, not at the first: a password
+    written without %-encoding may hold ``@``, ``/``, ``:``, ``#`` or ``?`` (``p@ss/w:rd#x``),
+    which a strict parser (``urllib.parse``, SQLAlchemy) would cut at the first of them,
+    taking the rest of the password for the host, path or fragment. The user name ends at
+    the first ``:``; a URL whose part before the last ``@`` is a path (it holds a ``/`` before
+    any ``:``) has no credentials.
+
+    >>> split_credentials("postgresql://me:p@ss/w:rd#x@db:5432/app")
+    ('postgresql://', 'me', 'p@ss/w:rd#x', 'db:5432/app')
+    >>> split_credentials("s3://bucket/key@2024.csv") is None
+    True
+    """
+    match = _SCHEME.match(url)
+    if match is None:
+        return None
+    scheme, rest = match.groups()
+    userinfo, at, after = rest.rpartition("@")
+    if not at:
+        return None
+    user, colon, password = userinfo.partition(":")
+    if any(ch in user for ch in "/?#"):
+        return None  # an '@' in a path or query, not credentials
+    return scheme, user, password if colon else None, after
+
+
+def mask_url(url: str) -> str:
+    """``url`` fit for a message or a log: its password and secret query values masked.
+
+    ``postgresql://me:p@ss/w:rd#x@db/app`` becomes ``postgresql://me:***@db/app`` (see
+    :func:`split_credentials` for why the password ends at the last ``@``); values of query
+    parameters whose name says secret, password, token, key or credential become ``***``.
+    The one helper for every URL shown to a person: SQL, object stores, Kafka, MLflow.
+
+    >>> mask_url("http://me:p@ss/w:rd#x@mlflow:5000/")
+    'http://me:***@mlflow:5000/'
+    >>> mask_url("s3://bucket/data.csv?versionId=3&token=abc")
+    's3://bucket/data.csv?versionId=3&token=***'
+    """
+    parts = split_credentials(url)
+    if parts is not None:
+        scheme, user, password, rest = parts
+        url = f"{scheme}{user}{':' + MASK if password is not None else ''}@{rest}"
+    head, question, query = url.partition("?")
+    if not question:
+        return url
+    query, hash_, fragment = query.partition("#")
+    pairs = []
+    for pair in query.split("&"):
+        key, eq, _value = pair.partition("=")
+        pairs.append(f"{key}={MASK}" if eq and _SECRET_QUERY_KEY.search(key) else pair)
+    return f"{head}?{'&'.join(pairs)}{hash_}{fragment}"
+
+
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>`]+")
+
+
+def mask_urls(text: str) -> str:
+    """``text`` with :func:`mask_url` applied to every URL in it (a URL ends at white space
+    or a quote).
+
+    >>> mask_urls("cannot connect to 'postgresql://me:p@ss/w:rd#x@db/app': refused")
+    "cannot connect to 'postgresql://me:***@db/app': refused"
+    """
+    if "://" not in text:
+        return text
+    return _URL_IN_TEXT.sub(lambda m: mask_url(m.group(0)), text)

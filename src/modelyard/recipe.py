@@ -26,12 +26,19 @@ from modelyard.__about__ import __version__
 from modelyard.config.loader import load_config
 from modelyard.config.schema import ProjectConfig
 from modelyard.engine.dag import Pipeline
-from modelyard.engine.events import Listener, ignore
+from modelyard.engine.events import Event, Listener, ignore
 from modelyard.engine.lock import ProjectLock
 from modelyard.engine.runner import Plan, RunOutcome, StepRecord, plan, run
 from modelyard.engine.step import Step
 from modelyard.engine.store import ArtifactStore
-from modelyard.errors import ConfigError, Problem
+from modelyard.errors import (
+    ConfigError,
+    ModelyardError,
+    Problem,
+    StepFailed,
+    ValidationFailed,
+    shown_path,
+)
 
 if TYPE_CHECKING:
     import polars as pl
@@ -91,12 +98,14 @@ def contract(
     task = None
     if data.target is not None:
         if data.target not in train.columns:
-            from modelyard.errors import DataError
+            from modelyard.data.contract import did_you_mean
+            from modelyard.errors import DataError, name_list
 
             raise DataError(
-                f"the target column '{data.target}' is not in the data",
+                f"the target column '{data.target}' is not in the data"
+                f"{did_you_mean(data.target, train.columns)}",
                 where="data.target",
-                expected=f"one of {', '.join(train.columns)}",
+                expected=f"one of the {train.width:,} columns {name_list(train.columns)}",
                 fix="Fix data.target in modelyard.yaml.",
             )
         task = infer_task(train[data.target]) if data.task == "auto" else data.task
@@ -255,6 +264,9 @@ def register(
         "modelyard.model": trained.choice.name,
         "modelyard.split": split.description,
     }
+    params = _masked(
+        config.model_dump(mode="json", exclude={"data": {"source": {"read"}}}, warnings=False)
+    )
     registration = register_and_gate(
         project=config.name, workdir=Path(workdir), tracking=config.tracking, gate=config.gate,
         model=trained.model, contract=contract, task=problem.task, metric=problem.metric,
@@ -262,7 +274,7 @@ def register(
         candidate_score=evaluation.score,
         metrics={f"test_{k}": v for k, v in evaluation.metrics.items()}
         | {f"cv_{problem.metric}": trained.choice.score},
-        params=config.model_dump(mode="json", exclude={"data": {"source": {"read"}}}, warnings=False),
+        params=params,
         artifacts={
             "leaderboard.json": exploration.leaderboard.model_dump_json(indent=2),
             "evaluation.json": evaluation.model_dump_json(indent=2),
@@ -304,6 +316,18 @@ def _child_runs(exploration: Exploration, tuning: Tuning, metric: str) -> list[A
                 )
             )  # fmt: skip
     return children
+
+
+def _masked(value: Any) -> Any:
+    """``value`` (nested dicts and lists) with every URL's password masked, for MLflow params:
+    ``tracking.uri``, ``monitoring.reference`` or ``ingest.from`` may carry credentials."""
+    from modelyard.errors import mask_url
+
+    if isinstance(value, dict):
+        return {k: _masked(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_masked(v) for v in value]
+    return mask_url(value) if isinstance(value, str) and "://" in value else value
 
 
 def _code_version(folder: Path) -> str:
@@ -476,6 +500,8 @@ class RunResult:
     registration: Registration | None = None
     excluded_features: dict[str, str] = field(default_factory=dict)
     """Columns left out of the model because they leak the target -> the profile's alert."""
+    error: str | None = None
+    """Why the run stopped (a validation over its limits), when it did."""
     _outcome: RunOutcome | None = field(default=None, repr=False)
 
     @property
@@ -512,7 +538,7 @@ class RunResult:
             "registration": self.registration.model_dump(mode="json")
             if self.registration
             else None,
-        }
+        } | ({"error": self.error} if self.error else {})
 
 
 # ----------------------------------------------------------------------------- the project
@@ -542,11 +568,16 @@ class Project:
     # -- the pipeline
 
     def declared_contract(self) -> DataContract | None:
-        """The contract file, when the user has one (it is then used as written)."""
+        """The contract file, when the user has one (it is then used as written).
+
+        Its roles must agree with those modelyard.yaml declares (``data.target``,
+        ``data.columns``): a difference is a :class:`~modelyard.errors.ConfigError` naming
+        both files (:func:`~modelyard.data.contract.check_roles`), never a silent winner.
+        """
         file = self.config.contract.path
         if not file.is_file():
             return None
-        from modelyard.data.contract import contract_from_yaml
+        from modelyard.data.contract import check_roles, contract_from_yaml
 
         try:
             text = file.read_text(encoding="utf-8")
@@ -554,7 +585,14 @@ class Project:
             raise ConfigError(
                 [Problem(str(file), "", f"cannot read the contract: {exc}")], source=str(file)
             ) from None
-        return contract_from_yaml(text, source=str(file))
+        contract = contract_from_yaml(text, source=str(file))
+        config_file = str(self.config_path) if self.config_path else "modelyard.yaml"
+        data = self.config.data
+        check_roles(
+            contract, target=data.target, roles=data.columns, text=text, source=str(file),
+            config_source=config_file,
+        )  # fmt: skip
+        return contract
 
     def pipeline(self) -> Pipeline:
         return build_pipeline(
@@ -607,7 +645,16 @@ class Project:
     def run(
         self, *, from_step: str | None = None, until: str | None = None, listener: Listener = ignore
     ) -> RunResult:
-        """Run the pipeline (cached steps are not re-run) and write the user-facing outputs."""
+        """Run the pipeline (cached steps are not re-run) and write the user-facing outputs.
+
+        A user error raised by a step (a :class:`~modelyard.errors.ModelyardError`: a target
+        that is not in the data, an unusable check) is raised as it is: it is fixed in the
+        configuration or the data, not by resuming. When validation stops the run, its report,
+        its quarantine and the contract are written first, and the
+        :class:`~modelyard.errors.ValidationFailed` raised names them (``.run`` holds the
+        partial :class:`RunResult`). Other failures raise :class:`~modelyard.errors.StepFailed`
+        with the command to resume.
+        """
         started = time.perf_counter()
         command = f"modelyard run -c {self.config_path}" if self.config_path else "modelyard run"
         with (
@@ -615,17 +662,26 @@ class Project:
             self.executor() as executor,
         ):
             pipeline = self.pipeline()
-            outcome = run(
-                pipeline,
-                self.store,
-                from_step=from_step,
-                until=until,
-                listener=listener,
-                resume_command=self.resume_command,
-                resources={"executor": executor, "memo": self.memo()},
-            )
+            recorder = _Recorder(listener)
+            try:
+                outcome = run(
+                    pipeline,
+                    self.store,
+                    from_step=from_step,
+                    until=until,
+                    listener=recorder,
+                    resume_command=self.resume_command,
+                    resources={"executor": executor, "memo": self.memo()},
+                )
+            except StepFailed as exc:
+                cause = exc.cause
+                if isinstance(cause, ValidationFailed) and cause.result is not None:
+                    raise self._stopped(pipeline, exc.step, cause, recorder, started) from None
+                if isinstance(cause, ModelyardError):
+                    raise cause from None
+                raise
             result = RunResult(self.config.name, outcome.records, 0.0, _outcome=outcome)
-            self._publish(outcome, result)
+            self._publish(outcome, result, started)
         result.seconds = time.perf_counter() - started
         return result
 
@@ -644,6 +700,65 @@ class Project:
         from modelyard.engine.memo import Memo
 
         return Memo(self.config.workdir / "fits")
+
+    def _stopped(
+        self,
+        pipeline: Pipeline,
+        step: str,
+        failure: ValidationFailed,
+        recorder: _Recorder,
+        started: float,
+    ) -> ValidationFailed:
+        """Write what a run stopped by validation has to show, and the error that says where.
+
+        The steps that finished before the failed validation are saved: a run of them (and of
+        their ancestors, finished too) only loads them. Which ones finished depends on the
+        order of the steps (the profile runs before the test data's validation).
+        """
+        validated: ValidationResult = failure.result
+        finished = {r.name for r in recorder.records if r.status in ("ran", "cached")}
+        keep = finished.union(*(pipeline.ancestors(name) for name in finished))
+        done = run(Pipeline(tuple(s for s in pipeline.steps if s.name in keep)), self.store)
+
+        def load(name: str) -> Any:
+            return validated if name == step else done.output(name)
+
+        keys = {r.name: r.key for r in done.records}
+        records = [
+            StepRecord(r.name, keys.get(r.name, ""), r.status, r.seconds, r.reason)
+            for r in recorder.records
+            if r.name != step
+        ]
+        records.append(StepRecord(step, "", "failed", recorder.seconds(step)))
+        outcome = RunOutcome(records, load)
+        result = RunResult(self.config.name, records, 0.0, _outcome=outcome)
+        self._publish(outcome, result, started, failed={step: validated})
+        label = "test" if step == "validate_test" else "training"
+        short = "test" if step == "validate_test" else "train"
+        files = [
+            f"the report in {shown_path(result.outputs[f'validation_{short}'])}",
+            f"the invalid rows, with their reasons, in "
+            f"{shown_path(result.outputs[f'quarantine_{short}'])}",
+        ]
+        contract_file = shown_path(self.config.contract.path)
+        report = validated.report
+        if report.invalid_fraction > report.max_invalid_fraction:
+            cure = "or raise validation.max_invalid_fraction"
+        else:  # on_error: fail
+            cure = "or set validation.on_error to 'quarantine' to set invalid rows aside"
+        stopped = ValidationFailed(
+            failure.what,
+            where=f"validation of the {label} data",
+            found=failure.found,
+            fix=f"See {' and '.join(files)}. Fix the data at its source, correct {contract_file} "
+            f"where it is too strict, {cure}.",
+            result=validated,
+        )
+        stopped.run = result
+        result.error = str(stopped)
+        summary = result.outputs["summary"]  # written again, with the error
+        _write_atomic(summary, json.dumps(result.to_dict(), indent=2))
+        return stopped
 
     def clean(self, *, everything: bool = False) -> tuple[int, int]:
         """Prune the cache: keep the artifacts of the current plan (or nothing, with everything).
@@ -764,28 +879,43 @@ class Project:
         _write_atomic(self.config.contract.path, contract_to_yaml(outcome.output("contract")))
         declared = self.declared_contract()
         if declared == outcome.output("contract"):
-            key = next(p.key for p in self.plan(until="contract") if p.name == "contract")
+            pipeline = build_pipeline(
+                self.config, declared_contract=declared, command=self.run_command()
+            )  # the file read once: a contract of 10,000 columns takes a while to parse
+            steps = plan(pipeline, self.store, until="contract")
+            key = next(p.key for p in steps if p.name == "contract")
             self.store.alias("contract", inferred_key, key)
 
-    def _publish(self, outcome: RunOutcome, result: RunResult) -> None:
-        """Write reports, the quarantine and the contract where the user looks for them."""
+    def _publish(
+        self,
+        outcome: RunOutcome,
+        result: RunResult,
+        started: float,
+        failed: Mapping[str, ValidationResult] | None = None,
+    ) -> None:
+        """Write reports, the quarantine and the contract where the user looks for them.
+
+        ``failed``: validations that stopped the run, written like the others.
+        """
         done = {r.name for r in outcome.records if r.status in ("ran", "cached")}
         out = self.config.output_dir
         if "contract" in done and not self.config.contract.path.exists():
             self._write_contract(outcome)
             result.outputs["contract"] = self.config.contract.path
         for step, label in (("validate", "train"), ("validate_test", "test")):
-            if step not in done:
+            if step not in done and step not in (failed or {}):
                 continue
-            validated: ValidationResult = outcome.output(step)
+            validated: ValidationResult = (failed or {}).get(step) or outcome.output(step)
             result.validation[label] = validated.report
             report_file = out / "validation" / f"{label}.json"
             _write_atomic(report_file, validated.report.model_dump_json(indent=2))
             result.outputs[f"validation_{label}"] = report_file
+            q = out / "quarantine" / f"{label}.parquet"
             if validated.quarantine.height:
-                q = out / "quarantine" / f"{label}.parquet"
                 _write_parquet_atomic(validated.quarantine, q)
                 result.outputs[f"quarantine_{label}"] = q
+            elif q.exists():  # a quarantine of an earlier run would be taken for this one's
+                q.unlink()
         if "explore" in done:
             board = outcome.output("explore").leaderboard
             _write_atomic(out / "leaderboard.json", board.model_dump_json(indent=2))
@@ -811,8 +941,9 @@ class Project:
             result.outputs["profile_json"] = out / "profile.json"
         self._publish_run_report(outcome, result, done)
         summary = out / "run.json"
-        _write_atomic(summary, json.dumps(result.to_dict(), indent=2))
         result.outputs["summary"] = summary
+        result.seconds = time.perf_counter() - started
+        _write_atomic(summary, json.dumps(result.to_dict(), indent=2))
 
     def _publish_run_report(self, outcome: RunOutcome, result: RunResult, done: set[str]) -> None:
         """The one HTML run report (and its JSON); logged to the MLflow run when there is one."""
@@ -840,6 +971,29 @@ class Project:
             log_run_artifacts(
                 reg.tracking_uri, reg.run_id, {"reports/run.html": html, "reports/run.json": data}
             )
+
+
+class _Recorder:
+    """A listener that remembers each step's status and time, then passes the event on.
+
+    The engine raises when a step fails; what ran before it is known from its events.
+    """
+
+    def __init__(self, listener: Listener) -> None:
+        self._listener = listener
+        self.records: list[StepRecord] = []
+
+    def __call__(self, event: Event) -> None:
+        from modelyard.engine.events import StepFailedEvent, StepFinished
+
+        if isinstance(event, StepFinished):
+            self.records.append(StepRecord(event.step, "", event.status, event.seconds))
+        elif isinstance(event, StepFailedEvent):
+            self.records.append(StepRecord(event.step, "", "failed", event.seconds))
+        self._listener(event)
+
+    def seconds(self, step: str) -> float:
+        return next((r.seconds for r in self.records if r.name == step), 0.0)
 
 
 def _write_atomic(path: Path, text: str) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from modelyard.config.schema import ColumnRoles, ContractSection, ReadOptions, Source
 from modelyard.data.sources import sniff_read_options
-from modelyard.errors import DataError
+from modelyard.errors import DataError, name_list
 
 _TEMPLATE = """\
 # modelyard.yaml: the whole pipeline in one file. Reference: docs/configuration.md
@@ -78,7 +78,7 @@ def scaffold(
             hint = f" Did you mean '{guess[0]}'?" if guess else ""
             raise DataError(
                 f"the target column '{target}' is not in {data_file}",
-                expected=f"one of {', '.join(frame.columns)}",
+                expected=f"one of {name_list(frame.columns)}",
                 fix=f"Pass --target with a column name.{hint}",
             )
         import polars as pl

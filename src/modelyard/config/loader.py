@@ -96,15 +96,22 @@ def _expand_tree(
     env: Mapping[str, str],
     path: tuple[str | int, ...],
     missing: list[tuple[tuple[str | int, ...], str]],
+    used: dict[tuple[str | int, ...], list[str]] | None = None,
 ) -> Any:
+    """Expand every string of ``value``; unset variables go to ``missing`` and, per key path,
+    the variables a value names go to ``used`` (so a message can name them)."""
     if isinstance(value, str):
         expanded, unset = expand_env(value, env)
         missing.extend((path, name) for name in unset)
+        if used is not None:
+            names = [m.group(1) for m in _ENV.finditer(value) if m.group(1)]
+            if names:
+                used[path] = names
         return expanded
     if isinstance(value, dict):
-        return {k: _expand_tree(v, env, (*path, k), missing) for k, v in value.items()}
+        return {k: _expand_tree(v, env, (*path, k), missing, used) for k, v in value.items()}
     if isinstance(value, list):
-        return [_expand_tree(v, env, (*path, i), missing) for i, v in enumerate(value)]
+        return [_expand_tree(v, env, (*path, i), missing, used) for i, v in enumerate(value)]
     return value
 
 
@@ -249,7 +256,8 @@ def parse_config(
         )
     problems: list[Problem] = []
     missing: list[tuple[tuple[str | int, ...], str]] = []
-    data = _expand_tree(data, os.environ if env is None else env, (), missing)
+    used: dict[tuple[str | int, ...], list[str]] = {}
+    data = _expand_tree(data, os.environ if env is None else env, (), missing, used)
     for path, name in missing:
         problems.append(
             Problem(
@@ -302,7 +310,7 @@ def parse_config(
         for err in exc.errors():
             problems.append(_problem_from_error(err, source, lines, ProjectConfig))
         raise ConfigError(_sorted(problems), source=source) from None
-    problems.extend(_check_files(config, source, lines))
+    problems.extend(_check_files(config, source, lines, used))
     if problems:
         raise ConfigError(_sorted(problems), source=source)
     return config
@@ -316,8 +324,17 @@ def _sorted(problems: list[Problem]) -> list[Problem]:
     return sorted(problems, key=line)
 
 
-def _check_files(config: ProjectConfig, source: str, lines: Lines) -> list[Problem]:
-    """Input files that do not exist are reported with the other problems, before any run."""
+def _check_files(
+    config: ProjectConfig,
+    source: str,
+    lines: Lines,
+    used: Mapping[tuple[str | int, ...], list[str]],
+) -> list[Problem]:
+    """Input files that do not exist are reported with the other problems, before any run.
+
+    The message names the environment variables the path was made from, when it was (and
+    only then): ``${DATA_DIR}/train.csv`` may be wrong because of ``DATA_DIR``.
+    """
     found: list[Problem] = []
     entries: list[tuple[tuple[str | int, ...], Path | str | None]] = [
         (("data", "source", "path"), config.data.source.path),
@@ -344,12 +361,13 @@ def _check_files(config: ProjectConfig, source: str, lines: Lines) -> list[Probl
             what = "this is a folder, expected a file (use a glob like 'folder/*.csv')"
         else:
             what = "no such file"
+        names = used.get(key, [])
+        fix = "Fix the path (relative paths start at the folder of modelyard.yaml)"
+        if names:
+            variables = ", ".join(f"${{{n}}}" for n in dict.fromkeys(names))
+            fix += f" or the environment variable{'s' if len(set(names)) > 1 else ''} "
+            fix += f"it is made from ({variables})"
         found.append(
-            Problem(
-                f"{source}:{_line_of(lines, key)}",
-                _dotted(key),
-                f"{what}: {text}. Fix the path (relative paths start at the folder of "
-                "modelyard.yaml) or set the environment variable it uses",
-            )
+            Problem(f"{source}:{_line_of(lines, key)}", _dotted(key), f"{what}: {text}. {fix}")
         )
     return found

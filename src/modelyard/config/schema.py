@@ -262,7 +262,8 @@ class TestSource(Section):
 
 
 class ColumnRoles(Section):
-    """What some columns are. Columns not listed are features."""
+    """What some columns are. Columns not listed are features (or what the contract infers
+    and explains with a ``reason``: an identifier, free text). The contract must agree."""
 
     id: list[str] = Field(default_factory=list)
     """Row identifiers: kept for tracing, never a feature."""
@@ -300,14 +301,24 @@ class ContractSection(Section):
     """The data contract: inferred from the training data, then a file you edit and commit."""
 
     path: ProjectPath = Path("contract.yaml")
-    """Where the contract lives. If the file exists it is used as written; if not, it is
-    inferred from the training data and written there after the run."""
+    """Where the contract lives. If the file exists it is used as written (its roles must
+    agree with ``data.target`` and ``data.columns``: a difference is an error naming both
+    files); if not, it is inferred from the training data and written there after the run."""
     max_categories: int = Field(default=50, ge=1)
     """A string column with at most this many distinct values gets an allowed-values list."""
     range_margin: float = Field(default=0.1, ge=0)
     """Widen inferred numeric ranges by this fraction of their span on each side, so a new
     batch is not quarantined for a value just past the training extremes (drift monitoring
     watches distributions); 0 keeps the exact observed range."""
+    min_parsed_share: float = Field(default=0.95, gt=0.5, le=1)
+    """A text column (CSV) takes a number, boolean or date type when at least this share of
+    its non-missing values read as that type. The rest is junk: the contract says so
+    (``unreadable``, ``reason``) and validation quarantines those rows with the reason."""
+    near_unique_share: float = Field(default=0.5, gt=0, le=1)
+    """A text column whose distinct values are more than ``max_categories`` and at least this
+    share of its values is no category: free text (most values of several words) becomes a
+    TF-IDF text feature, anything else an identifier (role ``id``, not a feature). The
+    contract says which, and why (``reason``)."""
 
 
 # --------------------------------------------------------------------------- validation
@@ -375,7 +386,12 @@ class ValidationSection(Section):
     """``quarantine``: invalid rows go to the quarantine, valid rows continue; ``warn``: all
     rows continue and the report lists the invalid ones; ``fail``: stop the run."""
     max_invalid_fraction: float = Field(default=0.05, ge=0, le=1)
-    """More invalid rows than this fraction makes the run fail, whatever ``on_error`` says."""
+    """More invalid rows than this fraction makes the run fail, whatever ``on_error`` says.
+    The validation report and the quarantine are written first, so you can inspect them."""
+    missing_target: Literal["exclude", "invalid"] = "exclude"
+    """Rows whose target is missing: ``exclude`` leaves them out of training (they go to the
+    quarantine with the reason ``missing target value`` and are counted apart, not as invalid
+    rows); ``invalid`` counts them as invalid rows, like any other missing required value."""
     contract: bool = True
     """Check the data contract (types, nullability, ranges, categories, uniqueness). When
     scoring (``modelyard predict``, ``modelyard serve``) a value outside the training range or

@@ -19,7 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from modelyard.config.schema import ColumnRoles, ContractSection
-from modelyard.errors import ConfigError, DataError, Problem
+from modelyard.errors import ConfigError, DataError, Problem, name_list
 
 CONTRACT_VERSION = 1
 
@@ -53,6 +53,16 @@ class ColumnContract(BaseModel):
     """Share of missing values in the reference data (informational; drift baseline)."""
     distinct: int | None = None
     """Distinct non-missing values in the reference data (informational)."""
+    text: bool = False
+    """Free text (``str`` features only): encoded with TF-IDF (``features.text``), not as
+    categories."""
+    unreadable: int | None = Field(default=None, ge=0)
+    """Non-missing values of the reference data that could not be read as ``type``
+    (informational): their rows are quarantined at validation."""
+    reason: str | None = None
+    """Why modelyard chose this role, ``text`` or type from the data (an identifier, free
+    text, a number column with a little junk). A role with a reason is the contract's own: it
+    need not be declared in modelyard.yaml."""
 
 
 class DataContract(BaseModel):
@@ -94,8 +104,6 @@ class DataContract(BaseModel):
 # (cast a batch to the contract's types). Both are polars expressions: no per-row Python.
 
 _INT_LIMIT = 2.0**63
-_PARSE_THRESHOLD = 0.99
-"""A String column takes a parsed type when at least this share of its non-null values parse."""
 _UNIQUE_MIN_ROWS = 20
 """Below this many non-null values, a column that happens to be unique is not declared unique."""
 _ARTICLE = {"int": "an", "float": "a", "str": "a", "bool": "a", "date": "a", "datetime": "a"}
@@ -243,12 +251,13 @@ def did_you_mean(word: str, candidates: Iterable[str]) -> str:
 
 
 def _infer_types(
-    df: pl.DataFrame, names: list[str], type_hints: Mapping[str, str]
+    df: pl.DataFrame, names: list[str], type_hints: Mapping[str, str], min_share: float
 ) -> dict[str, ColumnType]:
     types: dict[str, ColumnType] = {}
     to_parse: list[str] = []
+    schema = df.schema  # built once: df.schema makes a new mapping on every access
     for name in names:
-        dtype = df.schema[name]
+        dtype = schema[name]
         if name in type_hints:
             types[name] = cast("ColumnType", type_hints[name])
             continue
@@ -269,31 +278,53 @@ def _infer_types(
         return types
 
     def enough(ok: int, nonnull: int) -> bool:
-        return nonnull > 0 and ok >= _PARSE_THRESHOLD * nonnull
+        return nonnull > 0 and ok >= min_share * nonnull
 
-    # Pass 1: integers (the common case), with the non-null counts.
+    # Pass 1: numbers (the common case), with the non-null counts. A column is numeric when
+    # enough of its values read as numbers; it is int when every one of them is an integer
+    # ("55.3" among "55", "57" makes a float column, not junk in an int column).
     counts = df.select(
         *[pl.col(c).count().alias(f"n:{c}") for c in to_parse],
         *[pl.col(c).cast(pl.Int64, strict=False).count().alias(f"int:{c}") for c in to_parse],
+        *[pl.col(c).cast(pl.Float64, strict=False).count().alias(f"num:{c}") for c in to_parse],
     ).row(0, named=True)
     rest: list[str] = []
     for c in to_parse:
-        if enough(counts[f"int:{c}"], counts[f"n:{c}"]):
-            types[c] = "int"
+        if enough(counts[f"num:{c}"], counts[f"n:{c}"]):
+            types[c] = "int" if counts[f"int:{c}"] == counts[f"num:{c}"] else "float"
         else:
             rest.append(c)
     if not rest:
         return types
-    # Pass 2: the other types, for the columns that are not integers.
-    others: tuple[ColumnType, ...] = ("float", "bool", "date", "datetime")
+    # Pass 2: two cheap counts that rule out booleans and dates: a value is a bool only if it
+    # is true/false, a date or datetime only if it starts like an ISO date.
+    iso = r"^\d{4}-\d{2}-\d{2}"
     counts2 = df.select(
-        parse_expr(pl.col(c), pl.String(), t).count().alias(f"{t}:{c}")
-        for c in rest
-        for t in others
+        *[
+            pl.col(c).str.to_lowercase().is_in(["true", "false"]).sum().alias(f"bool:{c}")
+            for c in rest
+        ],
+        *[pl.col(c).str.contains(iso).sum().alias(f"iso:{c}") for c in rest],
     ).row(0, named=True)
+    dated: list[str] = []
     for c in rest:
         n = counts[f"n:{c}"]
-        types[c] = next((t for t in others if enough(counts2[f"{t}:{c}"], n)), "str")
+        if enough(counts2[f"bool:{c}"], n):
+            types[c] = "bool"
+        elif enough(counts2[f"iso:{c}"], n):
+            dated.append(c)
+        else:
+            types[c] = "str"
+    if dated:  # Pass 3: parse only the columns that look like dates.
+        counts3 = df.select(
+            parse_expr(pl.col(c), pl.String(), t).count().alias(f"{t}:{c}")
+            for c in dated
+            for t in ("date", "datetime")
+        ).row(0, named=True)
+        for c in dated:
+            n = counts[f"n:{c}"]
+            dates: tuple[ColumnType, ...] = ("date", "datetime")
+            types[c] = next((t for t in dates if enough(counts3[f"{t}:{c}"], n)), "str")
     return types
 
 
@@ -340,10 +371,14 @@ def infer_contract(
     Rules, column by column (columns listed in ``roles.drop`` are left out):
 
     - **type**: a native column maps directly (:func:`logical_type`). A ``String`` column (CSV
-      files are read as text) is tried as ``int``, then ``float``, ``bool`` (true/false only),
-      ``date``, ``datetime`` (ISO 8601); the first type that reads at least 99% of its non-null
-      values wins (the rest will be violations), else it stays ``str``. ``type_hints``
-      (``read.dtypes`` / ``parse_dates``) override the inference.
+      files are read as text) is tried as a number (``int`` when every number in it is an
+      integer, else ``float``), then ``bool`` (true/false only), ``date``, ``datetime`` (ISO
+      8601); the first that reads at least ``options.min_parsed_share`` (95%) of its non-null
+      values wins, else it stays ``str``.
+      A little junk (``"n/a"``, ``"?"``) thus does not make a number column text: the column
+      keeps its type, ``unreadable`` counts the junk, ``reason`` says so with examples, and
+      validation quarantines those rows with the reason. ``type_hints`` (``read.dtypes`` /
+      ``parse_dates``) override the inference.
     - **nullable**: whether the column has missing values in the reference (NaN counts as
       missing); the target is never nullable.
     - **min / max**: for numbers, dates and datetimes, the observed range widened by
@@ -354,6 +389,11 @@ def infer_contract(
     - **unique**: for ``id`` columns, and for non-float columns whose (at least 20) non-null
       values are all different.
     - **role**: from ``target`` and ``roles``; **null_rate** and **distinct** are informational.
+    - **identifiers and free text**: a ``str`` column of undeclared role whose distinct values
+      are more than ``options.max_categories`` and at least ``options.near_unique_share`` of
+      its (at least 20) values is no category. If most of its values hold several words it is
+      free text (``text: true``: TF-IDF features), else an identifier (role ``id``: never a
+      feature). ``reason`` says which, and why.
     - **task**: ``task`` if given, else from the target: float -> regression, int with two
       values -> binary, other ints -> regression, text/bool -> binary or multiclass.
 
@@ -369,7 +409,7 @@ def infer_contract(
                 raise DataError(
                     f"the {what} column '{col}' is not in the data{did_you_mean(col, present)}",
                     where="contract inference",
-                    expected=f"one of {sorted(present)}" if len(present) <= 30 else None,
+                    expected=f"one of {name_list(df.columns)}",
                     fix="Correct the column name in modelyard.yaml.",
                 )
     for col, hint in type_hints.items():
@@ -382,8 +422,9 @@ def infer_contract(
     dropped = set(roles.drop)
     names = [c for c in df.columns if c not in dropped]
     n = df.height
-    types = _infer_types(df, names, type_hints)
-    values, failures = typed_exprs(df.schema, types)
+    schema = df.schema  # built once: df.schema makes a new mapping on every access
+    types = _infer_types(df, names, type_hints, options.min_parsed_share)
+    values, failures = typed_exprs(schema, types)
     typed = df.select(values)
     fail_counts: dict[str, int] = (
         df.select(f.sum() for f in failures).row(0, named=True) if failures else {}
@@ -408,16 +449,9 @@ def infer_contract(
         ).row(0, named=True)
         cats = {c: list(row[c]) for c in categorical}
 
-    role_of: dict[str, ColumnRole] = {}
-    for c in roles.leakage:
-        role_of[c] = "leakage"
-    if roles.time:
-        role_of[roles.time] = "time"
-    for c in roles.id:
-        role_of[c] = "id"
-    if target:
-        role_of[target] = "target"
-
+    role_of = declared_roles(target, roles)
+    reasons = _junk_reasons(df, types, failures, fail_counts, n)
+    inferred = _identifiers_and_text(typed, names, types, role_of, stats, n, options)
     columns: list[ColumnContract] = []
     for c in names:
         typ = types[c]
@@ -425,13 +459,16 @@ def infer_contract(
         nonnull = n - stats[f"null:{c}"]
         distinct = stats[f"distinct:{c}"]
         role = role_of.get(c, "feature")
+        text, why = False, reasons.get(c)
+        if c in inferred:
+            kind, why = inferred[c]
+            role, text = ("id", False) if kind == "id" else ("feature", True)
         lo: float | str | None = None
         hi: float | str | None = None
         if c in ranged and stats[f"min:{c}"] is not None:
             lo, hi = _widen(stats[f"min:{c}"], stats[f"max:{c}"], typ, options.range_margin)
-        unique = role == "id" or (
-            typ != "float" and nonnull >= _UNIQUE_MIN_ROWS and distinct == nonnull
-        )
+        all_different = typ != "float" and nonnull >= _UNIQUE_MIN_ROWS and distinct == nonnull
+        unique = c in roles.id or all_different
         columns.append(
             ColumnContract(
                 name=c,
@@ -444,11 +481,193 @@ def infer_contract(
                 unique=unique,
                 null_rate=round(missing / n, 6) if n else 0.0,
                 distinct=distinct,
+                text=text,
+                unreadable=fail_counts.get(c) or None,
+                reason=why,
             )
         )
     if target and task is None:
         task = _infer_task(types[target], stats[f"distinct:{target}"])
     return DataContract(target=target, task=task if target else None, rows=n, columns=columns)
+
+
+def _junk_reasons(
+    df: pl.DataFrame,
+    types: Mapping[str, ColumnType],
+    failures: list[pl.Expr],
+    fail_counts: Mapping[str, int],
+    rows: int,
+) -> dict[str, str]:
+    """Why a column kept its type although some of its values cannot be read as it."""
+    junky = [c for c, k in fail_counts.items() if k]
+    if not junky:
+        return {}
+    failed = {f.meta.output_name(): f for f in failures}
+    shown = df.select(
+        pl.col(c).filter(failed[c]).unique(maintain_order=True).head(3).implode().alias(c)
+        for c in junky
+    ).row(0, named=True)
+    out: dict[str, str] = {}
+    for c in junky:
+        k = fail_counts[c]
+        examples = ", ".join(f'"{v}"' for v in shown[c])
+        out[c] = (
+            f"{k:,} of {rows:,} values ({k / rows:.1%}) are not {fmt_type(types[c])} "
+            f"(e.g. {examples}), so validation quarantines their rows; make the type str "
+            "to keep them"
+        )
+    return out
+
+
+def _identifiers_and_text(
+    typed: pl.DataFrame,
+    names: list[str],
+    types: Mapping[str, ColumnType],
+    role_of: Mapping[str, ColumnRole],
+    stats: Mapping[str, Any],
+    rows: int,
+    options: ContractSection,
+) -> dict[str, tuple[Literal["id", "text"], str]]:
+    """Text columns of undeclared role that are no categories: free text, or identifiers."""
+    candidates = []
+    for c in names:
+        nonnull = rows - stats[f"null:{c}"]
+        distinct = stats[f"distinct:{c}"]
+        if (
+            types[c] == "str"
+            and c not in role_of
+            and nonnull >= _UNIQUE_MIN_ROWS
+            and distinct > options.max_categories
+            and distinct >= options.near_unique_share * nonnull
+        ):
+            candidates.append(c)
+    if not candidates:
+        return {}
+    worded = typed.select(
+        pl.col(c).str.strip_chars().str.contains(r"\s").sum().alias(c) for c in candidates
+    ).row(0, named=True)
+    out: dict[str, tuple[Literal["id", "text"], str]] = {}
+    for c in candidates:
+        nonnull = rows - stats[f"null:{c}"]
+        distinct = stats[f"distinct:{c}"]
+        words = worded[c] or 0
+        head = f"{distinct:,} distinct values in {nonnull:,} rows ({distinct / nonnull:.0%})"
+        if words >= 0.5 * nonnull:
+            out[c] = (
+                "text",
+                f"{head} and several words in {words / nonnull:.0%} of them, so free text "
+                "(TF-IDF features), not categories",
+            )
+        else:
+            out[c] = (
+                "id",
+                f"{head} and a single word in {1 - words / nonnull:.0%} of them, so an "
+                "identifier, not a feature",
+            )
+    return out
+
+
+# --------------------------------------------------------------------------- roles
+
+_ROLE_KEY = {
+    "target": "data.target",
+    "id": "data.columns.id",
+    "leakage": "data.columns.leakage",
+    "time": "data.columns.time",
+}
+
+
+def declared_roles(target: str | None, roles: ColumnRoles) -> dict[str, ColumnRole]:
+    """The roles modelyard.yaml declares, by column (columns it drops have none)."""
+    out: dict[str, ColumnRole] = {}
+    for c in roles.leakage:
+        out[c] = "leakage"
+    if roles.time:
+        out[roles.time] = "time"
+    for c in roles.id:
+        out[c] = "id"
+    if target:
+        out[target] = "target"
+    for c in roles.drop:
+        out.pop(c, None)
+    return out
+
+
+def check_roles(
+    contract: DataContract,
+    *,
+    target: str | None,
+    roles: ColumnRoles,
+    text: str,
+    source: str,
+    config_source: str = "modelyard.yaml",
+) -> None:
+    """Raise a :class:`~modelyard.errors.ConfigError` naming both files when the contract's
+    roles disagree with the roles modelyard.yaml declares.
+
+    The rule (no file silently wins): a column modelyard.yaml declares (``data.target``,
+    ``data.columns.id`` / ``leakage`` / ``time``) must have that role in the contract, and
+    every other column must be a ``feature`` there, unless the contract gives a ``reason``
+    for its role (modelyard inferred it: an identifier; or you documented your own choice).
+    ``text`` (the contract file's text) locates each problem by line.
+    """
+    declared = declared_roles(target, roles)
+    by_name = {c.name: (i, c) for i, c in enumerate(contract.columns)}
+    found: list[tuple[tuple[str | int, ...], str]] = []
+    if (contract.target or None) != (target or None):
+        yaml_says = f"'{target}' ({_ROLE_KEY['target']})" if target else "no target"
+        found.append(
+            (
+                ("target",),
+                f"the target is {contract.target!r} here, but {config_source} has {yaml_says}",
+            )
+        )
+    for name, role in declared.items():
+        key = _ROLE_KEY[role]
+        if name not in by_name:
+            hint = did_you_mean(name, by_name)
+            found.append(
+                (
+                    ("columns",),
+                    f"{config_source} declares '{name}' as {role} ({key}), but there is no such "
+                    f"column here{hint}",
+                )
+            )
+            continue
+        i, col = by_name[name]
+        if col.role != role:
+            found.append(
+                (
+                    ("columns", i, "role"),
+                    f"'{name}' has role {col.role} here, but {config_source} declares it {role} "
+                    f"({key}): set role: {role} here, or change {key}",
+                )
+            )
+    for name, (i, col) in by_name.items():
+        if name in declared or col.role == "feature" or col.reason is not None:
+            continue
+        key = _ROLE_KEY.get(col.role, "data.columns")
+        found.append(
+            (
+                ("columns", i, "role"),
+                f"'{name}' has role {col.role} here, but {config_source} does not declare it "
+                f"({key}): add it there, set role: feature here, or give the role a reason: "
+                "line here",
+            )
+        )
+    if not found:
+        return
+    loc = _Locator(text, source)
+    problems = [Problem(loc(path), _dotted(path), message) for path, message in found]
+    problems.append(
+        Problem(
+            source,
+            "",
+            f"no file wins: make {source} and {config_source} agree, or delete {source} to "
+            f"infer it again from the data and {config_source}",
+        )
+    )
+    raise ConfigError(problems, source=f"{source} (against {config_source})")
 
 
 # --------------------------------------------------------------------------- YAML
@@ -462,20 +681,36 @@ _HEADER = """\
 # Per column:
 #   type        int | float | str | bool | date | datetime (values that cannot be read
 #               as this type are violations)
-#   role        feature | target | id | time | leakage
+#   role        feature | target | id | time | leakage. Roles declared in modelyard.yaml
+#               (data.target, data.columns.id / leakage / time) must be the same here: a
+#               difference is an error that names both files. A role modelyard inferred
+#               comes with a reason.
 #   nullable    false: a missing value is a violation (the target is never nullable)
 #   min, max    inclusive range (numbers; ISO text for dates); delete a line to drop the bound
 #   categories  the allowed values of a text column; delete the key to allow any value
 #   unique      true: repeated values are violations (the first occurrence is kept)
-#   null_rate, distinct   what the reference data held (informational, drift baseline)
+#   text        true: free text, encoded with TF-IDF instead of as categories
+#   null_rate, distinct, unreadable   what the reference data held (informational)
+#   reason      why modelyard inferred this role, text or type (an identifier, free text,
+#               a number column with some junk)
 # Top level: allow_extra_columns: true accepts (and ignores) columns not listed here.
 """
 
 _FLOW_WIDTH = 88
+_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+"""libyaml's safe loader when PyYAML has it: a contract of 10,000 columns loads in a second
+instead of half a minute."""
+_DUMPER: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
 def _scalar(value: Any) -> str:
-    text = yaml.safe_dump(value, default_flow_style=True, allow_unicode=True, width=1 << 30)
+    if isinstance(value, bool) or value is None:
+        return "true" if value is True else "false" if value is False else "null"
+    if isinstance(value, int):
+        return str(value)
+    text = yaml.dump(
+        value, Dumper=_DUMPER, default_flow_style=True, allow_unicode=True, width=1 << 30
+    )
     return text.removesuffix("\n").removesuffix("\n...").strip()
 
 
@@ -522,7 +757,37 @@ def contract_to_yaml(contract: DataContract) -> str:
             lines.append(f"    null_rate: {_scalar(col.null_rate)}")
         if col.distinct is not None:
             lines.append(f"    distinct: {col.distinct}")
+        if col.text:
+            lines.append("    text: true")
+        if col.unreadable is not None:
+            lines.append(f"    unreadable: {col.unreadable}")
+        if col.reason is not None:
+            lines.append(f"    reason: {_scalar(col.reason)}")
     return "\n".join(lines) + "\n"
+
+
+class _Locator:
+    """``source:line`` of a key path of the YAML ``text``; the document is composed (slow for
+    a contract of 10,000 columns) only when a problem needs a line."""
+
+    def __init__(self, text: str, source: str) -> None:
+        self._text, self._source = text, source
+        self._lines: dict[tuple[str | int, ...], int] | None = None
+
+    def __call__(self, path: tuple[str | int, ...]) -> str:
+        if self._lines is None:
+            self._lines = _line_map(self._text)
+        while path and path not in self._lines:
+            path = path[:-1]
+        return f"{self._source}:{self._lines[path]}" if path in self._lines else self._source
+
+
+def _dotted(path: tuple[str | int, ...]) -> str:
+    """``columns[2].type``: a key path as text."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
 
 
 def _line_map(text: str) -> dict[tuple[str | int, ...], int]:
@@ -541,7 +806,7 @@ def _line_map(text: str) -> dict[tuple[str | int, ...], int]:
                 walk(item, (*path, i))
 
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=_LOADER)
     except yaml.YAMLError:
         return lines
     if root is not None:
@@ -565,7 +830,7 @@ def contract_from_yaml(text: str, *, source: str) -> DataContract:
     and that only ``str`` columns have categories.
     """
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_LOADER)  # a safe loader (libyaml when available)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}:{mark.line + 1}" if mark is not None else source
@@ -577,23 +842,12 @@ def contract_from_yaml(text: str, *, source: str) -> DataContract:
             [Problem(source, "", "a contract is a mapping with 'version' and 'columns' keys")],
             source=source,
         )
-    line_of = _line_map(text)
     for col in data.get("columns") or []:  # unquoted YAML dates load as date objects
         if isinstance(col, dict):
             for bound in ("min", "max"):
                 if isinstance(col.get(bound), dt.date):
                     col[bound] = col[bound].isoformat()
-
-    def loc(path: tuple[str | int, ...]) -> str:
-        while path and path not in line_of:
-            path = path[:-1]
-        return f"{source}:{line_of[path]}" if path in line_of else source
-
-    def key(path: tuple[str | int, ...]) -> str:
-        out = ""
-        for part in path:
-            out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
-        return out
+    loc, key = _Locator(text, source), _dotted
 
     def column_name(path: tuple[str | int, ...]) -> str:
         cols = data.get("columns")
@@ -633,18 +887,21 @@ def contract_from_yaml(text: str, *, source: str) -> DataContract:
     seen: set[str] = set()
     for i, col in enumerate(contract.columns):
         path: tuple[str | int, ...] = ("columns", i)
-        where = loc(path)
         if col.name in seen:
-            problems.append(Problem(where, key(path), f"column '{col.name}' is listed twice"))
+            problems.append(Problem(loc(path), key(path), f"column '{col.name}' is listed twice"))
         seen.add(col.name)
         if col.min is not None and col.max is not None:
             if type(col.min) is not type(col.max):
                 problems.append(
-                    Problem(where, key(path), f"column '{col.name}': min and max differ in kind")
+                    Problem(
+                        loc(path), key(path), f"column '{col.name}': min and max differ in kind"
+                    )
                 )
             elif col.min > col.max:  # type: ignore[operator]
                 problems.append(
-                    Problem(where, key(path), f"column '{col.name}': min {col.min} > max {col.max}")
+                    Problem(
+                        loc(path), key(path), f"column '{col.name}': min {col.min} > max {col.max}"
+                    )
                 )
         for bound in ("min", "max"):
             value = getattr(col, bound)

@@ -89,6 +89,8 @@ AlertKind = Literal[
     "outliers",
     "infinite",
     "class_imbalance",
+    "unreadable",
+    "inferred",
 ]
 Kind = Literal["numeric", "categorical", "temporal"]
 AssocMethod = Literal["pearson_abs", "correlation_ratio", "cramers_v"]
@@ -135,7 +137,8 @@ class NumericStats(_Model):
     negatives: int = 0
     infinite: int = 0
     outliers: int = 0
-    """Values outside [p25 − 1.5·IQR, p75 + 1.5·IQR]."""
+    """Values outside [p25 − 1.5·IQR, p75 + 1.5·IQR]; 0 for a column of two values (a flag,
+    whose rarer value is no outlier)."""
     histogram: Histogram | None = None
 
 
@@ -354,15 +357,12 @@ def profile(
     """Profile ``df`` (validated and typed per ``contract``); see the module docstring."""
     names = df.columns
     rows = df.height
-    specs: dict[str, ColumnContract | None] = {}
-    for name in names:
-        try:
-            specs[name] = contract.column(name)
-        except KeyError:
-            specs[name] = None
-    kinds = {n: _kind(df.schema[n]) for n in names}
+    schema = df.schema  # built once: df.schema makes a new mapping on every access
+    in_contract = {c.name: c for c in contract.columns}
+    specs: dict[str, ColumnContract | None] = {name: in_contract.get(name) for name in names}
+    kinds = {n: _kind(schema[n]) for n in names}
     # NaN counts as missing (as in pandas): normalise floats once.
-    floats = [n for n in names if df.schema[n].is_float()]
+    floats = [n for n in names if schema[n].is_float()]
     work = df.with_columns(pl.col(f).fill_nan(None) for f in floats) if floats else df
     fetch = max(options.top_values, LUMP_LEVELS)
 
@@ -371,7 +371,7 @@ def profile(
     for i, name in enumerate(names):
         x = pl.col(name)
         kind = kinds[name]
-        dtype = df.schema[name]
+        dtype = schema[name]
         k = f"{i}|"
         exprs += [
             x.count().alias(k + "count"),
@@ -424,14 +424,19 @@ def profile(
         kind = kinds[name]
         if kind == "categorical":
             continue
-        dtype = df.schema[name]
+        dtype = schema[name]
         x = pl.col(name)
         if kind == "numeric":
             lo, hi = (
                 (s(i, "fmin"), s(i, "fmax")) if dtype.is_float() else (s(i, "min"), s(i, "max"))
             )
             q1, q3 = _num(s(i, "p25")), _num(s(i, "p75"))
-            if q1 is not None and q3 is not None and math.isfinite(q1) and math.isfinite(q3):
+            flag = _int(s(i, "distinct")) <= 2  # a 0/1 flag: its rarer value is no outlier
+            quartiles = (
+                q1 is not None and q3 is not None and math.isfinite(q1) and math.isfinite(q3)
+            )
+            if quartiles and not flag:
+                assert q1 is not None and q3 is not None
                 iqr = q3 - q1
                 xf = x.cast(pl.Float64)
                 outlier_exprs.append(
@@ -450,7 +455,8 @@ def profile(
             idx = (xv - flo).round(0)
         elif fhi > flo:
             nb = bins
-            idx = ((xv - flo) / (fhi - flo) * nb).floor()
+            # In halves: hi - lo overflows to inf for values near ±1.8e308 (halving is exact).
+            idx = ((xv * 0.5 - flo * 0.5) / (fhi * 0.5 - flo * 0.5) * nb).floor()
         else:
             nb = 1
             idx = xv * 0.0
@@ -475,11 +481,10 @@ def profile(
             elif nb == 1:
                 edges = [flo, fhi]
             else:
-                step = (fhi - flo) / nb
-                edges = [flo + j * step for j in range(nb)] + [fhi]
+                edges = [flo * (1 - j / nb) + fhi * (j / nb) for j in range(nb)] + [fhi]
             labels = None
             if kinds[name] == "temporal":
-                labels = _temporal_labels(edges, df.schema[name])
+                labels = _temporal_labels(edges, schema[name])
             histograms[name] = Histogram(
                 edges=edges, counts=[int(c) for c in counts], labels=labels
             )
@@ -495,7 +500,7 @@ def profile(
     for i, name in enumerate(names):
         spec = specs[name]
         kind = kinds[name]
-        dtype = df.schema[name]
+        dtype = schema[name]
         count, missing, distinct = (
             _int(s(i, "count")),
             _int(s(i, "missing")),
@@ -617,7 +622,7 @@ def profile(
 
     correlations = _correlations(sample, columns, target, options.correlation_columns)
 
-    alerts = _alerts(dataset, columns, class_balance, target, leaks)
+    alerts = _alerts(dataset, columns, class_balance, target, leaks, specs)
     return Profile(
         dataset=dataset,
         columns=columns,
@@ -705,21 +710,19 @@ def _eta(df: pl.DataFrame, group: pl.Expr, values: list[pl.Expr]) -> list[float 
             v.mean().alias(f"m{j}"),
             v.var(ddof=0).alias(f"v{j}"),
         ]
-    g = df.with_columns(group.alias("\x00g")).filter(pl.col("\x00g").is_not_null())
+    roots = list(dict.fromkeys(r for v in values for r in v.meta.root_names()))
+    g = df.select(group.alias("\x00g"), *roots).filter(pl.col("\x00g").is_not_null())
     agg = g.group_by("\x00g").agg(aggs)
     out: list[float | None] = []
-    for j in range(len(values)):
-        part = agg.select(
-            pl.col(f"n{j}").cast(pl.Float64).alias("n"),
-            pl.col(f"m{j}").alias("m"),
-            pl.col(f"v{j}").fill_null(0.0).alias("v"),
-        ).filter(pl.col("n") > 0)
-        if part.height == 0:
+    for j in range(len(values)):  # numpy per column: a query on ``agg`` is O(its width)
+        cnt_all = agg.get_column(f"n{j}").cast(pl.Float64).to_numpy()
+        present = cnt_all > 0
+        if not present.any():
             out.append(None)
             continue
-        cnt = part.get_column("n").to_numpy()
-        means = part.get_column("m").to_numpy()
-        var = part.get_column("v").to_numpy()
+        cnt = cnt_all[present]
+        means = agg.get_column(f"m{j}").cast(pl.Float64).to_numpy()[present]
+        var = agg.get_column(f"v{j}").cast(pl.Float64).fill_null(0.0).to_numpy()[present]
         with np.errstate(all="ignore"):
             total = cnt.sum()
             mean = float((cnt * means).sum() / total)
@@ -760,6 +763,11 @@ def _target_associations(
                 )
             )
 
+    def pair(name: str) -> pl.DataFrame:
+        # Two columns, without a query on the whole frame: one per column of a wide table
+        # made profiling quadratic in its width.
+        return pl.DataFrame([base.get_column(name), base.get_column(target)])
+
     if task == "regression" and tkind == "numeric":
         t = _numeric_value(target, tkind)
         if numeric:
@@ -770,7 +778,7 @@ def _target_associations(
             for c, r in zip(numeric, rs, strict=True):
                 add(c, abs(r) if r is not None else None, "pearson_abs")
         for c in categorical:
-            (eta,) = _eta(base, _lumped(c.name, _top_levels(base, c.name)), [t])
+            (eta,) = _eta(pair(c.name), pl.col(c.name).cast(pl.String), [t])
             add(c, eta, "correlation_ratio")
     else:
         tgroup = _lumped(target, _top_levels(base, target) if tkind != "numeric" else [])
@@ -779,7 +787,7 @@ def _target_associations(
             for c, eta in zip(numeric, etas, strict=True):
                 add(c, eta, "correlation_ratio")
         for c in categorical:
-            v = _cramers_v(base, _lumped(c.name, _top_levels(base, c.name)), tgroup)
+            v = _cramers_v(pair(c.name), pl.col(c.name).cast(pl.String), tgroup)
             add(c, v, "cramers_v")
     found.sort(key=lambda a: (-a.score, a.column))
     return found
@@ -1006,9 +1014,32 @@ def _alerts(
     balance: ClassBalance | None,
     target: str | None,
     pair_alerts: list[Alert],
+    specs: dict[str, ColumnContract | None] | None = None,
 ) -> list[Alert]:
     by_name = {c.name: c for c in columns}
     alerts: list[Alert] = []
+    for spec in (specs or {}).values():
+        if spec is None or spec.reason is None:
+            continue
+        if spec.unreadable:
+            alerts.append(
+                Alert(
+                    kind="unreadable",
+                    columns=[spec.name],
+                    severity="warning",
+                    message=f"'{spec.name}' is typed {spec.type}, but {spec.reason}",
+                )
+            )
+        elif spec.role == "id" or spec.text:
+            what = "an identifier, not a feature" if spec.role == "id" else "free text (TF-IDF)"
+            alerts.append(
+                Alert(
+                    kind="inferred",
+                    columns=[spec.name],
+                    severity="info",
+                    message=f"'{spec.name}' is {what} (contract): {spec.reason}",
+                )
+            )
     for pair in pair_alerts:
         if all(by_name[n].role in ("leakage", "id") for n in pair.columns):
             pair = pair.model_copy(update={"severity": "warning"})  # noqa: PLW2901
@@ -1058,7 +1089,9 @@ def _alerts(
                     message=f"'{c.name}' is missing in {c.missing} rows ({c.missing_share:.1%})",
                 )
             )
-        if c.kind == "categorical" and c.type == "str" and c.count > 1:
+        spec = (specs or {}).get(c.name)
+        inferred = spec is not None and spec.reason is not None and (spec.text or c.role == "id")
+        if c.kind == "categorical" and c.type == "str" and c.count > 1 and not inferred:
             if c.distinct == c.count and c.role != "id":
                 alerts.append(
                     Alert(
@@ -1089,7 +1122,8 @@ def _alerts(
                     message=f"'{c.name}' has {n.infinite} infinite values",
                 )
             )
-        if n.skew is not None and math.isfinite(n.skew) and abs(n.skew) > SKEW_LIMIT:
+        flag = c.distinct <= 2  # a 0/1 flag is not a skewed number
+        if not flag and n.skew is not None and math.isfinite(n.skew) and abs(n.skew) > SKEW_LIMIT:
             alerts.append(
                 Alert(
                     kind="skewed",

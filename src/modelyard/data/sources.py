@@ -45,7 +45,7 @@ import polars as pl
 from modelyard.config.schema import ReadOptions, Source, TestSource, ValueMap, is_url
 from modelyard.data import remote
 from modelyard.data.contract import Task
-from modelyard.errors import DataError
+from modelyard.errors import DataError, name_list
 
 __all__ = [
     "fingerprint_files",
@@ -1122,8 +1122,7 @@ def _split_glob(path: Path) -> tuple[Path, str]:
 
 
 def _names(names: Sequence[str], limit: int = 12) -> str:
-    shown = ", ".join(repr(n) for n in names[:limit])
-    return shown + (f", ... ({len(names)} in all)" if len(names) > limit else "")
+    return name_list(names, limit)
 
 
 def _ordinal_list(numbers: Sequence[int]) -> str:

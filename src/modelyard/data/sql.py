@@ -2,7 +2,9 @@
 
 Values keep the database's types; validation types them through the contract like any other
 source. SQLite works out of the box; ``postgresql://`` URLs use psycopg 3 (the ``postgres``
-extra). The URL may hold a password: it is shown only with the password masked.
+extra). The URL may hold a password: it is shown only masked (:func:`~modelyard.errors.mask_url`).
+A password may be written without %-encoding, even with ``@`` in it: the credentials end at the
+last ``@`` of the URL (:func:`~modelyard.errors.split_credentials`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 import polars as pl
 
 from modelyard.config.schema import SqlSource
-from modelyard.errors import DataError, MissingExtraError
+from modelyard.errors import DataError, MissingExtraError, mask_url, split_credentials
 
 __all__ = ["fingerprint_sql", "iter_sql", "read_sql", "redacted_url"]
 
@@ -23,8 +25,16 @@ def _url(source: SqlSource) -> Any:
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
+    raw = source.url.get_secret_value()
+    parts = split_credentials(raw)
+    if parts is not None:
+        scheme, user, password, rest = parts
+        if password is not None and "@" in password:
+            # SQLAlchemy ends the password at its first '@' and would take the rest of it for
+            # the host; %-encode it so that the password is the user's, whole.
+            raw = f"{scheme}{user}:{password.replace('@', '%40')}@{rest}"
     try:
-        url = make_url(source.url.get_secret_value())
+        url = make_url(raw)
     except ArgumentError:
         raise DataError(
             "the SQL URL cannot be parsed",
@@ -39,10 +49,7 @@ def _url(source: SqlSource) -> Any:
 
 def redacted_url(source: SqlSource) -> str:
     """The URL with its password masked, for messages."""
-    try:
-        return str(_url(source).render_as_string(hide_password=True))
-    except DataError:
-        return "data.source.sql.url"
+    return mask_url(source.url.get_secret_value())
 
 
 def _engine(source: SqlSource) -> Any:

@@ -29,7 +29,9 @@ scoring and the prediction server) reads the contract's ``range`` and ``category
 what the training data held, not as validity: a value outside the training range or a category
 never seen in training is **drift**. Such rows are scored and flagged (``drift`` in the report,
 the :data:`DRIFT` reasons in :attr:`ValidationResult.drift`), never quarantined. Types,
-nullability, ``unique`` and the declared checks stay hard in both modes. :class:`RowChecks`
+nullability, ``unique`` and the declared checks stay hard in both modes; a row of labelled
+data without its target goes as ``validation.missing_target`` says in both modes (by default to
+the quarantine, counted apart, not invalid). :class:`RowChecks`
 evaluates the declared checks on records (the prediction server) with the same expressions.
 """
 
@@ -54,7 +56,7 @@ from modelyard.data.contract import (
     polars_type,
     typed_exprs,
 )
-from modelyard.errors import DataError, ValidationFailed
+from modelyard.errors import NAMES_SHOWN, DataError, ValidationFailed, name_list
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +84,9 @@ class Violation(BaseModel):
     """One rule broken by some rows."""
 
     check: str
-    """``type``, ``not_null``, ``range``, ``category``, ``unique`` (contract rules) or the
-    name of a declared check."""
+    """``type``, ``not_null``, ``range``, ``category``, ``unique`` (contract rules),
+    ``missing_target`` (rows left out of training, not invalid) or the name of a declared
+    check."""
     column: str | None
     """The column, or ``None`` for a row-level expression check."""
     rows: int
@@ -97,8 +100,15 @@ class Violation(BaseModel):
 
     def __str__(self) -> str:
         where = f"{self.check} on '{self.column}'" if self.column else f"check {self.check}"
-        eg = f" (e.g. {', '.join(repr(v) for v in self.examples[:3])})" if self.examples else ""
-        return f"{where}: {self.rows} row{'s' if self.rows != 1 else ''}{eg}"
+        values = list(dict.fromkeys(v for v in self.examples if v is not None))[:3]
+        if values:  # a missing value says nothing: show where the rows are instead
+            eg = f" (e.g. {', '.join(repr(v) for v in values)})"
+        elif self.example_rows:
+            eg = f" (e.g. row{'s' if len(self.example_rows) > 1 else ''} "
+            eg += f"{', '.join(str(r) for r in self.example_rows[:3])})"
+        else:
+            eg = ""
+        return f"{where}: {self.rows:,} row{'s' if self.rows != 1 else ''}{eg}"
 
 
 class ValidationReport(BaseModel):
@@ -106,9 +116,14 @@ class ValidationReport(BaseModel):
 
     rows: int
     valid_rows: int
-    """Rows that broke no rule."""
+    """Rows that broke no rule and have their target: the rows that train."""
     invalid_rows: int
+    """Rows that broke a rule (a missing target excepted): they count against
+    ``max_invalid_fraction``."""
     invalid_fraction: float
+    missing_target_rows: int = 0
+    """Rows whose target is missing (``missing_target: exclude``): in the quarantine with the
+    reason ``missing target value`` and left out of training, but not invalid data."""
     on_error: Literal["quarantine", "warn", "fail"]
     max_invalid_fraction: float
     violations: list[Violation]
@@ -131,10 +146,12 @@ class ValidationReport(BaseModel):
 
     def summary(self, top: int = 5) -> str:
         head = (
-            f"{self.invalid_rows} of {self.rows} rows invalid ({self.invalid_fraction:.2%})"
+            f"{self.invalid_rows:,} of {self.rows:,} rows invalid ({self.invalid_fraction:.2%})"
             if self.invalid_rows
-            else f"all {self.rows} rows valid"
+            else f"all {self.rows:,} rows valid"
         )
+        if self.missing_target_rows:
+            head += f"; {self.missing_target_rows:,} without a target (left out of training)"
         lines = [head, *(f"  - {v}" for v in self.violations[:top])]
         if len(self.violations) > top:
             lines.append(f"  - ... and {len(self.violations) - top} more rules")
@@ -151,10 +168,11 @@ class ValidationResult:
     """The outcome of :func:`validate`."""
 
     valid: pl.DataFrame
-    """Typed rows that continue, in input order: the valid ones, or all rows with
-    ``on_error: warn`` (values that failed their cast are null there)."""
+    """Typed rows that continue, in input order: the valid ones, or with ``on_error: warn``
+    all rows that have their target (values that failed their cast are null there)."""
     quarantine: pl.DataFrame
-    """Raw values of the invalid rows, plus ``_row`` and ``_reasons``."""
+    """Raw values of the invalid rows and of the rows without a target, plus ``_row`` and
+    ``_reasons``."""
     report: ValidationReport
     valid_index: np.ndarray[Any, np.dtype[np.int64]] = field(
         default_factory=lambda: np.zeros(0, dtype=np.int64)
@@ -178,6 +196,8 @@ class _Rule:
     """Breaking it flags the row as drift instead of making it invalid (``score`` mode)."""
     allowed: pl.Series | None = None
     """A declared ``in`` check: the allowed values, read as the column's type."""
+    missing_target: bool = False
+    """A missing target: the row is left out of training but is not invalid data."""
 
 
 def _show(name: str) -> pl.Expr:
@@ -200,8 +220,9 @@ def cast_to_contract(df: pl.DataFrame, contract: DataContract) -> tuple[pl.DataF
     true where a non-missing raw value could not be read. Columns already of their type are
     not cast (and have no failure column). Missing contract columns are ignored here.
     """
-    types: dict[str, ColumnType] = {c.name: c.type for c in contract.columns if c.name in df.schema}
-    values, failures = typed_exprs(df.schema, types)
+    schema = df.schema  # built once: df.schema makes a new mapping on every access
+    types: dict[str, ColumnType] = {c.name: c.type for c in contract.columns if c.name in schema}
+    values, failures = typed_exprs(schema, types)
     by_name = {c: e for c, e in zip(types, values, strict=True)}
     typed = df.select(by_name.get(c, pl.col(c)) for c in df.columns)
     fails = df.select(failures) if failures else pl.DataFrame()
@@ -210,29 +231,39 @@ def cast_to_contract(df: pl.DataFrame, contract: DataContract) -> tuple[pl.DataF
 
 def _check_columns(df: pl.DataFrame, contract: DataContract) -> None:
     names = contract.names
-    present = set(df.columns)
+    columns = df.columns
+    present, known = set(columns), set(names)
     missing = [c for c in names if c not in present]
-    extra = [] if contract.allow_extra_columns else [c for c in df.columns if c not in set(names)]
+    extra = [] if contract.allow_extra_columns else [c for c in columns if c not in known]
     if not missing and not extra:
         return
     parts = []
     if missing:
-        hints = "".join(did_you_mean(c, extra or df.columns) for c in missing)
-        parts.append(f"missing column{'s' if len(missing) > 1 else ''} {missing}{hints}")
+        hints = "".join(did_you_mean(c, extra or columns) for c in missing[:NAMES_SHOWN])
+        parts.append(
+            f"{len(missing):,} missing column{'s' if len(missing) > 1 else ''} "
+            f"{name_list(missing)}{hints}"
+        )
     if extra:
-        parts.append(f"unexpected column{'s' if len(extra) > 1 else ''} {extra}")
+        parts.append(
+            f"{len(extra):,} unexpected column{'s' if len(extra) > 1 else ''} {name_list(extra)}"
+        )
     raise DataError(
         "the table does not match the data contract: " + "; ".join(parts),
         where="validation",
-        expected=f"the {len(names)} columns of the contract",
-        found=f"{len(df.columns)} columns",
+        expected=f"the {len(names):,} columns of the contract",
+        found=f"{len(columns):,} columns",
         fix="Fix the data, or edit the contract (remove or rename the column, or set "
         "allow_extra_columns: true to ignore extra columns).",
     )
 
 
 def _contract_rules(
-    contract: DataContract, schema: pl.Schema, fails: set[str], mode: Mode = "train"
+    contract: DataContract,
+    schema: pl.Schema,
+    fails: set[str],
+    missing_target: str = "exclude",
+    mode: Mode = "train",
 ) -> list[_Rule]:
     drift = mode == "score"
     rules: list[_Rule] = []
@@ -251,12 +282,23 @@ def _contract_rules(
             )
         if not col.nullable:
             mask = c.is_null() if failed is None else c.is_null() & ~failed
-            what = (
-                "missing target value" if col.role == "target" else "missing value (not nullable)"
-            )
-            rules.append(
-                _Rule("not_null", name, mask, pl.lit(f"{name}: {what}"), "no missing values")
-            )
+            if col.role == "target" and missing_target == "exclude":
+                rules.append(
+                    _Rule(
+                        "missing_target", name, mask, pl.lit(f"{name}: missing target value"),
+                        "a target value (rows without one are left out of training)",
+                        missing_target=True,
+                    )
+                )  # fmt: skip
+            else:
+                what = (
+                    "missing target value"
+                    if col.role == "target"
+                    else "missing value (not nullable)"
+                )
+                rules.append(
+                    _Rule("not_null", name, mask, pl.lit(f"{name}: {what}"), "no missing values")
+                )
         if col.min is not None or col.max is not None:
             lo, hi = _bound(col.min, col.type), _bound(col.max, col.type)
             mask = pl.lit(False)
@@ -304,13 +346,17 @@ _EQ_CHAIN = 16
 
 
 def _is_in(c: pl.Expr, allowed: pl.Series) -> pl.Expr:
-    """``c.is_in(allowed)``; a chain of equalities for short lists (several times faster)."""
-    values = allowed.drop_nulls().unique(maintain_order=True)
-    if len(values) == 0:
+    """``c.is_in(allowed)``; a chain of equalities for short lists (several times faster).
+
+    Nulls and repeats of ``allowed`` are dropped in plain Python: a polars query per column
+    (``Series.unique``) made a table with thousands of category sets slow.
+    """
+    values = list(dict.fromkeys(v for v in allowed.to_list() if v is not None))
+    if not values:
         return pl.lit(False)
     if len(values) <= _EQ_CHAIN:
-        return pl.any_horizontal([c == pl.lit(v, dtype=allowed.dtype) for v in values.to_list()])
-    return c.is_in(values.implode())
+        return pl.any_horizontal([c == pl.lit(v, dtype=allowed.dtype) for v in values])
+    return c.is_in(pl.Series(values, dtype=allowed.dtype).implode())
 
 
 def _bound(value: float | str | None, typ: ColumnType) -> Any:
@@ -372,10 +418,10 @@ def _declared_rule(check: Check, schema: pl.Schema) -> _Rule:
             ) from None
         unknown = [r for r in roots if r not in schema]
         if unknown:
-            hint = "".join(did_you_mean(u, schema.names()) for u in unknown)
+            hint = "".join(did_you_mean(u, schema.names()) for u in unknown[:NAMES_SHOWN])
             raise bad(
-                f"names unknown column(s) {unknown}{hint}",
-                f"Use the columns of the data: {schema.names()}.",
+                f"names unknown column(s) {name_list(unknown)}{hint}",
+                f"Use the columns of the data: {name_list(schema.names())}.",
             )
         try:
             dtype = pl.DataFrame(schema=schema).select(expr.alias("ok")).schema["ok"]
@@ -491,13 +537,22 @@ def validate(
     the values as they are (no cast). ``options.on_error`` decides what happens to invalid
     rows: ``quarantine`` (set aside), ``warn`` (kept, listed in the report and quarantine
     frame), ``fail`` (:class:`~modelyard.errors.ValidationFailed`). In every mode more invalid
-    rows than ``options.max_invalid_fraction`` raise ``ValidationFailed``.
+    rows than ``options.max_invalid_fraction`` raise ``ValidationFailed``; the exception
+    carries the whole :class:`ValidationResult` (``.result``: report and quarantine), so that
+    the caller can write them before it stops.
+
+    Rows with a missing target are left out of ``valid`` and put in the quarantine (reason
+    ``missing target value``), but with ``options.missing_target: exclude`` (the default) they
+    are not invalid data: they are counted in ``missing_target_rows``, not in
+    ``invalid_rows``, and never make the run fail. With ``missing_target: invalid`` they are
+    ``not_null`` violations like any other.
 
     A frame-level problem (missing or unexpected columns, an unusable check) raises
     :class:`~modelyard.errors.DataError` before any row is checked.
     """
+    columns = df.columns
     for reserved in (ROW, REASONS, *((DRIFT,) if mode == "score" else ())):
-        if reserved in df.columns:
+        if reserved in columns:
             raise DataError(
                 f"the column name '{reserved}' is reserved for the quarantine",
                 where="validation",
@@ -510,42 +565,56 @@ def validate(
     else:
         typed, fails = df, pl.DataFrame()
     schema = typed.schema
-    rules = _contract_rules(use_contract, schema, set(fails.columns), mode) if use_contract else []
+    rules = (
+        _contract_rules(use_contract, schema, set(fails.columns), options.missing_target, mode)
+        if use_contract
+        else []
+    )
     rules += [_declared_rule(check, schema) for check in options.checks]
 
     n = df.height
     frame = (
         typed.hstack(fails.rename({c: _FAIL + c for c in fails.columns})) if fails.width else typed
     )
+    no_row = pl.Series([False] * n, dtype=pl.Boolean)
     if rules:
         masks = frame.select(
             r.mask.fill_null(False).alias(f"{_MASK}{i}") for i, r in enumerate(rules)
         )
         counts = masks.select(pl.all().sum()).row(0)
+        hard = [f"{_MASK}{i}" for i, r in enumerate(rules) if not (r.drift or r.missing_target)]
+        unlabelled_cols = [f"{_MASK}{i}" for i, r in enumerate(rules) if r.missing_target]
+        invalid = masks.select(pl.any_horizontal(hard)).to_series() if hard else no_row
+        unlabelled = (
+            masks.select(pl.any_horizontal(unlabelled_cols)).to_series()
+            if unlabelled_cols
+            else no_row
+        )
     else:
-        masks, counts = pl.DataFrame(), ()
-    hard = [f"{_MASK}{i}" for i, r in enumerate(rules) if not r.drift]
-    if hard:
-        invalid = masks.select(pl.any_horizontal(hard)).to_series()
-    else:
-        invalid = pl.Series([False] * n, dtype=pl.Boolean)
+        masks, counts, invalid, unlabelled = pl.DataFrame(), (), no_row, no_row
+    out = invalid | unlabelled  # rows that go to the quarantine
     invalid_rows = int(invalid.sum()) if n else 0
-    keep_all = options.on_error == "warn" or not invalid_rows
+    unlabelled_rows = int(unlabelled.sum()) if n else 0
+    out_rows = int(out.sum()) if n else 0
+    # the rows that continue: with on_error: warn the invalid ones too, never those without a target
+    warn = options.on_error == "warn"
+    keep = ~unlabelled if warn else ~out
+    keep_all = not (unlabelled_rows if warn else out_rows)
     kept_index = (
         np.arange(n, dtype=np.int64)
         if keep_all
-        else np.flatnonzero(~invalid.to_numpy()).astype(np.int64)
+        else np.flatnonzero(keep.to_numpy()).astype(np.int64)
     )
     drifted_rows, drift, drift_reasons = _drift(
-        df, masks, rules, counts, None if keep_all else ~invalid, kept_index, mode
+        df, masks, rules, counts, None if keep_all else keep, kept_index, mode
     )
 
     violations: list[Violation] = []
     hit = [i for i, k in enumerate(counts) if k and not rules[i].drift]
-    if invalid_rows:
-        bad_idx = np.flatnonzero(invalid.to_numpy())
-        raw_bad = df.filter(invalid).with_columns(pl.Series(ROW, bad_idx, dtype=pl.Int64))
-        mask_bad = masks.filter(invalid).select(f"{_MASK}{i}" for i in hit)
+    if out_rows:
+        bad_idx = np.flatnonzero(out.to_numpy())
+        raw_bad = df.filter(out).with_columns(pl.Series(ROW, bad_idx, dtype=pl.Int64))
+        mask_bad = masks.filter(out).select(f"{_MASK}{i}" for i in hit)
         both = raw_bad.hstack(mask_bad)
         reasons = both.select(
             pl.concat_str(
@@ -557,7 +626,8 @@ def validate(
         quarantine = raw_bad.with_columns(reasons)
         for i in hit:
             rule = rules[i]
-            sel = both.filter(pl.col(f"{_MASK}{i}")).head(_EXAMPLES)
+            shown = [ROW, f"{_MASK}{i}", *([rule.column] if rule.column else [])]
+            sel = both.select(shown).filter(pl.col(f"{_MASK}{i}")).head(_EXAMPLES)
             examples = [_example(v) for v in sel[rule.column].to_list()] if rule.column else []
             violations.append(
                 Violation(
@@ -571,7 +641,6 @@ def validate(
             )
         violations.sort(key=lambda v: -v.rows)
     else:
-        bad_idx = np.zeros(0, dtype=np.int64)
         quarantine = df.head(0).with_columns(
             pl.Series(ROW, [], dtype=pl.Int64), pl.Series(REASONS, [], dtype=pl.String)
         )
@@ -579,9 +648,10 @@ def validate(
     fraction = invalid_rows / n if n else 0.0
     report = ValidationReport(
         rows=n,
-        valid_rows=n - invalid_rows,
+        valid_rows=n - out_rows,
         invalid_rows=invalid_rows,
         invalid_fraction=fraction,
+        missing_target_rows=unlabelled_rows,
         on_error=options.on_error,
         max_invalid_fraction=options.max_invalid_fraction,
         violations=violations,
@@ -593,36 +663,44 @@ def validate(
         drifted_rows=drifted_rows,
         drift=drift,
     )
-    if fraction > options.max_invalid_fraction:
-        raise ValidationFailed(
-            f"{invalid_rows} of {n} rows ({fraction:.2%}) are invalid, more than "
-            f"validation.max_invalid_fraction ({options.max_invalid_fraction:.2%})",
-            where="validation",
-            found="; ".join(str(v) for v in violations[:5]),
-            fix="Fix the data at its source, correct the contract if it is too strict, or "
-            "raise validation.max_invalid_fraction.",
-        )
-    if invalid_rows and options.on_error == "fail":
-        raise ValidationFailed(
-            f"{invalid_rows} of {n} rows are invalid and validation.on_error is 'fail'",
-            where="validation",
-            found="; ".join(str(v) for v in violations[:5]),
-            fix="Fix the data or the contract, or set validation.on_error to 'quarantine' "
-            "to set invalid rows aside.",
-        )
-    if keep_all:
-        if invalid_rows:
-            log.warning("validation: %s", report.summary())
-        valid = typed
-    else:
-        valid = typed.filter(~invalid)
-    return ValidationResult(
-        valid=valid,
+    result = ValidationResult(
+        valid=typed if keep_all else typed.filter(keep),
         quarantine=quarantine,
         report=report,
         valid_index=kept_index,
         drift=drift_reasons,
     )
+    found = _found(violations)
+    if fraction > options.max_invalid_fraction:
+        raise ValidationFailed(
+            f"{invalid_rows:,} of {n:,} rows ({fraction:.2%}) are invalid, more than "
+            f"validation.max_invalid_fraction ({options.max_invalid_fraction:.2%})",
+            where="validation",
+            found=found,
+            fix="Fix the data at its source, correct the contract if it is too strict, or "
+            "raise validation.max_invalid_fraction.",
+            result=result,
+        )
+    if invalid_rows and options.on_error == "fail":
+        raise ValidationFailed(
+            f"{invalid_rows:,} of {n:,} rows are invalid and validation.on_error is 'fail'",
+            where="validation",
+            found=found,
+            fix="Fix the data or the contract, or set validation.on_error to 'quarantine' "
+            "to set invalid rows aside.",
+            result=result,
+        )
+    if invalid_rows and options.on_error == "warn":
+        log.warning("validation: %s", report.summary())
+    return result
+
+
+def _found(violations: list[Violation], shown: int = 5) -> str:
+    """The first few broken rules (a missing target is not one), and how many more."""
+    broken = [v for v in violations if v.check != "missing_target"]
+    text = "; ".join(str(v) for v in broken[:shown])
+    more = len(broken) - shown
+    return text + (f"; and {more:,} more rules" if more > 0 else "")
 
 
 def _drift(
@@ -658,7 +736,8 @@ def _drift(
     drift: list[Violation] = []
     for i in soft:
         rule = rules[i]
-        sel = both.filter(pl.col(f"{_MASK}{i}"))
+        shown = [ROW, f"{_MASK}{i}", *([rule.column] if rule.column else [])]
+        sel = both.select(shown).filter(pl.col(f"{_MASK}{i}"))
         if not sel.height:
             continue
         head = sel.head(_EXAMPLES)

@@ -38,7 +38,7 @@ from pydantic import BaseModel, ConfigDict
 from modelyard.compute import Executor
 from modelyard.config.schema import EvaluationSection
 from modelyard.data.contract import DataContract, Task, did_you_mean
-from modelyard.errors import ModelyardError
+from modelyard.errors import ModelyardError, name_list
 from modelyard.modeling.features import target_array, to_pandas
 from modelyard.modeling.tasks import compute_metrics, positive_class, resolve_metric, sklearn_scorer
 
@@ -261,7 +261,7 @@ def _check_slices(test: pl.DataFrame, slices: Sequence[str]) -> None:
             raise ModelyardError(
                 f"the slice column '{name}' is not in the test data{did_you_mean(name, test.columns)}",
                 where="evaluation.slices",
-                expected=f"one of {test.columns}" if len(test.columns) <= 30 else None,
+                expected=f"one of {name_list(test.columns)}",
                 fix="Correct the column name in evaluation.slices.",
             )
 

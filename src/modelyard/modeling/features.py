@@ -23,7 +23,8 @@ The preprocessor (:func:`build_preprocessor`) is a :class:`~sklearn.pipeline.Pip
    numbers (impute + missing indicators, scale), booleans (0/1, most frequent + indicator),
    categoricals (missing is its own level ``__missing__``; one-hot with rare-level grouping
    when the contract knows at most ``one_hot_max_levels`` levels, else cross-fitted target
-   encoding or ordinal codes), dates (:class:`DatetimeParts`), text (TF-IDF per column).
+   encoding or ordinal codes), dates (:class:`DatetimeParts`), text (TF-IDF per column: the
+   ``features.text.columns`` and the columns the contract marks ``text: true``).
    Unknown categories at prediction time are encoded as the rare level (or all zeros / the
    prior / -1), never an error. Output is dense ``float64`` unless text columns are present.
 3. ``select`` (only when ``features.selection.method`` is not ``none``).
@@ -43,7 +44,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 
 from modelyard.config.schema import FeaturesSection
 from modelyard.data.contract import ColumnContract, DataContract, Task, did_you_mean
-from modelyard.errors import DataError, ModelyardError
+from modelyard.errors import DataError, ModelyardError, name_list
 
 MISSING_LEVEL = "__missing__"
 """The level a missing categorical value is encoded as."""
@@ -81,13 +82,14 @@ def to_pandas(
     :class:`~modelyard.errors.DataError`. See the module docstring for the type mapping.
     """
     cols = _model_columns(contract, exclude)
-    absent = [c.name for c in cols if c.name not in df.columns]
+    present = set(df.columns)
+    absent = [c.name for c in cols if c.name not in present]
     if absent:
         raise DataError(
-            f"{len(absent)} feature column(s) of the contract are missing: {absent[:10]}",
+            f"{len(absent):,} feature column(s) of the contract are missing: {name_list(absent)}",
             where="model input",
-            expected=f"the columns {[c.name for c in cols][:20]}",
-            found=f"the columns {df.columns[:20]}",
+            expected=f"the columns {name_list(c.name for c in cols)}",
+            found=f"the columns {name_list(df.columns)}",
             fix="Pass a frame with every feature column of the contract (values may be null).",
         )
     exprs: list[pl.Expr] = []
@@ -432,8 +434,7 @@ def build_preprocessor(
             fix="Check data.columns (id / leakage / drop) and the roles in the contract.",
         )
     by_name = {c.name: c for c in cols}
-    text_cols = list(options.text.columns)
-    for name in text_cols:
+    for name in options.text.columns:
         col = by_name.get(name)
         if col is None or col.type != "str":
             hint = did_you_mean(name, [c.name for c in cols if c.type == "str"])
@@ -445,6 +446,13 @@ def build_preprocessor(
             )
     for ref in options.custom:
         _resolve_function(ref)  # fail now, with a clear message
+    # Text columns: those of features.text.columns, and those the contract says are free text
+    # (inferred near-unique columns of words: TF-IDF, never a giant categorical).
+    text_cols = list(
+        dict.fromkeys(
+            [*options.text.columns, *(c.name for c in cols if c.text and c.type == "str")]
+        )
+    )
 
     numeric = [c.name for c in cols if c.type in _NUMERIC]
     booleans = [c.name for c in cols if c.type == "bool"]

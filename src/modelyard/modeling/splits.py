@@ -31,7 +31,7 @@ import polars as pl
 
 from modelyard.config.schema import SplitSection
 from modelyard.data.contract import DataContract, Task, did_you_mean
-from modelyard.errors import DataError, ModelyardError
+from modelyard.errors import DataError, ModelyardError, name_list
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ def _column(df: pl.DataFrame, name: str, what: str) -> pl.Series:
         raise ModelyardError(
             f"the {what} column '{name}' is not in the data{did_you_mean(name, df.columns)}",
             where="split",
-            expected=f"one of {df.columns}" if len(df.columns) <= 30 else None,
+            expected=f"one of {name_list(df.columns)}",
             fix="Correct the column name in the split section of modelyard.yaml.",
         )
     return df.get_column(name)
@@ -115,10 +115,12 @@ def make_split(
     share = options.test_size
     if method == "test_file":
         assert test is not None
-        missing = [c for c in df.columns if c not in test.columns]
+        in_test = set(test.columns)
+        missing = [c for c in df.columns if c not in in_test]
         if missing:
             raise DataError(
-                f"the test file lacks {len(missing)} column(s) of the training data: {missing[:10]}",
+                f"the test file lacks {len(missing):,} column(s) of the training data: "
+                f"{name_list(missing)}",
                 where="data.test",
                 fix="Use a test file with the same columns as the training data.",
             )

@@ -29,7 +29,7 @@ from modelyard.config.schema import (
     TuningSection,
 )
 from modelyard.data.contract import DataContract, Task
-from modelyard.errors import ModelyardError
+from modelyard.errors import ModelyardError, name_list
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -83,7 +83,7 @@ class Problem:
             raise ModelyardError(
                 f"the sample weight column '{weight}' is not in the data",
                 where="models.sample_weight_column",
-                expected=f"one of {', '.join(contract.names)}",
+                expected=f"one of the {len(contract.names):,} columns {name_list(contract.names)}",
                 fix=f"Did you mean '{guess[0]}'?" if guess else "Fix the column name.",
             )
         return cls(contract, task, metric, greater_is_better(metric), weight)

@@ -334,7 +334,8 @@ def render_profile_html(profile: Profile, *, title: str = "Data profile") -> str
         f"{LEAKAGE_SCORE}), or the target is a linear combination of two columns (R² ≥ "
         f"{LEAKAGE_PAIR_R2}). High missing ≥ {fmt_share(HIGH_MISSING_SHARE)}; high cardinality "
         f"> {HIGH_CARDINALITY} distinct values; skewed |skew| > {SKEW_LIMIT}; outliers > "
-        f"{fmt_share(OUTLIER_SHARE)} of values beyond 1.5·IQR; class imbalance ratio ≥ "
+        f"{fmt_share(OUTLIER_SHARE)} of values beyond 1.5·IQR (neither for a two-valued "
+        f"column: a flag); class imbalance ratio ≥ "
         f"{IMBALANCE_INFO}.</p></footer>"
     )
     d = p.dataset

@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from modelyard.data.leakage import LeakyColumn, ModelingContract
 from modelyard.data.profile import Alert, Profile
 from modelyard.data.validation import ValidationReport
+from modelyard.errors import split_credentials
 from modelyard.modeling.evaluate import Evaluation
 from modelyard.modeling.search.ensemble import Member
 from modelyard.modeling.search.results import Leaderboard, LeaderboardRow, SearchInfo
@@ -293,14 +294,19 @@ def _history(result: TuningResult, greater_is_better: bool) -> list[TrialPoint]:
 
 
 def _redact_uri(uri: str) -> str:
-    """A tracking URI without credentials, query or fragment."""
-    parts = urlsplit(uri)
-    if not parts.netloc:
+    """A tracking URI without credentials, query or fragment.
+
+    The credentials end at the last ``@`` (:func:`~modelyard.errors.split_credentials`): a
+    password written without %-encoding may hold ``/``, ``#`` or ``@``, which would make a
+    strict parser take its tail for the path or the fragment.
+    """
+    parts = split_credentials(uri)
+    if parts is not None:
+        uri = parts[0] + parts[3]
+    parts_ = urlsplit(uri)
+    if not parts_.netloc:
         return uri
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host += f":{parts.port}"
-    return f"{parts.scheme}://{host}{parts.path}"
+    return f"{parts_.scheme}://{parts_.netloc}{parts_.path}"
 
 
 def _direction(

@@ -142,6 +142,23 @@ def test_bad_paths_are_reported_before_anything_runs(tmp_path: Path) -> None:
     assert "no such file" in found[0] and "missing.csv" in found[0]
 
 
+def test_a_bad_path_names_an_environment_variable_only_when_it_uses_one(tmp_path: Path) -> None:
+    """Issue 11 item 19: the message suggested setting a variable the path did not use."""
+    plain = problems(tmp_path, GOOD.replace("path: data.csv", "path: missing.csv"))
+    assert "environment variable" not in plain[0]
+    assert plain[0].endswith(
+        "no such file: " + str(tmp_path / "missing.csv") + ". Fix the path (relative paths "
+        "start at the folder of modelyard.yaml)"
+    )
+    made = problems(
+        tmp_path,
+        GOOD.replace("path: data.csv", "path: ${DATA_DIR}/${STEM:-train}.csv"),
+        env={"DATA_DIR": str(tmp_path / "nowhere")},
+    )
+    assert "no such file: " + str(tmp_path / "nowhere" / "train.csv") in made[0]
+    assert made[0].endswith("or the environment variables it is made from (${DATA_DIR}, ${STEM})")
+
+
 def test_env_expansion_with_defaults_and_missing_variables(tmp_path: Path) -> None:
     text = GOOD.replace("path: data.csv", "path: ${DATA_DIR:-.}/data.csv").replace(
         "name: demo", "name: ${NAME}"

@@ -5,10 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 
-from modelyard.config.schema import ColumnRoles, ContractSection
+from modelyard.config.schema import ColumnRoles, ContractSection, ValidationSection
 from modelyard.data.contract import (
     ColumnContract,
     DataContract,
@@ -16,6 +17,7 @@ from modelyard.data.contract import (
     contract_to_yaml,
     infer_contract,
 )
+from modelyard.data.validation import validate
 from modelyard.errors import ConfigError, DataError
 from tests.conftest import ADULT_COLUMNS
 
@@ -116,6 +118,79 @@ def test_parse_threshold_and_hints() -> None:
     c = infer(df, type_hints={"a": "str"})
     assert c.column("a").type == "str" and c.column("a").categories is None
     assert c.column("a").unique  # 200 distinct non-float values
+
+
+def test_a_little_junk_does_not_make_a_number_column_text(titanic: pl.DataFrame) -> None:
+    """Issue 11 item 19: 1% junk turned a numeric column into text, silently."""
+    fare = titanic["fare"].to_list()
+    for i in range(0, 891, 100):  # 9 of 891 values (1.0%)
+        fare[i] = "n/a" if i % 200 else "?"
+    df = titanic.with_columns(pl.Series("fare", fare))
+    c = infer(df, "survived")
+    col = c.column("fare")
+    assert col.type == "float" and col.unreadable == 9 and not col.nullable
+    assert col.reason is not None
+    assert col.reason.startswith('9 of 891 values (1.0%) are not a float (e.g. "?", "n/a")')
+    assert "quarantines their rows" in col.reason
+    result = validate(df, c, ValidationSection(max_invalid_fraction=0.05))
+    assert result.quarantine["_row"].to_list() == list(range(0, 891, 100))
+    assert set(result.quarantine["_reasons"]) == {
+        "fare: '?' is not a float",
+        "fare: 'n/a' is not a float",
+    }
+    assert contract_from_yaml(contract_to_yaml(c), source="c.yaml") == c
+    # Beyond the threshold it stays text (and says nothing).
+    many = df.with_columns(
+        pl.when(pl.int_range(891) % 10 == 1).then(pl.lit("?")).otherwise("fare").alias("fare")
+    )
+    assert infer(many, "survived").column("fare").type == "str"
+    strict = infer(df, "survived", options=ContractSection(min_parsed_share=0.995))
+    assert strict.column("fare").type == "str" and strict.column("fare").reason is None
+
+
+def test_integers_among_decimals_make_a_float_column_not_junk(shared_data: Path) -> None:
+    """diamonds' 'table' is 55, 57, ... and 1.7% of 55.3, 56.4: a float column."""
+    diamonds = pl.read_csv(shared_data / "diamonds.csv", infer_schema=False)
+    col = infer(diamonds, "price").column("table")
+    assert col.type == "float" and col.unreadable is None and col.reason is None
+
+
+def test_near_unique_text_columns_are_free_text_or_identifiers() -> None:
+    """Issue 11 item 8: a near-unique title column became a giant categorical."""
+    n = 400
+    rng = np.random.default_rng(0)
+    words = ["red", "fox", "river", "night", "old", "song", "city", "blue", "the", "of"]
+    distinct_titles = [" ".join(rng.choice(words, 4)) + f" {i}" for i in range(380)]
+    titles = [distinct_titles[i % 380] for i in range(n)]  # 95% distinct
+    df = pl.DataFrame(
+        {
+            "title": titles,
+            "sku": [f"SKU-{i % 390:05d}" for i in range(n)],
+            "ticket": [f"T{i}" for i in range(n)],
+            "city": rng.choice([f"city {i}" for i in range(60)], n).tolist(),  # 60 levels
+            "y": rng.choice(["a", "b"], n).tolist(),
+        }
+    )
+    c = infer(df, "y", roles=ColumnRoles(id=["ticket"]))
+    title, sku, ticket, city = (c.column(k) for k in ("title", "sku", "ticket", "city"))
+    assert (title.role, title.text, title.categories, title.unique) == (
+        "feature",
+        True,
+        None,
+        False,
+    )
+    assert title.reason is not None and title.reason.startswith(
+        "380 distinct values in 400 rows (95%)"
+    )
+    assert "free text (TF-IDF features)" in title.reason
+    assert (sku.role, sku.text, sku.unique) == ("id", False, False)  # 10 repeats: not unique
+    assert sku.reason is not None and "an identifier, not a feature" in sku.reason
+    assert (ticket.role, ticket.reason, ticket.unique) == ("id", None, True)  # declared: no reason
+    assert (city.role, city.text, city.reason) == ("feature", False, None)  # 60 of 400: a category
+    assert [f.name for f in c.features] == ["title", "city"]
+    assert contract_from_yaml(contract_to_yaml(c), source="c.yaml") == c
+    fewer = infer(df, "y", options=ContractSection(near_unique_share=0.99, range_margin=0.0))
+    assert fewer.column("title").reason is None and fewer.column("sku").role == "feature"
 
 
 def test_datetime_and_unique_and_roles() -> None:

@@ -346,3 +346,85 @@ def test_empty_frame() -> None:
     assert prof.dataset.rows == 0
     assert prof.column("a").count == 0
     assert prof.column("a").constant
+
+
+# --------------------------------------------------------------------------- issue 11
+
+
+def test_a_zero_one_flag_is_neither_skewed_nor_full_of_outliers() -> None:
+    """Issue 11 item 10: "'Short' has 9458 outliers", "'Action' is skewed" on 0/1 flags."""
+    n = 2_000
+    df = pl.DataFrame(
+        {
+            "short": [1 if i % 10 == 0 else 0 for i in range(n)],  # 10% ones: all "outliers"
+            "action": [1 if i % 50 == 0 else 0 for i in range(n)],  # 2% ones: skew 6.9
+            "runtime": [float(2 ** (i % 20)) for i in range(n)],  # a truly skewed number
+        }
+    )
+    prof = profile(df, make_contract(df), ProfileSection())
+    kinds = {(a.kind, c) for a in prof.alerts for c in a.columns}
+    assert ("outliers", "short") not in kinds and ("skewed", "action") not in kinds
+    assert ("skewed", "short") not in kinds and ("outliers", "action") not in kinds
+    assert prof.column("short").numeric.outliers == 0  # type: ignore[union-attr]
+    assert prof.column("action").numeric.skew == pytest.approx(6.9, abs=0.1)  # type: ignore[union-attr]
+    assert ("skewed", "runtime") in kinds  # numbers still get the alert
+
+
+def _eta_all_levels(df: pd.DataFrame, x: str, y: str) -> float:
+    grand = df[y].mean()
+    groups = df.groupby(x)[y]
+    between = float((groups.count() * (groups.mean() - grand) ** 2).sum())
+    total = float(((df[y] - grand) ** 2).sum())
+    return math.sqrt(between / total)
+
+
+def test_the_correlation_ratio_of_a_near_unique_column_is_over_its_levels(
+    shared_data: Path,
+) -> None:
+    """Issue 11 item 8: a near-unique title column scored 0.03, its correlation ratio is ~1.
+
+    η² = between-level / total sum of squares, over the column's *own* levels. Lumping every
+    level beyond the 50 most frequent into one "other" level (98% of the rows here) measured
+    another variable; with about one row per level the within-level spread is ~0, so η ≈ 1.
+    """
+    diamonds = pl.read_csv(shared_data / "diamonds.csv").head(5_000)
+    lot = [f"lot {i // 2 if i % 10 == 0 else i}" for i in range(diamonds.height)]  # 95% distinct
+    df = diamonds.with_columns(pl.Series("lot", lot))
+    prof = profile(df, make_contract(df, "price", "regression"), ProfileSection())
+    by = {a.column: a for a in prof.target_associations}
+    pdf = df.to_pandas()
+    assert by["lot"].method == "correlation_ratio"
+    assert by["lot"].score == pytest.approx(_eta_all_levels(pdf, "lot", "price"), rel=1e-9)
+    assert by["lot"].score > 0.95
+    assert by["cut"].score == pytest.approx(_eta_all_levels(pdf, "cut", "price"), rel=1e-9)
+    assert prof.column("lot").target_association == by["lot"].score
+
+
+def test_contract_decisions_show_as_alerts() -> None:
+    df = pl.DataFrame({"fare": [1.0, 2.0, None, 4.0], "sku": ["a", "b", "c", "d"]})
+    contract = DataContract(
+        columns=[
+            ColumnContract(
+                name="fare",
+                type="float",
+                unreadable=1,
+                reason='1 of 4 values are not a float (e.g. "?")',
+            ),
+            ColumnContract(name="sku", type="str", role="id", reason="4 distinct values in 4 rows"),
+        ]
+    )
+    alerts = {a.kind: a for a in profile(df, contract, ProfileSection()).alerts}
+    assert alerts["unreadable"].severity == "warning"
+    assert (
+        alerts["unreadable"].message
+        == "'fare' is typed float, but 1 of 4 values are not a float (e.g. \"?\")"
+    )
+    assert alerts["inferred"].message.startswith("'sku' is an identifier, not a feature (contract)")
+
+
+def test_a_range_wider_than_the_largest_float_still_bins() -> None:
+    """Found by the invariants test: hi - lo overflowed to inf and binning failed."""
+    df = pl.DataFrame({"x": [-1.7e308, 1.7e308, 0.0]})
+    hist = profile(df, make_contract(df), ProfileSection(bins=2)).column("x").numeric.histogram  # type: ignore[union-attr]
+    assert hist is not None and hist.counts == [1, 2]
+    assert all(math.isfinite(e) for e in hist.edges) and hist.edges[0] == -1.7e308

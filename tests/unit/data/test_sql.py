@@ -50,3 +50,26 @@ def test_sql_errors(tmp_path: Path) -> None:
         read_source(
             Source.model_validate({"sql": {"url": url, "query": "SELECT * FROM t WHERE 0"}})
         )
+
+
+PASSWORD = "p@ss/w:rd#x"
+
+
+def test_a_password_with_reserved_characters_is_used_whole_and_never_shown() -> None:
+    """Issue 11 item 17: masking stopped at the first '@' and leaked 'ss/w:rd#x'."""
+    pytest.importorskip("psycopg")
+    from modelyard.data.sql import _url
+
+    source = Source.model_validate(
+        {"sql": {"url": f"postgresql://me:{PASSWORD}@127.0.0.1:9/app", "table": "t"}}
+    )
+    url = _url(source.sql)  # type: ignore[arg-type]
+    assert (url.username, url.password, url.host, url.port, url.database) == (
+        "me", PASSWORD, "127.0.0.1", 9, "app",
+    )  # fmt: skip
+    with pytest.raises(DataError) as err:
+        read_source(source)  # nothing listens on port 9
+    message = str(err.value)
+    assert "postgresql://me:***@127.0.0.1:9/app" in message
+    for piece in ("p@ss", "ss/w", "w:rd", "rd#x", "%40", "%23"):
+        assert piece not in message

@@ -11,7 +11,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from modelyard.config.schema import Check, ColumnRoles, ContractSection, ValidationSection
-from modelyard.data.contract import ColumnContract, DataContract, infer_contract
+from modelyard.data.contract import (
+    ColumnContract,
+    DataContract,
+    contract_from_yaml,
+    contract_to_yaml,
+    infer_contract,
+)
 from modelyard.data.validation import cast_to_contract, validate
 from modelyard.errors import DataError, ValidationFailed
 
@@ -162,11 +168,53 @@ def test_max_invalid_fraction_in_every_mode(mode: str) -> None:
         validate(df, CONTRACT, opts(on_error=mode, max_invalid_fraction=0.2))
 
 
+def test_rows_without_a_target_are_set_aside_but_are_not_invalid_data() -> None:
+    """Issue 11 item 16: a missing target is reported as such, left out of training, and
+    does not count against max_invalid_fraction."""
+    df = frame({}, {"y": None}, {"y": None}, {"y": None, "age": "x"}, {})
+    for mode in ("quarantine", "warn"):
+        r = validate(df, CONTRACT, opts(on_error=mode, max_invalid_fraction=0.25))
+        assert r.report.missing_target_rows == 3 and r.report.invalid_rows == 1
+        assert r.report.invalid_fraction == pytest.approx(0.2)
+        assert r.quarantine["_row"].to_list() == [1, 2, 3]
+        assert r.quarantine["_reasons"].to_list()[:2] == ["y: missing target value"] * 2
+        assert r.valid["y"].null_count() == 0  # never trains, whatever on_error says
+        assert r.report.valid_rows == 2
+        assert {v.check for v in r.report.violations} == {"missing_target", "type"}
+    warned = validate(df, CONTRACT, opts(on_error="warn"))
+    assert warned.valid_index.tolist() == [0, 4]  # the invalid row with no target is out too
+    clean = validate(frame({}, {"y": None}), CONTRACT, opts(max_invalid_fraction=0.0))
+    assert clean.report.passed and clean.report.invalid_rows == 0
+    strict = validate(frame({}, {"y": None}), CONTRACT, opts(on_error="fail"))
+    assert strict.valid.height == 1 and strict.quarantine.height == 1
+    assert "1 without a target (left out of training)" in clean.report.summary()
+    with pytest.raises(ValidationFailed, match="1 of 2 rows"):  # the old behaviour, on demand
+        validate(
+            frame({}, {"y": None}),
+            CONTRACT,
+            opts(max_invalid_fraction=0.0, missing_target="invalid"),
+        )
+
+
+def test_a_failed_validation_carries_its_report_and_quarantine() -> None:
+    """Issue 11 item 16: the rows that made the run stop can be written before it stops."""
+    df = frame({}, {"w": None}, {"w": None}, {"w": None}, {"age": "x"})
+    with pytest.raises(ValidationFailed) as err:
+        validate(df, CONTRACT, opts(max_invalid_fraction=0.05))
+    result = err.value.result
+    assert result is not None and result.report.invalid_rows == 4  # type: ignore[attr-defined]
+    assert result.quarantine["_row"].to_list() == [1, 2, 3, 4]  # type: ignore[attr-defined]
+    message = str(err.value)
+    assert "None" not in message  # a missing value is no example: its rows are
+    assert "not_null on 'w': 3 rows (e.g. rows 1, 2, 3)" in message
+    assert "type on 'age': 1 row (e.g. 'x')" in message
+
+
 def test_missing_and_extra_columns() -> None:
     df = frame({}).rename({"kind": "knd"})
     with pytest.raises(
         DataError,
-        match=r"missing column \['kind'\] \(did you mean 'knd'\?\).*unexpected column \['knd'\]",
+        match=r"1 missing column 'kind' \(did you mean 'knd'\?\).*1 unexpected column 'knd'",
     ):
         validate(df, CONTRACT, opts())
     extra = frame({}).with_columns(pl.lit("z").alias("note"))
@@ -184,7 +232,7 @@ def test_missing_and_extra_columns() -> None:
             Check(name="bad", expression="x >>> 1"),
             "check 'bad' has an expression that does not parse",
         ),
-        (Check(expression="ag > 1"), r"unknown column\(s\) \['ag'\] \(did you mean 'age'\?\)"),
+        (Check(expression="ag > 1"), r"unknown column\(s\) 'ag' \(did you mean 'age'\?\)"),
         (Check(name="num", expression="age + 1"), "not a true/false condition"),
         (Check(column="agee", min=1), "not in the data \\(did you mean 'age'\\?\\)"),
         (Check(column="age", values=["old"]), "not all int"),
@@ -285,6 +333,135 @@ def test_every_row_ends_up_exactly_once(
     sizes = {v.check: v.rows for v in r.report.violations}
     assert all(1 <= k <= q.height for k in sizes.values())
     assert np.all(np.diff(r.valid_index) > 0)  # input order
+
+
+TARGETED = DataContract(
+    target="t",
+    task="binary",
+    columns=[
+        ColumnContract(name="n", type="float", min=-10.0, max=10.0),
+        ColumnContract(name="t", type="str", role="target", nullable=False, categories=["a", "b"]),
+    ],
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    rows=st.lists(
+        st.fixed_dictionaries(
+            {
+                "n": st.one_of(st.none(), st.integers(-20, 20).map(str), st.just("x")),
+                "t": st.one_of(st.none(), st.sampled_from(["a", "b", "c"])),
+            }
+        ),
+        max_size=30,
+    ),
+    mode=st.sampled_from(["quarantine", "warn"]),
+)
+def test_rows_without_a_target_never_train_and_never_count_as_invalid(
+    rows: list[dict[str, str | None]], mode: str
+) -> None:
+    df = pl.DataFrame(rows, schema={"n": pl.String, "t": pl.String})
+    r = validate(df, TARGETED, opts(on_error=mode))
+    no_target = set(np.flatnonzero(df["t"].is_null().to_numpy()).tolist())
+    broken = {
+        i
+        for i, row in enumerate(rows)
+        if row["n"] == "x" or (row["n"] is not None and abs(int(row["n"])) > 10) or row["t"] == "c"
+    }
+    assert r.report.missing_target_rows == len(no_target)
+    assert r.report.invalid_rows == len(broken)
+    assert set(r.quarantine["_row"].to_list()) == no_target | broken
+    kept = set(r.valid_index.tolist())
+    assert not kept & no_target and r.valid["t"].null_count() == 0
+    assert kept == set(range(len(rows))) - no_target - (broken if mode == "quarantine" else set())
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    rows=st.lists(
+        st.fixed_dictionaries(
+            {
+                "n": st.one_of(st.none(), st.integers(-20, 20).map(str), st.just("x")),
+                "t": st.one_of(st.none(), st.sampled_from(["a", "b", "c"])),
+            }
+        ),
+        max_size=30,
+    ),
+    on_error=st.sampled_from(["quarantine", "warn"]),
+)
+def test_scoring_keeps_rows_without_a_target_apart_and_flags_drift_on_the_rows_it_keeps(
+    rows: list[dict[str, str | None]], on_error: str
+) -> None:
+    """Both rules at once: a missing target is counted apart (not invalid), and when scoring,
+    ranges and categories are drift, flagged on exactly the rows that continue."""
+    df = pl.DataFrame(rows, schema={"n": pl.String, "t": pl.String})
+    r = validate(df, TARGETED, opts(on_error=on_error), mode="score")
+    no_target = {i for i, row in enumerate(rows) if row["t"] is None}
+    unreadable = {i for i, row in enumerate(rows) if row["n"] == "x"}
+    drifted = {
+        i
+        for i, row in enumerate(rows)
+        if (row["n"] not in (None, "x") and abs(int(row["n"])) > 10) or row["t"] == "c"
+    }
+    assert r.report.missing_target_rows == len(no_target)
+    assert r.report.invalid_rows == len(unreadable)
+    assert set(r.quarantine["_row"].to_list()) == no_target | unreadable
+    kept = set(range(len(rows))) - no_target - (unreadable if on_error == "quarantine" else set())
+    assert r.valid_index.tolist() == sorted(kept) and r.valid.height == len(kept)
+    assert r.drift.len() == r.valid.height
+    flagged = {i for i, why in zip(r.valid_index.tolist(), r.drift.to_list(), strict=True) if why}
+    assert flagged == drifted & kept and r.report.drifted_rows == len(flagged)
+    assert {v.check for v in r.report.violations} <= {"type", "missing_target"}
+
+
+def test_a_table_of_ten_thousand_columns_is_inferred_and_validated_right() -> None:
+    """Issue 11 item 18: 300 x 10,000 (inference was quadratic in the columns; an error listed
+    9,982 names on one line). Correctness only: the timing is bench/wide.py's."""
+    rng = np.random.default_rng(0)
+    rows, per_kind = 300, 2_500
+    data: dict[str, list[str]] = {}
+    for i in range(per_kind):
+        data[f"i{i}"] = rng.integers(-50, 50, rows).astype(str).tolist()
+        data[f"f{i}"] = np.round(rng.normal(size=rows), 3).astype(str).tolist()
+        data[f"c{i}"] = rng.choice(["red", "green", "blue"], rows).tolist()
+        data[f"b{i}"] = rng.choice(["true", "false"], rows).tolist()
+    data["y"] = rng.choice(["yes", "no"], rows).tolist()
+    reference = pl.DataFrame(data)
+    contract = infer_contract(
+        reference, target="y", task=None, roles=ColumnRoles(), options=ContractSection()
+    )
+    kinds = {"i": "int", "f": "float", "c": "str", "b": "bool"}
+    assert len(contract.columns) == 10_001 and contract.task == "binary"
+    assert all(c.type == kinds[c.name[0]] for c in contract.columns if c.name != "y")
+    assert contract.column("c2499").categories == ["blue", "green", "red"]
+    assert contract_from_yaml(contract_to_yaml(contract), source="c.yaml") == contract
+
+    batch = reference.with_columns(
+        pl.when(pl.int_range(rows) == 5).then(pl.lit("oops")).otherwise("f1777").alias("f1777"),
+        pl.when(pl.int_range(rows) == 7).then(pl.lit("pink")).otherwise("c2499").alias("c2499"),
+    )
+    r = validate(batch, contract, opts())
+    assert r.quarantine["_row"].to_list() == [5, 7]
+    assert r.quarantine["_reasons"].to_list() == [
+        "f1777: 'oops' is not a float",
+        "c2499: 'pink' is not an allowed category",
+    ]
+    assert r.valid.height == rows - 2 and r.valid.width == 10_001
+    assert r.valid.schema["i0"] == pl.Int64 and r.valid.schema["b2499"] == pl.Boolean
+
+    scored = validate(batch, contract, opts(), mode="score")  # an unseen category is drift
+    assert scored.quarantine["_row"].to_list() == [5]
+    assert scored.valid_index.tolist() == [i for i in range(rows) if i != 5]
+    assert scored.report.drifted_rows == 1
+    assert scored.drift[6] == "c2499: 'pink' is not an allowed category"  # input row 7
+
+    with pytest.raises(DataError) as err:
+        validate(batch.select(batch.columns[:18]), contract, opts())
+    message = str(err.value)
+    assert len(message) < 600 and "\n" not in message
+    assert "9,983 missing columns 'c4', 'b4', 'i5'" in message
+    assert "... and 9,975 more (9,983 in all)" in message
 
 
 # --------------------------------------------------------------------------- scoring mode

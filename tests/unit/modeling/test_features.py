@@ -223,6 +223,29 @@ def test_text_columns_become_tfidf(shared_data: Path) -> None:
     assert Z.shape == (df.height, len(names))
 
 
+def test_a_column_the_contract_calls_text_becomes_tfidf_not_a_categorical(
+    shared_data: Path,
+) -> None:
+    """Issue 11 item 8: a near-unique title column was target-encoded as a categorical."""
+    df = pl.read_csv(shared_data / "taxis.csv", try_parse_dates=True)
+    df = df.filter(pl.col("payment").is_not_null())
+    df = df.with_columns(
+        pl.format("{} to {} at {}", "pickup_zone", "dropoff_zone", "pickup").alias("trip")
+    )
+    contract = infer_contract(
+        df, target="payment", task=None, roles=ColumnRoles(leakage=["total", "tip"]),
+        options=ContractSection(),
+    )  # fmt: skip
+    assert contract.column("trip").text and contract.column("trip").role == "feature"
+    options = FeaturesSection.model_validate({"text": {"max_features": 50}})
+    pre = build_preprocessor(contract, options, task="binary", seed=0)
+    Z = pre.fit_transform(to_pandas(df, contract), target_array(df, contract))
+    names = [str(n) for n in pre.get_feature_names_out()]
+    assert sum(n.startswith("text_trip__") for n in names) == 50
+    assert not any(n.startswith(("high_card__trip", "onehot__trip")) for n in names)
+    assert Z.shape == (df.height, len(names))
+
+
 def test_penguins_sanity_accuracy(shared_data: Path) -> None:
     from sklearn.base import clone
     from sklearn.ensemble import HistGradientBoostingClassifier

@@ -141,3 +141,24 @@ def test_scorer_on_a_classifier_uses_its_classes() -> None:
     model = LogisticRegression().fit(X, y)
     assert sklearn_scorer("binary", "roc_auc")(model, X, y) == pytest.approx(1.0)
     assert sklearn_scorer("binary", "log_loss")(model, X, y) < 0
+
+
+def test_an_unknown_sample_weight_column_lists_a_few_columns_and_a_count() -> None:
+    """Issue 11 item 18: a message listed every column of a wide table on one line."""
+    from modelyard.config.schema import ModelsSection
+    from modelyard.data.contract import ColumnContract, DataContract
+    from modelyard.modeling.stages import Problem
+
+    columns = [ColumnContract(name=f"c{i}", type="float") for i in range(10_000)]
+    contract = DataContract(
+        target="y",
+        task="binary",
+        columns=[*columns, ColumnContract(name="y", type="str", role="target", nullable=False)],
+    )
+    with pytest.raises(ModelyardError) as err:
+        Problem.of(contract, ModelsSection(sample_weight_column="c1O"))
+    message = str(err.value)
+    assert len(message) < 500 and "'c9999'" not in message
+    assert "one of the 10,001 columns 'c0', 'c1'" in message
+    assert "... and 9,993 more (10,001 in all)" in message
+    assert "Did you mean 'c1'?" in message

@@ -482,3 +482,11 @@ def test_chart_helpers() -> None:
     assert svg_plot([PlotSeries("a", [0.0], [math.nan])]) == ""
     cm = svg_confusion(["a", "b"], [[1, 2], [3, 4]], path="/m")
     assert 'data-path="/m/1/0"' in cm and 'data-value="3"' in cm
+
+
+def test_a_password_with_reserved_characters_leaves_nothing_in_the_shown_tracking_uri() -> None:
+    """Issue 11 item 17: a parser that stops at the first '@' showed 'ss/w:rd' as the host."""
+    from modelyard.reports.run import _redact_uri
+
+    shown = _redact_uri("http://admin:p@ss/w:rd#x@127.0.0.1:5000/?token=abc")
+    assert shown == "http://127.0.0.1:5000/"

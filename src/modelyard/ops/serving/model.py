@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from modelyard.data.contract import DataContract, contract_from_yaml
-from modelyard.errors import ModelyardError
+from modelyard.errors import ModelyardError, name_list
 from modelyard.ops.registry import ModelRef
 from modelyard.ops.serving.fastpath import (
     CompiledFeatures,
@@ -342,7 +342,9 @@ def check_agreement(contract: DataContract, wrapper: Any) -> None:
     problems: list[str] = []
     missing = [f for f in wrapper.features if f not in accepted]
     if missing:
-        problems.append(f"model inputs {missing} are not feature columns of the contract")
+        problems.append(
+            f"model inputs {name_list(missing)} are not feature columns of the contract"
+        )
     if contract.task is not None and wrapper.task != contract.task:
         problems.append(f"the model's task is {wrapper.task}, the contract's {contract.task}")
     if wrapper.classes is not None and contract.target is not None:

@@ -1,0 +1,217 @@
+"""The Project API on the data steps: roles of two files, a run stopped by validation,
+user errors inside steps, and the run summary."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from modelyard import Project
+from modelyard.errors import ConfigError, DataError, ValidationFailed
+
+CONFIG = """\
+version: 1
+name: penguins_data
+data:
+  source:
+    path: penguins.csv
+  target: {target}
+  columns:
+    leakage: {leakage}
+validation:
+  max_invalid_fraction: {limit}
+  checks: {checks}
+"""
+
+
+def project(
+    folder: Path,
+    *,
+    target: str = "species",
+    leakage: str = "[]",
+    limit: float = 0.05,
+    checks: str = "[]",
+) -> Project:
+    (folder / "modelyard.yaml").write_text(
+        CONFIG.format(target=target, leakage=leakage, limit=limit, checks=checks)
+    )
+    return Project.from_yaml(folder / "modelyard.yaml")
+
+
+@pytest.fixture
+def penguins(tmp_path: Path, shared_data: Path) -> Path:
+    shutil.copy(shared_data / "penguins.csv", tmp_path / "penguins.csv")
+    return tmp_path
+
+
+# --------------------------------------------------------------------------- item 4
+
+
+def test_a_role_changed_in_the_yaml_after_the_first_run_is_an_error_naming_both_files(
+    penguins: Path,
+) -> None:
+    """Issue 11 item 4: contract.yaml silently kept 'feature' after the yaml said leakage."""
+    project(penguins).run(until="contract")
+    contract_file = penguins / "contract.yaml"
+    assert "role: leakage" not in contract_file.read_text()
+    with pytest.raises(ConfigError) as err:
+        project(penguins, leakage="[island]").run(until="validate")
+    message = str(err.value)
+    assert f"{contract_file}:" in message and str(penguins / "modelyard.yaml") in message
+    assert "'island' has role feature here, but" in message
+    assert "declares it leakage (data.columns.leakage)" in message
+    assert "no file wins" in message
+    # Agreeing again (the contract edited to match) runs, and the role is the declared one.
+    contract_file.write_text(
+        contract_file.read_text().replace(
+            "- name: island\n    type: str\n    role: feature",
+            "- name: island\n    type: str\n    role: leakage",
+        )
+    )
+    result = project(penguins, leakage="[island]").run(until="validate")
+    assert result.output("contract").column("island").role == "leakage"
+
+
+def test_an_unchanged_role_runs_and_a_role_only_the_contract_has_needs_a_reason(
+    penguins: Path,
+) -> None:
+    first = project(penguins, leakage="[island]").run(until="contract")
+    assert first.output("contract").column("island").role == "leakage"
+    again = project(penguins, leakage="[island]").run(until="validate")  # nothing changed
+    assert again.cached == ["ingest", "contract"]
+    with pytest.raises(ConfigError) as err:  # the yaml no longer declares it
+        project(penguins).run(until="validate")
+    assert "'island' has role leakage here, but" in str(err.value)
+    assert "does not declare it (data.columns.leakage)" in str(err.value)
+    contract_file = penguins / "contract.yaml"
+    text = contract_file.read_text().replace(
+        "    role: leakage\n", "    role: leakage\n    reason: the colony gives the species away\n"
+    )
+    contract_file.write_text(text)  # a documented choice of the contract's own
+    kept = project(penguins).run(until="validate")
+    assert kept.output("contract").column("island").role == "leakage"
+    with pytest.raises(ConfigError, match=r"the target is 'species' here, but .* has 'sex'"):
+        project(penguins, target="sex").run(until="validate")
+
+
+# --------------------------------------------------------------------------- item 16
+
+
+def _corrupt(folder: Path, *, bad: int, unlabelled: int) -> None:
+    df = pl.read_csv(folder / "penguins.csv", infer_schema=False)
+    idx = pl.int_range(df.height)
+    df = df.with_columns(
+        pl.when(idx < bad).then(pl.lit("n/a")).otherwise("bill_length_mm").alias("bill_length_mm"),
+        pl.when((idx >= 100) & (idx < 100 + unlabelled)).then(None).otherwise("species").alias("species"),
+    )  # fmt: skip
+    df.write_csv(folder / "penguins.csv")
+
+
+def test_a_run_stopped_by_validation_writes_its_report_quarantine_and_contract_first(
+    penguins: Path,
+) -> None:
+    """Issue 11 item 16: nothing was written, and the message's examples were None, None."""
+    _corrupt(penguins, bad=0, unlabelled=10)
+    heavy = "[{name: heavy, column: body_mass_g, max: 5400}]"  # 34 of 344 rows: 9.9% > 5%
+    with pytest.raises(ValidationFailed) as err:
+        project(penguins, checks=heavy).run()  # the first run: no contract yet
+    out = penguins / "modelyard-out"
+    report = json.loads((out / "validation" / "train.json").read_text())
+    assert (report["invalid_rows"], report["missing_target_rows"]) == (34, 10)
+    quarantine = pl.read_parquet(out / "quarantine" / "train.parquet")
+    assert quarantine.height == 44
+    assert (
+        quarantine.filter(pl.col("_row") == 100)["_reasons"].item()
+        == "species: missing target value"
+    )
+    assert (penguins / "contract.yaml").is_file()  # the file the message tells you to edit
+    message = str(err.value)
+    assert message.startswith("validation of the training data: 34 of 344 rows (9.88%) are invalid")
+    assert (
+        "None" not in message and "heavy on 'body_mass_g': 34 rows (e.g. '5700', '5550'" in message
+    )
+    assert "modelyard-out/validation/train.json" in message
+    assert "modelyard-out/quarantine/train.parquet" in message
+    assert "resume" not in message
+    summary = json.loads((out / "run.json").read_text())
+    assert summary["error"] == message
+    assert [(s["name"], s["status"]) for s in summary["steps"]] == [
+        ("ingest", "ran"), ("contract", "ran"), ("validate", "failed"),
+    ]  # fmt: skip
+    assert err.value.run is not None and err.value.run.to_dict() == summary
+
+
+def test_rows_without_a_target_do_not_stop_the_run(penguins: Path) -> None:
+    _corrupt(penguins, bad=0, unlabelled=30)  # 8.7% of the rows, over the 5% limit
+    result = project(penguins).run(until="split")
+    report = result.validation["train"]
+    assert (report.invalid_rows, report.missing_target_rows, report.valid_rows) == (0, 30, 314)
+    split = result.output("split")
+    assert split.train.height + split.test.height == 314
+
+
+# --------------------------------------------------------------------------- item 19
+
+
+def test_a_target_that_is_not_in_the_data_is_a_user_error_with_a_suggestion(
+    penguins: Path,
+) -> None:
+    """Issue 11 item 19: it was a StepFailed (exit 1) with a resume command and no hint."""
+    with pytest.raises(DataError) as err:
+        project(penguins, target="specis").run()
+    message = str(err.value)
+    assert "the target column 'specis' is not in the data (did you mean 'species'?)" in message
+    assert "resume" not in message and "--from" not in message
+
+
+def test_run_json_records_the_seconds_the_run_took(penguins: Path) -> None:
+    """Issue 11 item 19: run.json always said "seconds": 0.0."""
+    result = project(penguins).run(until="profile")
+    summary = json.loads((penguins / "modelyard-out" / "run.json").read_text())
+    steps = sum(s["seconds"] for s in summary["steps"])
+    assert summary["seconds"] > 0 and summary["seconds"] >= steps
+    assert summary["seconds"] <= result.seconds
+
+
+def test_the_params_logged_to_mlflow_mask_every_url_password() -> None:
+    """Issue 11 item 17: tracking.uri is a plain string; its password went to the params."""
+    from modelyard.recipe import _masked
+
+    params = {
+        "tracking": {"uri": "http://admin:p@ss/w:rd#x@mlflow:5000"},
+        "monitoring": {"reference": "s3://key:p@ss/w:rd#x@bucket/ref.parquet"},
+        "seed": 42,
+        "names": ["a://b", "plain"],
+    }
+    assert _masked(params) == {
+        "tracking": {"uri": "http://admin:***@mlflow:5000"},
+        "monitoring": {"reference": "s3://key:***@bucket/ref.parquet"},
+        "seed": 42,
+        "names": ["a://b", "plain"],
+    }
+
+
+def test_a_test_file_over_the_limit_stops_the_run_with_both_reports_written(
+    penguins: Path,
+) -> None:
+    df = pl.read_csv(penguins / "penguins.csv", infer_schema=False)
+    junk = pl.when(pl.int_range(pl.len()) % 4 == 0).then(pl.lit("?")).otherwise("bill_depth_mm")
+    df.head(120).with_columns(junk.alias("bill_depth_mm")).write_csv(penguins / "test.csv")
+    (penguins / "modelyard.yaml").write_text(
+        CONFIG.format(target="species", leakage="[]", limit=0.05, checks="[]").replace(
+            "    path: penguins.csv\n", "    path: penguins.csv\n  test: {path: test.csv}\n"
+        )
+    )
+    with pytest.raises(ValidationFailed) as err:
+        Project.from_yaml(penguins / "modelyard.yaml").run(until="split")
+    assert str(err.value).startswith("validation of the test data: 30 of 120 rows (25.00%)")
+    out = penguins / "modelyard-out"
+    assert json.loads((out / "validation" / "train.json").read_text())["invalid_rows"] == 0
+    assert json.loads((out / "validation" / "test.json").read_text())["invalid_rows"] == 30
+    assert pl.read_parquet(out / "quarantine" / "test.parquet").height == 30
+    steps = {s["name"]: s["status"] for s in json.loads((out / "run.json").read_text())["steps"]}
+    assert steps["validate"] == "ran" and steps["validate_test"] == "failed"
