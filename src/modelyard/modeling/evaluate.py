@@ -46,6 +46,8 @@ MAX_CURVE_POINTS = 200
 MAX_RESIDUAL_POINTS = 1000
 MAX_IMPORTANCE_ROWS = 2000
 IMPORTANCE_REPEATS = 5
+IMPORTANCE_PREDICTIONS = 100
+"""At most this many shuffled predictions in all: wide tables get fewer repeats (at least 2)."""
 _SLICE_MAX_VALUES = 20
 _MISSING = "(missing)"
 
@@ -390,7 +392,7 @@ def _importance(
     executor: Executor | None = None,
 ) -> list[Importance]:
     """Permutation importance of each input column: the metric's drop when that column's
-    values are shuffled (:data:`IMPORTANCE_REPEATS` times), on at most
+    values are shuffled (:data:`IMPORTANCE_REPEATS` times, fewer for wide tables), on at most
     :data:`MAX_IMPORTANCE_ROWS` rows. One task per column on the executor (each column's
     shuffles are seeded by its position, so every executor gives the same numbers)."""
     if len(y) > MAX_IMPORTANCE_ROWS:
@@ -427,8 +429,9 @@ def permutation_drop(
     shuffled = X.copy()
     name = X.columns[column]
     original = X[name].to_numpy()
+    repeats = max(2, min(IMPORTANCE_REPEATS, IMPORTANCE_PREDICTIONS // max(1, X.shape[1])))
     drops = []
-    for _ in range(IMPORTANCE_REPEATS):
+    for _ in range(repeats):
         shuffled[name] = original[rng.permutation(len(original))]
         drops.append(baseline - float(scorer(model, shuffled, y)))
     return drops

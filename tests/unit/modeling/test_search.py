@@ -313,3 +313,12 @@ def test_a_budget_ends_tuning_even_when_no_further_fit_fits() -> None:
         )  # fmt: skip
     assert all(r.stopped_by == "budget" for r in results)
     assert 0 < len(rows) < 500
+
+
+def test_with_many_classes_forests_come_before_boosters() -> None:
+    names = ["dummy", "linear", "lightgbm", "xgboost", "extra_trees", "random_forest"]
+    few = [c.label for c in portfolio(names, "multiclass", n_classes=3)]
+    many = [c.label for c in portfolio(names, "multiclass", n_classes=23)]
+    assert few.index("extra_trees") > few.index("xgboost")
+    assert many[:4] == ["dummy", "linear", "extra_trees", "random_forest"]
+    assert sorted(few) == sorted(many)

@@ -54,11 +54,22 @@ _ORDER: tuple[tuple[str, int], ...] = (
 """(family, portfolio index): the order configurations are tried in."""
 
 
-def portfolio(candidates: Sequence[str], task: Task) -> list[Config]:
+MANY_CLASSES = 6
+"""From this many classes on, bagged trees are tried right after the linear model: a boosted
+model grows one tree per class and round, a forest's cost does not depend on the classes."""
+
+
+def portfolio(candidates: Sequence[str], task: Task, n_classes: int = 0) -> list[Config]:
     """The configurations of ``candidates`` in exploration order (see :data:`_ORDER`)."""
     chosen = [name for name in dict.fromkeys(candidates)]
     configs: list[Config] = []
-    ordered = [(f, i) for f, i in _ORDER if f in chosen]
+    order = list(_ORDER)
+    if n_classes >= MANY_CLASSES:
+        forests = [e for e in order if e[0] in ("extra_trees", "random_forest")]
+        order = [e for e in order if e not in forests]
+        at = next((i + 1 for i, e in enumerate(order) if e[0] == "linear"), 0)
+        order[at:at] = forests
+    ordered = [(f, i) for f, i in order if f in chosen]
     ordered += [(f, 0) for f in chosen if all(f != g for g, _ in _ORDER)]
     for name, index in ordered:
         entries = family(name).portfolio(task)
@@ -128,7 +139,7 @@ def explore(
     ``deadline`` (a ``time.monotonic()`` value) stops it; ``allotted`` is only shown.
     """
     started = time.monotonic()
-    configs = portfolio(candidates, data.task)
+    configs = portfolio(candidates, data.task, data.n_classes)
     watch = Watch(progress, greater_is_better=greater_is_better, allotted=allotted,
                   planned=len(configs))  # fmt: skip
     evaluator = Evaluator(
