@@ -1,4 +1,5 @@
-"""Evaluation of a fitted model on the hold-out test set.
+"""Evaluation of a fitted model on the hold-out test set (a big test set is predicted in
+chunks, side by side on the executor).
 
 What is reported (:class:`Evaluation`):
 
@@ -20,13 +21,15 @@ What is reported (:class:`Evaluation`):
   :mod:`modelyard.modeling.tasks`.
 - curves (binary): ROC, precision-recall and a 10-bin calibration curve, at most 200 points;
   a confusion matrix for classification; residuals for regression (at most 1,000 sampled
-  points plus a summary); permutation importance of the input columns (on at most 2,000 test
-  rows, 5 repeats); per-slice metrics for ``evaluation.slices`` columns (a numeric column with
+  points plus a summary); permutation importance of the input columns (200 to 2,000 test
+  rows by the table's width and classes, 2 to 5 repeats, one task per column on the
+  executor); per-slice metrics for ``evaluation.slices`` columns (a numeric column with
   more than 20 values is cut into quartiles; missing values are their own slice).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -45,6 +48,12 @@ from modelyard.modeling.tasks import compute_metrics, positive_class, resolve_me
 MAX_CURVE_POINTS = 200
 MAX_RESIDUAL_POINTS = 1000
 MAX_IMPORTANCE_ROWS = 2000
+MIN_IMPORTANCE_ROWS = 200
+IMPORTANCE_CELLS = 60_000
+"""Permutation importance predicts about this many row-columns in all: a wide table, or one
+with many classes (a boosted model grows a tree per class), gets fewer rows."""
+PARALLEL_ROWS = 20_000
+"""Test sets at least this big are predicted in chunks, side by side on the executor."""
 IMPORTANCE_REPEATS = 5
 IMPORTANCE_PREDICTIONS = 100
 """At most this many shuffled predictions in all: wide tables get fewer repeats (at least 2)."""
@@ -299,7 +308,7 @@ def evaluate(
         raise ModelyardError("the test set is empty", where="evaluation")
 
     if task == "regression":
-        pred = np.asarray(model.predict(X), dtype=np.float64)
+        pred = np.asarray(predict(model, X, "predict", executor), dtype=np.float64)
         result = Evaluation(
             task=task,
             metric=metric,
@@ -313,7 +322,7 @@ def evaluate(
     else:
         classes = [str(c) for c in model.classes_]
         proba = (
-            np.asarray(model.predict_proba(X), dtype=np.float64)
+            np.asarray(predict(model, X, "predict_proba", executor), dtype=np.float64)
             if hasattr(model, "predict_proba")
             else None
         )
@@ -370,15 +379,50 @@ def evaluate(
         seen = ~np.isin(y, result.unseen_classes)
         proba, classes = None, (classes or []) + result.unseen_classes
     if options.permutation_importance and seen.any():
+        rows = importance_rows(X.shape[1], len(classes) if classes else 0)
         result.permutation_importance = _importance(
             model, X[seen].reset_index(drop=True), y[seen], task=task, metric=metric, seed=seed,
-            executor=executor,
+            executor=executor, rows=rows,
         )  # fmt: skip
 
     result.slices = _slices(
         test, options.slices, task=task, y=y, pred=label_pred, proba=proba, classes=classes
     )
     return result
+
+
+def importance_rows(columns: int, classes: int) -> int:
+    """Rows for permutation importance (see :data:`IMPORTANCE_CELLS`); a pure function of the
+    table's shape, so the importances do not depend on the machine.
+
+    >>> importance_rows(14, 2), importance_rows(41, 23)
+    (2000, 200)
+    """
+    weight = max(1, columns) * max(1.0, classes / 3)
+    rows = int(IMPORTANCE_CELLS / weight)
+    return max(MIN_IMPORTANCE_ROWS, min(MAX_IMPORTANCE_ROWS, rows))
+
+
+def predict(model: Any, X: Any, method: str, executor: Executor | None) -> np.ndarray:
+    """``model.<method>(X)``; a big ``X`` in chunks, side by side on the executor."""
+    n = len(X)
+    if executor is None or executor.workers < 2 or n < PARALLEL_ROWS:
+        return np.asarray(getattr(model, method)(X))
+    chunks = min(executor.workers * 2, max(2, n // (PARALLEL_ROWS // 4)))
+    bounds = np.linspace(0, n, chunks + 1).astype(int)
+    shared = executor.share(model)
+    try:
+        futures = [
+            executor.submit(_predict_task, shared, method, X.iloc[a:b])
+            for a, b in itertools.pairwise(bounds)
+        ]
+        return np.concatenate([np.asarray(f.result()) for f in futures])
+    finally:
+        executor.unshare(shared)
+
+
+def _predict_task(model: Any, method: str, X: Any) -> Any:
+    return getattr(model, method)(X)
 
 
 def _importance(
@@ -390,15 +434,14 @@ def _importance(
     metric: str,
     seed: int,
     executor: Executor | None = None,
+    rows: int = 2000,
 ) -> list[Importance]:
     """Permutation importance of each input column: the metric's drop when that column's
     values are shuffled (:data:`IMPORTANCE_REPEATS` times, fewer for wide tables), on at most
     :data:`MAX_IMPORTANCE_ROWS` rows. One task per column on the executor (each column's
     shuffles are seeded by its position, so every executor gives the same numbers)."""
-    if len(y) > MAX_IMPORTANCE_ROWS:
-        idx = np.sort(
-            np.random.default_rng(seed).choice(len(y), MAX_IMPORTANCE_ROWS, replace=False)
-        )
+    if len(y) > rows:
+        idx = np.sort(np.random.default_rng(seed).choice(len(y), rows, replace=False))
         X, y = X.iloc[idx].reset_index(drop=True), y[idx]
     scorer = sklearn_scorer(task, metric)
     baseline = float(scorer(model, X, y))
