@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shlex
@@ -360,6 +361,55 @@ def _code_version(folder: Path) -> str:
 
 STEP_VERSION = __version__  # a new release invalidates cached results
 
+_LAYERS = {
+    "data": ("errors.py", "config", "data"),
+    "modeling": ("errors.py", "config", "data", "compute", "modeling"),
+    "ops": ("errors.py", "config", "data", "compute", "modeling", "ops"),
+}
+"""The modelyard code each kind of step runs: its cached results follow edits to it."""
+
+
+def code_version(layer: str, config: ProjectConfig | None = None) -> str:
+    """A step's code version: the release, a digest of the modelyard source it runs (so an edit
+    in a development checkout re-runs what it affects, not everything), and for the modeling
+    steps the source of the user's feature functions (``features.custom``)."""
+    version = f"{STEP_VERSION}+{_source_digest(*_LAYERS[layer])}"
+    if config is not None and layer != "data" and config.features.custom:
+        version += f"+{_user_code(tuple(config.features.custom))}"
+    return version
+
+
+@functools.cache
+def _source_digest(*parts: str) -> str:
+    import hashlib
+
+    root = Path(__file__).parent
+    h = hashlib.blake2b(digest_size=6)
+    for part in parts:
+        path = root / part
+        for file in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
+            h.update(file.relative_to(root).as_posix().encode() + b"\0" + file.read_bytes())
+    return h.hexdigest()
+
+
+def _user_code(refs: tuple[str, ...]) -> str:
+    """A digest of the files of the modules that hold the user's feature functions (read,
+    not imported; a module that cannot be found counts as such: the step then fails with the
+    reason, and runs again once it is found)."""
+    import hashlib
+    import importlib.util
+
+    h = hashlib.blake2b(digest_size=6)
+    for module in sorted({ref.partition(":")[0] for ref in refs}):
+        try:
+            spec = importlib.util.find_spec(module)
+        except (ImportError, ValueError):
+            spec = None
+        origin = spec.origin if spec is not None else None
+        data = Path(origin).read_bytes() if origin and Path(origin).is_file() else b"<missing>"
+        h.update(module.encode() + b"\0" + data)
+    return h.hexdigest()
+
 
 def _only(config: ProjectConfig, *sections: str) -> ProjectConfig:
     """A copy of the config holding only ``sections`` (plus name/seed): the step's parameters.
@@ -383,24 +433,25 @@ def build_pipeline(
     from modelyard.data.sources import fingerprint_source
 
     data = config.data
+    data_code = code_version("data")
     steps = [
         Step(
-            "ingest", ingest, params={"config": _only(config, "data")}, version=STEP_VERSION,
+            "ingest", ingest, params={"config": _only(config, "data")}, version=data_code,
             external=lambda: fingerprint_source(data.source), description="read the training data",
         ),
         Step(
             "contract", contract, inputs={"train": "ingest"},
             params={"config": _only(config, "data", "contract"), "declared": declared_contract},
-            version=STEP_VERSION, description="infer the data contract",
+            version=data_code, description="infer the data contract",
         ),
         Step(
             "validate", validate, inputs={"batch": "ingest", "contract": "contract"},
-            params={"config": _only(config, "validation")}, version=STEP_VERSION,
+            params={"config": _only(config, "validation")}, version=data_code,
             description="validate the training data",
         ),
         Step(
             "profile", profile, inputs={"validated": "validate", "contract": "contract"},
-            params={"config": _only(config, "profile")}, version=STEP_VERSION,
+            params={"config": _only(config, "profile")}, version=data_code,
             description="profile and quality report",
         ),
     ]  # fmt: skip
@@ -408,7 +459,7 @@ def build_pipeline(
         test = data.test
         steps[1:1] = [
             Step(
-                "ingest_test", ingest_test, params={"config": _only(config, "data")}, version=STEP_VERSION,
+                "ingest_test", ingest_test, params={"config": _only(config, "data")}, version=data_code,
                 external=lambda: fingerprint_source(data.source.model_copy(update={"path": test.path})),
                 description="read the hold-out data",
             )
@@ -416,7 +467,7 @@ def build_pipeline(
         steps.append(
             Step(
                 "validate_test", validate, inputs={"batch": "ingest_test", "contract": "contract"},
-                params={"config": _only(config, "validation")}, version=STEP_VERSION,
+                params={"config": _only(config, "validation")}, version=data_code,
                 description="validate the hold-out data",
             )
         )  # fmt: skip
@@ -429,18 +480,20 @@ def _modeling_steps(config: ProjectConfig, *, with_test: bool, command: str) -> 
     """modeling_contract -> split -> explore -> tune -> train -> evaluate -> register (each keyed
     by what it uses)."""
     test_input = {"validated_test": "validate_test"} if with_test else {}
+    data_code, modeling_code = code_version("data"), code_version("modeling", config)
+    ops_code = code_version("ops", config)
     base = {"split": "split", "modeling": "modeling_contract"}
     return [
         Step(
             "modeling_contract", modeling_contract,
             inputs={"contract": "contract", "profile": "profile"},
-            params={"allow_leaky": list(config.features.allow_leaky)}, version=STEP_VERSION,
+            params={"allow_leaky": list(config.features.allow_leaky)}, version=data_code,
             description="leave columns that leak the target out of the model",
         ),
         Step(
             "split", split,
             inputs={"validated": "validate", "modeling": "modeling_contract", **test_input},
-            params={"config": _only(config, "split")}, version=STEP_VERSION,
+            params={"config": _only(config, "split")}, version=modeling_code,
             description="hold out the test set",
         ),
         Step(
@@ -450,24 +503,24 @@ def _modeling_steps(config: ProjectConfig, *, with_test: bool, command: str) -> 
                 "reproducible": config.tuning.n_trials is not None,
                 "pruning": config.tuning.pruning,
             },
-            version=STEP_VERSION, description="cross-validate the portfolio of models",
+            version=modeling_code, description="cross-validate the portfolio of models",
             resources=("executor", "memo"),
         ),
         Step(
             "tune", tune, inputs={**base, "exploration": "explore"},
             params={"config": _only(config, "features", "split", "models", "tuning")},
-            version=STEP_VERSION, description="tune the best families",
+            version=modeling_code, description="tune the best families",
             resources=("executor", "memo"),
         ),
         Step(
             "train", train, inputs={**base, "exploration": "explore", "tuning": "tune"},
             params={"config": _only(config, "features", "models", "evaluation")},
-            version=STEP_VERSION, description="blend and refit the final model",
+            version=modeling_code, description="blend and refit the final model",
             resources=("executor",),
         ),
         Step(
             "evaluate", evaluate, inputs={"trained": "train", **base},
-            params={"config": _only(config, "models", "evaluation")}, version=STEP_VERSION,
+            params={"config": _only(config, "models", "evaluation")}, version=modeling_code,
             description="evaluate on the hold-out test set", resources=("executor",),
         ),
         Step(
@@ -480,7 +533,7 @@ def _modeling_steps(config: ProjectConfig, *, with_test: bool, command: str) -> 
                 "config": _only(config, "data", "features", "split", "models", "tuning", "evaluation", "tracking", "gate"),
                 "workdir": str(config.workdir), "command": command,
             },
-            version=STEP_VERSION, description="track, register and gate the model",
+            version=ops_code, description="track, register and gate the model",
         ),
     ]  # fmt: skip
 

@@ -215,3 +215,39 @@ def test_a_test_file_over_the_limit_stops_the_run_with_both_reports_written(
     assert pl.read_parquet(out / "quarantine" / "test.parquet").height == 30
     steps = {s["name"]: s["status"] for s in json.loads((out / "run.json").read_text())["steps"]}
     assert steps["validate"] == "ran" and steps["validate_test"] == "failed"
+
+
+# --------------------------------------------------------------------------- item 6
+
+
+def test_editing_a_user_feature_function_reruns_the_modeling_steps_only(
+    penguins: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 11 item 6: a step's code version was the package version, so an edited
+    ``features.custom`` function reused stale results."""
+    module = penguins / "my_features_item6.py"
+    module.write_text("def add(frame):\n    return frame.assign(ratio=frame['bill_length_mm'])\n")
+    monkeypatch.syspath_prepend(str(penguins))
+    (penguins / "modelyard.yaml").write_text(
+        CONFIG.format(target="species", leakage="[]", limit=0.05, checks="[]")
+        + "features:\n  custom: ['my_features_item6:add']\n"
+    )
+    first = Project.from_yaml(penguins / "modelyard.yaml")
+    first.run(until="split")
+    unchanged = {s.name: s.action for s in Project.from_yaml(penguins / "modelyard.yaml").plan()}
+    assert unchanged["split"] == "cached" and unchanged["profile"] == "cached"
+
+    module.write_text("def add(frame):\n    return frame.assign(ratio=frame['bill_depth_mm'])\n")
+    plan = {s.name: s for s in Project.from_yaml(penguins / "modelyard.yaml").plan()}
+    assert plan["profile"].action == "cached"  # the data steps do not run user features
+    assert plan["split"].action == "run" and "code changed" in plan["split"].reason
+    assert plan["explore"].action == "run"
+
+
+def test_each_kind_of_step_follows_the_modelyard_code_it_runs() -> None:
+    from modelyard import recipe
+
+    data, modeling, ops = (recipe.code_version(k) for k in ("data", "modeling", "ops"))
+    assert len({data, modeling, ops}) == 3
+    assert all(v.startswith(recipe.STEP_VERSION + "+") for v in (data, modeling, ops))
+    assert recipe.code_version("data") == data  # a pure function of the files
