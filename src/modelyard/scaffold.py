@@ -48,6 +48,25 @@ profile:
   bins: 30
   top_values: 10
 
+models:                       # the model search (every family installed; CatBoost: modelyard[catboost])
+  budget: auto                # wall-clock for exploration, tuning and the final fit: 90s, 5m, 1h;
+                              # auto sizes it from rows x columns (modelyard run --dry-run shows it)
+  metric: auto                # roc_auc (binary), f1_macro (multiclass), rmse (regression)
+  # candidates: [lightgbm, xgboost, catboost, extra_trees, random_forest, linear, dummy]
+  # cv_sample: 20000          # cross-validate the search on at most this many rows
+
+tuning:
+  top_k: 2                    # how many of the best families Optuna tunes
+  # n_trials: 20              # a trial count instead of the budget: exactly reproducible
+
+split:
+  cv_folds: 5
+
+compute:
+  executor: local             # serial | local (every core) | dask (modelyard[dask])
+  workers: auto               # local: one process per core
+  # address: tcp://scheduler:8786   # dask: a running cluster; unset, a LocalCluster
+
 # Columns found: {columns}
 """
 
