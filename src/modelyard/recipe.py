@@ -937,7 +937,8 @@ class Project:
             )  # the file read once: a contract of 10,000 columns takes a while to parse
             steps = plan(pipeline, self.store, until="contract")
             key = next(p.key for p in steps if p.name == "contract")
-            self.store.alias("contract", inferred_key, key)
+            if key and key != inferred_key:  # no key: its inputs changed meanwhile
+                self.store.alias("contract", inferred_key, key)
 
     def _publish(
         self,
