@@ -422,7 +422,16 @@ def _modelyard_search(out: Path) -> dict[str, Any]:
         {k: t.get(k) for k in ("name", "n_trials_completed", "stopped_by", "seconds")}
         for t in report.get("tuning") or []
     ]
-    return {"chosen": choice.get("name"), "reason": choice.get("reason"), "tuning": tuning}
+    search = (report.get("leaderboard") or {}).get("search") or {}
+    return {
+        "chosen": choice.get("name"),
+        "reason": choice.get("reason"),
+        "tuning": tuning,
+        "search_budget": search.get("budget_seconds"),
+        "search_mode": search.get("mode"),
+        "fit_rows": choice.get("fit_rows"),
+        "members": [(m["name"], m["weight"]) for m in choice.get("members") or []],
+    }
 
 
 SCALING_SETUPS: tuple[tuple[str, dict[str, Any]], ...] = (
@@ -639,6 +648,10 @@ def table(results: list[dict[str, Any]]) -> str:
                 rows_note = f" on {r['evaluated_rows']} of {r['test_rows']} rows"
             if own is not None:
                 notes.append(f"evaluation.json {r['headline']} {own:.4f}{rows_note}")
+        budget = r.get("search_budget")
+        if budget:
+            over = (r.get("fit_seconds", 0.0) / budget - 1) * 100
+            notes.append(f"budget {budget:.0f} s ({r.get('search_mode')}): search {over:+.0f}%")
         if r.get("chosen"):
             notes.append(str(r["chosen"])[:60])
         fit = r.get("fit_seconds")
