@@ -956,7 +956,8 @@ class ComputeSection(Section):
     address: processes of the LocalCluster started for the run. Ignored with an address."""
     address: str | None = None
     """``dask``: the scheduler's address (``tcp://host:8786``); unset, a LocalCluster is
-    started on 127.0.0.1 for the run and stopped after."""
+    started on 127.0.0.1 for the run and stopped after. The scheduler and every worker need
+    modelyard (and any module of ``features.custom``) installed, at the driver's version."""
 
     @field_validator("workers")
     @classmethod
