@@ -15,7 +15,7 @@ the same on every executor and any number of workers.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -305,6 +305,8 @@ def explore_models(
     ``reproducible`` (``tuning.n_trials`` is set) runs the whole portfolio whatever the time
     (bounded only by an explicit ``models.budget``); ``pruning`` stops weak configurations
     after fold 0."""
+    import warnings
+
     from modelyard.compute.task import quiet_warnings
     from modelyard.modeling.search.budget import EXPLORE_SHARE
     from modelyard.modeling.search.explore import explore
@@ -313,9 +315,7 @@ def explore_models(
     problem = Problem.of(contract, models)
     trials = 1 if reproducible else None  # the mode, not the count, shapes exploration
     plan = search_plan(models, trials, split.train.height, _columns(contract, problem))
-    candidates = _available(models.candidates)
-    import warnings
-
+    candidates, missing = _available(models)
     with warnings.catch_warnings():
         quiet_warnings()
         data = search_data(split, contract, features, split_options, models, seed)
@@ -337,15 +337,28 @@ def explore_models(
     board.search.total_rows = split.train.height
     board.search.seconds = time.monotonic() - started
     board.search.prepare_seconds = prepared
+    board.search.not_installed = [f"{name} (modelyard[{name}])" for name in missing]
     return Exploration(board, oof)
 
 
-def _available(candidates: Sequence[str]) -> list[str]:
-    """The candidates whose library is installed; a missing extra is skipped when the list is
-    the default, and an error when the user asked for it (see ``models.candidates``)."""
+def _available(models: ModelsSection) -> tuple[list[str], list[str]]:
+    """The candidates whose library is installed, and the others. A family the user listed
+    in ``models.candidates`` must be there (an error names its extra); from the default list,
+    a missing one is left out, and the report says so."""
     from modelyard.modeling.zoo import family
 
-    return [name for name in candidates if family(name).available()]
+    chosen = "candidates" in models.model_fields_set
+    ready: list[str] = []
+    missing: list[str] = []
+    for name in models.candidates:
+        fam = family(name)
+        if fam.available():
+            ready.append(name)
+        elif chosen:
+            fam.require()  # raises MissingExtraError naming the extra
+        else:
+            missing.append(name)
+    return ready, missing
 
 
 def tune_models(

@@ -836,11 +836,16 @@ def _search_text(info: SearchInfo, folds: int) -> str:
         cap = f", capped at {info.budget_seconds:.0f} s" if info.budget_seconds else ""
         mode = f"a trial count (reproducible){cap}"
     cached = f", {info.cached_fits} from the fit cache" if info.cached_fits else ""
+    missing = (
+        f" Not installed, so not searched: {', '.join(info.not_installed)}."
+        if info.not_installed
+        else ""
+    )
     return (
         f"Searched with {mode}; {folds}-fold cross-validation on {rows}; "
         f"exploration took {info.seconds:.1f} s ({info.fits} fits{cached}) on {info.executor}; "
         f"it ended because {_STOPPED.get(info.stopped_by, info.stopped_by)}. Pruned "
-        "configurations stopped after their first fold."
+        f"configurations stopped after their first fold.{missing}"
     )
 
 

@@ -83,3 +83,17 @@ def test_the_search_plan_names_its_mode() -> None:
     assert trials.deterministic and trials.budget is None and "reproducible" in trials.describe()
     capped = search_plan(ModelsSection(budget=60), 5, 1_000, 10)
     assert capped.budget == 60.0 and "capped" in capped.describe()
+
+
+def test_a_missing_extra_is_skipped_by_default_and_an_error_when_asked_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from modelyard.errors import MissingExtraError
+    from modelyard.modeling import zoo
+    from modelyard.modeling.stages import _available
+
+    monkeypatch.setattr(type(zoo.family("catboost")), "module", "no_such_module_here")
+    ready, missing = _available(ModelsSection())
+    assert "catboost" not in ready and missing == ["catboost"]
+    with pytest.raises(MissingExtraError, match=r"modelyard\[catboost\]"):
+        _available(ModelsSection(candidates=["lightgbm", "catboost"]))

@@ -78,6 +78,8 @@ class SearchInfo(_Model):
     """Fits run in this step."""
     cached_fits: int = 0
     """Fits replayed from the fit cache."""
+    not_installed: list[str] = Field(default_factory=list)
+    """Default families left out because their optional library is not installed."""
 
 
 class Leaderboard(_Model):
