@@ -43,3 +43,19 @@ class LabelRecord:
     source: str
     task: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LabelSpec:
+    """What a label must be, for the tools that collect it and for checking it on import.
+
+    ``task`` is ``"binary"``, ``"multiclass"`` or ``"regression"``; ``classes`` the known
+    classes of a classifier, in the model's order (``None`` for regression). Imported labels
+    are checked against these: an unknown class is quarantined with its reason, never mapped.
+    """
+
+    target: str
+    task: str
+    classes: tuple[Any, ...] | None
+    key_columns: tuple[str, ...] = ()
+    features: tuple[str, ...] = ()
