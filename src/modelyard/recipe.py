@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from modelyard.data.contract import DataContract
     from modelyard.data.leakage import ModelingContract
     from modelyard.data.profile import Profile
-    from modelyard.data.validation import ValidationReport, ValidationResult
+    from modelyard.data.validation import Mode, ValidationReport, ValidationResult
     from modelyard.engine.events import Progress
     from modelyard.engine.memo import Memo
     from modelyard.modeling.evaluate import Evaluation
@@ -123,13 +123,18 @@ def contract(
 
 
 def validate(
-    batch: pl.DataFrame, contract: DataContract, config: ProjectConfig
+    batch: pl.DataFrame, contract: DataContract, config: ProjectConfig, mode: Mode = "train"
 ) -> ValidationResult:
-    """Validate a batch against the contract and the declared checks."""
+    """Validate a batch against the contract and the declared checks.
+
+    The hold-out is validated as data to be scored (``mode="score"``): values outside the
+    training range and unseen categories are flagged as drift and kept, since dropping them
+    would test the model on the rows most like its training data only.
+    """
     from modelyard.data.validation import validate as run_validation
 
     return run_validation(
-        batch, contract if config.validation.contract else None, config.validation
+        batch, contract if config.validation.contract else None, config.validation, mode=mode
     )
 
 
@@ -467,7 +472,7 @@ def build_pipeline(
         steps.append(
             Step(
                 "validate_test", validate, inputs={"batch": "ingest_test", "contract": "contract"},
-                params={"config": _only(config, "validation")}, version=data_code,
+                params={"config": _only(config, "validation"), "mode": "score"}, version=data_code,
                 description="validate the hold-out data",
             )
         )  # fmt: skip

@@ -841,11 +841,18 @@ def _search_text(info: SearchInfo, folds: int) -> str:
         if info.not_installed
         else ""
     )
+    overtime = (
+        f" No model had finished when the budget ran out, so the search kept one going "
+        f"{info.overtime_seconds:.1f} s longer (the machine was slower than the budget "
+        f"assumed; raise models.budget)."
+        if info.overtime_seconds
+        else ""
+    )
     return (
         f"Searched with {mode}; {folds}-fold cross-validation on {rows}; "
         f"exploration took {info.seconds:.1f} s ({info.fits} fits{cached}) on {info.executor}; "
         f"it ended because {_STOPPED.get(info.stopped_by, info.stopped_by)}. Pruned "
-        f"configurations stopped after their first fold.{missing}"
+        f"configurations stopped after their first fold.{missing}{overtime}"
     )
 
 

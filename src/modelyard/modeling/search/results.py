@@ -80,6 +80,9 @@ class SearchInfo(_Model):
     """Fits replayed from the fit cache."""
     not_installed: list[str] = Field(default_factory=list)
     """Default families left out because their optional library is not installed."""
+    overtime_seconds: float = 0.0
+    """Seconds past the deadline spent finishing the one model the budget had not allowed
+    (a slow or busy machine); 0 when the budget held one."""
 
 
 class Leaderboard(_Model):
