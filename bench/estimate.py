@@ -48,7 +48,9 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np
 import pandas as pd
 
-DATA = Path(os.environ.get("MODELYARD_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+DATA = Path(
+    os.environ.get("MODELYARD_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
+)
 TOL = 0.03
 ADULT_COLS = [
     "age", "workclass", "fnlwgt", "education", "education-num", "marital-status", "occupation",
@@ -115,7 +117,13 @@ def _adult() -> tuple[pd.DataFrame, pd.Series, pd.DataFrame, pd.Series, list[Shi
         ("private x3", cat("workclass", "Private", 3.0)),
         ("hours+1 & married x2", lambda f: z("hours-per-week", 1.0)(f) * cat("marital-status", "Married-civ-spouse", 2.0)(f)),
     ]  # fmt: skip
-    return X.iloc[:n], y.iloc[:n], X.iloc[n:].reset_index(drop=True), y.iloc[n:].reset_index(drop=True), shifts
+    return (
+        X.iloc[:n],
+        y.iloc[:n],
+        X.iloc[n:].reset_index(drop=True),
+        y.iloc[n:].reset_index(drop=True),
+        shifts,
+    )
 
 
 def _bike(seed: int) -> tuple[pd.DataFrame, pd.Series, pd.DataFrame, pd.Series, list[Shift]]:
@@ -130,7 +138,9 @@ def _bike(seed: int) -> tuple[pd.DataFrame, pd.Series, pd.DataFrame, pd.Series, 
     ref, pool = X[ref_mask], X[~ref_mask].reset_index(drop=True)
     yr, yp = y[ref_mask], y[~ref_mask].reset_index(drop=True)
 
-    def band(season: int, hours: tuple[int, int], share: float = 0.8) -> Callable[[pd.DataFrame], np.ndarray]:
+    def band(
+        season: int, hours: tuple[int, int], share: float = 0.8
+    ) -> Callable[[pd.DataFrame], np.ndarray]:
         def w(f: pd.DataFrame) -> np.ndarray:
             inside = (f["season"] == season) & f["hr"].between(*hours)
             k = max(int(inside.sum()), 1)
@@ -142,7 +152,11 @@ def _bike(seed: int) -> tuple[pd.DataFrame, pd.Series, pd.DataFrame, pd.Series, 
     names = {1: "winter", 2: "spring", 3: "summer", 4: "fall"}
     shifts: list[Shift] = [("none", lambda f: np.ones(len(f)))]
     for season in (1, 2, 3, 4):
-        for label, hours in (("night 0-6", (0, 6)), ("day 7-18", (7, 18)), ("evening 16-23", (16, 23))):
+        for label, hours in (
+            ("night 0-6", (0, 6)),
+            ("day 7-18", (7, 18)),
+            ("evening 16-23", (16, 23)),
+        ):
             shifts.append((f"{names[season]} {label}", band(season, hours)))
     shifts += [
         ("weathersit>=2 x4", lambda f: np.where(f["weathersit"] >= 2, 4.0, 1.0)),
@@ -205,7 +219,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--windows", type=int, default=20)
     args = parser.parse_args(argv)
     if args.rows < 2000:
-        parser.error("--rows must be at least 2000 (the goal is stated for windows of >= 2,000 rows)")
+        parser.error(
+            "--rows must be at least 2000 (the goal is stated for windows of >= 2,000 rows)"
+        )
     if not (DATA / "adult" / "adult.data").is_file():
         print(f"no datasets under {DATA} (set MODELYARD_DATA)", file=sys.stderr)
         return 2

@@ -66,7 +66,7 @@ class IsotonicMap(BaseModel):
     y: list[float]
 
     def __call__(self, p: np.ndarray) -> np.ndarray:
-        return np.interp(p, np.asarray(self.x), np.asarray(self.y))
+        return np.asarray(np.interp(p, np.asarray(self.x), np.asarray(self.y)), dtype=float)
 
 
 class Calibration(BaseModel):
@@ -228,7 +228,9 @@ def estimate(
         pred = raw.argmax(axis=1)
     else:
         index = {c: i for i, c in enumerate(calibration.classes)}
-        given = [str(v) for v in (predicted.tolist() if isinstance(predicted, np.ndarray) else predicted)]
+        given = [
+            str(v) for v in (predicted.tolist() if isinstance(predicted, np.ndarray) else predicted)
+        ]
         if len(given) != n or any(v not in index for v in given):
             raise ModelyardError(
                 "the served labels do not match the probabilities",
@@ -296,3 +298,31 @@ class EstimateSummary(BaseModel):
     reason: str
     calibration_rows: int = 0
     metrics: list[str] = Field(default_factory=list)
+
+
+def load_calibration(client: Any, run_id: str | None) -> Calibration | None:
+    """The :data:`CALIBRATION_FILE` of a registered version's run (``client``: an MLflow
+    client), or ``None`` when the run has none (versions registered before it was saved, or
+    regression). A file that cannot be read is an error: an unreadable calibration must not
+    silently turn the estimates off."""
+    import json
+    import tempfile
+    from pathlib import Path
+
+    if run_id is None:
+        return None
+    names = {a.path for a in client.list_artifacts(run_id)}
+    if CALIBRATION_FILE not in names:
+        return None
+    with tempfile.TemporaryDirectory(prefix="modelyard-calibration-") as tmp:
+        path = client.download_artifacts(run_id, CALIBRATION_FILE, tmp)
+        try:
+            return Calibration.model_validate(json.loads(Path(path).read_text(encoding="utf-8")))
+        except (OSError, ValueError) as exc:
+            raise ModelyardError(
+                "the model's calibration cannot be read",
+                where=f"run {run_id} / {CALIBRATION_FILE}",
+                expected=f"a modelyard calibration (format {FORMAT_VERSION})",
+                found=str(exc).splitlines()[0][:200],
+                fix="Retrain the model (modelyard run) to write a new one.",
+            ) from None
