@@ -36,6 +36,7 @@ class _Context:
     reference: pl.DataFrame
     log_dir: Path
     reference_metric: float | None
+    calibration: Any = None  # the champion's (performance estimated before labels)
 
 
 def _context(config_path: Path, log_dir: Path | None, reference: Path | None) -> _Context:
@@ -71,12 +72,16 @@ def _context(config_path: Path, log_dir: Path | None, reference: Path | None) ->
             default_metric(contract.task) if name == "auto" else resolve_metric(contract.task, name)
         )
         metric = champion.metrics.get(f"test_{name}", champion.metrics.get(name))
+    from modelyard.ops.monitoring.estimate import load_calibration
+
+    calibration = load_calibration(project.registry().client, champion.run_id) if champion else None
     return _Context(
         project,
         contract,
         frame,
         log_dir or config.serving.prediction_log.path,
         metric,
+        calibration,
     )
 
 
@@ -92,6 +97,7 @@ def _report(ctx: _Context) -> tuple[MonitorReport, pl.DataFrame]:
         settings=ctx.project.config.monitoring,
         metric=ctx.project.config.models.metric,
         reference_metric=ctx.reference_metric,
+        calibration=ctx.calibration,
     )
     return report, log.rows
 

@@ -285,7 +285,8 @@ def register(
             "leaderboard.json": exploration.leaderboard.model_dump_json(indent=2),
             "evaluation.json": evaluation.model_dump_json(indent=2),
             "choice.json": trained.choice.model_dump_json(indent=2),
-        },
+        }
+        | _calibration_artifact(trained, exploration, tuning),
         tags=tags, data_valid=all(r.invalid_fraction <= r.max_invalid_fraction for r in reports),
         command=command, test_rows=split.test, test_metrics=evaluation.metrics,
         leakage_alerts=modeling.leakage_alerts,
@@ -298,6 +299,18 @@ def register(
         _child_runs(exploration, tuning, problem.metric),
     )
     return registration
+
+
+def _calibration_artifact(
+    trained: TrainedModel, exploration: Exploration, tuning: Tuning
+) -> dict[str, str]:
+    """The chosen model's probability calibration (monitoring estimates performance before
+    labels with it), fitted on its out-of-fold predictions; nothing for regression."""
+    from modelyard.ops.monitoring.estimate import CALIBRATION_FILE, calibration_from_search
+
+    oof = exploration.oof if tuning.oof is None else exploration.oof.merged(tuning.oof)
+    calibration = calibration_from_search(trained.choice, oof)
+    return {} if calibration is None else {CALIBRATION_FILE: calibration.model_dump_json()}
 
 
 def _child_runs(exploration: Exploration, tuning: Tuning, metric: str) -> list[Any]:

@@ -277,9 +277,54 @@ def render_monitor_html(report: MonitorReport, *, title: str = "Monitoring repor
         for w in ws
     )
     body = (
-        summary + trends + table + f"<section id='details'><h2>Per window</h2>{details}</section>"
-    )
+        summary + trends + _estimate_section(report) + table
+        + f"<section id='details'><h2>Per window</h2>{details}</section>"
+    )  # fmt: skip
     return page(
         title, body, subtitle=f"{len(ws)} windows, {report.log_rows} logged records",
-        nav=[("summary", "Summary"), ("trends", "Trends"), ("windows", "Windows"), ("details", "Per window")],
+        nav=[("summary", "Summary"), ("trends", "Trends"), ("estimated", "Estimated"), ("windows", "Windows"), ("details", "Per window")],
     )  # fmt: skip
+
+
+def _estimate_section(report: MonitorReport) -> str:
+    """Performance estimated before labels (CBPE) beside the realised one, over the windows:
+    a chart of the primary metric and a table of every estimated metric."""
+    ws = report.windows
+    est = report.estimation
+    head = "<section id='estimated'><h2>Estimated performance (before labels)</h2>"
+    if not est.available:
+        return f"{head}<p>Not estimated: {escape(est.reason)}.</p></section>"
+    metric = report.metric or "metric"
+    series: list[tuple[str, Sequence[float | None]]] = [
+        (f"{metric} estimated", [w.estimated.get(metric) for w in ws]),
+        (f"{metric} realised (labelled)", [w.performance.get(metric) for w in ws]),
+    ]
+    if report.reference_metric is not None:
+        series.append((f"{metric} at training", [report.reference_metric for _ in ws]))
+    names = [m for m in est.metrics if any(m in w.estimated for w in ws)]
+
+    def cell(w: WindowReport, value: float | int | None, name: str) -> str:
+        return stat(value, name=name).replace("<td ", f'<td data-window="{escape(w.label)}" ', 1)
+
+    rows = "".join(
+        f"<tr><td>{escape(w.label)}</td>{cell(w, w.estimated_rows, 'estimated_rows')}"
+        + "".join(
+            cell(w, w.estimated.get(m), f"estimated_{m}") + cell(w, w.performance.get(m), m)
+            for m in names
+        )
+        + f"{cell(w, w.estimated_drop, 'estimated_drop')}</tr>"
+        for w in ws
+    )
+    cols = "".join(f"<th>{escape(m)} estimated</th><th>{escape(m)} realised</th>" for m in names)
+    return (
+        f"{head}<p>Expected from the model's calibrated probabilities of every served record "
+        f"(confidence-based performance estimation; {escape(est.reason)}), before any label "
+        f"arrives; realised where labels came through /feedback. It holds while P(label | "
+        f"inputs) stays as in training: covariate shift is seen, concept drift is not.</p>"
+        + _trend(report, series, metric, f"{metric}: estimated vs realised")
+        + "<table><thead><tr><th>window</th><th>estimated on</th>"
+        + cols
+        + "<th>estimated drop</th></tr></thead><tbody>"
+        + rows
+        + "</tbody></table></section>"
+    )
