@@ -148,10 +148,14 @@ def render_drift_html(report: DriftReport, *, title: str = "Drift report") -> st
         f"<div class='card'><h3>{escape(f.column)}{_status(f.status)}</h3>{_shares_plot(f)}</div>"
         for f in shown
     )
-    body = head + table + (
-        "<section id='distributions'><h2>Distributions <span class='muted'>(share of rows per "
-        "bin of the reference's quantiles, or per category)</span></h2>"
-        f"<div class='cards charts'>{plots}</div></section>"
+    body = (
+        head
+        + table
+        + (
+            "<section id='distributions'><h2>Distributions <span class='muted'>(share of rows per "
+            "bin of the reference's quantiles, or per category)</span></h2>"
+            f"<div class='cards charts'>{plots}</div></section>"
+        )
     )
     return page(
         title, body, subtitle=f"{len(report.features)} features compared",

@@ -394,8 +394,7 @@ def svg_grouped_bars(
                 f"{escape(name)}: {escape(text(v))}</title></rect>"
             )
     parts.append(
-        f'<line x1="{label_w}" y1="{top - 2}" x2="{label_w}" y2="{axis_y}" stroke="#9ca3af"/>'
-        "</svg>"
+        f'<line x1="{label_w}" y1="{top - 2}" x2="{label_w}" y2="{axis_y}" stroke="#9ca3af"/></svg>'
     )
     return "".join(parts)
 

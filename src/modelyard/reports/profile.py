@@ -248,7 +248,7 @@ def _correlations(p: Profile) -> str:
         f'<section id="correlations"><h2>Correlations <span class="muted">(Pearson, '
         f"{len(c.columns)} numeric columns, pairwise complete)</span></h2>"
         f'<div class="heatwrap">'
-        f'{svg_heatmap(c.columns, c.matrix, title="correlations", legend="Pearson r")}'
+        f"{svg_heatmap(c.columns, c.matrix, title='correlations', legend='Pearson r')}"
         f"</div></section>"
     )
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from html.parser import HTMLParser
-
 import re
 import xml.etree.ElementTree as ET
+from html.parser import HTMLParser
 
 import numpy as np
 import polars as pl

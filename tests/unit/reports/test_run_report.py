@@ -577,4 +577,6 @@ def test_a_classification_search_on_a_sample_is_stratified(shared_data: Path) ->
         300, res.split.train.height, "stratified",
     )  # fmt: skip
     note = _leaderboard_note(render_run_html(res.report("titanic")))
-    assert note.startswith(f"(3-fold CV on a stratified sample of 300 of {search.total_rows:,} rows")
+    assert note.startswith(
+        f"(3-fold CV on a stratified sample of 300 of {search.total_rows:,} rows"
+    )
