@@ -151,7 +151,10 @@ def test_run_report_fits_at_1400_px(shared_data: Path, tmp_path: Path) -> None:
 
     chromium()  # skip early (fail under CI=true) when there is no browser
     res = run_stages(
-        pl.read_csv(shared_data / "titanic.csv"), "survived", slices=["sex", "embark_town"]
+        pl.read_csv(shared_data / "titanic.csv"),
+        "survived",
+        slices=["sex", "embark_town"],
+        leakage=["alive"],
     )
     ev = res.evaluation
     report = res.report("titanic", registration(ev, promote=True, champion=ev.score - 0.02))

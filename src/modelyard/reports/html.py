@@ -134,6 +134,8 @@ def badge(text: str, kind: str = "") -> str:
 _BLUE = "#3b6fd8"
 _CHAR_W = 6.2
 """Width of a character of a 10 px label, generously (to size margins for labels)."""
+_LEGEND_CHAR_W = 6.8
+"""The same for an 11 px legend."""
 _GRID = "#e4e7ec"
 _MUTED = "#6b7280"
 PALETTE = ["#3b6fd8", "#e4572e", "#17a398", "#f3a712", "#7e52a0", "#6b7280"]
@@ -305,9 +307,9 @@ def svg_heatmap(
         )
     parts.append(
         f'<text x="{x0 + steps * step_w + 8}" y="{y0 + 9}" class="legend">{escape(legend)}</text>'
-        f'<rect x="{x0 + steps * step_w + 8 + round(len(legend) * _CHAR_W) + 14}" y="{y0}" '
+        f'<rect x="{x0 + steps * step_w + 8 + round(len(legend) * _LEGEND_CHAR_W) + 14}" y="{y0}" '
         f'width="10" height="10" fill="{_diverging(None)}"/>'
-        f'<text x="{x0 + steps * step_w + 8 + round(len(legend) * _CHAR_W) + 28}" y="{y0 + 9}" '
+        f'<text x="{x0 + steps * step_w + 8 + round(len(legend) * _LEGEND_CHAR_W) + 28}" y="{y0 + 9}" '
         f'class="legend">not computed</text></g></svg>'
     )
     return "".join(parts)
@@ -363,7 +365,7 @@ def svg_grouped_bars(
             f'<rect x="{x}" y="5" width="10" height="10" fill="{color}"/>'
             f'<text x="{x + 14}" y="14" class="legend">{escape(name)}</text>'
         )
-        x += 28 + round(len(name) * _CHAR_W)
+        x += 28 + round(len(name) * _LEGEND_CHAR_W)
     axis_y = top + n * group
     for t in ticks:
         tx = px(t)
@@ -548,7 +550,20 @@ def svg_plot(
     dy = (y1 - y0) or 1.0
     x_digits, y_digits = _tick_digits(x_ticks), _tick_digits(y_ticks)
     named = [s for s in series if s.name]
-    top = 26 if legend and named else 10
+    # the legend: one row after another, as many entries to a row as fit the width
+    spots: dict[int, tuple[float, float]] = {}
+    if legend and named:
+        x, row = float(0), 0
+        for k, s in enumerate(series):
+            if not s.name:
+                continue
+            entry = 26 + _LEGEND_CHAR_W * len(s.name)
+            if x and x + entry > width - 8:
+                x, row = 0.0, row + 1
+            spots[k] = (x, 16.0 * row)
+            x += entry + 8
+    rows = 1 + max((y for _, y in spots.values()), default=0.0) / 16
+    top = round(10 + 16 * rows) if spots else 10
     left = 14 + 7 * max(len(fmt(t, y_digits)) for t in y_ticks) + (14 if y_label else 0)
     right, bottom = 14, 34 + (14 if x_label else 0)
     pw, ph = width - left - right, height - top - bottom
@@ -631,23 +646,22 @@ def svg_plot(
                     f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{r}" fill="{fill}" stroke="{color}"'
                     f"{opacity}>{point_tip}</circle>"
                 )
-    if legend and named:
-        x = left
-        for k, s in enumerate(series):
-            if not s.name:
-                continue
-            color = s.color or PALETTE[k % len(PALETTE)]
-            if s.kind == "points":
-                fill = "#fff" if s.hollow else color
-                mark = f'<circle cx="{x + 6}" cy="10" r="3.5" fill="{fill}" stroke="{color}"/>'
-            else:
-                dash = ' stroke-dasharray="5 3"' if s.dashed else ""
-                mark = (
-                    f'<line x1="{x}" y1="10" x2="{x + 14}" y2="10" stroke="{color}" '
-                    f'stroke-width="2"{dash}/>'
-                )
-            parts.append(f'{mark}<text x="{x + 18}" y="14" class="legend">{escape(s.name)}</text>')
-            x += 30 + 6 * len(s.name)
+    for k, (dx_, dy_) in spots.items():
+        s = series[k]
+        color = s.color or PALETTE[k % len(PALETTE)]
+        x, y = 8 + dx_, 10 + dy_
+        if s.kind == "points":
+            fill = "#fff" if s.hollow else color
+            mark = f'<circle cx="{x + 6:.1f}" cy="{y:.0f}" r="3.5" fill="{fill}" stroke="{color}"/>'
+        else:
+            dash = ' stroke-dasharray="5 3"' if s.dashed else ""
+            mark = (
+                f'<line x1="{x:.1f}" y1="{y:.0f}" x2="{x + 14:.1f}" y2="{y:.0f}" stroke="{color}" '
+                f'stroke-width="2"{dash}/>'
+            )
+        parts.append(
+            f'{mark}<text x="{x + 18:.1f}" y="{y + 4:.0f}" class="legend">{escape(s.name)}</text>'
+        )
     parts.append("</svg>")
     return "".join(parts)
 

@@ -857,7 +857,8 @@ _STOPPED = {
 def _search_text(info: SearchInfo, folds: int) -> str:
     """One sentence on how the search ran: mode, budget, sample, where, why it stopped."""
     if info.total_rows and info.rows < info.total_rows:
-        rows = f"a sample of {info.rows:,} of the {info.total_rows:,} training rows"
+        how = f"{info.sample} " if info.sample else ""
+        rows = f"a {how}sample of {info.rows:,} of the {info.total_rows:,} training rows"
     else:
         rows = f"all {info.rows:,} training rows"
     if info.mode == "budget" and info.budget_seconds is not None:

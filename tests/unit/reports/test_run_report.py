@@ -580,3 +580,24 @@ def test_a_classification_search_on_a_sample_is_stratified(shared_data: Path) ->
     assert note.startswith(
         f"(3-fold CV on a stratified sample of 300 of {search.total_rows:,} rows"
     )
+
+
+def test_a_long_legend_wraps_inside_the_plot() -> None:
+    """The monitoring report plots one line per feature: the legend wraps instead of running
+    off the chart (11 px legend text: < 6.8 px a character)."""
+    import xml.etree.ElementTree as ET
+
+    names = [f"dst_host_feature_{k}_rate" for k in range(14)]
+    svg = svg_plot(
+        [PlotSeries(n, [0.0, 1.0], [float(k), k + 1.0]) for k, n in enumerate(names)],
+        width=640, height=260, x_label="window", y_label="PSI",
+    )  # fmt: skip
+    root = ET.fromstring(svg)
+    texts = [t for t in root.iter("text") if t.get("class") == "legend"]
+    assert [t.text for t in texts] == names
+    assert len({t.get("y") for t in texts}) > 1  # more than one row
+    for t in texts:
+        assert float(t.get("x", 0)) + 6.8 * len(t.text or "") <= 640, t.text
+    frame = next(r for r in root.iter("rect"))
+    lowest = max(float(t.get("y", 0)) for t in texts)
+    assert float(frame.get("y", 0)) > lowest  # the plot starts below the legend
