@@ -796,8 +796,8 @@ background:#eef2f7;color:var(--info);white-space:nowrap}
 .chartbox{margin:4px 0 10px}
 table.stats td:nth-child(3){padding-left:18px}
 table.stats.top{margin-top:10px}
-table.stats.top td:first-child{color:var(--fg);max-width:220px;overflow:hidden;
-text-overflow:ellipsis}
+table.stats.top td:first-child{color:var(--fg);max-width:220px;white-space:normal;
+overflow-wrap:anywhere}
 .card{background:var(--card);border:1px solid var(--line);border-radius:10px;padding:14px 16px;
 min-width:0}
 .card-head{display:flex;gap:8px;align-items:center;flex-wrap:wrap;margin-bottom:10px}
