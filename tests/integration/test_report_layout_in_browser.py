@@ -231,3 +231,12 @@ def test_drift_report_fits_at_1400_px(shared_data: Path, tmp_path: Path) -> None
     assert report.drifted_features  # the "why" column has text
     result = layout(render_drift_html(report), tmp_path, "drift")
     assert_laid_out(result)
+
+
+def test_monitoring_report_fits_at_1400_px(tmp_path: Path) -> None:
+    from modelyard.reports.drift import render_monitor_html
+    from tests.unit.ops.monitoring._synthetic import report
+
+    chromium()
+    result = layout(render_monitor_html(report()), tmp_path, "monitor")
+    assert_laid_out(result)

@@ -178,11 +178,11 @@ def _trend(
         )
     if not plotted or not xs:
         return ""
-    first, last = report.windows[0].label, report.windows[-1].label
-    return svg_plot(
-        plotted, width=640, height=260, integer_x=True, y_label=y_label,
-        x_label=f"window ({first} … {last})", title=title,
+    chart = svg_plot(
+        plotted, width=420, height=250, y_label=y_label, x_label="window",
+        x_names=[w.label for w in report.windows], title=title,
     )  # fmt: skip
+    return f"<div class='card'><h3>{escape(title)}</h3>{chart}</div>" if chart else ""
 
 
 def _window_row(w: WindowReport, metric: str | None) -> str:
@@ -237,7 +237,7 @@ def render_monitor_html(report: MonitorReport, *, title: str = "Monitoring repor
         f"</tbody></table><h3>Alerts</h3><ul>{alerts}</ul></section>"
     )
     trends = (
-        "<section id='trends'><h2>Trends over windows</h2>"
+        "<section id='trends'><h2>Trends over windows</h2><div class='cards charts'>"
         + _trend(
             report,
             [("drift share", [w.drift.drift_share for w in ws])],
@@ -260,7 +260,7 @@ def render_monitor_html(report: MonitorReport, *, title: str = "Monitoring repor
         + _trend(report, pred, "PSI", "Prediction drift")
         + _trend(report, perf, metric, "Performance on labelled records")
         + _trend(report, quality, "share", "Rejected / flagged records")
-        + "</section>"
+        + "</div></section>"
     )
     table = (
         "<section id='windows'><h2>Windows</h2><table><thead><tr><th>window</th><th>rows</th>"

@@ -516,11 +516,14 @@ def svg_plot(
     diagonal: bool = False,
     legend: bool = True,
     integer_x: bool = False,
+    x_names: Sequence[str] | None = None,
     title: str = "",
 ) -> str:
     """An x/y plot with axes, round ticks, grid lines, a legend and optional y = x line.
 
     Non-finite points are skipped. Ranges default to round ticks around the data.
+    ``x_names``: the names of x = 0, 1, 2, ... (e.g. monitoring windows), written under the
+    axis instead of numbers (every k-th one when they do not all fit).
     """
     finite = [
         (x, y)
@@ -540,6 +543,8 @@ def svg_plot(
         x0, x1 = x_ticks[0], x_ticks[-1]
     if integer_x:
         x_ticks = [t for t in x_ticks if float(t).is_integer()] or x_ticks
+    if x_names:
+        x0, x1 = -0.5, len(x_names) - 0.5
     if y_range is not None:
         y_ticks = nice_ticks(*y_range)
         y0, y1 = y_range
@@ -574,6 +579,15 @@ def svg_plot(
     def py(y: float) -> float:
         return top + ph - ph * (y - y0) / dy
 
+    def x_text(t: float) -> str:
+        return x_names[int(t)] if x_names else fmt(t, x_digits)
+
+    if x_names:
+        dx = x1 - x0
+        fits = max(1, int(pw // (max(len(n) for n in x_names) * _CHAR_W + 12)))
+        every = math.ceil(len(x_names) / fits)
+        x_ticks = [float(k) for k in range(0, len(x_names), every)]
+
     parts = [
         f'<svg class="chart plot" viewBox="0 0 {width} {height}" role="img" '
         f'aria-label="{escape(title or "plot")}">',
@@ -585,7 +599,7 @@ def svg_plot(
             parts.append(
                 f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{top + ph}" stroke="{_GRID}" '
                 f'stroke-width="0.6"/><text x="{x:.1f}" y="{top + ph + 14}" class="axis" '
-                f'text-anchor="middle">{escape(fmt(t, x_digits))}</text>'
+                f'text-anchor="middle">{escape(x_text(t))}</text>'
             )
     for t in y_ticks:
         if y0 - 1e-12 <= t <= y1 + 1e-12:

@@ -142,3 +142,17 @@ def test_grouped_bars_any_labels_and_shares(labels: list[str], data: st.DataObje
     view_w = float(root.attrib["viewBox"].split()[2])
     for rect in root.iter("rect"):
         assert float(rect.attrib["x"]) + float(rect.attrib["width"]) <= view_w + 1e-6
+
+
+def test_monitoring_trends_are_cards_over_named_windows() -> None:
+    from modelyard.reports.drift import render_monitor_html
+    from tests.unit.ops.monitoring._synthetic import report
+
+    r = report()
+    html = render_monitor_html(r)
+    trends = html.split("<section id='trends'>")[1].split("</section>")[0]
+    assert trends.count("<div class='card'><h3>") == trends.count("<svg")
+    for w in r.windows:  # the x axis names the windows, not their numbers
+        assert f'class="axis" text-anchor="middle">{w.label}</text>' in trends
+    assert "window (" not in trends
+    assert double_escaped(html) == []
