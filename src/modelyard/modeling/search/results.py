@@ -74,6 +74,9 @@ class SearchInfo(_Model):
     """Rows cross-validated (the search sample)."""
     total_rows: int = 0
     """Training rows (the final model is fitted on all of them)."""
+    sample: Literal["stratified", "random"] | None = None
+    """How the rows cross-validated were drawn when fewer than ``total_rows`` (``models.
+    cv_sample``): ``stratified`` by class, or ``random`` (regression); ``None``: all rows."""
     fits: int = 0
     """Fits run in this step."""
     cached_fits: int = 0
