@@ -85,7 +85,9 @@ def main() -> None:
     try:
         base = f"http://127.0.0.1:{port}/label-studio"
         wait(base + "/health", proc)
-        post(base + "/predict", json.dumps({"tasks": [{"id": 1, "data": tasks[0]["data"]}]}).encode())
+        post(
+            base + "/predict", json.dumps({"tasks": [{"id": 1, "data": tasks[0]["data"]}]}).encode()
+        )
         seen: list[dict[str, Any]] = []
         stop = threading.Event()
 

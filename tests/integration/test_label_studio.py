@@ -75,6 +75,7 @@ def label_studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "LABEL_STUDIO_USERNAME": "annotator@example.com",
         "LABEL_STUDIO_PASSWORD": "modelyard-test-password",
         "LABEL_STUDIO_USER_TOKEN": TOKEN,
+        "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",  # the token above is a legacy token
         "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "true",
         "LABEL_STUDIO_HOST": url,
         "LATEST_VERSION_CHECK": "false",  # no call to pypi.org at start

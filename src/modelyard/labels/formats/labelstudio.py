@@ -71,11 +71,8 @@ MAX_LOAD_BYTES = 2 * 1024**3
 
 
 def class_text(value: Any) -> str:
-    """The text of a class as a ``<Choice>`` shows it and a result carries it."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
+    """The text of a class as a ``<Choice>`` shows it and a result carries it (``str``, as
+    the served model names its classes)."""
     return str(value)
 
 
