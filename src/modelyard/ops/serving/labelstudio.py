@@ -92,7 +92,7 @@ class LabelStudioOptions:
 
     labels: str | None = None
     """Folder of the label set webhooks append to; ``None``: webhooks are refused (409)."""
-    max_body_bytes: int = 256 * 1024 * 1024
+    max_body_bytes: int = 64 * 1024 * 1024
     """Largest request body on these routes (Label Studio sends every selected task at once)."""
     max_tasks: int = 100_000
     """Most tasks in one ``/predict``."""

@@ -266,3 +266,26 @@ def test_label_studio_basic_auth_with_the_token(world: World, tmp_path: Path) ->
         assert (
             c.get("/model", headers=basic("s3cret")).status_code == 401
         )  # only the backend's routes
+
+
+def test_serve_keeps_the_label_set_next_to_the_project_unless_told(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from click.testing import CliRunner
+
+    from modelyard.ops.serving import commands, server
+
+    seen: list[ServeSettings] = []
+    monkeypatch.setattr(server, "run_server", lambda s, launch, token: seen.append(s))
+    monkeypatch.setattr(commands, "_check_model_exists", lambda model, uri: None)
+    project = Path(__file__).resolve().parents[4] / "examples" / "quickstart"
+    runner = CliRunner()
+    assert runner.invoke(commands.serve, ["-c", str(project / "modelyard.yaml")]).exit_code == 0
+    assert seen[-1].extra["label_studio"]["labels"] == str(project / "labels")
+    got = runner.invoke(commands.serve, ["-c", str(project), "--labels", str(tmp_path / "l")])
+    assert got.exit_code == 0 and seen[-1].extra["label_studio"]["labels"] == str(tmp_path / "l")
+    got = runner.invoke(commands.serve, ["--model", str(tmp_path)])  # no project: no label set
+    assert got.exit_code == 0 and "label_studio" not in seen[-1].extra
+    (tmp_path / "file").write_text("x")
+    got = runner.invoke(commands.serve, ["-c", str(project), "--labels", str(tmp_path / "file")])
+    assert got.exit_code == 2 and "is a file" in got.output
