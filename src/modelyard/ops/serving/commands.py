@@ -51,6 +51,13 @@ def _config(config_path: Path, required: bool) -> ProjectConfig | None:
     "--server", "server_kind", type=click.Choice(["uvicorn", "granian"]), help="ASGI server."
 )
 @click.option("--lenient/--strict", default=None, help="Predict despite contract violations.")
+@click.option(
+    "--labels",
+    "labels",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Label set that Label Studio's annotation webhooks append to "
+    "(default: labels/ in the project folder; none without a project).",
+)
 def serve(
     config_path: Path,
     model: str | None,
@@ -60,6 +67,7 @@ def serve(
     workers: int | None,
     server_kind: str | None,
     lenient: bool | None,
+    labels: Path | None,
 ) -> None:
     """Serve a registered model over HTTP (POST /predict, /health, /ready, /metrics, ...)."""
     from modelyard.ops.serving.server import run_server, settings_from_config
@@ -70,6 +78,12 @@ def serve(
     settings, launch, token = settings_from_config(
         config, model=model, tracking_uri=tracking_uri, lenient=lenient
     )
+    if labels is None and config is not None:
+        labels = (config_path if config_path.is_dir() else config_path.parent) / "labels"
+    if labels is not None:
+        from modelyard.ops.serving.labelstudio import SETTINGS_KEY
+
+        settings.extra[SETTINGS_KEY] = {"labels": str(labels.resolve())}
     if host:
         launch.host = host
     if port:
