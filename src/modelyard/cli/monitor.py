@@ -1,9 +1,9 @@
-"""The ``monitor`` and ``drift`` commands (attach with ``main.add_command(monitor)`` and
-``main.add_command(drift)``).
+"""``modelyard monitor`` (the prediction log, window by window) and ``modelyard drift`` (any two
+tables).
 
-They live at the top layer, beside ``cli``, because they wire the recipe (``--retrain`` runs the
-project) and the reports (``--html``) around :mod:`modelyard.ops.monitoring`. Only click is
-imported here; everything else loads when a command runs.
+They wire the recipe (``--retrain`` runs the project) and the reports (``--html``) around
+:mod:`modelyard.ops.monitoring`. Only click is imported here; everything else loads when a
+command runs.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from modelyard.config.options import config_option, json_option
+from modelyard.cli.options import config_option, json_option
 
 if TYPE_CHECKING:
     import polars as pl

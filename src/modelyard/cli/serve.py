@@ -1,4 +1,5 @@
-"""The ``serve`` and ``package`` commands (attach with ``main.add_command(serve)`` etc.).
+"""``modelyard serve`` (a registered model over HTTP) and ``modelyard package`` (its
+Docker/Kubernetes build context).
 
 Only click is imported here; everything else loads when a command runs, so ``modelyard --help``
 stays fast.
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from modelyard.config.options import config_option
+from modelyard.cli.options import config_option
 
 if TYPE_CHECKING:
     from modelyard.config.schema import ProjectConfig
