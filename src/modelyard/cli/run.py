@@ -215,23 +215,8 @@ def ingest(config_path: Path, follow: bool, until_idle: float | None, as_json: b
         )
         return
     from modelyard.data.streaming import BatchReport
-    from modelyard.data.streaming import follow as follow_stream
-    from modelyard.errors import ModelyardError
 
     project = load_project(config_path)
-    if project.config.ingest is None:
-        raise ModelyardError(
-            "there is no `ingest` section in the configuration",
-            where=str(config_path),
-            fix="Add one (see docs/configuration.md, IngestSection) to ingest from Kafka or a folder.",
-        )
-    contract = project.declared_contract()
-    if contract is None:
-        raise ModelyardError(
-            "continuous ingestion validates every batch against the data contract, and there is none yet",
-            where=str(project.config.contract.path),
-            fix="Run `modelyard validate` once on reference data to infer and write it.",
-        )
     console = _Console(quiet=as_json)
 
     def on_batch(b: BatchReport) -> None:
@@ -240,9 +225,7 @@ def ingest(config_path: Path, follow: bool, until_idle: float | None, as_json: b
             f" in {b.seconds:.2f}s; {b.total_records:,} in all, {b.records_per_second:,.0f}/s"
         )
 
-    stats = follow_stream(
-        project.config, contract=contract, on_batch=on_batch, until_idle=until_idle
-    )
+    stats = project.ingest(on_batch=on_batch, until_idle=until_idle)
     summary = {
         "batches": stats.batches, "records": stats.records, "valid": stats.valid,
         "quarantined": stats.quarantined, "duplicates": stats.duplicates,

@@ -1,22 +1,22 @@
 """``modelyard serve`` (a registered model over HTTP) and ``modelyard package`` (its
 Docker/Kubernetes build context).
 
-Only click is imported here; everything else loads when a command runs, so ``modelyard --help``
-stays fast.
+Thin calls of :meth:`~modelyard.recipe.Project.serve` and :meth:`~modelyard.recipe.Project.package`
+(or, with ``--model`` and no project, of :mod:`modelyard.ops.serving.launch`). Only click is
+imported here; everything else loads when a command runs, so ``modelyard --help`` stays fast.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from modelyard.cli.options import config_option
+from modelyard.cli.options import config_option, load_project
 
 if TYPE_CHECKING:
-    from modelyard.config.schema import ProjectConfig
+    from modelyard.recipe import Project
 
 _CONFIG = config_option(
     "The project file (or its folder); optional when --model and --tracking-uri are given."
@@ -30,15 +30,6 @@ _MODEL = click.option(
 _TRACKING = click.option(
     "--tracking-uri", help="MLflow tracking URI (default: the project's embedded store)."
 )
-
-
-def _config(config_path: Path, required: bool) -> ProjectConfig | None:
-    from modelyard.config.loader import load_config
-
-    path = config_path / "modelyard.yaml" if config_path.is_dir() else config_path
-    if not path.exists() and not required:
-        return None
-    return load_config(path)
 
 
 @click.command()
@@ -63,42 +54,29 @@ def serve(
     lenient: bool | None,
 ) -> None:
     """Serve a registered model over HTTP (POST /predict, /health, /ready, /metrics, ...)."""
-    from modelyard.ops.serving.server import run_server, settings_from_config
+    options: dict[str, Any] = dict(
+        model=model, tracking_uri=tracking_uri, host=host, port=port, workers=workers,
+        server=server_kind, lenient=lenient,
+    )  # fmt: skip
+    project = _project(config_path, required=_needs_project(model, tracking_uri))
+    if project is not None:
+        project.serve(**options)
+    else:  # --model (and --tracking-uri) only
+        from modelyard.ops.serving.launch import serve as serve_model
 
-    config = _config(
-        config_path, required=model is None or (tracking_uri is None and not _is_dir(model))
-    )
-    settings, launch, token = settings_from_config(
-        config, model=model, tracking_uri=tracking_uri, lenient=lenient
-    )
-    if host:
-        launch.host = host
-    if port:
-        launch.port = port
-    if workers:
-        launch.workers = workers
-    if server_kind:
-        launch.server = server_kind
-    _check_model_exists(settings.model, settings.tracking_uri)
-    click.echo(
-        f"modelyard serve: {settings.model} on http://{launch.host}:{launch.port} "
-        f"({launch.workers} worker{'s' if launch.workers > 1 else ''}, {launch.server})",
-        err=True,
-    )
-    run_server(settings, launch, token)
+        serve_model(None, **options)
 
 
-def _check_model_exists(model: str, tracking_uri: str | None) -> None:
-    """Fail before the server starts (one clear message) when the model cannot be found."""
-    from modelyard.ops.registry import Registry, parse_model_ref
+def _project(config_path: Path, required: bool) -> Project | None:
+    """The project, or None when there is no modelyard.yaml and none is needed."""
+    path = config_path / "modelyard.yaml" if config_path.is_dir() else config_path
+    if not path.exists() and not required:
+        return None
+    return load_project(path)
 
-    ref = parse_model_ref(model)
-    if ref.path is None and ref.name is not None and tracking_uri is not None:
-        Registry(tracking_uri, ref.name, audit_log=Path(os.devnull)).resolve(ref)
 
-
-def _is_dir(model: str | None) -> bool:
-    return model is not None and Path(model).is_dir()
+def _needs_project(model: str | None, tracking_uri: str | None) -> bool:
+    return model is None or (tracking_uri is None and not Path(model).is_dir())
 
 
 @click.command()
@@ -121,32 +99,17 @@ def package(
     service_monitor: bool,
 ) -> None:
     """Write a Docker/Kubernetes build context serving one model version."""
-    import tempfile
-
-    from modelyard.ops.packaging import package as build
-    from modelyard.ops.registry import parse_model_ref
-    from modelyard.ops.serving.model import fetch_model
-    from modelyard.ops.serving.server import settings_from_config
-
-    config = _config(
-        config_path, required=model is None or (tracking_uri is None and not _is_dir(model))
-    )
-    settings, _, _ = settings_from_config(config, model=model, tracking_uri=tracking_uri)
-    with tempfile.TemporaryDirectory(prefix="modelyard-package-") as tmp:
-        local, facts = fetch_model(
-            parse_model_ref(settings.model), settings.tracking_uri, Path(tmp)
-        )
-        result = build(
-            local,
-            out,
-            name=str(facts.get("name") or "model"),
-            version=str(facts.get("version") or "local"),
-            facts={k: v for k, v in facts.items() if k not in ("name", "version")},
-            image=image,
+    project = _project(config_path, required=_needs_project(model, tracking_uri))
+    if project is not None:
+        result = project.package(
+            out, model=model, tracking_uri=tracking_uri, image=image,
             service_monitor=service_monitor,
-            lenient=settings.lenient,
-            max_body_bytes=settings.max_body_bytes,
-            max_batch_rows=settings.max_batch_rows,
-            checks=settings.checks,
-        )
+        )  # fmt: skip
+    else:  # --model (and --tracking-uri) only
+        from modelyard.ops.serving.launch import package as package_model
+
+        result = package_model(
+            None, out, model=model, tracking_uri=tracking_uri, image=image,
+            service_monitor=service_monitor,
+        )  # fmt: skip
     click.echo(f"wrote {len(result.files)} files to {result.out} (image {result.image})")
