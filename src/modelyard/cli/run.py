@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import json
+import math
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,42 +23,83 @@ CONFIG_OPTION = config_option()
 JSON_OPTION = json_option
 
 
-class _Console:
-    """Progress on stderr while steps run; a summary at the end.
+def _duration(seconds: float) -> str:
+    """``42s``, ``3m05s``, ``1h02m``."""
+    s = max(0, round(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
 
-    On a terminal, a live status line per step: what it is doing, for how long, and for the
-    model search the budget left and the best score so far. Every finished unit of work worth
-    keeping (a model's cross-validated score) is also printed as a line, so a log file without
-    a terminal shows progress too.
+
+def progress_text(elapsed: float, done: float, total: float | None, message: str) -> str:
+    """What a long step shows: the time elapsed, what it is doing, and an estimate of what is
+    left from the share done so far (unless the step says itself what is left, as the model
+    search does with its budget)."""
+    what = message or (f"{done:g}/{total:g}" if total else "")
+    parts = [f"{_duration(elapsed)} elapsed"]
+    if total and 0 < done < total and " left" not in message:
+        left = elapsed * (total - done) / done
+        if math.isfinite(left):  # a share done too small to say
+            parts.append(f"~{_duration(left)} left")
+    return ", ".join(parts) + (f" · {what}" if what else "")
+
+
+class _Console:
+    """A run as a user sees it: progress on stderr while steps run, results on stdout.
+
+    On a terminal, a live status line per step: what it does, the time elapsed and an estimate
+    of what is left (for the model search: the budget left and the best score so far).
+    Without a terminal (CI, a log file), a line when a step starts, a line per finished unit of
+    work (a model's cross-validated score, a step) and, every ``heartbeat`` seconds of a long
+    step, its status line: a log shows progress too. The summary and the paths of the outputs
+    go to stdout (``--json``: the JSON only).
     """
 
-    def __init__(self, quiet: bool) -> None:
+    def __init__(
+        self,
+        *,
+        heartbeat: float = 15.0,
+        clock: Callable[[], float] = time.monotonic,
+        stderr: Any = None,
+    ) -> None:
         from rich.console import Console
 
-        self.console = Console(stderr=True, quiet=quiet)
+        self.console = Console(stderr=True) if stderr is None else stderr
+        self.out = Console(soft_wrap=True)
+        self.live = self.console.is_terminal
+        self.heartbeat = heartbeat
+        self.clock = clock
         self._status: Any = None
         self._started = 0.0
+        self._last_line = 0.0
 
     def __call__(self, event: Event) -> None:
-        import time
-
         from modelyard.engine.events import StepFailedEvent, StepFinished, StepProgress, StepStarted
 
         if isinstance(event, StepStarted):
             self._stop()
-            self._started = time.monotonic()
-            label = f"[bold]{event.step}[/] {event.description}"
-            self._status = self.console.status(label)
-            self._status.start()
+            self._started = self._last_line = self.clock()
+            if self.live:
+                self._status = self.console.status(f"[bold]{event.step}[/] {event.description}")
+                self._status.start()
+            else:
+                self.console.print(
+                    f"  [dim]running[/] {event.step}: {event.description} "
+                    f"[dim]({event.index + 1}/{event.total})[/]",
+                    highlight=False,
+                )
         elif isinstance(event, StepProgress):
             if event.note:
                 self.console.print(f"  [dim]{event.step}:[/] {event.note}", highlight=False)
+            now = self.clock()
+            text = progress_text(now - self._started, event.done, event.total, event.message)
             if self._status is not None:
-                elapsed = time.monotonic() - self._started
-                what = event.message
-                if not what and event.total:
-                    what = f"{event.done:g}/{event.total:g}"
-                self._status.update(f"[bold]{event.step}[/] [dim]{elapsed:.0f}s[/] {what}")
+                self._status.update(f"[bold]{event.step}[/] [dim]{text}[/]")
+            elif not self.live and now - self._last_line >= self.heartbeat:
+                self._last_line = now
+                self.console.print(f"  [dim]{event.step} ({text})[/]", highlight=False)
         elif isinstance(event, StepFinished):
             self._stop()
             if event.status == "cached":
@@ -77,7 +121,7 @@ class _Console:
         from rich.markup import escape as markup
 
         ran, cached = len(result.ran), len(result.cached)
-        self.console.print(
+        self.out.print(
             f"[bold]{result.project}[/]: {ran} step{'s' if ran != 1 else ''} ran, "
             f"{cached} cached, in {result.seconds:.2f}s"
         )
@@ -88,29 +132,29 @@ class _Console:
                 if report.missing_target_rows
                 else ""
             )
-            self.console.print(
+            self.out.print(
                 f"  {label}: [{colour}]{report.valid_rows:,} valid, {report.invalid_rows:,} "
                 f"invalid{unlabelled}[/]"
             )
         for name, reason in result.excluded_features.items():
-            self.console.print(
+            self.out.print(
                 f"  [yellow]left out of the model[/]: '{name}' leaks the target "
                 "(keep it with features.allow_leaky)"
             )
-            self.console.print(f"    [dim]- {markup(reason)}[/]")
+            self.out.print(f"    [dim]- {markup(reason)}[/]")
         reg = result.registration
         if reg is not None:
             d = reg.decision
             verdict = (
                 "[green]promoted to champion[/]" if d.promote else "[yellow]kept as challenger[/]"
             )
-            self.console.print(
+            self.out.print(
                 f"  model: {reg.model_name} version {reg.version}, {d.metric} {d.candidate:.4f}: {verdict}"
             )
             for reason in d.reasons:
-                self.console.print(f"    [dim]- {markup(reason)}[/]")
+                self.out.print(f"    [dim]- {markup(reason)}[/]")
         for name, path in result.outputs.items():
-            self.console.print(f"  [dim]{name:<18}[/] {shown_path(path)}", soft_wrap=True)
+            self.out.print(f"  [dim]{name:<18}[/] {shown_path(path)}", soft_wrap=True)
 
 
 _DATA_STEPS = ("ingest", "ingest_test", "contract", "validate", "validate_test", "profile", "split")
@@ -155,7 +199,7 @@ def run(
         return
     from modelyard.errors import ValidationFailed
 
-    console = _Console(quiet=as_json)
+    console = _Console()
     _terminate_like_ctrl_c()
     try:
         result = project.run(from_step=from_step, until=until, listener=console)
@@ -217,7 +261,7 @@ def ingest(config_path: Path, follow: bool, until_idle: float | None, as_json: b
     from modelyard.data.streaming import BatchReport
 
     project = load_project(config_path)
-    console = _Console(quiet=as_json)
+    console = _Console()
 
     def on_batch(b: BatchReport) -> None:
         console.console.print(
@@ -234,7 +278,7 @@ def ingest(config_path: Path, follow: bool, until_idle: float | None, as_json: b
     if as_json:
         click.echo(json.dumps(summary, indent=2))
     else:
-        console.console.print(
+        console.out.print(
             f"stopped ({stats.stopped_by}): {stats.records:,} records in {stats.batches} batches, "
             f"{stats.valid:,} valid, {stats.quarantined:,} quarantined, {stats.duplicates:,} replays skipped"
         )
