@@ -162,7 +162,6 @@ def drift(
 ) -> None:  # fmt: skip
     """Data drift between two tables (CSV, Parquet, JSON files or URLs), decided on effect size
     beyond sampling noise; the target's shift is reported apart, as label drift."""
-    from modelyard.recipe import write_drift_html
     from modelyard.reports.drift import drift_json, drift_text
 
     wanted = [c.strip() for c in columns.split(",")] if columns else None
@@ -179,6 +178,8 @@ def drift(
             header=header, min_rows=min_rows,
         )  # fmt: skip
         if html_out is not None:
+            from modelyard.recipe import write_drift_html
+
             write_drift_html(report, html_out, reference=reference, current=current)
     if as_json:
         click.echo(drift_json(report))
