@@ -76,7 +76,7 @@ def main() -> None:
     }).encode()  # fmt: skip
     port = free_port()
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MLFLOW_DISABLE_TELEMETRY": "true"}
-    code = "from modelyard.ops.serving.commands import serve; serve()"
+    code = "from modelyard.cli.serve import serve; serve()"
     proc = subprocess.Popen(
         [sys.executable, "-c", code, "--model", "adult@champion", "--tracking-uri",
          adult.tracking_uri, "--port", str(port), "--workers", "1", "--labels", str(tmp / "labels")],

@@ -114,7 +114,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     port = free_port()
     labels = root / "labels"
     log = root / "serve.log"
-    code = "from modelyard.ops.serving.commands import serve; serve()"
+    code = "from modelyard.cli.serve import serve; serve()"
     proc = subprocess.Popen(
         [sys.executable, "-c", code, "--model", f"{NAME}@champion", "--tracking-uri",
          world.tracking_uri, "--host", "127.0.0.1", "--port", str(port), "--labels", str(labels)],

@@ -17,7 +17,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 def test_the_champion_carries_its_calibration_to_the_monitor(
     tmp_path: Path, shared_data: Path
 ) -> None:
-    from modelyard.monitor_commands import _context
     from modelyard.ops.monitoring.estimate import CALIBRATION_FILE, estimate, load_calibration
     from modelyard.recipe import Project
 
@@ -38,7 +37,7 @@ def test_the_champion_carries_its_calibration_to_the_monitor(
     assert calibration.classes == ["Adelie", "Chinstrap", "Gentoo"]
     # fitted on the covered out-of-fold rows of the training part
     assert 100 < calibration.rows <= result.output("split").train.height
-    ctx = _context(yaml, None, None)
+    ctx = project._monitor_inputs(None, None)
     assert ctx.calibration == calibration
     # what the monitor would do with the champion's logged probabilities
     model = project.registry().load_champion()
@@ -56,7 +55,6 @@ def test_the_champion_carries_its_calibration_to_the_monitor(
 
 
 def test_a_regression_champion_has_no_calibration(tmp_path: Path, shared_data: Path) -> None:
-    from modelyard.monitor_commands import _context
     from modelyard.recipe import Project
 
     yaml, _ = bike_project(tmp_path, shared_data)
@@ -64,4 +62,4 @@ def test_a_regression_champion_has_no_calibration(tmp_path: Path, shared_data: P
         yaml.read_text().replace("tuning: {top_k: 0}", "tuning: {top_k: 0, n_trials: 1}")
     )
     Project.from_yaml(yaml).run()
-    assert _context(yaml, None, None).calibration is None
+    assert Project.from_yaml(yaml)._monitor_inputs(None, None).calibration is None

@@ -273,11 +273,12 @@ def test_serve_keeps_the_label_set_next_to_the_project_unless_told(
 ) -> None:
     from click.testing import CliRunner
 
-    from modelyard.ops.serving import commands, server
+    from modelyard.cli import serve as commands
+    from modelyard.ops.serving import launch, server
 
     seen: list[ServeSettings] = []
     monkeypatch.setattr(server, "run_server", lambda s, launch, token: seen.append(s))
-    monkeypatch.setattr(commands, "_check_model_exists", lambda model, uri: None)
+    monkeypatch.setattr(launch, "check_model_exists", lambda model, uri: None)
     project = Path(__file__).resolve().parents[4] / "examples" / "quickstart"
     runner = CliRunner()
     assert runner.invoke(commands.serve, ["-c", str(project / "modelyard.yaml")]).exit_code == 0
