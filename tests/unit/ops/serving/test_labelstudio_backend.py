@@ -271,10 +271,13 @@ def test_label_studio_basic_auth_with_the_token(world: World, tmp_path: Path) ->
 def test_serve_keeps_the_label_set_next_to_the_project_unless_told(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    import importlib
+
     from click.testing import CliRunner
 
-    from modelyard.cli import serve as commands
     from modelyard.ops.serving import launch, server
+
+    commands = importlib.import_module("modelyard.cli.serve")  # the package exports the command
 
     seen: list[ServeSettings] = []
     monkeypatch.setattr(server, "run_server", lambda s, launch, token: seen.append(s))
