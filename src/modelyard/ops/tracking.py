@@ -87,6 +87,43 @@ def resolve_model_name(tracking: TrackingSection, project: str) -> str:
     return tracking.model_name or project
 
 
+def missing_registration(tracking_uri: str, name: str, version: str, run_id: str) -> str | None:
+    """Why the registry no longer holds what a cached registration recorded, or ``None``.
+
+    For a cached run, in milliseconds and without importing MLflow: the embedded SQLite store
+    is read directly (its file deleted, the version deleted or now from another run, or the
+    model's local files gone all count as missing). Other stores (an MLflow server) are not
+    asked (``None``): the cached registration is trusted, as before.
+    """
+    import sqlite3
+    from urllib.parse import unquote
+
+    if not tracking_uri.startswith("sqlite:///"):
+        return None
+    db = Path(tracking_uri.removeprefix("sqlite:///"))
+    where = f"the registry ({db})"
+    what = f"model {name} version {version}"
+    if not db.is_file():
+        return f"{what} is missing: {where} is gone"
+    try:
+        with contextlib.closing(sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True)) as con:
+            row = con.execute(
+                "SELECT run_id, current_stage, storage_location, source FROM model_versions"
+                " WHERE name = ? AND version = ?",
+                (name, int(version)),
+            ).fetchone()
+    except (sqlite3.Error, ValueError) as exc:
+        return f"{what} could not be read from {where}: {exc}"
+    if row is None or row[1] == "Deleted_Internal":
+        return f"{what} is missing from {where}"
+    if row[0] != run_id:
+        return f"{what} in {where} now comes from another run ({row[0]}, not {run_id})"
+    location = row[2] or row[3] or ""
+    if location.startswith("file://") and not Path(unquote(urlparse(location).path)).exists():
+        return f"the files of {what} are gone ({unquote(urlparse(location).path)})"
+    return None
+
+
 def make_client(tracking_uri: str) -> MlflowClient:
     """An explicit client for runs and the registry (both at ``tracking_uri``)."""
     _quiet_mlflow()
