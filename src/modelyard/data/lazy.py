@@ -1,9 +1,10 @@
-"""polars, imported on first use.
+"""polars (and numpy), imported on first use.
 
-Planning a cached run reads the contract file back and fingerprints the sources: work that
-needs no DataFrame. Importing polars for it would cost more than the rest of the plan, so the
-modules on that path bind ``pl`` to this stand-in, which imports polars the first time one of
-its names is used (then costs nothing more: the module's names are copied in)::
+Planning a cached run reads the contract file back and fingerprints the sources, and its
+summary reads the published validation reports: work that needs no DataFrame. Importing polars
+for it would cost more than the rest of the plan, so the modules on that path bind ``pl`` to
+this stand-in, which imports polars the first time one of its names is used (then costs
+nothing more: the module's names are copied in)::
 
     if TYPE_CHECKING:
         import polars as pl
@@ -28,3 +29,4 @@ class LazyModule(types.ModuleType):
 
 
 polars = LazyModule("polars")
+numpy = LazyModule("numpy")
