@@ -93,7 +93,8 @@ def missing_registration(tracking_uri: str, name: str, version: str, run_id: str
     For a cached run, in milliseconds and without importing MLflow: the embedded SQLite store
     is read directly (its file deleted, the version deleted or now from another run, or the
     model's local files gone all count as missing). Other stores (an MLflow server) are not
-    asked (``None``): the cached registration is trusted, as before.
+    asked, nor is a store that cannot be read now (``None``): the cached registration is
+    trusted, as before.
     """
     import sqlite3
     from urllib.parse import unquote
@@ -112,8 +113,12 @@ def missing_registration(tracking_uri: str, name: str, version: str, run_id: str
                 " WHERE name = ? AND version = ?",
                 (name, int(version)),
             ).fetchone()
-    except (sqlite3.Error, ValueError) as exc:
-        return f"{what} could not be read from {where}: {exc}"
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):  # an empty file: a store that was never written
+            return f"{what} is missing from {where}"
+        return None  # locked, unreadable: it cannot be told, the cached registration stands
+    except (sqlite3.Error, ValueError):
+        return None
     if row is None or row[1] == "Deleted_Internal":
         return f"{what} is missing from {where}"
     if row[0] != run_id:
