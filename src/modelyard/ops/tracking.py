@@ -92,13 +92,16 @@ def missing_registration(tracking_uri: str, name: str, version: str, run_id: str
 
     For a cached run, in milliseconds and without importing MLflow: the embedded SQLite store
     is read directly (its file deleted, the version deleted or now from another run, or the
-    model's local files gone all count as missing). Other stores (an MLflow server) are not
-    asked, nor is a store that cannot be read now (``None``): the cached registration is
-    trusted, as before.
+    model's local files gone all count as missing). An MLflow server is asked through its REST
+    API (one request, ``MLFLOW_TRACKING_TOKEN`` or ``MLFLOW_TRACKING_USERNAME``/``PASSWORD``
+    as MLflow uses them). A store that cannot be reached or read now, or of another kind, is
+    not taken for a loss (``None``): the cached registration is trusted, as before.
     """
     import sqlite3
     from urllib.parse import unquote
 
+    if tracking_uri.startswith(("http://", "https://")):
+        return _missing_on_server(tracking_uri, name, version, run_id)
     if not tracking_uri.startswith("sqlite:///"):
         return None
     db = Path(tracking_uri.removeprefix("sqlite:///"))
@@ -126,6 +129,55 @@ def missing_registration(tracking_uri: str, name: str, version: str, run_id: str
     location = row[2] or row[3] or ""
     if location.startswith("file://") and not Path(unquote(urlparse(location).path)).exists():
         return f"the files of {what} are gone ({unquote(urlparse(location).path)})"
+    return None
+
+
+def _missing_on_server(uri: str, name: str, version: str, run_id: str) -> str | None:
+    """:func:`missing_registration` for an MLflow server (``GET model-versions/get``)."""
+    import base64
+    import ssl
+    import urllib.error
+    import urllib.request
+    from urllib.parse import urlencode
+
+    from modelyard.errors import mask_url, split_credentials
+
+    headers = {}
+    user, password = os.environ.get("MLFLOW_TRACKING_USERNAME"), None
+    parts = split_credentials(uri)
+    if parts is not None:
+        scheme, user, password, rest = parts
+        uri = scheme + rest
+    else:
+        password = os.environ.get("MLFLOW_TRACKING_PASSWORD")
+    if os.environ.get("MLFLOW_TRACKING_TOKEN"):
+        headers["Authorization"] = f"Bearer {os.environ['MLFLOW_TRACKING_TOKEN']}"
+    elif user:
+        token = base64.b64encode(f"{user}:{password or ''}".encode()).decode()
+        headers["Authorization"] = f"Basic {token}"
+    context = None
+    if uri.startswith("https://"):
+        context = ssl.create_default_context(
+            cafile=os.environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH") or None
+        )
+        if os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() == "true":
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+    query = urlencode({"name": name, "version": version})
+    url = f"{uri.rstrip('/')}/api/2.0/mlflow/model-versions/get?{query}"
+    what = f"model {name} version {version}"
+    try:
+        request = urllib.request.Request(url, headers=headers)
+        with urllib.request.urlopen(request, timeout=10, context=context) as response:
+            found = json.load(response).get("model_version") or {}
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:  # RESOURCE_DOES_NOT_EXIST
+            return f"{what} is missing from the registry at {mask_url(uri)}"
+        return None
+    except (OSError, ValueError):
+        return None
+    if found.get("run_id") and found["run_id"] != run_id:
+        return f"{what} at {mask_url(uri)} now comes from another run ({found['run_id']})"
     return None
 
 
