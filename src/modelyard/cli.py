@@ -16,6 +16,7 @@ import click
 from modelyard.__about__ import __version__
 from modelyard.config.options import config_option, json_option
 from modelyard.errors import shown_path
+from modelyard.label_commands import label as label_group
 from modelyard.monitor_commands import drift, monitor
 from modelyard.ops.serving.commands import package, serve
 
@@ -551,6 +552,7 @@ main.add_command(serve)
 main.add_command(package)
 main.add_command(monitor)
 main.add_command(drift)
+main.add_command(label_group)
 
 
 if __name__ == "__main__":  # pragma: no cover
