@@ -33,6 +33,10 @@ _FLOOR = 1e-3
 still orders the picks (a pure k-center), rather than the input order."""
 
 
+_FAR = 1e150
+"""The distance of a row to no centre at all: larger than any real one, still finite."""
+
+
 def uncertainty(proba: np.ndarray, measure: Measure = "entropy") -> np.ndarray:
     """How unsure a classifier is of each row, in [0, 1].
 
@@ -53,10 +57,10 @@ def uncertainty(proba: np.ndarray, measure: Measure = "entropy") -> np.ndarray:
     if measure == "entropy":
         with np.errstate(divide="ignore", invalid="ignore"):
             terms = np.where(p > 0, -p * np.log(p), 0.0)
-        return np.clip(terms.sum(axis=1) / np.log(p.shape[1]), 0.0, 1.0)
+        return np.asarray(np.clip(terms.sum(axis=1) / np.log(p.shape[1]), 0.0, 1.0))
     if measure == "margin":
         top = np.sort(p, axis=1)[:, ::-1]
-        return np.clip(1.0 - (top[:, 0] - top[:, 1]), 0.0, 1.0)
+        return np.asarray(np.clip(1.0 - (top[:, 0] - top[:, 1]), 0.0, 1.0))
     raise ValueError(f"unknown uncertainty measure {measure!r}: expected entropy or margin")
 
 
@@ -69,7 +73,7 @@ def spread(member_predictions: np.ndarray) -> np.ndarray:
     m = np.asarray(member_predictions, dtype=np.float64)
     if m.ndim != 2 or m.shape[0] < 2:
         raise ValueError(f"member predictions must be (members >= 2, rows), found {m.shape}")
-    return np.nan_to_num(m.std(axis=0), nan=0.0)
+    return np.asarray(np.nan_to_num(m.std(axis=0), nan=0.0))
 
 
 @dataclass(frozen=True)
@@ -130,7 +134,8 @@ def select(
     chosen = np.zeros(len(order), dtype=bool)
     picks: list[Pick] = []
     while len(picks) < budget:
-        priority = np.where(chosen | (nearest <= min_distance), -1.0, weight * nearest)
+        far = np.where(np.isinf(nearest), _FAR, nearest)  # no centre yet: uncertainty decides
+        priority = np.where(chosen | (nearest <= min_distance), -1.0, weight * far)
         best = priority.max()
         if best < 0:
             break  # every row left duplicates a chosen or labelled one

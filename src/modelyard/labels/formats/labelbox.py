@@ -189,7 +189,8 @@ def _record(
     value = _answer(named[0], spec)
     if isinstance(value, Rejected):
         return Rejected(where, value.reason, key)
-    details = label.get("label_details") if isinstance(label.get("label_details"), dict) else {}
+    raw = label.get("label_details")
+    details: dict[str, Any] = raw if isinstance(raw, dict) else {}
     annotator = details.get("created_by") or "unknown"
     at = _time(details.get("created_at") or details.get("updated_at"))
     if at is None:
@@ -278,9 +279,8 @@ def _finite(value: float) -> float | None:
 
 
 def _kind(value: Any) -> str:
-    return {dict: "an object", list: "a list", str: "a string"}.get(
-        type(value), type(value).__name__
-    )
+    kinds: dict[type, str] = {dict: "an object", list: "a list", str: "a string"}
+    return kinds.get(type(value), type(value).__name__)
 
 
 def _dumps(value: Any) -> str:
