@@ -325,11 +325,29 @@ def _unlabelled_rows(
     if done.any():
         skipped["already in the label set"] = int(done.sum())
         frame = frame.filter(~done)
+    if not dataset:
+        trained = frame[KEY].is_in(list(_source_labelled_keys(project, spec)))
+        if trained.any():
+            skipped["already labelled in the training data"] = int(trained.sum())
+            frame = frame.filter(~trained)
     before = frame.height
     frame = frame.unique(KEY, keep="first", maintain_order=True)
     if frame.height < before:
         skipped["repeated key"] = before - frame.height
     return frame, skipped
+
+
+def _source_labelled_keys(project: Project, spec: LabelSpec) -> set[str]:
+    """The keys of the training data's rows that have a label."""
+    try:
+        source = _read_rows(project, None)
+    except ModelyardError:
+        return set()
+    if spec.target in source.columns:
+        source = source.filter(source[spec.target].is_not_null())
+    if not all(c in source.columns for c in (*spec.key_columns, *spec.features)):
+        return set()
+    return set(row_keys(source, spec.key_columns, spec.features).drop_nulls().to_list())
 
 
 def _read_rows(project: Project, path: Path | None) -> pl.DataFrame:
@@ -434,9 +452,7 @@ def export_queue(
     project: Project, fmt: str, *, out: str | Path, queue: str | Path | None = None
 ) -> list[Path]:
     """Write the latest queue (or ``queue``) in the format of annotation tool ``fmt``."""
-    from modelyard.labels.formats import format_module
-
-    module = format_module(fmt)
+    module = _format(fmt)
     items = read_queue(Path(queue) if queue is not None else latest_queue(project))
     if not items:
         raise ModelyardError("the queue is empty: there is nothing to export")
@@ -465,11 +481,10 @@ class ImportResult:
 def import_labels(project: Project, fmt: str, path: str | Path) -> ImportResult:
     """Read a tool's export, validate every label, append the accepted ones to the label set
     and write the others, with their reasons, to a quarantine file."""
-    from modelyard.labels.formats import format_module
     from modelyard.labels.store import LabelSet
     from modelyard.labels.validate import check
 
-    module = format_module(fmt)
+    module = _format(fmt)
     file = Path(path)
     if not file.is_file():
         raise DataError(f"the {fmt} export to import does not exist", where=str(file))
@@ -583,6 +598,19 @@ def status(project: Project) -> Status:
 
 
 # ----------------------------------------------------------------------------- helpers
+
+
+def _format(fmt: str) -> Any:
+    """The format module, or a clear error when this build lacks it."""
+    from modelyard.labels.formats import format_module
+
+    try:
+        return format_module(fmt)
+    except ImportError as exc:
+        raise ModelyardError(
+            f"the {fmt} format is not available in this installation ({exc})",
+            fix="Use another --format, or update modelyard.",
+        ) from None
 
 
 def _labels_dir(project: Project) -> Path:

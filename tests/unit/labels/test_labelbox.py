@@ -31,14 +31,22 @@ def items(keys: list[str], spec: LabelSpec) -> list[QueueItem]:
         prediction = spec.classes[i % len(spec.classes)] if spec.classes else float(i) / 3
         proba = {str(c): 1 / len(spec.classes) for c in spec.classes} if spec.classes else None
         out.append(
-            QueueItem(key=key, row={"age": 30 + i, "job": "clerk", "gain": None}, score=1.0 - i / 100,
-                      reason=f"#{i + 1}: entropy 0.9", model_version="adult/3", prediction=prediction,
-                      probabilities=proba)  # fmt: skip
+            QueueItem(
+                key=key,
+                row={"age": 30 + i, "job": "clerk", "gain": None},
+                score=1.0 - i / 100,
+                reason=f"#{i + 1}: entropy 0.9",
+                model_version="adult/3",
+                prediction=prediction,
+                probabilities=proba,
+            )  # fmt: skip
         )
     return out
 
 
-def label_entry(classification: dict[str, Any], annotator: str, at: datetime, n: int) -> dict[str, Any]:
+def label_entry(
+    classification: dict[str, Any], annotator: str, at: datetime, n: int
+) -> dict[str, Any]:
     """One label of a data row, as Labelbox's export v2 writes it."""
     return {
         "label_kind": "Default",
@@ -79,18 +87,32 @@ def labelbox_export(data_rows_file: Path, answer: Any, out: Path) -> Path:
         labels = [label_entry(c, who, T0 + timedelta(minutes=n + j), n * 10 + j)
                   for j, (who, c) in enumerate(answer(uploaded["global_key"]))]  # fmt: skip
         lines.append(
-            json.dumps({
-                "data_row": {"id": f"cdr{n:06d}", "global_key": uploaded["global_key"],
-                             "row_data": uploaded["row_data"], "external_id": None,
-                             "details": {"dataset_id": "cds1", "dataset_name": "modelyard",
-                                         "created_at": "2026-12-01T09:00:00.000+00:00",
-                                         "created_by": "ops@example.com"}},
-                "media_attributes": {"mime_type": "text/plain"},
-                "attachments": uploaded["attachments"],
-                "metadata_fields": uploaded["metadata_fields"],
-                "projects": {PROJECT: {"name": "modelyard queue", "labels": labels,
-                                       "project_details": {"workflow_status": "DONE"}}},
-            })  # fmt: skip
+            json.dumps(
+                {
+                    "data_row": {
+                        "id": f"cdr{n:06d}",
+                        "global_key": uploaded["global_key"],
+                        "row_data": uploaded["row_data"],
+                        "external_id": None,
+                        "details": {
+                            "dataset_id": "cds1",
+                            "dataset_name": "modelyard",
+                            "created_at": "2026-12-01T09:00:00.000+00:00",
+                            "created_by": "ops@example.com",
+                        },
+                    },
+                    "media_attributes": {"mime_type": "text/plain"},
+                    "attachments": uploaded["attachments"],
+                    "metadata_fields": uploaded["metadata_fields"],
+                    "projects": {
+                        PROJECT: {
+                            "name": "modelyard queue",
+                            "labels": labels,
+                            "project_details": {"workflow_status": "DONE"},
+                        }
+                    },
+                }
+            )  # fmt: skip
         )
     out.write_text("\n".join(lines) + "\n")
     return out
@@ -107,9 +129,13 @@ classes_strategy = st.one_of(
 )  # fmt: skip
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(keys=keys_strategy, classes=classes_strategy, seed=st.integers(0, 1000))
-def test_classes_round_trip_exactly(tmp_path: Path, keys: list[str], classes: list[Any], seed: int) -> None:
+def test_classes_round_trip_exactly(
+    tmp_path: Path, keys: list[str], classes: list[Any], seed: int
+) -> None:
     spec = LabelSpec("income", "multiclass", tuple(classes))
     out = tmp_path / f"out-{seed}-{len(keys)}"
     files = export(items(keys, spec), spec, out)
@@ -136,7 +162,9 @@ def test_numbers_round_trip_through_a_text_answer(tmp_path: Path) -> None:
                                tmp_path / "export.ndjson")  # fmt: skip
     records, rejected = load(exported, spec)
     assert rejected == [] and {r.key: r.label for r in records} == truth
-    assert json.loads((tmp_path / "ontology.json").read_text())["classifications"][0]["type"] == "text"
+    assert (
+        json.loads((tmp_path / "ontology.json").read_text())["classifications"][0]["type"] == "text"
+    )
 
 
 def test_the_export_is_what_labelbox_takes(tmp_path: Path) -> None:
@@ -161,7 +189,9 @@ def test_several_annotators_and_projects_each_give_a_record(tmp_path: Path) -> N
     spec = LabelSpec("y", "binary", ("no", "yes"))
     files = export(items(["k"], spec), spec, tmp_path)
     exported = labelbox_export(
-        files[0], lambda k: [("a", radio("y", "yes")), ("b", radio("y", "no"))], tmp_path / "e.ndjson"
+        files[0],
+        lambda k: [("a", radio("y", "yes")), ("b", radio("y", "no"))],
+        tmp_path / "e.ndjson",
     )
     records, _ = load(exported, spec)
     assert sorted((r.annotator, r.label) for r in records) == [("a", "yes"), ("b", "no")]
@@ -171,7 +201,9 @@ def test_several_annotators_and_projects_each_give_a_record(tmp_path: Path) -> N
 def test_an_unknown_class_is_read_as_found_for_validation_to_quarantine(tmp_path: Path) -> None:
     spec = LabelSpec("y", "binary", ("no", "yes"))
     files = export(items(["k"], spec), spec, tmp_path)
-    exported = labelbox_export(files[0], lambda k: [("a", radio("y", "Yes "))], tmp_path / "e.ndjson")
+    exported = labelbox_export(
+        files[0], lambda k: [("a", radio("y", "Yes "))], tmp_path / "e.ndjson"
+    )
     records, rejected = load(exported, spec)
     assert [r.label for r in records] == ["Yes "] and rejected == []
 

@@ -18,7 +18,10 @@ T0 = datetime(2026, 12, 1, tzinfo=UTC)
 def test_keys_from_one_or_more_columns_or_from_the_feature_values() -> None:
     frame = pl.DataFrame({"id": [1, 2], "site": ["a", None], "x": ["1", "2"], "y": ["p", "q"]})
     assert row_keys(frame, ["id"]).to_list() == ["1", "2"]
-    assert row_keys(frame, ["id", "site"]).to_list() == ['["1", "a"]', None]  # as text: CSV and typed agree
+    assert row_keys(frame, ["id", "site"]).to_list() == [
+        '["1", "a"]',
+        None,
+    ]  # as text: CSV and typed agree
     digests = row_keys(frame, [], ["x"]).to_list()
     assert digests[0] == content_key({"x": "1"}) == content_key({"x": 1})  # CSV text == typed
     assert digests[0] != digests[1] and digests[0].startswith("h:")

@@ -94,7 +94,11 @@ def test_latest_takes_the_most_recent() -> None:
 def test_hold_keeps_every_disagreement_out_for_review() -> None:
     r = resolve(votes(), CLS, "hold")
     assert set(r.held) == {"two-one", "tie"}
-    assert r.labels == {"agree": "cat", "alone": "dog", "changed": "cat"}  # an annotator's latest counts
+    assert r.labels == {
+        "agree": "cat",
+        "alone": "dog",
+        "changed": "cat",
+    }  # an annotator's latest counts
 
 
 def test_regression_majority_is_the_median() -> None:
