@@ -50,10 +50,16 @@ def label() -> None:
 )
 @click.option("--log", "log_dir", is_flag=False, flag_value="", default=None,
               help="The serving prediction log (a folder; default serving.prediction_log.path).")  # fmt: skip
-@click.option("--budget", type=int, help="Queue the N rows a label helps most (default: all).")
+@click.option(
+    "--budget",
+    type=int,
+    default=100,
+    show_default=True,
+    help="Queue the N rows a label helps most.",
+)
 @_JSON
 def queue(
-    config_path: Path, data: Path | None, dataset: bool, log_dir: str | None, budget: int | None,
+    config_path: Path, data: Path | None, dataset: bool, log_dir: str | None, budget: int,
     as_json: bool,
 ) -> None:  # fmt: skip
     """Rank unlabelled rows by the champion's uncertainty and their diversity, and save the queue."""

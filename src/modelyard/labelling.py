@@ -144,15 +144,15 @@ def build_queue(
     data: str | Path | None = None,
     dataset: bool = False,
     log: str | Path | None = None,
-    budget: int | None = None,
+    budget: int = 100,
 ) -> QueueResult:
     """Rank unlabelled rows by how much a label would help, and save the queue.
 
     Exactly one input: ``data`` (a file read like the training data), ``dataset`` (the
     project's own data source, its rows without a target) or ``log`` (the serving
-    prediction log folder). Rows already in the label set, rows whose key is null, and rows
-    the contract rejects are left out (counted in ``skipped``). ``budget``: the top N
-    (default: every row).
+    prediction log folder). Rows already in the label set or labelled in the training data,
+    rows whose key is null, and rows the contract rejects are left out (counted in
+    ``skipped``). ``budget``: the top N (the greedy k-center costs rows x budget distances).
     """
     import numpy as np
 
@@ -165,7 +165,7 @@ def build_queue(
             expected="one of --data FILE, --dataset or --log [FOLDER]",
             found=f"{len(chosen)}",
         )
-    if budget is not None and budget < 1:
+    if budget < 1:
         raise ModelyardError("the budget must be at least 1", where="--budget", found=str(budget))
     champion = load_champion(project)
     spec = label_spec(project, champion)
@@ -179,7 +179,7 @@ def build_queue(
     signals = score(champion, frame, spec, project.config.labels.uncertainty)
     anchors = _labelled_features(project, champion, spec)
     keys = frame[KEY].to_list()
-    n = budget or frame.height
+    n = min(budget, frame.height)
     picks = select(
         signals.features, signals.scores, n, keys=keys, labelled=anchors,
         pool=project.config.labels.pool * n,
@@ -203,8 +203,9 @@ def build_queue(
                 probabilities=proba,
             )
         )  # fmt: skip
-    if len(picks) < n and len(picks) < frame.height:
-        skipped["near-duplicates of a chosen or labelled row"] = frame.height - len(picks)
+    if len(picks) < n:  # every candidate left was at distance 0 of a chosen or labelled row
+        considered = min(frame.height, project.config.labels.pool * n)
+        skipped["near-duplicates of a chosen or labelled row"] = considered - len(picks)
     file = _save_queue(project, items, spec)
     return QueueResult(items, file, frame.height, skipped, signals.method)
 
@@ -312,6 +313,7 @@ def _unlabelled_rows(
             if dataset or data is not None:
                 skipped["already labelled in the data"] = int(has.sum())
                 frame = frame.filter(~has)
+        _check_features(frame, spec, str(data) if data is not None else "data.source")
         frame = frame.with_columns(row_keys(frame, spec.key_columns, spec.features))
     frame, invalid = _valid_rows(project, frame, spec)
     if invalid:
@@ -335,6 +337,18 @@ def _unlabelled_rows(
     if frame.height < before:
         skipped["repeated key"] = before - frame.height
     return frame, skipped
+
+
+def _check_features(frame: pl.DataFrame, spec: LabelSpec, where: str) -> None:
+    from modelyard.errors import name_list
+
+    missing = [c for c in spec.features if c not in frame.columns]
+    if missing:
+        raise DataError(
+            f"the rows lack the model's feature column(s) {name_list(missing)}", where=where,
+            expected=f"the columns {name_list(spec.features)}",
+            found=f"the columns {name_list(frame.columns)}",
+        )  # fmt: skip
 
 
 def _source_labelled_keys(project: Project, spec: LabelSpec) -> set[str]:
@@ -370,12 +384,7 @@ def _valid_rows(project: Project, frame: pl.DataFrame, spec: LabelSpec) -> tuple
     from modelyard.data.validation import validate as run_validation
 
     contract = _contract(project)
-    missing = [c for c in spec.features if c not in frame.columns]
-    if missing:
-        raise DataError(
-            f"the rows lack the model's feature column(s) {missing[:10]}",
-            expected=f"the columns {list(spec.features)[:20]}",
-        )
+    _check_features(frame, spec, "the rows to queue")
     keep = {*spec.features, *spec.key_columns}
     contract = contract.model_copy(
         update={"columns": [c for c in contract.columns if c.name in keep and c.name in frame.columns],
@@ -493,6 +502,18 @@ def import_labels(project: Project, fmt: str, path: str | Path) -> ImportResult:
     if not records and not rejected:
         raise DataError(f"the {fmt} export holds no labels", where=str(file),
                         expected=f"{fmt}'s export of annotated tasks", found="an empty file")  # fmt: skip
+    if not records:
+        from modelyard.labels.validate import Quarantined
+
+        quarantine = _write_quarantine(
+            project, fmt, [Quarantined(r.where, r.reason, item=r.item) for r in rejected]
+        )
+        raise DataError(
+            f"no label could be read from the {fmt} export", where=str(file),
+            expected=f"{fmt}'s export of annotated tasks",
+            found=f"{len(rejected)} unreadable item(s), the first: {rejected[0].where}: {rejected[0].reason}",
+            fix=f"Check the file and --format; every item and its reason are in {quarantine}.",
+        )  # fmt: skip
     known, rows = _known_rows(project, spec)
     records = [
         replace(r, extra={**r.extra, "row": rows[r.key]}) if r.key in rows else r for r in records
@@ -540,7 +561,8 @@ def _write_quarantine(project: Project, fmt: str, items: list[Quarantined]) -> P
                               "annotator": q.record.annotator, "at": q.record.at.isoformat(),
                               "source": q.record.source, "task": q.record.task}  # fmt: skip
         if q.item is not None:
-            entry["item"] = q.item
+            item = json.dumps(q.item, default=str)
+            entry["item"] = q.item if len(item) <= 10_000 else item[:10_000] + "... (cut)"
         lines.append(json.dumps(entry, default=str))
     write_atomic(file, "\n".join(lines) + "\n")
     return file

@@ -152,13 +152,22 @@ def labels(config: ProjectConfig, task: str | None, features: list[str]) -> Labe
 
 
 def labelled(
-    train: pl.DataFrame, table: LabelTable, config: ProjectConfig, task: str | None,
+    train: pl.DataFrame,
+    table: LabelTable,
+    config: ProjectConfig,
+    task: str | None,
     features: list[str],
-) -> pl.DataFrame:  # fmt: skip
-    """The training data plus the accepted labels, joined by row key."""
+    progress: Progress,
+) -> pl.DataFrame:
+    """The training data plus the accepted labels, joined by row key (labels of rows the
+    source lacks bring their rows); labels that match no row are counted in a progress note."""
     from modelyard.labels.training import join_labels
 
-    joined, _ = join_labels(train, table, _label_spec(config, task, features))
+    joined, unmatched = join_labels(train, table, _label_spec(config, task, features))
+    if unmatched:
+        progress.update(
+            0, note=f"{unmatched} label(s) match no training row and carry no values: left out"
+        )
     return joined
 
 

@@ -142,10 +142,13 @@ def test_the_label_loop_end_to_end(project: tuple[Path, Path]) -> None:
     plan = {s.name: s for s in p.plan()}
     assert {"labels", "labelled"} <= set(plan)
     assert plan["ingest"].action == "cached" and plan["validate"].action != "cached"
-    run = p.run(until="validate")
+    run = p.run()  # the whole pipeline: retraining goes through the gate as usual
     source = pl.read_csv(Path(p.config.data.source.path), infer_schema=False).height
     assert run.output("labelled").height == source + 10
-    assert run.ran[:2] == ["labels", "labelled"]
+    assert run.ran[:2] == ["labels", "labelled"] and "ingest" in run.cached
+    assert run.registration is not None and run.registration.previous_champion is not None
+    assert run.registration.decision is not None
+    assert {s.name: s.action for s in p.plan()}["labels"] == "cached"  # nothing new: cached
 
 
 def _same(a: dict[str, object], b: dict[str, object]) -> bool:
@@ -167,16 +170,22 @@ def _same(a: dict[str, object], b: dict[str, object]) -> bool:
         (["label", "import", "--format", "labelbox", "missing.ndjson"], "does not exist"),
         (["label", "import", "--format", "labelbox", "EMPTY"], "holds no labels"),
         (["label", "export", "--format", "label-studio", "--out", "x"], "label-studio"),
+        (["label", "queue", "--data", "EMPTY.csv"], "the file is empty"),
+        (["label", "queue", "--data", "WRONG.csv"], "lack the model's feature column"),
+        (["label", "queue", "--log", "nolog"], "prediction log folder does not exist"),
+        (["label", "import", "--format", "labelbox", "ARRAY"], "no label could be read"),
     ],
 )
 def test_bad_input_gives_a_clear_message_without_a_traceback(
     project: tuple[Path, Path], tmp_path: Path, args: list[str], message: str
 ) -> None:
     yaml, _ = project
-    empty = tmp_path / "empty.ndjson"
-    empty.write_text("")
-    args = [str(empty) if a == "EMPTY" else str(tmp_path / a) if a.endswith((".csv", ".ndjson")) else a
-            for a in args]  # fmt: skip
+    files = {"EMPTY": "", "EMPTY.csv": "", "WRONG.csv": "a,b\n1,2\n",
+             "ARRAY": json.dumps([{"id": 1, "annotations": []}], indent=2)}  # fmt: skip
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    args = [str(tmp_path / a) if a in files or a.endswith((".csv", ".ndjson")) or a == "nolog"
+            else a for a in args]  # fmt: skip
     code, out = cli(*args, "-c", str(yaml))
     assert code != 0
     assert message in out and "Traceback" not in out
