@@ -12,8 +12,9 @@
     print(labelling.status(project).to_dict())
     project.run()        # trains on the source data plus the accepted labels
 
-It sits beside :mod:`modelyard.recipe`: it loads the champion (ops), reads rows (data) and
-calls the pure pieces of :mod:`modelyard.labels`.
+It sits just above :mod:`modelyard.recipe` (it takes a :class:`~modelyard.recipe.Project`):
+it loads the champion (ops), reads rows (data) and calls the pure pieces of
+:mod:`modelyard.labels`.
 """
 
 from __future__ import annotations
@@ -505,14 +506,14 @@ def import_labels(project: Project, fmt: str, path: str | Path) -> ImportResult:
     if not records:
         from modelyard.labels.validate import Quarantined
 
-        quarantine = _write_quarantine(
+        written = _write_quarantine(
             project, fmt, [Quarantined(r.where, r.reason, item=r.item) for r in rejected]
         )
         raise DataError(
             f"no label could be read from the {fmt} export", where=str(file),
             expected=f"{fmt}'s export of annotated tasks",
             found=f"{len(rejected)} unreadable item(s), the first: {rejected[0].where}: {rejected[0].reason}",
-            fix=f"Check the file and --format; every item and its reason are in {quarantine}.",
+            fix=f"Check the file and --format; every item and its reason are in {written}.",
         )  # fmt: skip
     known, rows = _known_rows(project, spec)
     records = [
@@ -520,9 +521,9 @@ def import_labels(project: Project, fmt: str, path: str | Path) -> ImportResult:
     ]
     store = LabelSet(_labels_dir(project))
     checked = check(records, spec, known_keys=known, existing=store.read(), rejected=rejected)
-    quarantine = (
-        _write_quarantine(project, fmt, checked.quarantined) if checked.quarantined else None
-    )
+    quarantine: Path | None = None
+    if checked.quarantined:
+        quarantine = _write_quarantine(project, fmt, checked.quarantined)
     version = store.append(checked.accepted)
     reasons: dict[str, int] = {}
     for q in checked.quarantined:

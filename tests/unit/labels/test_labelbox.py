@@ -39,7 +39,7 @@ def items(keys: list[str], spec: LabelSpec) -> list[QueueItem]:
                 model_version="adult/3",
                 prediction=prediction,
                 probabilities=proba,
-            )  # fmt: skip
+            )
         )
     return out
 
@@ -112,7 +112,7 @@ def labelbox_export(data_rows_file: Path, answer: Any, out: Path) -> Path:
                         }
                     },
                 }
-            )  # fmt: skip
+            )
         )
     out.write_text("\n".join(lines) + "\n")
     return out

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -53,7 +55,7 @@ def test_a_batch_respects_the_budget_and_holds_no_duplicate_rows(problem) -> Non
 def test_priorities_never_rise_along_the_queue(problem) -> None:
     X, u, keys, budget = problem
     priorities = [p.priority for p in select(X, u, budget, keys=keys)]
-    assert all(a >= b for a, b in zip(priorities, priorities[1:], strict=False))
+    assert all(a >= b for a, b in itertools.pairwise(priorities))
 
 
 @settings(max_examples=100, deadline=None)
