@@ -300,6 +300,10 @@ def _unlabelled_rows(
 
         folder = Path(log) if str(log) else config.serving.prediction_log.path
         rows = read_prediction_log(folder, contract=_contract(project)).rows
+        served = rows["status"] == "served"
+        if not served.all():  # a rejected request's values did not pass the contract
+            skipped["rejected requests"] = int((~served).sum())
+            rows = rows.filter(served)
         present = [c for c in spec.features if c in rows.columns]
         keys = list(spec.key_columns) if all(c in rows.columns for c in spec.key_columns) else []
         frame = rows.select(*present, *[c for c in keys if c not in present])

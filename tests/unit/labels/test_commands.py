@@ -151,6 +151,30 @@ def test_the_label_loop_end_to_end(project: tuple[Path, Path]) -> None:
     assert {s.name: s.action for s in p.plan()}["labels"] == "cached"  # nothing new: cached
 
 
+def test_the_queue_reads_the_serving_prediction_log(project: tuple[Path, Path]) -> None:
+    from modelyard.ops.serving.predlog import LogOptions, PredictionLog, dumps
+
+    yaml, root = project
+    rows = pl.read_csv(root / "unlabelled.csv").head(20).to_dicts()
+    log = PredictionLog(LogOptions(path=root / "predlog"))
+    now = "2026-12-01T10:00:00+00:00"
+    log.put(
+        [(f"r{i}", 0, now, None, "/predict", "served", "penguins", "1", dumps(row), dumps("Adelie"),
+          None, None, 1.0) for i, row in enumerate(rows)]
+        + [("bad", 0, now, None, "/predict", "rejected", "penguins", "1", dumps({"island": 3}),
+            None, None, "[]", 1.0)]
+    )  # fmt: skip
+    log.close()
+    code, out = cli("label", "queue", "-c", str(yaml), "--log", str(root / "predlog"),
+                    "--budget", "5", "--json")  # fmt: skip
+    assert code == 0, out
+    queue = json.loads(out)
+    assert len(queue["items"]) == 5 and queue["skipped"]["rejected requests"] == 1
+    assert all(
+        i["key"].startswith("h:") and set(i["row"]) >= {"island", "sex"} for i in queue["items"]
+    )
+
+
 def _same(a: dict[str, object], b: dict[str, object]) -> bool:
     def num(v: object) -> object:
         try:
@@ -167,6 +191,7 @@ def _same(a: dict[str, object], b: dict[str, object]) -> bool:
         (["label", "queue"], "exactly one input"),
         (["label", "queue", "--data", "nope.csv"], "does not exist"),
         (["label", "queue", "--dataset", "--budget", "0"], "budget must be at least 1"),
+        (["label", "queue", "--dataset"], "no unlabelled rows to queue"),
         (["label", "import", "--format", "labelbox", "missing.ndjson"], "does not exist"),
         (["label", "import", "--format", "labelbox", "EMPTY"], "holds no labels"),
         (["label", "export", "--format", "label-studio", "--out", "x"], "label-studio"),
