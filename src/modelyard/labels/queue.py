@@ -8,8 +8,8 @@ Numbers in, an order out; no model, no file. The command layer
 - :func:`spread` of a regressor: the standard deviation of its ensemble members' (or a
   forest's trees') predictions for the same row.
 - :func:`select`: greedy k-center over the model's feature space, weighted by uncertainty.
-  The first pick is the most uncertain row; each next pick maximises ``uncertainty x distance
-  to the nearest row already chosen (or already labelled)``. A row at distance 0 (a duplicate,
+  Each pick maximises ``uncertainty x distance to the nearest row already chosen (or already
+  labelled)``; with no labelled rows given, the first pick is the most uncertain row. A row at distance 0 (a duplicate,
   or within ``min_distance``) of a chosen row is never chosen, so a batch holds no
   near-duplicates: the batch is shorter than the budget when there are fewer distinct rows.
   A row's priority only falls as picks are made, so the priorities of the picks never rise:
