@@ -54,6 +54,8 @@ if TYPE_CHECKING:
     from modelyard.data.validation import Mode, ValidationReport, ValidationResult
     from modelyard.engine.events import Progress
     from modelyard.engine.memo import Memo
+    from modelyard.labels.records import LabelSpec
+    from modelyard.labels.training import LabelTable
     from modelyard.modeling.evaluate import Evaluation
     from modelyard.modeling.splits import Split
     from modelyard.modeling.stages import Exploration, TrainedModel, Tuning
@@ -149,6 +151,43 @@ def profile(validated: ValidationResult, contract: DataContract, config: Project
     from modelyard.data.profile import profile as run_profile
 
     return run_profile(validated.valid, contract, config.profile, seed=config.seed)
+
+
+def labels(config: ProjectConfig, task: str | None, features: list[str]) -> LabelTable:
+    """The label set (``labels.path``) resolved to one label per row by ``labels.conflict``."""
+    from modelyard.labels.training import label_table
+
+    return label_table(
+        config.labels.path, _label_spec(config, task, features), config.labels.conflict
+    )
+
+
+def labelled(
+    train: pl.DataFrame,
+    table: LabelTable,
+    config: ProjectConfig,
+    task: str | None,
+    features: list[str],
+    progress: Progress,
+) -> pl.DataFrame:
+    """The training data plus the accepted labels, joined by row key (labels of rows the
+    source lacks bring their rows); labels that match no row are counted in a progress note."""
+    from modelyard.labels.training import join_labels
+
+    joined, unmatched = join_labels(train, table, _label_spec(config, task, features))
+    if unmatched:
+        progress.update(
+            0, note=f"{unmatched} label(s) match no training row and carry no values: left out"
+        )
+    return joined
+
+
+def _label_spec(config: ProjectConfig, task: str | None, features: list[str]) -> LabelSpec:
+    from modelyard.labels.records import LabelSpec
+
+    data = config.data
+    key = tuple(config.labels.key or data.columns.id)
+    return LabelSpec(str(data.target), task or "", None, key, tuple(features))
 
 
 def modeling_contract(
@@ -389,6 +428,7 @@ PUBLISHED = "published.json"
 
 _LAYERS = {
     "data": ("errors.py", "config", "data"),
+    "labels": ("errors.py", "config", "data", "labels"),
     "modeling": ("errors.py", "config", "data", "compute", "modeling"),
     "ops": ("errors.py", "config", "data", "compute", "modeling", "ops"),
 }
@@ -499,6 +539,17 @@ def build_pipeline(
             )
         )  # fmt: skip
     if data.target is not None:
+        added = _label_steps(config, declared_contract)
+        if added:
+            from dataclasses import replace
+
+            steps = [
+                replace(
+                    s, inputs={k: "labelled" if v == "ingest" else v for k, v in s.inputs.items()}
+                )
+                for s in steps
+            ]
+            steps[1:1] = added
         steps.extend(_modeling_steps(config, with_test=data.test is not None, command=command))
     return Pipeline.of(steps)
 
@@ -507,6 +558,32 @@ def _once(fingerprint: Callable[[], str]) -> Callable[[], str]:
     """A source's fingerprint, computed once per pipeline (a run plans before it runs: a big
     file is hashed once)."""
     return functools.cache(fingerprint)
+
+
+def _label_steps(config: ProjectConfig, declared: DataContract | None) -> list[Step]:
+    """``labels`` -> ``labelled`` once the label set holds labels (none otherwise: a project
+    without labels runs as before). The contract and validation steps then read ``labelled``;
+    the label set's content digest keys ``labels``, so a new version re-runs from there."""
+    from modelyard.labels.store import LabelSet
+    from modelyard.labels.training import label_set_digest
+
+    root = config.labels.path
+    if LabelSet(root).version == 0:
+        return []
+    task = declared.task if declared is not None else None
+    features = [c.name for c in declared.features] if declared is not None else []
+    params = {"config": _only(config, "labels"), "task": task, "features": features}
+    code = code_version("labels")
+    return [
+        Step(
+            "labels", labels, params=params, version=code,
+            external=lambda: label_set_digest(root), description="read the accepted labels",
+        ),
+        Step(
+            "labelled", labelled, inputs={"train": "ingest", "table": "labels"}, params=params,
+            version=code, description="add the accepted labels to the training data",
+        ),
+    ]  # fmt: skip
 
 
 def _modeling_steps(config: ProjectConfig, *, with_test: bool, command: str) -> list[Step]:
@@ -1112,13 +1189,13 @@ class Project:
 
         ``model``: NAME@ALIAS, NAME/VERSION or a model folder (default: ``serving.model``, else
         the champion); ``labels``: the label set Label Studio's annotation webhooks append to
-        (default ``labels/`` beside modelyard.yaml); the other arguments override the
+        (default ``labels.path``); the other arguments override the
         ``serving`` section.
         """
         from modelyard.ops.serving.launch import serve
 
         if labels is None:
-            labels = (self.config_path.parent if self.config_path else Path.cwd()) / "labels"
+            labels = self.config.labels.path
         serve(
             self.config, model=model, tracking_uri=tracking_uri, host=host, port=port,
             workers=workers, server=server, lenient=lenient, labels=Path(labels),

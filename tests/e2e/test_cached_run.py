@@ -80,8 +80,8 @@ def test_an_unchanged_run_loads_publishes_and_imports_nothing_but_a_change_publi
 
     second, loaded = in_process("run", cwd=project)
     assert loaded == []  # not even the model zoo behind the cached model
-    assert "0 steps ran, 11 cached" in second.stderr
-    assert "model: quickstart version 1" in second.stderr  # the summary as before
+    assert "0 steps ran, 11 cached" in second.stdout  # results on stdout, progress on stderr
+    assert "model: quickstart version 1" in second.stdout  # the summary as before
     assert published(project) == before  # nothing rewritten, nothing replaced
     as_json, loaded = in_process("run", "--json", cwd=project)
     assert loaded == []
@@ -97,7 +97,7 @@ def test_an_unchanged_run_loads_publishes_and_imports_nothing_but_a_change_publi
     (project / "modelyard-out" / "report.html").unlink()
     (project / "modelyard-out" / "leaderboard.json").write_text("{}")
     third, loaded = in_process("run", cwd=project)
-    assert "0 steps ran, 11 cached" in third.stderr
+    assert "0 steps ran, 11 cached" in third.stdout
     assert (project / "modelyard-out" / "report.html").is_file()
     assert json.loads((project / "modelyard-out" / "leaderboard.json").read_text())["rows"]
     assert published(project)["modelyard-out/run.json"] != before["modelyard-out/run.json"]

@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 import click
 
 from modelyard.__about__ import __version__
+from modelyard.cli.label import label
 from modelyard.cli.models import models, predict
 from modelyard.cli.monitor import drift, monitor
 from modelyard.cli.project import clean, init, schema, show_config
@@ -64,9 +65,9 @@ for _command in (
     init, clean, show_config, schema,  # cli/project.py
     serve, package,  # cli/serve.py
     monitor, drift,  # cli/monitor.py
+    label,  # cli/label.py
 ):  # fmt: skip
     main.add_command(_command)
-# further command groups are registered here, e.g. main.add_command(label) from cli/label.py
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -48,7 +48,7 @@ _TRACKING = click.option(
     "labels",
     type=click.Path(path_type=Path, file_okay=False),
     help="Label set that Label Studio's annotation webhooks append to "
-    "(default: labels/ in the project folder; none without a project).",
+    "(default: labels.path of the project; none without a project).",
 )
 def serve(
     config_path: Path,

@@ -918,6 +918,30 @@ class RetrainSection(Section):
     """Labelled rows (feedback) needed before a retrain is attempted."""
 
 
+class LabelsSection(Section):
+    """The label loop: the annotation queue, labels in and out of annotation tools, and the
+    label set the pipeline trains on (see docs/labels.md)."""
+
+    path: ProjectPath = Path("labels")
+    """Folder of the label set: append-only, versioned JSON-lines files of every accepted
+    label (with annotator and time), the saved queues, and the quarantine of rejected labels.
+    Once it holds labels, the pipeline trains on the source data plus them, and a new version
+    re-runs the pipeline from the data step."""
+    key: list[str] = Field(default_factory=list)
+    """Columns that identify a row: what an imported label is matched back on. Empty:
+    ``data.columns.id`` if set, else a digest of the row's feature values."""
+    conflict: Literal["majority", "latest", "hold"] = "majority"
+    """When annotators give one row different labels (each annotator's latest label counts):
+    ``majority`` takes the most frequent (the median for a regressor; a tie is held),
+    ``latest`` the most recent, ``hold`` keeps the row out of training for review."""
+    uncertainty: Literal["entropy", "margin"] = "entropy"
+    """How the queue measures a classifier's uncertainty of a row: normalised entropy of its
+    probabilities, or one minus the margin between its two most likely classes."""
+    pool: int = Field(default=10, ge=1)
+    """The queue's diversity step (k-center over the model's features) looks at the
+    ``pool`` x budget most uncertain rows."""
+
+
 class MonitoringSection(Section):
     """Drift and performance from the prediction log (``modelyard monitor``)."""
 
@@ -1018,3 +1042,5 @@ class ProjectConfig(Section):
     """The prediction server and its build context."""
     monitoring: MonitoringSection = Field(default_factory=MonitoringSection)
     """Drift and performance monitoring, alerts and retraining."""
+    labels: LabelsSection = Field(default_factory=LabelsSection)
+    """The label loop: annotation queue, label import and export, the label set."""
