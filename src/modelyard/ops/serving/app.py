@@ -17,6 +17,9 @@ Routes
 ``POST /invocations``   SageMaker inference: JSON as ``/predict`` (also ``{"instances": [..]}``
                         / ``{"dataframe_records": [..]}``) or ``text/csv`` rows in the order of
                         the request schema, without a header
+``GET  /docs``          the API docs (Swagger UI, served by this server: they work offline;
+                        :mod:`.docs`); ``GET /openapi.json`` the OpenAPI document, whose
+                        example record is a typical training row (medians, most frequent values)
 ======================  ===================================================================
 
 Bad requests never reach the model, and never cost a 500 or the connection: malformed JSON,
@@ -68,6 +71,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from modelyard.ops.registry import parse_model_ref
+from modelyard.ops.serving.docs import ASSET_PATHS as DOCS_ASSET_PATHS
+from modelyard.ops.serving.docs import add_docs
 from modelyard.ops.serving.metrics import Metrics
 from modelyard.ops.serving.model import ModelHolder, ServedModel
 from modelyard.ops.serving.predlog import LogOptions, PredictionLog, dumps
@@ -86,11 +91,10 @@ SETTINGS_FILE_ENV = "MODELYARD_SERVE_SETTINGS_FILE"
 """Environment variable naming a JSON settings file (the build context's ``serve.json``)."""
 TOKEN_ENV = "MODELYARD_SERVING_TOKEN"
 """Environment variable with the bearer token (never written into the settings JSON)."""
-OPEN_PATHS = frozenset({"/health", "/ready", "/ping", "/metrics", "/docs", "/openapi.json"})
-ROUTES = frozenset(
-    {"/predict", "/invocations", "/feedback", "/model", "/reload", "/docs/oauth2-redirect"}
-    | OPEN_PATHS
+OPEN_PATHS = frozenset(
+    {"/health", "/ready", "/ping", "/metrics", "/docs", "/openapi.json"} | DOCS_ASSET_PATHS
 )
+ROUTES = frozenset({"/predict", "/invocations", "/feedback", "/model", "/reload"} | OPEN_PATHS)
 _THREADPOOL_ROWS = 256
 _RAW_CHARS = 4096
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
@@ -785,7 +789,10 @@ def create_app(settings: ServeSettings, *, token: str | None = None) -> Any:
         version="1",
         lifespan=lifespan,
         description=(__doc__ or "").split("Routes")[0].strip(),
+        docs_url=None,  # /docs: Swagger UI from this server, not a CDN (works offline)
+        redoc_url=None,
     )
+    add_docs(app)
     app.state.server = server
     run_in_threadpool = _threadpool()
 
