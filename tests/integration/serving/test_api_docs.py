@@ -112,7 +112,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, A
 def server(project: tuple[Path, dict[str, Any]]) -> Iterator[str]:
     """``modelyard serve`` as a real process on 127.0.0.1; its base URL."""
     root, _ = project
-    exe = shutil.which("modelyard", path=os.path.dirname(sys.executable))
+    exe = shutil.which("modelyard", path=str(Path(sys.executable).parent))
     assert exe is not None
     port = free_port()
     log = root / "server.log"
