@@ -75,7 +75,9 @@ def _write(path: Path, rows: list[dict[str, Any]]) -> None:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         for row in rows:
-            writer.writerow({k: str(v).lower() if isinstance(v, bool) else v for k, v in row.items()})
+            writer.writerow(
+                {k: str(v).lower() if isinstance(v, bool) else v for k, v in row.items()}
+            )
 
 
 def typical_row(rows: list[dict[str, Any]]) -> dict[str, Any]:
