@@ -108,3 +108,34 @@ def test_the_installed_command_runs_on_your_own_data_outside_the_repository(
     assert (own / "contract.yaml").is_file()
     assert (own / ".modelyard").is_dir()
     assert not (ROOT / "customers.csv").exists()
+
+
+def test_the_whole_main_job_runs_on_the_runtime_dependencies_alone(
+    installed: tuple[Path, Path, dict[str, str]], tmp_path: Path
+) -> None:
+    """The pipeline, the registry and batch scoring, with no pyarrow and no dev tool."""
+    _, bin_dir, env = installed
+    exe = str(bin_dir / "modelyard")
+    absent = _run([str(bin_dir / "python"), "-c", "import pyarrow"], tmp_path, env)
+    assert absent.returncode != 0 and "No module named 'pyarrow'" in absent.stderr
+    rows = ["age,city,member,income,churned"] + [
+        f"{20 + i % 50},{'abc'[i % 3]},{'true' if i % 5 else 'false'},{1000 + 37 * (i % 23)},"
+        f"{'yes' if (i * 7) % 10 < 4 else 'no'}"
+        for i in range(80)
+    ]
+    (tmp_path / "customers.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    init = _run([exe, "init", "customers.csv", "--target", "churned"], tmp_path, env)
+    assert init.returncode == 0, init.stderr
+    config = yaml.safe_load((tmp_path / "modelyard.yaml").read_text(encoding="utf-8"))
+    config["models"] |= {"candidates": ["linear", "lightgbm"], "budget": "10m"}
+    config["tuning"] = {"top_k": 0}
+    config["compute"] = {"executor": "serial"}
+    (tmp_path / "modelyard.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+
+    ran = _run([exe, "run"], tmp_path, env)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    assert "promoted to champion" in ran.stderr + ran.stdout
+    scored = _run([exe, "predict", "customers.csv", "--out", "scored.csv"], tmp_path, env)
+    assert scored.returncode == 0, scored.stderr[-3000:]
+    lines = (tmp_path / "scored.csv").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 81 and "prediction" in lines[0]
