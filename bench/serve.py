@@ -119,7 +119,7 @@ def main() -> None:
     procs = []
     try:
         my_port, ml_port = free_port(), free_port()
-        serve_code = "from modelyard.ops.serving.commands import serve; serve()"
+        serve_code = "from modelyard.cli.serve import serve; serve()"
         procs.append(subprocess.Popen(
             [sys.executable, "-c", serve_code, "--model", "adult@champion", "--tracking-uri",
              adult.tracking_uri, "--port", str(my_port), "--workers", "1"],

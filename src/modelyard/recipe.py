@@ -42,19 +42,25 @@ from modelyard.errors import (
 )
 
 if TYPE_CHECKING:
+    import threading
+
     import polars as pl
 
     from modelyard.compute import Executor
     from modelyard.data.contract import DataContract
     from modelyard.data.leakage import ModelingContract
     from modelyard.data.profile import Profile
-    from modelyard.data.validation import ValidationReport, ValidationResult
+    from modelyard.data.streaming import BatchReport, IngestStats
+    from modelyard.data.validation import Mode, ValidationReport, ValidationResult
     from modelyard.engine.events import Progress
     from modelyard.engine.memo import Memo
     from modelyard.modeling.evaluate import Evaluation
     from modelyard.modeling.splits import Split
     from modelyard.modeling.stages import Exploration, TrainedModel, Tuning
     from modelyard.ops.batch import BatchResult
+    from modelyard.ops.monitoring.drift import DriftReport
+    from modelyard.ops.monitoring.session import MonitorInputs, MonitorResult
+    from modelyard.ops.packaging import PackageResult
     from modelyard.ops.promotion import Registration
     from modelyard.ops.registry import Registry
 
@@ -123,13 +129,18 @@ def contract(
 
 
 def validate(
-    batch: pl.DataFrame, contract: DataContract, config: ProjectConfig
+    batch: pl.DataFrame, contract: DataContract, config: ProjectConfig, mode: Mode = "train"
 ) -> ValidationResult:
-    """Validate a batch against the contract and the declared checks."""
+    """Validate a batch against the contract and the declared checks.
+
+    The hold-out is validated as data to be scored (``mode="score"``): values outside the
+    training range and unseen categories are flagged as drift and kept, since dropping them
+    would test the model on the rows most like its training data only.
+    """
     from modelyard.data.validation import validate as run_validation
 
     return run_validation(
-        batch, contract if config.validation.contract else None, config.validation
+        batch, contract if config.validation.contract else None, config.validation, mode=mode
     )
 
 
@@ -281,7 +292,8 @@ def register(
             "leaderboard.json": exploration.leaderboard.model_dump_json(indent=2),
             "evaluation.json": evaluation.model_dump_json(indent=2),
             "choice.json": trained.choice.model_dump_json(indent=2),
-        },
+        }
+        | _calibration_artifact(trained, exploration, tuning),
         tags=tags, data_valid=all(r.invalid_fraction <= r.max_invalid_fraction for r in reports),
         command=command, test_rows=split.test, test_metrics=evaluation.metrics,
         leakage_alerts=modeling.leakage_alerts,
@@ -294,6 +306,18 @@ def register(
         _child_runs(exploration, tuning, problem.metric),
     )
     return registration
+
+
+def _calibration_artifact(
+    trained: TrainedModel, exploration: Exploration, tuning: Tuning
+) -> dict[str, str]:
+    """The chosen model's probability calibration (monitoring estimates performance before
+    labels with it), fitted on its out-of-fold predictions; nothing for regression."""
+    from modelyard.ops.monitoring.estimate import CALIBRATION_FILE, calibration_from_search
+
+    oof = exploration.oof if tuning.oof is None else exploration.oof.merged(tuning.oof)
+    calibration = calibration_from_search(trained.choice, oof)
+    return {} if calibration is None else {CALIBRATION_FILE: calibration.model_dump_json()}
 
 
 def _child_runs(exploration: Exploration, tuning: Tuning, metric: str) -> list[Any]:
@@ -468,7 +492,7 @@ def build_pipeline(
         steps.append(
             Step(
                 "validate_test", validate, inputs={"batch": "ingest_test", "contract": "contract"},
-                params={"config": _only(config, "validation")}, version=data_code,
+                params={"config": _only(config, "validation"), "mode": "score"}, version=data_code,
                 description="validate the hold-out data",
             )
         )  # fmt: skip
@@ -919,6 +943,217 @@ class Project:
             drifted=checked.report.drifted_rows, drift=checked.report.drift,
         )  # fmt: skip
 
+    # -- continuous ingestion, serving and monitoring (each a command of the CLI)
+
+    def ingest(
+        self,
+        *,
+        until_idle: float | None = None,
+        on_batch: Callable[[BatchReport], None] | None = None,
+        stop: threading.Event | None = None,
+    ) -> IngestStats:
+        """Ingest continuously from the ``ingest`` section (Kafka, a watched folder), exactly
+        once, into its partitioned Parquet dataset, every batch validated against the contract.
+
+        Runs until ``stop`` is set, SIGINT/SIGTERM (in the main thread), or ``until_idle``
+        seconds without a new record; the current batch is committed first. ``on_batch``
+        receives each committed batch's :class:`~modelyard.data.streaming.BatchReport`.
+        (Reading the training data once is ``run(until="ingest")``.)
+        """
+        from modelyard.data.streaming import follow
+
+        if self.config.ingest is None:
+            raise ModelyardError(
+                "there is no `ingest` section in the configuration",
+                where=str(self.config_path or "modelyard.yaml"),
+                fix="Add one (see docs/configuration.md, IngestSection) to ingest from Kafka or a folder.",
+            )
+        contract = self.declared_contract()
+        if contract is None:
+            raise ModelyardError(
+                "continuous ingestion validates every batch against the data contract, and there is none yet",
+                where=str(self.config.contract.path),
+                fix="Run `modelyard validate` once on reference data to infer and write it.",
+            )
+        return follow(
+            self.config, contract=contract, on_batch=on_batch, until_idle=until_idle,
+            stop_event=stop,
+        )  # fmt: skip
+
+    def serve(
+        self,
+        *,
+        model: str | None = None,
+        tracking_uri: str | None = None,
+        host: str | None = None,
+        port: int | None = None,
+        workers: int | None = None,
+        server: str | None = None,
+        lenient: bool | None = None,
+        labels: str | os.PathLike[str] | None = None,
+    ) -> None:
+        """Serve a registered model over HTTP (``/predict``, ``/health``, ``/ready``,
+        ``/metrics``, and a Label Studio ML backend under ``/label-studio``) in the foreground
+        until SIGINT/SIGTERM.
+
+        ``model``: NAME@ALIAS, NAME/VERSION or a model folder (default: ``serving.model``, else
+        the champion); ``labels``: the label set Label Studio's annotation webhooks append to
+        (default ``labels/`` beside modelyard.yaml); the other arguments override the
+        ``serving`` section.
+        """
+        from modelyard.ops.serving.launch import serve
+
+        if labels is None:
+            labels = (self.config_path.parent if self.config_path else Path.cwd()) / "labels"
+        serve(
+            self.config, model=model, tracking_uri=tracking_uri, host=host, port=port,
+            workers=workers, server=server, lenient=lenient, labels=Path(labels),
+        )  # fmt: skip
+
+    def package(
+        self,
+        out: str | os.PathLike[str],
+        *,
+        model: str | None = None,
+        tracking_uri: str | None = None,
+        image: str | None = None,
+        service_monitor: bool = True,
+    ) -> PackageResult:
+        """Write a Docker/Kubernetes build context serving one model version (default: the
+        served model, see :meth:`serve`) into the folder ``out``."""
+        from modelyard.ops.serving.launch import package
+
+        return package(
+            self.config, Path(out), model=model, tracking_uri=tracking_uri, image=image,
+            service_monitor=service_monitor,
+        )  # fmt: skip
+
+    def monitor(
+        self,
+        *,
+        log: str | os.PathLike[str] | None = None,
+        reference: str | os.PathLike[str] | None = None,
+        html: str | os.PathLike[str] | None = None,
+        retrain: bool = False,
+        force: bool = False,
+    ) -> MonitorResult:
+        """Drift, data quality and performance of the prediction log, window by window.
+
+        ``log``: the log folder (default ``serving.prediction_log.path``); ``reference``: the
+        table it is compared with (default ``monitoring.reference``, else the training data).
+        Writes the HTML report (default ``<output_dir>/monitoring.html``) and its JSON beside
+        it. With ``retrain``, retrains (reference + labelled records, through the promotion
+        gate) when the retrain policy says so, or always with ``force``.
+        """
+        from modelyard.ops.monitoring.session import MonitorResult, check_log
+        from modelyard.reports.drift import monitor_json, render_monitor_html
+
+        inputs = self._monitor_inputs(log, reference)
+        report, rows = check_log(self.config, inputs)
+        out = Path(html) if html is not None else self.config.output_dir / "monitoring.html"
+        _write_atomic(out, render_monitor_html(report))
+        _write_atomic(out.with_suffix(".json"), monitor_json(report))
+        result = MonitorResult(report, out, out.with_suffix(".json"))
+        if retrain:
+            from modelyard.ops.monitoring.retrain import retrain as run_retrain
+
+            result.retrain = run_retrain(
+                self.config, report=report, reference=inputs.reference, log=rows,
+                contract=inputs.contract, force=force,
+                run=lambda cfg: type(self)(cfg, config_path=self.config_path).run(),
+            )  # fmt: skip
+        return result
+
+    def serve_metrics(
+        self,
+        *,
+        log: str | os.PathLike[str] | None = None,
+        reference: str | os.PathLike[str] | None = None,
+        host: str | None = None,
+        port: int | None = None,
+        interval: float | None = None,
+        stop: threading.Event | None = None,
+        announce: Callable[[str], None] | None = None,
+    ) -> None:
+        """Serve the monitoring metrics to Prometheus (``/metrics``, default port
+        ``monitoring.port``), re-reading the log every ``interval`` seconds (default
+        ``monitoring.interval_seconds``) until ``stop`` is set or SIGINT/SIGTERM."""
+        from modelyard.ops.monitoring.session import serve_metrics
+
+        serve_metrics(
+            self.config, self._monitor_inputs(log, reference), host=host, port=port,
+            interval=interval, stop=stop, announce=announce,
+        )  # fmt: skip
+
+    def alert_config(self, folder: str | os.PathLike[str], *, alert_for: str = "5m") -> list[Path]:
+        """Write Prometheus alert rules, a Grafana dashboard and a prometheus.yml for this
+        project's server and monitor into ``folder``; the files written."""
+        from modelyard.ops.monitoring.session import alert_config
+
+        return alert_config(self.config, Path(folder), alert_for=alert_for)
+
+    def _monitor_inputs(
+        self, log: str | os.PathLike[str] | None, reference: str | os.PathLike[str] | None
+    ) -> MonitorInputs:
+        from modelyard.ops.monitoring.session import monitor_inputs
+
+        contract = self.declared_contract()
+        if contract is None:
+            raise ModelyardError(
+                "there is no data contract yet: monitoring compares the log with it",
+                where=str(self.config.contract.path),
+                fix="Run the pipeline first (modelyard run) to infer and write it.",
+            )
+        try:
+            champion = self.registry().champion()
+        except Exception:  # no registry yet: no performance baseline
+            champion = None
+        calibration = None
+        if champion is not None:
+            from modelyard.ops.monitoring.estimate import load_calibration
+
+            calibration = load_calibration(self.registry().client, champion.run_id)
+        return monitor_inputs(
+            self.config, contract, champion_metrics=champion.metrics if champion else None,
+            log_dir=Path(log) if log is not None else None,
+            reference=Path(reference) if reference is not None else None,
+            calibration=calibration,
+        )  # fmt: skip
+
+    def drift(
+        self,
+        reference: str | os.PathLike[str],
+        current: str | os.PathLike[str],
+        *,
+        columns: list[str] | None = None,
+        target: str | None = None,
+        separator: str | None = None,
+        header: bool | None = None,
+        html: str | os.PathLike[str] | None = None,
+    ) -> DriftReport:
+        """Data drift between two tables read as the project reads its data (``separator``
+        and ``header`` override ``data.source.read``), typed by its contract, with its
+        ``monitoring`` thresholds; the target's shift (``target``, default the project's) is
+        reported apart, as label drift. Writes an HTML report to ``html`` when given.
+
+        Two files without a project: :func:`modelyard.ops.monitoring.compare.drift_files`.
+        """
+        from modelyard.data.sources import read_file
+        from modelyard.ops.monitoring.compare import compare, project_read_options
+
+        data = self.config.data
+        options = project_read_options(data.source.read, separator, header)
+        ref, cur = (read_file(Path(p), read=options) for p in (reference, current))
+        report = compare(
+            ref, cur, reference_name=str(reference), contract=self.declared_contract(),
+            declared_target=data.target, declared_task=None if data.task == "auto" else data.task,
+            columns=columns, target=target, thresholds=self.config.monitoring.thresholds,
+            min_rows=self.config.monitoring.min_rows,
+        )  # fmt: skip
+        if html is not None:
+            write_drift_html(report, Path(html), reference=Path(reference), current=Path(current))
+        return report
+
     # -- user-facing outputs
 
     def _write_contract(self, outcome: RunOutcome) -> None:
@@ -1049,6 +1284,15 @@ class _Recorder:
 
     def seconds(self, step: str) -> float:
         return next((r.seconds for r in self.records if r.name == step), 0.0)
+
+
+def write_drift_html(report: DriftReport, path: Path, *, reference: Path, current: Path) -> None:
+    """The HTML report of a drift comparison (:meth:`Project.drift`, ``modelyard drift``)."""
+    from modelyard.reports.drift import render_drift_html
+
+    _write_atomic(
+        path, render_drift_html(report, title=f"Drift: {reference.name} → {current.name}")
+    )
 
 
 def _write_atomic(path: Path, text: str) -> None:

@@ -5,10 +5,14 @@ from __future__ import annotations
 import difflib
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from modelyard.config.schema import ColumnRoles, ContractSection, ReadOptions, Source
 from modelyard.data.sources import sniff_read_options
 from modelyard.errors import DataError, name_list
+
+if TYPE_CHECKING:
+    import polars as pl
 
 _TEMPLATE = """\
 # modelyard.yaml: the whole pipeline in one file. Reference: docs/configuration.md
@@ -48,19 +52,27 @@ profile:
   bins: 30
   top_values: 10
 
-models:                       # the model search (every family installed; CatBoost: modelyard[catboost])
+# The model search: what `modelyard run` fits. The values shown are the defaults, resolved for
+# this data; uncomment a line to change it.
+models:
+  # candidates: [{families}]
+{not_installed}                              # the default: every family installed here; dummy is the baseline to beat
   budget: auto                # wall-clock for exploration, tuning and the final fit: 90s, 5m, 1h;
-                              # auto sizes it from rows x columns (modelyard run --dry-run shows it)
-  metric: auto                # roc_auc (binary), f1_macro (multiclass), rmse (regression)
-  # candidates: [lightgbm, xgboost, catboost, extra_trees, random_forest, linear, dummy]
-  # cv_sample: 20000          # cross-validate the search on at most this many rows
+                              # auto here: {budget}
+  metric: auto                # here: {metric}{metrics_note}
+  # cv_sample: 20000          # cross-validate the search on at most this many training rows{cv_sample_note}
+  # ensemble: true            # blend the best models into a weighted ensemble (kept where it wins)
+  # class_weight: none        # balanced: weight classes inversely to their frequency
 
 tuning:
-  top_k: 2                    # how many of the best families Optuna tunes
-  # n_trials: 20              # a trial count instead of the budget: exactly reproducible
+  top_k: 2                    # how many of the best families Optuna tunes after exploring (0: none)
+  # n_trials: 20              # a trial count per family instead of the budget: exactly reproducible
+  # pruning: true             # stop a trial whose first fold is below the median of earlier ones
 
 split:
-  cv_folds: 5
+  # method: auto              # here: {split_method}
+  # test_size: 0.2            # the hold-out share, scored once at the end
+  cv_folds: 5                 # cross-validation folds of the model search
 
 compute:
   executor: local             # serial | local (every core) | dask (modelyard[dask])
@@ -130,5 +142,49 @@ def scaffold(
         task=task,
         target_or_col=target or "label",
         columns=", ".join(frame.columns)[:2000],
+        **_search_defaults(data_file, frame, read, target=target, task=task),
     )
     return text, task
+
+
+def _search_defaults(
+    data_file: Path, frame: pl.DataFrame, read: ReadOptions, *, target: str | None, task: str
+) -> dict[str, str]:
+    """What the model search will do with the defaults, for the comments of the template: the
+    families installed, the auto budget for this table's size, the metric and the split."""
+    from modelyard.config.schema import ModelsSection, SplitSection
+    from modelyard.data.sources import estimate_shape
+    from modelyard.modeling.search.budget import auto_budget
+    from modelyard.modeling.tasks import METRICS
+    from modelyard.modeling.zoo import family
+
+    candidates = ModelsSection().candidates
+    ready = [name for name in candidates if family(name).available()]
+    missing = [name for name in candidates if name not in ready]
+    shape = estimate_shape(Source(path=data_file.resolve(), read=read))
+    rows = shape[0] if shape is not None else frame.height
+    rows = round(rows * (1 - SplitSection().test_size))
+    columns = max(1, frame.width - (1 if target is not None else 0))
+    seconds = auto_budget(rows, columns)
+    cv_rows = ModelsSection().cv_sample or rows
+    if task in METRICS:
+        metric, *others = METRICS[task]  # the default first
+        metrics_note = f"; or one of {', '.join(others)}"
+        split = "stratified" if task != "regression" else "random"
+    else:
+        metric = "roc_auc (binary), f1_macro (multiclass), rmse (regression)"
+        metrics_note = ""
+        split = "stratified for classification, random for regression"
+    return {
+        "families": ", ".join(ready),
+        "not_installed": "  #                           # not installed: "
+        + ", ".join(f"{name} (modelyard[{name}])" for name in missing)
+        + "\n"
+        if missing
+        else "",
+        "budget": f"about {seconds:.0f} s (~{rows:,} training rows x {columns} columns)",
+        "metric": metric,
+        "metrics_note": metrics_note,
+        "cv_sample_note": f" (here: {min(rows, cv_rows):,} of ~{rows:,})" if rows > cv_rows else "",
+        "split_method": split,
+    }

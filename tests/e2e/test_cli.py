@@ -56,8 +56,10 @@ def test_quickstart_runs_end_to_end_then_comes_from_the_cache(quickstart: Path) 
 
     second = modelyard("run", cwd=quickstart)
     assert second.returncode == 0, second.stderr
-    assert "0 steps ran" in second.stderr
-    assert "11 cached" in second.stderr
+    assert "0 steps ran" in second.stdout  # the summary is a result: stdout
+    assert "11 cached" in second.stdout
+    assert "cached  register" in second.stderr  # progress: stderr
+    assert "steps ran" not in second.stderr
 
     listed = json.loads(modelyard("models", "list", "--json", cwd=quickstart).stdout)
     assert [(v["version"], v["aliases"]) for v in listed] == [("1", ["champion"])]

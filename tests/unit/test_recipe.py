@@ -217,6 +217,37 @@ def test_a_test_file_over_the_limit_stops_the_run_with_both_reports_written(
     assert steps["validate"] == "ran" and steps["validate_test"] == "failed"
 
 
+def test_a_hold_out_from_later_dates_and_larger_values_is_kept_and_flagged_not_quarantined(
+    penguins: Path,
+) -> None:
+    """A time split's test file lies after the training dates, and its numbers may lie beyond
+    the training range: that is drift to report, not invalid data. Quarantining it (70 % of
+    bike sharing's 2012 hold-out was) would evaluate the model on the easy rows only."""
+    df = pl.read_csv(penguins / "penguins.csv").drop_nulls()
+    dated = df.with_columns(
+        (pl.date(2020, 1, 1) + pl.duration(days=pl.int_range(pl.len()))).alias("day")
+    )
+    train, test = dated.head(240), dated.slice(240)
+    test = test.with_columns(pl.col("body_mass_g") * 3)  # far above the training maximum
+    train.write_csv(penguins / "penguins.csv")
+    test.write_csv(penguins / "test.csv")
+    (penguins / "modelyard.yaml").write_text(
+        CONFIG.format(target="species", leakage="[]", limit=0.05, checks="[]").replace(
+            "    path: penguins.csv\n", "    path: penguins.csv\n  test: {path: test.csv}\n"
+        )
+    )
+    Project.from_yaml(penguins / "modelyard.yaml").run(until="split")
+    out = penguins / "modelyard-out"
+    report = json.loads((out / "validation" / "test.json").read_text())
+    assert report["invalid_rows"] == 0
+    assert report["drifted_rows"] == test.height  # every row is flagged, and kept
+    assert {v["column"] for v in report["drift"]} == {"body_mass_g"}
+    # The contract bounds no date: the next month's training data is not invalid either.
+    contract = (penguins / "contract.yaml").read_text()
+    day = contract[contract.index("name: day") :].split("- name:")[0]
+    assert "min:" not in day and "max:" not in day
+
+
 # --------------------------------------------------------------------------- item 6
 
 

@@ -932,7 +932,9 @@ class MonitoringSection(Section):
     performance_drop: float = Field(default=0.05, ge=0)
     """Alert (and retrain) when the windowed primary metric (``models.metric``) is worse than
     the model's test score by more than this, in the metric's units (0.05 = five points of
-    accuracy or ROC-AUC; for rmse or mae use a value in the target's units)."""
+    accuracy or ROC-AUC; for rmse or mae use a value in the target's units). Classifiers: the
+    metric estimated before labels (from calibrated probabilities) alerts on the same threshold
+    (the alert only; retraining waits for labels)."""
     retrain: RetrainSection = Field(default_factory=RetrainSection)
     """The retraining trigger."""
     port: int = Field(default=9108, ge=1, le=65535)

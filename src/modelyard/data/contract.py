@@ -333,25 +333,17 @@ def _infer_types(
     return types
 
 
-def _widen(lo: Any, hi: Any, typ: ColumnType, margin: float) -> tuple[float | str, float | str]:
-    if typ in ("int", "float"):
-        lo_f, hi_f = float(lo), float(hi)
-        pad = (hi_f - lo_f) * margin
-        if pad:
-            # Never widen across zero (counts stay non-negative); keep the numbers short.
-            lo_f = max(lo_f - pad, 0.0) if lo_f >= 0 else lo_f - pad
-            hi_f = min(hi_f + pad, 0.0) if hi_f <= 0 else hi_f + pad
-            lo_f, hi_f = float(f"{lo_f:.12g}"), float(f"{hi_f:.12g}")
-        if typ == "int":
-            lo_f, hi_f = float(math.floor(lo_f)), float(math.ceil(hi_f))
-        return lo_f, hi_f
-    if typ == "date":
-        pad_days = math.ceil((hi - lo).days * margin)
-        return (lo - dt.timedelta(days=pad_days)).isoformat(), (
-            hi + dt.timedelta(days=pad_days)
-        ).isoformat()
-    pad_t = (hi - lo) * margin
-    return (lo - pad_t).isoformat(), (hi + pad_t).isoformat()
+def _widen(lo: Any, hi: Any, typ: ColumnType, margin: float) -> tuple[float, float]:
+    lo_f, hi_f = float(lo), float(hi)
+    pad = (hi_f - lo_f) * margin
+    if pad:
+        # Never widen across zero (counts stay non-negative); keep the numbers short.
+        lo_f = max(lo_f - pad, 0.0) if lo_f >= 0 else lo_f - pad
+        hi_f = min(hi_f + pad, 0.0) if hi_f <= 0 else hi_f + pad
+        lo_f, hi_f = float(f"{lo_f:.12g}"), float(f"{hi_f:.12g}")
+    if typ == "int":
+        lo_f, hi_f = float(math.floor(lo_f)), float(math.ceil(hi_f))
+    return lo_f, hi_f
 
 
 def _infer_task(typ: ColumnType, distinct: int) -> Task:
@@ -386,9 +378,11 @@ def infer_contract(
       ``parse_dates``) override the inference.
     - **nullable**: whether the column has missing values in the reference (NaN counts as
       missing); the target is never nullable.
-    - **min / max**: for numbers, dates and datetimes, the observed range widened by
-      ``options.range_margin`` times its span (rounded outwards for ints; a bound is never
-      widened across zero, so non-negative data keeps a minimum of at least 0).
+    - **min / max**: for numbers, the observed range widened by ``options.range_margin`` times
+      its span (rounded outwards for ints; a bound is never widened across zero, so
+      non-negative data keeps a minimum of at least 0). Dates and datetimes get no inferred
+      bounds: time moves on, and next month's rows are not invalid (declare ``min``/``max``
+      in contract.yaml to bound them).
     - **categories**: for ``str`` columns with at most ``options.max_categories`` distinct
       values, the sorted distinct values.
     - **unique**: for ``id`` columns, and for non-float columns whose (at least 20) non-null
@@ -435,7 +429,7 @@ def infer_contract(
         df.select(f.sum() for f in failures).row(0, named=True) if failures else {}
     )
 
-    ranged = [c for c in names if types[c] != "str" and types[c] != "bool"]
+    ranged = [c for c in names if types[c] in ("int", "float")]
     stats = typed.select(
         *[pl.col(c).null_count().alias(f"null:{c}") for c in names],
         *[pl.col(c).drop_nulls().n_unique().alias(f"distinct:{c}") for c in names],

@@ -667,10 +667,11 @@ def _lumped(name: str, top: list[str]) -> pl.Expr:
 
 
 def _top_levels(df: pl.DataFrame, name: str) -> list[str]:
-    vc = df.get_column(name).drop_nulls().cast(pl.String).value_counts(sort=True, name="n")
+    values = df.get_column(name).drop_nulls().cast(pl.String).rename("value")
+    vc = values.value_counts(sort=True, name="n")  # renamed: a column may be called "n"
     if vc.height <= LUMP_LEVELS:
         return []
-    return [str(v) for v in vc.get_column(name).head(LUMP_LEVELS).to_list()]
+    return [str(v) for v in vc.get_column("value").head(LUMP_LEVELS).to_list()]
 
 
 def _numeric_value(name: str, kind: Kind) -> pl.Expr:
@@ -797,8 +798,9 @@ def _class_balance(df: pl.DataFrame, target: str) -> ClassBalance | None:
     vc = (
         df.get_column(target)
         .drop_nulls()
+        .rename("value")  # a target may be called "n"
         .value_counts(name="n")
-        .sort(["n", target], descending=[True, False])
+        .sort(["n", "value"], descending=[True, False])
     )
     if vc.height == 0:
         return None

@@ -335,6 +335,8 @@ def explore_models(
     board.search.budget_seconds = plan.budget
     board.search.mode = plan.mode
     board.search.total_rows = split.train.height
+    if board.search.rows < split.train.height:  # drawn by _sample
+        board.search.sample = "random" if problem.task == "regression" else "stratified"
     board.search.seconds = time.monotonic() - started
     board.search.prepare_seconds = prepared
     board.search.not_installed = [f"{name} (modelyard[{name}])" for name in missing]

@@ -20,6 +20,7 @@ from modelyard.reports.html import (
     fmt_share,
     page,
     stat,
+    svg_grouped_bars,
     svg_plot,
 )
 
@@ -64,25 +65,21 @@ def drift_text(report: DriftReport, *, reference: str, current: str) -> str:
 
 
 def _status(status: str) -> str:
-    kind = {"drift": "bad", "ok": "good", "insufficient_data": "warn"}.get(status, "")
+    kind = {"drift": "critical", "ok": "info", "insufficient_data": "warning"}.get(status, "")
     return badge(status.replace("_", " "), kind)
 
 
 def _shares_plot(f: FeatureDrift) -> str:
+    """Reference and current share of each bin (numbers: the reference's quantile bins, by
+    their edges) or category, as grouped bars."""
     if not f.bins:
         return ""
-    xs = [float(i) for i in range(len(f.bins))]
-    return svg_plot(
-        [
-            PlotSeries("reference", xs, f.reference_shares, kind="linepoints", color=PALETTE[0]),
-            PlotSeries("current", xs, f.current_shares, kind="linepoints", color=PALETTE[1]),
-        ],
-        width=360,
-        height=180,
-        x_label="bin (" + escape(f.bins[0]) + " … " + escape(f.bins[-1]) + ")",
-        y_label="share",
-        integer_x=True,
-        title=f"{f.column} distribution",
+    return svg_grouped_bars(
+        f.bins,
+        [("reference", f.reference_shares), ("current", f.current_shares)],
+        stat_names=["reference_share", "current_share"],
+        column=f.column,
+        title=f"{f.column}: share of rows per {'bin' if f.kind == 'numeric' else 'category'}",
     )
 
 
@@ -101,12 +98,12 @@ def _feature_rows(features: list[FeatureDrift], window: str | None = None) -> st
             f"<tr><td>{escape(c)}</td><td>{escape(f.kind)}</td><td>{_status(f.status)}</td>"
             f"{s(f.psi, 'psi')}{s(f.wasserstein, 'wasserstein')}{s(f.jensen_shannon, 'jensen_shannon')}"
             f"{s(f.missing_delta, 'missing_delta')}{s(f.new_category_share, 'new_category_share')}"
-            f"{s(f.p_value, 'p_value')}<td>{escape('; '.join(f.reasons))}</td></tr>"
+            f"{s(f.p_value, 'p_value')}<td class='wrap'>{escape('; '.join(f.reasons))}</td></tr>"
         )
     return (
         "<table><thead><tr><th>column</th><th>kind</th><th>status</th><th>PSI</th>"
         "<th>Wasserstein / std</th><th>Jensen-Shannon</th><th>Δ missing</th><th>new categories</th>"
-        "<th>p-value (KS / χ²)</th><th>why</th></tr></thead><tbody>"
+        "<th>p-value (KS / χ²)</th><th class='wrap'>why</th></tr></thead><tbody>"
         + "".join(rows)
         + "</tbody></table>"
     )
@@ -148,10 +145,18 @@ def render_drift_html(report: DriftReport, *, title: str = "Drift report") -> st
         nav.append(("label-drift", "Label drift"))
         shown.append(t)
     plots = "".join(
-        f"<div class='card'><h3>{escape(f.column)} {_status(f.status)}</h3>{_shares_plot(f)}</div>"
+        f"<div class='card'><h3>{escape(f.column)}{_status(f.status)}</h3>{_shares_plot(f)}</div>"
         for f in shown
     )
-    body = head + table + f"<section id='distributions'><h2>Distributions</h2>{plots}</section>"
+    body = (
+        head
+        + table
+        + (
+            "<section id='distributions'><h2>Distributions <span class='muted'>(share of rows per "
+            "bin of the reference's quantiles, or per category)</span></h2>"
+            f"<div class='cards charts'>{plots}</div></section>"
+        )
+    )
     return page(
         title, body, subtitle=f"{len(report.features)} features compared",
         nav=[*nav, ("distributions", "Distributions")],
@@ -173,11 +178,11 @@ def _trend(
         )
     if not plotted or not xs:
         return ""
-    first, last = report.windows[0].label, report.windows[-1].label
-    return svg_plot(
-        plotted, width=640, height=260, integer_x=True, y_label=y_label,
-        x_label=f"window ({first} … {last})", title=title,
+    chart = svg_plot(
+        plotted, width=420, height=250, y_label=y_label, x_label="window",
+        x_names=[w.label for w in report.windows], title=title,
     )  # fmt: skip
+    return f"<div class='card'><h3>{escape(title)}</h3>{chart}</div>" if chart else ""
 
 
 def _window_row(w: WindowReport, metric: str | None) -> str:
@@ -190,7 +195,7 @@ def _window_row(w: WindowReport, metric: str | None) -> str:
         f"<tr><td>{escape(w.label)}</td>{s(w.rows, 'rows')}{s(w.served, 'served')}"
         f"<td>{_status(w.drift.status)}</td>"
         f"{s(w.drift.drift_share, 'drift_share', fmt_share(w.drift.drift_share))}"
-        f"<td>{escape(', '.join(w.drift.drifted_features))}</td>"
+        f"<td class='wrap'>{escape(', '.join(w.drift.drifted_features))}</td>"
         f"{s(w.rejected_share, 'rejected_share', fmt_share(w.rejected_share))}"
         f"{s(w.flagged_share, 'flagged_share', fmt_share(w.flagged_share))}"
         f"{s(w.labelled, 'labelled')}"
@@ -232,7 +237,7 @@ def render_monitor_html(report: MonitorReport, *, title: str = "Monitoring repor
         f"</tbody></table><h3>Alerts</h3><ul>{alerts}</ul></section>"
     )
     trends = (
-        "<section id='trends'><h2>Trends over windows</h2>"
+        "<section id='trends'><h2>Trends over windows</h2><div class='cards charts'>"
         + _trend(
             report,
             [("drift share", [w.drift.drift_share for w in ws])],
@@ -255,7 +260,7 @@ def render_monitor_html(report: MonitorReport, *, title: str = "Monitoring repor
         + _trend(report, pred, "PSI", "Prediction drift")
         + _trend(report, perf, metric, "Performance on labelled records")
         + _trend(report, quality, "share", "Rejected / flagged records")
-        + "</section>"
+        + "</div></section>"
     )
     table = (
         "<section id='windows'><h2>Windows</h2><table><thead><tr><th>window</th><th>rows</th>"
@@ -277,9 +282,54 @@ def render_monitor_html(report: MonitorReport, *, title: str = "Monitoring repor
         for w in ws
     )
     body = (
-        summary + trends + table + f"<section id='details'><h2>Per window</h2>{details}</section>"
-    )
+        summary + trends + _estimate_section(report) + table
+        + f"<section id='details'><h2>Per window</h2>{details}</section>"
+    )  # fmt: skip
     return page(
         title, body, subtitle=f"{len(ws)} windows, {report.log_rows} logged records",
-        nav=[("summary", "Summary"), ("trends", "Trends"), ("windows", "Windows"), ("details", "Per window")],
+        nav=[("summary", "Summary"), ("trends", "Trends"), ("estimated", "Estimated"), ("windows", "Windows"), ("details", "Per window")],
     )  # fmt: skip
+
+
+def _estimate_section(report: MonitorReport) -> str:
+    """Performance estimated before labels (CBPE) beside the realised one, over the windows:
+    a chart of the primary metric and a table of every estimated metric."""
+    ws = report.windows
+    est = report.estimation
+    head = "<section id='estimated'><h2>Estimated performance (before labels)</h2>"
+    if not est.available:
+        return f"{head}<p>Not estimated: {escape(est.reason)}.</p></section>"
+    metric = report.metric or "metric"
+    series: list[tuple[str, Sequence[float | None]]] = [
+        (f"{metric} estimated", [w.estimated.get(metric) for w in ws]),
+        (f"{metric} realised (labelled)", [w.performance.get(metric) for w in ws]),
+    ]
+    if report.reference_metric is not None:
+        series.append((f"{metric} at training", [report.reference_metric for _ in ws]))
+    names = [m for m in est.metrics if any(m in w.estimated for w in ws)]
+
+    def cell(w: WindowReport, value: float | int | None, name: str) -> str:
+        return stat(value, name=name).replace("<td ", f'<td data-window="{escape(w.label)}" ', 1)
+
+    rows = "".join(
+        f"<tr><td>{escape(w.label)}</td>{cell(w, w.estimated_rows, 'estimated_rows')}"
+        + "".join(
+            cell(w, w.estimated.get(m), f"estimated_{m}") + cell(w, w.performance.get(m), m)
+            for m in names
+        )
+        + f"{cell(w, w.estimated_drop, 'estimated_drop')}</tr>"
+        for w in ws
+    )
+    cols = "".join(f"<th>{escape(m)} estimated</th><th>{escape(m)} realised</th>" for m in names)
+    return (
+        f"{head}<p>Expected from the model's calibrated probabilities of every served record "
+        f"(confidence-based performance estimation; {escape(est.reason)}), before any label "
+        f"arrives; realised where labels came through /feedback. It holds while P(label | "
+        f"inputs) stays as in training: covariate shift is seen, concept drift is not.</p>"
+        + _trend(report, series, metric, f"{metric}: estimated vs realised")
+        + "<table><thead><tr><th>window</th><th>estimated on</th>"
+        + cols
+        + "<th>estimated drop</th></tr></thead><tbody>"
+        + rows
+        + "</tbody></table></section>"
+    )

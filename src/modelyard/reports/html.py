@@ -31,6 +31,7 @@ __all__ = [
     "stat",
     "svg_bars",
     "svg_confusion",
+    "svg_grouped_bars",
     "svg_heatmap",
     "svg_histogram",
     "svg_line",
@@ -131,8 +132,13 @@ def badge(text: str, kind: str = "") -> str:
 # --------------------------------------------------------------------------- charts
 
 _BLUE = "#3b6fd8"
+_CHAR_W = 6.2
+"""Width of a character of a 10 px label, generously (to size margins for labels)."""
+_LEGEND_CHAR_W = 6.8
+"""The same for an 11 px legend."""
 _GRID = "#e4e7ec"
 _MUTED = "#6b7280"
+PALETTE = ["#3b6fd8", "#e4572e", "#17a398", "#f3a712", "#7e52a0", "#6b7280"]
 
 
 def svg_histogram(
@@ -232,41 +238,166 @@ def svg_heatmap(
     labels: Sequence[str],
     matrix: Sequence[Sequence[float | None]],
     *,
-    cell: int = 22,
+    cell: int | None = None,
     stat_name: str = "corr",
     title: str = "",
+    legend: str = "Pearson r",
+    max_width: int = 1200,
 ) -> str:
-    """A square matrix in [−1, 1] (e.g. correlations); each cell carries its exact value."""
+    """A square matrix in [−1, 1] (e.g. correlations); each cell carries its exact value.
+
+    Column labels are written at −60° above the matrix, with room kept for the last ones on
+    the right; a colour scale from −1 to +1 (``legend`` names it) is drawn below. ``cell``
+    defaults to what fits ``max_width`` pixels (between 10 and 22).
+    """
     n = len(labels)
     if n == 0:
         return ""
-    label_w = min(max(len(s) for s in labels), 22) * 7 + 10
-    size = label_w + n * cell
+    chars = min(max(len(s) for s in labels), 22)
+    label_w = round(chars * _CHAR_W) + 10
+    if cell is None:
+        cell = max(10, min(22, int((max_width - label_w * 1.5) / n)))
+    # a label rotated by −60° reaches cos 60° of its length to the right, sin 60° upwards
+    right = max(0, round(label_w * 0.5 - cell * 0.3)) + 4
+    top = round(label_w * 0.87) + 4
+    grid = n * cell
+    legend_h = 44
+    width = label_w + grid + right
+    height = top + grid + legend_h
     parts = [
-        f'<svg class="heatmap" viewBox="0 0 {size} {size}" width="{size}" height="{size}" '
+        f'<svg class="heatmap" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
         f'role="img" aria-label="{escape(title or "heatmap")}">'
     ]
     for i, name in enumerate(labels):
         short = name if len(name) <= 22 else name[:21] + "…"
-        y = label_w + i * cell + cell * 0.68
+        y = top + i * cell + cell * 0.68
         x = label_w + i * cell + cell * 0.68
         parts.append(
             f'<text x="{label_w - 6}" y="{y:.1f}" class="label" text-anchor="end">'
-            f"{escape(short)}</text>"
-            f'<text transform="translate({x:.1f},{label_w - 6}) rotate(-60)" class="label">'
-            f"{escape(short)}</text>"
+            f"{escape(short)}<title>{escape(name)}</title></text>"
+            f'<text transform="translate({x:.1f},{top - 6}) rotate(-60)" class="label">'
+            f"{escape(short)}<title>{escape(name)}</title></text>"
         )
     for i, row in enumerate(matrix):
         for j, v in enumerate(row):
             shown = fmt(v, 3) if v is not None else "n/a"
             parts.append(
-                f'<rect x="{label_w + j * cell}" y="{label_w + i * cell}" width="{cell - 1}" '
+                f'<rect x="{label_w + j * cell}" y="{top + i * cell}" width="{cell - 1}" '
                 f'height="{cell - 1}" fill="{_diverging(v)}" data-stat="{escape(stat_name)}" '
                 f'data-column="{escape(labels[i])}" data-column2="{escape(labels[j])}" '
                 f'data-value="{escape(_data_value(v))}"><title>{escape(labels[i])} × '
                 f"{escape(labels[j])}: {escape(shown)}</title></rect>"
             )
-    parts.append("</svg>")
+    # the colour scale: 21 steps from −1 to +1
+    steps, step_w = 21, 9
+    x0 = label_w
+    y0 = top + grid + 12
+    parts.append(f'<g class="legend" aria-label="colour scale: {escape(legend)}">')
+    for k in range(steps):
+        v = -1 + 2 * k / (steps - 1)
+        parts.append(
+            f'<rect x="{x0 + k * step_w}" y="{y0}" width="{step_w}" height="10" '
+            f'fill="{_diverging(v)}"><title>{escape(legend)} {fmt(v, 2)}</title></rect>'
+        )
+    for v, anchor in ((-1.0, "start"), (0.0, "middle"), (1.0, "end")):
+        x = x0 + (v + 1) / 2 * steps * step_w
+        parts.append(
+            f'<text x="{x:.1f}" y="{y0 + 22}" class="axis" text-anchor="{anchor}">'
+            f"{'−1' if v < 0 else '+1' if v > 0 else '0'}</text>"
+        )
+    parts.append(
+        f'<text x="{x0 + steps * step_w + 8}" y="{y0 + 9}" class="legend">{escape(legend)}</text>'
+        f'<rect x="{x0 + steps * step_w + 8 + round(len(legend) * _LEGEND_CHAR_W) + 14}" y="{y0}" '
+        f'width="10" height="10" fill="{_diverging(None)}"/>'
+        f'<text x="{x0 + steps * step_w + 8 + round(len(legend) * _LEGEND_CHAR_W) + 28}" y="{y0 + 9}" '
+        f'class="legend">not computed</text></g></svg>'
+    )
+    return "".join(parts)
+
+
+def svg_grouped_bars(
+    labels: Sequence[str],
+    series: Sequence[tuple[str, Sequence[float]]],
+    *,
+    width: int = 400,
+    bar: int = 7,
+    share: bool = True,
+    stat_names: Sequence[str] | None = None,
+    column: str | None = None,
+    title: str = "",
+) -> str:
+    """Horizontal bars grouped by label: one bar per series (e.g. reference and current
+    shares of each bin or category), a legend above and a value axis below.
+
+    Long labels are shortened (the tooltip keeps the whole label). With ``stat_names``, each
+    bar carries ``data-stat`` (that series' name), ``data-column``, ``data-bin`` and its exact
+    ``data-value``.
+    """
+    n = len(labels)
+    if n == 0 or not series:
+        return ""
+    max_chars = 24
+    shown = [s if len(s) <= max_chars else s[: max_chars - 1] + "…" for s in labels]
+    label_w = round(max(len(s) for s in shown) * _CHAR_W) + 10
+    k = len(series)
+    group = k * bar + 6
+    top, bottom, right = 22, 26, 12
+    height = top + n * group + bottom
+    values = [v for _, vs in series for v in vs if math.isfinite(v)]
+    ticks = nice_ticks(0.0, max(values, default=0.0) or 1.0, 4)
+    hi = ticks[-1] or 1.0
+    plot_w = width - label_w - right
+
+    def px(v: float) -> float:
+        return label_w + plot_w * max(v, 0.0) / hi
+
+    def text(v: float) -> str:
+        return fmt_share(v) if share else fmt(v)
+
+    parts = [
+        f'<svg class="chart gbars" viewBox="0 0 {width} {height}" role="img" '
+        f'aria-label="{escape(title or "grouped bar chart")}">'
+    ]
+    x = label_w
+    for j, (name, _) in enumerate(series):
+        color = PALETTE[j % len(PALETTE)]
+        parts.append(
+            f'<rect x="{x}" y="5" width="10" height="10" fill="{color}"/>'
+            f'<text x="{x + 14}" y="14" class="legend">{escape(name)}</text>'
+        )
+        x += 28 + round(len(name) * _LEGEND_CHAR_W)
+    axis_y = top + n * group
+    for t in ticks:
+        tx = px(t)
+        parts.append(
+            f'<line x1="{tx:.1f}" y1="{top - 2}" x2="{tx:.1f}" y2="{axis_y}" stroke="{_GRID}" '
+            f'stroke-width="0.6"/><text x="{tx:.1f}" y="{axis_y + 12}" class="axis" '
+            f'text-anchor="{"start" if t == ticks[0] else "end" if t == ticks[-1] else "middle"}">'
+            f"{escape(text(t))}</text>"
+        )
+    for i, label in enumerate(labels):
+        y = top + i * group
+        parts.append(
+            f'<text x="{label_w - 6}" y="{y + k * bar / 2 + 3.5:.1f}" class="label" '
+            f'text-anchor="end">{escape(shown[i])}<title>{escape(label)}</title></text>'
+        )
+        for j, (name, vs) in enumerate(series):
+            v = vs[i] if i < len(vs) else math.nan
+            w = px(v) - label_w if math.isfinite(v) else 0.0
+            attrs = ""
+            if stat_names is not None:
+                attrs = f' data-stat="{escape(stat_names[j])}"'
+                if column is not None:
+                    attrs += f' data-column="{escape(column)}"'
+                attrs += f' data-bin="{escape(label)}" data-value="{escape(_data_value(v))}"'
+            parts.append(
+                f'<rect x="{label_w}" y="{y + j * bar}" width="{w:.2f}" height="{bar - 1}" '
+                f'fill="{PALETTE[j % len(PALETTE)]}"{attrs}><title>{escape(label)}, '
+                f"{escape(name)}: {escape(text(v))}</title></rect>"
+            )
+    parts.append(
+        f'<line x1="{label_w}" y1="{top - 2}" x2="{label_w}" y2="{axis_y}" stroke="#9ca3af"/></svg>'
+    )
     return "".join(parts)
 
 
@@ -365,7 +496,12 @@ class PlotSeries:
     tips: Sequence[str] | None = None
 
 
-PALETTE = ["#3b6fd8", "#e4572e", "#17a398", "#f3a712", "#7e52a0", "#6b7280"]
+def _tick_digits(ticks: Sequence[float]) -> int:
+    """Significant digits that tell every tick apart (3 at least, 8 at most)."""
+    for digits in range(3, 9):
+        if len({fmt(t, digits) for t in ticks}) == len(ticks):
+            return digits
+    return 8
 
 
 def svg_plot(
@@ -380,11 +516,14 @@ def svg_plot(
     diagonal: bool = False,
     legend: bool = True,
     integer_x: bool = False,
+    x_names: Sequence[str] | None = None,
     title: str = "",
 ) -> str:
     """An x/y plot with axes, round ticks, grid lines, a legend and optional y = x line.
 
     Non-finite points are skipped. Ranges default to round ticks around the data.
+    ``x_names``: the names of x = 0, 1, 2, ... (e.g. monitoring windows), written under the
+    axis instead of numbers (every k-th one when they do not all fit).
     """
     finite = [
         (x, y)
@@ -404,6 +543,8 @@ def svg_plot(
         x0, x1 = x_ticks[0], x_ticks[-1]
     if integer_x:
         x_ticks = [t for t in x_ticks if float(t).is_integer()] or x_ticks
+    if x_names:
+        x0, x1 = -0.5, len(x_names) - 0.5
     if y_range is not None:
         y_ticks = nice_ticks(*y_range)
         y0, y1 = y_range
@@ -412,9 +553,23 @@ def svg_plot(
         y0, y1 = y_ticks[0], y_ticks[-1]
     dx = (x1 - x0) or 1.0
     dy = (y1 - y0) or 1.0
+    x_digits, y_digits = _tick_digits(x_ticks), _tick_digits(y_ticks)
     named = [s for s in series if s.name]
-    top = 26 if legend and named else 10
-    left = 14 + 7 * max(len(fmt(t, 3)) for t in y_ticks) + (14 if y_label else 0)
+    # the legend: one row after another, as many entries to a row as fit the width
+    spots: dict[int, tuple[float, float]] = {}
+    if legend and named:
+        x, row = float(0), 0
+        for k, s in enumerate(series):
+            if not s.name:
+                continue
+            entry = 26 + _LEGEND_CHAR_W * len(s.name)
+            if x and x + entry > width - 8:
+                x, row = 0.0, row + 1
+            spots[k] = (x, 16.0 * row)
+            x += entry + 8
+    rows = 1 + max((y for _, y in spots.values()), default=0.0) / 16
+    top = round(10 + 16 * rows) if spots else 10
+    left = 14 + 7 * max(len(fmt(t, y_digits)) for t in y_ticks) + (14 if y_label else 0)
     right, bottom = 14, 34 + (14 if x_label else 0)
     pw, ph = width - left - right, height - top - bottom
 
@@ -423,6 +578,15 @@ def svg_plot(
 
     def py(y: float) -> float:
         return top + ph - ph * (y - y0) / dy
+
+    def x_text(t: float) -> str:
+        return x_names[int(t)] if x_names else fmt(t, x_digits)
+
+    if x_names:
+        dx = x1 - x0
+        fits = max(1, int(pw // (max(len(n) for n in x_names) * _CHAR_W + 12)))
+        every = math.ceil(len(x_names) / fits)
+        x_ticks = [float(k) for k in range(0, len(x_names), every)]
 
     parts = [
         f'<svg class="chart plot" viewBox="0 0 {width} {height}" role="img" '
@@ -435,7 +599,7 @@ def svg_plot(
             parts.append(
                 f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{top + ph}" stroke="{_GRID}" '
                 f'stroke-width="0.6"/><text x="{x:.1f}" y="{top + ph + 14}" class="axis" '
-                f'text-anchor="middle">{escape(fmt(t, 3))}</text>'
+                f'text-anchor="middle">{escape(x_text(t))}</text>'
             )
     for t in y_ticks:
         if y0 - 1e-12 <= t <= y1 + 1e-12:
@@ -443,7 +607,7 @@ def svg_plot(
             parts.append(
                 f'<line x1="{left}" y1="{y:.1f}" x2="{left + pw}" y2="{y:.1f}" stroke="{_GRID}" '
                 f'stroke-width="0.6"/><text x="{left - 5}" y="{y + 3.5:.1f}" class="axis" '
-                f'text-anchor="end">{escape(fmt(t, 3))}</text>'
+                f'text-anchor="end">{escape(fmt(t, y_digits))}</text>'
             )
     if x_label:
         parts.append(
@@ -496,23 +660,22 @@ def svg_plot(
                     f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{r}" fill="{fill}" stroke="{color}"'
                     f"{opacity}>{point_tip}</circle>"
                 )
-    if legend and named:
-        x = left
-        for k, s in enumerate(series):
-            if not s.name:
-                continue
-            color = s.color or PALETTE[k % len(PALETTE)]
-            if s.kind == "points":
-                fill = "#fff" if s.hollow else color
-                mark = f'<circle cx="{x + 6}" cy="10" r="3.5" fill="{fill}" stroke="{color}"/>'
-            else:
-                dash = ' stroke-dasharray="5 3"' if s.dashed else ""
-                mark = (
-                    f'<line x1="{x}" y1="10" x2="{x + 14}" y2="10" stroke="{color}" '
-                    f'stroke-width="2"{dash}/>'
-                )
-            parts.append(f'{mark}<text x="{x + 18}" y="14" class="legend">{escape(s.name)}</text>')
-            x += 30 + 6 * len(s.name)
+    for k, (dx_, dy_) in spots.items():
+        s = series[k]
+        color = s.color or PALETTE[k % len(PALETTE)]
+        x, y = 8 + dx_, 10 + dy_
+        if s.kind == "points":
+            fill = "#fff" if s.hollow else color
+            mark = f'<circle cx="{x + 6:.1f}" cy="{y:.0f}" r="3.5" fill="{fill}" stroke="{color}"/>'
+        else:
+            dash = ' stroke-dasharray="5 3"' if s.dashed else ""
+            mark = (
+                f'<line x1="{x:.1f}" y1="{y:.0f}" x2="{x + 14:.1f}" y2="{y:.0f}" stroke="{color}" '
+                f'stroke-width="2"{dash}/>'
+            )
+        parts.append(
+            f'{mark}<text x="{x + 18:.1f}" y="{y + 4:.0f}" class="legend">{escape(s.name)}</text>'
+        )
     parts.append("</svg>")
     return "".join(parts)
 
@@ -647,8 +810,8 @@ background:#eef2f7;color:var(--info);white-space:nowrap}
 .chartbox{margin:4px 0 10px}
 table.stats td:nth-child(3){padding-left:18px}
 table.stats.top{margin-top:10px}
-table.stats.top td:first-child{color:var(--fg);max-width:220px;overflow:hidden;
-text-overflow:ellipsis}
+table.stats.top td:first-child{color:var(--fg);max-width:220px;white-space:normal;
+overflow-wrap:anywhere}
 .card{background:var(--card);border:1px solid var(--line);border-radius:10px;padding:14px 16px;
 min-width:0}
 .card-head{display:flex;gap:8px;align-items:center;flex-wrap:wrap;margin-bottom:10px}
@@ -668,7 +831,13 @@ svg.chart{width:100%;height:auto;overflow:visible}
 svg text{font:10px system-ui,sans-serif;fill:var(--muted)}
 svg text.value{fill:var(--fg)}
 .heatwrap{background:var(--card);border:1px solid var(--line);border-radius:10px;padding:12px;
-overflow:auto;max-height:760px}
+overflow-x:auto}
+svg text.legend{font-size:11px;fill:var(--fg)}
+td.wrap,th.wrap{white-space:normal;overflow-wrap:anywhere;min-width:200px}
+.cards.charts{grid-template-columns:repeat(auto-fill,minmax(400px,1fr));align-items:start}
+.card h3 .badge{margin-left:6px;vertical-align:1px}
+details.more{margin-top:6px}
+details.more summary{cursor:pointer;color:var(--accent);font-size:13px;padding:4px 2px}
 .muted{color:var(--muted)}
 .bar{height:8px;background:var(--accent);border-radius:4px;min-width:1px}
 footer{color:var(--muted);font-size:12px;max-width:1320px;margin:0 auto;padding:0 32px 32px}

@@ -33,6 +33,9 @@ from modelyard.reports.html import (
 
 __all__ = ["profile_json", "render_profile_html"]
 
+SHOWN_ALERTS = 10
+"""Alerts listed in the overview (most severe first); the others are folded under them."""
+
 
 def profile_json(profile: Profile) -> str:
     """The profile as indented JSON (non-finite floats become ``null``)."""
@@ -87,13 +90,18 @@ def _overview(p: Profile) -> str:
             f'{escape(p.target)}</div><div class="s">{escape(p.task or "")}</div></div>'
         )
     if p.alerts:
-        items = "".join(
+        items = [
             f'<li data-alert="{escape(a.kind)}" data-severity="{escape(a.severity)}">'
             f"{badge(a.severity, a.severity)}{badge(a.kind.replace('_', ' '), 'kind')}"
             f"<span>{escape(a.message)}</span></li>"
             for a in p.alerts
-        )
-        alerts = f'<ul class="alerts">{items}</ul>'
+        ]
+        alerts = f'<ul class="alerts">{"".join(items[:SHOWN_ALERTS])}</ul>'
+        if len(items) > SHOWN_ALERTS:  # the rest folded, so the sections below stay in view
+            alerts += (
+                f'<details class="more"><summary>{len(items) - SHOWN_ALERTS} more alerts'
+                f'</summary><ul class="alerts">{"".join(items[SHOWN_ALERTS:])}</ul></details>'
+            )
     else:
         alerts = '<p class="muted">No alerts.</p>'
     counts = {s: sum(1 for a in p.alerts if a.severity == s) for s in ("critical", "warning")}
@@ -239,7 +247,8 @@ def _correlations(p: Profile) -> str:
     return (
         f'<section id="correlations"><h2>Correlations <span class="muted">(Pearson, '
         f"{len(c.columns)} numeric columns, pairwise complete)</span></h2>"
-        f'<div class="heatwrap">{svg_heatmap(c.columns, c.matrix, title="correlations")}'
+        f'<div class="heatwrap">'
+        f"{svg_heatmap(c.columns, c.matrix, title='correlations', legend='Pearson r')}"
         f"</div></section>"
     )
 
@@ -321,12 +330,13 @@ def render_profile_html(profile: Profile, *, title: str = "Data profile") -> str
     """The profile as one self-contained HTML page (inline CSS and SVG, no external URL)."""
     p = profile
     cards = "".join(_card(c, p) for c in p.columns)
+    # the dataset-level sections first, then the (long) per-column details
     body = (
         _overview(p)
-        + f'<section id="columns"><h2>Columns</h2><div class="cards">{cards}</div></section>'
-        + _correlations(p)
         + _target(p)
         + _balance(p)
+        + _correlations(p)
+        + f'<section id="columns"><h2>Columns</h2><div class="cards">{cards}</div></section>'
     )
     footer = (
         f"<footer><p><b>Quality score.</b> {escape(p.quality_formula)}</p><p><b>Alert rules.</b> "
@@ -342,12 +352,13 @@ def render_profile_html(profile: Profile, *, title: str = "Data profile") -> str
     subtitle = f"{fmt(d.rows)} rows × {fmt(d.columns)} columns"
     if p.target:
         subtitle += f" · target '{p.target}' ({p.task})"
-    nav = [("overview", "Overview"), ("alerts", "Alerts"), ("columns", "Columns")]
-    if p.correlations is not None:
-        nav.append(("correlations", "Correlations"))
+    nav = [("overview", "Overview"), ("alerts", "Alerts")]
     if p.target_associations:
         nav.append(("target", "Target relationship"))
     if p.class_balance is not None:
         nav.append(("balance", "Class balance"))
+    if p.correlations is not None:
+        nav.append(("correlations", "Correlations"))
+    nav.append(("columns", "Columns"))
     html = page(title, body, subtitle=subtitle, nav=nav)
     return html.replace("</main>", "</main>" + footer, 1)

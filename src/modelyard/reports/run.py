@@ -504,9 +504,27 @@ def _params(params: dict[str, Any]) -> str:
     return f'<table class="stats params">{rows}</table>'
 
 
+def _inline_params(params: dict[str, Any]) -> str:
+    """Parameters on one wrapping line: ``learning_rate 0.05 · max_depth 6``."""
+    if not params:
+        return '<span class="muted">default parameters</span>'
+    return " · ".join(
+        f'<span class="kv"><span class="muted">{escape(k)}</span> '
+        f"{escape(_short(_param_text(v), 90))}</span>"
+        for k, v in params.items()
+    )
+
+
 def _param_text(v: Any) -> str:
+    """A parameter's value as a person reads it (no Python repr of lists or dicts)."""
+    if isinstance(v, bool) or v is None:
+        return str(v)
     if isinstance(v, float):
         return fmt(v)
+    if isinstance(v, dict):
+        return ", ".join(f"{k}={_param_text(x)}" for k, x in v.items())
+    if isinstance(v, list | tuple):
+        return "(" + ", ".join(_param_text(x) for x in v) + ")"
     return str(v)
 
 
@@ -784,7 +802,7 @@ def _leaderboard(r: RunReport) -> str:
         state = badge(row.state, _STATE_KIND.get(row.state, "kind"))
         status = (
             f'<td class="err" title="{escape(row.error)}">{state} '
-            f"{escape(_short(row.error, 60))}</td>"
+            f"{escape(_short(row.error, 240))}</td>"
             if row.error
             else f"<td>{state}</td>"
         )
@@ -807,13 +825,25 @@ def _leaderboard(r: RunReport) -> str:
         "<th>Status</th></tr></thead>"
         f"<tbody>{''.join(rows)}</tbody></table></div>"
     )
-    note = f"({lb.n_folds}-fold cross-validation on the training rows, {direction})"
+    note = f"({_cv_rows_text(lb)}, {direction})"
     search = (
         f'<p class="muted small">{escape(_search_text(lb.search, lb.n_folds))}</p>'
         if lb.search
         else ""
     )
     return _section("leaderboard", "Leaderboard", search + table, note)
+
+
+def _cv_rows_text(lb: LeaderboardSummary) -> str:
+    """What the leaderboard's scores were cross-validated on, e.g. "5-fold CV on a stratified
+    sample of 20,000 of 32,561 rows" or "5-fold CV on all 891 rows"."""
+    info = lb.search
+    if info is None or not info.rows:
+        return f"{lb.n_folds}-fold CV on the training rows"
+    if info.total_rows and info.rows < info.total_rows:
+        how = f"{info.sample} " if info.sample else ""
+        return f"{lb.n_folds}-fold CV on a {how}sample of {info.rows:,} of {info.total_rows:,} rows"
+    return f"{lb.n_folds}-fold CV on all {info.rows:,} rows"
 
 
 _STATE_KIND = {"complete": "kind", "pruned": "warning", "failed": "fail", "stopped": "warning"}
@@ -827,7 +857,8 @@ _STOPPED = {
 def _search_text(info: SearchInfo, folds: int) -> str:
     """One sentence on how the search ran: mode, budget, sample, where, why it stopped."""
     if info.total_rows and info.rows < info.total_rows:
-        rows = f"a sample of {info.rows:,} of the {info.total_rows:,} training rows"
+        how = f"{info.sample} " if info.sample else ""
+        rows = f"a {how}sample of {info.rows:,} of the {info.total_rows:,} training rows"
     else:
         rows = f"all {info.rows:,} training rows"
     if info.mode == "budget" and info.budget_seconds is not None:
@@ -841,11 +872,18 @@ def _search_text(info: SearchInfo, folds: int) -> str:
         if info.not_installed
         else ""
     )
+    overtime = (
+        f" No model had finished when the budget ran out, so the search kept one going "
+        f"{info.overtime_seconds:.1f} s longer (the machine was slower than the budget "
+        f"assumed; raise models.budget)."
+        if info.overtime_seconds
+        else ""
+    )
     return (
         f"Searched with {mode}; {folds}-fold cross-validation on {rows}; "
         f"exploration took {info.seconds:.1f} s ({info.fits} fits{cached}) on {info.executor}; "
         f"it ended because {_STOPPED.get(info.stopped_by, info.stopped_by)}. Pruned "
-        f"configurations stopped after their first fold.{missing}"
+        f"configurations stopped after their first fold.{missing}{overtime}"
     )
 
 
@@ -943,14 +981,19 @@ def _choice(r: RunReport) -> str:
         )
     )
     members = "".join(
-        f"<tr><td><b>{escape(m.name)}</b></td><td>{escape(m.family)}</td>"
-        f"{_num(m.weight, _ptr('choice', 'members', k, 'weight'), 'weight', column=m.name)}"
-        f"<td>{_params(m.params)}</td></tr>"
+        f'<tr data-member="{escape(m.name)}"><td>{k + 1}</td><td><b>{escape(m.name)}</b></td>'
+        f"<td>{escape(m.family)}</td>"
+        f"{_num(m.weight, _ptr('choice', 'members', k, 'weight'), 'weight', column=m.name, share=True)}"
+        f'<td class="wbar"><div class="bar" style="width:{max(m.weight, 0.0) * 100:.1f}%"></div></td>'
+        f'<td class="wrap small">{_inline_params(m.params)}</td></tr>'
         for k, m in enumerate(c.members)
-    )
+    )  # fmt: skip
     table = (
-        '<table class="wide"><thead><tr><th>Member</th><th>Family</th><th class="num">Weight'
-        f"</th><th>Parameters</th></tr></thead><tbody>{members}</tbody></table>"
+        f'<h3 class="sub">Members <span class="muted">({len(c.members)}; the final model '
+        "averages their predictions with these weights)</span></h3>"
+        '<table class="wide members"><thead><tr><th>#</th><th>Member</th><th>Family</th>'
+        '<th class="num">Weight</th><th></th><th class="wrap">Parameters</th></tr></thead>'
+        f"<tbody>{members}</tbody></table>"
     )
     fitted = ""
     if c.fit_rows and c.total_rows:
@@ -1283,7 +1326,9 @@ font-weight:600;color:#fff;margin:0 0 8px;max-width:640px}
 .splitbar .train{background:var(--accent);padding:2px 8px}
 .splitbar .test{background:#e4572e;padding:2px 8px;flex:1}
 table.wide tr.chosen td{background:#fff7ed}
-td.err{color:var(--crit);max-width:380px;overflow:hidden;text-overflow:ellipsis}
+td.err{color:var(--crit);white-space:normal;overflow-wrap:anywhere;min-width:260px}
+table.members td.wbar{width:120px}
+table.members .kv{display:inline-block;max-width:100%}
 .small{font-size:12px}
 table.params td.param{color:var(--fg);white-space:normal;word-break:break-all}
 table.stats td:nth-child(odd){color:var(--muted)}

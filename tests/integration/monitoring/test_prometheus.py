@@ -27,8 +27,8 @@ from tests.integration.serving._adult import EXAMPLE, Adult, build_adult
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
-SERVE = "from modelyard.ops.serving.commands import serve; serve()"
-MONITOR = "from modelyard.monitor_commands import monitor; monitor()"
+SERVE = "from modelyard.cli.serve import serve; serve()"
+MONITOR = "from modelyard.cli.monitor import monitor; monitor()"
 
 
 def _prometheus() -> str:

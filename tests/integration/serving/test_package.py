@@ -18,7 +18,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from modelyard.ops.serving.commands import package
+from modelyard.cli.serve import package
 from tests.conftest import skip_or_fail
 from tests.integration.conftest import free_port, wait_http
 from tests.unit.ops.serving._world import NAME, build_world

@@ -36,7 +36,7 @@ from tests.integration.serving._load import hammer, p99
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
-SERVE = "from modelyard.ops.serving.commands import serve; serve()"
+SERVE = "from modelyard.cli.serve import serve; serve()"
 
 
 @dataclass

@@ -428,3 +428,14 @@ def test_a_range_wider_than_the_largest_float_still_bins() -> None:
     hist = profile(df, make_contract(df), ProfileSection(bins=2)).column("x").numeric.histogram  # type: ignore[union-attr]
     assert hist is not None and hist.counts == [1, 2]
     assert all(math.isfinite(e) for e in hist.edges) and hist.edges[0] == -1.7e308
+
+
+def test_columns_named_like_the_counts_profile() -> None:
+    """Hypothesis found it: a target, or a category column with many levels, named ``n``
+    crashed the profile (the value counts' own column is called ``n``)."""
+    many = pl.DataFrame({"n": [f"v{i % 60}" for i in range(240)], "y": ["a", "b"] * 120})
+    prof = profile(many, make_contract(many, "y", "binary"), ProfileSection())
+    assert prof.dataset.rows == 240
+    target = pl.DataFrame({"n": ["a", "b", "a", "c"] * 10, "x": [float(i) for i in range(40)]})
+    prof = profile(target, make_contract(target, "n", "multiclass"), ProfileSection())
+    assert prof.class_balance is not None and prof.class_balance.majority == "a"

@@ -6,7 +6,6 @@ import csv
 import gzip
 import io
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -144,18 +143,15 @@ def test_kddcup_gzip(shared_data: Path) -> None:
     names_file = shared_data / "kddcup99" / "kddcup.names"
     lines = names_file.read_text().splitlines()[1:]
     names = [line.split(":")[0] for line in lines if ":" in line] + ["label"]
-    start = time.perf_counter()
     df = read_source(
         Source(
             path=shared_data / "kddcup99" / "kddcup.data_10_percent.gz",
             read=ReadOptions(has_header=False, columns=names),
         )
     )
-    elapsed = time.perf_counter() - start
     assert df.shape == (494_021, 42)
     assert df["label"].n_unique() == 23
     assert df["label"][0] == "normal."
-    assert elapsed < 5, f"reading kddcup99 took {elapsed:.1f} s"
 
 
 @pytest.mark.parametrize(

@@ -196,6 +196,81 @@ def test_the_deadline_stops_the_search_and_says_so() -> None:
     assert any(o.state == "stopped" for o in outcomes) or configs
 
 
+class _ListSource:
+    def __init__(self, configs: list[Config]) -> None:
+        self.configs = configs
+
+    def ask(self) -> Config | None:
+        return self.configs.pop(0) if self.configs else None
+
+    def exhausted(self) -> bool:
+        return not self.configs
+
+    def decide(self, outcome: Any, outcomes: Any) -> str:
+        return "prune" if outcome.config.family != "dummy" else "continue"
+
+    def tell(self, outcome: Any) -> None:
+        pass
+
+
+def test_a_deadline_before_any_model_finished_keeps_one_going_until_it_does() -> None:
+    """A busy machine (wine quality on 2 loaded cores) hit the deadline before even the linear
+    model finished its folds, and the run failed with "no candidate model could be scored".
+    With ``min_result`` the search runs over time to finish one model, and says how long."""
+    data = _data()
+    ticks = iter(range(10_000))
+
+    def clock() -> float:  # one second per call: the deadline at 3 comes before any fold
+        return float(next(ticks))
+
+    configs = portfolio(["dummy", "linear", "lightgbm", "extra_trees"], "multiclass")
+    with open_executor("serial") as ex:
+        evaluator = Evaluator(ex, data, ex.share(data), deadline=3.0, clock=clock, min_result=True)
+        outcomes = evaluator.run(_ListSource(list(configs)))  # type: ignore[arg-type]
+    complete = [o for o in outcomes if o.state == "complete" and o.config.family != "dummy"]
+    assert len(complete) == 1  # exactly one, with every fold, though the source would prune it
+    assert len(complete[0].folds) == len(data.folds)
+    assert evaluator.deadline_hit and evaluator.overtime_seconds > 0
+    assert all(o.state in ("complete", "stopped") for o in outcomes)
+
+    with open_executor("serial") as ex:  # without it, the same deadline leaves nothing
+        ticks = iter(range(10_000))
+        plain = Evaluator(ex, data, ex.share(data), deadline=3.0, clock=clock)
+        outcomes = plain.run(_ListSource(list(configs)))  # type: ignore[arg-type]
+    assert not [o for o in outcomes if o.state == "complete" and o.config.family != "dummy"]
+
+
+def test_overtime_moves_on_when_the_kept_model_fails() -> None:
+    data = _data()
+    ticks = iter(range(10_000))
+
+    def clock() -> float:
+        return float(next(ticks))
+
+    forest = portfolio(["extra_trees"], "multiclass")[0]
+    broken = Config("linear", {"C": -1.0}, "broken")
+    with open_executor("serial") as ex:
+        evaluator = Evaluator(ex, data, ex.share(data), deadline=1.0, clock=clock, min_result=True)
+        outcomes = evaluator.run(_ListSource([broken, forest]))  # type: ignore[arg-type]
+    states = {o.config.label: o.state for o in outcomes}
+    assert states["broken"] == "failed"
+    assert states[forest.label] == "complete"
+
+
+def test_overtime_finishes_the_baseline_when_it_is_the_only_candidate() -> None:
+    data = _data()
+    ticks = iter(range(10_000))
+
+    def clock() -> float:
+        return float(next(ticks))
+
+    with open_executor("serial") as ex:
+        evaluator = Evaluator(ex, data, ex.share(data), deadline=2.0, clock=clock, min_result=True)
+        source = _ListSource(portfolio(["dummy"], "multiclass"))
+        outcomes = evaluator.run(source)  # type: ignore[arg-type]
+    assert [o.state for o in outcomes] == ["complete"]
+
+
 def test_a_second_search_replays_every_fit_from_the_memo(tmp_path: Path) -> None:
     data = _data()
     memo = Memo(tmp_path / "fits")

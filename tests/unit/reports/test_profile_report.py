@@ -16,7 +16,7 @@ from modelyard.data.contract import ColumnContract, DataContract
 from modelyard.data.profile import Profile, profile, type_of
 from modelyard.reports.html import escape, fmt, fmt_share, svg_line
 from modelyard.reports.profile import profile_json, render_profile_html
-from tests.unit.reports.stats import collect
+from tests.unit.reports.stats import collect, double_escaped
 
 URL_IN_HTML = re.compile(
     r"""(?:src|href)\s*=\s*["']?\s*https?:|url\(\s*["']?\s*https?:|@import""", re.I
@@ -164,3 +164,53 @@ def test_formatting() -> None:
     assert escape('<a href="x">') == "&lt;a href=&quot;x&quot;&gt;"
     svg = svg_line([0, 1, 2], [("a", [0.0, 1.0, 0.5])])
     assert svg.startswith("<svg") and "polyline" in svg
+
+
+def test_the_heatmap_has_a_colour_legend_and_room_for_its_labels(hour: Profile) -> None:
+    """Issue 12: no colour legend; the last rotated column labels ran off the chart."""
+    import xml.etree.ElementTree as ET
+
+    html = render_profile_html(hour)
+    svg = html[html.index('<svg class="heatmap"') :]
+    svg = svg[: svg.index("</svg>") + 6]
+    root = ET.fromstring(svg)  # inline SVG in HTML: no namespace
+    legend = [g for g in root.iter("g") if g.get("aria-label") == "colour scale: Pearson r"]
+    assert legend, "no colour legend"
+    ticks = {t.text for t in legend[0].iter("text")}
+    assert {"−1", "0", "+1", "Pearson r"} <= ticks
+    steps = [r for r in legend[0].iter("rect") if r.find("title") is not None]
+    assert steps[0].get("fill") == "rgb(55,125,255)" and steps[-1].get("fill") == "rgb(255,85,65)"
+    # a label rotated by -60 degrees reaches half its length to the right (10 px font: < 6.2 px
+    # a character), and all of it above the matrix
+    width = float(root.attrib["viewBox"].split()[2])
+    rotated = [t for t in root.iter("text") if "rotate(-60)" in (t.get("transform") or "")]
+    assert len(rotated) == len(hour.correlations.columns)  # type: ignore[union-attr]
+    for t in rotated:
+        x, y = map(float, re.findall(r"translate\(([\d.]+),([\d.]+)\)", t.get("transform", ""))[0])
+        length = len(t.text or "") * 6.2
+        assert x + length * 0.5 <= width, (t.text, x, width)
+        assert y - length * 0.87 >= 0, (t.text, y)
+
+
+def test_dataset_sections_come_before_the_column_cards(titanic: Profile) -> None:
+    """Issue 12: at the end of a long page, a 4000 px screenshot cut off the correlations and
+    the target relationship; they now follow the overview, before the per-column cards."""
+    html = render_profile_html(titanic)
+    at = {s: html.index(f'<section id="{s}">') for s in ("target", "correlations", "columns")}
+    assert at["target"] < at["correlations"] < at["columns"]
+    nav = re.findall(r'<a href="#([a-z]+)">', html)
+    assert nav == ["overview", "alerts", "target", "balance", "correlations", "columns"]
+    assert double_escaped(html) == []
+
+
+def test_alerts_beyond_the_first_ten_are_folded(shared_data: Path) -> None:
+    from modelyard.reports.profile import SHOWN_ALERTS
+
+    df = pl.DataFrame({f"const_{k}": [1] * 50 for k in range(14)} | {"x": list(range(50))})
+    prof = profile(df, make_contract(df, "x", "regression"), ProfileSection())
+    assert len(prof.alerts) > SHOWN_ALERTS
+    html = render_profile_html(prof)
+    shown, _, folded = html.partition('<details class="more">')
+    assert shown.count("<li data-alert=") == SHOWN_ALERTS
+    assert folded.count("<li data-alert=") == len(prof.alerts) - SHOWN_ALERTS
+    assert f"{len(prof.alerts) - SHOWN_ALERTS} more alerts" in folded

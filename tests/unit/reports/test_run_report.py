@@ -53,7 +53,7 @@ from modelyard.ops.gate import GateDecision
 from modelyard.ops.promotion import Registration
 from modelyard.reports.html import PlotSeries, nice_ticks, svg_confusion, svg_plot
 from modelyard.reports.run import RunReport, build_run_report, render_run_html, run_report_json
-from tests.unit.reports.stats import collect
+from tests.unit.reports.stats import collect, double_escaped
 
 URL_IN_HTML = re.compile(
     r"""(?:src|href|action)\s*=\s*["']?\s*(?:https?:|//|ftp:|data:)|url\(|@import""", re.I
@@ -125,9 +125,15 @@ class Results:
 
 
 def run_stages(
-    df: pl.DataFrame, target: str, *, slices: list[str], leakage: list[str] | None = None
+    df: pl.DataFrame,
+    target: str,
+    *,
+    slices: list[str],
+    leakage: list[str] | None = None,
+    cv_sample: int | None = None,
 ) -> Results:
-    """The real stage functions on ``df`` with a tiny budget (dummy + linear, 3 trials, 3 folds)."""
+    """The real stage functions on ``df`` with a tiny budget (dummy + linear, 3 trials, 3 folds;
+    cross-validated on a sample of ``cv_sample`` training rows when given)."""
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(1):
@@ -141,7 +147,7 @@ def run_stages(
         validated = validate(df, contract, ValidationSection())
         prof = profile(validated.valid, contract, ProfileSection())
         split_options = SplitSection(cv_folds=3)
-        models = ModelsSection(candidates=["dummy", "linear"])
+        models = ModelsSection(candidates=["dummy", "linear"], cv_sample=cv_sample)
         features = FeaturesSection()
         split = split_data(validated.valid, None, contract, split_options, 0)
         tuning = TuningSection(n_trials=3, top_k=1)
@@ -490,3 +496,108 @@ def test_a_password_with_reserved_characters_leaves_nothing_in_the_shown_trackin
 
     shown = _redact_uri("http://admin:p@ss/w:rd#x@127.0.0.1:5000/?token=abc")
     assert shown == "http://127.0.0.1:5000/"
+
+
+# --------------------------------------------------------------------------- issue 12
+
+
+def _ensemble(report: RunReport) -> RunReport:
+    """``report`` with a final model of three weighted members."""
+    assert report.choice is not None
+    members = [
+        Member(name="hist_gradient_boosting trial 12", family="hist_gradient_boosting",
+               params={"learning_rate": 0.05, "max_leaf_nodes": 31}, weight=0.55, key="a"),
+        Member(name="mlp 2", family="mlp", params={"hidden_layer_sizes": [64, 32]},
+               weight=0.3, key="b"),
+        Member(name="linear", family="linear", params={"C": 1.0}, weight=0.15, key="c"),
+    ]  # fmt: skip
+    choice = report.choice.model_copy(
+        update={"name": "ensemble", "members": members, "source": "ensemble",
+                "params": {"members": [m.model_dump() for m in members]}}
+    )  # fmt: skip
+    return report.model_copy(update={"choice": choice})
+
+
+def test_ensemble_members_are_a_table_of_names_and_weights(titanic: Results) -> None:
+    """Issue 12: the members were printed as a raw, truncated Python list."""
+    report = _ensemble(titanic.report("titanic"))
+    html = render_run_html(report)
+    choice = html[html.index('<section id="choice">') :]
+    choice = choice[: choice.index("</section>")]
+    table = re.search(r'<table class="wide members">.*?</table>', choice, re.S)
+    assert table, "no members table"
+    rows = re.findall(r'<tr data-member="([^"]+)">(.*?)</tr>', table.group(0), re.S)
+    assert [name for name, _ in rows] == [
+        "hist_gradient_boosting trial 12", "mlp 2", "linear",
+    ]  # fmt: skip
+    for k, (_, row) in enumerate(rows):
+        assert f'data-path="/choice/members/{k}/weight"' in row
+    assert ">55%<" in rows[0][1] and ">hist_gradient_boosting<" in rows[0][1]
+    assert "hidden_layer_sizes</span> (64, 32)" in rows[1][1]
+    # no Python repr of the members (or of any list) anywhere on the page
+    for raw in ("[{", "{'", "'name':", "[64, 32]", "Member("):
+        assert raw not in choice, raw
+    doc = json.loads(run_report_json(report))
+    assert check_report_against_json(html, doc) > 40
+    assert double_escaped(html) == []
+
+
+def _leaderboard_note(html: str) -> str:
+    head = re.search(r'<section id="leaderboard"><h2>Leaderboard <span class="muted">(.*?)</span>',
+                     html)  # fmt: skip
+    assert head is not None
+    return head.group(1)
+
+
+def test_the_leaderboard_header_says_what_cv_ran_on(titanic: Results) -> None:
+    """Issue 12: the leaderboard's own header says whether CV ran on a sample, and its size."""
+    from modelyard.modeling.search.results import SearchInfo
+
+    report = titanic.report("titanic")
+    assert report.leaderboard is not None
+    info = report.leaderboard.search
+    assert info is not None and info.rows == info.total_rows == titanic.split.train.height
+    assert info.sample is None
+    note = _leaderboard_note(render_run_html(report))
+    assert note == f"(3-fold CV on all {info.rows:,} rows, higher is better)"
+
+    for sample, shown in (("stratified", "a stratified sample"), ("random", "a random sample")):
+        lb = report.leaderboard.model_copy(update={"search": SearchInfo(
+            mode="budget", rows=20000, total_rows=32561, sample=sample)})  # fmt: skip
+        note = _leaderboard_note(render_run_html(report.model_copy(update={"leaderboard": lb})))
+        assert note == f"(3-fold CV on {shown} of 20,000 of 32,561 rows, higher is better)"
+
+
+def test_a_classification_search_on_a_sample_is_stratified(shared_data: Path) -> None:
+    df = pl.read_csv(shared_data / "titanic.csv")
+    res = run_stages(df, "survived", slices=[], cv_sample=300)
+    search = res.exploration.leaderboard.search
+    assert search is not None
+    assert (search.rows, search.total_rows, search.sample) == (
+        300, res.split.train.height, "stratified",
+    )  # fmt: skip
+    note = _leaderboard_note(render_run_html(res.report("titanic")))
+    assert note.startswith(
+        f"(3-fold CV on a stratified sample of 300 of {search.total_rows:,} rows"
+    )
+
+
+def test_a_long_legend_wraps_inside_the_plot() -> None:
+    """The monitoring report plots one line per feature: the legend wraps instead of running
+    off the chart (11 px legend text: < 6.8 px a character)."""
+    import xml.etree.ElementTree as ET
+
+    names = [f"dst_host_feature_{k}_rate" for k in range(14)]
+    svg = svg_plot(
+        [PlotSeries(n, [0.0, 1.0], [float(k), k + 1.0]) for k, n in enumerate(names)],
+        width=640, height=260, x_label="window", y_label="PSI",
+    )  # fmt: skip
+    root = ET.fromstring(svg)
+    texts = [t for t in root.iter("text") if t.get("class") == "legend"]
+    assert [t.text for t in texts] == names
+    assert len({t.get("y") for t in texts}) > 1  # more than one row
+    for t in texts:
+        assert float(t.get("x", 0)) + 6.8 * len(t.text or "") <= 640, t.text
+    frame = next(r for r in root.iter("rect"))
+    lowest = max(float(t.get("y", 0)) for t in texts)
+    assert float(frame.get("y", 0)) > lowest  # the plot starts below the legend

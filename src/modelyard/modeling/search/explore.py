@@ -143,8 +143,9 @@ def explore(
     watch = Watch(progress, greater_is_better=greater_is_better, allotted=allotted,
                   planned=len(configs))  # fmt: skip
     evaluator = Evaluator(
-        executor, data, shared, memo=memo, deadline=deadline, halving=halving, report=watch
-    )
+        executor, data, shared, memo=memo, deadline=deadline, halving=halving, report=watch,
+        min_result=True,  # a slow machine gets a late model, never none
+    )  # fmt: skip
     watch.evaluator = evaluator
     source = PortfolioSource(configs, greater_is_better=greater_is_better,
                              deterministic=deterministic)  # fmt: skip
@@ -171,6 +172,7 @@ def explore(
             rows=data.n_rows,
             fits=evaluator.fits,
             cached_fits=evaluator.cached_fits,
+            overtime_seconds=evaluator.overtime_seconds,
         ),
     )
     return board, OutOfFold.of(data, outcomes)

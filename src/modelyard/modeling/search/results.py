@@ -74,12 +74,18 @@ class SearchInfo(_Model):
     """Rows cross-validated (the search sample)."""
     total_rows: int = 0
     """Training rows (the final model is fitted on all of them)."""
+    sample: Literal["stratified", "random"] | None = None
+    """How the rows cross-validated were drawn when fewer than ``total_rows`` (``models.
+    cv_sample``): ``stratified`` by class, or ``random`` (regression); ``None``: all rows."""
     fits: int = 0
     """Fits run in this step."""
     cached_fits: int = 0
     """Fits replayed from the fit cache."""
     not_installed: list[str] = Field(default_factory=list)
     """Default families left out because their optional library is not installed."""
+    overtime_seconds: float = 0.0
+    """Seconds past the deadline spent finishing the one model the budget had not allowed
+    (a slow or busy machine); 0 when the budget held one."""
 
 
 class Leaderboard(_Model):

@@ -7,7 +7,11 @@ fit.fit_fold`). The :class:`Evaluator` keeps the executor's workers busy with th
   source then decides (:meth:`Source.decide`) whether it is worth the other folds, or is
   *pruned*. Folds of configurations already going ahead are run before new configurations;
 - **a deadline**: no fit starts that is not expected to end before it; at the deadline, fits
-  still running are cancelled and their configurations recorded as *stopped*;
+  still running are cancelled and their configurations recorded as *stopped*. With
+  ``min_result``, a deadline that comes before any model beyond the baseline has finished
+  (a slow or overloaded machine) does not leave the search empty-handed: it goes into
+  *overtime*, starts nothing new and keeps the one configuration closest to done running
+  until it completes (the next one if it fails); ``overtime_seconds`` says how long that took;
 - **a fit cache** (:class:`Memo`): every finished fit is kept under a key of its data,
   family, parameters and fold, so an interrupted search replays what it did in no time;
 - **failures are results**: a fit that raises, or whose worker dies, marks its configuration
@@ -147,6 +151,7 @@ class Evaluator:
         memo: Memo | None = None,
         deadline: float | None = None,
         halving: bool = True,
+        min_result: bool = False,
         report: Report | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -162,6 +167,12 @@ class Evaluator:
         self.outcomes: list[Outcome] = []
         self.deadline_hit = False
         self._closing = False
+        self.min_result = min_result
+        self._overtime: Outcome | None = None
+        self._overtime_from: float | None = None
+        self._nothing_left = False
+        self.overtime_seconds = 0.0
+        """Seconds spent past the deadline to finish one model (``min_result``)."""
         self.fits = 0
         """Fits run (results received)."""
         self.cached_fits = 0
@@ -180,11 +191,15 @@ class Evaluator:
         try:
             while True:
                 if self.deadline is not None and self.clock() >= self.deadline:
-                    self._stop_everything(source)
-                    break
+                    if not self._needs_result():
+                        self._stop_everything(source)
+                        break
+                    self._enter_overtime(source)
                 self._decide(source)
                 self._fill(source, slots)
                 if not self._running:
+                    if self._overtime_from is not None:
+                        break  # overtime found nothing more to run
                     if self._urgent or self._fresh:
                         continue
                     if self._undecided:  # waiting on nothing that can still change: go ahead
@@ -192,7 +207,7 @@ class Evaluator:
                         continue
                     break  # the source has nothing more (every outcome is final and told)
                 timeout = 1.0
-                if self.deadline is not None:
+                if self.deadline is not None and self._overtime_from is None:
                     timeout = max(0.01, min(timeout, self.deadline - self.clock()))
                 done, _ = wait(list(self._running), timeout=timeout, return_when=FIRST_COMPLETED)
                 for future in done:
@@ -201,12 +216,20 @@ class Evaluator:
         except BaseException:
             self.executor.cancel(list(self._running))
             raise
+        if self._overtime_from is not None:
+            self.overtime_seconds = self.clock() - self._overtime_from
         return self.outcomes
 
     def _fill(self, source: Source, slots: int) -> None:
         while len(self._running) < slots:
             if self.deadline is not None and self.clock() >= self.deadline:
-                return  # the loop stops everything
+                if self._needs_result():
+                    self._enter_overtime(source)
+                else:
+                    return  # the loop stops everything
+            if self._overtime_from is not None:
+                self._fill_overtime(source, slots)
+                return
             if self._urgent:
                 outcome, fold = self._urgent.popleft()
             elif self._fresh:
@@ -303,6 +326,75 @@ class Evaluator:
                     self._running.pop(f, None)
         source.tell(outcome)
         self.report(outcome)
+
+    # ------------------------------------------------------------------ overtime
+
+    def _needs_result(self) -> bool:
+        """``min_result`` and no model beyond the baseline has finished its folds yet."""
+        return (
+            self.min_result
+            and not self._nothing_left
+            and not any(o.state == "complete" and o.config.family != "dummy" for o in self.outcomes)
+        )
+
+    def _enter_overtime(self, source: Source) -> None:
+        """Keep the running configuration closest to done; stop every other one."""
+        self.deadline_hit = True
+        self._closing = True
+        if self._overtime_from is None:
+            self._overtime_from = self.clock()
+        keep = self._overtime
+        if keep is None or keep.state != "running":
+            running = [o for o in self.outcomes if o.state == "running"]
+            keep = min(  # a real model first; the baseline only when nothing else is there
+                running,
+                key=lambda o: (o.config.family == "dummy", -len(o.folds), o.seq),
+                default=None,
+            )
+            self._overtime = keep
+        for outcome in self.outcomes:
+            if outcome.state == "running" and outcome is not keep:
+                self._finish(outcome, "stopped", source, "stopped: the budget ran out")
+        self._keep_going(keep)
+
+    def _keep_going(self, keep: Outcome | None) -> None:
+        """The kept configuration runs all its folds (no pruning); nothing else is queued."""
+        self._urgent.clear()
+        self._fresh.clear()
+        if keep is not None:
+            keep.continued = True
+            if keep in self._undecided:
+                self._undecided.remove(keep)
+
+    def _fill_overtime(self, source: Source, slots: int) -> None:
+        """Run the kept configuration's missing folds; ask for the next one if it failed."""
+        keep = self._overtime
+        if keep is None or keep.state != "running":
+            keep = None
+            while (config := source.ask()) is not None:
+                if config.family != "dummy":
+                    self._start(config)
+                    keep = self.outcomes[-1]
+                    break
+            self._overtime = keep
+            self._keep_going(keep)
+            if keep is None:
+                self._nothing_left = True  # the search ends with what it has
+                return
+        busy = {f for o, f in self._running.values() if o is keep}
+        for fold in range(self.n_folds):
+            if len(self._running) >= slots or keep.state != "running":
+                return
+            if fold in keep.folds or fold in busy:
+                continue
+            cached = self.memo.get(self._memo_key(keep, fold)) if self.memo else None
+            if isinstance(cached, FoldResult):
+                self.cached_fits += 1
+                self._record(keep, fold, cached, source)
+                continue
+            config = keep.config
+            future = self.executor.submit(fit_fold, self.shared, config.family, config.params, fold)
+            self._running[future] = (keep, fold)
 
     @property
     def stopped_early(self) -> bool:

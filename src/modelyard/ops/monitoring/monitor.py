@@ -14,7 +14,10 @@ Per window (see :mod:`.windows`):
   ``/feedback`` (judged from ``min_rows`` labelled records on), and its drop from the model's
   test metric (``reference_metric``; positive = worse);
 - **label drift**: those labels against the reference's target column, judged like a feature
-  (categories for a classification task) but apart from the features' drift share.
+  (categories for a classification task) but apart from the features' drift share;
+- **estimated performance** (classifiers, when the model's :class:`~.estimate.Calibration` is
+  given): the task's metrics expected from the calibrated probabilities of every served record,
+  before any label arrives (:mod:`.estimate`), and their drop from ``reference_metric``.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from modelyard.ops.monitoring.drift import (
     column_drift,
     summarise,
 )
+from modelyard.ops.monitoring.estimate import Calibration, EstimateSummary, estimate_frame
 from modelyard.ops.monitoring.windows import resolve_by, split_windows
 
 
@@ -65,6 +69,15 @@ class WindowReport(BaseModel):
     performance_drop: float | None = None
     """Reference metric minus this window's, in the bad direction (positive = worse)."""
     mean_latency_ms: float | None = None
+    estimated: dict[str, float] = Field(default_factory=dict)
+    """The task's metrics estimated without labels from the calibrated probabilities of the
+    served records (empty without a calibration or below ``min_rows`` records)."""
+    estimated_rows: int = 0
+    """Served records with every probability: what the estimate covers."""
+    estimated_metric: float | None = None
+    """The primary metric, estimated (None when that metric is not estimated)."""
+    estimated_drop: float | None = None
+    """Reference metric minus the estimate, in the bad direction (positive = worse)."""
 
 
 class MonitorReport(BaseModel):
@@ -88,6 +101,10 @@ class MonitorReport(BaseModel):
     windows: list[WindowReport]
     alerts: list[str] = Field(default_factory=list)
     """Sentences: what crossed its threshold in the latest judged window."""
+    estimation: EstimateSummary = Field(
+        default_factory=lambda: EstimateSummary(available=False, reason="no calibration given")
+    )
+    """How performance was estimated before labels (or why it was not)."""
 
     def latest(self) -> WindowReport | None:
         """The most recent window with a data-drift verdict (else the most recent window)."""
@@ -96,6 +113,11 @@ class MonitorReport(BaseModel):
 
     def latest_performance(self) -> WindowReport | None:
         judged = [w for w in self.windows if w.metric is not None]
+        return judged[-1] if judged else None
+
+    def latest_estimate(self) -> WindowReport | None:
+        """The most recent window with estimated metrics."""
+        judged = [w for w in self.windows if w.estimated]
         return judged[-1] if judged else None
 
 
@@ -112,9 +134,12 @@ def monitor(
     metric: str | None = None,
     reference_metric: float | None = None,
     reference_predictions: pl.DataFrame | None = None,
+    calibration: Calibration | None = None,
 ) -> MonitorReport:
     """Monitor the log rows (:func:`~.log.read_prediction_log`) against the reference frame
-    (cast to the contract here). ``metric``: the primary task metric (default: the task's)."""
+    (cast to the contract here). ``metric``: the primary task metric (default: the task's).
+    ``calibration``: the served model's (see :mod:`.estimate`), to estimate performance
+    before labels."""
     from modelyard.data.validation import cast_to_contract
     from modelyard.modeling.tasks import default_metric, greater_is_better, resolve_metric
 
@@ -141,6 +166,9 @@ def monitor(
     baseline = "reference" if reference_predictions is not None else "first window"
     pred_ref = reference_predictions
     t = s.thresholds
+    estimation = _estimation(calibration, task, log)
+    if not estimation.available:
+        calibration = None
     reports: list[WindowReport] = []
     for w in windows:
         rows = w.rows
@@ -193,6 +221,15 @@ def monitor(
             if wr.metric is not None and reference_metric is not None:
                 sign = 1.0 if greater_is_better(metric_name) else -1.0
                 wr.performance_drop = sign * (reference_metric - wr.metric)
+        if calibration is not None and metric_name is not None:
+            estimated, covered = estimate_frame(calibration, served)
+            wr.estimated_rows = covered
+            if covered >= s.min_rows:
+                wr.estimated = estimated
+                wr.estimated_metric = estimated.get(metric_name)
+                if wr.estimated_metric is not None and reference_metric is not None:
+                    sign = 1.0 if greater_is_better(metric_name) else -1.0
+                    wr.estimated_drop = sign * (reference_metric - wr.estimated_metric)
         reports.append(wr)
     out = MonitorReport(
         created=dt.datetime.now(dt.UTC).isoformat(),
@@ -212,6 +249,7 @@ def monitor(
         prediction_baseline=baseline,
         settings=s,
         windows=reports,
+        estimation=estimation,
     )
     out.alerts = alerts(out)
     return out
@@ -244,7 +282,47 @@ def alerts(report: MonitorReport) -> list[str]:
             f"performance drop in window {perf.label}: {report.metric} {perf.metric:.4g} vs "
             f"{report.reference_metric:.4g} at training (drop {perf.performance_drop:.4g} > {drop:g})"
         )
+    est = report.latest_estimate()
+    if est is not None and est.estimated_drop is not None and est.estimated_drop > drop:
+        found.append(
+            f"estimated performance drop in window {est.label} (no labels needed): "
+            f"{report.metric} {est.estimated_metric:.4g} expected vs {report.reference_metric:.4g} "
+            f"at training (drop {est.estimated_drop:.4g} > {drop:g})"
+        )
     return found
+
+
+def _estimation(
+    calibration: Calibration | None, task: Task | None, log: pl.DataFrame
+) -> EstimateSummary:
+    """Whether the windows can be estimated, and why not."""
+    from modelyard.ops.monitoring.estimate import ESTIMATED_METRICS
+
+    if task == "regression":
+        return EstimateSummary(
+            available=False,
+            reason="regression is not estimated: confidence-based estimation needs class "
+            "probabilities (see the monitoring docs)",
+        )
+    if calibration is None:
+        return EstimateSummary(
+            available=False,
+            reason="the model has no calibration (versions registered before calibration.json "
+            "was saved): retrain to estimate performance before labels",
+        )
+    cols = [f"proba_{c}" for c in calibration.classes]
+    if (task is not None and calibration.task != task) or any(c not in log.columns for c in cols):
+        return EstimateSummary(
+            available=False,
+            reason=f"the calibration ({calibration.task}, classes {calibration.classes}) does not "
+            f"match the log's probabilities ({[c for c in log.columns if c.startswith('proba_')]})",
+        )
+    return EstimateSummary(
+        available=True,
+        reason=f"isotonic calibration on {calibration.rows:,} {calibration.source}",
+        calibration_rows=calibration.rows,
+        metrics=list(ESTIMATED_METRICS[calibration.task]),
+    )
 
 
 def _share(rows: pl.DataFrame, status: str) -> float:

@@ -18,6 +18,10 @@ Gauges (the latest judged window of the latest :class:`~.monitor.MonitorReport`)
     modelyard_reference_performance{metric}            the model's test score (primary metric)
     modelyard_performance_drop{metric}                 reference - window, positive = worse
     modelyard_labelled_rows                            labelled records in the window
+    modelyard_estimated_performance{metric}            the task's metrics estimated without labels
+                                                       (classifiers; latest window with an estimate)
+    modelyard_estimated_performance_drop{metric}       reference - estimate, positive = worse
+    modelyard_estimated_rows                           records the estimate covers
     modelyard_monitor_last_run_timestamp_seconds       when the log was last read
 
 :class:`MonitorCollector` holds the latest report; register it on any registry (the serving
@@ -161,6 +165,35 @@ class MonitorCollector:
                     "modelyard_performance_drop", "Reference minus window metric (positive: worse).",
                     perf_window.performance_drop, ("metric", report.metric),
                 )  # fmt: skip
+        yield from _estimates(report)
+
+
+def _estimates(report: MonitorReport) -> Iterator[Any]:
+    """The estimated metrics of the latest window with an estimate (nothing without one)."""
+    from prometheus_client.core import GaugeMetricFamily
+
+    window = report.latest_estimate()
+    if window is None:
+        return
+    est = GaugeMetricFamily(
+        "modelyard_estimated_performance",
+        "Task metrics estimated before labels from calibrated probabilities (CBPE).",
+        labels=["metric"],
+    )
+    for name, value in window.estimated.items():
+        est.add_metric([name], value)
+    yield est
+    yield _single(
+        "modelyard_estimated_rows",
+        "Records the performance estimate covers.",
+        window.estimated_rows,
+    )
+    if report.metric and window.estimated_drop is not None:
+        yield _single(
+            "modelyard_estimated_performance_drop",
+            "Reference minus estimated metric (positive: worse).",
+            window.estimated_drop, ("metric", report.metric),
+        )  # fmt: skip
 
 
 def _single(name: str, doc: str, value: float, label: tuple[str, str] | None = None) -> Any:
@@ -209,7 +242,8 @@ def alert_rules(
     report_settings: Any, *, for_: str = "5m", error_rate: float = 0.05, latency_p99: float = 0.5,
     rejected_share: float = 0.1,
 ) -> dict[str, Any]:  # fmt: skip
-    """Prometheus alert rules: drift, performance drop, error rate, latency, data quality."""
+    """Prometheus alert rules: drift, performance drop (realised and estimated), error rate,
+    latency, data quality."""
     drop = report_settings.performance_drop
     rules = [
         {
@@ -252,6 +286,18 @@ def alert_rules(
             },
         },
         {
+            "alert": "ModelyardEstimatedPerformanceDrop",
+            "expr": f"modelyard_estimated_performance_drop > {drop}",
+            "for": for_,
+            "labels": {"severity": "warning"},
+            "annotations": {
+                "summary": "Model performance is estimated to have dropped",
+                "description": "{{ $labels.metric }} is estimated {{ $value }} worse than at "
+                "training, from the calibrated probabilities of the latest window (no labels "
+                "needed; modelyard monitor).",
+            },
+        },
+        {
             "alert": "ModelyardHighErrorRate",
             "expr": 'sum(rate(modelyard_http_requests_total{status=~"5.."}[5m])) / '
             f"sum(rate(modelyard_http_requests_total[5m])) > {error_rate}",
@@ -285,6 +331,7 @@ PANELS: list[tuple[str, str, str]] = [
     ("Share of drifted features", "modelyard_drift_share", "share"),
     ("Prediction drift", "modelyard_prediction_drift_score", "{{output}} {{method}}"),
     ("Windowed performance", "modelyard_window_performance", "{{metric}}"),
+    ("Estimated performance (before labels)", "modelyard_estimated_performance", "{{metric}}"),
     ("Rejected / flagged share (live data quality)", "modelyard_window_rejected_share", "rejected"),
     ("Requests per second", "sum by (route, status) (rate(modelyard_http_requests_total[1m]))", "{{route}} {{status}}"),
     ("5xx error share", '(sum(rate(modelyard_http_requests_total{status=~"5.."}[1m])) or vector(0)) / sum(rate(modelyard_http_requests_total[1m]))', "errors"),

@@ -71,6 +71,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from modelyard.ops.registry import parse_model_ref
+from modelyard.ops.serving import labelstudio
 from modelyard.ops.serving.docs import ASSET_PATHS as DOCS_ASSET_PATHS
 from modelyard.ops.serving.docs import add_docs
 from modelyard.ops.serving.metrics import Metrics
@@ -94,7 +95,9 @@ TOKEN_ENV = "MODELYARD_SERVING_TOKEN"
 OPEN_PATHS = frozenset(
     {"/health", "/ready", "/ping", "/metrics", "/docs", "/openapi.json"} | DOCS_ASSET_PATHS
 )
-ROUTES = frozenset({"/predict", "/invocations", "/feedback", "/model", "/reload"} | OPEN_PATHS)
+ROUTES = frozenset(
+    {"/predict", "/invocations", "/feedback", "/model", "/reload"} | OPEN_PATHS | labelstudio.ROUTES
+)
 _THREADPOOL_ROWS = 256
 _RAW_CHARS = 4096
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
@@ -296,12 +299,11 @@ class Server:
 
     # ------------------------------------------------------------------ predicting
 
-    def parse(self, body: bytes) -> Any:
+    def parse(self, body: bytes, limit: int | None = None) -> Any:
         """The JSON value of a body, or a :class:`BadRequest` (never another exception)."""
-        if len(body) > self.settings.max_body_bytes:
-            raise BadRequest(
-                413, "body_too_large", f"the body exceeds {self.settings.max_body_bytes} bytes"
-            )
+        limit = self.settings.max_body_bytes if limit is None else limit
+        if len(body) > limit:
+            raise BadRequest(413, "body_too_large", f"the body exceeds {limit} bytes")
         if not body.strip():
             raise BadRequest(400, "empty_body", "the request body is empty; send a JSON record")
         try:
@@ -646,6 +648,7 @@ class Guard:
             )
             await send({"type": "http.response.body", "body": body})
 
+        body_limit = labelstudio.body_limit(settings, path)
         try:
             shed = path not in PROBE_PATHS
             if shed and self.in_flight >= settings.max_concurrency:
@@ -659,7 +662,9 @@ class Guard:
                     if key == b"authorization":
                         auth = value
                         break
-                if not hmac.compare_digest(auth, self.expected):
+                if not hmac.compare_digest(auth, self.expected) and not labelstudio.basic_auth_ok(
+                    path, auth, server.token
+                ):
                     await respond(
                         401,
                         "unauthorized",
@@ -681,16 +686,16 @@ class Guard:
                             {"Connection": "close"},
                         )
                         return
-                    if length > settings.max_body_bytes:  # the HTTP server discards the body:
+                    if length > body_limit:  # the HTTP server discards the body:
                         await respond(  # the connection stays usable
                             413,
                             "body_too_large",
-                            f"the body exceeds {settings.max_body_bytes} bytes",
+                            f"the body exceeds {body_limit} bytes",
                             {},
                         )
                         return
                     break
-            limit = settings.max_body_bytes
+            limit = body_limit
             seen = [0]
 
             async def limited_receive() -> Message:
@@ -752,7 +757,7 @@ async def _read_body(request: Request) -> bytes:
     """The request body; a 413 when the :class:`Guard` cut it at ``max_body_bytes``."""
     body = await request.body()
     if request.scope.get(BODY_EXCEEDED):
-        limit = request.app.state.server.settings.max_body_bytes
+        limit = labelstudio.body_limit(request.app.state.server.settings, request.url.path)
         raise BadRequest(413, "body_too_large", f"the body exceeds {limit} bytes")
     return body
 
@@ -921,6 +926,7 @@ def create_app(settings: ServeSettings, *, token: str | None = None) -> Any:
         app.openapi_schema = schema
         return schema
 
+    labelstudio.mount(app, server)
     app.openapi = openapi  # type: ignore[method-assign]
     return Guard(app, server)
 

@@ -29,8 +29,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 def test_2012_replayed_month_by_month_shows_drift_and_performance(
     tmp_path: Path, shared_data: Path
 ) -> None:
+    from modelyard.cli.monitor import monitor
     from modelyard.data.validation import cast_to_contract
-    from modelyard.monitor_commands import monitor
     from modelyard.ops.serving.app import Server, ServeSettings
     from modelyard.recipe import Project
 

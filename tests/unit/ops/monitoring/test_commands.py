@@ -8,7 +8,7 @@ from pathlib import Path
 import polars as pl
 from click.testing import CliRunner
 
-from modelyard.monitor_commands import drift, monitor
+from modelyard.cli.monitor import drift, monitor
 
 
 def _halves(tmp_path: Path, shared_data: Path) -> tuple[Path, Path, Path]:

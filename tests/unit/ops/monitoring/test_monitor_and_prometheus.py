@@ -99,7 +99,7 @@ def test_emitted_rules_pass_promtool_and_fire_on_drift(tmp_path: Path) -> None:
     assert promtool is not None
     done = subprocess.run([promtool, "check", "rules", str(rules)], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "SUCCESS: 7 rules found" in done.stdout
+    assert "SUCCESS: 8 rules found" in done.stdout
     done = subprocess.run([promtool, "check", "config", str(prom)], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
     # unit-test the rules: drift for 2 minutes fires after 1m; a performance drop too

@@ -1,16 +1,15 @@
-"""Command-line options shared by every command that works on a project (one definition).
-
-They live beside the config because they choose and shape it; the CLI, the serving commands
-and the monitoring commands all import them from here.
-"""
+"""Command-line options shared by the commands (one definition each), and the project they name."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+
+if TYPE_CHECKING:
+    from modelyard.recipe import Project
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
@@ -32,3 +31,10 @@ json_option: Decorator = click.option(
     "--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout."
 )
 """``--json``, passed as ``as_json``."""
+
+
+def load_project(config_path: Path) -> Project:
+    """The project of ``-c/--config`` (a file, or a folder holding modelyard.yaml)."""
+    from modelyard.recipe import Project
+
+    return Project.from_yaml(config_path)
