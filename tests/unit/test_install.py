@@ -58,7 +58,14 @@ def test_the_default_install_has_no_dev_tools() -> None:
     assert _exported("--dev") >= DEV_TOOLS, "the dev group lost a tool the checks use"
 
 
-@pytest.mark.parametrize("scope", [(), ("--all-extras", "--all-groups")])
+@pytest.mark.parametrize(
+    "scope",
+    [
+        (),
+        ("--all-extras", "--dev"),
+        ("--all-extras", "--no-default-groups", "--group", "labelstudio"),
+    ],
+)
 def test_nothing_pulls_gpu_wheels(scope: tuple[str, ...]) -> None:
     names = _exported(*scope)
     assert not {n for n in names if GPU.match(n)}, sorted(n for n in names if GPU.match(n))
