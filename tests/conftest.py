@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,21 @@ ADULT_COLUMNS = [
     "hours-per-week", "native-country", "income",
 ]  # fmt: skip
 """The Adult files have no header: their column names (adult.names)."""
+
+
+RUN_STATE = (
+    ".modelyard", "modelyard-out", "contract.yaml", "mlflow.db", "mlruns", "mlartifacts",
+    "__pycache__", "*.pyc", ".*.tmp",
+)  # fmt: skip
+"""What a user's run leaves in an example's folder (the cache, the outputs, the inferred
+contract, an MLflow store): never copied into a test's project."""
+
+
+def copy_project(source: Path, dest: Path) -> Path:
+    """A copy of an example project's own files only: a test never reads the state that a
+    user's run (the README's main job) left in the checkout."""
+    shutil.copytree(source, dest, ignore=shutil.ignore_patterns(*RUN_STATE))
+    return dest
 
 
 def skip_or_fail(reason: str) -> None:

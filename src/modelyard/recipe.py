@@ -27,7 +27,7 @@ from modelyard.__about__ import __version__
 from modelyard.config.loader import load_config
 from modelyard.config.schema import ProjectConfig
 from modelyard.engine.dag import Pipeline
-from modelyard.engine.events import Event, Listener, ignore
+from modelyard.engine.events import Event, Listener, StepFinished, ignore
 from modelyard.engine.lock import ProjectLock
 from modelyard.engine.runner import Plan, RunOutcome, StepRecord, plan, run
 from modelyard.engine.step import Step
@@ -385,6 +385,8 @@ def _code_version(folder: Path) -> str:
 # ----------------------------------------------------------------------------- the pipeline
 
 STEP_VERSION = __version__  # a new release invalidates cached results
+PUBLISHED = "published.json"
+"""In the workdir: the keys the published outputs come from, and their files' signatures."""
 
 _LAYERS = {
     "data": ("errors.py", "config", "data"),
@@ -462,7 +464,8 @@ def build_pipeline(
     steps = [
         Step(
             "ingest", ingest, params={"config": _only(config, "data")}, version=data_code,
-            external=lambda: fingerprint_source(data.source), description="read the training data",
+            external=_once(lambda: fingerprint_source(data.source)),
+            description="read the training data",
         ),
         Step(
             "contract", contract, inputs={"train": "ingest"},
@@ -485,7 +488,7 @@ def build_pipeline(
         steps[1:1] = [
             Step(
                 "ingest_test", ingest_test, params={"config": _only(config, "data")}, version=data_code,
-                external=lambda: fingerprint_source(data.source.model_copy(update={"path": test.path})),
+                external=_once(lambda: fingerprint_source(data.source.model_copy(update={"path": test.path}))),
                 description="read the hold-out data",
             )
         ]  # fmt: skip
@@ -499,6 +502,12 @@ def build_pipeline(
     if data.target is not None:
         steps.extend(_modeling_steps(config, with_test=data.test is not None, command=command))
     return Pipeline.of(steps)
+
+
+def _once(fingerprint: Callable[[], str]) -> Callable[[], str]:
+    """A source's fingerprint, computed once per pipeline (a run plans before it runs: a big
+    file is hashed once)."""
+    return functools.cache(fingerprint)
 
 
 def _modeling_steps(config: ProjectConfig, *, with_test: bool, command: str) -> list[Step]:
@@ -684,7 +693,35 @@ class Project:
 
     def plan(self, *, from_step: str | None = None, until: str | None = None) -> Plan:
         """What a run would do, and why; moves no data."""
-        return plan(self.pipeline(), self.store, from_step=from_step, until=until)
+        return self._plan(self.pipeline(), from_step=from_step, until=until)[0]
+
+    def _plan(
+        self, pipeline: Pipeline, *, from_step: str | None, until: str | None
+    ) -> tuple[Plan, dict[str, str]]:
+        """The plan, and the cached steps whose result no longer stands (``stale``, see
+        :func:`~modelyard.engine.runner.plan`): a registration the registry has lost (its
+        store deleted, the version deleted) is done again, not silently taken from the cache.
+        """
+        steps = plan(pipeline, self.store, from_step=from_step, until=until)
+        stale = self._stale(steps)
+        if stale:
+            steps = plan(pipeline, self.store, from_step=from_step, until=until, stale=stale)
+        return steps, stale
+
+    def _stale(self, steps: Plan) -> dict[str, str]:
+        cached = next((s for s in steps if s.name == "register" and s.action == "cached"), None)
+        if cached is None:
+            return {}
+        recorded = self.store.read_json("register", cached.key)
+        if not isinstance(recorded, dict):
+            return {}
+        from modelyard.ops.tracking import missing_registration
+
+        why = missing_registration(
+            recorded["tracking_uri"], recorded["model_name"], str(recorded["version"]),
+            recorded["run_id"],
+        )  # fmt: skip
+        return {"register": f"{why}: it is registered again"} if why else {}
 
     def search_estimate(self) -> str | None:
         """How long the model search will take, from the table's size (for ``--dry-run``)."""
@@ -735,32 +772,110 @@ class Project:
         """
         started = time.perf_counter()
         command = f"modelyard run -c {self.config_path}" if self.config_path else "modelyard run"
-        with (
-            ProjectLock(self.config.workdir / "lock", command=command),
-            self.executor() as executor,
-        ):
+        with ProjectLock(self.config.workdir / "lock", command=command):
             pipeline = self.pipeline()
-            recorder = _Recorder(listener)
-            try:
-                outcome = run(
-                    pipeline,
-                    self.store,
-                    from_step=from_step,
-                    until=until,
-                    listener=recorder,
-                    resume_command=self.resume_command,
-                    resources={"executor": executor, "memo": self.memo()},
-                )
-            except StepFailed as exc:
-                cause = exc.cause
-                if isinstance(cause, ValidationFailed) and cause.result is not None:
-                    raise self._stopped(pipeline, exc.step, cause, recorder, started) from None
-                if isinstance(cause, ModelyardError):
-                    raise cause from None
-                raise
+            steps, stale = self._plan(pipeline, from_step=from_step, until=until)
+            unchanged = self._unchanged(pipeline, steps) if not steps.to_run else None
+            if unchanged is not None:  # nothing to run, nothing to publish: nothing loaded
+                for step in steps:
+                    listener(StepFinished(step.name, "cached", 0.0))
+                unchanged.seconds = time.perf_counter() - started
+                return unchanged
+            with self.executor() as executor:
+                recorder = _Recorder(listener)
+                try:
+                    outcome = run(
+                        pipeline,
+                        self.store,
+                        from_step=from_step,
+                        until=until,
+                        listener=recorder,
+                        resume_command=self.resume_command,
+                        resources={"executor": executor, "memo": self.memo()},
+                        stale=stale,
+                    )
+                except StepFailed as exc:
+                    cause = exc.cause
+                    if isinstance(cause, ValidationFailed) and cause.result is not None:
+                        raise self._stopped(pipeline, exc.step, cause, recorder, started) from None
+                    if isinstance(cause, ModelyardError):
+                        raise cause from None
+                    raise
             result = RunResult(self.config.name, outcome.records, 0.0, _outcome=outcome)
-            self._publish(outcome, result, started)
+            keys = self._publish(outcome, result, started)
+            self._record_publication(keys, result)
         result.seconds = time.perf_counter() - started
+        return result
+
+    # -- what was published, so that an unchanged run publishes (and loads) nothing
+
+    def _publication(self, keys: list[tuple[str, str]]) -> str:
+        """What the published outputs are a function of: the steps' keys, the code that
+        renders them, and the settings that say where they go."""
+        from modelyard.engine.cache import digest
+
+        return digest(
+            {
+                "format": 1,
+                "code": f"{STEP_VERSION}+{_source_digest('reports', 'recipe.py')}",
+                "project": self.config.name,
+                "output_dir": str(self.config.output_dir.resolve()),
+                "contract": str(self.config.contract.path.resolve()),
+                "steps": [list(k) for k in keys],
+            }
+        )
+
+    def _record_publication(self, keys: list[tuple[str, str]], result: RunResult) -> None:
+        """Remember what was published and each file's size and modification time."""
+        files = {
+            str(path): _signature(path)
+            for name, path in result.outputs.items()
+            if name != "contract"  # the user's file from now on: only its existence matters
+        }
+        manifest = {
+            "publication": self._publication(keys),
+            "outputs": {k: str(v) for k, v in result.outputs.items() if k != "contract"},
+            "files": files,
+        }
+        _write_atomic(self.config.workdir / PUBLISHED, json.dumps(manifest, indent=1))
+
+    def _unchanged(self, pipeline: Pipeline, steps: Plan) -> RunResult | None:
+        """The result of a run with every step cached whose outputs are published as they
+        are (same keys, same code, files untouched), read from its ``run.json``; or ``None``."""
+        try:
+            manifest = json.loads((self.config.workdir / PUBLISHED).read_text("utf-8"))
+            if manifest["publication"] != self._publication([(s.name, s.key) for s in steps]):
+                return None
+            if any(_signature(Path(f)) != sig for f, sig in manifest["files"].items()):
+                return None
+            outputs = {k: Path(v) for k, v in manifest["outputs"].items()}
+            summary = json.loads(outputs["summary"].read_text("utf-8"))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        if any(s.name == "contract" for s in steps) and not self.config.contract.path.is_file():
+            return None  # published again: the contract file is written when it is missing
+        records = [StepRecord(s.name, s.key, "cached", 0.0, s.reason) for s in steps]
+        keys = {s.name: s.key for s in steps}
+        by_name = {s.name: s for s in pipeline.steps}
+
+        def load(name: str) -> Any:
+            return self.store.load(name, keys[name], by_name[name].codec)
+
+        result = RunResult(
+            self.config.name, records, 0.0, outputs=outputs,
+            excluded_features=dict(summary.get("excluded_features") or {}),
+            _outcome=RunOutcome(records, functools.cache(load)),
+        )  # fmt: skip
+        if summary.get("validation"):
+            from modelyard.data.validation import ValidationReport
+
+            result.validation = {
+                k: ValidationReport.model_validate(v) for k, v in summary["validation"].items()
+            }
+        if summary.get("registration"):
+            from modelyard.ops.promotion import Registration
+
+            result.registration = Registration.model_validate(summary["registration"])
         return result
 
     def executor(self) -> Executor:
@@ -1156,11 +1271,12 @@ class Project:
 
     # -- user-facing outputs
 
-    def _write_contract(self, outcome: RunOutcome) -> None:
+    def _write_contract(self, outcome: RunOutcome) -> str | None:
         """Write the inferred contract for the user to edit and commit.
 
         From now on the file is the contract. It holds exactly what was inferred, so the step
         keyed by the file's content is given the inferred result: the next run is a cache hit.
+        Returns that key (``None`` when the file reads back differently).
         """
         from modelyard.data.contract import contract_to_yaml
 
@@ -1175,6 +1291,8 @@ class Project:
             key = next(p.key for p in steps if p.name == "contract")
             if key and key != inferred_key:  # no key: its inputs changed meanwhile
                 self.store.alias("contract", inferred_key, key)
+            return key or None
+        return None
 
     def _publish(
         self,
@@ -1182,15 +1300,20 @@ class Project:
         result: RunResult,
         started: float,
         failed: Mapping[str, ValidationResult] | None = None,
-    ) -> None:
+    ) -> list[tuple[str, str]]:
         """Write reports, the quarantine and the contract where the user looks for them.
 
         ``failed``: validations that stopped the run, written like the others.
+
+        Returns the steps' keys as the next run finds them (the contract's, once its file is
+        written, is the key of the file's content).
         """
+        (self.config.workdir / PUBLISHED).unlink(missing_ok=True)  # the files change now
+        keys = {r.name: r.key for r in outcome.records}
         done = {r.name for r in outcome.records if r.status in ("ran", "cached")}
         out = self.config.output_dir
         if "contract" in done and not self.config.contract.path.exists():
-            self._write_contract(outcome)
+            keys["contract"] = self._write_contract(outcome) or keys["contract"]
             result.outputs["contract"] = self.config.contract.path
         for step, label in (("validate", "train"), ("validate_test", "test")):
             if step not in done and step not in (failed or {}):
@@ -1234,6 +1357,7 @@ class Project:
         result.outputs["summary"] = summary
         result.seconds = time.perf_counter() - started
         _write_atomic(summary, json.dumps(result.to_dict(), indent=2))
+        return list(keys.items())
 
     def _publish_run_report(self, outcome: RunOutcome, result: RunResult, done: set[str]) -> None:
         """The one HTML run report (and its JSON); logged to the MLflow run when there is one."""
@@ -1293,6 +1417,15 @@ def write_drift_html(report: DriftReport, path: Path, *, reference: Path, curren
     _write_atomic(
         path, render_drift_html(report, title=f"Drift: {reference.name} → {current.name}")
     )
+
+
+def _signature(path: Path) -> list[int] | None:
+    """A published file's size and modification time (``None`` when it is gone)."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return [stat.st_size, stat.st_mtime_ns]
 
 
 def _write_atomic(path: Path, text: str) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import EXAMPLES
+from tests.conftest import EXAMPLES, copy_project
 
 EXE = str(Path(sys.executable).with_name("modelyard"))
 
@@ -32,8 +32,27 @@ def modelyard(
 
 @pytest.fixture
 def quickstart(tmp_path: Path) -> Path:
-    shutil.copytree(EXAMPLES / "quickstart", tmp_path / "quickstart")
-    return tmp_path / "quickstart"
+    return copy_project(EXAMPLES / "quickstart", tmp_path / "quickstart")
+
+
+def test_the_quickstart_fixture_copies_the_project_not_a_users_run_of_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
+    """Issue 12: after the README's main job, the tests copied its cache, outputs and MLflow
+    store along with the example, and then read them (steps "cached", model version 2)."""
+    checkout = tmp_path / "checkout"
+    example = checkout / "quickstart"
+    example.mkdir(parents=True)
+    shutil.copy(EXAMPLES / "quickstart" / "modelyard.yaml", example)
+    for left in (".modelyard/artifacts/ingest/0123/meta.json", "modelyard-out/report.html",
+                 ".modelyard/mlflow.db", "mlruns/0/meta.yaml", "mlartifacts/x"):  # fmt: skip
+        (example / left).parent.mkdir(parents=True, exist_ok=True)
+        (example / left).write_text("stale state of a user's run")
+    (example / "contract.yaml").write_text("columns: [corrupt")
+    (example / "mlflow.db").write_bytes(b"")
+    monkeypatch.setattr(sys.modules[__name__], "EXAMPLES", checkout)
+    copied: Path = request.getfixturevalue("quickstart")
+    assert sorted(p.relative_to(copied).as_posix() for p in copied.rglob("*")) == ["modelyard.yaml"]
 
 
 def test_quickstart_runs_end_to_end_then_comes_from_the_cache(quickstart: Path) -> None:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
 from modelyard import Project
-from tests.conftest import EXAMPLES
+from tests.conftest import EXAMPLES, copy_project
 
 # example -> (training rows, a column the profile must flag as leaking the target, or None)
 EXPECTED = {
@@ -27,11 +26,7 @@ def test_example_runs_until_profile(
 ) -> None:
     monkeypatch.setenv("MODELYARD_DATA", str(shared_data))
     folder = tmp_path / name
-    shutil.copytree(
-        EXAMPLES / name,
-        folder,
-        ignore=shutil.ignore_patterns(".modelyard", "modelyard-out", "contract.yaml"),
-    )
+    copy_project(EXAMPLES / name, folder)
     result = Project.from_yaml(folder / "modelyard.yaml").run(until="profile")
     rows, leak = EXPECTED[name]
     report = result.validation["train"]
@@ -52,11 +47,7 @@ def test_bike_sharing_trains_on_2011_and_registers_with_its_time_column(
     """The time column reaches the model through its parts, so the registered model takes it."""
     monkeypatch.setenv("MODELYARD_DATA", str(shared_data))
     folder = tmp_path / "bike"
-    shutil.copytree(
-        EXAMPLES / "bike_sharing",
-        folder,
-        ignore=shutil.ignore_patterns(".modelyard", "modelyard-out", "contract.yaml"),
-    )
+    copy_project(EXAMPLES / "bike_sharing", folder)
     config = folder / "modelyard.yaml"
     config.write_text(
         config.read_text()

@@ -10,20 +10,24 @@
 5. export the project (JSON) and load it with the Label Studio format: exactly the labels and
    row keys given.
 
-Needs the ``labelstudio`` dependency group, in an environment of its own (it caps numpy,
-pyarrow and pytz below the dev group's versions)::
+Label Studio needs the ``labelstudio`` dependency group, in an environment of its own (it caps
+numpy, pyarrow and pytz below the dev group's versions). The README's test command runs in the
+dev environment, so there :func:`test_the_label_loop_runs_in_label_studios_own_environment`
+creates that environment (``.venv-labelstudio``, with uv) and runs this file in it::
 
     UV_PROJECT_ENVIRONMENT=.venv-labelstudio uv run --no-default-groups --group labelstudio \\
         --all-extras pytest tests/integration/test_label_studio.py
 
-Without it the test is skipped, and fails when ``CI=true``. Label Studio starts in ~1-2.5
-minutes on a 2-core machine (database migrations on a fresh SQLite file).
+Label Studio starts in ~1-2.5 minutes on a 2-core machine (database migrations on a fresh
+SQLite file).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -44,6 +48,27 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 TOKEN = "modelyard0test0token0000000000000000000"
 SETUP = "UV_PROJECT_ENVIRONMENT=.venv-labelstudio uv sync --no-default-groups --group labelstudio --all-extras"  # fmt: skip
+ROOT = Path(__file__).resolve().parents[2]
+HERE = importlib.util.find_spec("label_studio_sdk") is not None
+"""Whether this environment is Label Studio's (else the file runs itself in that one)."""
+
+
+@pytest.mark.skipif(HERE, reason="this is Label Studio's environment: the test below runs here")
+@pytest.mark.timeout(2400)
+def test_the_label_loop_runs_in_label_studios_own_environment() -> None:
+    uv = shutil.which("uv")
+    if uv is None:
+        missing("uv is not on PATH: it creates Label Studio's environment")
+    assert uv is not None
+    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
+    env["UV_PROJECT_ENVIRONMENT"] = str(ROOT / ".venv-labelstudio")
+    command = [uv, "run", "--no-default-groups", "--group", "labelstudio", "--all-extras",
+               "pytest", "-q", "-rs", "-p", "no:cacheprovider",
+               f"{Path(__file__).relative_to(ROOT)}::test_label_loop_through_a_real_label_studio"]  # fmt: skip
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=2300)
+    tail = (done.stdout + done.stderr)[-4000:]
+    assert done.returncode == 0, tail
+    assert "1 passed" in done.stdout and "skipped" not in done.stdout, tail
 
 
 @dataclass
@@ -137,6 +162,7 @@ def post(url: str, body: Any) -> Any:
         return json.loads(resp.read())
 
 
+@pytest.mark.skipif(not HERE, reason="runs in Label Studio's own environment (the test above)")
 def test_label_loop_through_a_real_label_studio(label_studio: str, served: Served, tmp_path: Path) -> None:  # fmt: skip
     from label_studio_sdk import LabelStudio
 

@@ -9,17 +9,22 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import functools
 import math
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
-import polars as pl
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from modelyard.config.schema import ColumnRoles, ContractSection
 from modelyard.errors import ConfigError, DataError, Problem, name_list
+
+if TYPE_CHECKING:
+    import polars as pl
+else:
+    from modelyard.data.lazy import polars as pl
 
 CONTRACT_VERSION = 1
 
@@ -198,23 +203,25 @@ def parse_expr(e: pl.Expr, dtype: pl.DataType, typ: ColumnType) -> pl.Expr:
         return e.cast(pl.Datetime("us"))
     if typ == "str":
         return e.cast(pl.String, strict=False)
-    return e.cast(_POLARS_TYPE[typ], strict=False)
+    return e.cast(_polars_types()[typ], strict=False)
 
 
-_POLARS_TYPE: dict[str, pl.DataType] = {
-    "int": pl.Int64(),
-    "float": pl.Float64(),
-    "str": pl.String(),
-    "bool": pl.Boolean(),
-    "date": pl.Date(),
-    "datetime": pl.Datetime("us"),
-}
+@functools.cache
+def _polars_types() -> dict[str, pl.DataType]:
+    return {
+        "int": pl.Int64(),
+        "float": pl.Float64(),
+        "str": pl.String(),
+        "bool": pl.Boolean(),
+        "date": pl.Date(),
+        "datetime": pl.Datetime("us"),
+    }
 
 
 def polars_type(typ: ColumnType) -> pl.DataType:
     """The polars dtype a contract type is cast to (``int`` is ``Int64``, ``datetime`` is
     ``Datetime("us")``, ...)."""
-    return _POLARS_TYPE[typ]
+    return _polars_types()[typ]
 
 
 def typed_exprs(
@@ -412,11 +419,11 @@ def infer_contract(
                     fix="Correct the column name in modelyard.yaml.",
                 )
     for col, hint in type_hints.items():
-        if hint not in _POLARS_TYPE:
+        if hint not in _polars_types():
             raise DataError(
                 f"the type hint '{hint}' for column '{col}' is not a contract type",
                 where="contract inference",
-                expected=f"one of {list(_POLARS_TYPE)}",
+                expected=f"one of {list(_polars_types())}",
             )
     dropped = set(roles.drop)
     names = [c for c in df.columns if c not in dropped]

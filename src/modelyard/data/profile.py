@@ -33,14 +33,19 @@ from __future__ import annotations
 import datetime as dt
 import math
 from itertools import combinations
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import numpy as np
-import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
 from modelyard.config.schema import ProfileSection
 from modelyard.data.contract import ColumnContract, ColumnRole, ColumnType, DataContract, Task
+
+if TYPE_CHECKING:
+    import numpy as np
+    import polars as pl
+else:
+    from modelyard.data.lazy import numpy as np
+    from modelyard.data.lazy import polars as pl
 
 PROFILE_VERSION = 1
 

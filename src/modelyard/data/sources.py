@@ -38,14 +38,17 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal
-
-import polars as pl
+from typing import TYPE_CHECKING, Any, Literal
 
 from modelyard.config.schema import ReadOptions, Source, TestSource, ValueMap, is_url
 from modelyard.data import remote
 from modelyard.data.contract import Task
 from modelyard.errors import DataError, name_list
+
+if TYPE_CHECKING:
+    import polars as pl
+else:
+    from modelyard.data.lazy import polars as pl
 
 __all__ = [
     "fingerprint_files",

@@ -40,10 +40,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
-import polars as pl
 from pydantic import BaseModel, Field
 
 from modelyard.config.schema import Check, ValidationSection
@@ -57,6 +55,13 @@ from modelyard.data.contract import (
     typed_exprs,
 )
 from modelyard.errors import NAMES_SHOWN, DataError, ValidationFailed, name_list
+
+if TYPE_CHECKING:
+    import numpy as np
+    import polars as pl
+else:
+    from modelyard.data.lazy import numpy as np
+    from modelyard.data.lazy import polars as pl
 
 log = logging.getLogger(__name__)
 

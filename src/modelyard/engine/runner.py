@@ -125,6 +125,7 @@ def _decide(
     digests: Mapping[str, str | None],
     forced: set[str],
     from_step: str | None,
+    stale: Mapping[str, str],
 ) -> tuple[PlannedStep, dict[str, Any]]:
     """Key, action and reason of one step, given the content digests of its inputs.
 
@@ -148,6 +149,8 @@ def _decide(
     )  # fmt: skip
     if step.name in forced:
         return PlannedStep(step.name, key, "run", f"--from {from_step}", step.description), record
+    if step.name in stale and store.has(step.name, key):
+        return PlannedStep(step.name, key, "run", stale[step.name], step.description), record
     if store.has(step.name, key):
         return PlannedStep(step.name, key, "cached", "unchanged", step.description), record
     reason = _why(step, record, store.recall(step.name))
@@ -171,13 +174,18 @@ def plan(
     *,
     from_step: str | None = None,
     until: str | None = None,
+    stale: Mapping[str, str] | None = None,
 ) -> Plan:
-    """Decide for every step whether it is cached or will run, and why. Moves no data."""
+    """Decide for every step whether it is cached or will run, and why. Moves no data.
+
+    ``stale``: step -> why its cached result no longer stands for what the step did (its side
+    effects outside the store were lost): such a step runs although its key is unchanged.
+    """
     pipeline, forced = _select(pipeline, from_step, until)
     digests: dict[str, str | None] = {}
     planned: list[PlannedStep] = []
     for step in pipeline.steps:
-        decision, _ = _decide(step, store, digests, forced, from_step)
+        decision, _ = _decide(step, store, digests, forced, from_step, stale or {})
         cached = decision.action == "cached"
         digests[step.name] = store.meta(step.name, decision.key)["digest"] if cached else None
         planned.append(decision)
@@ -193,13 +201,15 @@ def run(
     listener: Listener = ignore,
     resume_command: Callable[[str], str] | None = None,
     resources: Mapping[str, Any] | None = None,
+    stale: Mapping[str, str] | None = None,
 ) -> RunOutcome:
     """Run the pipeline: cached results are loaded lazily, the rest run in order and are saved.
 
     Each step's key uses the content digests of its inputs, so a step whose input was
     recomputed but came out identical is still a cache hit. ``resources`` are runtime services
     (an executor, a cache of partial work) a step receives by parameter name; they change how
-    a step runs, never what it returns, so they are not part of any key.
+    a step runs, never what it returns, so they are not part of any key. ``stale``: as in
+    :func:`plan`; the new result of such a step replaces the cached one under the same key.
     """
     pipeline, forced = _select(pipeline, from_step, until)
     by_name = {s.name: s for s in pipeline.steps}
@@ -216,7 +226,7 @@ def run(
     records: list[StepRecord] = []
     total = len(pipeline.steps)
     for index, step in enumerate(pipeline.steps):
-        decision, record_state = _decide(step, store, digests, forced, from_step)
+        decision, record_state = _decide(step, store, digests, forced, from_step, stale or {})
         keys[step.name] = decision.key
         record = StepRecord(step.name, decision.key, "not run", reason=decision.reason)
         records.append(record)
@@ -251,8 +261,9 @@ def run(
             raise StepFailed(step.name, exc, hint) from exc
         seconds = time.perf_counter() - started
         artifact = store.save(
-            step.name, decision.key, value, step.codec, info={"seconds": round(seconds, 4)}
-        )
+            step.name, decision.key, value, step.codec, info={"seconds": round(seconds, 4)},
+            replace=step.name in (stale or {}) or step.name in forced,
+        )  # fmt: skip
         store.remember(step.name, record_state)
         digests[step.name] = artifact.meta["digest"]
         memory[step.name] = value

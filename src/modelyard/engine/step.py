@@ -7,6 +7,7 @@ another step (``inputs``) or to a value (``params``). A parameter named ``progre
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 from collections.abc import Callable, Mapping
@@ -19,12 +20,26 @@ PROGRESS_PARAMETER = "progress"
 
 
 def source_hash(func: Callable[..., Any]) -> str:
-    """A short hash of a function's source: editing the function changes its code version."""
+    """A short hash of a function's source: editing the function changes its code version.
+
+    Once per function and process (reading the source back is the plan's main cost); a
+    function redefined, as in a notebook, is another function.
+    """
+    try:
+        return _cached_source_hash(func)
+    except TypeError:  # an unhashable callable
+        return _source_hash(func)
+
+
+def _source_hash(func: Callable[..., Any]) -> str:
     try:
         text = inspect.getsource(func)
     except (OSError, TypeError):
         text = f"{func.__module__}.{getattr(func, '__qualname__', repr(func))}"
     return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+
+
+_cached_source_hash = functools.cache(_source_hash)
 
 
 @dataclass(frozen=True)

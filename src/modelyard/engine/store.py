@@ -162,9 +162,21 @@ class ArtifactStore:
         return data
 
     def save(
-        self, step: str, key: str, value: Any, codec: Codec, *, info: dict[str, Any]
+        self,
+        step: str,
+        key: str,
+        value: Any,
+        codec: Codec,
+        *,
+        info: dict[str, Any],
+        replace: bool = False,
     ) -> Artifact:
-        """Write atomically: build in tmp/, fsync, then rename into place."""
+        """Write atomically: build in tmp/, fsync, then rename into place.
+
+        An artifact already under ``key`` is kept (it is an identical result), unless
+        ``replace``: a step re-run for its side effects (a model registered again) whose new
+        result must be the one read from now on.
+        """
         self.tmp.mkdir(parents=True, exist_ok=True)
         staging = self.tmp / f"{step}-{key}-{uuid.uuid4().hex[:8]}"
         staging.mkdir()
@@ -184,7 +196,13 @@ class ArtifactStore:
             _write_json_synced(staging / "meta.json", meta)
             final = self.folder(step, key)
             final.parent.mkdir(parents=True, exist_ok=True)
-            if final.exists():  # another identical result already landed (same key)
+            if final.exists() and replace:  # moved aside first: the rename needs a free name
+                old = self.tmp / f"{step}-{key}-{uuid.uuid4().hex[:8]}.old"
+                final.replace(old)
+                staging.replace(final)
+                _fsync_dir(final.parent)
+                shutil.rmtree(old, ignore_errors=True)
+            elif final.exists():  # another identical result already landed (same key)
                 shutil.rmtree(staging)
             else:
                 staging.replace(final)
@@ -219,6 +237,21 @@ class ArtifactStore:
         folder = self.folder(step, key)
         meta = self.meta(step, key)
         return codec.load(folder, meta["content"])
+
+    def read_json(self, step: str, key: str) -> Any:
+        """The stored JSON of a JSON or pydantic artifact, without importing its class (``None``
+        for other kinds, or when there is no such artifact)."""
+        try:
+            meta = self.meta(step, key)
+        except (OSError, ValueError):
+            return None
+        content = meta.get("content", {})
+        if content.get("kind") not in ("json", "pydantic"):
+            return None
+        try:
+            return json.loads((self.folder(step, key) / content["file"]).read_text("utf-8"))
+        except (OSError, ValueError):
+            return None
 
     def clear_tmp(self) -> int:
         """Remove leftovers of killed runs; returns how many there were."""

@@ -87,6 +87,100 @@ def resolve_model_name(tracking: TrackingSection, project: str) -> str:
     return tracking.model_name or project
 
 
+def missing_registration(tracking_uri: str, name: str, version: str, run_id: str) -> str | None:
+    """Why the registry no longer holds what a cached registration recorded, or ``None``.
+
+    For a cached run, in milliseconds and without importing MLflow: the embedded SQLite store
+    is read directly (its file deleted, the version deleted or now from another run, or the
+    model's local files gone all count as missing). An MLflow server is asked through its REST
+    API (one request, ``MLFLOW_TRACKING_TOKEN`` or ``MLFLOW_TRACKING_USERNAME``/``PASSWORD``
+    as MLflow uses them). A store that cannot be reached or read now, or of another kind, is
+    not taken for a loss (``None``): the cached registration is trusted, as before.
+    """
+    import sqlite3
+    from urllib.parse import unquote
+
+    if tracking_uri.startswith(("http://", "https://")):
+        return _missing_on_server(tracking_uri, name, version, run_id)
+    if not tracking_uri.startswith("sqlite:///"):
+        return None
+    db = Path(tracking_uri.removeprefix("sqlite:///"))
+    where = f"the registry ({db})"
+    what = f"model {name} version {version}"
+    if not db.is_file():
+        return f"{what} is missing: {where} is gone"
+    try:
+        with contextlib.closing(sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True)) as con:
+            row = con.execute(
+                "SELECT run_id, current_stage, storage_location, source FROM model_versions"
+                " WHERE name = ? AND version = ?",
+                (name, int(version)),
+            ).fetchone()
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):  # an empty file: a store that was never written
+            return f"{what} is missing from {where}"
+        return None  # locked, unreadable: it cannot be told, the cached registration stands
+    except (sqlite3.Error, ValueError):
+        return None
+    if row is None or row[1] == "Deleted_Internal":
+        return f"{what} is missing from {where}"
+    if row[0] != run_id:
+        return f"{what} in {where} now comes from another run ({row[0]}, not {run_id})"
+    location = row[2] or row[3] or ""
+    if location.startswith("file://") and not Path(unquote(urlparse(location).path)).exists():
+        return f"the files of {what} are gone ({unquote(urlparse(location).path)})"
+    return None
+
+
+def _missing_on_server(uri: str, name: str, version: str, run_id: str) -> str | None:
+    """:func:`missing_registration` for an MLflow server (``GET model-versions/get``)."""
+    import base64
+    import ssl
+    import urllib.error
+    import urllib.request
+    from urllib.parse import urlencode
+
+    from modelyard.errors import mask_url, split_credentials
+
+    headers = {}
+    user, password = os.environ.get("MLFLOW_TRACKING_USERNAME"), None
+    parts = split_credentials(uri)
+    if parts is not None:
+        scheme, user, password, rest = parts
+        uri = scheme + rest
+    else:
+        password = os.environ.get("MLFLOW_TRACKING_PASSWORD")
+    if os.environ.get("MLFLOW_TRACKING_TOKEN"):
+        headers["Authorization"] = f"Bearer {os.environ['MLFLOW_TRACKING_TOKEN']}"
+    elif user:
+        token = base64.b64encode(f"{user}:{password or ''}".encode()).decode()
+        headers["Authorization"] = f"Basic {token}"
+    context = None
+    if uri.startswith("https://"):
+        context = ssl.create_default_context(
+            cafile=os.environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH") or None
+        )
+        if os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() == "true":
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+    query = urlencode({"name": name, "version": version})
+    url = f"{uri.rstrip('/')}/api/2.0/mlflow/model-versions/get?{query}"
+    what = f"model {name} version {version}"
+    try:
+        request = urllib.request.Request(url, headers=headers)
+        with urllib.request.urlopen(request, timeout=10, context=context) as response:
+            found = json.load(response).get("model_version") or {}
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:  # RESOURCE_DOES_NOT_EXIST
+            return f"{what} is missing from the registry at {mask_url(uri)}"
+        return None
+    except (OSError, ValueError):
+        return None
+    if found.get("run_id") and found["run_id"] != run_id:
+        return f"{what} at {mask_url(uri)} now comes from another run ({found['run_id']})"
+    return None
+
+
 def make_client(tracking_uri: str) -> MlflowClient:
     """An explicit client for runs and the registry (both at ``tracking_uri``)."""
     _quiet_mlflow()

@@ -177,3 +177,54 @@ def test_an_input_recomputed_to_the_same_content_is_still_a_cache_hit(
     outcome = run(pipeline(), store)
     assert fx.CALLS == ["numbers"]
     assert outcome.cached == ["total"]
+
+
+REGISTERED: list[int] = []
+
+
+def register(values: list[int]) -> int:
+    """A step with a side effect outside the store: each call registers a new version."""
+    REGISTERED.append(sum(values))
+    return len(REGISTERED)
+
+
+def with_side_effect() -> Pipeline:
+    return Pipeline.of(
+        [
+            Step("numbers", fx.numbers, params={"n": 3}),
+            Step("register", register, inputs={"values": "numbers"}),
+        ]
+    )
+
+
+def test_a_stale_step_runs_again_and_its_new_result_replaces_the_cached_one(
+    store: ArtifactStore,
+) -> None:
+    """A cached result whose side effect was lost (a registry that lost the model) is done
+    again: the plan says why, and from then on the new result is the one read."""
+    REGISTERED.clear()
+    p = with_side_effect()
+    assert run(p, store).output("register") == 1
+    stale = {"register": "the registry lost it"}
+    planned = {s.name: (s.action, s.reason) for s in plan(p, store, stale=stale)}
+    assert planned == {
+        "numbers": ("cached", "unchanged"),
+        "register": ("run", "the registry lost it"),
+    }
+    again = run(p, store, stale=stale)
+    assert (again.ran, again.output("register")) == (["register"], 2)
+    after = run(p, store)
+    assert (after.cached, after.output("register")) == (["numbers", "register"], 2)
+    assert plan(p, store, stale={"absent": "no such step: ignored"}).to_run == []
+
+
+def test_a_step_run_again_with_from_keeps_its_new_result(store: ArtifactStore) -> None:
+    """`run --from register` registered a new version, but the store kept the old result, so
+    the run's summary and the next runs showed the version before."""
+    REGISTERED.clear()
+    p = with_side_effect()
+    run(p, store)
+    assert run(p, store, from_step="register").output("register") == 2
+    assert run(p, store).output("register") == 2
+    assert [a.step for a in store.entries()] == ["numbers", "register"]
+    assert not list(store.tmp.iterdir())  # the replaced artifact is not left behind
