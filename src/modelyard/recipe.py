@@ -300,11 +300,12 @@ def register(
     validated_test: ValidationResult | None = None,
 ) -> Registration:
     """Track the run in MLflow, register the model, and apply the promotion gate."""
+    from modelyard.data.contract import with_typical_values
     from modelyard.data.sources import fingerprint_source
     from modelyard.modeling.stages import Problem
     from modelyard.ops.promotion import register_and_gate
 
-    contract = modeling.contract
+    contract = with_typical_values(modeling.contract, split.train)  # the API docs' example
     problem = Problem.of(contract, config.models)
     test_X, test_y, _ = problem.xy(split.test)
     reports = [validated.report] + ([validated_test.report] if validated_test else [])

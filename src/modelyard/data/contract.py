@@ -68,6 +68,11 @@ class ColumnContract(BaseModel):
     """Why modelyard chose this role, ``text`` or type from the data (an identifier, free
     text, a number column with a little junk). A role with a reason is the contract's own: it
     need not be declared in modelyard.yaml."""
+    typical: int | float | str | bool | None = None
+    """A typical value of the training data (informational): the median of a number, date or
+    time column (a value the data holds: the lower middle one), the most frequent value of a
+    text or bool column. Filled in the contract registered with a model (the example record of
+    the prediction server's API docs); ``None`` when unknown or the column is empty."""
 
 
 class DataContract(BaseModel):
@@ -492,6 +497,44 @@ def infer_contract(
     return DataContract(target=target, task=task if target else None, rows=n, columns=columns)
 
 
+def with_typical_values(contract: DataContract, frame: pl.DataFrame) -> DataContract:
+    """``contract`` with each column's :attr:`~ColumnContract.typical` value taken from
+    ``frame`` (the training rows, typed as the contract says): the median of a number, date or
+    time column (the lower middle value, so a value the data holds; NaN and infinities left
+    out), the most frequent value of a ``str`` or ``bool`` column (ties: the smallest).
+    Columns missing from ``frame``, or without a value, keep ``None``."""
+    columns: list[ColumnContract] = []
+    for col in contract.columns:
+        value: Any = None
+        if col.name in frame.columns:
+            value = _typical(frame.get_column(col.name), col.type)
+        columns.append(col.model_copy(update={"typical": value}))
+    return contract.model_copy(update={"columns": columns})
+
+
+def _typical(series: pl.Series, typ: ColumnType) -> Any:
+    values = series.drop_nulls()
+    if typ in ("str", "bool"):
+        if values.len() == 0:
+            return None
+        counts = values.rename("value").value_counts(name="count")
+        top = counts.filter(pl.col("count") == pl.col("count").max()).sort("value")
+        value = top.get_column("value")[0]
+        return bool(value) if typ == "bool" else str(value)
+    if values.dtype.is_float():
+        values = values.filter(values.is_finite())
+    if values.len() == 0:
+        return None
+    middle = values.sort()[(values.len() - 1) // 2]
+    if typ == "int":
+        return int(middle)
+    if typ == "float":
+        return float(middle)
+    if isinstance(middle, dt.date):  # date and datetime: ISO text, as min and max
+        return middle.isoformat()
+    return middle if isinstance(middle, int | float | str) else str(middle)
+
+
 def _junk_reasons(
     df: pl.DataFrame,
     types: Mapping[str, ColumnType],
@@ -694,6 +737,8 @@ _HEADER = """\
 #   null_rate, distinct, unreadable   what the reference data held (informational)
 #   reason      why modelyard inferred this role, text or type (an identifier, free text,
 #               a number column with some junk)
+#   typical     the median (numbers, dates) or most frequent value (text, bool) of the
+#               training data, in the contract registered with a model (informational)
 # Top level: allow_extra_columns: true accepts (and ignores) columns not listed here.
 """
 
@@ -764,6 +809,8 @@ def contract_to_yaml(contract: DataContract) -> str:
             lines.append(f"    unreadable: {col.unreadable}")
         if col.reason is not None:
             lines.append(f"    reason: {_scalar(col.reason)}")
+        if col.typical is not None:
+            lines.append(f"    typical: {_scalar(col.typical)}")
     return "\n".join(lines) + "\n"
 
 
@@ -845,7 +892,7 @@ def contract_from_yaml(text: str, *, source: str) -> DataContract:
         )
     for col in data.get("columns") or []:  # unquoted YAML dates load as date objects
         if isinstance(col, dict):
-            for bound in ("min", "max"):
+            for bound in ("min", "max", "typical"):
                 if isinstance(col.get(bound), dt.date):
                     col[bound] = col[bound].isoformat()
     loc, key = _Locator(text, source), _dotted

@@ -979,9 +979,11 @@ def _decode(path: Location, data: bytes, encoding: str) -> str:
 def _read_builtin(name: str) -> pl.DataFrame:
     import sklearn.datasets
 
+    from modelyard.data.frames import from_pandas
+
     bunch = getattr(sklearn.datasets, _BUILTIN_LOADERS[name])(as_frame=True)
     frame = bunch.frame
-    df = pl.from_pandas(frame)
+    df = from_pandas(frame)
     if name != "diabetes":
         classes = [str(c) for c in bunch.target_names]
         df = df.with_columns(
@@ -1171,10 +1173,8 @@ def estimate_shape(source: Source) -> tuple[int, int] | None:
 def _estimate_file(file: Path, read: ReadOptions) -> tuple[int, int] | None:
     name = file.name.lower()
     if name.endswith((".parquet", ".pq")):
-        import pyarrow.parquet as pq
-
-        meta = pq.read_metadata(file)
-        return meta.num_rows, meta.num_columns
+        lazy = pl.scan_parquet(file)  # reads the footer only
+        return int(lazy.select(pl.len()).collect().item()), len(lazy.collect_schema())
     if name.endswith((".gz", ".zip", ".bz2", ".xz", ".zst", ".json")):
         return None
     size = file.stat().st_size

@@ -44,6 +44,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 
 from modelyard.config.schema import FeaturesSection
 from modelyard.data.contract import ColumnContract, DataContract, Task, did_you_mean
+from modelyard.data.frames import to_pandas as frame_to_pandas
 from modelyard.errors import DataError, ModelyardError, name_list
 
 MISSING_LEVEL = "__missing__"
@@ -104,7 +105,7 @@ def to_pandas(
         else:
             e = e.cast(pl.Datetime("us"), strict=False)
         exprs.append(e)
-    out = df.select(exprs).to_pandas()
+    out = frame_to_pandas(df.select(exprs))  # without pyarrow; as DataFrame.to_pandas()
     for col in cols:  # pandas may turn an all-null String column into float NaN
         if col.type == "str":
             s = out[col.name]

@@ -46,13 +46,14 @@ def score_frame(
     """Predictions (``prediction`` + ``proba_<class>``) for validated rows, in batches."""
     import polars as pl
 
+    from modelyard.data.frames import from_pandas
     from modelyard.modeling.features import to_pandas
 
     parts = []
     for start in range(0, frame.height, batch_rows):
         chunk = frame.slice(start, batch_rows)
         out = model.predict(to_pandas(chunk, contract))
-        parts.append(pl.from_pandas(out.reset_index(drop=True)))
+        parts.append(from_pandas(out.reset_index(drop=True)))
         if progress:
             progress(min(start + batch_rows, frame.height), frame.height)
     if not parts:

@@ -37,6 +37,7 @@ from modelyard.errors import ModelyardError
 
 SERVER_REQUIREMENTS = (
     "fastapi",
+    "fastapi-swagger",
     "starlette",
     "uvicorn",
     "uvloop",
@@ -48,7 +49,8 @@ SERVER_REQUIREMENTS = (
     "polars",
     "threadpoolctl",
 )
-"""What the serving code imports (polars and pyyaml: the data contract module)."""
+"""What the serving code imports (polars and pyyaml: the data contract module;
+fastapi-swagger: the assets of /docs)."""
 PORT = 8080
 UID = 10001
 

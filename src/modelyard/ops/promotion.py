@@ -251,8 +251,7 @@ def register_and_gate(
     ``test_X``. ``test_metrics`` are all the candidate's test metrics and ``leakage_alerts`` the
     profile's leakage alerts, for the gate's perfect-score check.
     """
-    import polars as pl
-
+    from modelyard.data.frames import from_pandas
     from modelyard.ops.registry import Registry
     from modelyard.ops.tracking import (
         ensure_experiment,
@@ -273,7 +272,7 @@ def register_and_gate(
     recovered = recover_interrupted(
         registry, experiment_id=experiment_id, project=project, workdir=workdir
     )
-    rows = test_rows if test_rows is not None else pl.from_pandas(test_X)
+    rows = test_rows if test_rows is not None else from_pandas(test_X)
     inputs = model_inputs(model, contract)
     standing = standing_alerts(leakage_alerts, inputs)
     leaky = sorted({c for a in leakage_alerts if a.severity == "critical" for c in a.columns})

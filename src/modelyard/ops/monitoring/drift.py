@@ -61,6 +61,7 @@ import polars as pl
 from pydantic import BaseModel, Field
 
 from modelyard.config.schema import DriftThresholds
+from modelyard.data.frames import from_pandas
 from modelyard.errors import ModelyardError
 
 if TYPE_CHECKING:
@@ -279,7 +280,7 @@ def _as_polars(frame: Any, what: str) -> pl.DataFrame:
     if isinstance(frame, pl.LazyFrame):
         return frame.collect()
     try:
-        out = pl.from_pandas(frame)
+        out = from_pandas(frame)
     except (TypeError, ValueError) as exc:
         raise ModelyardError(
             f"the {what} table is not a DataFrame",

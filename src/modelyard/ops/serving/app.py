@@ -17,6 +17,9 @@ Routes
 ``POST /invocations``   SageMaker inference: JSON as ``/predict`` (also ``{"instances": [..]}``
                         / ``{"dataframe_records": [..]}``) or ``text/csv`` rows in the order of
                         the request schema, without a header
+``GET  /docs``          the API docs (Swagger UI, served by this server: they work offline;
+                        :mod:`.docs`); ``GET /openapi.json`` the OpenAPI document, whose
+                        example record is a typical training row (medians, most frequent values)
 ======================  ===================================================================
 
 Bad requests never reach the model, and never cost a 500 or the connection: malformed JSON,
@@ -69,6 +72,8 @@ from fastapi.responses import Response
 
 from modelyard.ops.registry import parse_model_ref
 from modelyard.ops.serving import labelstudio
+from modelyard.ops.serving.docs import ASSET_PATHS as DOCS_ASSET_PATHS
+from modelyard.ops.serving.docs import add_docs
 from modelyard.ops.serving.metrics import Metrics
 from modelyard.ops.serving.model import ModelHolder, ServedModel
 from modelyard.ops.serving.predlog import LogOptions, PredictionLog, dumps
@@ -87,11 +92,11 @@ SETTINGS_FILE_ENV = "MODELYARD_SERVE_SETTINGS_FILE"
 """Environment variable naming a JSON settings file (the build context's ``serve.json``)."""
 TOKEN_ENV = "MODELYARD_SERVING_TOKEN"
 """Environment variable with the bearer token (never written into the settings JSON)."""
-OPEN_PATHS = frozenset({"/health", "/ready", "/ping", "/metrics", "/docs", "/openapi.json"})
+OPEN_PATHS = frozenset(
+    {"/health", "/ready", "/ping", "/metrics", "/docs", "/openapi.json"} | DOCS_ASSET_PATHS
+)
 ROUTES = frozenset(
-    {"/predict", "/invocations", "/feedback", "/model", "/reload", "/docs/oauth2-redirect"}
-    | OPEN_PATHS
-    | labelstudio.ROUTES
+    {"/predict", "/invocations", "/feedback", "/model", "/reload"} | OPEN_PATHS | labelstudio.ROUTES
 )
 _THREADPOOL_ROWS = 256
 _RAW_CHARS = 4096
@@ -789,7 +794,10 @@ def create_app(settings: ServeSettings, *, token: str | None = None) -> Any:
         version="1",
         lifespan=lifespan,
         description=(__doc__ or "").split("Routes")[0].strip(),
+        docs_url=None,  # /docs: Swagger UI from this server, not a CDN (works offline)
+        redoc_url=None,
     )
+    add_docs(app)
     app.state.server = server
     run_in_threadpool = _threadpool()
 

@@ -324,6 +324,10 @@ class RecordChecker:
 
 
 def _example_value(col: ColumnContract) -> Any:
+    """The column's typical training value (median or mode) when the contract has it, else
+    (a contract registered before it did) a value that passes the contract."""
+    if col.typical is not None:
+        return col.typical
     if col.categories:
         return col.categories[0]
     if col.type in ("int", "float"):
@@ -341,7 +345,8 @@ def _example_value(col: ColumnContract) -> Any:
 
 
 def example_record(contract: DataContract) -> dict[str, Any]:
-    """A record that passes the contract (for the OpenAPI docs and smoke tests)."""
+    """A typical record of the training data (medians and most frequent values), for the
+    OpenAPI docs and smoke tests; values the contract allows where it has no typical value."""
     return {c.name: _example_value(c) for c in contract.columns if c.role in ACCEPTED_ROLES}
 
 
