@@ -194,7 +194,7 @@ def _same(a: dict[str, object], b: dict[str, object]) -> bool:
         (["label", "queue", "--dataset"], "no unlabelled rows to queue"),
         (["label", "import", "--format", "labelbox", "missing.ndjson"], "does not exist"),
         (["label", "import", "--format", "labelbox", "EMPTY"], "holds no labels"),
-        (["label", "export", "--format", "label-studio", "--out", "x"], "label-studio"),
+        (["label", "export", "--format", "prodigy", "--out", "x"], "'prodigy' is not one of"),
         (["label", "queue", "--data", "EMPTY.csv"], "the file is empty"),
         (["label", "queue", "--data", "WRONG.csv"], "lack the model's feature column"),
         (["label", "queue", "--log", "nolog"], "prediction log folder does not exist"),
