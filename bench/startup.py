@@ -118,9 +118,7 @@ def main() -> None:
     rows = rows_csv(project)
     out = project / "bench-predictions.parquet"
     py = sys.executable
-    client = (
-        f"import os; from mlflow import MlflowClient; c = MlflowClient({uri!r}); "
-    )
+    client = f"import os; from mlflow import MlflowClient; c = MlflowClient({uri!r}); "
     peer_predict = (
         "import mlflow.pyfunc, pandas as pd; "
         f"m = mlflow.pyfunc.load_model('models:/quickstart@champion'); "
@@ -186,7 +184,9 @@ def main() -> None:
               f"{via_uv - direct:+.2f}s over the venv entry point)")  # fmt: skip
         results.append({"command": "uv run modelyard --help", "seconds": via_uv})
     load = os.getloadavg()
-    print(f"load average after: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} cores")
+    print(
+        f"load average after: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} cores"
+    )
     (project / "bench-startup.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
 
 

@@ -58,14 +58,14 @@ def write_pipeline(model_dir: Path, pipeline: Any) -> None:
 
     target = Path(model_dir) / PIPELINE_FILE
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".pipeline-", dir=target.parent)
+    fd, name = tempfile.mkstemp(prefix=".pipeline-", dir=target.parent)
+    tmp = Path(name)
     try:
         with os.fdopen(fd, "wb") as fh:
             cloudpickle.dump(pipeline, fh)
-        os.replace(tmp, target)
+        tmp.replace(target)
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        tmp.unlink(missing_ok=True)
 
 
 class NativeModel:

@@ -26,7 +26,7 @@ from modelyard.data.contract import DataContract, Task
 from modelyard.data.leakage import standing_alerts
 from modelyard.data.profile import Alert
 from modelyard.ops.gate import GateDecision, decide
-from modelyard.ops.registry import AUDIT_LOG as AUDIT_LOG  # its home moved to the registry
+from modelyard.ops.registry import AUDIT_LOG
 from modelyard.ops.serving.latency import Latency
 
 if TYPE_CHECKING:

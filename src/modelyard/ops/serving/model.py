@@ -250,8 +250,10 @@ def resolve_version(ref: ModelRef, tracking_uri: str | None) -> str | None:
     from modelyard.ops.registry_store import open_reader
     from modelyard.ops.tracking import make_client
 
-    return open_reader(tracking_uri, lambda: make_client(tracking_uri)).aliases(ref.name).get(
-        ref.alias
+    return (
+        open_reader(tracking_uri, lambda: make_client(tracking_uri))
+        .aliases(ref.name)
+        .get(ref.alias)
     )
 
 
