@@ -35,7 +35,7 @@ PROBA_PREFIX = "proba_"
 
 def flavor_conf(wrapper: Any) -> dict[str, Any]:
     """The ``modelyard`` flavour entry of a :class:`~modelyard.ops.pyfunc.ModelyardPyfunc`."""
-    import cloudpickle
+    import cloudpickle  # type: ignore[import-untyped,unused-ignore]
 
     return {
         "pipeline": PIPELINE_FILE,
@@ -54,7 +54,7 @@ def write_pipeline(model_dir: Path, pipeline: Any) -> None:
     Call it inside the same ``by value`` block as the pyfunc's own pickle, so that modelyard's
     code (and the user's local modules) travel inside the file.
     """
-    import cloudpickle
+    import cloudpickle  # type: ignore[import-untyped,unused-ignore]
 
     target = Path(model_dir) / PIPELINE_FILE
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -128,7 +128,7 @@ def native_conf(model_dir: Path) -> dict[str, Any] | None:
 
 def load_native(model_dir: Path) -> NativeModel | None:
     """The model of ``model_dir`` through its native flavour (``None`` when it has none)."""
-    import cloudpickle
+    import cloudpickle  # type: ignore[import-untyped,unused-ignore]
 
     conf = native_conf(model_dir)
     if conf is None:

@@ -1,6 +1,9 @@
 """The model registry: versions, the champion / challenger aliases, and their audit log.
 
-A thin layer over an explicit :class:`mlflow.tracking.MlflowClient` (no global tracking URI).
+Writes go through an explicit :class:`mlflow.tracking.MlflowClient` (no global tracking URI);
+reads through :mod:`modelyard.ops.registry_store`, which skips importing MLflow where the store
+allows (SQL on the embedded SQLite store, REST on a server), so ``models list`` and the champion
+lookup of ``predict`` and ``serve`` take a fraction of a second.
 Every alias move is appended to an audit log, a JSON Lines file that is never rewritten::
 
     {"time": "2026-11-26T08:50:11.123456+00:00", "model": "penguins", "alias": "champion",
@@ -403,7 +406,10 @@ class Registry:
         return out
 
     def _alias(self, alias: str) -> VersionInfo | None:
-        return next((v for v in self.versions() if alias in v.aliases), None)
+        aliases = self._aliases()
+        version = next((v for v, held in aliases.items() if alias in held), None)
+        found = None if version is None else self.reader.version(self.model_name, version)
+        return None if found is None else self._info(found, aliases)
 
     def resolve(self, ref: ModelRef) -> str:
         """The version a reference names (``NAME@ALIAS`` or ``NAME/VERSION``); clear errors."""

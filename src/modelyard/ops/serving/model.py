@@ -7,7 +7,9 @@ A model reference is one of
 - a local folder holding an MLflow model written by modelyard (``MLmodel`` + ``contract.yaml``):
   what a build context of ``modelyard package`` ships.
 
-:func:`load_served_model` downloads the version once, loads the pyfunc, reads the data contract
+:func:`load_served_model` finds the version (the embedded store's folder is read in place,
+a server's is downloaded once), loads it through modelyard's native flavour (the fitted pipeline,
+no MLflow import; ``mlflow.pyfunc`` for a model logged before the flavour), reads the data contract
 shipped with it, checks that model and contract agree (every model input is a contract column,
 the task matches, the classes are allowed target values), compiles the exact fast path
 (:mod:`.fastpath`) and checks it against the pipeline on probe rows.
