@@ -469,3 +469,23 @@ print("IMPORTED", sorted({{m.split(".")[0] for m in sys.modules}} & set({heavy!r
     assert done.stdout.strip().splitlines()[-1] == "IMPORTED []"
     listed, _ = json.JSONDecoder().raw_decode(done.stdout)
     assert [row["version"] for row in listed] == [v.version for v in world.registry.versions()]
+
+
+def test_batch_scoring_loads_the_champion_without_mlflow(world: World, tmp_path: Path) -> None:
+    sample_path = tmp_path / "sample.json"
+    world.data.test[FEATURES].head(10).to_json(sample_path, orient="split")
+    script = f"""
+import sys
+import pandas as pd
+from modelyard.ops.registry import ModelRef, Registry
+registry = Registry({world.registry.tracking_uri!r}, {NAME!r}, {str(tmp_path / "a.jsonl")!r})
+model = registry.load_version(registry.resolve(ModelRef(name={NAME!r}, version="1")))
+out = model.predict(pd.read_json({str(sample_path)!r}, orient="split"))
+assert len(out) == 10, out
+print("MLFLOW", sorted(m for m in sys.modules if m.split(".")[0] == "mlflow"))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1] == "MLFLOW []"
