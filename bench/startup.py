@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import socket
 import statistics
@@ -36,10 +37,22 @@ MLFLOW = BIN / "mlflow"
 ENV = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
 
 
+CPU: list[float] = []
+"""CPU seconds (user + system) of each timed child, in order: less sensitive to a shared machine
+than wall time."""
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def timed(cmd: list[str], cwd: Path) -> float:
+    cpu = children_cpu()
     start = time.perf_counter()
     done = subprocess.run(cmd, cwd=cwd, env=ENV, capture_output=True, text=True)
     elapsed = time.perf_counter() - start
+    CPU.append(children_cpu() - cpu)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stderr[-2000:]}")
     return elapsed
@@ -80,9 +93,12 @@ def until_ready(cmd: Callable[[int], list[str]], path: str, cwd: Path, timeout: 
             proc.wait()
 
 
-def median(fn: Callable[[], float], repeat: int) -> float:
+def median(fn: Callable[[], float], repeat: int) -> tuple[float, float | None]:
+    """Median wall time and median CPU time (``None`` for a server) after a warm-up run."""
     fn()  # warm the file cache (and fail early)
-    return statistics.median(fn() for _ in range(repeat))
+    CPU.clear()
+    wall = statistics.median(fn() for _ in range(repeat))
+    return wall, (statistics.median(CPU) if len(CPU) == repeat else None)
 
 
 def setup(project: Path | None) -> Path:
@@ -114,6 +130,7 @@ def main() -> None:
     parser.add_argument("--skip-peers", action="store_true")
     args = parser.parse_args()
     project = setup(args.project)
+    before = os.getloadavg()
     uri = f"sqlite:///{project / '.modelyard' / 'mlflow.db'}"
     rows = rows_csv(project)
     out = project / "bench-predictions.parquet"
@@ -160,32 +177,47 @@ def main() -> None:
     ]  # fmt: skip
     results = []
     print(f"median of {args.repeat} (after one warm-up), project {project}")
-    print(f"{'modelyard':<30} {'time':>8}  {'goal':<8}  {'MLflow-native peer':<42} {'time':>8}")
+    print(
+        "wall: median wall time; cpu: median user+system CPU time of the process (not for servers)"
+    )
+    print(
+        f"{'modelyard':<30} {'wall':>8} {'cpu':>7}  {'goal':<8}  {'MLflow-native peer':<42} "
+        f"{'wall':>8} {'cpu':>7}"
+    )
     for label, fn, peer_label, peer, goal in table:
-        mine = median(fn, args.repeat)
+        mine, mine_cpu = median(fn, args.repeat)
+        cpu_text = "" if mine_cpu is None else f"{mine_cpu:.2f}s"
         peer_text = ""
         peer_time: float | None = None
         if peer is not None and not args.skip_peers:
             try:
-                peer_time = median(peer, args.repeat)
-                peer_text = f"{peer_time:>7.2f}s"
+                peer_time, peer_cpu = median(peer, args.repeat)
+                peer_text = f"{peer_time:>7.2f}s " + (
+                    "" if peer_cpu is None else f"{peer_cpu:>6.2f}s"
+                )
             except RuntimeError as exc:
                 peer_text = "failed: " + str(exc).splitlines()[0][:60]
         elif peer_label:
             peer_text = "not run" if args.skip_peers else "not installed"
-        print(f"{label:<30} {mine:>7.2f}s  {goal:<8}  {peer_label:<42} {peer_text}", flush=True)
-        results.append({"command": label, "seconds": mine, "goal": goal, "peer": peer_label,
-                        "peer_seconds": peer_time})  # fmt: skip
+        print(
+            f"{label:<30} {mine:>7.2f}s {cpu_text:>7}  {goal:<8}  {peer_label:<42} {peer_text}",
+            flush=True,
+        )
+        results.append({"command": label, "seconds": mine, "cpu_seconds": mine_cpu, "goal": goal,
+                        "peer": peer_label, "peer_seconds": peer_time})  # fmt: skip
     uv = shutil.which("uv")
     if uv:
-        direct = median(cmd(MODELYARD, "--help"), args.repeat)
-        via_uv = median(cmd(uv, "run", "--project", str(ROOT), "modelyard", "--help"), args.repeat)
+        direct, _ = median(cmd(MODELYARD, "--help"), args.repeat)
+        via_uv, _ = median(
+            cmd(uv, "run", "--project", str(ROOT), "modelyard", "--help"), args.repeat
+        )
         print(f"{'uv run modelyard --help':<30} {via_uv:>7.2f}s  (uv run overhead "
               f"{via_uv - direct:+.2f}s over the venv entry point)")  # fmt: skip
         results.append({"command": "uv run modelyard --help", "seconds": via_uv})
-    load = os.getloadavg()
+    after = os.getloadavg()
     print(
-        f"load average after: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} cores"
+        f"load average before {before[0]:.2f}, after {after[0]:.2f} {after[1]:.2f} {after[2]:.2f}"
+        f" on {os.cpu_count()} cores"
     )
     (project / "bench-startup.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
 
