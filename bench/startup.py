@@ -16,6 +16,7 @@ The peers are what an MLflow user would run for the same answer (MlflowClient re
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -34,7 +35,13 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 MODELYARD = str(BIN / "modelyard")
 MLFLOW = BIN / "mlflow"
-ENV = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
+ENV = {
+    **os.environ,
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "DO_NOT_TRACK": "true",
+    # `mlflow models serve` execs `uvicorn` from PATH: the venv's, as an activated venv would
+    "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+}
 
 
 CPU: list[float] = []
@@ -85,11 +92,13 @@ def until_ready(cmd: Callable[[int], list[str]], path: str, cwd: Path, timeout: 
                 time.sleep(0.02)
         raise RuntimeError(f"not ready after {timeout:.0f}s")
     finally:
-        os.killpg(proc.pid, 15)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, 15)
         try:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, 9)
             proc.wait()
 
 
@@ -128,6 +137,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--project", type=Path, help="an already trained quickstart folder")
     parser.add_argument("--skip-peers", action="store_true")
+    parser.add_argument("--only", help="time only the rows whose label contains this text")
     args = parser.parse_args()
     project = setup(args.project)
     before = os.getloadavg()
@@ -185,6 +195,8 @@ def main() -> None:
         f"{'wall':>8} {'cpu':>7}"
     )
     for label, fn, peer_label, peer, goal in table:
+        if args.only and args.only not in label:
+            continue
         mine, mine_cpu = median(fn, args.repeat)
         cpu_text = "" if mine_cpu is None else f"{mine_cpu:.2f}s"
         peer_text = ""
@@ -206,7 +218,7 @@ def main() -> None:
         results.append({"command": label, "seconds": mine, "cpu_seconds": mine_cpu, "goal": goal,
                         "peer": peer_label, "peer_seconds": peer_time})  # fmt: skip
     uv = shutil.which("uv")
-    if uv:
+    if uv and not args.only:
         direct, _ = median(cmd(MODELYARD, "--help"), args.repeat)
         via_uv, _ = median(
             cmd(uv, "run", "--project", str(ROOT), "modelyard", "--help"), args.repeat
