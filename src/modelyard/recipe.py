@@ -1042,8 +1042,7 @@ class Project:
 
     def registry(self, model_name: str | None = None) -> Registry:
         """The project's registered model (MLflow), with its audit log."""
-        from modelyard.ops.promotion import AUDIT_LOG
-        from modelyard.ops.registry import Registry
+        from modelyard.ops.registry import AUDIT_LOG, Registry
         from modelyard.ops.tracking import resolve_model_name, resolve_tracking_uri
 
         tracking = self.config.tracking

@@ -109,7 +109,8 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         )
     uri = f"http://127.0.0.1:{port}"
     try:
-        wait_http(f"{uri}/health", timeout=60, proc=proc, log=log)
+        # ~12 s on an idle machine; minutes when the machine is shared
+        wait_http(f"{uri}/health", timeout=180, proc=proc, log=log)
         yield uri
     finally:
         stop(proc)

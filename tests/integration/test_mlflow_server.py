@@ -94,3 +94,79 @@ def test_log_register_promote_and_load_through_the_server(
     got = pd.read_json(io.StringIO(done.stdout.strip().splitlines()[-1]), orient="split")
     assert list(got["prediction"]) == list(model.predict(sample))
     np.testing.assert_allclose(got.filter(like="proba_").to_numpy(), expected, rtol=1e-6)
+
+
+def test_the_light_rest_reader_reads_what_the_mlflow_client_reads(
+    mlflow_server: str, tmp_path: Path
+) -> None:
+    """`models list / show` and the champion lookup go through the REST API without MLflow;
+    they must return what MlflowClient returns, from a real server."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.tree import DecisionTreeClassifier
+
+    from modelyard.ops.native import NativeModel
+    from modelyard.ops.registry_store import ClientReader, RestReader, _Fallback
+
+    name = "penguins-light"
+    data = load_penguins()
+    models = []
+    for i, est in enumerate(
+        [DecisionTreeClassifier(max_depth=3, random_state=0), LogisticRegression(max_iter=500)]
+    ):
+        model = pipeline(est).fit(data.train[FEATURES], data.train[TARGET])
+        models.append(model)
+        log_training_run(
+            tracking=TrackingSection(uri=mlflow_server, experiment="light", model_name=name),
+            workdir=tmp_path / ".modelyard",
+            project="penguins",
+            params={"i": i},
+            metrics={"accuracy": float(model.score(data.test[FEATURES], data.test[TARGET])),
+                     "undefined": float("nan")},
+            model=model,
+            contract=data.contract,
+            task="multiclass",
+            input_example=data.train[FEATURES].head(5),
+            artifacts={},
+            tags={"code_version": "test", "note": "it's \"quoted\"\né"},
+        )  # fmt: skip
+    light = Registry(mlflow_server, name, tmp_path / "audit.jsonl")
+    light.promote("2", reason="test", command="pytest")
+    reference = Registry(mlflow_server, name, tmp_path / "audit.jsonl")
+    reference._reader = ClientReader(lambda: reference.client)
+
+    got, want = light.versions(), reference.versions()
+    assert [v.version for v in got] == ["1", "2"]
+    assert [v.model_dump(exclude={"metrics"}) for v in got] == [
+        v.model_dump(exclude={"metrics"}) for v in want
+    ]
+    assert [repr(v.metrics) for v in got] == [repr(v.metrics) for v in want]  # NaN included
+    assert light.show("1").model_dump(exclude={"metrics"}) == reference.show("1").model_dump(
+        exclude={"metrics"}
+    )
+    assert light.champion() is not None and light.champion().version == "2"  # type: ignore[union-attr]
+    assert light.location("1") == reference.location("1")
+    assert light.reader.version(name, "7") is None
+    assert light.reader.aliases("nobody") == {}
+    assert isinstance(light.reader, _Fallback) and isinstance(light.reader.light, RestReader)
+    assert not light.reader.used_fallback
+
+    sample = data.test[FEATURES].head(15).reset_index(drop=True)
+    native = light.load_version("2")
+    assert isinstance(native, NativeModel)
+    pd.testing.assert_frame_equal(
+        native.predict(sample), reference.load_with_contract("2")[0].predict(sample)
+    )
+
+    script = (
+        "import sys\n"
+        "from modelyard.ops.registry import Registry\n"
+        f"r = Registry({mlflow_server!r}, {name!r}, {str(tmp_path / 'a.jsonl')!r})\n"
+        "assert [v.version for v in r.versions()] == ['1', '2']\n"
+        "assert r.champion().version == '2'\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'mlflow'))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]"

@@ -26,6 +26,7 @@ from modelyard.data.contract import DataContract, Task
 from modelyard.data.leakage import standing_alerts
 from modelyard.data.profile import Alert
 from modelyard.ops.gate import GateDecision, decide
+from modelyard.ops.registry import AUDIT_LOG
 from modelyard.ops.serving.latency import Latency
 
 if TYPE_CHECKING:
@@ -35,7 +36,6 @@ if TYPE_CHECKING:
 
     from modelyard.ops.registry import Registry, VersionInfo
 
-AUDIT_LOG = "audit.jsonl"
 LATENCY_P50_TAG = "modelyard.latency.p50_ms"
 LATENCY_P99_TAG = "modelyard.latency.p99_ms"
 LATENCY_ROWS_TAG = "modelyard.latency.rows"

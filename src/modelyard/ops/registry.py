@@ -1,6 +1,9 @@
 """The model registry: versions, the champion / challenger aliases, and their audit log.
 
-A thin layer over an explicit :class:`mlflow.tracking.MlflowClient` (no global tracking URI).
+Writes go through an explicit :class:`mlflow.tracking.MlflowClient` (no global tracking URI);
+reads through :mod:`modelyard.ops.registry_store`, which skips importing MLflow where the store
+allows (SQL on the embedded SQLite store, REST on a server), so ``models list`` and the champion
+lookup of ``predict`` and ``serve`` take a fraction of a second.
 Every alias move is appended to an audit log, a JSON Lines file that is never rewritten::
 
     {"time": "2026-11-26T08:50:11.123456+00:00", "model": "penguins", "alias": "champion",
@@ -13,11 +16,13 @@ promote pushes, a rollback pops), so rolling back twice goes two champions back.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import getpass
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -26,6 +31,7 @@ from pydantic import BaseModel
 
 from modelyard.errors import ModelyardError
 from modelyard.ops.gate import GateDecision
+from modelyard.ops.registry_store import RegistryReader, VersionRecord, open_reader
 from modelyard.ops.tracking import make_client
 
 if TYPE_CHECKING:
@@ -33,6 +39,8 @@ if TYPE_CHECKING:
 
     from modelyard.data.contract import DataContract
 
+AUDIT_LOG = "audit.jsonl"
+"""The audit log's file name in the workdir."""
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 Action = Literal["gate", "promote", "rollback"]
@@ -144,18 +152,27 @@ class Registry:
         self.tmp_dir = tmp_dir
         """Where downloads are staged (default: the system's temporary folder)."""
         self._client: MlflowClient | None = None
+        self._reader: RegistryReader | None = None
 
     @property
     def client(self) -> MlflowClient:
+        """The MLflow client: every write, and reads of stores the light reader cannot read."""
         if self._client is None:
             self._client = make_client(self.tracking_uri)
         return self._client
+
+    @property
+    def reader(self) -> RegistryReader:
+        """Reads without importing MLflow where the store allows it (see :mod:`.registry_store`)."""
+        if self._reader is None:
+            self._reader = open_reader(self.tracking_uri, lambda: self.client)
+        return self._reader
 
     # ------------------------------------------------------------------ reading
 
     def versions(self) -> list[VersionInfo]:
         """All versions, oldest first (empty if the model is not registered yet)."""
-        found = self.client.search_model_versions(f"name = '{_quote(self.model_name)}'")
+        found = self.reader.versions(self.model_name)
         aliases = self._aliases()
         return sorted((self._info(mv, aliases) for mv in found), key=lambda v: int(v.version))
 
@@ -169,11 +186,8 @@ class Registry:
 
     def show(self, version: str) -> VersionInfo:
         """One version; a :class:`ModelyardError` naming the known versions if it does not exist."""
-        from mlflow.exceptions import MlflowException
-
-        try:
-            mv = self.client.get_model_version(self.model_name, str(version))
-        except MlflowException:
+        mv = self.reader.version(self.model_name, str(version))
+        if mv is None:
             known = [v.version for v in self.versions()]
             raise ModelyardError(
                 f"model '{self.model_name}' has no version '{version}'",
@@ -329,51 +343,73 @@ class Registry:
         return self.load_version(champion.version)
 
     def load_version(self, version: str) -> Any:
-        """One version as an ``mlflow.pyfunc`` model."""
-        return self.load_with_contract(version)[0]
+        """One version, ready to ``predict`` a pandas frame into ``prediction`` + ``proba_*``.
+
+        A model logged with modelyard's native flavour loads through it (scikit-learn and
+        cloudpickle, no MLflow import); an older one through ``mlflow.pyfunc``.
+        """
+        from modelyard.ops.native import load_native
+
+        with self.local_copy(version) as local:
+            native = load_native(local)
+            if native is not None:
+                return native
+            import mlflow.pyfunc
+
+            return mlflow.pyfunc.load_model(str(local))
 
     def load_with_contract(self, version: str) -> tuple[Any, DataContract | None]:
         """One version as an ``mlflow.pyfunc`` model, with the data contract it was trained on
         (``None`` for a model logged without one)."""
-        import mlflow.artifacts
         import mlflow.pyfunc
 
         from modelyard.data.contract import contract_from_yaml
 
-        location = self.client.get_model_version_download_uri(self.model_name, str(version))
-        if location.startswith("models:/"):  # a logged model id: resolve it with our client
-            location = self.client.get_logged_model(
-                location.removeprefix("models:/")
-            ).artifact_location
+        with self.local_copy(version) as local:
+            contract = None
+            file = local / "contract.yaml"
+            if file.is_file():
+                contract = contract_from_yaml(file.read_text(encoding="utf-8"), source=str(file))
+            return mlflow.pyfunc.load_model(str(local)), contract
+
+    def location(self, version: str) -> str:
+        """Where the files of ``version`` are (an artifact URI)."""
+        return self.reader.download_uri(self.model_name, str(version))
+
+    @contextlib.contextmanager
+    def local_copy(self, version: str) -> Iterator[Path]:
+        """The folder of ``version`` for the duration of the block: the store's own folder when
+        it is local (nothing copied), else a download to a temporary folder."""
+        location = self.location(version)
+        local = local_folder(location)
+        if local is not None:
+            yield local
+            return
+        import mlflow.artifacts
+
         prefix = f"{os.getpid()}-load-" if self.tmp_dir else "modelyard-load-"
         if self.tmp_dir is not None:
             self.tmp_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix=prefix, dir=self.tmp_dir) as tmp:
-            local = mlflow.artifacts.download_artifacts(
-                artifact_uri=location, dst_path=tmp, tracking_uri=self.tracking_uri
+            yield Path(
+                mlflow.artifacts.download_artifacts(
+                    artifact_uri=location, dst_path=tmp, tracking_uri=self.tracking_uri
+                )
             )
-            contract = None
-            file = Path(local) / "contract.yaml"
-            if file.is_file():
-                contract = contract_from_yaml(file.read_text(encoding="utf-8"), source=str(file))
-            return mlflow.pyfunc.load_model(local), contract
 
     # ------------------------------------------------------------------ internals
 
     def _aliases(self) -> dict[str, list[str]]:
-        from mlflow.exceptions import MlflowException
-
-        try:
-            model = self.client.get_registered_model(self.model_name)
-        except MlflowException:
-            return {}
         out: dict[str, list[str]] = {}
-        for alias, version in (model.aliases or {}).items():
+        for alias, version in self.reader.aliases(self.model_name).items():
             out.setdefault(str(version), []).append(alias)
         return out
 
     def _alias(self, alias: str) -> VersionInfo | None:
-        return next((v for v in self.versions() if alias in v.aliases), None)
+        aliases = self._aliases()
+        version = next((v for v, held in aliases.items() if alias in held), None)
+        found = None if version is None else self.reader.version(self.model_name, version)
+        return None if found is None else self._info(found, aliases)
 
     def resolve(self, ref: ModelRef) -> str:
         """The version a reference names (``NAME@ALIAS`` or ``NAME/VERSION``); clear errors."""
@@ -394,26 +430,19 @@ class Registry:
             )
         return found
 
-    def _info(self, mv: Any, aliases: dict[str, list[str]]) -> VersionInfo:
-        metrics: dict[str, float] = {}
-        if mv.run_id:
-            from mlflow.exceptions import MlflowException
-
-            try:
-                metrics = dict(self.client.get_run(mv.run_id).data.metrics)
-            except MlflowException:
-                metrics = {}
+    def _info(self, mv: VersionRecord, aliases: dict[str, list[str]]) -> VersionInfo:
+        metrics = self.reader.run_metrics(mv.run_id) if mv.run_id else {}
         created = dt.datetime.fromtimestamp(mv.creation_timestamp / 1000, tz=dt.UTC)
         return VersionInfo(
             name=self.model_name,
             version=str(mv.version),
             aliases=sorted(aliases.get(str(mv.version), [])),
             run_id=mv.run_id or None,
-            model_id=getattr(mv, "model_id", None),
+            model_id=mv.model_id,
             source=str(mv.source),
             created=created,
             metrics=metrics,
-            tags=dict(mv.tags or {}),
+            tags=dict(mv.tags),
         )
 
     def _champion_stack(self) -> list[str]:
@@ -471,8 +500,22 @@ class Registry:
             os.fsync(fh.fileno())
 
 
-def _quote(name: str) -> str:
-    return name.replace("'", "\\'")
+def local_folder(location: str) -> Path | None:
+    """The local folder an artifact URI names (``file://`` or a plain path), if it exists.
+
+    >>> local_folder("s3://bucket/models/m-1/artifacts") is None
+    True
+    """
+    from urllib.parse import unquote, urlparse
+
+    parsed = urlparse(location)
+    if parsed.scheme == "file" and parsed.netloc in ("", "localhost"):
+        path = Path(unquote(parsed.path))
+    elif parsed.scheme == "" or (len(parsed.scheme) == 1 and Path(location).is_absolute()):
+        path = Path(location)
+    else:
+        return None
+    return path if path.is_dir() else None
 
 
 def _user() -> str:

@@ -551,6 +551,7 @@ def _log_model(
     from mlflow.entities import LoggedModelOutput, LoggedModelStatus, Metric
     from mlflow.models import Model
 
+    from modelyard.ops import native
     from modelyard.ops.pyfunc import ModelyardPyfunc
 
     features = model_inputs(pipeline, contract)
@@ -582,6 +583,7 @@ def _log_model(
         run_id=run_id,
         model_id=model_id,
     )
+    mlflow_model.add_flavor(native.FLAVOR, **native.flavor_conf(wrapper))
     prefix = f"{os.getpid()}-model-" if tmp_dir else "modelyard-model-"
     with tempfile.TemporaryDirectory(prefix=prefix, dir=tmp_dir) as tmp:
         local = Path(tmp, "model")
@@ -594,6 +596,7 @@ def _log_model(
                 input_example=example,
                 pip_requirements=plan.requirements,
             )
+            native.write_pipeline(local, pipeline)  # the native flavour: loads without MLflow
         for stray in _UV_PROJECT_FILES:  # copied from the cwd by MLflow's uv auto-detection
             (local / stray).unlink(missing_ok=True)
         (local / CONTRACT_FILE).write_text(_contract_text(contract), encoding="utf-8")

@@ -309,3 +309,183 @@ def test_unregistered_model_has_no_versions(world: World) -> None:
     assert other.champion() is None
     with pytest.raises(ModelyardError, match="no champion"):
         other.rollback(command="x")
+
+
+# ------------------------------------------------------------------ the light read path (issue 12)
+
+
+def _client_registry(world: World) -> Registry:
+    """The same registry, every read through MlflowClient (the reference)."""
+    from modelyard.ops.registry_store import ClientReader
+
+    reference = Registry(world.registry.tracking_uri, NAME, world.registry.audit_log)
+    reference._reader = ClientReader(lambda: reference.client)
+    return reference
+
+
+def test_sql_reader_reads_what_the_mlflow_client_reads(world: World) -> None:
+    from modelyard.ops.registry_store import SqliteReader, _Fallback
+
+    light = Registry(world.registry.tracking_uri, NAME, world.registry.audit_log)
+    reference = _client_registry(world)
+    # a NaN metric and a tag with odd characters must come back as MLflow returns them
+    run_id = world.runs[1].run_id
+    reference.client.log_metric(run_id, "nan_metric", float("nan"))
+    reference.client.set_model_version_tag(NAME, "2", "note", "a 'quoted'\nline é")
+    got, want = light.versions(), reference.versions()
+    assert len(want) >= 2
+    assert [v.model_dump(exclude={"metrics"}) for v in got] == [
+        v.model_dump(exclude={"metrics"}) for v in want
+    ]
+    for g, w in zip(got, want, strict=True):  # NaN != NaN: compare as text
+        assert json.dumps(g.metrics, sort_keys=True) == json.dumps(w.metrics, sort_keys=True)
+    assert "nan_metric" in got[1].metrics
+    assert light.show("2").tags["note"] == "a 'quoted'\nline é"
+    assert light.champion() == reference.champion()
+    assert light.challenger() == reference.challenger()
+    for version in ("1", "2"):
+        assert light.location(version) == reference.location(version)
+    assert light.reader.aliases("nobody") == {} == reference.reader.aliases("nobody")
+    assert light.reader.version(NAME, "abc") is None
+    # and it was the SQL path that answered, not a silent fallback to MLflow
+    assert isinstance(light.reader, _Fallback) and isinstance(light.reader.light, SqliteReader)
+    assert not light.reader.used_fallback
+
+
+def test_sql_reader_hides_a_deleted_version_as_mlflow_does(world: World, tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "mlflow.db"
+    shutil.copy(world.workdir / "mlflow.db", copy)
+    uri = f"sqlite:///{copy}"
+    light = Registry(uri, NAME, tmp_path / "audit.jsonl")
+    reference = Registry(uri, NAME, tmp_path / "audit.jsonl")
+    from modelyard.ops.registry_store import ClientReader
+
+    reference._reader = ClientReader(lambda: reference.client)
+    reference.client.delete_model_version(NAME, "1")
+    assert [v.version for v in light.versions()] == [v.version for v in reference.versions()]
+    assert "1" not in [v.version for v in light.versions()]
+    with pytest.raises(ModelyardError, match="no version '1'"):
+        light.show("1")
+
+
+def test_sql_reader_falls_back_to_mlflow_on_an_unknown_schema(tmp_path: Path) -> None:
+    import sqlite3
+
+    from modelyard.ops.registry_store import ClientReader, open_reader
+
+    db = tmp_path / "other.db"
+    sqlite3.connect(db).execute("CREATE TABLE model_versions (name TEXT)").connection.commit()
+    calls: list[str] = []
+
+    class Client:
+        def get_registered_model(self, name: str) -> Any:
+            calls.append(name)
+            return type("M", (), {"aliases": {"champion": 3}})()
+
+    reader = open_reader(f"sqlite:///{db}", Client)  # type: ignore[arg-type]
+    assert reader.aliases("m") == {"champion": "3"}
+    assert calls == ["m"]
+    assert isinstance(reader.fallback, ClientReader)  # type: ignore[attr-defined]
+
+
+def test_a_missing_store_has_no_versions_and_is_not_created(tmp_path: Path) -> None:
+    db = tmp_path / "nothing" / "mlflow.db"
+    registry = Registry(f"sqlite:///{db}", NAME, tmp_path / "audit.jsonl")
+    assert registry.versions() == []
+    assert registry.champion() is None
+    assert not db.exists()
+
+
+def test_native_flavour_predicts_exactly_like_the_pyfunc(world: World) -> None:
+    import mlflow.pyfunc
+
+    from modelyard.ops.native import NativeModel
+
+    sample = world.data.test[FEATURES].head(50).reset_index(drop=True)
+    for version in ("1", "2"):
+        native = world.registry.load_version(version)
+        assert isinstance(native, NativeModel)
+        with world.registry.local_copy(version) as local:
+            pyfunc = mlflow.pyfunc.load_model(str(local))
+        pd.testing.assert_frame_equal(native.predict(sample), pyfunc.predict(sample))
+
+
+def test_native_flavour_loads_without_modelyard_or_mlflow(world: World, tmp_path: Path) -> None:
+    sample = world.data.test[FEATURES].head(20)
+    sample_path = tmp_path / "sample.json"
+    sample.to_json(sample_path, orient="split")
+    with world.registry.local_copy("1") as local:
+        pipeline_file = local / "modelyard" / "pipeline.pkl"
+    script = f"""
+import importlib.abc, sys
+class Blocked(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("modelyard", "mlflow"):
+            raise ImportError(name + " is blocked in this process")
+sys.meta_path.insert(0, Blocked())
+import cloudpickle, pandas as pd
+pipeline = cloudpickle.load(open({str(pipeline_file)!r}, "rb"))
+frame = pd.read_json({str(sample_path)!r}, orient="split")
+print(pd.DataFrame(pipeline.predict_proba(frame)).to_json(orient="split", double_precision=15))
+"""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    clean = tmp_path / "cwd"
+    clean.mkdir()
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=clean, env=env, capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    got = pd.read_json(io.StringIO(done.stdout.strip().splitlines()[-1]), orient="split")
+    np.testing.assert_allclose(got.to_numpy(), world.models[0].predict_proba(sample), rtol=1e-9)
+
+
+def test_models_list_and_show_import_no_ml_library(world: World, tmp_path: Path) -> None:
+    project = world.workdir.parent
+    (project / "modelyard.yaml").write_text(
+        "version: 1\nname: penguins\ndata:\n  source:\n    builtin: breast_cancer\n"
+        "  target: target\n",
+        encoding="utf-8",
+    )
+    heavy = ("mlflow", "sklearn", "pandas", "sqlalchemy", "alembic", "scipy", "polars", "numpy")
+    script = f"""
+import sys
+from importlib.metadata import entry_points
+main = entry_points(group="console_scripts")["modelyard"].load()
+for args in (["models", "list", "--json"], ["models", "show", "1", "--json"],
+             ["models", "history"]):
+    try:
+        main(args=[*args, "-c", {str(project / "modelyard.yaml")!r}], prog_name="modelyard")
+    except SystemExit as exc:
+        assert not exc.code, exc.code
+print("IMPORTED", sorted({{m.split(".")[0] for m in sys.modules}} & set({heavy!r})))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1] == "IMPORTED []"
+    listed, _ = json.JSONDecoder().raw_decode(done.stdout)
+    assert [row["version"] for row in listed] == [v.version for v in world.registry.versions()]
+
+
+def test_batch_scoring_loads_the_champion_without_mlflow(world: World, tmp_path: Path) -> None:
+    sample_path = tmp_path / "sample.json"
+    world.data.test[FEATURES].head(10).to_json(sample_path, orient="split")
+    script = f"""
+import sys
+import pandas as pd
+from modelyard.ops.registry import ModelRef, Registry
+registry = Registry({world.registry.tracking_uri!r}, {NAME!r}, {str(tmp_path / "a.jsonl")!r})
+model = registry.load_version(registry.resolve(ModelRef(name={NAME!r}, version="1")))
+out = model.predict(pd.read_json({str(sample_path)!r}, orient="split"))
+assert len(out) == 10, out
+print("MLFLOW", sorted(m for m in sys.modules if m.split(".")[0] == "mlflow"))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1] == "MLFLOW []"

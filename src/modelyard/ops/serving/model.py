@@ -7,7 +7,9 @@ A model reference is one of
 - a local folder holding an MLflow model written by modelyard (``MLmodel`` + ``contract.yaml``):
   what a build context of ``modelyard package`` ships.
 
-:func:`load_served_model` downloads the version once, loads the pyfunc, reads the data contract
+:func:`load_served_model` finds the version (the embedded store's folder is read in place,
+a server's is downloaded once), loads it through modelyard's native flavour (the fitted pipeline,
+no MLflow import; ``mlflow.pyfunc`` for a model logged before the flavour), reads the data contract
 shipped with it, checks that model and contract agree (every model input is a contract column,
 the task matches, the classes are allowed target values), compiles the exact fast path
 (:mod:`.fastpath`) and checks it against the pipeline on probe rows.
@@ -200,8 +202,9 @@ def _plain(value: Any) -> Any:
 
 
 def _download(ref: ModelRef, tracking_uri: str | None, cache: Path) -> tuple[Path, dict[str, Any]]:
-    """Download a registered version; returns its folder and its registry facts."""
-    from modelyard.ops.registry import Registry
+    """The folder of a registered version (the store's own when local, else downloaded into
+    ``cache``) and its registry facts. Registry reads skip MLflow where the store allows."""
+    from modelyard.ops.registry import Registry, local_folder
 
     assert ref.name is not None
     if tracking_uri is None:
@@ -210,31 +213,19 @@ def _download(ref: ModelRef, tracking_uri: str | None, cache: Path) -> tuple[Pat
             fix="Run from the project folder (modelyard.yaml) or pass --tracking-uri.",
         )
     registry = Registry(tracking_uri, ref.name, cache / "audit.jsonl")
-    client = registry.client
     if ref.alias is not None:
-        from mlflow.exceptions import MlflowException
-
-        try:
-            mv = client.get_model_version_by_alias(ref.name, ref.alias)
-        except MlflowException:
+        held = registry.reader.aliases(ref.name).get(ref.alias)
+        if held is None:
             raise ModelyardError(
                 f"model '{ref.name}' has no version with the alias '{ref.alias}'",
                 where=tracking_uri,
                 fix="Train and promote a version (modelyard run; modelyard models promote).",
-            ) from None
-        version = str(mv.version)
+            )
+        version = held
     else:
         version = str(ref.version)
     info = registry.show(version)
-    location = client.get_model_version_download_uri(ref.name, version)
-    if location.startswith("models:/"):
-        location = client.get_logged_model(location.removeprefix("models:/")).artifact_location
-    import mlflow.artifacts
-
-    dst = Path(tempfile.mkdtemp(prefix=f"v{version}-", dir=cache))
-    local = mlflow.artifacts.download_artifacts(
-        artifact_uri=location, dst_path=str(dst), tracking_uri=tracking_uri
-    )
+    location = registry.location(version)
     facts = {
         "name": ref.name,
         "version": version,
@@ -242,23 +233,30 @@ def _download(ref: ModelRef, tracking_uri: str | None, cache: Path) -> tuple[Pat
         "metrics": info.metrics,
         "tags": {k: v for k, v in info.tags.items() if not k.startswith("mlflow.")},
     }
-    return Path(local), facts
+    local = local_folder(location)
+    if local is not None:  # the embedded store's own folder: read in place, nothing to copy
+        return local, facts
+    import mlflow.artifacts
+
+    dst = Path(tempfile.mkdtemp(prefix=f"v{version}-", dir=cache))
+    downloaded = mlflow.artifacts.download_artifacts(
+        artifact_uri=location, dst_path=str(dst), tracking_uri=tracking_uri
+    )
+    return Path(downloaded), facts
 
 
 def resolve_version(ref: ModelRef, tracking_uri: str | None) -> str | None:
     """The version an alias points to now (``None`` for fixed references or no alias)."""
     if ref.alias is None or ref.name is None or tracking_uri is None:
         return None
-    from mlflow.exceptions import MlflowException
-
+    from modelyard.ops.registry_store import open_reader
     from modelyard.ops.tracking import make_client
 
-    try:
-        return str(
-            make_client(tracking_uri).get_model_version_by_alias(ref.name, ref.alias).version
-        )
-    except MlflowException:
-        return None
+    return (
+        open_reader(tracking_uri, lambda: make_client(tracking_uri))
+        .aliases(ref.name)
+        .get(ref.alias)
+    )
 
 
 def load_served_model(
@@ -270,8 +268,6 @@ def load_served_model(
 ) -> ServedModel:
     """Load, check and compile one model version (see the module docstring); ``checks`` are
     the declared checks every request must pass."""
-    import mlflow.pyfunc
-
     if cache is None:
         cache = Path(tempfile.mkdtemp(prefix="modelyard-serve-"))
     cache.mkdir(parents=True, exist_ok=True)
@@ -287,8 +283,7 @@ def load_served_model(
     contract = contract_from_yaml(
         contract_path.read_text(encoding="utf-8"), source=str(contract_path)
     )
-    pyfunc = mlflow.pyfunc.load_model(str(local))
-    wrapper = pyfunc.unwrap_python_model()
+    wrapper, example = _load_wrapper(local)
     for attr in ("pipeline", "features", "task"):
         if not hasattr(wrapper, attr):
             raise ModelyardError(
@@ -313,8 +308,27 @@ def load_served_model(
         tags=dict(facts.get("tags") or {}),
         checks=tuple(checks),
     )
-    _compile(served, pyfunc)
+    _compile(served, example)
     return served
+
+
+def _load_wrapper(local: Path) -> tuple[Any, list[dict[str, Any]] | None]:
+    """The model (pipeline, features, task, classes) and its logged input example as records:
+    through the native flavour when the model has it (no MLflow import), else the pyfunc."""
+    from modelyard.ops.native import input_example_records, load_native
+
+    native = load_native(local)
+    if native is not None:
+        return native, input_example_records(local)
+    import mlflow.pyfunc
+
+    pyfunc = mlflow.pyfunc.load_model(str(local))
+    try:
+        frame = pyfunc.input_example
+    except Exception:
+        frame = None
+    records = None if frame is None else frame.to_dict("records")
+    return pyfunc.unwrap_python_model(), records
 
 
 def fetch_model(
@@ -399,18 +413,34 @@ def probe_rows(contract: DataContract, features: list[str]) -> list[dict[str, An
     return typed
 
 
-def _compile(served: ServedModel, pyfunc: Any) -> None:
-    try:
-        example = pyfunc.input_example
-    except Exception:
-        example = None
+def _compile(served: ServedModel, example: list[dict[str, Any]] | None) -> None:
     extra = None
     if example is not None:
+        by_name = {c.name: c for c in served.contract.columns}
         extra = [
-            {f: _none_if_nan(rec.get(f)) for f in served.features}
-            for rec in example.to_dict("records")
+            {f: _typed(by_name.get(f), _none_if_nan(rec.get(f))) for f in served.features}
+            for rec in example
         ]
     compile_served(served, extra)
+
+
+def _typed(col: Any, value: Any) -> Any:
+    """A JSON value as the request checker types it (numbers as float, ISO text as dates)."""
+    if value is None or col is None:
+        return value
+    if col.type in ("int", "float") and isinstance(value, int | float):
+        return float(value)
+    if col.type == "date" and isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value[:10])
+        except ValueError:
+            return value
+    if col.type == "datetime" and isinstance(value, str):
+        try:
+            return dt.datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    return value
 
 
 def compile_served(served: ServedModel, extra_rows: list[dict[str, Any]] | None = None) -> None:

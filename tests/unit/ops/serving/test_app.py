@@ -57,7 +57,12 @@ def client(world: World, tmp_path: Path) -> Iterator[TestClient]:
 
 
 def _pyfunc(world: World, version: str) -> Any:
-    return Registry(world.tracking_uri, NAME, world.workdir / "audit.jsonl").load_version(version)
+    """The version loaded through MLflow's pyfunc machinery: the reference."""
+    import mlflow.pyfunc
+
+    registry = Registry(world.tracking_uri, NAME, world.workdir / "audit.jsonl")
+    with registry.local_copy(version) as local:
+        return mlflow.pyfunc.load_model(str(local))
 
 
 @pytest.mark.parametrize("version", ["1", "2"])
