@@ -74,7 +74,10 @@ class ProcessPool(Executor):
         _sweep_stale_folders()
         self._dir = Path(tempfile.mkdtemp(prefix=_PREFIX))
         self._claim = _claim(self._dir)
-        self._lock = threading.Lock()
+        # Re-entrant: a Ctrl-C that lands between a ``with self._lock`` acquiring and entering
+        # its block can leave the lock held by the main thread (a CPython race); close(), in
+        # that same thread, must still get it instead of hanging the user's Ctrl-C.
+        self._lock = threading.RLock()
         self._queue: collections.deque[_Task] = collections.deque()
         self._tasks: dict[int, _Task] = {}
         self._next_id = 0
