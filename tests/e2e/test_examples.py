@@ -65,4 +65,4 @@ def test_bike_sharing_trains_on_2011_and_registers_with_its_time_column(
 
     out = model.predict(to_pandas(split.test.head(50), result.output("contract")))
     assert len(out) == 50
-    assert "dteday" in model.metadata.get_input_schema().input_names()
+    assert "dteday" in model.features  # the columns the registered model takes

@@ -90,12 +90,15 @@ def score_pyfunc(model: Any, X: pd.DataFrame, y: np.ndarray, *, task: Task, metr
 
 
 def pyfunc_inputs(model: Any) -> list[str]:
-    """The columns a pyfunc model takes: a modelyard model's features, else its signature."""
-    try:
-        wrapper = model.unwrap_python_model()
-    except Exception:  # not a PythonModel flavour
-        wrapper = None
-    features = getattr(wrapper, "features", None)
+    """The columns a model takes: a modelyard model's features (native flavour or pyfunc
+    wrapper), else its MLflow signature."""
+    features = getattr(model, "features", None)  # the native flavour
+    if features is None:
+        try:
+            wrapper = model.unwrap_python_model()
+        except Exception:  # not a PythonModel flavour
+            wrapper = None
+        features = getattr(wrapper, "features", None)
     if features is not None:
         return [str(f) for f in features]
     schema = model.metadata.get_input_schema()

@@ -332,7 +332,7 @@ class Registry:
         return self.show(target)
 
     def load_champion(self) -> Any:
-        """The champion as an ``mlflow.pyfunc`` model (downloaded with this registry's URI)."""
+        """The champion, loaded as :meth:`load_version` loads a version."""
         champion = self.champion()
         if champion is None:
             raise ModelyardError(

@@ -44,6 +44,7 @@ def build_adult(root: Path, data_dir: Path) -> Adult:
     os.environ.setdefault("MODELYARD_DATA", str(data_dir))
     from modelyard import Project
     from modelyard.modeling.features import to_pandas
+    from modelyard.ops.promotion import pyfunc_inputs
 
     root.mkdir(parents=True, exist_ok=True)
     config = root / "modelyard.yaml"
@@ -54,9 +55,9 @@ def build_adult(root: Path, data_dir: Path) -> Adult:
     contract = result.output("contract")
     valid_test = result.output("split").test
     registry = project.registry()
-    pyfunc = registry.load_version(result.registration.version)
-    features = list(pyfunc.metadata.get_input_schema().input_names())
-    expected = pyfunc.predict(to_pandas(valid_test, contract))
+    model = registry.load_version(result.registration.version)
+    features = pyfunc_inputs(model)
+    expected = model.predict(to_pandas(valid_test, contract))
     records = [
         {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in rec.items()}
         for rec in valid_test.select(features).to_dicts()

@@ -274,3 +274,12 @@ def test_a_register_killed_before_the_gate_leaves_a_version_that_needs_force(
     with pytest.raises(ModelyardError, match="never judged by the promotion gate"):
         registry.promote(orphan.version, reason="x", command="x")
     assert reg.decision.promote and reg.version == "2"
+
+
+def test_the_inputs_of_a_native_flavour_model_are_its_features() -> None:
+    """Registry.load_version returns the native flavour (no MLflow metadata) for new models."""
+    from modelyard.ops.native import NativeModel
+    from modelyard.ops.promotion import pyfunc_inputs
+
+    model = NativeModel(None, ["age", "dteday"], "binary", ["no", "yes"])
+    assert pyfunc_inputs(model) == ["age", "dteday"]
