@@ -69,7 +69,10 @@ def load_champion(project: Project) -> Champion:
             where=registry.tracking_uri,
             fix="Train a model first (modelyard run), or promote one (modelyard models promote).",
         )
-    wrapper = registry.load_version(info.version).unwrap_python_model()
+    loaded = registry.load_version(info.version)
+    # the native flavour is the pipeline with its features; an older model is a pyfunc wrapper
+    unwrap = getattr(loaded, "unwrap_python_model", None)
+    wrapper = unwrap() if unwrap is not None else loaded
     return Champion(
         wrapper.pipeline, list(wrapper.features), wrapper.task, wrapper.classes,
         str(info.version), registry.model_name,

@@ -21,9 +21,16 @@ ROOT = Path(__file__).resolve().parents[3]
 
 SCRIPT = textwrap.dedent(
     """
+    import signal
     import sys
     from concurrent.futures import wait
 
+    # A program in a terminal gets Ctrl-C as KeyboardInterrupt. A child inherits its parent's
+    # ignored signals and signal mask: a test run started in the background (SIGINT ignored),
+    # or a library that blocked SIGINT in the test process, would leave this driver deaf to it.
+    # Restore the terminal's behaviour, whatever ran the tests.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {{signal.SIGINT}})
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     sys.path.insert(0, {root!r})
     from modelyard.compute import open_executor
     from tests.unit.compute import tasks

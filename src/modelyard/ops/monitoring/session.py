@@ -122,19 +122,24 @@ def serve_metrics(
     from modelyard.ops.monitoring.prometheus import serve_exporter
 
     event = stop or threading.Event()
+    previous: dict[signal.Signals, Any] = {}
     if stop is None and threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: event.set())
+            previous[sig] = signal.signal(sig, lambda *_: event.set())
     log = logging.getLogger("modelyard.monitor")
     bind = host or config.serving.host
     at = port or config.monitoring.port
     if announce is not None:
         announce(f"serving monitoring metrics on http://{bind}:{at}/metrics")
-    serve_exporter(
-        lambda: check_log(config, inputs)[0], host=bind, port=at,
-        interval=interval or config.monitoring.interval_seconds, stop=event,
-        on_error=lambda exc: log.warning("monitoring refresh failed: %s", exc),
-    )  # fmt: skip
+    try:
+        serve_exporter(
+            lambda: check_log(config, inputs)[0], host=bind, port=at,
+            interval=interval or config.monitoring.interval_seconds, stop=event,
+            on_error=lambda exc: log.warning("monitoring refresh failed: %s", exc),
+        )  # fmt: skip
+    finally:  # the caller's handlers again (a notebook keeps its Ctrl-C)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def alert_config(config: ProjectConfig, folder: Path, *, alert_for: str = "5m") -> list[Path]:
