@@ -35,19 +35,26 @@ class _Guard(click.Group):
     """Turn ModelyardError (and Ctrl-C) into a clean message; anything else keeps its traceback."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        from modelyard.cli.options import INTERRUPTED
         from modelyard.errors import ModelyardError
 
         try:
             return super().invoke(ctx)
         except ModelyardError as exc:
-            _fail(exc)
+            if not INTERRUPTED["set"]:  # else a library wrapped the interrupt into its error
+                _fail(exc)
+            _interrupted()
         except KeyboardInterrupt:
-            click.secho(
-                "interrupted: finished steps are cached; run the same command again to resume.",
-                fg="yellow",
-                err=True,
-            )
-            sys.exit(130)
+            _interrupted()
+
+
+def _interrupted() -> None:
+    click.secho(
+        "interrupted: finished steps are cached; run the same command again to resume.",
+        fg="yellow",
+        err=True,
+    )
+    sys.exit(130)
 
 
 @click.group(cls=_Guard, context_settings={"help_option_names": ["-h", "--help"]})

@@ -8,6 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+INTERRUPTED = {"set": False}
+"""Set when Ctrl-C or SIGTERM reached a run: a step whose library wrapped the interrupt into an
+error of its own (pydantic turns it into a SchemaError) is then an interruption, not a failure."""
+
 if TYPE_CHECKING:
     from modelyard.recipe import Project
 

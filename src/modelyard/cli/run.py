@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from modelyard.cli.options import config_option, json_option, load_project
+from modelyard.cli.options import INTERRUPTED, config_option, json_option, load_project
 from modelyard.errors import shown_path
 
 if TYPE_CHECKING:
@@ -161,15 +161,19 @@ _DATA_STEPS = ("ingest", "ingest_test", "contract", "validate", "validate_test",
 _SEARCH = ("explore", "tune", "train")
 
 
-def _terminate_like_ctrl_c() -> None:
+def _terminate_like_ctrl_c() -> dict[int, Any]:
     """SIGTERM (``kill``, ``timeout``, a container stopping) stops a run as Ctrl-C does: the
-    workers are stopped, finished steps and fits stay cached."""
+    workers are stopped, finished steps and fits stay cached. Both are remembered in
+    :data:`~modelyard.cli.options.INTERRUPTED`. Returns the handlers they replace."""
     import signal
 
+    INTERRUPTED["set"] = False
+
     def stop(signum: int, frame: Any) -> None:
+        INTERRUPTED["set"] = True
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, stop)
+    return {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
 
 
 @click.command()
@@ -197,10 +201,12 @@ def run(
             if estimate and any(s.action == "run" for s in the_plan.steps if s.name in _SEARCH):
                 click.echo(estimate)
         return
+    import signal
+
     from modelyard.errors import ValidationFailed
 
     console = _Console()
-    _terminate_like_ctrl_c()
+    previous = _terminate_like_ctrl_c()
     try:
         result = project.run(from_step=from_step, until=until, listener=console)
     except ValidationFailed as exc:  # what was written before it stopped, then the error
@@ -210,6 +216,9 @@ def run(
             else:
                 console.summary(exc.run)
         raise
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
     else:

@@ -8,6 +8,7 @@ import json
 import math
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
@@ -123,3 +124,29 @@ def test_a_user_error_goes_to_stderr_only(tmp_path: Path) -> None:
     done = CliRunner().invoke(main, ["run", "-c", str(tmp_path / "nope.yaml")])
     assert done.exit_code == 2
     assert done.stdout == "" and "error:" in done.stderr
+
+
+def test_a_ctrl_c_that_a_library_wraps_into_its_own_error_is_still_an_interruption(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CI saw it: Ctrl-C landed while pydantic built a schema, and pydantic raised a
+    SchemaError naming the KeyboardInterrupt; the run exited 1 as a failed step instead of 130
+    as an interruption. The signal itself is what counts."""
+    import os
+    import signal
+
+    from modelyard import recipe
+
+    def interrupted_profile(validated: object, contract: object, config: object) -> None:
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+        except KeyboardInterrupt:  # what pydantic does with it
+            raise RuntimeError("SchemaError: KeyboardInterrupt") from None
+
+    monkeypatch.setattr(recipe, "profile", interrupted_profile)
+    before = signal.getsignal(signal.SIGINT)
+    config = _iris(tmp_path)
+    result = CliRunner().invoke(main, ["run", "-c", str(config), "--until", "profile"])
+    assert result.exit_code == 130, result.output
+    assert "interrupted: finished steps are cached" in result.output
+    assert signal.getsignal(signal.SIGINT) is before  # the caller's handler is given back
