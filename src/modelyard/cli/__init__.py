@@ -38,6 +38,7 @@ class _Guard(click.Group):
         from modelyard.cli.options import INTERRUPTED
         from modelyard.errors import ModelyardError
 
+        INTERRUPTED["set"] = False  # per command: an earlier one in this process is over
         try:
             return super().invoke(ctx)
         except ModelyardError as exc:
