@@ -38,11 +38,11 @@ class _Guard(click.Group):
         from modelyard.cli.options import INTERRUPTED
         from modelyard.errors import ModelyardError
 
-        INTERRUPTED["set"] = False  # per command: an earlier one in this process is over
+        INTERRUPTED.clear()  # per command: an earlier one in this process is over
         try:
             return super().invoke(ctx)
         except ModelyardError as exc:
-            if not INTERRUPTED["set"]:  # else a library wrapped the interrupt into its error
+            if not INTERRUPTED.is_set():  # else a library wrapped the interrupt into its error
                 _fail(exc)
             _interrupted()
         except KeyboardInterrupt:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
-INTERRUPTED = {"set": False}
+INTERRUPTED = threading.Event()
 """Set when Ctrl-C or SIGTERM reached a run: a step whose library wrapped the interrupt into an
 error of its own (pydantic turns it into a SchemaError) is then an interruption, not a failure."""
 

@@ -161,16 +161,14 @@ _DATA_STEPS = ("ingest", "ingest_test", "contract", "validate", "validate_test",
 _SEARCH = ("explore", "tune", "train")
 
 
-def _terminate_like_ctrl_c() -> dict[int, Any]:
+def _interrupt_on_signals() -> dict[int, Any]:
     """SIGTERM (``kill``, ``timeout``, a container stopping) stops a run as Ctrl-C does: the
     workers are stopped, finished steps and fits stay cached. Both are remembered in
     :data:`~modelyard.cli.options.INTERRUPTED`. Returns the handlers they replace."""
     import signal
 
-    INTERRUPTED["set"] = False
-
     def stop(signum: int, frame: Any) -> None:
-        INTERRUPTED["set"] = True
+        INTERRUPTED.set()
         raise KeyboardInterrupt
 
     return {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
@@ -206,7 +204,7 @@ def run(
     from modelyard.errors import ValidationFailed
 
     console = _Console()
-    previous = _terminate_like_ctrl_c()
+    previous = _interrupt_on_signals()
     try:
         result = project.run(from_step=from_step, until=until, listener=console)
     except ValidationFailed as exc:  # what was written before it stopped, then the error

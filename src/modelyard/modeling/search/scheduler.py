@@ -248,14 +248,18 @@ class Evaluator:
                 self._closing = True  # the budget cannot hold another fit: start nothing new
                 self._finish(outcome, "stopped", source, "not started: the budget ran out")
                 continue
-            cached = self.memo.get(self._memo_key(outcome, fold)) if self.memo else None
-            if isinstance(cached, FoldResult):
-                self.cached_fits += 1
-                self._record(outcome, fold, cached, source)
-                continue
-            config = outcome.config
-            future = self.executor.submit(fit_fold, self.shared, config.family, config.params, fold)
-            self._running[future] = (outcome, fold)
+            self._run_fold(outcome, fold, source)
+
+    def _run_fold(self, outcome: Outcome, fold: int, source: Source) -> None:
+        """Replay one fit from the memo, or send it to the executor."""
+        cached = self.memo.get(self._memo_key(outcome, fold)) if self.memo else None
+        if isinstance(cached, FoldResult):
+            self.cached_fits += 1
+            self._record(outcome, fold, cached, source)
+            return
+        config = outcome.config
+        future = self.executor.submit(fit_fold, self.shared, config.family, config.params, fold)
+        self._running[future] = (outcome, fold)
 
     def _start(self, config: Config) -> None:
         outcome = Outcome(config, seq=len(self.outcomes))
@@ -385,16 +389,8 @@ class Evaluator:
         for fold in range(self.n_folds):
             if len(self._running) >= slots or keep.state != "running":
                 return
-            if fold in keep.folds or fold in busy:
-                continue
-            cached = self.memo.get(self._memo_key(keep, fold)) if self.memo else None
-            if isinstance(cached, FoldResult):
-                self.cached_fits += 1
-                self._record(keep, fold, cached, source)
-                continue
-            config = keep.config
-            future = self.executor.submit(fit_fold, self.shared, config.family, config.params, fold)
-            self._running[future] = (keep, fold)
+            if fold not in keep.folds and fold not in busy:
+                self._run_fold(keep, fold, source)
 
     @property
     def stopped_early(self) -> bool:
