@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from modelyard.data.leakage import ModelingContract
     from modelyard.data.profile import Profile
     from modelyard.data.streaming import BatchReport, IngestStats
+    from modelyard.data.table import Ingested
     from modelyard.data.validation import Mode, ValidationReport, ValidationResult
     from modelyard.engine.events import Progress
     from modelyard.engine.memo import Memo
@@ -67,61 +68,69 @@ if TYPE_CHECKING:
     from modelyard.ops.registry import Registry
 
 
+Scratch = Callable[[str], Path]
+"""The store's scratch space (a runtime resource): ``scratch(name)`` is a fresh folder for a
+step to write a large output into (a table's parts) before the store keeps it."""
+
 # ----------------------------------------------------------------------------- stages as steps
 # Thin adapters: each takes resolved parameters (pydantic sections) and calls a stage function.
 
 
-def ingest(config: ProjectConfig) -> pl.DataFrame:
-    """Read the training (reference) data as configured."""
-    from modelyard.data.sources import read_source
+def ingest(config: ProjectConfig, scratch: Scratch) -> Ingested:
+    """Read the training (reference) data as configured, streamed into a table."""
+    from modelyard.data.sources import read_source_table
 
     data = config.data
-    return read_source(
+    return read_source_table(
         data.source,
+        scratch("ingest"),
         normalize=data.normalize,
         drop=data.columns.drop,
         sample=data.sample,
         seed=config.seed,
+        batch_rows=data.batch_rows,
     )
 
 
-def ingest_test(config: ProjectConfig) -> pl.DataFrame:
-    """Read the explicit hold-out file."""
-    from modelyard.data.sources import read_test
+def ingest_test(config: ProjectConfig, scratch: Scratch) -> Ingested:
+    """Read the explicit hold-out file, streamed into a table."""
+    from modelyard.data.sources import read_test_table
 
     data = config.data
     assert data.test is not None
-    return read_test(data.test, data.source, normalize=data.normalize, drop=data.columns.drop)
+    return read_test_table(
+        data.test, data.source, scratch("ingest_test"), normalize=data.normalize,
+        drop=data.columns.drop, batch_rows=data.batch_rows,
+    )  # fmt: skip
 
 
-def contract(
-    train: pl.DataFrame, config: ProjectConfig, declared: DataContract | None
-) -> DataContract:
+def contract(train: Ingested, config: ProjectConfig, declared: DataContract | None) -> DataContract:
     """The data contract: the user's file when it exists, else inferred from the training data."""
     if declared is not None:
         return declared
+    rows = train.rows.collect()
     from modelyard.data.contract import infer_contract
     from modelyard.data.sources import infer_task
 
     data = config.data
     task = None
     if data.target is not None:
-        if data.target not in train.columns:
+        if data.target not in rows.columns:
             from modelyard.data.contract import did_you_mean
             from modelyard.errors import DataError, name_list
 
             raise DataError(
                 f"the target column '{data.target}' is not in the data"
-                f"{did_you_mean(data.target, train.columns)}",
+                f"{did_you_mean(data.target, rows.columns)}",
                 where="data.target",
-                expected=f"one of the {train.width:,} columns {name_list(train.columns)}",
+                expected=f"one of the {rows.width:,} columns {name_list(rows.columns)}",
                 fix="Fix data.target in modelyard.yaml.",
             )
-        task = infer_task(train[data.target]) if data.task == "auto" else data.task
+        task = infer_task(rows[data.target]) if data.task == "auto" else data.task
     hints = dict(data.source.read.dtypes)
     hints.update({c: "datetime" for c in data.source.read.parse_dates if c not in hints})
     return infer_contract(
-        train,
+        rows,
         target=data.target,
         task=task,
         roles=data.columns,
@@ -131,7 +140,7 @@ def contract(
 
 
 def validate(
-    batch: pl.DataFrame, contract: DataContract, config: ProjectConfig, mode: Mode = "train"
+    batch: Ingested, contract: DataContract, config: ProjectConfig, mode: Mode = "train"
 ) -> ValidationResult:
     """Validate a batch against the contract and the declared checks.
 
@@ -142,7 +151,10 @@ def validate(
     from modelyard.data.validation import validate as run_validation
 
     return run_validation(
-        batch, contract if config.validation.contract else None, config.validation, mode=mode
+        batch.rows.collect(),
+        contract if config.validation.contract else None,
+        config.validation,
+        mode=mode,
     )
 
 
@@ -163,23 +175,27 @@ def labels(config: ProjectConfig, task: str | None, features: list[str]) -> Labe
 
 
 def labelled(
-    train: pl.DataFrame,
+    train: Ingested,
     table: LabelTable,
     config: ProjectConfig,
     task: str | None,
     features: list[str],
     progress: Progress,
-) -> pl.DataFrame:
+    scratch: Scratch,
+) -> Ingested:
     """The training data plus the accepted labels, joined by row key (labels of rows the
     source lacks bring their rows); labels that match no row are counted in a progress note."""
+    from modelyard.data.table import Ingested, as_table
     from modelyard.labels.training import join_labels
 
-    joined, unmatched = join_labels(train, table, _label_spec(config, task, features))
+    rows = train.rows.collect()
+    joined, unmatched = join_labels(rows, table, _label_spec(config, task, features))
     if unmatched:
         progress.update(
             0, note=f"{unmatched} label(s) match no training row and carry no values: left out"
         )
-    return joined
+    folder = scratch("labelled")
+    return Ingested(as_table(joined, folder, batch_rows=config.data.batch_rows), train.rejected)
 
 
 def _label_spec(config: ProjectConfig, task: str | None, features: list[str]) -> LabelSpec:
@@ -505,7 +521,7 @@ def build_pipeline(
         Step(
             "ingest", ingest, params={"config": _only(config, "data")}, version=data_code,
             external=_once(lambda: fingerprint_source(data.source)),
-            description="read the training data",
+            description="read the training data", resources=("scratch",),
         ),
         Step(
             "contract", contract, inputs={"train": "ingest"},
@@ -529,7 +545,7 @@ def build_pipeline(
             Step(
                 "ingest_test", ingest_test, params={"config": _only(config, "data")}, version=data_code,
                 external=_once(lambda: fingerprint_source(data.source.model_copy(update={"path": test.path}))),
-                description="read the hold-out data",
+                description="read the hold-out data", resources=("scratch",),
             )
         ]  # fmt: skip
         steps.append(
@@ -583,6 +599,7 @@ def _label_steps(config: ProjectConfig, declared: DataContract | None) -> list[S
         Step(
             "labelled", labelled, inputs={"train": "ingest", "table": "labels"}, params=params,
             version=code, description="add the accepted labels to the training data",
+            resources=("scratch",),
         ),
     ]  # fmt: skip
 
@@ -868,7 +885,11 @@ class Project:
                         until=until,
                         listener=recorder,
                         resume_command=self.resume_command,
-                        resources={"executor": executor, "memo": self.memo()},
+                        resources={
+                            "executor": executor,
+                            "memo": self.memo(),
+                            "scratch": self.store.scratch,
+                        },
                         stale=stale,
                     )
                 except StepFailed as exc:

@@ -174,7 +174,7 @@ def test_run_json_records_the_seconds_the_run_took(penguins: Path) -> None:
     summary = json.loads((penguins / "modelyard-out" / "run.json").read_text())
     steps = sum(s["seconds"] for s in summary["steps"])
     assert summary["seconds"] > 0 and summary["seconds"] >= steps
-    assert summary["seconds"] <= result.seconds
+    assert summary["seconds"] <= round(result.seconds, 3)  # run.json rounds to the ms
 
 
 def test_the_params_logged_to_mlflow_mask_every_url_password() -> None:

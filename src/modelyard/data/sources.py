@@ -35,7 +35,7 @@ import os
 import re
 import zlib
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Literal
@@ -43,6 +43,13 @@ from typing import TYPE_CHECKING, Any, Literal
 from modelyard.config.schema import ReadOptions, Source, TestSource, ValueMap, is_url
 from modelyard.data import remote
 from modelyard.data.contract import Task
+from modelyard.data.table import (
+    DEFAULT_BATCH_ROWS,
+    Ingested,
+    as_table,
+    rejected_schema,
+    write_table,
+)
 from modelyard.errors import DataError, name_list
 
 if TYPE_CHECKING:
@@ -54,9 +61,12 @@ __all__ = [
     "fingerprint_files",
     "fingerprint_source",
     "infer_task",
+    "iter_source_batches",
     "read_file",
     "read_source",
+    "read_source_table",
     "read_test",
+    "read_test_table",
     "source_files",
 ]
 
@@ -137,6 +147,56 @@ def read_source(
     if sample is not None:
         df = _apply_sample(df, sample, seed)
     return df
+
+
+def read_source_table(
+    source: Source,
+    folder: Path,
+    *,
+    normalize: Mapping[str, ValueMap] = {},
+    drop: Sequence[str] = (),
+    sample: int | None = None,
+    seed: int = 0,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+) -> Ingested:
+    """:func:`read_source` streamed into a table in ``folder`` (parts of ``batch_rows`` rows),
+    with the lines that are not rows in :attr:`Ingested.rejected`."""
+    df = read_source(source, normalize=normalize, drop=drop, sample=sample, seed=seed)
+    return Ingested(
+        as_table(df, folder / "rows", batch_rows=batch_rows),
+        write_table([], folder / "rejected", schema=rejected_schema()),
+    )
+
+
+def read_test_table(
+    test: TestSource,
+    train: Source,
+    folder: Path,
+    *,
+    normalize: Mapping[str, ValueMap] = {},
+    drop: Sequence[str] = (),
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+) -> Ingested:
+    """:func:`read_test` streamed into a table in ``folder``, as :func:`read_source_table`."""
+    df = read_test(test, train, normalize=normalize, drop=drop)
+    return Ingested(
+        as_table(df, folder / "rows", batch_rows=batch_rows),
+        write_table([], folder / "rejected", schema=rejected_schema()),
+    )
+
+
+def iter_source_batches(
+    source: Source,
+    *,
+    normalize: Mapping[str, ValueMap] = {},
+    drop: Sequence[str] = (),
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+) -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
+    """The source's rows, ``batch_rows`` at a time, each with the lines of that stretch of
+    the input that are not rows (columns as :data:`~modelyard.data.table.REJECTED_SCHEMA`)."""
+    df = read_source(source, normalize=normalize, drop=drop)
+    for start in range(0, max(df.height, 1), batch_rows):
+        yield df.slice(start, batch_rows), pl.DataFrame(schema=rejected_schema())
 
 
 def read_test(

@@ -56,7 +56,8 @@ def _import(path: str) -> Any:
 class AutoCodec:
     """Stores values by type, in formats people can open themselves.
 
-    polars DataFrame -> Parquet; pydantic model -> JSON; dataclass -> one entry per field;
+    polars DataFrame -> Parquet; a table (a Parquet dataset, :mod:`modelyard.data.table`) ->
+    its part files, hard-linked from where the step wrote them; pydantic model -> JSON; dataclass -> one entry per field;
     ``None``/str/int/float/bool/list/dict of those -> JSON; anything else -> pickle.
     """
 
@@ -71,6 +72,12 @@ class AutoCodec:
         if kind.__module__.startswith("polars") and kind.__name__ == "DataFrame":
             value.write_parquet(folder / f"{stem}.parquet", statistics=False)
             return {"kind": "parquet", "file": f"{stem}.parquet"}
+        if _is_table(value):
+            target = folder / stem
+            target.mkdir()
+            for part in value.parts():
+                _link_or_copy(part, target / part.name)
+            return {"kind": "table", "dir": stem, "rows": value.num_rows, "class": _qualname(kind)}
         if hasattr(value, "model_dump_json") and hasattr(type(value), "model_validate_json"):
             (folder / f"{stem}.json").write_text(value.model_dump_json(indent=1), encoding="utf-8")
             return {"kind": "pydantic", "file": f"{stem}.json", "class": _qualname(kind)}
@@ -93,6 +100,8 @@ class AutoCodec:
             import polars as pl
 
             return pl.read_parquet(folder / meta["file"])
+        if kind == "table":
+            return _import(meta["class"])(folder / meta["dir"], meta["rows"])
         if kind == "pydantic":
             cls = _import(meta["class"])
             return cls.model_validate_json((folder / meta["file"]).read_text(encoding="utf-8"))
@@ -109,6 +118,20 @@ class AutoCodec:
 
 def auto_codec() -> Codec:
     return AutoCodec()
+
+
+def _is_table(value: Any) -> bool:
+    kind = type(value)
+    return kind.__module__ == "modelyard.data.table" and kind.__name__ == "Table"
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    """A hard link (the step's staging copy and the artifact share the bytes), a copy across
+    file systems."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
 
 
 def _is_json(value: Any) -> bool:
@@ -232,6 +255,14 @@ class ArtifactStore:
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
+
+    def scratch(self, name: str) -> Path:
+        """A fresh, empty folder for a step to write a large output into (a table's parts);
+        removed with the rest of ``tmp/`` at the start of the next run."""
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        folder = self.tmp / f"scratch-{name}-{uuid.uuid4().hex[:8]}"
+        folder.mkdir()
+        return folder
 
     def load(self, step: str, key: str, codec: Codec) -> Any:
         folder = self.folder(step, key)

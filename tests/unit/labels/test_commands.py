@@ -144,7 +144,7 @@ def test_the_label_loop_end_to_end(project: tuple[Path, Path]) -> None:
     assert plan["ingest"].action == "cached" and plan["validate"].action != "cached"
     run = p.run()  # the whole pipeline: retraining goes through the gate as usual
     source = pl.read_csv(Path(p.config.data.source.path), infer_schema=False).height
-    assert run.output("labelled").height == source + 10
+    assert run.output("labelled").rows.height == source + 10
     assert run.ran[:2] == ["labels", "labelled"] and "ingest" in run.cached
     assert run.registration is not None and run.registration.previous_champion is not None
     assert run.registration.decision is not None

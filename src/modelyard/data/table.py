@@ -1,0 +1,226 @@
+"""Tables between steps: Parquet datasets on disk, read lazily or one part at a time.
+
+A :class:`Table` is a folder of part files (``part-00000.parquet``, ...) written in order by a
+:class:`TableWriter`, one part per batch. Parts are the unit of streaming and of parallel work:
+a data stage reads a part, writes its result as the part with the same number, and returns
+mergeable statistics, so a table of any size is processed in constant memory, on this machine's
+workers or on a Dask cluster, and the result does not depend on where the parts ran.
+
+A table small enough for one batch is one part: the stages then see one DataFrame, exactly as
+an in-memory pipeline would.
+
+The artifact store keeps a table by content key like any other output (hard links of its part
+files, see :mod:`modelyard.engine.store`); a step receives it as a :class:`Table` and reads
+``scan()`` (a polars ``LazyFrame``), ``batches()`` or ``collect()``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import polars as pl
+else:
+    from modelyard.data.lazy import polars as pl
+
+__all__ = ["DEFAULT_BATCH_ROWS", "Table", "TableWriter", "as_table", "write_table"]
+
+DEFAULT_BATCH_ROWS = 1_000_000
+"""Rows per part (``data.batch_rows``): a table of fewer rows is one part, held whole."""
+
+_PART = "part-{:05d}.parquet"
+_GLOB = "part-*.parquet"
+
+
+@dataclass(frozen=True)
+class Table:
+    """A Parquet dataset: the part files of ``folder`` in order, ``num_rows`` rows in all."""
+
+    folder: Path
+    num_rows: int
+
+    def parts(self) -> list[Path]:
+        """The part files, in row order (at least one: an empty table has one empty part)."""
+        return sorted(self.folder.glob(_GLOB))
+
+    @property
+    def height(self) -> int:
+        return self.num_rows
+
+    @property
+    def schema(self) -> pl.Schema:
+        return pl.Schema(pl.read_parquet_schema(self.parts()[0]))
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.schema.names())
+
+    def scan(self) -> pl.LazyFrame:
+        """The whole table as a lazy frame (polars streams it when sunk or collected)."""
+        return pl.scan_parquet([str(p) for p in self.parts()])
+
+    def batches(self) -> Iterator[pl.DataFrame]:
+        """The table one part at a time, in row order."""
+        for part in self.parts():
+            yield pl.read_parquet(part)
+
+    def collect(self) -> pl.DataFrame:
+        """The whole table in memory (for tables known to be small: samples, one part)."""
+        parts = self.parts()
+        if len(parts) == 1:
+            return pl.read_parquet(parts[0])
+        return pl.concat([pl.read_parquet(p) for p in parts], how="vertical")
+
+    def head(self, n: int) -> pl.DataFrame:
+        return self.scan().head(n).collect()
+
+    def part_rows(self) -> list[int]:
+        """The number of rows of each part (from the Parquet footers: nothing is read)."""
+        return [pl.scan_parquet(p).select(pl.len()).collect().item() for p in self.parts()]
+
+    def __repr__(self) -> str:
+        return f"Table({self.folder}, {self.num_rows:,} rows, {len(self.parts())} part(s))"
+
+
+class TableWriter:
+    """Writes a table part by part into an empty ``folder``; :meth:`close` returns the Table.
+
+    Each :meth:`write` is one part (an empty frame writes nothing). A table that received no
+    rows still gets one empty part with ``schema`` (or the last frame's schema), so that it
+    can be read back with its columns. The folder is the caller's staging area: the artifact
+    store moves a finished table into place, so a killed run never leaves half a table there.
+    """
+
+    def __init__(self, folder: Path, *, schema: pl.Schema | None = None) -> None:
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        if any(self.folder.glob(_GLOB)):
+            raise FileExistsError(f"{self.folder} already holds a table")
+        self._schema = schema
+        self._parts = 0
+        self._rows = 0
+
+    @property
+    def rows(self) -> int:
+        return self._rows
+
+    @property
+    def parts(self) -> int:
+        return self._parts
+
+    def next_part(self) -> Path:
+        """The path of the next part, for a task that writes it itself (then :meth:`add`)."""
+        return self.folder / _PART.format(self._parts)
+
+    def add(self, rows: int) -> None:
+        """Count a part written at :meth:`next_part` by someone else."""
+        self._parts += 1
+        self._rows += rows
+
+    def write(self, frame: pl.DataFrame) -> None:
+        if self._schema is None or frame.height:
+            self._schema = frame.schema
+        if frame.height == 0:
+            return
+        write_part(frame, self.next_part())
+        self.add(frame.height)
+
+    def close(self) -> Table:
+        if self._parts == 0:
+            empty = pl.DataFrame(schema=self._schema or {})
+            write_part(empty, self.next_part())
+            self._parts = 1
+        return Table(self.folder, self._rows)
+
+    def __enter__(self) -> TableWriter:
+        return self
+
+    def __exit__(self, exc_type: Any, *_: Any) -> None:
+        if exc_type is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def write_part(frame: pl.DataFrame, path: Path) -> None:
+    """One part file, written under a temporary name and renamed: never half a part."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    frame.write_parquet(tmp, statistics=False)
+    tmp.replace(path)
+
+
+def write_table(frames: Iterable[pl.DataFrame], folder: Path, *, schema: Any = None) -> Table:
+    """Write ``frames`` (one part each) as a table in ``folder``."""
+    writer = TableWriter(folder, schema=schema)
+    with writer:
+        for frame in frames:
+            writer.write(frame)
+        return writer.close()
+
+
+def as_table(frame: pl.DataFrame, folder: Path, *, batch_rows: int = DEFAULT_BATCH_ROWS) -> Table:
+    """An in-memory frame as a table of parts of at most ``batch_rows`` rows."""
+    step = max(1, batch_rows)
+    return write_table(
+        (frame.slice(i, step) for i in range(0, frame.height, step)), folder, schema=frame.schema
+    )
+
+
+def link_table(table: Table, folder: Path) -> Table:
+    """The same table under ``folder``: its parts hard-linked (copied across file systems)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for part in table.parts():
+        target = folder / part.name
+        try:
+            os.link(part, target)
+        except OSError:
+            shutil.copy2(part, target)
+    return Table(folder, table.num_rows)
+
+
+def concat_tables(tables: Sequence[Table], folder: Path) -> Table:
+    """The parts of ``tables`` one after the other, as one table in ``folder`` (hard links)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    index = 0
+    rows = 0
+    for table in tables:
+        for part in table.parts():
+            if table.num_rows == 0 and len(tables) > 1:
+                continue
+            target = folder / _PART.format(index)
+            try:
+                os.link(part, target)
+            except OSError:
+                shutil.copy2(part, target)
+            index += 1
+        rows += table.num_rows
+    if index == 0:
+        link_table(tables[0], folder)
+    return Table(folder, rows)
+
+
+REJECTED_SCHEMA = {"_file": "String", "_line": "Int64", "_text": "String", "_reasons": "String"}
+"""The columns of :attr:`Ingested.rejected`: the file, its line number (1-based, physical),
+the line's text and why it is not a row."""
+
+
+def rejected_schema() -> pl.Schema:
+    return pl.Schema({name: getattr(pl, dtype) for name, dtype in REJECTED_SCHEMA.items()})
+
+
+@dataclass(frozen=True)
+class Ingested:
+    """What ingestion read: the rows, and the lines that could not be read as rows (a line
+    with too few or too many fields), which validation adds to the quarantine with their line
+    numbers: valid + quarantined = the rows and lines of the input."""
+
+    rows: Table
+    rejected: Table
+    """Columns ``_file``, ``_line``, ``_text``, ``_reasons`` (:data:`REJECTED_SCHEMA`)."""
+
+    @property
+    def num_rows(self) -> int:
+        return self.rows.num_rows
