@@ -1081,27 +1081,38 @@ class Project:
         out: Path,
         model: str | None = None,
         progress: Callable[[int, int], None] | None = None,
+        batch_rows: int | None = None,
     ) -> BatchResult:
         """Score a file with a registered model, validating it against the contract first.
 
         Validation runs in ``score`` mode: types, nullability and the declared checks are
         enforced, and invalid rows are quarantined beside ``out``
-        (``<out>.quarantine.parquet``), never scored. A value outside the training range or a
+        (``<out>.quarantine.parquet``), never scored; so are the input lines that cannot be
+        read as rows, with their line numbers. A value outside the training range or a
         category never seen in training is drift, not invalid: the row is scored and its
         reasons are in the output's ``_drift`` column (null for rows that are not flagged).
-        """
-        import polars as pl
 
-        from modelyard.data.sources import read_source
-        from modelyard.data.validation import DRIFT, scoring_checks
-        from modelyard.data.validation import validate as run_validation
-        from modelyard.ops.batch import BatchResult, score_frame, write_table
+        The file is read and scored ``batch_rows`` rows at a time (default: ``data.batch_rows``
+        up to :data:`~modelyard.ops.batch.PREDICT_BATCH_ROWS`), the batches running on the
+        project's executor (``compute``) when there are several, so memory stays flat whatever
+        the file's size; the result does not depend on the batch size. ``out`` and its
+        quarantine appear whole or not at all. ``progress`` receives (rows scored, rows read).
+        """
+        from itertools import chain
+
+        from modelyard.data.sources import iter_source_batches
+        from modelyard.ops.batch import (
+            PREDICT_BATCH_ROWS,
+            BatchResult,
+            check_output,
+            score_batches,
+            scoring_setup,
+        )
         from modelyard.ops.registry import ModelRef, parse_model_ref
 
+        check_output(out)
         contract = self.declared_contract()
         if contract is None:
-            from modelyard.errors import ModelyardError
-
             raise ModelyardError(
                 "there is no data contract yet",
                 where=str(self.config.contract.path),
@@ -1113,46 +1124,42 @@ class Project:
             else ModelRef(name=self.registry().model_name, alias="champion")
         )
         if ref.name is None:
-            from modelyard.errors import ModelyardError
-
             raise ModelyardError(
                 "batch scoring takes a registered model",
                 where="--model",
                 expected="NAME@ALIAS or NAME/VERSION",
                 found=repr(model),
             )
+        if batch_rows is not None and batch_rows < 1:
+            raise ModelyardError(
+                "the batch size must be at least one row",
+                where="--batch-rows",
+                found=str(batch_rows),
+                fix="Pass a positive number of rows.",
+            )
         registry = self.registry(ref.name)
         version = registry.resolve(ref)
         pyfunc = registry.load_version(version)
         data_cfg = self.config.data
         source = data_cfg.source.model_copy(update={"path": Path(data).resolve(), "builtin": None})
-        frame = read_source(source, normalize=data_cfg.normalize, drop=data_cfg.columns.drop)
-        checks = list(self.config.validation.checks)
-        if contract.target and contract.target not in frame.columns:  # unlabelled data: fine
-            checks, _ = scoring_checks(checks, [contract.target])  # checks on the labels
-            contract = contract.model_copy(
-                update={
-                    "columns": [c for c in contract.columns if c.name != contract.target],
-                    "target": None,
-                }
-            )
-        options = self.config.validation.model_copy(
-            update={"on_error": "quarantine", "max_invalid_fraction": 1.0, "checks": checks}
+        rows = batch_rows or min(data_cfg.batch_rows, PREDICT_BATCH_ROWS)
+        batches = iter_source_batches(
+            source, normalize=data_cfg.normalize, drop=data_cfg.columns.drop, batch_rows=rows
         )
-        checked = run_validation(frame, contract, options, mode="score")
-        predictions = score_frame(pyfunc, checked.valid, contract, progress=progress)
-        drift = checked.drift.alias(DRIFT)
-        write_table(
-            pl.concat([checked.valid, predictions, drift.to_frame()], how="horizontal"), out
-        )
-        quarantine = None
-        if checked.quarantine.height:
-            quarantine = out.with_name(out.name.rsplit(".", 1)[0] + ".quarantine.parquet")
-            write_table(checked.quarantine, quarantine)
+        first = next(batches, None)  # its columns say whether the data is labelled
+        columns = first[0].columns if first is not None else []
+        scoring, options = scoring_setup(contract, self.config.validation, columns)
+        inputs = chain([] if first is None else [first], batches)
+        with self.executor() as executor:  # started only for an input of several batches
+            scored = score_batches(
+                inputs, model=pyfunc, contract=scoring, options=options, out=out,
+                executor=executor, progress=progress,
+            )  # fmt: skip
         return BatchResult(
-            rows=frame.height, scored=checked.valid.height, quarantined=checked.quarantine.height,
-            output=out, quarantine=quarantine, model=registry.model_name, version=version,
-            drifted=checked.report.drifted_rows, drift=checked.report.drift,
+            rows=scored.rows, scored=scored.scored, quarantined=scored.quarantined, output=out,
+            quarantine=scored.quarantine, model=registry.model_name, version=version,
+            drifted=scored.drifted, drift=scored.drift, rejected=scored.rejected,
+            batches=scored.batches,
         )  # fmt: skip
 
     # -- continuous ingestion, serving and monitoring (each a command of the CLI)

@@ -149,17 +149,28 @@ def models_history(config_path: Path, model_name: str | None) -> None:
 @click.option(
     "--out", "-o", type=click.Path(path_type=Path), required=True, help="A .parquet or .csv file."
 )
+@click.option(
+    "--batch-rows", type=click.IntRange(min=1), default=None,
+    help="Rows scored at a time (default: data.batch_rows, at most 200,000): memory stays "
+    "flat whatever the file's size.",
+)  # fmt: skip
 @JSON_OPTION
-def predict(config_path: Path, data: Path, model: str | None, out: Path, as_json: bool) -> None:
+def predict(
+    config_path: Path, data: Path, model: str | None, out: Path, batch_rows: int | None,
+    as_json: bool,
+) -> None:  # fmt: skip
     """Score DATA with a registered model.
 
-    Rows that break a type, a required value or a declared check are quarantined; rows with
-    values outside the training data are scored and flagged in the _drift column.
+    Rows that break a type, a required value or a declared check are quarantined, and so are
+    lines that cannot be read as rows; rows with values outside the training data are scored
+    and flagged in the _drift column. The file is scored in batches (on the project's
+    executor when there are several); the output appears whole or not at all.
     """
-    result = load_project(config_path).predict(data, out=out, model=model)
+    result = load_project(config_path).predict(data, out=out, model=model, batch_rows=batch_rows)
     summary = {
         "model": result.model, "version": result.version, "rows": result.rows, "scored": result.scored,
-        "quarantined": result.quarantined, "output": str(result.output),
+        "quarantined": result.quarantined, "rejected": result.rejected, "batches": result.batches,
+        "output": str(result.output),
         "quarantine": str(result.quarantine) if result.quarantine else None,
         "drifted": result.drifted,
         "drift": [{"column": v.column, "check": v.check, "rows": v.rows, "examples": v.examples}
@@ -172,6 +183,7 @@ def predict(config_path: Path, data: Path, model: str | None, out: Path, as_json
             f"scored {result.scored:,} of {result.rows:,} rows with {result.model}/{result.version} -> {out}"
             + (
                 f"; {result.quarantined:,} quarantined -> {result.quarantine}"
+                + (f" ({result.rejected:,} unreadable lines)" if result.rejected else "")
                 if result.quarantine
                 else ""
             )

@@ -269,6 +269,7 @@ def _contract_rules(
     fails: set[str],
     missing_target: str = "exclude",
     mode: Mode = "train",
+    seen: Mapping[str, pl.Series] | None = None,
 ) -> list[_Rule]:
     drift = mode == "score"
     rules: list[_Rule] = []
@@ -335,11 +336,14 @@ def _contract_rules(
                 )
             )
         if col.unique:
+            repeat = ~c.is_first_distinct()
+            if seen and name in seen:  # values of earlier batches of the same input
+                repeat = repeat | _is_in(c, seen[name])
             rules.append(
                 _Rule(
                     "unique",
                     name,
-                    c.is_not_null() & ~c.is_first_distinct(),
+                    c.is_not_null() & repeat,
                     pl.lit(f"{name}: ") + _show(name) + pl.lit(" is a duplicate"),
                     "unique values",
                 )
@@ -532,8 +536,13 @@ def validate(
     options: ValidationSection,
     *,
     mode: Mode = "train",
+    seen: Mapping[str, pl.Series] | None = None,
 ) -> ValidationResult:
     """Validate the batch ``df`` against ``contract`` and ``options.checks``.
+
+    ``seen``: for a batch of a larger input, the values of ``unique`` contract columns that
+    earlier batches held (typed; only those that occur in this batch are needed): a row
+    holding one is a duplicate, as it would be were the input validated in one batch.
 
     ``mode="score"`` (data to be scored by a trained model) flags values outside the
     contract's ranges and categories as drift instead of invalid (see the module docstring).
@@ -571,7 +580,9 @@ def validate(
         typed, fails = df, pl.DataFrame()
     schema = typed.schema
     rules = (
-        _contract_rules(use_contract, schema, set(fails.columns), options.missing_target, mode)
+        _contract_rules(
+            use_contract, schema, set(fails.columns), options.missing_target, mode, seen
+        )
         if use_contract
         else []
     )
