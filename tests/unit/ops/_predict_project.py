@@ -79,13 +79,16 @@ def scoring_input(shared_data: Path, copies: int = 3, *, labelled: bool = False)
     return out if labelled else out.drop("species")
 
 
-def predict(yaml: Path, data: Path, out: Path, *, executor: str = "serial", **kw: Any) -> Any:
-    """``Project.predict`` with ``compute.executor`` set to ``executor``."""
+def predict(
+    yaml: Path, data: Path, out: Path, *, executor: str = "serial", address: str | None = None,
+    **kw: Any,
+) -> Any:  # fmt: skip
+    """``Project.predict`` with ``compute.executor`` set to ``executor`` (and ``address``)."""
     from modelyard import Project
     from modelyard.config.schema import ComputeSection
 
     project = Project.from_yaml(yaml)
-    compute = ComputeSection(executor=executor, workers=2)  # type: ignore[arg-type]
+    compute = ComputeSection(executor=executor, workers=2, address=address)  # type: ignore[arg-type]
     project = Project(project.config.model_copy(update={"compute": compute}), config_path=yaml)
     return project.predict(data, out=out, **kw)
 
