@@ -26,6 +26,7 @@ the whole input), a ``unique`` column's duplicates across batches, and the drift
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import uuid
@@ -488,7 +489,7 @@ def _token() -> str:
 
 def _remove_abandoned(out: Path) -> None:
     """Remove the staging folders that a killed predict of ``out`` left (its process is gone)."""
-    for left in out.parent.glob(f".{out.name}.*-*.parts"):
+    for left in out.parent.glob(f"{glob.escape('.' + out.name)}.*-*.parts"):
         pid = left.name[len(out.name) + 2 :].split("-", 1)[0]
         if pid.isdigit() and not _alive(int(pid)):
             shutil.rmtree(left, ignore_errors=True)

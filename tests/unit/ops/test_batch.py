@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from modelyard.errors import DataError, ModelyardError
-from tests.unit.ops._predict_project import penguins, predict, scoring_input, trained
+from tests.unit.ops._predict_project import predict, scoring_input, trained
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -68,15 +68,21 @@ def test_one_batch_scores_valid_rows_and_quarantines_the_rest_with_their_rows(
     assert output.height == scored and quarantine.height == quarantined
     # the quarantine's _row is the row's position in the file
     for row, reasons in quarantine.select("_row", "_reasons").iter_rows():
-        assert frame.row(row) == quarantine.filter(pl.col("_row") == row).select(frame.columns).row(0)
+        assert frame.row(row) == quarantine.filter(pl.col("_row") == row).select(frame.columns).row(
+            0
+        )
         assert reasons
     reasons = " ".join(quarantine["_reasons"])
     assert "is not a" in reasons and "duplicate" in reasons and "bill_length_mm" in reasons
-    assert quarantine.filter(pl.col("_row") == frame.height - 1)["_reasons"].item().endswith(
-        "is a duplicate"
+    assert (
+        quarantine.filter(pl.col("_row") == frame.height - 1)["_reasons"]
+        .item()
+        .endswith("is a duplicate")
     )  # the last row repeats the first, 1,031 rows before: across any batch boundary
     assert {(v.column, v.check) for v in drift} == {
-        ("flipper_length_mm", "range"), ("island", "category"), ("id", "range")
+        ("flipper_length_mm", "range"),
+        ("island", "category"),
+        ("id", "range"),
     }  # fmt: skip  (ids of the later copies are above the training's)
     assert drifted == output["_drift"].is_not_null().sum() > 0
     assert quarantine.columns[-5:] == ["_row", "_reasons", "_file", "_line", "_text"]
@@ -92,7 +98,9 @@ def test_many_batches_give_exactly_the_one_batch_output(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.parquet", "out.quarantine.parquet"]
 
 
-@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(batch_rows=st.integers(min_value=40, max_value=1100))
 def test_the_output_does_not_depend_on_the_batch_size(
     project: Path, data: Path, whole: tuple[Any, ...], batch_rows: int, tmp_path: Path
@@ -101,7 +109,9 @@ def test_the_output_does_not_depend_on_the_batch_size(
     assert_same(outcome(predict(project, data, out, batch_rows=batch_rows)), whole)
 
 
-def test_csv_output_streams_too(project: Path, data: Path, whole: tuple[Any, ...], tmp_path: Path) -> None:
+def test_csv_output_streams_too(
+    project: Path, data: Path, whole: tuple[Any, ...], tmp_path: Path
+) -> None:
     result = predict(project, data, tmp_path / "out.csv", batch_rows=200)
     written = pl.read_csv(result.output, schema=whole[2].schema)
     assert written.equals(whole[2])
@@ -137,7 +147,9 @@ def test_unreadable_lines_go_to_the_quarantine_with_their_line_numbers(
     results = []
     for size in (10_000, 50):
         out = tmp_path / f"out-{size}.parquet"
-        scored = score_batches(batches(size), model=model, contract=contract, options=options, out=out)
+        scored = score_batches(
+            batches(size), model=model, contract=contract, options=options, out=out
+        )
         assert scored.rejected == 3 and scored.rows == rows.height + 3
         assert scored.rows == scored.scored + scored.quarantined
         results.append((pl.read_parquet(out), pl.read_parquet(scored.quarantine)))
@@ -146,7 +158,10 @@ def test_unreadable_lines_go_to_the_quarantine_with_their_line_numbers(
     tail = q1.tail(3)
     assert tail["_line"].to_list() == [60, 250, 251]
     assert tail["_text"].to_list() == ["a,b", "x,y,z,w,1,2,3,4,5,6", ""]
-    assert tail["_row"].null_count() == 3 and tail["species" if "species" in q1.columns else "id"].null_count() == 3
+    assert (
+        tail["_row"].null_count() == 3
+        and tail["species" if "species" in q1.columns else "id"].null_count() == 3
+    )
     assert q1.head(q1.height - 3)["_line"].null_count() == q1.height - 3
 
 
@@ -249,8 +264,10 @@ def test_an_empty_file_or_a_header_alone_is_a_clear_error_without_traceback(
     assert not out.exists()
 
 
-def test_a_wrong_output_extension_fails_before_any_work(project: Path, data: Path, tmp_path: Path) -> None:
-    with pytest.raises(ModelyardError, match="a .parquet or .csv file"):
+def test_a_wrong_output_extension_fails_before_any_work(
+    project: Path, data: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(ModelyardError, match=r"a \.parquet or \.csv file"):
         predict(project, data, tmp_path / "out.xlsx")
     with pytest.raises(ModelyardError, match="at least one row"):
         predict(project, data, tmp_path / "out.csv", batch_rows=0)
