@@ -151,7 +151,7 @@ def models_history(config_path: Path, model_name: str | None) -> None:
 )
 @click.option(
     "--batch-rows", type=click.IntRange(min=1), default=None,
-    help="Rows scored at a time (default: data.batch_rows, at most 200,000): memory stays "
+    help="Rows scored at a time (default: data.batch_rows, at most 100,000): memory stays "
     "flat whatever the file's size.",
 )  # fmt: skip
 @JSON_OPTION

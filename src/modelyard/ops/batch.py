@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from modelyard.data.contract import DataContract
     from modelyard.data.validation import Violation
 
-PREDICT_BATCH_ROWS = 200_000
+PREDICT_BATCH_ROWS = 100_000
 """Rows per batch of ``predict`` unless ``data.batch_rows`` is smaller (or ``--batch-rows``
 says otherwise): a batch is held as raw text, typed, and as the model's pandas input at once,
 in the driver and in each worker, so the data stages' million-row batches would not keep a

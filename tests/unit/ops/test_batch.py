@@ -98,6 +98,27 @@ def test_many_batches_give_exactly_the_one_batch_output(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.parquet", "out.quarantine.parquet"]
 
 
+def test_an_input_of_one_batch_is_scored_here_without_starting_a_pool(
+    project: Path,
+    data: Path,
+    whole: tuple[Any, ...],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``modelyard predict`` of a small file stays as fast as before: no worker process."""
+    from modelyard.compute import pool
+
+    def no_pool(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("a process pool was started for one batch")
+
+    monkeypatch.setattr(pool.ProcessPool, "__init__", no_pool)
+    result = predict(project, data, tmp_path / "out.parquet", executor="local")
+    assert result.batches == 1
+    assert_same(outcome(result), whole)
+    with pytest.raises(AssertionError, match="pool was started"):  # the guard works
+        predict(project, data, tmp_path / "out.parquet", executor="local", batch_rows=600)
+
+
 @settings(
     max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
