@@ -1098,15 +1098,12 @@ class Project:
         the file's size; the result does not depend on the batch size. ``out`` and its
         quarantine appear whole or not at all. ``progress`` receives (rows scored, rows read).
         """
-        from itertools import chain
-
         from modelyard.data.sources import iter_source_batches
         from modelyard.ops.batch import (
             PREDICT_BATCH_ROWS,
             BatchResult,
             check_output,
             score_batches,
-            scoring_setup,
         )
         from modelyard.ops.registry import ModelRef, parse_model_ref
 
@@ -1146,14 +1143,10 @@ class Project:
         batches = iter_source_batches(
             source, normalize=data_cfg.normalize, drop=data_cfg.columns.drop, batch_rows=rows
         )
-        first = next(batches, None)  # its columns say whether the data is labelled
-        columns = first[0].columns if first is not None else []
-        scoring, options = scoring_setup(contract, self.config.validation, columns)
-        inputs = chain([] if first is None else [first], batches)
         with self.executor() as executor:  # started only for an input of several batches
             scored = score_batches(
-                inputs, model=pyfunc, contract=scoring, options=options, out=out,
-                executor=executor, progress=progress,
+                batches, model=pyfunc, contract=contract, validation=self.config.validation,
+                out=out, executor=executor, progress=progress,
             )  # fmt: skip
         return BatchResult(
             rows=scored.rows, scored=scored.scored, quarantined=scored.quarantined, output=out,

@@ -31,10 +31,9 @@ import os
 import shutil
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -213,7 +212,7 @@ def score_batches(
     *,
     model: Any,
     contract: DataContract,
-    options: ValidationSection,
+    validation: ValidationSection,
     out: Path,
     executor: Executor | None = None,
     progress: Callable[[int, int], None] | None = None,
@@ -221,9 +220,9 @@ def score_batches(
     """Score ``batches`` (rows, and the lines of that stretch that are not rows) into ``out``
     and ``<out>.quarantine.parquet`` (see the module docstring).
 
-    ``contract`` and ``options`` are as :func:`scoring_setup` gives them. ``executor`` runs
-    the batches when there are several (``None``: one after another, here); ``progress``
-    receives (rows scored so far, rows read so far).
+    ``contract`` and ``validation`` are the project's (see :func:`scoring_setup`).
+    ``executor`` runs the batches when there are several (``None``: one after another,
+    here); ``progress`` receives (rows scored so far, rows read so far).
     """
     check_output(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -232,7 +231,7 @@ def score_batches(
     try:
         for sub in ("in", "scored", "quarantine", "rejected"):
             (staging / sub).mkdir(parents=True)
-        scored = _score(batches, model, contract, options, staging, executor, progress)
+        scored = _score(batches, model, contract, validation, staging, executor, progress)
         scored.quarantine = _publish(staging, out, scored)
         return scored
     finally:
@@ -309,7 +308,7 @@ def _score(
     batches: Iterable[tuple[pl.DataFrame, pl.DataFrame]],
     model: Any,
     contract: DataContract,
-    options: ValidationSection,
+    validation: ValidationSection,
     staging: Path,
     executor: Executor | None,
     progress: Callable[[int, int], None] | None,
@@ -317,12 +316,13 @@ def _score(
     from modelyard.data.table import write_part
 
     it = iter(batches)
-    first = next(it, None)
-    if first is None:
+    head = [b for b in (next(it, None), next(it, None)) if b is not None]
+    if not head:
         raise DataError(
             "the input has no rows", expected="a header and data rows", found="nothing to read"
         )
-    second = next(it, None)  # a second batch? if not, no worker is started
+    single = len(head) == 1  # no second batch: scored here, no worker started
+    contract, options = scoring_setup(contract, validation, head[0][0].columns)
     unique = _Unique(contract, options)
     total = Scored()
     drifts: list[list[Violation]] = []
@@ -355,8 +355,8 @@ def _score(
         if progress:
             progress(total.rows, read)
 
-    inputs = enumerate(chain([first], [] if second is None else [second], it))
-    if second is None or executor is None:  # one batch: here, at once
+    inputs = enumerate(_drain(head, it))
+    if single or executor is None:  # here, one batch after another
         for index, (rows, lines) in inputs:
             args = prepare(index, rows, lines)
             merge(score_part(rows, model, contract, options, *args), index)
@@ -391,6 +391,14 @@ def _score(
     total.rows += total.rejected
     total.quarantined += total.rejected
     return total
+
+
+def _drain(head: list[Any], rest: Iterator[Any]) -> Iterator[Any]:
+    """The items of ``head`` (each dropped from the list as it goes: a batch is not held
+    after its turn), then those of ``rest``."""
+    while head:
+        yield head.pop(0)
+    yield from rest
 
 
 def _merge_drift(parts: list[list[Violation]], contract: DataContract) -> list[Violation]:

@@ -145,7 +145,7 @@ def test_unreadable_lines_go_to_the_quarantine_with_their_line_numbers(
     they are counted and quarantined after the invalid rows, whatever the batch size."""
     from modelyard import Project
     from modelyard.data.table import rejected_schema
-    from modelyard.ops.batch import score_batches, scoring_setup
+    from modelyard.ops.batch import score_batches
 
     rows = scoring_input(shared_data, copies=1)
     lines = [(60, "a,b"), (250, "x,y,z,w,1,2,3,4,5,6"), (251, "")]
@@ -164,12 +164,13 @@ def test_unreadable_lines_go_to_the_quarantine_with_their_line_numbers(
 
     p = Project.from_yaml(project)
     model = p.registry().load_version("1")
-    contract, options = scoring_setup(p.declared_contract(), p.config.validation, rows.columns)  # type: ignore[arg-type]
+    contract = p.declared_contract()
+    assert contract is not None
     results = []
     for size in (10_000, 50):
         out = tmp_path / f"out-{size}.parquet"
         scored = score_batches(
-            batches(size), model=model, contract=contract, options=options, out=out
+            batches(size), model=model, contract=contract, validation=p.config.validation, out=out
         )
         assert scored.rejected == 3 and scored.rows == rows.height + 3
         assert scored.rows == scored.scored + scored.quarantined
