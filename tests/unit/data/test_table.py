@@ -78,8 +78,9 @@ def test_the_store_keeps_a_table_and_a_dataclass_of_tables(tmp_path: Path) -> No
     assert both.rows.collect().equals(frame) and both.rejected.num_rows == 0
     # equal tables, equal digests: a cache hit downstream
     again = as_table(frame, store.scratch("step"), batch_rows=3)
-    assert store.save("step", "k3", again, AutoCodec(), info={}).meta["digest"] == (
-        saved.meta["digest"]
+    assert (
+        store.save("step", "k3", again, AutoCodec(), info={}).meta["digest"]
+        == (saved.meta["digest"])
     )
 
 
