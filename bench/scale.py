@@ -798,6 +798,7 @@ def print_summary(result: dict[str, Any]) -> None:
         print("predict: not run")
     if "dask" in result:
         d = result["dask"]
+        print(f"dask scheduler: peak RSS {d['scheduler_peak_rss_mb']:.0f} MB (not in the sums)")
         print(
             f"dask workers: pids before {d['worker_pids_before']}, after "
             f"{d['worker_pids_after']}; restarted or killed: "
@@ -902,15 +903,18 @@ def bench_one(args: argparse.Namespace, workdir: Path, rows: int) -> dict[str, A
     if args.executor == "dask":
         with dask_cluster(workdir / f"dask-{rows}") as cluster:
             before = cluster.worker_pids()
-            result |= run_pipeline(
-                folder, train, predict, budget=args.budget, executor="dask",
-                batch_rows=args.batch_rows, malformed=args.malformed, candidates=args.candidates,
-                overrides=args.set, cluster=cluster,
-            )  # fmt: skip
+            scheduler = TreeSampler(lambda: [cluster.scheduler.pid], interval=0.25)
+            with scheduler:
+                result |= run_pipeline(
+                    folder, train, predict, budget=args.budget, executor="dask",
+                    batch_rows=args.batch_rows, malformed=args.malformed, candidates=args.candidates,
+                    overrides=args.set, cluster=cluster,
+                )  # fmt: skip
             after = cluster.worker_pids()
             incidents = cluster.incidents()
         result["dask"] = {
             "address": cluster.address,
+            "scheduler_peak_rss_mb": round(scheduler.peak / MB, 1),  # not in the steps' sums
             "worker_pids_before": before,
             "worker_pids_after": after,
             "worker_lost": before != after
