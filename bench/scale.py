@@ -660,10 +660,10 @@ def run_pipeline(
             m.ran = [s["name"] for s in result.get("steps", []) if s["status"] == "ran"]
             if step in records:
                 m.step_s = records[step]["seconds"]
-            if step.startswith("validate") and step in result.get("validation", {}):
-                report = result["validation"][step]
+            if step.startswith("validate"):
                 m.extra["validation"] = {
-                    k: v for k, v in report.items() if isinstance(v, int | float | str)
+                    name: {k: v for k, v in report.items() if isinstance(v, int | float | str)}
+                    for name, report in result.get("validation", {}).items()
                 }
             if result.get("error") and not m.error:
                 m.error = str(result["error"])[:500]
@@ -682,6 +682,7 @@ def run_pipeline(
             m.extra = {k: v for k, v in json.loads(out).items() if isinstance(v, int | float | str)}
         measures.append(m)
         echo(_row(m))
+        failed = m.status != "ok"
     return {"steps": [asdict(m) for m in measures], "failed": failed}
 
 
@@ -733,12 +734,14 @@ def summary(result: dict[str, Any]) -> dict[str, Any]:
     fl = result["floor"]
     rows = result["rows"]
     peak = max((s["peak_rss_mb"] for s in ran), default=0.0)
+    complete = all(s["status"] == "ok" for s in steps)
     out: dict[str, Any] = {
         "run_wall_s": round(sum(s["wall_s"] for s in ran), 2),
         "run_step_s": round(sum(s["step_s"] or 0.0 for s in ran), 2),
         "run_peak_rss_mb": peak,
         "run_peak_rss_goal_mb": rss_goal_mb(rows),
-        "run_peak_rss_ok": peak <= rss_goal_mb(rows) and not result["failed"],
+        "run_complete": complete,
+        "run_peak_rss_ok": peak <= rss_goal_mb(rows) and complete,
         "data_steps": [s["step"] for s in data],
         "data_steps_complete": {s["step"] for s in data if s["status"] == "ok"} >= set(DATA_STEPS),
     }
@@ -773,7 +776,7 @@ def print_summary(result: dict[str, Any]) -> None:
         f"whole run (all steps): {s['run_wall_s']:.1f} s wall ({s['run_step_s']:.1f} s in the "
         f"steps themselves); peak RSS {s['run_peak_rss_mb']:.0f} MB, goal <= "
         f"{s['run_peak_rss_goal_mb']} MB at {max(rows, 10_000_000):,} rows: "
-        + ("n/a (the run failed)" if result["failed"] else verdict[s["run_peak_rss_ok"]])
+        + (verdict[s["run_peak_rss_ok"]] if s["run_complete"] else "n/a (a step failed)")
     )
     if "data_over_floor" in s:
         print(
@@ -788,14 +791,20 @@ def print_summary(result: dict[str, Any]) -> None:
                 else "n/a (a data step failed)"
             )
         )
+    for m in result["steps"]:
+        for name, report in m["extra"].get("validation", {}).items():
+            counts = ", ".join(f"{k} {v:,}" for k, v in report.items() if isinstance(v, int))
+            print(f"{m['step']} ({name}): {counts}")
+    predict: dict[str, Any] = next((m for m in result["steps"] if m["step"] == "predict"), {})
     if "predict_peak_rss_mb" in s:
         print(
             f"predict {result['predict_rows']:,} rows: {s['predict_wall_s']:.1f} s, peak RSS "
             f"{s['predict_peak_rss_mb']:.0f} MB, goal <= {s['predict_rss_goal_mb']} MB: "
             f"{verdict[s['predict_rss_ok']]}"
         )
+        print("predict output: " + ", ".join(f"{k} {v}" for k, v in predict["extra"].items()))
     else:
-        print("predict: not run")
+        print(f"predict: {predict.get('status', 'not run')} {predict.get('error', '')}".rstrip())
     if "dask" in result:
         d = result["dask"]
         print(f"dask scheduler: peak RSS {d['scheduler_peak_rss_mb']:.0f} MB (not in the sums)")

@@ -76,7 +76,7 @@ def test_columns_of_every_kind_and_a_learnable_target(tmp_path: Path) -> None:
     skew = {c: features[c].drop_nulls().skew() for c in numeric}
     assert abs(skew["n_normal"]) < 0.2 and skew["n_lognormal"] > 1.5 and skew["n_exponential"] > 1
     assert features["n_student"].drop_nulls().kurtosis() > 3  # heavy tails
-    assert 0 <= features["n_beta"].min() and features["n_beta"].max() <= 1  # type: ignore[operator]
+    assert features["n_beta"].min() >= 0 and features["n_beta"].max() <= 1  # type: ignore[operator]
     assert features["n_poisson"].dtype == pl.Int64
 
     strings = [c for c, t in features.schema.items() if t == pl.String]
