@@ -885,14 +885,20 @@ def _data(
     return train, predict, made
 
 
+def default_budget(rows: int) -> str:
+    """The search's budget unless ``--budget``: 2 minutes at scale, 20 s for a quick run."""
+    return "2m" if rows >= 1_000_000 else "20s"
+
+
 def bench_one(args: argparse.Namespace, workdir: Path, rows: int) -> dict[str, Any]:
     predict_rows = args.predict_rows or rows
+    budget = args.budget or default_budget(rows)
     train, predict, made = _data(workdir, rows, predict_rows, args.malformed, args.seed)
     result: dict[str, Any] = {
         "rows": rows,
         "predict_rows": predict_rows,
         "executor": args.executor,
-        "budget": args.budget,
+        "budget": budget,
         "candidates": args.candidates,
         "set": args.set,
         "batch_rows": args.batch_rows,
@@ -904,7 +910,7 @@ def bench_one(args: argparse.Namespace, workdir: Path, rows: int) -> dict[str, A
         "loadavg_before": os.getloadavg(),
     }
     folder = workdir / f"project-{rows}-{args.executor}"
-    print(f"\n== {rows:,} rows, executor {args.executor}, budget {args.budget} ({folder})")
+    print(f"\n== {rows:,} rows, executor {args.executor}, budget {budget} ({folder})")
     print(HEADER)
     fl = floor(train, workdir / f"data-{rows}")
     print(_row(fl))
@@ -915,7 +921,7 @@ def bench_one(args: argparse.Namespace, workdir: Path, rows: int) -> dict[str, A
             scheduler = TreeSampler(lambda: [cluster.scheduler.pid], interval=0.25)
             with scheduler:
                 result |= run_pipeline(
-                    folder, train, predict, budget=args.budget, executor="dask",
+                    folder, train, predict, budget=budget, executor="dask",
                     batch_rows=args.batch_rows, malformed=args.malformed, candidates=args.candidates,
                     overrides=args.set, cluster=cluster,
                 )  # fmt: skip
@@ -932,7 +938,7 @@ def bench_one(args: argparse.Namespace, workdir: Path, rows: int) -> dict[str, A
         }
     else:
         result |= run_pipeline(
-            folder, train, predict, budget=args.budget, executor=args.executor,
+            folder, train, predict, budget=budget, executor=args.executor,
             batch_rows=args.batch_rows, malformed=args.malformed, candidates=args.candidates,
             overrides=args.set,
         )  # fmt: skip
@@ -953,7 +959,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--predict-rows", type=int, default=None, help="default: --rows")
     parser.add_argument("--malformed", type=float, default=0.001, help="share of malformed lines")
     parser.add_argument("--seed", type=int, default=0, help="the generator's seed")
-    parser.add_argument("--budget", default="2m", help="models.budget (e.g. 30s, 2m)")
+    parser.add_argument(
+        "--budget", default=None,
+        help="models.budget (e.g. 30s, 2m); default 2m from 1M rows on, 20s below (a quick run)",
+    )  # fmt: skip
     parser.add_argument(
         "--candidates", type=lambda text: text.split(","), default=None,
         help="models.candidates, comma-separated (default: modelyard's portfolio)",
