@@ -427,17 +427,7 @@ class Cluster:
         return sorted(pid for pid in _tree(self.worker_roots()) if "spawn_main" in _cmdline(pid))
 
     def incidents(self) -> list[str]:
-        """Log lines of the workers and the scheduler about memory, restarts and kills."""
-        pattern = re.compile(
-            r"exceed|restart|killed|memory limit|terminat|nanny.*(died|lost)|worker.*(died|lost)",
-            re.IGNORECASE,
-        )
-        found = []
-        for log in sorted(self.root.glob("**/*.log")):
-            for line in log.read_text(errors="replace").splitlines():
-                if pattern.search(line):
-                    found.append(f"{log.parent.name}/{log.name}: {line.strip()}")
-        return found
+        return scan_logs(self.root)
 
     def stop(self) -> None:
         for proc in [*self.workers, self.scheduler]:
@@ -449,6 +439,31 @@ class Cluster:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=15)
+
+
+INCIDENT = re.compile(
+    r"exceed|restart|killed|memory limit|terminat|paus|unmanaged memory|"
+    r"nanny.*(died|lost)|worker.*(died|lost)",
+    re.IGNORECASE,
+)
+"""Log lines of a worker or the scheduler worth reporting (memory, pauses, restarts, kills)."""
+LOST = re.compile(r"exceeded .*memory budget|restarting|was killed|worker.*(died|lost)", re.I)
+"""The incidents that mean a worker process was lost (a pause is not)."""
+
+
+def scan_logs(root: Path) -> list[str]:
+    """The incident lines of every ``*.log`` under ``root`` (the cluster's logs)."""
+    found = []
+    for log in sorted(root.glob("**/*.log")):
+        for line in log.read_text(errors="replace").splitlines():
+            if INCIDENT.search(line):
+                found.append(f"{log.parent.name}/{log.name}: {line.strip()}")
+    return found
+
+
+def worker_lost(before: Sequence[int], after: Sequence[int], incidents: Sequence[str]) -> bool:
+    """Whether a worker process was killed or restarted: other pids, or a log line saying so."""
+    return sorted(before) != sorted(after) or any(LOST.search(line) for line in incidents)
 
 
 def _cmdline(pid: int) -> str:
@@ -932,8 +947,7 @@ def bench_one(args: argparse.Namespace, workdir: Path, rows: int) -> dict[str, A
             "scheduler_peak_rss_mb": round(scheduler.peak / MB, 1),  # not in the steps' sums
             "worker_pids_before": before,
             "worker_pids_after": after,
-            "worker_lost": before != after
-            or any(re.search(r"exceed|restart|killed", i, re.I) for i in incidents),
+            "worker_lost": worker_lost(before, after, incidents),
             "incidents": incidents,
         }
     else:

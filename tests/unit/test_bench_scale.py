@@ -229,6 +229,41 @@ def test_compare_gives_the_time_ratio_and_its_goal() -> None:
     assert not scale.compare(run(10_000_000, 100.0), run(30_000_000, 340.0))["ok"]
 
 
+WORKER_LOG = """\
+2026-12-05 15:52:05,334 - distributed.nanny - INFO -         Start Nanny at: 'tcp://127.0.0.1:41277'
+2026-12-05 15:52:08,452 - distributed.worker - INFO -                Memory:                   1.86 GiB
+2026-12-05 15:52:56,668 - distributed.core - INFO - Event loop was unresponsive in Worker for 3.85s.
+"""
+PAUSED = "2026-12-05 15:53:01,000 - distributed.worker.memory - WARNING - Worker is at 81% memory usage. Pausing worker.  Process memory: 1.51 GiB -- Worker memory limit: 1.86 GiB\n"
+RESTARTED = (
+    "2026-12-05 15:53:02,000 - distributed.nanny.memory - WARNING - Worker tcp://127.0.0.1:46629 "
+    "(pid=18534) exceeded 95% memory budget. Restarting...\n"
+    "2026-12-05 15:53:02,100 - distributed.nanny - INFO - Worker process 18534 was killed by "
+    "signal 15\n"
+)
+
+
+def test_worker_incidents_from_the_logs(tmp_path: Path) -> None:
+    """dask's own messages (distributed/worker_memory.py, nanny.py): a pause is reported, a
+    memory restart is a lost worker; a normal log is neither."""
+    log = tmp_path / "worker-0" / "worker.log"
+    log.parent.mkdir()
+    log.write_text(WORKER_LOG)
+    assert scale.scan_logs(tmp_path) == []
+    assert not scale.worker_lost([11, 12], [12, 11], [])
+
+    log.write_text(WORKER_LOG + PAUSED)
+    (paused,) = scale.scan_logs(tmp_path)
+    assert paused.startswith("worker-0/worker.log:") and "Pausing worker" in paused
+    assert not scale.worker_lost([11, 12], [11, 12], [paused])
+
+    log.write_text(WORKER_LOG + PAUSED + RESTARTED)
+    incidents = scale.scan_logs(tmp_path)
+    assert len(incidents) == 3
+    assert scale.worker_lost([11, 12], [11, 12], incidents)
+    assert scale.worker_lost([11, 12], [11, 13], [])  # a new worker process, whatever the logs
+
+
 # --------------------------------------------------------------------------- end to end
 
 
