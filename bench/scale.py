@@ -845,7 +845,13 @@ def compare(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
         if base and base["wall_s"] > 0 and s["status"] == "ok":
             per_step[s["step"]] = round(s["wall_s"] / base["wall_s"], 2)
     ratio = big["summary"]["run_wall_s"] / max(small["summary"]["run_wall_s"], 1e-9)
+    differ = [
+        key
+        for key in ("executor", "budget", "candidates", "batch_rows", "set")
+        if small.get(key) != big.get(key)
+    ]
     return {
+        "settings_differ": differ,
         "rows": [small["rows"], big["rows"]],
         "rows_ratio": round(rows_ratio, 2),
         "time_ratio": round(ratio, 2),
@@ -862,6 +868,8 @@ def print_compare(c: dict[str, Any]) -> None:
         f"{'met' if c['ok'] else 'NOT met'}"
     )
     print("per step: " + ", ".join(f"{k} {v}x" for k, v in c["per_step"].items()))
+    if c["settings_differ"]:
+        print(f"warning: the two runs differ in {', '.join(c['settings_differ'])}")
 
 
 # ----------------------------------------------------------------------------- main
