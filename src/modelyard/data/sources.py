@@ -1358,10 +1358,12 @@ class _CsvChunks:
             lines = lines.filter(~pl.col("lineno").is_in(ragged["lineno"].implode()))
             if lines.height == 0:
                 return None, rejected
+        # without a header polars takes the width from the first line: not a blank one
+        if ragged.height or (not header_here and lines.height < layout.lines.height):
             body = (str(lines["line"].str.join("\n").item()) + "\n").encode()
-            df = self._read(body, False, None, line0, lines.height)
+            df = self._read(body, False, None, line0)
         else:
-            df = self._read(data, header_here, options.comment_prefix, line0, lines.height)
+            df = self._read(data, header_here, options.comment_prefix, line0)
             if df.height == layout.lines.height:
                 blank = layout.lines["blank"]
                 if bool(blank.any()):
@@ -1384,9 +1386,7 @@ class _CsvChunks:
         self.rows += df.height
         return _clean_strings(df, self.options), rejected
 
-    def _read(
-        self, data: bytes, header: bool, comment: str | None, line0: int, lines: int
-    ) -> pl.DataFrame:
+    def _read(self, data: bytes, header: bool, comment: str | None, line0: int) -> pl.DataFrame:
         try:
             return pl.read_csv(
                 data,
