@@ -665,12 +665,13 @@ def _stream_source(
         )  # fmt: skip
     checked = False
     for rows, rejected in pieces:
+        out = rows
         if rows is not None:
             if not checked:
                 _check_hint_columns(rows, source.read, where)
                 checked = True
-            rows = _apply_drop(_apply_normalize(rows, normalize, where), drop, where)
-        yield rows, rejected
+            out = _apply_drop(_apply_normalize(rows, normalize, where), drop, where)
+        yield out, rejected
 
 
 def _stream_files(
@@ -692,7 +693,8 @@ def _stream_files(
             path, _resolve_format(path, fmt), options, fs,
             batch_rows=batch_rows, chunk_bytes=chunk_bytes, tmp=tmp,
         )  # fmt: skip
-        for frame, bad in pieces:
+        for got, got_bad in pieces:
+            frame, bad = got, got_bad
             if frame is not None:
                 if not seen:
                     seen = True
@@ -844,16 +846,16 @@ class _Rebatcher:
         self._height = 0
 
     def add(self, frame: pl.DataFrame) -> Iterator[pl.DataFrame]:
-        if frame.height == 0:
-            return
-        self._buffer.append(frame)
-        self._height += frame.height
-        while self._height >= self.rows:
-            whole = self._take()
-            yield whole.slice(0, self.rows)
-            rest = whole.slice(self.rows)
-            if rest.height:
-                self._buffer, self._height = [rest], rest.height
+        # Cut the incoming frame, never a concatenation: a slice of a string column keeps all
+        # the buffers it was cut from, so a remainder cut from a whole part would hold that
+        # part's memory, and the next part the one before it (memory growing with the input).
+        while frame.height:
+            room = self.rows - self._height
+            self._buffer.append(frame.slice(0, room))
+            self._height += min(room, frame.height)
+            frame = frame.slice(room)
+            if self._height == self.rows:
+                yield self._take()
 
     def flush(self) -> pl.DataFrame | None:
         return self._take() if self._height else None
@@ -908,7 +910,7 @@ def _harmonize(table: Table, where: Path) -> Table:
         target = pl.concat([pl.DataFrame(schema=s) for s in schemas], how="vertical_relaxed").schema
         for part, schema in zip(parts, schemas, strict=True):
             if schema != target:
-                write_part(pl.read_parquet(part).cast(dict(target)), part)
+                write_part(pl.read_parquet(part).cast(target), part)
     except pl.exceptions.PolarsError as exc:
         raise DataError(
             "the column types of the input's chunks do not agree",
@@ -1183,10 +1185,8 @@ def _stream_ndjson(path: Location, fs: Any, *, chunk_bytes: int) -> Iterator[Pie
     object is a rejected line. When the file is more than one chunk, a first pass merges the
     chunks' column types (every chunk then parses with that schema)."""
     schema: pl.Schema | None = None
-    count = 0
     only: Piece | None = None
-    for piece in _ndjson_pieces(path, fs, chunk_bytes, None):
-        count += 1
+    for count, piece in enumerate(_ndjson_pieces(path, fs, chunk_bytes, None), start=1):
         only = piece if count == 1 else None
         if piece[0] is not None:
             schema = _merge_schema(schema, piece[0].schema)
@@ -1297,7 +1297,8 @@ def _stream_csv(
     parser = _CsvChunks(path, options)
     with _open_bytes(path, fs) as read:
         chunks = _record_chunks(path, read, chunk_bytes, skip_lines=options.skip_rows)
-        for data, line0, byte0 in chunks:
+        for raw, line0, byte0 in chunks:
+            data = raw
             nul = data.find(b"\x00")
             if nul >= 0:
                 raise DataError(
@@ -1556,10 +1557,12 @@ def _scan(path: Location, data: bytes, text: str, options: ReadOptions) -> _Layo
             return _scan_slow(text, options)
     sep = options.separator
     line = pl.col("line")
-    unquoted = (
+    unquoted = (  # when/then computes both sides: skip the regex when there is no quote
         pl.when(line.str.contains(_QUOTE, literal=True))
         .then(line.str.replace_all(r'"[^"]*"', ""))
         .otherwise(line)
+        if _QUOTE in text
+        else line
     )
     lines = lines.with_columns(
         fields=(unquoted.str.count_matches(sep, literal=True) + 1).cast(pl.Int64)

@@ -19,8 +19,8 @@ import pytest
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
-import modelyard.data.sources as sources
 from modelyard.config.schema import ReadOptions, Source
+from modelyard.data import sources
 from modelyard.data.sources import iter_source_batches, read_source, read_source_table
 from modelyard.data.table import Table
 from modelyard.errors import DataError
@@ -117,9 +117,7 @@ def test_streamed_rows_and_rejected_lines_are_the_input(
     folder = tmp_path_factory.mktemp("s")
     path = _write(folder / "in.csv", case["text"], gz)
     source = Source(path=path, read=ReadOptions(separator=case["sep"]))
-    got = read_source_table(
-        source, folder / "out", batch_rows=batch_rows, chunk_bytes=chunk_bytes
-    )
+    got = read_source_table(source, folder / "out", batch_rows=batch_rows, chunk_bytes=chunk_bytes)
     rows, rejected = got.rows.collect(), got.rejected.collect()
     # every data line is a row or a rejected line, nothing else, nothing twice
     assert rows.height + rejected.height == len(case["rows"]) + len(case["rejected"])
@@ -138,9 +136,7 @@ def test_streamed_rows_and_rejected_lines_are_the_input(
     assert whole.rows.collect().equals(rows)
     assert whole.rejected.collect().equals(rejected)
     # and the batches of the batch reader, in order, with the rejected lines beside them
-    batches = list(
-        iter_source_batches(source, batch_rows=batch_rows, chunk_bytes=chunk_bytes)
-    )
+    batches = list(iter_source_batches(source, batch_rows=batch_rows, chunk_bytes=chunk_bytes))
     assert all(b.height == batch_rows for b, _ in batches[:-1])
     assert pl.concat([b for b, _ in batches]).equals(rows)
     assert pl.concat([r for _, r in batches]).equals(rejected)
@@ -185,9 +181,7 @@ def test_quoted_line_breaks_on_a_chunk_boundary_keep_physical_line_numbers(
         assert rows.height == 200
         assert rows["note"][0] == 'first\nsecond, "quoted"\nthird'
         assert rows["id"].to_list() == [str(i) for i in range(200)]
-        assert got.rejected.collect().select("_line", "_text").rows() == [
-            (expected_line, "short")
-        ]
+        assert got.rejected.collect().select("_line", "_text").rows() == [(expected_line, "short")]
 
 
 def test_a_malformed_line_far_down_a_large_file_is_rejected_with_its_line_number(
@@ -205,9 +199,7 @@ def test_a_malformed_line_far_down_a_large_file_is_rejected_with_its_line_number
     assert len(got.rows.parts()) == 7
     bad = got.rejected.collect()
     assert bad["_line"].to_list() == [19_999]
-    assert bad["_reasons"][0].startswith(
-        "line 19999 has 19 fields, expected 21 separated by ','"
-    )
+    assert bad["_reasons"][0].startswith("line 19999 has 19 fields, expected 21 separated by ','")
 
 
 def test_errors_name_the_physical_line_across_chunks(tmp_path: Path) -> None:
@@ -231,7 +223,7 @@ def test_an_unbalanced_quote_is_an_error_not_a_runaway_chunk(
 ) -> None:
     monkeypatch.setattr(sources, "_MAX_RECORD_BYTES", 1000)
     path = tmp_path / "t.csv"
-    path.write_text("a,b\n1,2\n3,\"open\n" + "4,5\n" * 2000)
+    path.write_text('a,b\n1,2\n3,"open\n' + "4,5\n" * 2000)
     with pytest.raises(DataError) as info:
         read_source_table(Source(path=path), tmp_path / "o", chunk_bytes=64)
     assert info.value.what == "a quoted value does not end"
