@@ -1429,7 +1429,9 @@ class _CsvChunks:
         if self.first_bad is None:
             self.first_bad = {**ragged.row(0, named=True), "lineno": int(frame["_line"][0])}
         self.bad += frame.height
-        return frame
+        # a copy that owns its text: a filtered string column keeps every buffer of the
+        # chunk's lines, and rejected lines are kept across many chunks
+        return pl.DataFrame(frame.to_dict(as_series=False), schema=rejected_schema())
 
     def finish(self) -> None:
         """The end-of-file checks: at least one row; a file where no line is a row is an
