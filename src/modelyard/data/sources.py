@@ -1359,20 +1359,29 @@ class _CsvChunks:
             lines = lines.filter(~pl.col("lineno").is_in(ragged["lineno"].implode()))
             if lines.height == 0:
                 return None, rejected
-        # without a header polars takes the width from the first line: not a blank one
-        if ragged.height or (not header_here and lines.height < layout.lines.height):
-            body = (str(lines["line"].str.join("\n").item()) + "\n").encode()
-            df = self._read(body, False, None, line0)
-        else:
-            df = self._read(data, header_here, options.comment_prefix, line0)
-            if df.height == layout.lines.height:
-                blank = layout.lines["blank"]
-                if bool(blank.any()):
-                    df = df.filter(~blank)
-            elif df.height != lines.height:  # defensive: drop rows with no value at all
-                df = df.filter(
+        df = None
+        all_lines = layout.lines
+        # polars takes the width from the header, else from the chunk's first line: parse the
+        # chunk as it is when that line is a good one, and drop the blank and ragged lines'
+        # rows; otherwise (rare) parse the good lines only
+        if header_here or (
+            all_lines.height
+            and not bool(all_lines["blank"][0])
+            and (ragged.height == 0 or int(ragged["lineno"][0]) != int(all_lines["lineno"][0]))
+        ):
+            parsed = self._read(data, header_here, options.comment_prefix, line0, ragged.height > 0)
+            if parsed.height == all_lines.height:
+                keep = all_lines.select(
+                    ~pl.col("blank") & ~pl.col("lineno").is_in(ragged["lineno"].implode())
+                ).to_series()
+                df = parsed if bool(keep.all()) else parsed.filter(keep)
+            elif ragged.height == 0:  # defensive: drop rows with no value at all
+                df = parsed.filter(
                     ~pl.all_horizontal(pl.all().is_null() | (pl.all().str.strip_chars() == ""))
                 )
+        if df is None:
+            body = (str(lines["line"].str.join("\n").item()) + "\n").encode()
+            df = self._read(body, False, None, line0, False)
         if df.width != self.width and df.height:
             raise DataError(  # pragma: no cover - defensive: scan and parser disagree
                 "cannot parse the CSV file consistently",
@@ -1387,7 +1396,9 @@ class _CsvChunks:
         self.rows += df.height
         return _clean_strings(df, self.options), rejected
 
-    def _read(self, data: bytes, header: bool, comment: str | None, line0: int) -> pl.DataFrame:
+    def _read(
+        self, data: bytes, header: bool, comment: str | None, line0: int, ragged: bool
+    ) -> pl.DataFrame:
         try:
             return pl.read_csv(
                 data,
@@ -1397,7 +1408,7 @@ class _CsvChunks:
                 quote_char=_QUOTE,
                 infer_schema=False,
                 empty_string_is_null=False,
-                truncate_ragged_lines=False,
+                truncate_ragged_lines=ragged,  # their rows are dropped
                 raise_if_empty=False,
             )
         except pl.exceptions.PolarsError as exc:  # the scan catches most problems first
@@ -1568,7 +1579,7 @@ def _scan(path: Location, data: bytes, text: str, options: ReadOptions) -> _Layo
     )
     lines = lines.with_columns(
         fields=(unquoted.str.count_matches(sep, literal=True) + 1).cast(pl.Int64)
-    ).with_columns(blank=(pl.col("fields") == 1) & (line.str.strip_chars() == ""))
+    ).with_columns(blank=(pl.col("fields") == 1) & ~line.str.contains(r"\S"))
     header: list[str] | None = None
     if options.has_header:
         first = lines.head(1)
