@@ -16,8 +16,18 @@ Decisions:
   native types.
 * The empty string and every ``read.null_values`` entry become null, after ``strip_whitespace``
   (so ``" ?"`` in a ``", "``-separated file is a null when ``?`` is a null value).
-* Blank (or whitespace-only) lines are skipped, wherever they are; a line with more or fewer
-  fields than the header is an error naming the line.
+* Blank (or whitespace-only) lines are skipped, wherever they are. A line with more or fewer
+  fields than the header (or an NDJSON line that is not a JSON object) is not a row: the
+  streaming readers (:func:`read_source_table`, :func:`iter_source_batches`) hand it back as a
+  *rejected line* (file, physical line number, text, reason) for the quarantine, and read on;
+  the whole-frame readers (:func:`read_source`, :func:`read_file`) raise a :class:`DataError`
+  naming it. A file where no line is a row is an error either way (a wrong separator).
+* Streaming: text files are read in chunks of :data:`CHUNK_BYTES` cut at the end of a line
+  outside quotes (quote parity), gzip decompressed on the fly; each chunk is parsed with the
+  rules above, line numbers running on across chunks. Parquet is read in slices of
+  ``batch_rows`` rows (``scan_parquet``), SQL in the driver's chunks; a JSON array, a bundled
+  dataset and an ingested dataset are read whole. Memory is bounded by the chunk size and
+  ``batch_rows``, not by the input's size.
 * ``read.columns`` names the columns of a file without a header (required then) and renames them
   otherwise; the count must match the file's fields.
 * CSV-only options (separator, header, skip_rows, encoding, comment prefix) are ignored for
