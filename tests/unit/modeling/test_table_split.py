@@ -142,7 +142,9 @@ def test_serial_and_local_executors_give_the_same_split_and_sample(
     assert a[2].train.equals(b[2].train) and a[2].test.equals(b[2].test)  # type: ignore[attr-defined]
 
 
-def test_group_split_never_straddles(big: tuple[pl.DataFrame, DataContract], tmp_path: Path) -> None:
+def test_group_split_never_straddles(
+    big: tuple[pl.DataFrame, DataContract], tmp_path: Path
+) -> None:
     df, contract = big
     options = SplitSection(method="group", group_column="group", test_size=0.3)
     train, test, split = _split(df, contract, tmp_path, options)
