@@ -129,7 +129,7 @@ def fit_xgboost_external(
     folder.mkdir(parents=True, exist_ok=True)
     state: dict[str, Any] = {"rows": 0, "chunks": 0, "features": None}
 
-    class Parts(xgb.DataIter):  # type: ignore[misc]
+    class Parts(xgb.DataIter):
         def __init__(self) -> None:
             self._it: Iterator[Any] | None = None
             super().__init__(cache_prefix=str(folder / "xgb"))

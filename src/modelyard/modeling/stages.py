@@ -578,10 +578,10 @@ def train_final(
         balance = balanced_weights(codes, len(classes))
         w = balance if w is None else w * balance
     external, why_not = _out_of_core(split, choice, problem, classes, scratch)
-    balance = None
+    full_balance = None
     if external and models.class_weight == "balanced" and classes is not None:
         assert split.train_table is not None
-        balance = _class_balance(split.train_table, problem, classes)
+        full_balance = _class_balance(split.train_table, problem, classes)
     shared = executor.share(TrainingSet(problem.task, X_all, codes, w, seed))
     try:
         futures = []
@@ -592,7 +592,7 @@ def train_final(
                 parts = [str(p) for p in split.train_table.parts()]
                 cache = str(scratch(f"xgboost-{m.key}"))
                 futures.append(executor.submit(
-                    fit_xgboost_external, parts, problem, preprocessor, params, classes, balance,
+                    fit_xgboost_external, parts, problem, preprocessor, params, classes, full_balance,
                     seed, cache,
                 ))  # fmt: skip
             else:

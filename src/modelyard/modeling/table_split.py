@@ -122,6 +122,7 @@ def _sample_part(
             __u=pl.lit(0.0), __part=pl.lit(0, pl.Int64), __row=pl.lit(0, pl.Int64)
         )
     u = hash_unit(frame, key, seed)
+    rate: pl.Expr | pl.Series
     if target is None:
         rate = pl.lit(rates.get("", 1.0))
     else:
@@ -171,7 +172,8 @@ def _draw(
         .filter(pl.col("__rank") < pl.col("__k"))
         .sort("__part", "__row")
     )
-    return chosen.drop("__u", "__part", "__row", "__class", "__rank", "__k")
+    sample: pl.DataFrame = chosen.drop("__u", "__part", "__row", "__class", "__rank", "__k")
+    return sample
 
 
 def _stratified_want(counts: dict[str, int], n: int) -> dict[str, int]:
@@ -232,7 +234,7 @@ def split_table(
             )
         train_table = link_table(valid, scratch("split_train"))
         test_table = link_table(test, scratch("split_test"))
-        counts = _class_counts(train_table, target, executor)
+        counts: dict[str, int] = _class_counts(train_table, target, executor)
         desc = f"test file: train {_rows(train_table.num_rows)}, test {_rows(test_table.num_rows)}"
         key, _ = _key(contract, columns)
         return _with_samples(
@@ -277,7 +279,7 @@ def split_table(
         (str(p), str(train_folder / p.name), str(test_folder / p.name), rule) for p in valid.parts()
     ]
     n_train = n_test = 0
-    counts: dict[str, int] = {}
+    counts = {}
     for stats in map_parts(executor, _split_part, calls):
         n_train += stats.train
         n_test += stats.test
