@@ -19,9 +19,9 @@ def _run(folder: Path, compute: str) -> object:
 
     folder.mkdir()
     _data(2_400).write_csv(folder / "data.csv")
-    text = PROJECT.format(search_rows=1000, executor="serial").replace(
-        "compute: {executor: serial, workers: 2}", compute
-    )
+    text = PROJECT.format(
+        search_rows=1000, executor="serial", candidates="dummy, linear, xgboost, lightgbm"
+    ).replace("compute: {executor: serial, workers: 2}", compute)
     (folder / "modelyard.yaml").write_text(text)
     return Project.from_yaml(folder / "modelyard.yaml").run(until="evaluate")
 

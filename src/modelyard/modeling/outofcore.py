@@ -1,14 +1,19 @@
 """The final fit on every training row of a table that does not fit in memory.
 
-XGBoost trains out of core: :func:`fit_xgboost_external` is one task (run on the executor)
-that streams the training table's parts through the preprocessor fitted on the search sample,
-a chunk of at most :data:`CHUNK_ROWS` rows at a time, into XGBoost's external-memory
-``ExtMemQuantileDMatrix`` (an ``xgboost.DataIter``: the quantised pages are cached on disk),
-then boosts the rounds the search chose. No more than one chunk is held at once.
+Two families train on every row without loading them all; each fit is one task on the
+executor (serial, local or Dask: the same result) that streams the training table's parts
+through the preprocessor fitted on the search sample, then boosts the rounds the search chose:
 
-The other families (linear models, k-NN, scikit-learn's trees and boosting, LightGBM and
-CatBoost here) cannot: they are fitted on the in-memory sample, and the trained model records
-which member saw how many rows (:class:`MemberFit`).
+- XGBoost (:func:`fit_xgboost_external`): chunks of at most :data:`CHUNK_ROWS` rows into the
+  external-memory ``ExtMemQuantileDMatrix`` (an ``xgboost.DataIter``; the quantised pages are
+  cached on disk). One chunk is held at a time.
+- LightGBM (:func:`fit_lightgbm_sequence`): one ``lightgbm.Sequence`` per part; LightGBM
+  samples rows for its bins, then builds its binned ``Dataset`` part by part (one byte per
+  value in memory: 8 M rows x 20 columns is 160 MB). One part is held at a time.
+
+The other families (linear models, k-NN, scikit-learn's trees and boosting, CatBoost, the MLP)
+cannot: they are fitted on the in-memory sample, and the trained model records which member saw
+how many rows (:class:`MemberFit`).
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from modelyard.errors import ModelyardError
 if TYPE_CHECKING:
     from modelyard.modeling.stages import Problem
 
-OUT_OF_CORE = ("xgboost",)
+OUT_OF_CORE = ("xgboost", "lightgbm")
 """The families refitted on every row of a table of several parts."""
 CHUNK_ROWS = 200_000
 """Rows preprocessed and handed to XGBoost at once."""
@@ -56,6 +61,7 @@ class ExternalFit:
     chunks: int
     seconds: float
     method: str = "xgboost.ExtMemQuantileDMatrix"
+    """What streamed the rows into the library."""
 
 
 def _chunks(
@@ -171,4 +177,141 @@ def fit_xgboost_external(
     else:
         estimator = xgb.XGBRegressor()
         estimator.load_model(raw)
-    return ExternalFit(estimator, rows, int(state["chunks"]), time.perf_counter() - started)
+    chunks = int(state["chunks"])
+    return ExternalFit(
+        estimator, rows, chunks, time.perf_counter() - started,
+        method=f"xgboost.ExtMemQuantileDMatrix, {chunks} chunks",
+    )  # fmt: skip
+
+
+class LightGBMBooster:
+    """A LightGBM booster trained on a table's parts, with the interface of the family's
+    scikit-learn estimator that the ensemble uses (fitted on class codes ``0..k-1``)."""
+
+    def __init__(self, booster: Any, classes: int, features: int) -> None:
+        self.booster_ = booster
+        self.n_features_in_ = features
+        if classes:
+            self.classes_ = np.arange(classes, dtype=np.int64)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        p = np.asarray(self.booster_.predict(X, num_threads=1), dtype=np.float64)
+        if p.ndim == 1:
+            return np.column_stack([1.0 - p, p])
+        return p
+
+    def predict(self, X: Any) -> np.ndarray:
+        if hasattr(self, "classes_"):
+            labels: np.ndarray = self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+            return labels
+        return np.asarray(self.booster_.predict(X, num_threads=1), dtype=np.float64)
+
+
+def _targets(
+    parts: list[str], problem: Problem, classes: list[str] | None, balance: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray | None, list[int]]:
+    """The target (class codes) and weights of every row, and the rows of each part: only
+    those columns are read."""
+    import polars as pl
+
+    target = problem.contract.target or ""
+    columns = [target] + ([problem.weight_column] if problem.weight_column else [])
+    lookup = {label: i for i, label in enumerate(classes)} if classes is not None else None
+    ys: list[np.ndarray] = []
+    ws: list[np.ndarray] = []
+    rows: list[int] = []
+    for path in parts:
+        frame = pl.read_parquet(path, columns=columns)
+        rows.append(frame.height)
+        if lookup is not None:
+            labels = frame[target].cast(pl.String).to_list()
+            unknown = sorted({str(v) for v in labels} - set(lookup))
+            if unknown:
+                raise ModelyardError(
+                    f"training rows of {path} have class(es) {unknown[:5]} that the search "
+                    "sample lacks",
+                    where="train",
+                    fix="This is a bug: the sample keeps every class; please report it.",
+                )
+            ys.append(np.fromiter((lookup[str(v)] for v in labels), np.int64, frame.height))
+        else:
+            ys.append(frame[target].cast(pl.Float64).to_numpy())
+        w = np.ones(frame.height)
+        if problem.weight_column:
+            w = frame[problem.weight_column].cast(float).fill_null(0.0).to_numpy()
+        if balance is not None:
+            w = w * balance[ys[-1]]
+        ws.append(w)
+    y = np.concatenate(ys) if ys else np.zeros(0)
+    weighted = problem.weight_column is not None or balance is not None
+    return y, (np.concatenate(ws) if weighted else None), rows
+
+
+def fit_lightgbm_sequence(
+    parts: list[str],
+    problem: Problem,
+    preprocessor: Any,
+    params: dict[str, Any],
+    classes: list[str] | None,
+    balance: np.ndarray | None,
+    seed: int,
+) -> ExternalFit:
+    """Fit LightGBM with ``params`` (the search's, with its refit rounds) on every row of
+    ``parts``: a binned ``Dataset`` built from one ``lightgbm.Sequence`` per part."""
+    import lightgbm as lgb
+    import polars as pl
+
+    from modelyard.modeling.zoo import family
+
+    started = time.perf_counter()
+    template = family("lightgbm").build(problem.task, params, seed)
+    own = template.get_params()
+    rounds = int(own.pop("n_estimators"))
+    for name in ("class_weight", "importance_type", "objective", "n_jobs"):
+        own.pop(name, None)
+    n_classes = len(classes) if classes is not None else 0
+    objective = {0: "regression", 2: "binary"}.get(n_classes, "multiclass")
+    native = {k: v for k, v in own.items() if v is not None}
+    native.update(objective=objective, num_threads=1, verbose=-1)
+    if n_classes > 2:
+        native["num_class"] = n_classes
+    y, w, sizes = _targets(parts, problem, classes, balance)
+    held: dict[str, np.ndarray] = {}
+
+    def matrix(path: str) -> np.ndarray:
+        """The part, preprocessed (one part is held at a time)."""
+        if path not in held:
+            held.clear()
+            X, _, _ = problem.xy(pl.read_parquet(path))
+            out = preprocessor.transform(X)
+            if hasattr(out, "toarray"):
+                out = out.toarray()
+            held[path] = np.asarray(out, dtype=np.float64)
+        return held[path]
+
+    class Part(lgb.Sequence):
+        batch_size = CHUNK_ROWS
+
+        def __init__(self, path: str, rows: int) -> None:
+            self.path = path
+            self.rows = rows
+
+        def __len__(self) -> int:
+            return self.rows
+
+        def __getitem__(self, index: Any) -> np.ndarray:
+            rows: np.ndarray = matrix(self.path)[index]
+            return rows
+
+    sequences = [Part(p, n) for p, n in zip(parts, sizes, strict=True) if n]
+    dataset = lgb.Dataset(sequences, label=y, weight=w, params=native, free_raw_data=True)
+    booster = lgb.train(native, dataset, num_boost_round=rounds)
+    rows = int(dataset.num_data())
+    features = int(dataset.num_feature())
+    held.clear()
+    del dataset
+    estimator = LightGBMBooster(booster, n_classes, features)
+    return ExternalFit(
+        estimator, rows, len(sequences), time.perf_counter() - started,
+        method=f"lightgbm.Dataset binned from {len(sequences)} part(s)",
+    )  # fmt: skip

@@ -538,7 +538,12 @@ def train_final(
     result records which member saw how many rows."""
     from sklearn.pipeline import Pipeline
 
-    from modelyard.modeling.outofcore import ExternalFit, MemberFit, fit_xgboost_external
+    from modelyard.modeling.outofcore import (
+        ExternalFit,
+        MemberFit,
+        fit_lightgbm_sequence,
+        fit_xgboost_external,
+    )
     from modelyard.modeling.search.data import balanced_weights, encode_target
     from modelyard.modeling.search.ensemble import WeightedEnsemble, choose, refit_params
     from modelyard.modeling.search.fit import TrainingSet, fit_member
@@ -562,7 +567,7 @@ def train_final(
     if report:
         what = "all" if train_rows.height == split.train_rows else f"{train_rows.height:,} of the"
         if split.train_table is not None:
-            what = f"{what} (XGBoost: all {split.train_rows:,})"
+            what = f"{what} (XGBoost, LightGBM: all {split.train_rows:,})"
         report(0, len(choice.members), f"refitting {choice.name} on {what} training rows")
     import warnings
 
@@ -577,7 +582,10 @@ def train_final(
     if models.class_weight == "balanced" and classes is not None:
         balance = balanced_weights(codes, len(classes))
         w = balance if w is None else w * balance
-    external, why_not = _out_of_core(split, choice, problem, classes, scratch)
+    import scipy.sparse
+
+    sparse = scipy.sparse.issparse(X_all)
+    external, why_not = _out_of_core(split, choice, problem, classes, scratch, sparse)
     full_balance = None
     if external and models.class_weight == "balanced" and classes is not None:
         assert split.train_table is not None
@@ -587,13 +595,20 @@ def train_final(
         futures = []
         for m in choice.members:
             params = refit_params(m, by_key[m.key])
-            if m.key in external:
+            if m.key in external and m.family == "lightgbm":
+                assert split.train_table is not None
+                parts = [str(p) for p in split.train_table.parts()]
+                futures.append(executor.submit(
+                    fit_lightgbm_sequence, parts, problem, preprocessor, params, classes,
+                    full_balance, seed,
+                ))  # fmt: skip
+            elif m.key in external:
                 assert split.train_table is not None and scratch is not None
                 parts = [str(p) for p in split.train_table.parts()]
                 cache = str(scratch(f"xgboost-{m.key}"))
                 futures.append(executor.submit(
-                    fit_xgboost_external, parts, problem, preprocessor, params, classes, full_balance,
-                    seed, cache,
+                    fit_xgboost_external, parts, problem, preprocessor, params, classes,
+                    full_balance, seed, cache,
                 ))  # fmt: skip
             else:
                 futures.append(executor.submit(fit_member, shared, m.family, params))
@@ -612,7 +627,7 @@ def train_final(
                     fix="This is a bug; please report it (the table may have changed on disk).",
                 )
             fitted.append((m.name, result.estimator))
-            how = f"all rows, out of core ({result.method}, {result.chunks} chunks)"
+            how = f"all rows, out of core ({result.method})"
             fits.append(MemberFit(m.name, m.family, result.rows, how, result.seconds))
         else:
             fitted.append((m.name, result))
@@ -632,6 +647,7 @@ def _out_of_core(
     problem: Problem,
     classes: list[str] | None,
     scratch: Callable[[str], Path] | None,
+    sparse: bool = False,
 ) -> tuple[set[str], dict[str, str]]:
     """The members refitted on every row of the training table, and why each other one is
     not (a table of one part: none, nothing to say)."""
@@ -644,7 +660,9 @@ def _out_of_core(
     for m in choice.members:
         if m.family not in OUT_OF_CORE:
             why[m.key] = f"{m.family} cannot train out of core"
-        elif scratch is None:
+        elif m.family == "lightgbm" and sparse:
+            why[m.key] = "LightGBM's parts would be dense copies of sparse (text) features"
+        elif m.family == "xgboost" and scratch is None:
             why[m.key] = "no scratch folder for XGBoost's external-memory cache"
         elif classes is not None and len(classes) < 2:
             why[m.key] = "the training rows have a single class"

@@ -14,7 +14,7 @@ from modelyard import Project
 from modelyard.config.schema import ColumnRoles, ContractSection, FeaturesSection, ModelsSection
 from modelyard.data.contract import infer_contract
 from modelyard.data.table import as_table
-from modelyard.modeling.outofcore import fit_xgboost_external
+from modelyard.modeling.outofcore import fit_lightgbm_sequence, fit_xgboost_external
 from modelyard.modeling.stages import Problem
 
 
@@ -42,7 +42,7 @@ data:
   target: y
   batch_rows: 200
 models:
-  candidates: [dummy, linear, xgboost]
+  candidates: [{candidates}]
   search_rows: {search_rows}
 tuning: {{top_k: 1, n_trials: 2}}
 evaluation: {{slices: [color]}}
@@ -51,11 +51,17 @@ gate: {{latency_rows: 0}}
 """
 
 
-def _run(folder: Path, *, search_rows: int = 1000, executor: str = "serial") -> Project:
+def _run(
+    folder: Path,
+    *,
+    search_rows: int = 1000,
+    executor: str = "serial",
+    candidates: str = "dummy, linear, xgboost",
+) -> Project:
     folder.mkdir()
     _data(2_400).write_csv(folder / "data.csv")
     (folder / "modelyard.yaml").write_text(
-        PROJECT.format(search_rows=search_rows, executor=executor)
+        PROJECT.format(search_rows=search_rows, executor=executor, candidates=candidates)
     )
     project = Project.from_yaml(folder / "modelyard.yaml")
     return project
@@ -79,7 +85,7 @@ def test_a_multi_part_project_fits_xgboost_on_every_training_row_and_scores_ever
     assert xgb_fit.rows == split.train_rows  # every training row
     assert "out of core" in xgb_fit.how and "ExtMemQuantileDMatrix" in xgb_fit.how
     for member in trained.members:
-        if member.family != "xgboost":
+        if member.family not in ("xgboost", "lightgbm"):
             assert member.rows == split.train.height
             assert "cannot train out of core" in member.how
     evaluation = result.output("evaluate")
@@ -124,6 +130,50 @@ def test_fit_xgboost_external_reads_every_part(tmp_path: Path, classes: int) -> 
     )  # fmt: skip
     assert fit.rows == 3_000 and fit.chunks == 5
     assert not (tmp_path / "cache").exists()  # the disk cache is removed
+    Xt = pre.transform(X)
+    if classes:
+        assert codes is not None
+        proba = fit.estimator.predict_proba(Xt)
+        assert proba.shape == (3_000, 3) and list(fit.estimator.classes_) == [0, 1, 2]
+        assert (proba.argmax(axis=1) == codes).mean() > 0.7
+    else:
+        pred = fit.estimator.predict(Xt)
+        assert np.corrcoef(pred, np.asarray(y, dtype=float))[0, 1] > 0.8
+
+
+def test_lightgbm_is_fitted_on_every_training_row_from_a_binned_dataset(tmp_path: Path) -> None:
+    project = _run(tmp_path / "p", candidates="dummy, lightgbm")
+    result = project.run()  # registered too: the model pickles and loads through MLflow
+    split = result.output("split")
+    fits = {m.family: m for m in result.output("train").members}
+    assert fits["lightgbm"].rows == split.train_rows > split.train.height
+    assert "lightgbm.Dataset binned from" in fits["lightgbm"].how
+    evaluation = result.output("evaluate")
+    assert evaluation.rows == split.test_rows and evaluation.metrics["roc_auc"] > 0.8
+    assert result.registration is not None
+    loaded = project.registry().load_version(result.registration.version)
+    rows = split.test.head(5).drop("y").to_pandas()
+    assert len(loaded.predict(rows)) == 5
+
+
+@pytest.mark.parametrize("classes", [0, 3])
+def test_fit_lightgbm_sequence_reads_every_part(tmp_path: Path, classes: int) -> None:
+    df = _data(3_000, seed=1, classes=classes)
+    contract = infer_contract(
+        df, target="y", task=None, roles=ColumnRoles(), options=ContractSection()
+    )
+    problem = Problem.of(contract, ModelsSection())
+    table = as_table(df, tmp_path / "t", batch_rows=700)
+    X, y, _ = problem.xy(df)
+    pre = problem.preprocessor(FeaturesSection(), 0)
+    labels = sorted({str(v) for v in y}) if classes else None
+    codes = None if labels is None else np.searchsorted(labels, np.asarray(y).astype(str))
+    pre.fit(X.iloc[:500], None if codes is None else codes[:500])
+    params = {"n_estimators": 40, "learning_rate": 0.2}
+    fit = fit_lightgbm_sequence(
+        [str(p) for p in table.parts()], problem, pre, params, labels, None, 0
+    )
+    assert fit.rows == 3_000 and fit.chunks == 5
     Xt = pre.transform(X)
     if classes:
         assert codes is not None

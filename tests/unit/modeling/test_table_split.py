@@ -229,3 +229,29 @@ def test_split_data_keeps_one_part_in_memory_and_splits_a_big_frame_per_part(
     assert isinstance(big_split.train_table, Table) and len(big_split.train_table.parts()) == 5
     assert big_split.train_rows + big_split.test_rows == df.height
     assert big_split.train.height == pytest.approx(300, abs=3)
+
+
+def test_a_big_test_file_is_kept_whole_on_disk_and_sampled_for_the_gate(
+    big: tuple[pl.DataFrame, DataContract], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from modelyard.modeling import table_split
+
+    monkeypatch.setattr(table_split, "TEST_SAMPLE_ROWS", 700)
+    df, contract = big
+    scratch = _Scratch(tmp_path)
+    train = as_table(df[:15_000], scratch("train"), batch_rows=2_000)
+    test = as_table(df[15_000:], scratch("test"), batch_rows=2_000)
+    split = split_table(
+        train, contract, SplitSection(), test=test, seed=1, scratch=scratch, executor=None,
+        sample_rows=lambda n: 1_000,
+    )  # fmt: skip
+    assert split.method == "test_file"
+    assert split.train_rows == 15_000 and split.test_rows == 5_000
+    assert split.test_table is not None and split.test_table.collect().equals(df[15_000:])
+    assert split.test.height == 700 and split.train.height == pytest.approx(1_000, abs=3)
+    lacking = as_table(df[15_000:].drop("x"), scratch("lacking"), batch_rows=2_000)
+    with pytest.raises(ModelyardError, match="lacks 1 column"):
+        split_table(
+            train, contract, SplitSection(), test=lacking, seed=1, scratch=scratch,
+            executor=None, sample_rows=lambda n: 1_000,
+        )  # fmt: skip
