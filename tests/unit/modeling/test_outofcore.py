@@ -141,7 +141,13 @@ def test_fit_xgboost_external_reads_every_part(tmp_path: Path, classes: int) -> 
         assert np.corrcoef(pred, np.asarray(y, dtype=float))[0, 1] > 0.8
 
 
-def test_lightgbm_is_fitted_on_every_training_row_from_a_binned_dataset(tmp_path: Path) -> None:
+def test_lightgbm_is_fitted_on_every_training_row_from_a_binned_dataset(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from modelyard.modeling import table_split
+    from modelyard.modeling.tasks import score
+
+    monkeypatch.setattr(table_split, "TEST_SAMPLE_ROWS", 150)
     project = _run(tmp_path / "p", candidates="dummy, lightgbm")
     result = project.run()  # registered too: the model pickles and loads through MLflow
     split = result.output("split")
@@ -151,6 +157,16 @@ def test_lightgbm_is_fitted_on_every_training_row_from_a_binned_dataset(tmp_path
     evaluation = result.output("evaluate")
     assert evaluation.rows == split.test_rows and evaluation.metrics["roc_auc"] > 0.8
     assert result.registration is not None
+    # the gate scores the candidate on the bounded test sample the champion would see
+    assert split.test.height == 150 < split.test_rows
+    model = result.output("train").model
+    X, y = split.test.drop("y").to_pandas(), split.test["y"].to_numpy().astype(str)
+    on_sample = score(
+        "binary", "roc_auc", y, y_pred=model.predict(X), y_proba=model.predict_proba(X),
+        classes=[str(c) for c in model.classes_],
+    )  # fmt: skip
+    assert result.registration.decision.candidate == pytest.approx(on_sample)
+    assert result.registration.decision.candidate != evaluation.score
     loaded = project.registry().load_version(result.registration.version)
     rows = split.test.head(5).drop("y").to_pandas()
     assert len(loaded.predict(rows)) == 5
