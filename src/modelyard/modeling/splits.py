@@ -17,6 +17,9 @@ tuning; cross-validation (:func:`cv_splitter`) runs on the training part only.
 - ``test_file``: the given test frame as is.
 
 Random choices use ``seed``; row order inside each part is the input order (time: time order).
+
+This is the split of data held in memory (one part). A table of several parts is split per row
+by a hash of its key and the seed, with no shuffle: :mod:`modelyard.modeling.table_split`.
 """
 
 from __future__ import annotations
