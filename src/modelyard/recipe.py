@@ -219,13 +219,20 @@ def split(
     validated: ValidationResult,
     modeling: ModelingContract,
     config: ProjectConfig,
+    executor: Executor,
+    scratch: Scratch,
     validated_test: ValidationResult | None = None,
 ) -> Split:
-    """The hold-out split (the test file's valid rows when there is one)."""
+    """The hold-out split (the test file's valid rows when there is one): in memory for data
+    of one part, per row and part on the executor for a table of several (then the search
+    uses a sample of ``models.search_rows`` training rows)."""
     from modelyard.modeling.stages import split_data
 
     test = validated_test.valid if validated_test is not None else None
-    return split_data(validated.valid, test, modeling.contract, config.split, config.seed)
+    return split_data(
+        validated.valid, test, modeling.contract, config.split, config.seed, models=config.models,
+        scratch=scratch, executor=executor, batch_rows=config.data.batch_rows,
+    )  # fmt: skip
 
 
 def explore(
@@ -275,14 +282,16 @@ def train(
     config: ProjectConfig,
     executor: Executor,
     progress: Progress,
+    scratch: Scratch,
 ) -> TrainedModel:
-    """Blend the best models into a weighted ensemble and refit it on all training rows."""
+    """Blend the best models into a weighted ensemble and refit it on all training rows (a
+    big table's XGBoost members out of core, see :func:`~modelyard.modeling.stages.train_final`)."""
     from modelyard.modeling.stages import train_final
 
     contract = modeling.contract
     return train_final(
         split, contract, exploration, tuning, config.features, config.models,
-        config.evaluation, config.seed, executor, progress.update,
+        config.evaluation, config.seed, executor, progress.update, scratch=scratch,
     )  # fmt: skip
 
 
@@ -324,6 +333,27 @@ def register(
     contract = with_typical_values(modeling.contract, split.train)  # the API docs' example
     problem = Problem.of(contract, config.models)
     test_X, test_y, _ = problem.xy(split.test)
+    gate_score = evaluation.score
+    if split.test_table is not None and split.test.height < split.test_rows:
+        # a big test set: the gate compares the candidate and the champion on the same
+        # bounded sample (split.test); the logged test metrics cover every test row
+        import numpy as np
+
+        from modelyard.modeling.tasks import score
+
+        model, y_true = trained.model, test_y
+        if problem.task == "regression":
+            gate_score = score(problem.task, problem.metric, y_true, y_pred=model.predict(test_X))
+        else:
+            y_true = np.asarray(test_y).astype(str)
+            classes = [str(c) for c in model.classes_]
+            unseen = sorted(set(np.unique(y_true)) - set(classes))
+            proba = None if unseen else model.predict_proba(test_X)
+            gate_score = score(
+                problem.task, problem.metric, y_true,
+                y_pred=np.asarray(model.predict(test_X)).astype(str), y_proba=proba,
+                classes=classes + unseen,
+            )  # fmt: skip
     reports = [validated.report] + ([validated_test.report] if validated_test else [])
     tags = {
         "modelyard.version": __version__,
@@ -332,6 +362,8 @@ def register(
         "modelyard.model": trained.choice.name,
         "modelyard.split": split.description,
     }
+    if split.sample:
+        tags["modelyard.sample"] = split.sample
     params = _masked(
         config.model_dump(mode="json", exclude={"data": {"source": {"read"}}}, warnings=False)
     )
@@ -339,7 +371,7 @@ def register(
         project=config.name, workdir=Path(workdir), tracking=config.tracking, gate=config.gate,
         model=trained.model, contract=contract, task=problem.task, metric=problem.metric,
         greater_is_better=problem.greater_is_better, test_X=test_X, test_y=test_y,
-        candidate_score=evaluation.score,
+        candidate_score=gate_score,
         metrics={f"test_{k}": v for k, v in evaluation.metrics.items()}
         | {f"cv_{problem.metric}": trained.choice.score},
         params=params,
@@ -621,8 +653,8 @@ def _modeling_steps(config: ProjectConfig, *, with_test: bool, command: str) -> 
         Step(
             "split", split,
             inputs={"validated": "validate", "modeling": "modeling_contract", **test_input},
-            params={"config": _only(config, "split")}, version=modeling_code,
-            description="hold out the test set",
+            params={"config": _only(config, "split", "models")}, version=modeling_code,
+            description="hold out the test set", resources=("executor", "scratch"),
         ),
         Step(
             "explore", explore, inputs=base,
@@ -644,7 +676,7 @@ def _modeling_steps(config: ProjectConfig, *, with_test: bool, command: str) -> 
             "train", train, inputs={**base, "exploration": "explore", "tuning": "tune"},
             params={"config": _only(config, "features", "models", "evaluation")},
             version=modeling_code, description="blend and refit the final model",
-            resources=("executor",),
+            resources=("executor", "scratch"),
         ),
         Step(
             "evaluate", evaluate, inputs={"trained": "train", **base},
