@@ -16,6 +16,7 @@ import functools
 import json
 import os
 import shlex
+import shutil
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -44,14 +45,12 @@ from modelyard.errors import (
 if TYPE_CHECKING:
     import threading
 
-    import polars as pl
-
     from modelyard.compute import Executor
     from modelyard.data.contract import DataContract
     from modelyard.data.leakage import ModelingContract
     from modelyard.data.profile import Profile
     from modelyard.data.streaming import BatchReport, IngestStats
-    from modelyard.data.table import Ingested
+    from modelyard.data.table import Ingested, Table
     from modelyard.data.validation import Mode, ValidationReport, ValidationResult
     from modelyard.engine.events import Progress
     from modelyard.engine.memo import Memo
@@ -140,21 +139,28 @@ def contract(train: Ingested, config: ProjectConfig, declared: DataContract | No
 
 
 def validate(
-    batch: Ingested, contract: DataContract, config: ProjectConfig, mode: Mode = "train"
+    batch: Ingested,
+    contract: DataContract,
+    config: ProjectConfig,
+    scratch: Scratch,
+    executor: Executor,
+    mode: Mode = "train",
 ) -> ValidationResult:
-    """Validate a batch against the contract and the declared checks.
+    """Validate a table against the contract and the declared checks, part by part.
 
     The hold-out is validated as data to be scored (``mode="score"``): values outside the
     training range and unseen categories are flagged as drift and kept, since dropping them
     would test the model on the rows most like its training data only.
     """
-    from modelyard.data.validation import validate as run_validation
+    from modelyard.data.validation import validate_table
 
-    return run_validation(
-        batch.rows.collect(),
+    return validate_table(
+        batch,
         contract if config.validation.contract else None,
         config.validation,
         mode=mode,
+        folder=scratch("validate"),
+        executor=executor,
     )
 
 
@@ -162,7 +168,8 @@ def profile(validated: ValidationResult, contract: DataContract, config: Project
     """Profile the valid rows of the training data."""
     from modelyard.data.profile import profile as run_profile
 
-    return run_profile(validated.valid, contract, config.profile, seed=config.seed)
+    valid = validated.valid.collect()  # the profile helper makes this per part
+    return run_profile(valid, contract, config.profile, seed=config.seed)
 
 
 def labels(config: ProjectConfig, task: str | None, features: list[str]) -> LabelTable:
@@ -224,8 +231,9 @@ def split(
     """The hold-out split (the test file's valid rows when there is one)."""
     from modelyard.modeling.stages import split_data
 
-    test = validated_test.valid if validated_test is not None else None
-    return split_data(validated.valid, test, modeling.contract, config.split, config.seed)
+    test = validated_test.valid.collect() if validated_test is not None else None  # the train
+    valid = validated.valid.collect()  # helper makes the split per part
+    return split_data(valid, test, modeling.contract, config.split, config.seed)
 
 
 def explore(
@@ -531,7 +539,7 @@ def build_pipeline(
         Step(
             "validate", validate, inputs={"batch": "ingest", "contract": "contract"},
             params={"config": _only(config, "validation")}, version=data_code,
-            description="validate the training data",
+            description="validate the training data", resources=("scratch", "executor"),
         ),
         Step(
             "profile", profile, inputs={"validated": "validate", "contract": "contract"},
@@ -552,7 +560,7 @@ def build_pipeline(
             Step(
                 "validate_test", validate, inputs={"batch": "ingest_test", "contract": "contract"},
                 params={"config": _only(config, "validation"), "mode": "score"}, version=data_code,
-                description="validate the hold-out data",
+                description="validate the hold-out data", resources=("scratch", "executor"),
             )
         )  # fmt: skip
     if data.target is not None:
@@ -1006,7 +1014,32 @@ class Project:
         their ancestors, finished too) only loads them. Which ones finished depends on the
         order of the steps (the profile runs before the test data's validation).
         """
-        validated: ValidationResult = failure.result
+        short = "test" if step == "validate_test" else "train"
+        validated = self._hold_quarantine(failure.result, short)
+        try:
+            return self._stop(pipeline, step, failure, validated, recorder, started)
+        finally:
+            shutil.rmtree(validated.quarantine.folder, ignore_errors=True)
+
+    def _hold_quarantine(self, validated: ValidationResult, label: str) -> ValidationResult:
+        """The failed validation with its quarantine moved out of the store's scratch space
+        (the run of the finished steps clears it) until it is published (hard links)."""
+        from dataclasses import replace
+
+        from modelyard.data.table import link_table
+
+        held = self.config.output_dir / "quarantine" / f".{label}.{uuid.uuid4().hex[:8]}.parts"
+        return replace(validated, quarantine=link_table(validated.quarantine, held))
+
+    def _stop(
+        self,
+        pipeline: Pipeline,
+        step: str,
+        failure: ValidationFailed,
+        validated: ValidationResult,
+        recorder: _Recorder,
+        started: float,
+    ) -> ValidationFailed:
         finished = {r.name for r in recorder.records if r.status in ("ran", "cached")}
         keep = finished.union(*(pipeline.ancestors(name) for name in finished))
         done = run(Pipeline(tuple(s for s in pipeline.steps if s.name in keep)), self.store)
@@ -1421,8 +1454,8 @@ class Project:
             _write_atomic(report_file, validated.report.model_dump_json(indent=2))
             result.outputs[f"validation_{label}"] = report_file
             q = out / "quarantine" / f"{label}.parquet"
-            if validated.quarantine.height:
-                _write_parquet_atomic(validated.quarantine, q)
+            if validated.quarantine.num_rows:
+                _sink_parquet_atomic(validated.quarantine, q)
                 result.outputs[f"quarantine_{label}"] = q
             elif q.exists():  # a quarantine of an earlier run would be taken for this one's
                 q.unlink()
@@ -1532,8 +1565,13 @@ def _write_atomic(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
-def _write_parquet_atomic(frame: pl.DataFrame, path: Path) -> None:
+def _sink_parquet_atomic(table: Table, path: Path) -> None:
+    """A table as one Parquet file, streamed part by part (never collected), written under a
+    temporary name and renamed."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    frame.write_parquet(tmp)
-    tmp.replace(path)
+    try:
+        table.scan().sink_parquet(tmp)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)

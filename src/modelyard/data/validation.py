@@ -830,7 +830,9 @@ MALFORMED = "malformed_line"
 """The check of input lines that are not rows (too few or too many fields)."""
 
 
-def _violations(rules: Sequence[tuple[str, str | None, str]], hits: Mapping[int, _Hits]) -> list[Violation]:
+def _violations(
+    rules: Sequence[tuple[str, str | None, str]], hits: Mapping[int, _Hits]
+) -> list[Violation]:
     out = [
         Violation(
             check=rules[i][0],
@@ -968,13 +970,14 @@ def _drift(
         )
     return int(reasons.is_not_null().sum()), drift, reasons
 
+
 # --------------------------------------------------------------------------- tables
 
 _LINE_COLUMNS = ("_file", "_line", "_text")
 """Quarantine columns of the input lines that are not rows (when ingestion rejected some)."""
 _PROBE_ROWS = 64
-_SEEDS = ((0x5EED, 0x0DD5, 0x1CE5, 0xB0A7), (0xFACE, 0xC0DE, 0xBEEF, 0xF00D))
-"""Two hashes of a value (128 bits) stand for it when repeats are looked for across parts."""
+_SEED = 0x5EED
+"""The seed of the hashes that find candidate repeats across parts (checked on the values)."""
 
 
 def validate_table(
@@ -999,9 +1002,8 @@ def validate_table(
     ``_reasons``) and count as invalid rows: valid + quarantined = rows + rejected lines.
 
     Rules across rows hold across parts: ``unique`` (contract and declared checks) is decided
-    over the whole table by a first pass of 128-bit hashes of the typed values (a value is
-    taken for a repeat of a *different* value only if their two 64-bit hashes both collide:
-    about ``n**2 / 2**129``, 1e-25 at 10M rows). A declared ``expression`` check that compares
+    over the whole table, exactly: a first pass hashes the typed values, a second reads the
+    values of the rows whose hash repeats (true repeats and rare collisions). A declared ``expression`` check that compares
     a row with others (an aggregate, a window: ``x < MAX(x)``) would depend on the batch: on a
     table of several parts it is a :class:`~modelyard.errors.DataError`.
 
@@ -1045,9 +1047,7 @@ def validate_table(
     try:
         tallies: list[_Tally] = map_parts(executor, _validate_part, tasks)
         if lines:
-            tallies.append(
-                _quarantine_lines(ingested.rejected, schema, quarantine_dir, len(parts))
-            )
+            tallies.append(_quarantine_lines(ingested.rejected, schema, quarantine_dir, len(parts)))
     except BaseException:
         import shutil
 
@@ -1098,7 +1098,7 @@ def _validate_part(
 def _read_part(path: str, schema: Mapping[str, pl.DataType], **kw: Any) -> pl.DataFrame:
     """A part, in the table's column types (every part of a table has them)."""
     df = pl.read_parquet(path, **kw)
-    wanted = {c: schema[c] for c in df.columns if c in schema}
+    wanted: dict[Any, Any] = {c: schema[c] for c in df.columns if c in schema}
     if any(df.schema[c] != t for c, t in wanted.items()):
         df = df.cast(wanted)  # strict: a value that does not fit is an error, never a null
     return df
@@ -1111,7 +1111,9 @@ def _quarantine_lines(rejected: Table, schema: pl.Schema, folder: Path, first: i
     from modelyard.data.table import write_part
 
     nulls = [pl.lit(None, dtype=dtype).alias(name) for name, dtype in schema.items()]
-    total, examples, places, index = 0, [], [], first
+    total, index = 0, first
+    examples: list[Example] = []
+    places: list[str] = []
     for part in rejected.batches():
         if not part.height:
             continue
@@ -1153,7 +1155,9 @@ def _duplicates_across_parts(
     executor: Executor | None,
 ) -> list[dict[str, np.ndarray[Any, np.dtype[np.int64]]] | None]:
     """For each part, the positions (in the part) of the values of ``unique`` columns seen
-    earlier in the table: a first pass of hashes, one task per part, merged in part order."""
+    earlier in the table, exactly: a first pass hashes every typed value (one task per part);
+    the rows whose hash occurs more than once are the candidates, whose values a second pass
+    reads (only the parts that hold some) to tell repeats from hash collisions."""
     from modelyard.data.parts import map_parts
 
     columns = _unique_columns(contract, options)
@@ -1161,42 +1165,75 @@ def _duplicates_across_parts(
         return [None] * len(parts)
     use = contract if options.contract else None
     types = {c.name: c.type for c in use.columns if c.name in columns} if use else {}
-    hashes = map_parts(
-        executor, _hash_part, [(str(p), columns, types) for p in parts]
-    )  # per part: one frame of two UInt64 columns per unique column
-    out: list[dict[str, np.ndarray[Any, np.dtype[np.int64]]]] = [{} for _ in parts]
+    hashes = map_parts(executor, _hash_part, [(str(p), columns, types) for p in parts])
     bounds = np.asarray(offsets[1:], dtype=np.int64)
+    candidates: dict[str, np.ndarray[Any, np.dtype[np.int64]]] = {}
     for c in columns:
-        both = pl.concat([h.select(f"{c}:0", f"{c}:1") for h in hashes], how="vertical")
-        repeats = (
-            both.with_row_index("i")
-            .filter(pl.col(f"{c}:0").is_not_null())
-            .filter(~pl.struct(f"{c}:0", f"{c}:1").is_first_distinct())
+        column = pl.concat([h.get_column(c) for h in hashes if c in h.columns])
+        rows = (
+            column.to_frame("h")
+            .with_row_index("i")
+            .filter(pl.col("h").is_not_null() & pl.col("h").is_duplicated())
             .get_column("i")
             .cast(pl.Int64)
             .to_numpy()
         )
-        del both
+        if len(rows):
+            candidates[c] = rows
+    del hashes
+    out: list[dict[str, np.ndarray[Any, np.dtype[np.int64]]]] = [
+        {c: np.zeros(0, dtype=np.int64) for c in columns} for _ in parts
+    ]
+    if not candidates:
+        return list(out)
+    where = {c: np.searchsorted(bounds, rows, side="right") for c, rows in candidates.items()}
+    wanted = [
+        {c: rows[where[c] == i] - offsets[i] for c, rows in candidates.items()}
+        for i in range(len(parts))
+    ]
+    todo = [i for i, w in enumerate(wanted) if any(len(p) for p in w.values())]
+    values = map_parts(
+        executor, _values_at, [(str(parts[i]), wanted[i], types) for i in todo]
+    )  # per part with candidates: their typed values, in position order
+    got = dict(zip(todo, values, strict=True))
+    for c, rows in candidates.items():
+        series = pl.concat([got[i][c] for i in todo if len(wanted[i][c])])
+        repeats = rows[~series.is_first_distinct().to_numpy()]
         which = np.searchsorted(bounds, repeats, side="right")
         for i in range(len(parts)):
             out[i][c] = repeats[which == i] - offsets[i]
     return list(out)
 
 
-def _hash_part(path: str, columns: list[str], types: Mapping[str, ColumnType]) -> pl.DataFrame:
-    """The task of the first pass: two 64-bit hashes of each typed value of ``columns``
-    (null where the value is missing)."""
+def _typed_columns(
+    path: str, columns: Sequence[str], types: Mapping[str, ColumnType]
+) -> pl.DataFrame:
     present = pl.read_parquet_schema(path)
     df = pl.read_parquet(path, columns=[c for c in columns if c in present])
-    if types:
-        values, _ = typed_exprs(df.schema, {c: t for c, t in types.items() if c in df.columns})
+    cast = {c: t for c, t in types.items() if c in df.columns}
+    if cast:
+        values, _ = typed_exprs(df.schema, cast)
         df = df.with_columns(values)
+    return df
+
+
+def _hash_part(path: str, columns: list[str], types: Mapping[str, ColumnType]) -> pl.DataFrame:
+    """The task of the first pass: a 64-bit hash of each typed value of ``columns`` (null
+    where the value is missing)."""
+    df = _typed_columns(path, columns, types)
     return df.select(
-        pl.when(pl.col(c).is_not_null()).then(pl.col(c).hash(*seeds)).alias(f"{c}:{k}")
-        for c in columns
-        if c in df.columns
-        for k, seeds in enumerate(_SEEDS)
+        pl.when(pl.col(c).is_not_null()).then(pl.col(c).hash(_SEED)).alias(c) for c in df.columns
     )
+
+
+def _values_at(
+    path: str,
+    positions: Mapping[str, np.ndarray[Any, np.dtype[np.int64]]],
+    types: Mapping[str, ColumnType],
+) -> dict[str, pl.Series]:
+    """The task of the second pass: the typed values at ``positions`` (sorted), by column."""
+    df = _typed_columns(path, list(positions), types)
+    return {c: df.get_column(c).gather(rows) for c, rows in positions.items() if len(rows)}
 
 
 def _refuse_checks_across_rows(
@@ -1221,7 +1258,7 @@ def _refuse_checks_across_rows(
                 expected="a condition on the values of one row",
                 found=str(check.expression),
                 fix="Compare with fixed values (a min/max check, or an expression such as "
-                "\"x < 100\"), or raise data.batch_rows above the table's row count to check "
+                '"x < 100"), or raise data.batch_rows above the table\'s row count to check '
                 "the whole table at once.",
             )
 
