@@ -145,6 +145,35 @@ def test_a_run_stopped_by_validation_writes_its_report_quarantine_and_contract_f
     assert err.value.run is not None and err.value.run.to_dict() == summary
 
 
+def test_a_run_of_a_table_in_many_parts_stops_and_publishes_the_same_quarantine(
+    penguins: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Issue 13: validation part by part (batch_rows 50: 7 parts) stops like the one-part run
+    and streams the same quarantine file; nothing is left of the parts it was written from."""
+    _corrupt(penguins, bad=0, unlabelled=10)
+    heavy = "[{name: heavy, column: body_mass_g, max: 5400}]"
+    with pytest.raises(ValidationFailed):
+        project(penguins, checks=heavy).run()
+    out = penguins / "modelyard-out"
+    whole = pl.read_parquet(out / "quarantine" / "train.parquet")
+    whole_report = json.loads((out / "validation" / "train.json").read_text())
+    other = tmp_path_factory.mktemp("parts")
+    shutil.copy(penguins / "penguins.csv", other / "penguins.csv")
+    shutil.copy(penguins / "contract.yaml", other / "contract.yaml")
+    (other / "modelyard.yaml").write_text(
+        CONFIG.format(target="species", leakage="[]", limit=0.05, checks=heavy).replace(
+            "  target:", "  batch_rows: 50\n  target:"
+        )
+    )
+    with pytest.raises(ValidationFailed) as err:
+        Project.from_yaml(other / "modelyard.yaml").run()
+    assert str(err.value).startswith("validation of the training data: 34 of 344 rows (9.88%)")
+    out = other / "modelyard-out"
+    assert pl.read_parquet(out / "quarantine" / "train.parquet").equals(whole)
+    assert json.loads((out / "validation" / "train.json").read_text()) == whole_report
+    assert sorted(p.name for p in (out / "quarantine").iterdir()) == ["train.parquet"]
+
+
 def test_rows_without_a_target_do_not_stop_the_run(penguins: Path) -> None:
     _corrupt(penguins, bad=0, unlabelled=30)  # 8.7% of the rows, over the 5% limit
     result = project(penguins).run(until="split")
