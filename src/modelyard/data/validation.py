@@ -976,8 +976,6 @@ def _drift(
 _LINE_COLUMNS = ("_file", "_line", "_text")
 """Quarantine columns of the input lines that are not rows (when ingestion rejected some)."""
 _PROBE_ROWS = 64
-_SEED = 0x5EED
-"""The seed of the hashes that find candidate repeats across parts (checked on the values)."""
 
 
 def validate_table(
@@ -1155,85 +1153,15 @@ def _duplicates_across_parts(
     executor: Executor | None,
 ) -> list[dict[str, np.ndarray[Any, np.dtype[np.int64]]] | None]:
     """For each part, the positions (in the part) of the values of ``unique`` columns seen
-    earlier in the table, exactly: a first pass hashes every typed value (one task per part);
-    the rows whose hash occurs more than once are the candidates, whose values a second pass
-    reads (only the parts that hold some) to tell repeats from hash collisions."""
-    from modelyard.data.parts import map_parts
+    earlier in the table (:func:`~modelyard.data.parts.repeats_across_parts`)."""
+    from modelyard.data.parts import repeats_across_parts
 
     columns = _unique_columns(contract, options)
     if not columns:
         return [None] * len(parts)
     use = contract if options.contract else None
     types = {c.name: c.type for c in use.columns if c.name in columns} if use else {}
-    hashes = map_parts(executor, _hash_part, [(str(p), columns, types) for p in parts])
-    bounds = np.asarray(offsets[1:], dtype=np.int64)
-    candidates: dict[str, np.ndarray[Any, np.dtype[np.int64]]] = {}
-    for c in columns:
-        column = pl.concat([h.get_column(c) for h in hashes if c in h.columns])
-        rows = (
-            column.to_frame("h")
-            .with_row_index("i")
-            .filter(pl.col("h").is_not_null() & pl.col("h").is_duplicated())
-            .get_column("i")
-            .cast(pl.Int64)
-            .to_numpy()
-        )
-        if len(rows):
-            candidates[c] = rows
-    del hashes
-    out: list[dict[str, np.ndarray[Any, np.dtype[np.int64]]]] = [
-        {c: np.zeros(0, dtype=np.int64) for c in columns} for _ in parts
-    ]
-    if not candidates:
-        return list(out)
-    where = {c: np.searchsorted(bounds, rows, side="right") for c, rows in candidates.items()}
-    wanted = [
-        {c: rows[where[c] == i] - offsets[i] for c, rows in candidates.items()}
-        for i in range(len(parts))
-    ]
-    todo = [i for i, w in enumerate(wanted) if any(len(p) for p in w.values())]
-    values = map_parts(
-        executor, _values_at, [(str(parts[i]), wanted[i], types) for i in todo]
-    )  # per part with candidates: their typed values, in position order
-    got = dict(zip(todo, values, strict=True))
-    for c, rows in candidates.items():
-        series = pl.concat([got[i][c] for i in todo if len(wanted[i][c])])
-        repeats = rows[~series.is_first_distinct().to_numpy()]
-        which = np.searchsorted(bounds, repeats, side="right")
-        for i in range(len(parts)):
-            out[i][c] = repeats[which == i] - offsets[i]
-    return list(out)
-
-
-def _typed_columns(
-    path: str, columns: Sequence[str], types: Mapping[str, ColumnType]
-) -> pl.DataFrame:
-    present = pl.read_parquet_schema(path)
-    df = pl.read_parquet(path, columns=[c for c in columns if c in present])
-    cast = {c: t for c, t in types.items() if c in df.columns}
-    if cast:
-        values, _ = typed_exprs(df.schema, cast)
-        df = df.with_columns(values)
-    return df
-
-
-def _hash_part(path: str, columns: list[str], types: Mapping[str, ColumnType]) -> pl.DataFrame:
-    """The task of the first pass: a 64-bit hash of each typed value of ``columns`` (null
-    where the value is missing)."""
-    df = _typed_columns(path, columns, types)
-    return df.select(
-        pl.when(pl.col(c).is_not_null()).then(pl.col(c).hash(_SEED)).alias(c) for c in df.columns
-    )
-
-
-def _values_at(
-    path: str,
-    positions: Mapping[str, np.ndarray[Any, np.dtype[np.int64]]],
-    types: Mapping[str, ColumnType],
-) -> dict[str, pl.Series]:
-    """The task of the second pass: the typed values at ``positions`` (sorted), by column."""
-    df = _typed_columns(path, list(positions), types)
-    return {c: df.get_column(c).gather(rows) for c, rows in positions.items() if len(rows)}
+    return list(repeats_across_parts(parts, offsets, columns, types, executor))
 
 
 def _refuse_checks_across_rows(
