@@ -103,38 +103,41 @@ def ingest_test(config: ProjectConfig, scratch: Scratch) -> Ingested:
     )  # fmt: skip
 
 
-def contract(train: Ingested, config: ProjectConfig, declared: DataContract | None) -> DataContract:
-    """The data contract: the user's file when it exists, else inferred from the training data."""
+def contract(
+    train: Ingested, config: ProjectConfig, declared: DataContract | None, executor: Executor
+) -> DataContract:
+    """The data contract: the user's file when it exists, else inferred from the training data
+    (a sample of a large table, made right for all of it by a streamed pass)."""
     if declared is not None:
         return declared
-    rows = train.rows.collect()
-    from modelyard.data.contract import infer_contract
+    from modelyard.data.contract import infer_contract_table
     from modelyard.data.sources import infer_task
 
     data = config.data
-    task = None
-    if data.target is not None:
-        if data.target not in rows.columns:
-            from modelyard.data.contract import did_you_mean
-            from modelyard.errors import DataError, name_list
+    columns = train.rows.columns
+    if data.target is not None and data.target not in columns:
+        from modelyard.data.contract import did_you_mean
+        from modelyard.errors import DataError, name_list
 
-            raise DataError(
-                f"the target column '{data.target}' is not in the data"
-                f"{did_you_mean(data.target, rows.columns)}",
-                where="data.target",
-                expected=f"one of the {rows.width:,} columns {name_list(rows.columns)}",
-                fix="Fix data.target in modelyard.yaml.",
-            )
-        task = infer_task(rows[data.target]) if data.task == "auto" else data.task
+        raise DataError(
+            f"the target column '{data.target}' is not in the data"
+            f"{did_you_mean(data.target, columns)}",
+            where="data.target",
+            expected=f"one of the {len(columns):,} columns {name_list(columns)}",
+            fix="Fix data.target in modelyard.yaml.",
+        )
     hints = dict(data.source.read.dtypes)
     hints.update({c: "datetime" for c in data.source.read.parse_dates if c not in hints})
-    return infer_contract(
-        rows,
+    return infer_contract_table(
+        train.rows,
         target=data.target,
-        task=task,
+        task=None if data.task == "auto" else data.task,
         roles=data.columns,
         options=config.contract,
         type_hints=hints,
+        seed=config.seed,
+        executor=executor,
+        task_of=infer_task,
     )
 
 
@@ -534,7 +537,7 @@ def build_pipeline(
         Step(
             "contract", contract, inputs={"train": "ingest"},
             params={"config": _only(config, "data", "contract"), "declared": declared_contract},
-            version=data_code, description="infer the data contract",
+            version=data_code, description="infer the data contract", resources=("executor",),
         ),
         Step(
             "validate", validate, inputs={"batch": "ingest", "contract": "contract"},
