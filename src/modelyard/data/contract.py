@@ -1078,13 +1078,17 @@ def infer_contract_table(
         map_parts(executor, _read_rows, [(str(p), k) for p, k in zip(parts, picks, strict=True)]),
         how="vertical",
     )
-    if target is not None and task is None and task_of is not None and target in sample.columns:
-        task = task_of(sample.get_column(target))
+    infer_task = target is not None and task is None and task_of is not None
+    if sample.height == n:  # the whole table: exactly infer_contract
+        if infer_task and target in sample.columns:
+            assert task_of is not None
+            task = task_of(sample.get_column(target))
+        return infer_contract(
+            sample, target=target, task=task, roles=roles, options=options, type_hints=type_hints
+        )
     contract = infer_contract(
         sample, target=target, task=task, roles=roles, options=options, type_hints=type_hints
-    )
-    if sample.height == n:
-        return contract
+    )  # the task (when inferred) comes after the pass: the sample may miss a rare class
     schema = sample.schema
     types = {c.name: c.type for c in contract.columns}
     levels = [
@@ -1150,17 +1154,15 @@ def infer_contract_table(
                 f"{eg}, so validation quarantines their rows; make the type str to keep them"
             )
         columns.append(col.model_copy(update=update))
-    if target is not None and task_of is not None and task is not None:
-        seen = set(sample.get_column(target).drop_nulls().to_list())
+    task = contract.task
+    if infer_task:  # from the sample's target values and those the sample missed
+        assert task_of is not None and target is not None
+        raw = sample.get_column(target)
+        typed = raw.to_frame().select(typed_exprs(schema, {target: types[target]})[0]).to_series()
+        seen = set(typed.drop_nulls().to_list())
         more = [v for v in (merged["levels"].get(target) or []) if v not in seen]
-        if more:  # the target takes values the sample missed: the task may change
-            values = pl.concat(
-                [
-                    sample.get_column(target),
-                    pl.Series(target, more).cast(schema[target], strict=False),
-                ]
-            )
-            task = task_of(values)
+        extra = pl.Series(target, more).cast(schema[target], strict=False)
+        task = task_of(pl.concat([raw, extra]) if more else raw)
     return contract.model_copy(update={"columns": columns, "rows": n, "task": task})
 
 
