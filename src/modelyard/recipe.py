@@ -192,20 +192,62 @@ def labelled(
     features: list[str],
     progress: Progress,
     scratch: Scratch,
+    executor: Executor,
 ) -> Ingested:
     """The training data plus the accepted labels, joined by row key (labels of rows the
-    source lacks bring their rows); labels that match no row are counted in a progress note."""
-    from modelyard.data.table import Ingested, as_table
-    from modelyard.labels.training import join_labels
+    source lacks bring their rows, after the source's); labels that match no row are counted
+    in a progress note. Part by part: each part's rows get their labels, and say which label
+    keys they hold; the labelled rows no part holds come last."""
+    import polars as pl
 
-    rows = train.rows.collect()
-    joined, unmatched = join_labels(rows, table, _label_spec(config, task, features))
+    from modelyard.data.parts import map_parts, part_path
+    from modelyard.data.table import Ingested, Table, write_part
+    from modelyard.labels.training import LabelTable, join_labels
+
+    spec = _label_spec(config, task, features)
+    parts = train.rows.parts()
+    folder = scratch("labelled")
+    keys_only = LabelTable(table.version, table.labels, {}, table.held)
+    done = map_parts(
+        executor,
+        _label_part,
+        [(str(p), str(part_path(folder, i)), keys_only, spec) for i, p in enumerate(parts)],
+    )
+    known = set().union(*(keys for _, keys in done))
+    rows = sum(n for n, _ in done)
+    rest = {k: v for k, v in table.labels.items() if k not in known}
+    unmatched = sum(1 for k in rest if k not in table.rows)
+    extra = {k: v for k, v in rest.items() if k in table.rows}
+    if extra:
+        empty = pl.read_parquet(parts[0], n_rows=0)
+        added, _ = join_labels(
+            empty, LabelTable(table.version, extra, {k: table.rows[k] for k in extra}), spec
+        )
+        write_part(added, part_path(folder, len(parts)))
+        rows += added.height
     if unmatched:
         progress.update(
             0, note=f"{unmatched} label(s) match no training row and carry no values: left out"
         )
-    folder = scratch("labelled")
-    return Ingested(as_table(joined, folder, batch_rows=config.data.batch_rows), train.rejected)
+    return Ingested(Table(folder, rows), train.rejected)
+
+
+def _label_part(path: str, out: str, table: LabelTable, spec: LabelSpec) -> tuple[int, set[str]]:
+    """The task of one part of ``labelled``: its rows with their labels (written to ``out``),
+    and the label keys it holds."""
+    import polars as pl
+
+    from modelyard.data.table import write_part
+    from modelyard.labels.keys import row_keys
+    from modelyard.labels.training import join_labels
+
+    frame = pl.read_parquet(path)
+    joined, _ = join_labels(frame, table, spec)
+    write_part(joined, Path(out))
+    if not table.labels:
+        return joined.height, set()
+    keys = row_keys(frame, spec.key_columns, spec.features).drop_nulls().unique().to_list()
+    return joined.height, set(keys).intersection(table.labels)
 
 
 def _label_spec(config: ProjectConfig, task: str | None, features: list[str]) -> LabelSpec:
@@ -610,7 +652,7 @@ def _label_steps(config: ProjectConfig, declared: DataContract | None) -> list[S
         Step(
             "labelled", labelled, inputs={"train": "ingest", "table": "labels"}, params=params,
             version=code, description="add the accepted labels to the training data",
-            resources=("scratch",),
+            resources=("scratch", "executor"),
         ),
     ]  # fmt: skip
 

@@ -311,3 +311,42 @@ def test_each_kind_of_step_follows_the_modelyard_code_it_runs() -> None:
     assert len({data, modeling, ops}) == 3
     assert all(v.startswith(recipe.STEP_VERSION + "+") for v in (data, modeling, ops))
     assert recipe.code_version("data") == data  # a pure function of the files
+
+
+def test_labels_join_a_table_in_many_parts_as_they_join_the_whole_frame(tmp_path: Path) -> None:
+    """Issue 13: ``labelled`` works part by part; the result is the whole frame's join."""
+    from modelyard.compute import open_executor
+    from modelyard.config.schema import ProjectConfig
+    from modelyard.data.table import Ingested, as_table, rejected_schema, write_table
+    from modelyard.engine.events import Progress
+    from modelyard.labels.training import LabelTable, join_labels
+    from modelyard.recipe import _label_spec, labelled
+
+    config = ProjectConfig.model_validate(
+        {"version": 1, "name": "p", "data": {"source": {"path": "x.csv"}, "target": "y",
+         "columns": {"id": ["id"]}, "batch_rows": 3}}
+    )  # fmt: skip
+    train = pl.DataFrame(
+        {"id": [str(i) for i in range(10)], "x": list("abcdefghij"), "y": ["no", None] * 5}
+    )
+    table = LabelTable(
+        1,
+        {"1": "yes", "8": "no", "9": "yes", "log:1": "no", "gone": "yes"},
+        {"log:1": {"id": "log:1", "x": "z"}},
+    )
+    notes: list[str] = []
+    progress = Progress("labelled", lambda e: notes.append(getattr(e, "note", "") or ""))
+    rejected = write_table([], tmp_path / "rejected", schema=rejected_schema())
+    def scratch(name: str) -> Path:
+        (tmp_path / name).mkdir()
+        return tmp_path / name
+
+    with open_executor("local", workers=2) as ex:
+        out = labelled(
+            Ingested(as_table(train, tmp_path / "rows", batch_rows=3), rejected), table, config,
+            "binary", ["x"], progress, scratch, ex,
+        )  # fmt: skip
+    expected, unmatched = join_labels(train, table, _label_spec(config, "binary", ["x"]))
+    assert len(out.rows.parts()) == 5 and out.rows.num_rows == 11
+    assert out.rows.collect().equals(expected)
+    assert unmatched == 1 and any("1 label(s) match no training row" in n for n in notes)
