@@ -337,6 +337,7 @@ def test_labels_join_a_table_in_many_parts_as_they_join_the_whole_frame(tmp_path
     notes: list[str] = []
     progress = Progress("labelled", lambda e: notes.append(getattr(e, "note", "") or ""))
     rejected = write_table([], tmp_path / "rejected", schema=rejected_schema())
+
     def scratch(name: str) -> Path:
         (tmp_path / name).mkdir()
         return tmp_path / name

@@ -33,6 +33,11 @@ nullability, ``unique`` and the declared checks stay hard in both modes; a row o
 data without its target goes as ``validation.missing_target`` says in both modes (by default to
 the quarantine, counted apart, not invalid). :class:`RowChecks`
 evaluates the declared checks on records (the prediction server) with the same expressions.
+
+A table of any size (:func:`validate_table`) is validated part by part with the same rules,
+one task per part through the executor; the parts' counts merge into one report, equal to the
+report of the whole table validated at once, and ``unique`` holds across parts. The input
+lines that ingestion could not read as rows join the quarantine there, and count as invalid.
 """
 
 from __future__ import annotations
@@ -71,7 +76,8 @@ else:
 log = logging.getLogger(__name__)
 
 ROW = "_row"
-"""Quarantine column: 0-based position of the row in the validated batch."""
+"""Quarantine column: 0-based position of the row in the validated batch (in the whole table
+for :func:`validate_table`)."""
 REASONS = "_reasons"
 """Quarantine column: why the row is invalid, reasons joined by ``"; "``."""
 DRIFT = "_drift"

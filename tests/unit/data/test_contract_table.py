@@ -85,7 +85,9 @@ def tables(draw: st.DrawFn) -> pl.DataFrame:
 @settings(
     max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(df=tables(), batch_rows=st.integers(1, 20), sample=st.integers(1, 30), seed=st.integers(0, 9))
+@given(
+    df=tables(), batch_rows=st.integers(1, 20), sample=st.integers(1, 30), seed=st.integers(0, 9)
+)
 def test_the_sampled_contract_accepts_every_row_the_whole_table_contract_accepts(
     serial: Executor, df: pl.DataFrame, batch_rows: int, sample: int, seed: int
 ) -> None:
@@ -116,9 +118,7 @@ def test_one_part_is_exactly_the_contract_of_the_whole_frame(tmp_path: Path) -> 
 def test_a_table_within_the_sample_size_gets_the_contract_of_the_whole_frame(
     tmp_path: Path, serial: Executor
 ) -> None:
-    df = frame(
-        n=[str(i) for i in range(30)], cat=list("abcab" * 6), y=["p", "q", "r"] * 10
-    )
+    df = frame(n=[str(i) for i in range(30)], cat=list("abcab" * 6), y=["p", "q", "r"] * 10)
     assert infer_parts(df, tmp_path, 7, 1000, serial) == infer_whole(df)
 
 
@@ -161,7 +161,10 @@ def test_junk_the_sample_missed_is_counted_with_its_reason(tmp_path: Path) -> No
     sampled = infer_parts(df, tmp_path, 20, 10)
     col = sampled.column("n")
     assert col.type == "int" and col.unreadable == 1
-    assert col.reason is not None and '1 of 200 values (0.5%) are not an int (e.g. "n/a")' in col.reason
+    assert (
+        col.reason is not None
+        and '1 of 200 values (0.5%) are not an int (e.g. "n/a")' in col.reason
+    )
     assert quarantined(df, sampled) == {150}
 
 

@@ -73,7 +73,12 @@ def run(
     **kw: object,
 ) -> ValidationResult:
     return validate_table(
-        data, contract, opts(**kw), mode=mode, folder=folder, executor=executor  # type: ignore[arg-type]
+        data,
+        contract,
+        opts(**kw),
+        mode=mode,
+        folder=folder,
+        executor=executor,  # type: ignore[arg-type]
     )
 
 
