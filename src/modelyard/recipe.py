@@ -207,6 +207,12 @@ def labelled(
     spec = _label_spec(config, task, features)
     parts = train.rows.parts()
     folder = scratch("labelled")
+    if len(parts) == 1:  # the whole frame at once, cut as ingestion cuts
+        from modelyard.data.table import as_table
+
+        joined, unmatched = join_labels(train.rows.collect(), table, spec)
+        _unmatched_note(progress, unmatched)
+        return Ingested(as_table(joined, folder, batch_rows=config.data.batch_rows), train.rejected)
     keys_only = LabelTable(table.version, table.labels, {}, table.held)
     done = map_parts(
         executor,
@@ -225,11 +231,15 @@ def labelled(
         )
         write_part(added, part_path(folder, len(parts)))
         rows += added.height
+    _unmatched_note(progress, unmatched)
+    return Ingested(Table(folder, rows), train.rejected)
+
+
+def _unmatched_note(progress: Progress, unmatched: int) -> None:
     if unmatched:
         progress.update(
             0, note=f"{unmatched} label(s) match no training row and carry no values: left out"
         )
-    return Ingested(Table(folder, rows), train.rejected)
 
 
 def _label_part(path: str, out: str, table: LabelTable, spec: LabelSpec) -> tuple[int, set[str]]:

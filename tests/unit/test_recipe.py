@@ -324,7 +324,7 @@ def test_labels_join_a_table_in_many_parts_as_they_join_the_whole_frame(tmp_path
 
     config = ProjectConfig.model_validate(
         {"version": 1, "name": "p", "data": {"source": {"path": "x.csv"}, "target": "y",
-         "columns": {"id": ["id"]}, "batch_rows": 3}}
+         "columns": {"id": ["id"]}, "batch_rows": 100}}
     )  # fmt: skip
     train = pl.DataFrame(
         {"id": [str(i) for i in range(10)], "x": list("abcdefghij"), "y": ["no", None] * 5}
@@ -339,15 +339,18 @@ def test_labels_join_a_table_in_many_parts_as_they_join_the_whole_frame(tmp_path
     rejected = write_table([], tmp_path / "rejected", schema=rejected_schema())
 
     def scratch(name: str) -> Path:
-        (tmp_path / name).mkdir()
-        return tmp_path / name
+        folder = tmp_path / f"{name}{len(list(tmp_path.iterdir()))}"
+        folder.mkdir()
+        return folder
 
-    with open_executor("local", workers=2) as ex:
-        out = labelled(
-            Ingested(as_table(train, tmp_path / "rows", batch_rows=3), rejected), table, config,
-            "binary", ["x"], progress, scratch, ex,
-        )  # fmt: skip
     expected, unmatched = join_labels(train, table, _label_spec(config, "binary", ["x"]))
-    assert len(out.rows.parts()) == 5 and out.rows.num_rows == 11
-    assert out.rows.collect().equals(expected)
-    assert unmatched == 1 and any("1 label(s) match no training row" in n for n in notes)
+    assert unmatched == 1
+    with open_executor("local", workers=2) as ex:
+        for batch_rows, parts in ((3, 5), (100, 1)):  # many parts, and one (as before)
+            rows = as_table(train, scratch("rows"), batch_rows=batch_rows)
+            out = labelled(
+                Ingested(rows, rejected), table, config, "binary", ["x"], progress, scratch, ex
+            )
+            assert len(out.rows.parts()) == parts and out.rows.num_rows == 11
+            assert out.rows.collect().equals(expected)
+    assert sum("1 label(s) match no training row" in n for n in notes) == 2
