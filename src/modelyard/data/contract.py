@@ -1194,11 +1194,17 @@ def _sample_positions(sizes: Sequence[int], rows: int, seed: int) -> list[list[i
 
 
 def _read_rows(path: str, positions: list[int]) -> pl.DataFrame:
-    """The task of the sample: the rows of one part at ``positions``."""
-    df = pl.read_parquet(path)
-    if len(positions) == df.height:
-        return df
-    return df[positions]
+    """The task of the sample: the rows of one part at ``positions`` (sorted), read as a
+    stream (the part is never held whole)."""
+    index = "\x00modelyard_index"
+    return (
+        pl.scan_parquet(path)
+        .with_row_index(index)
+        .filter(pl.col(index).is_in(pl.Series(positions, dtype=pl.UInt32).implode()))
+        .collect(engine="streaming")
+        .sort(index)  # in the part's order, whatever the engine's
+        .drop(index)
+    )
 
 
 def _contract_stats(
