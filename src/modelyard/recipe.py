@@ -171,7 +171,7 @@ def profile(validated: ValidationResult, contract: DataContract, config: Project
     """Profile the valid rows of the training data."""
     from modelyard.data.profile import profile as run_profile
 
-    valid = validated.valid.collect()  # the profile helper makes this per part
+    valid = validated.valid.collect()  # until the profile works part by part (profile helper)
     return run_profile(valid, contract, config.profile, seed=config.seed)
 
 
@@ -286,8 +286,9 @@ def split(
     """The hold-out split (the test file's valid rows when there is one)."""
     from modelyard.modeling.stages import split_data
 
-    test = validated_test.valid.collect() if validated_test is not None else None  # the train
-    valid = validated.valid.collect()  # helper makes the split per part
+    # valid rows are a table now; collected until the split works part by part (train helper)
+    test = validated_test.valid.collect() if validated_test is not None else None
+    valid = validated.valid.collect()
     return split_data(valid, test, modeling.contract, config.split, config.seed)
 
 
