@@ -16,6 +16,7 @@ import functools
 import json
 import os
 import shlex
+import shutil
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -44,14 +45,12 @@ from modelyard.errors import (
 if TYPE_CHECKING:
     import threading
 
-    import polars as pl
-
     from modelyard.compute import Executor
     from modelyard.data.contract import DataContract
     from modelyard.data.leakage import ModelingContract
     from modelyard.data.profile import Profile
     from modelyard.data.streaming import BatchReport, IngestStats
-    from modelyard.data.table import Ingested
+    from modelyard.data.table import Ingested, Table
     from modelyard.data.validation import Mode, ValidationReport, ValidationResult
     from modelyard.engine.events import Progress
     from modelyard.engine.memo import Memo
@@ -104,57 +103,67 @@ def ingest_test(config: ProjectConfig, scratch: Scratch) -> Ingested:
     )  # fmt: skip
 
 
-def contract(train: Ingested, config: ProjectConfig, declared: DataContract | None) -> DataContract:
-    """The data contract: the user's file when it exists, else inferred from the training data."""
+def contract(
+    train: Ingested, config: ProjectConfig, declared: DataContract | None, executor: Executor
+) -> DataContract:
+    """The data contract: the user's file when it exists, else inferred from the training data
+    (a sample of a large table, made right for all of it by a streamed pass)."""
     if declared is not None:
         return declared
-    rows = train.rows.collect()
-    from modelyard.data.contract import infer_contract
+    from modelyard.data.contract import infer_contract_table
     from modelyard.data.sources import infer_task
 
     data = config.data
-    task = None
-    if data.target is not None:
-        if data.target not in rows.columns:
-            from modelyard.data.contract import did_you_mean
-            from modelyard.errors import DataError, name_list
+    columns = train.rows.columns
+    if data.target is not None and data.target not in columns:
+        from modelyard.data.contract import did_you_mean
+        from modelyard.errors import DataError, name_list
 
-            raise DataError(
-                f"the target column '{data.target}' is not in the data"
-                f"{did_you_mean(data.target, rows.columns)}",
-                where="data.target",
-                expected=f"one of the {rows.width:,} columns {name_list(rows.columns)}",
-                fix="Fix data.target in modelyard.yaml.",
-            )
-        task = infer_task(rows[data.target]) if data.task == "auto" else data.task
+        raise DataError(
+            f"the target column '{data.target}' is not in the data"
+            f"{did_you_mean(data.target, columns)}",
+            where="data.target",
+            expected=f"one of the {len(columns):,} columns {name_list(columns)}",
+            fix="Fix data.target in modelyard.yaml.",
+        )
     hints = dict(data.source.read.dtypes)
     hints.update({c: "datetime" for c in data.source.read.parse_dates if c not in hints})
-    return infer_contract(
-        rows,
+    return infer_contract_table(
+        train.rows,
         target=data.target,
-        task=task,
+        task=None if data.task == "auto" else data.task,
         roles=data.columns,
         options=config.contract,
         type_hints=hints,
+        seed=config.seed,
+        executor=executor,
+        task_of=infer_task,
     )
 
 
 def validate(
-    batch: Ingested, contract: DataContract, config: ProjectConfig, mode: Mode = "train"
+    batch: Ingested,
+    contract: DataContract,
+    config: ProjectConfig,
+    scratch: Scratch,
+    executor: Executor,
+    mode: Mode = "train",
 ) -> ValidationResult:
-    """Validate a batch against the contract and the declared checks.
+    """Validate a table against the contract and the declared checks, part by part.
 
     The hold-out is validated as data to be scored (``mode="score"``): values outside the
     training range and unseen categories are flagged as drift and kept, since dropping them
     would test the model on the rows most like its training data only.
     """
-    from modelyard.data.validation import validate as run_validation
+    from modelyard.data.validation import validate_table
 
-    return run_validation(
-        batch.rows.collect(),
+    return validate_table(
+        batch,
         contract if config.validation.contract else None,
         config.validation,
         mode=mode,
+        folder=scratch("validate"),
+        executor=executor,
     )
 
 
@@ -162,7 +171,8 @@ def profile(validated: ValidationResult, contract: DataContract, config: Project
     """Profile the valid rows of the training data."""
     from modelyard.data.profile import profile as run_profile
 
-    return run_profile(validated.valid, contract, config.profile, seed=config.seed)
+    valid = validated.valid.collect()  # until the profile works part by part (profile helper)
+    return run_profile(valid, contract, config.profile, seed=config.seed)
 
 
 def labels(config: ProjectConfig, task: str | None, features: list[str]) -> LabelTable:
@@ -182,20 +192,72 @@ def labelled(
     features: list[str],
     progress: Progress,
     scratch: Scratch,
+    executor: Executor,
 ) -> Ingested:
     """The training data plus the accepted labels, joined by row key (labels of rows the
-    source lacks bring their rows); labels that match no row are counted in a progress note."""
-    from modelyard.data.table import Ingested, as_table
-    from modelyard.labels.training import join_labels
+    source lacks bring their rows, after the source's); labels that match no row are counted
+    in a progress note. Part by part: each part's rows get their labels, and say which label
+    keys they hold; the labelled rows no part holds come last."""
+    import polars as pl
 
-    rows = train.rows.collect()
-    joined, unmatched = join_labels(rows, table, _label_spec(config, task, features))
+    from modelyard.data.parts import map_parts, part_path
+    from modelyard.data.table import Ingested, Table, write_part
+    from modelyard.labels.training import LabelTable, join_labels
+
+    spec = _label_spec(config, task, features)
+    parts = train.rows.parts()
+    folder = scratch("labelled")
+    if len(parts) == 1:  # the whole frame at once, cut as ingestion cuts
+        from modelyard.data.table import as_table
+
+        joined, unmatched = join_labels(train.rows.collect(), table, spec)
+        _unmatched_note(progress, unmatched)
+        return Ingested(as_table(joined, folder, batch_rows=config.data.batch_rows), train.rejected)
+    keys_only = LabelTable(table.version, table.labels, {}, table.held)
+    done = map_parts(
+        executor,
+        _label_part,
+        [(str(p), str(part_path(folder, i)), keys_only, spec) for i, p in enumerate(parts)],
+    )
+    known = set().union(*(keys for _, keys in done))
+    rows = sum(n for n, _ in done)
+    rest = {k: v for k, v in table.labels.items() if k not in known}
+    unmatched = sum(1 for k in rest if k not in table.rows)
+    extra = {k: v for k, v in rest.items() if k in table.rows}
+    if extra:
+        empty = pl.read_parquet(parts[0], n_rows=0)
+        added, _ = join_labels(
+            empty, LabelTable(table.version, extra, {k: table.rows[k] for k in extra}), spec
+        )
+        write_part(added, part_path(folder, len(parts)))
+        rows += added.height
+    _unmatched_note(progress, unmatched)
+    return Ingested(Table(folder, rows), train.rejected)
+
+
+def _unmatched_note(progress: Progress, unmatched: int) -> None:
     if unmatched:
         progress.update(
             0, note=f"{unmatched} label(s) match no training row and carry no values: left out"
         )
-    folder = scratch("labelled")
-    return Ingested(as_table(joined, folder, batch_rows=config.data.batch_rows), train.rejected)
+
+
+def _label_part(path: str, out: str, table: LabelTable, spec: LabelSpec) -> tuple[int, set[str]]:
+    """The task of one part of ``labelled``: its rows with their labels (written to ``out``),
+    and the label keys it holds."""
+    import polars as pl
+
+    from modelyard.data.table import write_part
+    from modelyard.labels.keys import row_keys
+    from modelyard.labels.training import join_labels
+
+    frame = pl.read_parquet(path)
+    joined, _ = join_labels(frame, table, spec)
+    write_part(joined, Path(out))
+    if not table.labels:
+        return joined.height, set()
+    keys = row_keys(frame, spec.key_columns, spec.features).drop_nulls().unique().to_list()
+    return joined.height, set(keys).intersection(table.labels)
 
 
 def _label_spec(config: ProjectConfig, task: str | None, features: list[str]) -> LabelSpec:
@@ -219,13 +281,20 @@ def split(
     validated: ValidationResult,
     modeling: ModelingContract,
     config: ProjectConfig,
+    executor: Executor,
+    scratch: Scratch,
     validated_test: ValidationResult | None = None,
 ) -> Split:
-    """The hold-out split (the test file's valid rows when there is one)."""
+    """The hold-out split (the test file's valid rows when there is one): in memory for data
+    of one part, per row and part on the executor for a table of several (then the search
+    uses a sample of ``models.search_rows`` training rows)."""
     from modelyard.modeling.stages import split_data
 
     test = validated_test.valid if validated_test is not None else None
-    return split_data(validated.valid, test, modeling.contract, config.split, config.seed)
+    return split_data(
+        validated.valid, test, modeling.contract, config.split, config.seed, models=config.models,
+        scratch=scratch, executor=executor, batch_rows=config.data.batch_rows,
+    )  # fmt: skip
 
 
 def explore(
@@ -275,14 +344,16 @@ def train(
     config: ProjectConfig,
     executor: Executor,
     progress: Progress,
+    scratch: Scratch,
 ) -> TrainedModel:
-    """Blend the best models into a weighted ensemble and refit it on all training rows."""
+    """Blend the best models into a weighted ensemble and refit it on all training rows (a
+    big table's XGBoost members out of core, see :func:`~modelyard.modeling.stages.train_final`)."""
     from modelyard.modeling.stages import train_final
 
     contract = modeling.contract
     return train_final(
         split, contract, exploration, tuning, config.features, config.models,
-        config.evaluation, config.seed, executor, progress.update,
+        config.evaluation, config.seed, executor, progress.update, scratch=scratch,
     )  # fmt: skip
 
 
@@ -324,6 +395,27 @@ def register(
     contract = with_typical_values(modeling.contract, split.train)  # the API docs' example
     problem = Problem.of(contract, config.models)
     test_X, test_y, _ = problem.xy(split.test)
+    gate_score = evaluation.score
+    if split.test_table is not None and split.test.height < split.test_rows:
+        # a big test set: the gate compares the candidate and the champion on the same
+        # bounded sample (split.test); the logged test metrics cover every test row
+        import numpy as np
+
+        from modelyard.modeling.tasks import score
+
+        model, y_true = trained.model, test_y
+        if problem.task == "regression":
+            gate_score = score(problem.task, problem.metric, y_true, y_pred=model.predict(test_X))
+        else:
+            y_true = np.asarray(test_y).astype(str)
+            classes = [str(c) for c in model.classes_]
+            unseen = sorted(set(np.unique(y_true)) - set(classes))
+            proba = None if unseen else model.predict_proba(test_X)
+            gate_score = score(
+                problem.task, problem.metric, y_true,
+                y_pred=np.asarray(model.predict(test_X)).astype(str), y_proba=proba,
+                classes=classes + unseen,
+            )  # fmt: skip
     reports = [validated.report] + ([validated_test.report] if validated_test else [])
     tags = {
         "modelyard.version": __version__,
@@ -332,6 +424,8 @@ def register(
         "modelyard.model": trained.choice.name,
         "modelyard.split": split.description,
     }
+    if split.sample:
+        tags["modelyard.sample"] = split.sample
     params = _masked(
         config.model_dump(mode="json", exclude={"data": {"source": {"read"}}}, warnings=False)
     )
@@ -339,7 +433,7 @@ def register(
         project=config.name, workdir=Path(workdir), tracking=config.tracking, gate=config.gate,
         model=trained.model, contract=contract, task=problem.task, metric=problem.metric,
         greater_is_better=problem.greater_is_better, test_X=test_X, test_y=test_y,
-        candidate_score=evaluation.score,
+        candidate_score=gate_score,
         metrics={f"test_{k}": v for k, v in evaluation.metrics.items()}
         | {f"cv_{problem.metric}": trained.choice.score},
         params=params,
@@ -526,12 +620,12 @@ def build_pipeline(
         Step(
             "contract", contract, inputs={"train": "ingest"},
             params={"config": _only(config, "data", "contract"), "declared": declared_contract},
-            version=data_code, description="infer the data contract",
+            version=data_code, description="infer the data contract", resources=("executor",),
         ),
         Step(
             "validate", validate, inputs={"batch": "ingest", "contract": "contract"},
             params={"config": _only(config, "validation")}, version=data_code,
-            description="validate the training data",
+            description="validate the training data", resources=("scratch", "executor"),
         ),
         Step(
             "profile", profile, inputs={"validated": "validate", "contract": "contract"},
@@ -552,7 +646,7 @@ def build_pipeline(
             Step(
                 "validate_test", validate, inputs={"batch": "ingest_test", "contract": "contract"},
                 params={"config": _only(config, "validation"), "mode": "score"}, version=data_code,
-                description="validate the hold-out data",
+                description="validate the hold-out data", resources=("scratch", "executor"),
             )
         )  # fmt: skip
     if data.target is not None:
@@ -599,7 +693,7 @@ def _label_steps(config: ProjectConfig, declared: DataContract | None) -> list[S
         Step(
             "labelled", labelled, inputs={"train": "ingest", "table": "labels"}, params=params,
             version=code, description="add the accepted labels to the training data",
-            resources=("scratch",),
+            resources=("scratch", "executor"),
         ),
     ]  # fmt: skip
 
@@ -621,8 +715,8 @@ def _modeling_steps(config: ProjectConfig, *, with_test: bool, command: str) -> 
         Step(
             "split", split,
             inputs={"validated": "validate", "modeling": "modeling_contract", **test_input},
-            params={"config": _only(config, "split")}, version=modeling_code,
-            description="hold out the test set",
+            params={"config": _only(config, "split", "models")}, version=modeling_code,
+            description="hold out the test set", resources=("executor", "scratch"),
         ),
         Step(
             "explore", explore, inputs=base,
@@ -644,7 +738,7 @@ def _modeling_steps(config: ProjectConfig, *, with_test: bool, command: str) -> 
             "train", train, inputs={**base, "exploration": "explore", "tuning": "tune"},
             params={"config": _only(config, "features", "models", "evaluation")},
             version=modeling_code, description="blend and refit the final model",
-            resources=("executor",),
+            resources=("executor", "scratch"),
         ),
         Step(
             "evaluate", evaluate, inputs={"trained": "train", **base},
@@ -1006,7 +1100,32 @@ class Project:
         their ancestors, finished too) only loads them. Which ones finished depends on the
         order of the steps (the profile runs before the test data's validation).
         """
-        validated: ValidationResult = failure.result
+        short = "test" if step == "validate_test" else "train"
+        validated = self._hold_quarantine(failure.result, short)
+        try:
+            return self._stop(pipeline, step, failure, validated, recorder, started)
+        finally:
+            shutil.rmtree(validated.quarantine.folder, ignore_errors=True)
+
+    def _hold_quarantine(self, validated: ValidationResult, label: str) -> ValidationResult:
+        """The failed validation with its quarantine moved out of the store's scratch space
+        (the run of the finished steps clears it) until it is published (hard links)."""
+        from dataclasses import replace
+
+        from modelyard.data.table import link_table
+
+        held = self.config.output_dir / "quarantine" / f".{label}.{uuid.uuid4().hex[:8]}.parts"
+        return replace(validated, quarantine=link_table(validated.quarantine, held))
+
+    def _stop(
+        self,
+        pipeline: Pipeline,
+        step: str,
+        failure: ValidationFailed,
+        validated: ValidationResult,
+        recorder: _Recorder,
+        started: float,
+    ) -> ValidationFailed:
         finished = {r.name for r in recorder.records if r.status in ("ran", "cached")}
         keep = finished.union(*(pipeline.ancestors(name) for name in finished))
         done = run(Pipeline(tuple(s for s in pipeline.steps if s.name in keep)), self.store)
@@ -1421,8 +1540,8 @@ class Project:
             _write_atomic(report_file, validated.report.model_dump_json(indent=2))
             result.outputs[f"validation_{label}"] = report_file
             q = out / "quarantine" / f"{label}.parquet"
-            if validated.quarantine.height:
-                _write_parquet_atomic(validated.quarantine, q)
+            if validated.quarantine.num_rows:
+                _sink_parquet_atomic(validated.quarantine, q)
                 result.outputs[f"quarantine_{label}"] = q
             elif q.exists():  # a quarantine of an earlier run would be taken for this one's
                 q.unlink()
@@ -1532,8 +1651,13 @@ def _write_atomic(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
-def _write_parquet_atomic(frame: pl.DataFrame, path: Path) -> None:
+def _sink_parquet_atomic(table: Table, path: Path) -> None:
+    """A table as one Parquet file, streamed part by part (never collected), written under a
+    temporary name and renamed."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    frame.write_parquet(tmp)
-    tmp.replace(path)
+    try:
+        table.scan().sink_parquet(tmp)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)

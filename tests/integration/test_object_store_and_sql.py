@@ -12,7 +12,7 @@ import yaml
 
 from modelyard.config.loader import load_config
 from modelyard.config.schema import Source
-from modelyard.data.sources import fingerprint_source, read_source
+from modelyard.data.sources import fingerprint_source, read_source, read_source_table
 from modelyard.data.streaming import follow, read_dataset, read_quarantine
 from modelyard.errors import DataError
 from tests.integration.data_servers import S3_KEY, S3_SECRET
@@ -55,6 +55,30 @@ def test_s3_csv_glob_and_parquet(tmp_path: Path, s3_options: dict[str, str]) -> 
     with pytest.raises(DataError) as err:
         read_source(Source(path="s3://no-such-bucket/t.parquet", storage_options=s3_options))
     assert S3_SECRET not in str(err.value)
+
+
+def test_s3_files_stream_in_chunks_with_rejected_lines(
+    tmp_path: Path, s3_options: dict[str, str]
+) -> None:
+    import gzip
+
+    fs = _bucket(s3_options, "big")
+    body = "".join(f"{i},v{i}\n" if i != 150 else "150\n" for i in range(300))
+    fs.pipe("big/a.csv.gz", gzip.compress(("id,x\n" + body).encode()))  # type: ignore[attr-defined]
+    buf = io.BytesIO()
+    pl.DataFrame({"id": list(range(300))}).write_parquet(buf, row_group_size=50)
+    fs.pipe("big/t.parquet", buf.getvalue())  # type: ignore[attr-defined]
+
+    csv = Source(path="s3://big/a.csv.gz", storage_options=s3_options)
+    got = read_source_table(csv, tmp_path / "csv", batch_rows=64, chunk_bytes=100)
+    assert got.rows.num_rows == 299 and got.rows.part_rows() == [64] * 4 + [43]
+    assert got.rejected.collect().select("_file", "_line", "_text").rows() == [
+        ("s3://big/a.csv.gz", 152, "150")
+    ]
+    parquet = Source(path="s3://big/t.parquet", storage_options=s3_options)
+    got = read_source_table(parquet, tmp_path / "pq", batch_rows=64)
+    assert got.rows.collect()["id"].to_list() == list(range(300))
+    assert sorted(p.name for p in (tmp_path / "pq").iterdir()) == ["rejected", "rows"]
 
 
 def test_s3_config_with_env_credentials_is_redacted(tmp_path: Path, s3_server: str) -> None:

@@ -145,6 +145,35 @@ def test_a_run_stopped_by_validation_writes_its_report_quarantine_and_contract_f
     assert err.value.run is not None and err.value.run.to_dict() == summary
 
 
+def test_a_run_of_a_table_in_many_parts_stops_and_publishes_the_same_quarantine(
+    penguins: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Issue 13: validation part by part (batch_rows 50: 7 parts) stops like the one-part run
+    and streams the same quarantine file; nothing is left of the parts it was written from."""
+    _corrupt(penguins, bad=0, unlabelled=10)
+    heavy = "[{name: heavy, column: body_mass_g, max: 5400}]"
+    with pytest.raises(ValidationFailed):
+        project(penguins, checks=heavy).run()
+    out = penguins / "modelyard-out"
+    whole = pl.read_parquet(out / "quarantine" / "train.parquet")
+    whole_report = json.loads((out / "validation" / "train.json").read_text())
+    other = tmp_path_factory.mktemp("parts")
+    shutil.copy(penguins / "penguins.csv", other / "penguins.csv")
+    shutil.copy(penguins / "contract.yaml", other / "contract.yaml")
+    (other / "modelyard.yaml").write_text(
+        CONFIG.format(target="species", leakage="[]", limit=0.05, checks=heavy).replace(
+            "  target:", "  batch_rows: 50\n  target:"
+        )
+    )
+    with pytest.raises(ValidationFailed) as err:
+        Project.from_yaml(other / "modelyard.yaml").run()
+    assert str(err.value).startswith("validation of the training data: 34 of 344 rows (9.88%)")
+    out = other / "modelyard-out"
+    assert pl.read_parquet(out / "quarantine" / "train.parquet").equals(whole)
+    assert json.loads((out / "validation" / "train.json").read_text()) == whole_report
+    assert sorted(p.name for p in (out / "quarantine").iterdir()) == ["train.parquet"]
+
+
 def test_rows_without_a_target_do_not_stop_the_run(penguins: Path) -> None:
     _corrupt(penguins, bad=0, unlabelled=30)  # 8.7% of the rows, over the 5% limit
     result = project(penguins).run(until="split")
@@ -282,3 +311,46 @@ def test_each_kind_of_step_follows_the_modelyard_code_it_runs() -> None:
     assert len({data, modeling, ops}) == 3
     assert all(v.startswith(recipe.STEP_VERSION + "+") for v in (data, modeling, ops))
     assert recipe.code_version("data") == data  # a pure function of the files
+
+
+def test_labels_join_a_table_in_many_parts_as_they_join_the_whole_frame(tmp_path: Path) -> None:
+    """Issue 13: ``labelled`` works part by part; the result is the whole frame's join."""
+    from modelyard.compute import open_executor
+    from modelyard.config.schema import ProjectConfig
+    from modelyard.data.table import Ingested, as_table, rejected_schema, write_table
+    from modelyard.engine.events import Progress
+    from modelyard.labels.training import LabelTable, join_labels
+    from modelyard.recipe import _label_spec, labelled
+
+    config = ProjectConfig.model_validate(
+        {"version": 1, "name": "p", "data": {"source": {"path": "x.csv"}, "target": "y",
+         "columns": {"id": ["id"]}, "batch_rows": 100}}
+    )  # fmt: skip
+    train = pl.DataFrame(
+        {"id": [str(i) for i in range(10)], "x": list("abcdefghij"), "y": ["no", None] * 5}
+    )
+    table = LabelTable(
+        1,
+        {"1": "yes", "8": "no", "9": "yes", "log:1": "no", "gone": "yes"},
+        {"log:1": {"id": "log:1", "x": "z"}},
+    )
+    notes: list[str] = []
+    progress = Progress("labelled", lambda e: notes.append(getattr(e, "note", "") or ""))
+    rejected = write_table([], tmp_path / "rejected", schema=rejected_schema())
+
+    def scratch(name: str) -> Path:
+        folder = tmp_path / f"{name}{len(list(tmp_path.iterdir()))}"
+        folder.mkdir()
+        return folder
+
+    expected, unmatched = join_labels(train, table, _label_spec(config, "binary", ["x"]))
+    assert unmatched == 1
+    with open_executor("local", workers=2) as ex:
+        for batch_rows, parts in ((3, 5), (100, 1)):  # many parts, and one (as before)
+            rows = as_table(train, scratch("rows"), batch_rows=batch_rows)
+            out = labelled(
+                Ingested(rows, rejected), table, config, "binary", ["x"], progress, scratch, ex
+            )
+            assert len(out.rows.parts()) == parts and out.rows.num_rows == 11
+            assert out.rows.collect().equals(expected)
+    assert sum("1 label(s) match no training row" in n for n in notes) == 2

@@ -608,6 +608,13 @@ class ModelsSection(Section):
     cv_sample: int | None = Field(default=20000, gt=0)
     """Cross-validate the search on a seeded (stratified) sample of at most this many training
     rows; the final model is fitted on all of them."""
+    search_rows: int | Literal["auto"] = "auto"
+    """A table of several parts (more rows than ``data.batch_rows``): the search, the gate and
+    the families that cannot train out of core use a seeded (stratified) sample of this many
+    training rows, drawn part by part; XGBoost is then refitted on every training row out of
+    core. ``auto`` sizes it from the budget (1,000 rows per budget second, at least
+    ``cv_sample``, at most 250,000 rows and 5 million cells). A table of one part is used
+    whole."""
     class_weight: Literal["none", "balanced"] = "none"
     """Weight classes inversely to their frequency (imbalanced data)."""
     sample_weight_column: str | None = None
@@ -615,6 +622,13 @@ class ModelsSection(Section):
     ensemble: bool = True
     """Blend the best configurations into a weighted ensemble chosen greedily on out-of-fold
     predictions (it is kept only where it beats the best single model)."""
+
+    @field_validator("search_rows")
+    @classmethod
+    def _enough_rows(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 2:
+            raise ValueError("search_rows must be at least 2, or auto")
+        return value
 
 
 class TuningSection(Section):

@@ -11,7 +11,7 @@ import datetime as dt
 import difflib
 import functools
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal, cast
 
@@ -23,6 +23,9 @@ from modelyard.errors import ConfigError, DataError, Problem, name_list
 
 if TYPE_CHECKING:
     import polars as pl
+
+    from modelyard.compute import Executor
+    from modelyard.data.table import Table
 else:
     from modelyard.data.lazy import polars as pl
 
@@ -1012,3 +1015,292 @@ def contract_from_yaml(text: str, *, source: str) -> DataContract:
     if problems:
         raise ConfigError(problems, source=source)
     return contract
+
+
+# --------------------------------------------------------------------------- tables
+
+SAMPLE_ROWS = 200_000
+"""Rows of a multi-part table the contract's types and roles are inferred from."""
+_EXAMPLES = 3
+
+
+def infer_contract_table(
+    table: Table,
+    *,
+    target: str | None,
+    task: Task | None,
+    roles: ColumnRoles,
+    options: ContractSection,
+    type_hints: Mapping[str, str] = MappingProxyType({}),
+    seed: int = 0,
+    executor: Executor | None = None,
+    sample_rows: int = SAMPLE_ROWS,
+    task_of: Callable[[pl.Series], Task] | None = None,
+) -> DataContract:
+    """:func:`infer_contract` for a table of any size, without holding it in memory.
+
+    A table of one part is read whole: exactly :func:`infer_contract`. A larger table is
+    sampled: at most ``sample_rows`` rows, spread over every part in proportion to its rows,
+    at positions drawn from ``seed`` (the whole table when it has no more rows). Types, roles,
+    ``text`` and the identifiers are inferred from the sample. Then one streamed pass over
+    every part (one task per part through ``executor``, statistics merged in part order)
+    makes right for the whole table what validation enforces, so that no valid row of the
+    training data is quarantined because the sample missed it:
+
+    - ``min`` / ``max``: the whole table's range, widened as :func:`infer_contract` does;
+    - ``nullable``, ``null_rate``, ``unreadable`` (and its ``reason``): whole-table counts;
+    - ``categories``: the whole table's values of every text column that had at most
+      ``options.max_categories`` in the sample; more than that in the table: no list (any
+      value), as :func:`infer_contract` decides; ``distinct`` is then exact for those columns
+      (and from the sample for the others: informational);
+    - ``unique`` (inferred, not declared): kept only when no value repeats in the whole table
+      (:func:`~modelyard.data.parts.repeats_across_parts`, exact).
+
+    ``task_of`` (``task`` is ``None``): the task inferred from the target's values: the
+    sample's, plus the target values the sample missed.
+    """
+    import numpy as np
+
+    from modelyard.data.parts import map_parts, repeats_across_parts
+
+    parts = table.parts()
+    if len(parts) == 1:
+        df = table.collect()
+        if target is not None and task is None and task_of is not None:
+            task = task_of(df.get_column(target))
+        return infer_contract(
+            df, target=target, task=task, roles=roles, options=options, type_hints=type_hints
+        )
+    sizes = table.part_rows()
+    n = sum(sizes)
+    picks = _sample_positions(sizes, sample_rows, seed)
+    sample = pl.concat(
+        map_parts(executor, _read_rows, [(str(p), k) for p, k in zip(parts, picks, strict=True)]),
+        how="vertical",
+    )
+    infer_task = target is not None and task is None and task_of is not None
+    if sample.height == n:  # the whole table: exactly infer_contract
+        if infer_task and target in sample.columns:
+            assert task_of is not None
+            task = task_of(sample.get_column(target))
+        return infer_contract(
+            sample, target=target, task=task, roles=roles, options=options, type_hints=type_hints
+        )
+    contract = infer_contract(
+        sample, target=target, task=task, roles=roles, options=options, type_hints=type_hints
+    )  # the task (when inferred) comes after the pass: the sample may miss a rare class
+    schema = sample.schema
+    types = {c.name: c.type for c in contract.columns}
+    levels = [
+        c.name
+        for c in contract.columns
+        if c.type == "str" and (c.distinct or 0) <= options.max_categories
+    ]  # the columns that are categories, or could be: their values in the whole table
+    if target is not None and target not in levels:
+        levels.append(target)
+    cap = max(options.max_categories, 1_000)
+    maybe_float = [
+        c for c, t in types.items() if t == "int" and schema[c] == pl.String and c not in type_hints
+    ]  # int in the sample; float if the table holds a number that is not an integer
+    stats = map_parts(
+        executor,
+        _contract_stats,
+        [(str(p), types, dict(schema), levels, cap, maybe_float) for p in parts],
+    )
+    merged = _merge_stats(stats, cap)
+    floats = {
+        c for c in maybe_float if merged["num"][f"int:{c}"] != merged["num"][f"num:{c}"]
+    }  # as infer_contract decides: int only when every number is an integer
+    unique = [c.name for c in contract.columns if c.unique and c.name not in roles.id]
+    repeated: set[str] = set()
+    if unique:
+        offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64).tolist()
+        found = repeats_across_parts(parts, offsets, unique, types, executor)
+        repeated = {c for c in unique if any(len(f[c]) for f in found)}
+    columns: list[ColumnContract] = []
+    for inferred in contract.columns:
+        col, c = inferred, inferred.name
+        nulls, fails = merged["null"][c], merged["fail"].get(c, 0)
+        if c in floats:
+            nulls, fails = merged["num"][f"null:{c}"], merged["num"][f"fail:{c}"]
+            merged["min"][c], merged["max"][c] = (
+                merged["num"][f"min:{c}"],
+                merged["num"][f"max:{c}"],
+            )
+            col = inferred.model_copy(update={"type": "float", "unique": c in roles.id})
+            merged["junk"][c] = [v for v in merged["junk"].get(c, []) if not _is_number(v)]
+        missing = nulls - fails
+        update: dict[str, Any] = {
+            "nullable": missing > 0 and col.role != "target",
+            "null_rate": round(missing / n, 6) if n else 0.0,
+            "unreadable": fails or None,
+        }
+        if col.type in ("int", "float"):
+            lo, hi = merged["min"].get(c), merged["max"].get(c)
+            if lo is not None and hi is not None:
+                update["min"], update["max"] = _widen(lo, hi, col.type, options.range_margin)
+        if c in levels and col.type == "str":
+            values = merged["levels"][c]
+            update["distinct"] = len(values) if values is not None else col.distinct
+            ok = values is not None and 0 < len(values) <= options.max_categories
+            update["categories"] = sorted(values) if ok and values is not None else None
+        if c in repeated:
+            update["unique"] = False
+        if fails and (col.reason is None or col.unreadable):
+            shown = ", ".join(f'"{v}"' for v in merged["junk"].get(c, [])[:_EXAMPLES])
+            eg = f" (e.g. {shown})" if shown else ""
+            update["reason"] = (
+                f"{fails:,} of {n:,} values ({fails / n:.1%}) are not {fmt_type(col.type)}"
+                f"{eg}, so validation quarantines their rows; make the type str to keep them"
+            )
+        columns.append(col.model_copy(update=update))
+    task = contract.task
+    if infer_task:  # from the sample's target values and those the sample missed
+        assert task_of is not None and target is not None
+        raw = sample.get_column(target)
+        typed = raw.to_frame().select(typed_exprs(schema, {target: types[target]})[0]).to_series()
+        seen = set(typed.drop_nulls().to_list())
+        more = [v for v in (merged["levels"].get(target) or []) if v not in seen]
+        extra = pl.Series(target, more).cast(schema[target], strict=False)
+        task = task_of(pl.concat([raw, extra]) if more else raw)
+    return contract.model_copy(update={"columns": columns, "rows": n, "task": task})
+
+
+def _is_number(value: Any) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _sample_positions(sizes: Sequence[int], rows: int, seed: int) -> list[list[int]]:
+    """Positions of at most ``rows`` rows, in each part in proportion to its rows (every
+    row when the table has no more), drawn from ``seed``."""
+    import numpy as np
+
+    total = sum(sizes)
+    if total <= rows:
+        return [list(range(s)) for s in sizes]
+    shares = [s * rows // total for s in sizes]
+    rest = rows - sum(shares)
+    for i in sorted(range(len(sizes)), key=lambda i: -(sizes[i] * rows % total))[:rest]:
+        shares[i] += 1
+    out = []
+    for i, (size, k) in enumerate(zip(sizes, shares, strict=True)):
+        rng = np.random.default_rng([seed, i])
+        out.append(sorted(rng.choice(size, size=min(k, size), replace=False).tolist()))
+    return out
+
+
+def _read_rows(path: str, positions: list[int]) -> pl.DataFrame:
+    """The task of the sample: the rows of one part at ``positions`` (sorted), read as a
+    stream (the part is never held whole)."""
+    index = "\x00modelyard_index"
+    return (
+        pl.scan_parquet(path)
+        .with_row_index(index)
+        .filter(pl.col(index).is_in(pl.Series(positions, dtype=pl.UInt32).implode()))
+        .collect(engine="streaming")
+        .sort(index)  # in the part's order, whatever the engine's
+        .drop(index)
+    )
+
+
+def _contract_stats(
+    path: str,
+    types: Mapping[str, ColumnType],
+    schema: Mapping[str, pl.DataType],
+    levels: Sequence[str],
+    cap: int,
+    maybe_float: Sequence[str] = (),
+) -> dict[str, Any]:
+    """The task of the streamed pass: one part's mergeable statistics (typed as ``types``;
+    the columns ``maybe_float`` also as floats)."""
+    df = pl.read_parquet(path, columns=list(types))
+    cast: dict[Any, Any] = {c: schema[c] for c in df.columns if c in schema}
+    if any(df.schema[c] != t for c, t in cast.items()):
+        df = df.cast(cast)
+    values, failures = typed_exprs(df.schema, types)
+    typed = df.select(values)
+    ranged = [c for c, t in types.items() if t in ("int", "float")]
+    row = typed.select(
+        *[pl.col(c).null_count().alias(f"null:{c}") for c in types],
+        *[pl.col(c).min().alias(f"min:{c}") for c in ranged],
+        *[pl.col(c).max().alias(f"max:{c}") for c in ranged],
+    ).row(0, named=True)
+    fails = df.select(f.sum() for f in failures).row(0, named=True) if failures else {}
+    failed = {f.meta.output_name(): f for f in failures}
+    junk = {
+        c: df.select(pl.col(c).filter(failed[c]).unique(maintain_order=True).head(_EXAMPLES))
+        .to_series()
+        .to_list()
+        for c, k in fails.items()
+        if k
+    }
+    num: dict[str, Any] = {}
+    if maybe_float:
+        as_float = [pl.col(c).cast(pl.Float64, strict=False) for c in maybe_float]
+        num = df.select(
+            *[pl.col(c).cast(pl.Int64, strict=False).count().alias(f"int:{c}") for c in maybe_float],
+            *[f.count().alias(f"num:{f.meta.output_name()}") for f in as_float],
+            *[f.fill_nan(None).null_count().alias(f"null:{f.meta.output_name()}") for f in as_float],
+            *[(pl.col(c).is_not_null() & f.is_null()).sum().alias(f"fail:{c}")
+              for c, f in zip(maybe_float, as_float, strict=True)],
+            *[f.fill_nan(None).min().alias(f"min:{f.meta.output_name()}") for f in as_float],
+            *[f.fill_nan(None).max().alias(f"max:{f.meta.output_name()}") for f in as_float],
+        ).row(0, named=True)  # fmt: skip
+    found: dict[str, list[Any] | None] = {}
+    for c in levels:
+        distinct = typed.get_column(c).drop_nulls().unique(maintain_order=True)
+        found[c] = distinct.to_list() if distinct.len() <= cap else None
+    return {
+        "null": {c: row[f"null:{c}"] for c in types},
+        "fail": {c: int(k) for c, k in fails.items()},
+        "min": {c: row[f"min:{c}"] for c in ranged},
+        "max": {c: row[f"max:{c}"] for c in ranged},
+        "junk": junk,
+        "levels": found,
+        "num": num,
+    }
+
+
+def _merge_stats(stats: Sequence[dict[str, Any]], cap: int) -> dict[str, Any]:
+    """The parts' statistics merged in part order (counts summed, extremes, level sets)."""
+    out: dict[str, Any] = {
+        "null": {}, "fail": {}, "min": {}, "max": {}, "junk": {}, "levels": {}, "num": {},
+    }  # fmt: skip
+    for part in stats:
+        for key, v in part["num"].items():
+            kind = key.split(":", 1)[0]
+            old = out["num"].get(key)
+            if kind in ("min", "max"):
+                pick = min if kind == "min" else max
+                out["num"][key] = v if old is None else old if v is None else pick(old, v)
+            else:
+                out["num"][key] = (old or 0) + v
+        for c, k in part["null"].items():
+            out["null"][c] = out["null"].get(c, 0) + k
+        for c, k in part["fail"].items():
+            out["fail"][c] = out["fail"].get(c, 0) + k
+        for c, v in part["min"].items():
+            if v is not None and (out["min"].get(c) is None or v < out["min"][c]):
+                out["min"][c] = v
+        for c, v in part["max"].items():
+            if v is not None and (out["max"].get(c) is None or v > out["max"][c]):
+                out["max"][c] = v
+        for c, values in part["junk"].items():
+            shown = out["junk"].setdefault(c, [])
+            shown.extend(v for v in values if v not in shown and len(shown) < _EXAMPLES)
+        for c, values in part["levels"].items():
+            if c in out["levels"] and out["levels"][c] is None:
+                continue
+            if values is None:
+                out["levels"][c] = None
+                continue
+            known = out["levels"].setdefault(c, {})
+            known.update(dict.fromkeys(values))
+            if len(known) > cap:
+                out["levels"][c] = None
+    out["levels"] = {c: None if v is None else list(v) for c, v in out["levels"].items()}
+    return out

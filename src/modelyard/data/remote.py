@@ -11,13 +11,23 @@ from __future__ import annotations
 
 import hashlib
 import re
+import shutil
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from modelyard.config.schema import StorageOptions, plain_options
 from modelyard.errors import DataError, MissingExtraError
 
-__all__ = ["fetch", "file_signature", "filesystem", "fingerprint", "list_files"]
+__all__ = [
+    "download",
+    "fetch",
+    "file_signature",
+    "filesystem",
+    "fingerprint",
+    "list_files",
+    "open_file",
+]
 
 _GLOB_CHARS = re.compile(r"[*?\[]")
 _PACKAGES = {
@@ -110,6 +120,29 @@ def fetch(fs: Any, url: str) -> bytes:
     """The bytes of one remote file."""
     try:
         return bytes(fs.cat_file(url))
+    except Exception as exc:
+        raise _remote_error("cannot read the remote file", url, exc) from None
+
+
+def open_file(fs: Any, url: str) -> Any:
+    """One remote file opened for reading bytes (a seekable file object that fetches ranges on
+    demand, so a large file is streamed, never held whole)."""
+    try:
+        return fs.open(url, "rb")
+    except Exception as exc:
+        raise _remote_error("cannot read the remote file", url, exc) from None
+
+
+def read_error(url: str, exc: BaseException) -> DataError:
+    """The error for a failure while reading an opened remote file."""
+    return _remote_error("cannot read the remote file", url, exc)
+
+
+def download(fs: Any, url: str, target: Path) -> None:
+    """Copy one remote file to the local path ``target``, a chunk at a time."""
+    try:
+        with fs.open(url, "rb") as src, target.open("wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 22)
     except Exception as exc:
         raise _remote_error("cannot read the remote file", url, exc) from None
 

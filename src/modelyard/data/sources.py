@@ -16,8 +16,18 @@ Decisions:
   native types.
 * The empty string and every ``read.null_values`` entry become null, after ``strip_whitespace``
   (so ``" ?"`` in a ``", "``-separated file is a null when ``?`` is a null value).
-* Blank (or whitespace-only) lines are skipped, wherever they are; a line with more or fewer
-  fields than the header is an error naming the line.
+* Blank (or whitespace-only) lines are skipped, wherever they are. A line with more or fewer
+  fields than the header (or an NDJSON line that is not a JSON object) is not a row: the
+  streaming readers (:func:`read_source_table`, :func:`iter_source_batches`) hand it back as a
+  *rejected line* (file, physical line number, text, reason) for the quarantine, and read on;
+  the whole-frame readers (:func:`read_source`, :func:`read_file`) raise a :class:`DataError`
+  naming it. A file where no line is a row is an error either way (a wrong separator).
+* Streaming: text files are read in chunks of :data:`CHUNK_BYTES` cut at the end of a line
+  outside quotes (quote parity), gzip decompressed on the fly; each chunk is parsed with the
+  rules above, line numbers running on across chunks. Parquet is read in slices of
+  ``batch_rows`` rows (``scan_parquet``), SQL in the driver's chunks; a JSON array, a bundled
+  dataset and an ingested dataset are read whole. Memory is bounded by the chunk size and
+  ``batch_rows``, not by the input's size.
 * ``read.columns`` names the columns of a file without a header (required then) and renames them
   otherwise; the count must match the file's fields.
 * CSV-only options (separator, header, skip_rows, encoding, comment prefix) are ignored for
@@ -35,7 +45,8 @@ import os
 import re
 import zlib
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Literal
@@ -46,9 +57,10 @@ from modelyard.data.contract import Task
 from modelyard.data.table import (
     DEFAULT_BATCH_ROWS,
     Ingested,
-    as_table,
+    Table,
+    TableWriter,
     rejected_schema,
-    write_table,
+    write_part,
 )
 from modelyard.errors import DataError, name_list
 
@@ -87,6 +99,8 @@ _GLOB_CHARS = re.compile(r"[*?\[]")
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:/")
 _QUOTE = '"'
 _CHUNK = 1 << 20
+CHUNK_BYTES = 16 << 20
+"""Bytes of a text file read and parsed at a time (cut at the end of a record)."""
 _BUILTIN_LOADERS = {
     "breast_cancer": "load_breast_cancer",
     "iris": "load_iris",
@@ -116,34 +130,17 @@ def read_source(
     (all files must have the same columns), apply ``normalize`` per column, remove the ``drop``
     columns, then keep a seeded random sample of ``sample`` rows (all rows when ``sample`` is at
     least the row count; the sample keeps the file order). Raises :class:`DataError` for every
-    problem in the data or the options.
+    problem in the data or the options, including a line that cannot be read as a row (this
+    whole-table reader has nowhere to put it: :func:`read_source_table` and
+    :func:`iter_source_batches` hand such lines back as rejected lines instead).
+
+    It reads through the same streaming reader as :func:`read_source_table`, so both give the
+    same rows; only the result is held whole.
     """
-    if source.builtin is not None:
-        df = _read_builtin(source.builtin)
-        where = f"builtin:{source.builtin}"
-    elif source.sql is not None:
-        from modelyard.data import sql
-
-        df = sql.read_sql(source.sql)
-        where = sql.redacted_url(source.sql)
-    elif source.dataset is not None:
-        from modelyard.data.streaming.manifest import read_dataset
-
-        df = read_dataset(source.dataset)
-        where = str(source.dataset)
-    elif is_url(source.path):
-        url = str(source.path)
-        fs, urls = remote.list_files(url, source.storage_options)
-        df = _read_files(urls, source.format, source.read, fs)
-        where = url
-    else:
-        assert source.path is not None  # guaranteed by Source's validator
-        paths = source_files(source.path)
-        df = _read_files(paths, source.format, source.read)
-        where = str(source.path)
-    _check_hint_columns(df, source.read, where)
-    df = _apply_normalize(df, normalize, where)
-    df = _apply_drop(df, drop, where)
+    frames, rejected = _collect(_stream_source(source, normalize, drop))
+    if rejected is not None:
+        raise _rejected_error(rejected)
+    df = _concat_rows(frames, _source_where(source))
     if sample is not None:
         df = _apply_sample(df, sample, seed)
     return df
@@ -158,14 +155,26 @@ def read_source_table(
     sample: int | None = None,
     seed: int = 0,
     batch_rows: int = DEFAULT_BATCH_ROWS,
+    chunk_bytes: int = CHUNK_BYTES,
 ) -> Ingested:
-    """:func:`read_source` streamed into a table in ``folder`` (parts of ``batch_rows`` rows),
-    with the lines that are not rows in :attr:`Ingested.rejected`."""
-    df = read_source(source, normalize=normalize, drop=drop, sample=sample, seed=seed)
-    return Ingested(
-        as_table(df, folder / "rows", batch_rows=batch_rows),
-        write_table([], folder / "rejected", schema=rejected_schema()),
+    """Read a source as :func:`read_source` does, streamed into a table in ``folder`` (parts
+    of ``batch_rows`` rows), in memory bounded by ``chunk_bytes`` and ``batch_rows`` whatever
+    the input's size.
+
+    A line that cannot be read as a row (more or fewer fields than the header, a malformed JSON
+    line) does not stop the read: it goes to :attr:`Ingested.rejected` with its file, physical
+    line number, text and reason. Only when no line of a file is a row is that a
+    :class:`DataError` (a wrong separator, most likely).
+
+    ``sample``: a seeded random sample of that many records, drawn over the rows and the
+    rejected lines together (rows first, then rejected lines), keeping the file order. With no
+    rejected line the rows are exactly :func:`read_source`'s sample. The whole input is
+    streamed to disk first, then the sample is taken part by part.
+    """
+    pieces = _stream_source(
+        source, normalize, drop, batch_rows=batch_rows, chunk_bytes=chunk_bytes, tmp=folder
     )
+    return _write_ingested(pieces, folder, batch_rows=batch_rows, sample=sample, seed=seed)
 
 
 def read_test_table(
@@ -176,13 +185,14 @@ def read_test_table(
     normalize: Mapping[str, ValueMap] = {},
     drop: Sequence[str] = (),
     batch_rows: int = DEFAULT_BATCH_ROWS,
+    chunk_bytes: int = CHUNK_BYTES,
 ) -> Ingested:
     """:func:`read_test` streamed into a table in ``folder``, as :func:`read_source_table`."""
-    df = read_test(test, train, normalize=normalize, drop=drop)
-    return Ingested(
-        as_table(df, folder / "rows", batch_rows=batch_rows),
-        write_table([], folder / "rejected", schema=rejected_schema()),
-    )
+    pieces = _stream_source(
+        _test_source(test, train), normalize, drop,
+        batch_rows=batch_rows, chunk_bytes=chunk_bytes, tmp=folder,
+    )  # fmt: skip
+    return _write_ingested(pieces, folder, batch_rows=batch_rows, sample=None, seed=0)
 
 
 def iter_source_batches(
@@ -191,12 +201,51 @@ def iter_source_batches(
     normalize: Mapping[str, ValueMap] = {},
     drop: Sequence[str] = (),
     batch_rows: int = DEFAULT_BATCH_ROWS,
+    chunk_bytes: int = CHUNK_BYTES,
 ) -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
-    """The source's rows, ``batch_rows`` at a time, each with the lines of that stretch of
-    the input that are not rows (columns as :data:`~modelyard.data.table.REJECTED_SCHEMA`)."""
-    df = read_source(source, normalize=normalize, drop=drop)
-    for start in range(0, max(df.height, 1), batch_rows):
-        yield df.slice(start, batch_rows), pl.DataFrame(schema=rejected_schema())
+    """The source's rows, ``batch_rows`` at a time in input order, in constant memory; each
+    with the lines read since the previous batch that are not rows (columns as
+    :data:`~modelyard.data.table.REJECTED_SCHEMA`). Every batch but the last has exactly
+    ``batch_rows`` rows; the last may have none when the input ends with rejected lines.
+
+    Column types can differ between batches of a Parquet glob or a SQL result (a column that is
+    all null in one chunk); CSV columns are strings throughout.
+    """
+    batcher = _Rebatcher(batch_rows)
+    pending: list[pl.DataFrame] = []
+    schema: pl.Schema | None = None
+    pieces = _stream_source(source, normalize, drop, batch_rows=batch_rows, chunk_bytes=chunk_bytes)
+    for rows, rejected in pieces:
+        if rejected is not None:
+            pending.append(rejected)
+        if rows is not None:
+            schema = rows.schema
+            for batch in batcher.add(rows):
+                yield batch, _concat_rejected(pending)
+                pending = []
+    last = batcher.flush()
+    if last is not None or pending:
+        rows_last = last if last is not None else pl.DataFrame(schema=schema)
+        yield rows_last, _concat_rejected(pending)
+
+
+def _test_source(test: TestSource, like: Source) -> Source:
+    merged = {**like.read.model_dump(), **test.read}
+    try:
+        options = ReadOptions.model_validate(merged)
+    except ValueError as exc:
+        raise DataError(
+            "the read options of the test file are invalid",
+            where=str(test.path),
+            found=str(exc).splitlines()[0],
+            fix="Check data.test.read in modelyard.yaml.",
+        ) from None
+    return Source(
+        path=test.path,
+        format=test.format,
+        read=options,
+        storage_options=like.storage_options if is_url(test.path) else {},
+    )
 
 
 def read_test(
@@ -209,23 +258,7 @@ def read_test(
     """Read an explicit hold-out file with the read options of ``like`` (the training source),
     overridden key by key by ``test.read``; then ``normalize`` and ``drop`` as for the source.
     """
-    merged = {**like.read.model_dump(), **test.read}
-    try:
-        options = ReadOptions.model_validate(merged)
-    except ValueError as exc:
-        raise DataError(
-            "the read options of the test file are invalid",
-            where=str(test.path),
-            found=str(exc).splitlines()[0],
-            fix="Check data.test.read in modelyard.yaml.",
-        ) from None
-    source = Source(
-        path=test.path,
-        format=test.format,
-        read=options,
-        storage_options=like.storage_options if is_url(test.path) else {},
-    )
-    return read_source(source, normalize=normalize, drop=drop)
+    return read_source(_test_source(test, like), normalize=normalize, drop=drop)
 
 
 def source_files(path_or_glob: Path | str) -> list[Path]:
@@ -284,7 +317,10 @@ def read_file(
 ) -> pl.DataFrame:
     """Read one file (local, or a URL through its fsspec filesystem ``fs``) as a source does:
     CSV as strings, Parquet and JSON with their types. Raises :class:`DataError`."""
-    return _read_files([location], format, read or ReadOptions(), fs)
+    frames, rejected = _collect(_stream_files([location], format, read or ReadOptions(), fs))
+    if rejected is not None:
+        raise _rejected_error(rejected)
+    return _concat_rows(frames, str(location))
 
 
 _SNIFF_BYTES = 1 << 20
@@ -518,54 +554,6 @@ def infer_task(target: pl.Series) -> Task:
 # =========================================================================== files
 
 
-def _read_files(
-    paths: Sequence[Location], fmt: str, options: ReadOptions, fs: Any = None
-) -> pl.DataFrame:
-    frames: list[pl.DataFrame] = []
-    for path in paths:
-        df = _read_one(path, _resolve_format(path, fmt), options, fs)
-        if frames and df.columns != frames[0].columns:
-            first = frames[0].columns
-            missing = [c for c in first if c not in df.columns]
-            extra = [c for c in df.columns if c not in first]
-            detail = []
-            if missing:
-                detail.append(f"missing {_names(missing)}")
-            if extra:
-                detail.append(f"extra {_names(extra)}")
-            raise DataError(
-                "the file's columns differ from the first file's",
-                where=str(path),
-                expected=f"the columns of {paths[0]}: {_names(first)}",
-                found=f"{_names(df.columns)}" + (f" ({'; '.join(detail)})" if detail else ""),
-                fix="Give all files of a glob the same columns in the same order.",
-            )
-        frames.append(df)
-    if len(frames) == 1:
-        df = frames[0]
-    else:
-        try:
-            df = pl.concat(frames, how="vertical_relaxed")
-        except pl.exceptions.PolarsError as exc:
-            raise DataError(
-                "the files' column types do not agree",
-                where=_parent(paths[0]),
-                expected="the same type per column in every file",
-                found=_first_line(exc),
-                fix="Write the files with the same schema.",
-            ) from None
-    if df.height == 0:
-        where = str(paths[0]) if len(paths) == 1 else f"{_parent(paths[0])} ({len(paths)} files)"
-        raise DataError(
-            "no data rows",
-            where=where,
-            expected="at least one data row",
-            found="columns but 0 rows" if df.width else "nothing",
-            fix="Check the file (and read.skip_rows / read.has_header).",
-        )
-    return df
-
-
 def _resolve_format(path: Location, fmt: str) -> FileFormat:
     if fmt != "auto":
         return fmt  # type: ignore[return-value]  # Literal narrowed by the schema
@@ -584,111 +572,6 @@ def _resolve_format(path: Location, fmt: str) -> FileFormat:
         found=f"'{suffix}'" if suffix else "no extension",
         fix="Set data.source.format (csv, parquet, json or ndjson).",
     )
-
-
-def _read_one(
-    path: Location, fmt: FileFormat, options: ReadOptions, fs: Any = None
-) -> pl.DataFrame:
-    if isinstance(path, str):  # a URL: fetched through its fsspec filesystem
-        data = remote.fetch(fs, path)
-        if fmt == "parquet":
-            df = _parquet_bytes(path, data)
-        elif fmt == "csv":
-            return _read_csv(path, _unpack(path, data), options)
-        else:
-            df = _read_json(path, _unpack(path, data), lines=fmt == "ndjson")
-    elif fmt == "parquet":
-        df = _read_parquet(path)
-    else:
-        data = _read_bytes(path)
-        if fmt == "csv":
-            return _read_csv(path, data, options)
-        df = _read_json(path, data, lines=fmt == "ndjson")
-    if options.columns is not None:
-        df = _rename(df, options.columns, path)
-    _check_unique(df.columns, path)
-    return _clean_strings(df, options)
-
-
-def _read_bytes(path: Path) -> bytes:
-    """The file's bytes, gunzipped when they are gzip (detected by content, not by name)."""
-    try:
-        raw = path.read_bytes()
-    except IsADirectoryError:
-        raise DataError("the path is a directory, not a file", where=str(path)) from None
-    except OSError as exc:
-        raise DataError(
-            "cannot read the file", where=str(path), found=exc.strerror or str(exc)
-        ) from None
-    return _unpack(path, raw)
-
-
-def _unpack(path: Location, raw: bytes) -> bytes:
-    """Gunzip ``raw`` when it is gzip (detected by content); refuse an empty file."""
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise DataError(
-                "the gzip file is corrupt or truncated",
-                where=str(path),
-                found=str(exc),
-                fix="Download or copy the file again.",
-            ) from None
-    if not raw:
-        raise DataError(
-            "the file is empty",
-            where=str(path),
-            expected="a header and data rows",
-            found="0 bytes",
-            fix="Check that the file was written completely.",
-        )
-    return raw
-
-
-def _read_parquet(path: Path) -> pl.DataFrame:
-    try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise DataError(
-            "cannot read the file", where=str(path), found=exc.strerror or str(exc)
-        ) from None
-    if size == 0:
-        raise DataError("the file is empty", where=str(path), found="0 bytes")
-    try:
-        return pl.read_parquet(path)
-    except (pl.exceptions.PolarsError, OSError) as exc:
-        with path.open("rb") as fh:
-            magic = fh.read(4)
-        found = (
-            "no Parquet signature (PAR1) at the start"
-            if magic != b"PAR1"
-            else f"a damaged Parquet file ({_first_line(exc)})"
-        )
-        raise DataError(
-            "cannot read the Parquet file",
-            where=str(path),
-            expected="a Parquet file",
-            found=found,
-            fix="Check the file, or set data.source.format if it is not Parquet.",
-        ) from None
-
-
-def _parquet_bytes(path: str, data: bytes) -> pl.DataFrame:
-    if not data:
-        raise DataError("the file is empty", where=path, found="0 bytes")
-    try:
-        return pl.read_parquet(io.BytesIO(data))
-    except (pl.exceptions.PolarsError, OSError) as exc:
-        raise DataError(
-            "cannot read the Parquet file",
-            where=path,
-            expected="a Parquet file",
-            found="no Parquet signature (PAR1) at the start"
-            if data[:4] != b"PAR1"
-            else f"a damaged Parquet file ({_first_line(exc)})",
-            fix="Check the file, or set data.source.format if it is not Parquet.",
-        ) from None
 
 
 def _read_json(path: Location, data: bytes, *, lines: bool) -> pl.DataFrame:
@@ -731,7 +614,941 @@ def _diagnose_json(path: Location, text: str, *, lines: bool) -> tuple[str, str 
     return str(path), None
 
 
+# =========================================================================== streaming
+
+_MAX_RECORD_BYTES = 256 << 20
+"""A record longer than this (a quoted value running over many lines) is an unbalanced quote."""
+_BOM = b"\xef\xbb\xbf"
+_FEWER = "the line may be truncated (an interrupted copy?): repair or remove it"
+_MORE = "check read.separator, and quote values that contain the separator"
+
+Piece = tuple["pl.DataFrame | None", "pl.DataFrame | None"]
+"""What a streaming reader yields: some rows and some rejected lines (either may be None)."""
+
+
+def _source_where(source: Source) -> str:
+    if source.builtin is not None:
+        return f"builtin:{source.builtin}"
+    if source.sql is not None:
+        from modelyard.data import sql
+
+        return sql.redacted_url(source.sql)
+    if source.dataset is not None:
+        return str(source.dataset)
+    return str(source.path)
+
+
+def _stream_source(
+    source: Source,
+    normalize: Mapping[str, ValueMap],
+    drop: Sequence[str],
+    *,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+    chunk_bytes: int = CHUNK_BYTES,
+    tmp: Path | None = None,
+) -> Iterator[Piece]:
+    """The source's rows (normalized, ``drop`` removed) and rejected lines, piece by piece in
+    input order. ``tmp``: where a remote Parquet file is downloaded to be read in slices."""
+    where = _source_where(source)
+    pieces: Iterable[Piece]
+    if source.builtin is not None:
+        pieces = [(_read_builtin(source.builtin), None)]
+    elif source.sql is not None:
+        from modelyard.data import sql
+
+        pieces = ((chunk, None) for chunk in sql.stream_sql(source.sql))
+    elif source.dataset is not None:
+        from modelyard.data.streaming.manifest import read_dataset
+
+        pieces = [(read_dataset(source.dataset), None)]
+    elif is_url(source.path):
+        fs, urls = remote.list_files(str(source.path), source.storage_options)
+        pieces = _stream_files(
+            urls, source.format, source.read, fs,
+            batch_rows=batch_rows, chunk_bytes=chunk_bytes, tmp=tmp,
+        )  # fmt: skip
+    else:
+        assert source.path is not None  # guaranteed by Source's validator
+        pieces = _stream_files(
+            source_files(source.path), source.format, source.read,
+            batch_rows=batch_rows, chunk_bytes=chunk_bytes, tmp=tmp,
+        )  # fmt: skip
+    checked = False
+    for rows, rejected in pieces:
+        out = rows
+        if rows is not None:
+            if not checked:
+                _check_hint_columns(rows, source.read, where)
+                checked = True
+            out = _apply_drop(_apply_normalize(rows, normalize, where), drop, where)
+        yield out, rejected
+
+
+def _stream_files(
+    paths: Sequence[Location],
+    fmt: str,
+    options: ReadOptions,
+    fs: Any = None,
+    *,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+    chunk_bytes: int = CHUNK_BYTES,
+    tmp: Path | None = None,
+) -> Iterator[Piece]:
+    """The files one after the other; all must have the same columns. No empty piece."""
+    first: list[str] | None = None
+    rows = rejected = width = 0
+    for path in paths:
+        seen = False
+        pieces = _stream_file(
+            path, _resolve_format(path, fmt), options, fs,
+            batch_rows=batch_rows, chunk_bytes=chunk_bytes, tmp=tmp,
+        )  # fmt: skip
+        for got, got_bad in pieces:
+            frame, bad = got, got_bad
+            if frame is not None:
+                if not seen:
+                    seen = True
+                    if first is None:
+                        first = frame.columns
+                    elif frame.columns != first:
+                        raise _columns_differ(path, paths[0], first, frame.columns)
+                width = frame.width
+                rows += frame.height
+                if frame.height == 0:
+                    frame = None
+            if bad is not None:
+                rejected += bad.height
+                if bad.height == 0:
+                    bad = None
+            if frame is not None or bad is not None:
+                yield frame, bad
+    if rows == 0 and rejected == 0:
+        where = str(paths[0]) if len(paths) == 1 else f"{_parent(paths[0])} ({len(paths)} files)"
+        raise DataError(
+            "no data rows",
+            where=where,
+            expected="at least one data row",
+            found="columns but 0 rows" if width else "nothing",
+            fix="Check the file (and read.skip_rows / read.has_header).",
+        )
+
+
+def _columns_differ(
+    path: Location, first_path: Location, first: list[str], columns: list[str]
+) -> DataError:
+    missing = [c for c in first if c not in columns]
+    extra = [c for c in columns if c not in first]
+    detail = []
+    if missing:
+        detail.append(f"missing {_names(missing)}")
+    if extra:
+        detail.append(f"extra {_names(extra)}")
+    return DataError(
+        "the file's columns differ from the first file's",
+        where=str(path),
+        expected=f"the columns of {first_path}: {_names(first)}",
+        found=f"{_names(columns)}" + (f" ({'; '.join(detail)})" if detail else ""),
+        fix="Give all files of a glob the same columns in the same order.",
+    )
+
+
+def _stream_file(
+    path: Location,
+    fmt: FileFormat,
+    options: ReadOptions,
+    fs: Any,
+    *,
+    batch_rows: int,
+    chunk_bytes: int,
+    tmp: Path | None,
+) -> Iterator[Piece]:
+    if fmt == "csv":
+        yield from _stream_csv(path, options, fs, chunk_bytes=chunk_bytes)
+    elif fmt == "ndjson":
+        for frame, bad in _stream_ndjson(path, fs, chunk_bytes=chunk_bytes):
+            yield (None if frame is None else _finish(frame, options, path)), bad
+    elif fmt == "parquet":
+        if isinstance(path, str):  # a URL: downloaded, then read in slices like a local file
+            import tempfile
+
+            with tempfile.TemporaryDirectory(dir=tmp, prefix=".download-") as folder:
+                local = Path(folder) / "file.parquet"
+                remote.download(fs, path, local)
+                yield from _stream_parquet(local, options, batch_rows, shown=path)
+        else:
+            yield from _stream_parquet(path, options, batch_rows)
+    else:  # a JSON array is parsed whole
+        data = remote.fetch(fs, path) if isinstance(path, str) else _read_bytes(path)
+        yield _finish(_read_json(path, _unpack(path, data), lines=False), options, path), None
+
+
+def _finish(df: pl.DataFrame, options: ReadOptions, path: Location) -> pl.DataFrame:
+    """Columns renamed (``read.columns``), checked unique; strings cleaned (Parquet, JSON)."""
+    if options.columns is not None:
+        df = _rename(df, options.columns, path)
+    _check_unique(df.columns, path)
+    return _clean_strings(df, options)
+
+
+def _collect(pieces: Iterable[Piece]) -> tuple[list[pl.DataFrame], pl.DataFrame | None]:
+    frames: list[pl.DataFrame] = []
+    rejected: list[pl.DataFrame] = []
+    for rows, bad in pieces:
+        if rows is not None:
+            frames.append(rows)
+        if bad is not None:
+            rejected.append(bad)
+    return frames, (pl.concat(rejected) if rejected else None)
+
+
+def _concat_rows(frames: list[pl.DataFrame], where: str) -> pl.DataFrame:
+    if len(frames) == 1:
+        return frames[0]
+    try:
+        return pl.concat(frames, how="vertical_relaxed")
+    except pl.exceptions.PolarsError as exc:
+        raise DataError(
+            "the files' column types do not agree",
+            where=where,
+            expected="the same type per column in every file",
+            found=_first_line(exc),
+            fix="Write the files with the same schema.",
+        ) from None
+
+
+def _concat_rejected(frames: list[pl.DataFrame]) -> pl.DataFrame:
+    return pl.concat(frames) if frames else pl.DataFrame(schema=rejected_schema())
+
+
+def _rejected_error(rejected: pl.DataFrame) -> DataError:
+    """A :class:`DataError` for the first rejected line, for readers that return rows only."""
+    first = rejected.row(0, named=True)
+    head, _, tail = str(first["_reasons"]).partition(": ")
+    text = str(first["_text"])
+    shown = text if len(text) <= 80 else text[:77] + "..."
+    more = (
+        f"; {rejected.height - 1} more line(s) cannot be read as rows either"
+        if rejected.height > 1
+        else ""
+    )
+    if tail in (_FEWER, _MORE):
+        found, fix = f"{shown!r}{more}", tail[0].upper() + tail[1:] + "."
+    else:
+        found = f"{tail}: {shown!r}{more}"
+        fix = (
+            "Fix the JSON, or set data.source.format (json = an array of records, ndjson = "
+            "one record per line)."
+        )
+    return DataError(
+        head,
+        where=f"{first['_file']}:{first['_line']}",
+        found=found,
+        fix=fix + " (The pipeline's ingest sets such lines aside and reads the rest.)",
+    )
+
+
+class _Rebatcher:
+    """Re-cuts a stream of frames into frames of exactly ``rows`` rows (the last: fewer)."""
+
+    def __init__(self, rows: int) -> None:
+        self.rows = max(1, rows)
+        self._buffer: list[pl.DataFrame] = []
+        self._height = 0
+
+    def add(self, frame: pl.DataFrame) -> Iterator[pl.DataFrame]:
+        # Cut the incoming frame, never a concatenation: a slice of a string column keeps all
+        # the buffers it was cut from, so a remainder cut from a whole part would hold that
+        # part's memory, and the next part the one before it (memory growing with the input).
+        while frame.height:
+            room = self.rows - self._height
+            self._buffer.append(frame.slice(0, room))
+            self._height += min(room, frame.height)
+            frame = frame.slice(room)
+            if self._height == self.rows:
+                yield self._take()
+
+    def flush(self) -> pl.DataFrame | None:
+        return self._take() if self._height else None
+
+    def _take(self) -> pl.DataFrame:
+        buffer, self._buffer, self._height = self._buffer, [], 0
+        return buffer[0] if len(buffer) == 1 else pl.concat(buffer, how="vertical_relaxed")
+
+
+def _write_ingested(
+    pieces: Iterable[Piece], folder: Path, *, batch_rows: int, sample: int | None, seed: int
+) -> Ingested:
+    """Rows and rejected lines into two tables under ``folder`` (``rows``, ``rejected``)."""
+    if sample is not None and sample < 1:
+        raise DataError(
+            "the sample size must be positive", expected="an integer >= 1", found=str(sample)
+        )
+    prefix = "all-" if sample is not None else ""
+    rows_out = TableWriter(folder / f"{prefix}rows")
+    bad_out = TableWriter(folder / f"{prefix}rejected", schema=rejected_schema())
+    with rows_out, bad_out:
+        rows_batcher, bad_batcher = _Rebatcher(batch_rows), _Rebatcher(batch_rows)
+        for rows, bad in pieces:
+            if rows is not None:
+                for part in rows_batcher.add(rows):
+                    rows_out.write(part)
+            if bad is not None:
+                for part in bad_batcher.add(bad):
+                    bad_out.write(part)
+        for writer, batcher in ((rows_out, rows_batcher), (bad_out, bad_batcher)):
+            last = batcher.flush()
+            if last is not None:
+                writer.write(last)
+        rows_table, bad_table = rows_out.close(), bad_out.close()
+    rows_table = _harmonize(rows_table, folder)
+    if sample is None:
+        return Ingested(rows_table, bad_table)
+    return _sample_ingested(rows_table, bad_table, folder, sample, seed, batch_rows)
+
+
+def _harmonize(table: Table, where: Path) -> Table:
+    """Give every part the same column types (the relaxed supertypes, as ``pl.concat`` would):
+    chunks of a SQL result, an NDJSON file or a glob of Parquet files can differ (a column all
+    null in one chunk). Parts are rewritten one at a time, only where they differ."""
+    parts = table.parts()
+    if len(parts) < 2:
+        return table
+    schemas = [pl.Schema(pl.read_parquet_schema(p)) for p in parts]
+    if all(s == schemas[0] for s in schemas[1:]):
+        return table
+    try:
+        target = pl.concat([pl.DataFrame(schema=s) for s in schemas], how="vertical_relaxed").schema
+        for part, schema in zip(parts, schemas, strict=True):
+            if schema != target:
+                write_part(pl.read_parquet(part).cast(target), part)
+    except pl.exceptions.PolarsError as exc:
+        raise DataError(
+            "the column types of the input's chunks do not agree",
+            where=str(where),
+            expected="the same type per column in every file and chunk",
+            found=_first_line(exc),
+            fix="Write the files with the same schema (cast the columns in a SQL query).",
+        ) from None
+    return table
+
+
+def _sample_ingested(
+    rows: Table, rejected: Table, folder: Path, n: int, seed: int, batch_rows: int
+) -> Ingested:
+    """A seeded sample of ``n`` records over the rows then the rejected lines, in file order.
+    With no rejected line, the rows are those of :func:`_apply_sample` on the whole table."""
+    import shutil
+
+    import numpy as np
+
+    total = rows.num_rows + rejected.num_rows
+    if n >= total:
+        kept = rows.folder.rename(folder / "rows"), rejected.folder.rename(folder / "rejected")
+        return Ingested(Table(kept[0], rows.num_rows), Table(kept[1], rejected.num_rows))
+    rng = np.random.default_rng(seed)
+    picked = np.sort(rng.choice(total, size=n, replace=False))
+    cut = int(np.searchsorted(picked, rows.num_rows))
+    out = Ingested(
+        _gather_table(rows, picked[:cut], folder / "rows", batch_rows),
+        _gather_table(
+            rejected, picked[cut:] - rows.num_rows, folder / "rejected", batch_rows,
+            schema=rejected_schema(),
+        ),
+    )  # fmt: skip
+    shutil.rmtree(rows.folder)
+    shutil.rmtree(rejected.folder)
+    return out
+
+
+def _gather_table(
+    table: Table, indices: Any, folder: Path, batch_rows: int, *, schema: Any = None
+) -> Table:
+    """The rows of ``table`` at the sorted positions ``indices``, part by part."""
+    import numpy as np
+
+    writer = TableWriter(folder, schema=schema if schema is not None else table.schema)
+    batcher = _Rebatcher(batch_rows)
+    start = 0
+    with writer:
+        for part in table.batches():
+            lo, hi = np.searchsorted(indices, [start, start + part.height])
+            if hi > lo:
+                local = pl.Series(indices[lo:hi] - start, dtype=pl.UInt32)
+                for batch in batcher.add(part.select(pl.all().gather(local))):
+                    writer.write(batch)
+            start += part.height
+        last = batcher.flush()
+        if last is not None:
+            writer.write(last)
+        return writer.close()
+
+
+# =========================================================================== bytes
+
+
+@contextmanager
+def _open_bytes(path: Location, fs: Any = None) -> Iterator[Callable[[int], bytes]]:
+    """``read(n)`` over the file's bytes, gunzipped when they are gzip (by content, not name)."""
+    if isinstance(path, str):
+        fh = remote.open_file(fs, path)
+    else:
+        try:
+            fh = path.open("rb")
+        except IsADirectoryError:
+            raise DataError("the path is a directory, not a file", where=str(path)) from None
+        except OSError as exc:
+            raise _cannot_read(path, exc) from None
+    with fh:
+        try:
+            head = fh.read(2)
+            fh.seek(0)
+        except Exception as exc:
+            raise _cannot_read(path, exc) from None
+        if head == b"\x1f\x8b":
+            unzipped = gzip.GzipFile(fileobj=fh, mode="rb")
+
+            def read(n: int) -> bytes:
+                try:
+                    return unzipped.read(n)
+                except (OSError, EOFError, zlib.error) as exc:
+                    raise DataError(
+                        "the gzip file is corrupt or truncated",
+                        where=str(path),
+                        found=str(exc),
+                        fix="Download or copy the file again.",
+                    ) from None
+
+        else:
+
+            def read(n: int) -> bytes:
+                try:
+                    return bytes(fh.read(n))
+                except Exception as exc:
+                    raise _cannot_read(path, exc) from None
+
+        yield read
+
+
+def _cannot_read(path: Location, exc: BaseException) -> DataError:
+    if isinstance(path, str):
+        return remote.read_error(path, exc)
+    strerror = getattr(exc, "strerror", None)
+    return DataError("cannot read the file", where=str(path), found=strerror or str(exc))
+
+
+def _record_chunks(
+    path: Location,
+    read: Callable[[int], bytes],
+    size: int,
+    *,
+    skip_lines: int = 0,
+    quoted: bool = True,
+) -> Iterator[tuple[bytes, int, int]]:
+    """The file's bytes in chunks of about ``size`` bytes, each ending at the end of a line that
+    is not inside a quoted value (quote parity; ``quoted=False``: at any line end), with the
+    number of lines and bytes before it. A UTF-8 byte order mark and the first ``skip_lines``
+    lines are dropped (they count in the line numbers)."""
+    size = max(1, size)
+    carry = read(max(size, 4))
+    if not carry:
+        raise DataError(
+            "the file is empty",
+            where=str(path),
+            expected="a header and data rows",
+            found="0 bytes",
+            fix="Check that the file was written completely.",
+        )
+    if carry.startswith(_BOM):
+        carry = carry[3:]
+    line = byte = 0
+    eof = False
+    while line < skip_lines and not eof:
+        nl = carry.find(b"\n")
+        if nl >= 0:
+            carry, byte, line = carry[nl + 1 :], byte + nl + 1, line + 1
+        elif block := read(size):
+            carry += block
+        else:
+            byte, carry, eof = byte + len(carry), b"", True
+    while True:
+        while not eof and len(carry) < size:
+            if block := read(max(1, size - len(carry))):
+                carry += block
+            else:
+                eof = True
+        if eof:
+            if carry:
+                yield carry, line, byte
+            return
+        cut = _record_end(carry, quoted)
+        while cut < 0:
+            if len(carry) > _MAX_RECORD_BYTES:
+                raise DataError(
+                    "a quoted value does not end",
+                    where=f"{path}:{line + 1}",
+                    expected="a closing quote within a few lines",
+                    found=f"no line end outside quotes in the {len(carry) >> 20} MiB from line "
+                    f"{line + 1} on",
+                    fix='Check the quoting there: a stray " opens a value that never closes. A '
+                    'value holding a quote must be quoted whole, with the quote doubled ("a""b").',
+                )
+            if block := read(size):
+                carry += block
+                cut = _record_end(carry, quoted)
+            else:
+                eof, cut = True, len(carry)
+        piece, carry = carry[:cut], carry[cut:]
+        yield piece, line, byte
+        line += piece.count(b"\n")
+        byte += len(piece)
+
+
+def _record_end(data: bytes, quoted: bool) -> int:
+    """The position after the last line end of ``data`` that is outside quotes, or -1."""
+    end = len(data)
+    if not quoted:
+        nl = data.rfind(b"\n")
+        return nl + 1 if nl >= 0 else -1
+    total = data.count(b'"')
+    after = 0
+    while (nl := data.rfind(b"\n", 0, end)) >= 0:
+        after += data.count(b'"', nl, end)
+        if (total - after) % 2 == 0:
+            return nl + 1
+        end = nl
+    return -1
+
+
+def _read_bytes(path: Path) -> bytes:
+    """The file's bytes, gunzipped when they are gzip (detected by content, not by name)."""
+    try:
+        raw = path.read_bytes()
+    except IsADirectoryError:
+        raise DataError("the path is a directory, not a file", where=str(path)) from None
+    except OSError as exc:
+        raise _cannot_read(path, exc) from None
+    return _unpack(path, raw)
+
+
+def _unpack(path: Location, raw: bytes) -> bytes:
+    """Gunzip ``raw`` when it is gzip (detected by content); refuse an empty file."""
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise DataError(
+                "the gzip file is corrupt or truncated",
+                where=str(path),
+                found=str(exc),
+                fix="Download or copy the file again.",
+            ) from None
+    if not raw:
+        raise DataError(
+            "the file is empty",
+            where=str(path),
+            expected="a header and data rows",
+            found="0 bytes",
+            fix="Check that the file was written completely.",
+        )
+    return raw
+
+
+# =========================================================================== Parquet, JSON
+
+
+def _stream_parquet(
+    path: Path, options: ReadOptions, batch_rows: int, *, shown: str | None = None
+) -> Iterator[Piece]:
+    """The file in slices of ``batch_rows`` rows (``scan_parquet``: row groups are read as
+    needed, never the whole file)."""
+    where = shown or str(path)
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise _cannot_read(path, exc) from None
+    if size == 0:
+        raise DataError("the file is empty", where=where, found="0 bytes")
+    step = max(1, batch_rows)
+    try:
+        lazy = pl.scan_parquet(path)
+        total = int(lazy.select(pl.len()).collect().item())
+        if total == 0:
+            yield _finish(lazy.collect(), options, where), None
+        for start in range(0, total, step):
+            yield _finish(lazy.slice(start, step).collect(), options, where), None
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        with path.open("rb") as fh:
+            magic = fh.read(4)
+        raise DataError(
+            "cannot read the Parquet file",
+            where=where,
+            expected="a Parquet file",
+            found="no Parquet signature (PAR1) at the start"
+            if magic != b"PAR1"
+            else f"a damaged Parquet file ({_first_line(exc)})",
+            fix="Check the file, or set data.source.format if it is not Parquet.",
+        ) from None
+
+
+def _stream_ndjson(path: Location, fs: Any, *, chunk_bytes: int) -> Iterator[Piece]:
+    """The records of an NDJSON file, a chunk of lines at a time; a line that is not a JSON
+    object is a rejected line. When the file is more than one chunk, a first pass merges the
+    chunks' column types (every chunk then parses with that schema)."""
+    schema: pl.Schema | None = None
+    only: Piece | None = None
+    for count, piece in enumerate(_ndjson_pieces(path, fs, chunk_bytes, None), start=1):
+        only = piece if count == 1 else None
+        if piece[0] is not None:
+            schema = _merge_schema(schema, piece[0].schema)
+    pieces = [only] if only is not None else _ndjson_pieces(path, fs, chunk_bytes, schema)
+    rows = 0
+    first_bad: pl.DataFrame | None = None
+    for frame, bad in pieces:
+        rows += 0 if frame is None else frame.height
+        if first_bad is None and bad is not None and bad.height:
+            first_bad = bad
+        yield frame, bad
+    if rows == 0 and first_bad is not None:
+        row = first_bad.row(0, named=True)
+        raise DataError(
+            "cannot read the NDJSON file",
+            where=f"{path}:{row['_line']}",
+            expected="one JSON object per line",
+            found=str(row["_reasons"]).partition(": ")[2] or None,
+            fix="Fix the JSON, or set data.source.format (json = an array of records, "
+            "ndjson = one record per line).",
+        )
+
+
+def _merge_schema(schema: pl.Schema | None, other: pl.Schema) -> pl.Schema:
+    if schema is None or schema == other:
+        return other
+    return pl.concat(
+        [pl.DataFrame(schema=schema), pl.DataFrame(schema=other)], how="diagonal_relaxed"
+    ).schema
+
+
+def _ndjson_pieces(
+    path: Location, fs: Any, chunk_bytes: int, schema: pl.Schema | None
+) -> Iterator[Piece]:
+    with _open_bytes(path, fs) as read:
+        for data, line0, byte0 in _record_chunks(path, read, chunk_bytes, quoted=False):
+            text = _decode(path, data, "utf8", line0=line0, byte0=byte0)
+            yield _parse_ndjson(path, data, text, line0, schema)
+
+
+def _parse_ndjson(
+    path: Location, data: bytes, text: str, line0: int, schema: pl.Schema | None
+) -> Piece:
+    import json
+
+    if not text.strip():
+        return None, None
+    try:
+        return pl.read_ndjson(data, schema=schema, infer_schema_length=None), None
+    except (pl.exceptions.PolarsError, ValueError):
+        pass  # find the lines that are not JSON objects, read the others
+    good: list[str] = []
+    bad: list[tuple[int, str, str]] = []
+    for number, line in enumerate(text.split("\n"), start=line0 + 1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as exc:
+            bad.append((number, line, f"{exc.msg} (column {exc.colno})"))
+            continue
+        if not isinstance(value, dict):
+            bad.append((number, line, f"a JSON {type(value).__name__}, not an object"))
+            continue
+        good.append(line)
+    frame = None
+    if good:
+        try:
+            frame = pl.read_ndjson(
+                ("\n".join(good) + "\n").encode(), schema=schema, infer_schema_length=None
+            )
+        except (pl.exceptions.PolarsError, ValueError) as exc:
+            raise DataError(
+                "cannot read the NDJSON file",
+                where=f"{path}:{line0 + 1}",
+                expected="one JSON object per line",
+                found=_first_line(exc),
+                fix="Fix the JSON (the types of a key must agree across lines).",
+            ) from None
+    rejected = pl.DataFrame(
+        {
+            "_file": [str(path)] * len(bad),
+            "_line": [b[0] for b in bad],
+            "_text": [b[1].removesuffix("\r") for b in bad],
+            "_reasons": [f"line {b[0]} is not a JSON object: {b[2]}" for b in bad],
+        },
+        schema=rejected_schema(),
+    )
+    return frame, rejected
+
+
 # =========================================================================== CSV
+
+
+def _stream_csv(
+    path: Location, options: ReadOptions, fs: Any = None, *, chunk_bytes: int = CHUNK_BYTES
+) -> Iterator[Piece]:
+    """A CSV file, ``chunk_bytes`` at a time (cut at the end of a record), each chunk parsed
+    with the whole-file rules; lines with more or fewer fields than the header are rejected
+    lines. Memory is bounded by the chunk size, whatever the file's size."""
+    if len(options.separator.encode()) != 1:
+        raise DataError(
+            "the CSV separator must be a single character",
+            where=str(path),
+            found=repr(options.separator),
+            fix="For files separated by ', ' use separator ',' with strip_whitespace: true.",
+        )
+    parser = _CsvChunks(path, options)
+    with _open_bytes(path, fs) as read:
+        chunks = _record_chunks(path, read, chunk_bytes, skip_lines=options.skip_rows)
+        for raw, line0, byte0 in chunks:
+            data = raw
+            nul = data.find(b"\x00")
+            if nul >= 0:
+                raise DataError(
+                    "the file looks binary, not like CSV text",
+                    where=str(path),
+                    expected="text",
+                    found=f"NUL bytes (the first at byte {byte0 + nul})",
+                    fix="Check the file; set data.source.format if it is Parquet or JSON. "
+                    "UTF-16 files must be converted to UTF-8.",
+                )
+            text = _decode(path, data, options.encoding, line0=line0, byte0=byte0)
+            if options.encoding != "utf8":
+                data = text.encode("utf-8")
+            rows, rejected = parser.parse(data, text, line0)
+            if rows is not None or rejected is not None:
+                yield rows, rejected
+    parser.finish()
+
+
+class _CsvChunks:
+    """Parses the chunks of one CSV file in order, keeping what they share: the header, the
+    number of fields, the column names, and the counts for the end-of-file checks."""
+
+    def __init__(self, path: Location, options: ReadOptions) -> None:
+        self.path = path
+        self.options = options
+        self.expect_header = options.has_header
+        self.header: list[str] | None = None
+        self.width: int | None = None
+        self.names: list[str] = []
+        self.rows = 0
+        self.first_bad: dict[str, Any] | None = None
+        self.bad = 0
+        self._chunk_options = options.model_copy(update={"skip_rows": 0})
+
+    def parse(self, data: bytes, text: str, line0: int) -> Piece:
+        """One chunk (``line0`` lines of the file before it): its rows and rejected lines."""
+        options = self._chunk_options.model_copy(update={"has_header": self.expect_header})
+        layout = _scan(self.path, data, text, options)
+        header_here = False
+        if self.expect_header:
+            if layout.header is None:  # nothing but skipped lines so far
+                return None, None
+            self.header, self.expect_header, header_here = layout.header, False, True
+        lines = layout.lines.filter(~pl.col("blank"))
+        if self.width is None:
+            if lines.height == 0 and self.header is None:
+                return None, None
+            self.width, self.names = _csv_columns(
+                self.path, self.header, lines, self.options, exact=layout.text_lines is not None
+            )
+        if lines.height == 0:
+            return None, None
+        ragged = _ragged(lines, self.width, self.options.separator, layout.text_lines is None)
+        rejected = None
+        if ragged.height:
+            rejected = self._rejected(ragged, line0)
+            lines = lines.filter(~pl.col("lineno").is_in(ragged["lineno"].implode()))
+            if lines.height == 0:
+                return None, rejected
+        df = None
+        all_lines = layout.lines
+        # polars takes the width from the header, else from the chunk's first line: parse the
+        # chunk as it is when that line is a good one, and drop the blank and ragged lines'
+        # rows; otherwise (rare) parse the good lines only
+        if header_here or (
+            all_lines.height
+            and not bool(all_lines["blank"][0])
+            and (ragged.height == 0 or int(ragged["lineno"][0]) != int(all_lines["lineno"][0]))
+        ):
+            parsed = self._read(data, header_here, options.comment_prefix, line0, ragged.height > 0)
+            if parsed.height == all_lines.height:
+                keep = all_lines.select(
+                    ~pl.col("blank") & ~pl.col("lineno").is_in(ragged["lineno"].implode())
+                ).to_series()
+                df = parsed if bool(keep.all()) else parsed.filter(keep)
+            elif ragged.height == 0:  # defensive: drop rows with no value at all
+                df = parsed.filter(
+                    ~pl.all_horizontal(pl.all().is_null() | (pl.all().str.strip_chars() == ""))
+                )
+        if df is None:
+            body = (str(lines["line"].str.join("\n").item()) + "\n").encode()
+            df = self._read(body, False, None, line0, False)
+        if df.width != self.width and df.height:
+            raise DataError(  # pragma: no cover - defensive: scan and parser disagree
+                "cannot parse the CSV file consistently",
+                where=str(self.path),
+                expected=f"{self.width} fields per line",
+                found=f"{df.width} columns",
+                fix="Check read.separator and the file's quoting.",
+            )
+        if df.height == 0:
+            return None, rejected
+        df.columns = self.names
+        self.rows += df.height
+        return _clean_strings(df, self.options), rejected
+
+    def _read(
+        self, data: bytes, header: bool, comment: str | None, line0: int, ragged: bool
+    ) -> pl.DataFrame:
+        try:
+            return pl.read_csv(
+                data,
+                has_header=header,
+                separator=self.options.separator,
+                comment_prefix=comment,
+                quote_char=_QUOTE,
+                infer_schema=False,
+                empty_string_is_null=False,
+                truncate_ragged_lines=ragged,  # their rows are dropped
+                raise_if_empty=False,
+            )
+        except pl.exceptions.PolarsError as exc:  # the scan catches most problems first
+            end = line0 + data.count(b"\n")
+            raise DataError(
+                "cannot parse the CSV file",
+                where=str(self.path),
+                found=f"{_first_line(exc)} (in lines {line0 + 1}-{max(end, line0 + 1)})",
+                fix="Check read.separator, read.skip_rows and read.has_header, and the "
+                'quoting: a value holding a quote must be quoted whole, with the quote doubled ("a""b").',
+            ) from None
+
+    def _rejected(self, ragged: pl.DataFrame, line0: int) -> pl.DataFrame:
+        width, sep = self.width or 0, self.options.separator
+        line = (pl.col("lineno") + line0).cast(pl.Int64)
+        frame = ragged.select(
+            pl.lit(str(self.path), dtype=pl.String).alias("_file"),
+            line.alias("_line"),
+            pl.col("line").cast(pl.String).alias("_text"),
+            pl.format(
+                "line {} has {} fields, expected {} separated by {}: {}",
+                line,
+                pl.col("fields"),
+                pl.lit(width),
+                pl.lit(repr(sep)),
+                pl.when(pl.col("fields") < width).then(pl.lit(_FEWER)).otherwise(pl.lit(_MORE)),
+            ).alias("_reasons"),
+        )
+        if self.first_bad is None:
+            self.first_bad = {**ragged.row(0, named=True), "lineno": int(frame["_line"][0])}
+        self.bad += frame.height
+        # a copy that owns its text: a filtered string column keeps every buffer of the
+        # chunk's lines, and rejected lines are kept across many chunks
+        return pl.DataFrame(frame.to_dict(as_series=False), schema=rejected_schema())
+
+    def finish(self) -> None:
+        """The end-of-file checks: at least one row; a file where no line is a row is an
+        error naming its first line (a wrong separator, most likely)."""
+        if self.rows:
+            return
+        if self.first_bad is not None:
+            first, width = self.first_bad, self.width
+            line = str(first["line"])
+            shown = line if len(line) <= 80 else line[:77] + "..."
+            fewer = first["fields"] < (width or 0)
+            more = f"; {self.bad - 1} more line(s) are ragged too" if self.bad > 1 else ""
+            raise DataError(
+                f"no line can be read as a row: line {first['lineno']} has "
+                f"{'fewer' if fewer else 'more'} fields than the "
+                + ("header" if self.header is not None else "first line"),
+                where=f"{self.path}:{first['lineno']}",
+                expected=f"{width} fields separated by {self.options.separator!r}",
+                found=f"{first['fields']} fields: {shown!r}{more}",
+                fix=(_FEWER if fewer else "Check read.separator, and quote values that "
+                     "contain the separator."),
+            )  # fmt: skip
+        raise DataError(
+            "no data rows",
+            where=str(self.path),
+            expected="at least one data row",
+            found="a header only"
+            if self.header is not None and "".join(self.header).strip()
+            else "only blank or skipped lines",
+            fix="Check the file (and read.skip_rows / read.has_header).",
+        )
+
+
+def _csv_columns(
+    path: Location,
+    header: list[str] | None,
+    lines: pl.DataFrame,
+    options: ReadOptions,
+    *,
+    exact: bool,
+) -> tuple[int, list[str]]:
+    """The file's number of fields (the header's, else the first data line's) and its column
+    names, checked: unique, none empty, ``read.columns`` of the right length."""
+    if header is not None:
+        width = len(header)
+        names = [n.strip() for n in header] if options.strip_whitespace else header
+        if options.columns is None:
+            _check_unique(names, path)
+            empty = [i + 1 for i, n in enumerate(names) if n == ""]
+            if empty:
+                raise DataError(
+                    "the header has a column without a name",
+                    where=str(path),
+                    expected="a name for every column",
+                    found=f"no name for column {_ordinal_list(empty)}",
+                    fix="Name it in the header, or give all names with read.columns.",
+                )
+    else:
+        first = str(lines["line"][0])
+        width = int(lines["fields"][0]) if exact else len(_split_record(first, options.separator))
+        names = []
+        if options.columns is None:
+            raise DataError(
+                "the file has no header and no column names are configured",
+                where=str(path),
+                expected=f"read.columns with {width} names",
+                found="read.has_header: false without read.columns",
+                fix="List the column names under read.columns (or set read.has_header: true).",
+            )
+    if options.columns is not None:
+        if len(options.columns) != width:
+            raise DataError(
+                "read.columns does not match the file's fields",
+                where=str(path),
+                expected=f"{width} names (the file has {width} fields per line)",
+                found=f"{len(options.columns)} names",
+                fix="Give exactly one name per field, in file order.",
+            )
+        _check_unique(options.columns, path)
+        names = list(options.columns)
+    return width, list(names)
+
+
+def _ragged(lines: pl.DataFrame, width: int, sep: str, approximate: bool) -> pl.DataFrame:
+    """The lines whose field count is not ``width``. The fast scan's count (separators outside
+    quotes) is approximate: the suspects are confirmed with the csv module."""
+    ragged = lines.filter(pl.col("fields") != width)
+    if ragged.height and approximate:
+        confirmed = [_split_record(str(line), sep) for line in ragged["line"].head(1000)]
+        keep = [len(f) != width for f in confirmed] + [True] * max(0, ragged.height - 1000)
+        ragged = ragged.with_columns(
+            fields=pl.Series(
+                [len(f) for f in confirmed] + ragged["fields"].to_list()[1000:], dtype=pl.Int64
+            )
+        ).filter(pl.Series(keep))
+    return ragged
 
 
 @dataclass(frozen=True)
@@ -745,76 +1562,6 @@ class _Layout:
     record's start), ``fields`` (field count), ``blank`` (empty or whitespace-only line)."""
     text_lines: list[str] | None = None
     """The records' raw text, only when the slow (multi-line quoted fields) scan ran."""
-
-
-def _read_csv(path: Location, data: bytes, options: ReadOptions) -> pl.DataFrame:
-    sep = options.separator
-    if len(sep.encode()) != 1:
-        raise DataError(
-            "the CSV separator must be a single character",
-            where=str(path),
-            found=repr(sep),
-            fix="For files separated by ', ' use separator ',' with strip_whitespace: true.",
-        )
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]  # UTF-8 byte order mark
-    nul = data.find(b"\x00")
-    if nul >= 0:
-        raise DataError(
-            "the file looks binary, not like CSV text",
-            where=str(path),
-            expected="text",
-            found=f"NUL bytes (the first at byte {nul})",
-            fix="Check the file; set data.source.format if it is Parquet or JSON. UTF-16 files "
-            "must be converted to UTF-8.",
-        )
-    text = _decode(path, data, options.encoding)
-    if options.encoding not in {"utf8"}:
-        data = text.encode("utf-8")
-    layout = _scan(path, data, text, options)
-    width = _check_layout(path, layout, options)
-
-    try:
-        df = pl.read_csv(
-            data,
-            has_header=options.has_header,
-            separator=sep,
-            comment_prefix=options.comment_prefix,
-            quote_char=_QUOTE,
-            skip_lines=options.skip_rows,
-            infer_schema=False,
-            empty_string_is_null=False,
-            truncate_ragged_lines=False,
-            raise_if_empty=False,
-        )
-    except pl.exceptions.PolarsError as exc:  # the scan catches most problems first
-        raise DataError(
-            "cannot parse the CSV file",
-            where=str(path),
-            found=_first_line(exc),
-            fix="Check read.separator, read.skip_rows and read.has_header, and the quoting: a "
-            'value holding a quote must be quoted whole, with the quote doubled ("a""b").',
-        ) from None
-    if df.width != width and df.height:
-        raise DataError(  # pragma: no cover - defensive: scan and parser disagree
-            "cannot parse the CSV file consistently",
-            where=str(path),
-            expected=f"{width} fields per line",
-            found=f"{df.width} columns",
-            fix="Check read.separator and the file's quoting.",
-        )
-    if df.height == layout.lines.height:
-        blank = layout.lines["blank"]
-        if bool(blank.any()):
-            df = df.filter(~blank)
-    else:  # defensive: the parser saw records differently; drop rows with no value at all
-        df = df.filter(~pl.all_horizontal(pl.all().is_null() | (pl.all().str.strip_chars() == "")))
-    names = options.columns if options.columns is not None else (layout.header or df.columns)
-    if options.strip_whitespace and options.columns is None:
-        names = [n.strip() for n in names]
-    if df.width == len(names):
-        df.columns = list(names)
-    return _clean_strings(df, options)
 
 
 def _scan(path: Location, data: bytes, text: str, options: ReadOptions) -> _Layout:
@@ -833,14 +1580,16 @@ def _scan(path: Location, data: bytes, text: str, options: ReadOptions) -> _Layo
             return _scan_slow(text, options)
     sep = options.separator
     line = pl.col("line")
-    unquoted = (
+    unquoted = (  # when/then computes both sides: skip the regex when there is no quote
         pl.when(line.str.contains(_QUOTE, literal=True))
         .then(line.str.replace_all(r'"[^"]*"', ""))
         .otherwise(line)
+        if _QUOTE in text
+        else line
     )
     lines = lines.with_columns(
         fields=(unquoted.str.count_matches(sep, literal=True) + 1).cast(pl.Int64)
-    ).with_columns(blank=(pl.col("fields") == 1) & (line.str.strip_chars() == ""))
+    ).with_columns(blank=(pl.col("fields") == 1) & ~line.str.contains(r"\S"))
     header: list[str] | None = None
     if options.has_header:
         first = lines.head(1)
@@ -933,101 +1682,21 @@ def _split_record(line: str, sep: str) -> list[str]:
     return next(csv.reader([line], delimiter=sep, quotechar=_QUOTE), [])
 
 
-def _check_layout(path: Location, layout: _Layout, options: ReadOptions) -> int:
-    """Check the header and the field count of every line; return the file's field count."""
-    data = layout.lines.filter(~pl.col("blank"))
-    if data.height == 0:
-        raise DataError(
-            "no data rows",
-            where=str(path),
-            expected="at least one data row",
-            found="a header only"
-            if layout.header is not None and "".join(layout.header).strip()
-            else "only blank or skipped lines",
-            fix="Check the file (and read.skip_rows / read.has_header).",
-        )
-    if layout.header is not None:
-        width = len(layout.header)
-        names = [n.strip() for n in layout.header] if options.strip_whitespace else layout.header
-        if options.columns is None:
-            _check_unique(names, path)
-            empty = [i + 1 for i, n in enumerate(names) if n == ""]
-            if empty:
-                raise DataError(
-                    "the header has a column without a name",
-                    where=str(path),
-                    expected="a name for every column",
-                    found=f"no name for column {_ordinal_list(empty)}",
-                    fix="Name it in the header, or give all names with read.columns.",
-                )
-    else:
-        width = int(data["fields"][0])
-        if options.columns is None:
-            raise DataError(
-                "the file has no header and no column names are configured",
-                where=str(path),
-                expected=f"read.columns with {width} names",
-                found="read.has_header: false without read.columns",
-                fix="List the column names under read.columns (or set read.has_header: true).",
-            )
-    if options.columns is not None:
-        if len(options.columns) != width:
-            raise DataError(
-                "read.columns does not match the file's fields",
-                where=str(path),
-                expected=f"{width} names (the file has {width} fields per line)",
-                found=f"{len(options.columns)} names",
-                fix="Give exactly one name per field, in file order.",
-            )
-        _check_unique(options.columns, path)
-
-    ragged = data.filter(pl.col("fields") != width)
-    if ragged.height and layout.text_lines is None:
-        # the quote-stripping count is approximate: confirm the suspects with the csv module
-        confirmed = [
-            _split_record(str(line), options.separator) for line in ragged["line"].head(1000)
-        ]
-        keep = [len(f) != width for f in confirmed] + [True] * max(0, ragged.height - 1000)
-        ragged = ragged.with_columns(
-            fields=pl.Series(
-                [len(f) for f in confirmed] + ragged["fields"].to_list()[1000:], dtype=pl.Int64
-            )
-        ).filter(pl.Series(keep))
-    if ragged.height:
-        first = ragged.row(0, named=True)
-        line = str(first["line"])
-        shown = line if len(line) <= 80 else line[:77] + "..."
-        fewer = first["fields"] < width
-        more = f"; {ragged.height - 1} more line(s) are ragged too" if ragged.height > 1 else ""
-        raise DataError(
-            f"line {first['lineno']} has {'fewer' if fewer else 'more'} fields than the "
-            + ("header" if layout.header is not None else "first line"),
-            where=f"{path}:{first['lineno']}",
-            expected=f"{width} fields separated by {options.separator!r}",
-            found=f"{first['fields']} fields: {shown!r}{more}",
-            fix=(
-                "The line may be truncated (an interrupted copy?): repair or remove it."
-                if fewer
-                else "Check read.separator, and quote values that contain the separator."
-            ),
-        )
-    return width
-
-
-def _decode(path: Location, data: bytes, encoding: str) -> str:
+def _decode(path: Location, data: bytes, encoding: str, *, line0: int = 0, byte0: int = 0) -> str:
+    """``data`` as text; ``line0``/``byte0``: the lines and bytes of the file before it."""
     codec = {"utf8": "utf-8", "utf8-lossy": "utf-8", "latin1": "latin-1", "cp1252": "cp1252"}
     errors = "replace" if encoding == "utf8-lossy" else "strict"
     try:
         return data.decode(codec.get(encoding, encoding), errors=errors)
     except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
+        line = line0 + data.count(b"\n", 0, exc.start) + 1
         bad = data[exc.start : exc.start + 4]
         other = "latin1" if encoding == "utf8" else "utf8-lossy"
         raise DataError(
             f"the file is not valid {encoding} text",
             where=f"{path}:{line}",
             expected=f"{encoding}-encoded text",
-            found=f"the bytes {bad!r} at byte {exc.start}",
+            found=f"the bytes {bad!r} at byte {byte0 + exc.start}",
             fix=f"Set read.encoding: {other} (or cp1252 for Windows files), or re-save the file "
             "as UTF-8.",
         ) from None

@@ -18,7 +18,7 @@ import polars as pl
 from modelyard.config.schema import SqlSource
 from modelyard.errors import DataError, MissingExtraError, mask_url, split_credentials
 
-__all__ = ["fingerprint_sql", "iter_sql", "read_sql", "redacted_url"]
+__all__ = ["fingerprint_sql", "iter_sql", "redacted_url", "stream_sql"]
 
 
 def _url(source: SqlSource) -> Any:
@@ -112,10 +112,15 @@ def iter_sql(source: SqlSource) -> Iterator[pl.DataFrame]:
         engine.dispose()
 
 
-def read_sql(source: SqlSource) -> pl.DataFrame:
-    """The whole table or query result as one DataFrame (read in chunks)."""
-    chunks = list(iter_sql(source))
-    if not chunks or sum(c.height for c in chunks) == 0:
+def stream_sql(source: SqlSource) -> Iterator[pl.DataFrame]:
+    """The non-empty chunks of the table or query, one at a time (never concatenated: a
+    result larger than memory streams); :class:`DataError` when there is no row at all."""
+    rows = 0
+    for chunk in iter_sql(source):
+        if chunk.height:
+            rows += chunk.height
+            yield chunk
+    if rows == 0:
         raise DataError(
             "no data rows",
             where=redacted_url(source),
@@ -123,15 +128,6 @@ def read_sql(source: SqlSource) -> pl.DataFrame:
             found=f"an empty {'table' if source.table else 'result'}",
             fix="Check the table or the query.",
         )
-    try:
-        return pl.concat(chunks, how="vertical_relaxed")
-    except pl.exceptions.PolarsError as exc:
-        raise DataError(
-            "the chunks of the SQL result have types that do not agree",
-            where=redacted_url(source),
-            found=str(exc).splitlines()[0],
-            fix="Cast the columns in the query.",
-        ) from None
 
 
 def fingerprint_sql(source: SqlSource) -> str:

@@ -148,7 +148,7 @@ class TableWriter:
 def write_part(frame: pl.DataFrame, path: Path) -> None:
     """One part file, written under a temporary name and renamed: never half a part."""
     tmp = path.with_name(f".{path.name}.tmp")
-    frame.write_parquet(tmp, statistics=False)
+    frame.write_parquet(tmp, statistics=False, compression="lz4")  # zstd: 2x the time
     tmp.replace(path)
 
 

@@ -33,13 +33,20 @@ nullability, ``unique`` and the declared checks stay hard in both modes; a row o
 data without its target goes as ``validation.missing_target`` says in both modes (by default to
 the quarantine, counted apart, not invalid). :class:`RowChecks`
 evaluates the declared checks on records (the prediction server) with the same expressions.
+
+A table of any size (:func:`validate_table`) is validated part by part with the same rules,
+one task per part through the executor; the parts' counts merge into one report, equal to the
+report of the whole table validated at once, and ``unique`` holds across parts. The input
+lines that ingestion could not read as rows join the quarantine there, and count as invalid.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
@@ -59,6 +66,9 @@ from modelyard.errors import NAMES_SHOWN, DataError, ValidationFailed, name_list
 if TYPE_CHECKING:
     import numpy as np
     import polars as pl
+
+    from modelyard.compute import Executor
+    from modelyard.data.table import Ingested, Table
 else:
     from modelyard.data.lazy import numpy as np
     from modelyard.data.lazy import polars as pl
@@ -66,7 +76,8 @@ else:
 log = logging.getLogger(__name__)
 
 ROW = "_row"
-"""Quarantine column: 0-based position of the row in the validated batch."""
+"""Quarantine column: 0-based position of the row in the validated batch (in the whole table
+for :func:`validate_table`)."""
 REASONS = "_reasons"
 """Quarantine column: why the row is invalid, reasons joined by ``"; "``."""
 DRIFT = "_drift"
@@ -81,6 +92,7 @@ _EXAMPLES = 5
 _SHOW_CHARS = 40
 _MASK = "\x00modelyard_mask_"
 _FAIL = "\x00modelyard_fail_"
+_DUP = "\x00modelyard_dup_"
 
 Example = str | int | float | bool | None
 
@@ -100,10 +112,15 @@ class Violation(BaseModel):
     """The first offending raw values (long text shortened)."""
     example_rows: list[int] = Field(default_factory=list)
     """The input positions of the first offending rows."""
+    example_lines: list[str] = Field(default_factory=list)
+    """``file:line`` of the first input lines that are not rows (check ``malformed_line``)."""
     message: str = ""
     """What the rule requires, in words."""
 
     def __str__(self) -> str:
+        if self.example_lines:
+            lines = f"{self.rows:,} line{'s' if self.rows != 1 else ''}"
+            return f"malformed lines: {lines} (e.g. {', '.join(self.example_lines[:3])})"
         where = f"{self.check} on '{self.column}'" if self.column else f"check {self.check}"
         values = list(dict.fromkeys(v for v in self.examples if v is not None))[:3]
         if values:  # a missing value says nothing: show where the rows are instead
@@ -169,8 +186,8 @@ class ValidationReport(BaseModel):
 
 
 @dataclass
-class ValidationResult:
-    """The outcome of :func:`validate`."""
+class ValidatedFrame:
+    """The outcome of :func:`validate` (one batch in memory)."""
 
     valid: pl.DataFrame
     """Typed rows that continue, in input order: the valid ones, or with ``on_error: warn``
@@ -186,6 +203,21 @@ class ValidationResult:
     drift: pl.Series = field(default_factory=lambda: pl.Series(DRIFT, [], dtype=pl.String))
     """``score`` mode: the :data:`DRIFT` reasons of each row of ``valid`` (null: not flagged).
     Empty in ``train`` mode."""
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    """The outcome of :func:`validate_table` (a table of any size, validated part by part)."""
+
+    valid: Table
+    """Typed rows that continue, in input order (as :attr:`ValidatedFrame.valid`)."""
+    quarantine: Table
+    """Raw values of the invalid rows and of the rows without a target, plus ``_row`` (the
+    row's input position) and ``_reasons``; when ingestion rejected input lines, those lines
+    too (after the rows), with ``_file``, ``_line`` (1-based line number) and ``_text``, and
+    null ``_row`` and row values. ``valid`` (its report count) + ``quarantine`` = input rows
+    + rejected lines."""
+    report: ValidationReport
 
 
 @dataclass(frozen=True)
@@ -269,9 +301,10 @@ def _contract_rules(
     fails: set[str],
     missing_target: str = "exclude",
     mode: Mode = "train",
-    seen: Mapping[str, pl.Series] | None = None,
+    repeated: Callable[[str], pl.Expr] | None = None,
 ) -> list[_Rule]:
     drift = mode == "score"
+    repeated = repeated or _repeated
     rules: list[_Rule] = []
     for col in contract.columns:
         c, name = pl.col(col.name), col.name
@@ -336,14 +369,11 @@ def _contract_rules(
                 )
             )
         if col.unique:
-            repeat = ~c.is_first_distinct()
-            if seen and name in seen:  # values of earlier batches of the same input
-                repeat = repeat | _is_in(c, seen[name])
             rules.append(
                 _Rule(
                     "unique",
                     name,
-                    c.is_not_null() & repeat,
+                    repeated(name),
                     pl.lit(f"{name}: ") + _show(name) + pl.lit(" is a duplicate"),
                     "unique values",
                 )
@@ -409,8 +439,18 @@ def _check_name(check: Check) -> str:
     return f"{check.column}.{'+'.join(kinds)}"
 
 
-def _declared_rule(check: Check, schema: pl.Schema) -> _Rule:
-    """The rule of one declared check; a :class:`DataError` if it cannot apply to ``schema``."""
+def _repeated(name: str) -> pl.Expr:
+    """True on a non-missing value seen earlier in the batch (the ``unique`` rules)."""
+    c = pl.col(name)
+    return c.is_not_null() & ~c.is_first_distinct()
+
+
+def _declared_rule(
+    check: Check, schema: pl.Schema, repeated: Callable[[str], pl.Expr] | None = None
+) -> _Rule:
+    """The rule of one declared check; a :class:`DataError` if it cannot apply to ``schema``.
+
+    ``repeated(column)``: the ``unique`` mask (default: within the batch)."""
     name = _check_name(check)
 
     def bad(problem: str, fix: str) -> DataError:
@@ -505,7 +545,7 @@ def _declared_rule(check: Check, schema: pl.Schema) -> _Rule:
         text = c.cast(pl.String, strict=False)
         masks.append(text.is_not_null() & ~text.str.contains(pattern).fill_null(False))
     if check.unique:
-        masks.append(c.is_not_null() & ~c.is_first_distinct())
+        masks.append((repeated or _repeated)(col))
     if check.not_null:
         masks.append(c.is_null())
     mask = pl.any_horizontal(masks) if len(masks) > 1 else masks[0]
@@ -536,13 +576,14 @@ def validate(
     options: ValidationSection,
     *,
     mode: Mode = "train",
-    seen: Mapping[str, pl.Series] | None = None,
-) -> ValidationResult:
+    duplicates: Mapping[str, np.ndarray[Any, np.dtype[np.int64]]] | None = None,
+) -> ValidatedFrame:
     """Validate the batch ``df`` against ``contract`` and ``options.checks``.
 
-    ``seen``: for a batch of a larger input, the values of ``unique`` contract columns that
-    earlier batches held (typed; only those that occur in this batch are needed): a row
-    holding one is a duplicate, as it would be were the input validated in one batch.
+    ``duplicates``: for a batch of a larger input (batch scoring), by column of the
+    ``unique`` rules, the positions in the batch of the values seen earlier in the whole
+    input (as :func:`validate_table` computes them); without it, repeats are looked for in
+    the batch.
 
     ``mode="score"`` (data to be scored by a trained model) flags values outside the
     contract's ranges and categories as drift instead of invalid (see the module docstring).
@@ -552,7 +593,7 @@ def validate(
     rows: ``quarantine`` (set aside), ``warn`` (kept, listed in the report and quarantine
     frame), ``fail`` (:class:`~modelyard.errors.ValidationFailed`). In every mode more invalid
     rows than ``options.max_invalid_fraction`` raise ``ValidationFailed``; the exception
-    carries the whole :class:`ValidationResult` (``.result``: report and quarantine), so that
+    carries the whole :class:`ValidatedFrame` (``.result``: report and quarantine), so that
     the caller can write them before it stops.
 
     Rows with a missing target are left out of ``valid`` and put in the quarantine (reason
@@ -563,7 +604,79 @@ def validate(
 
     A frame-level problem (missing or unexpected columns, an unusable check) raises
     :class:`~modelyard.errors.DataError` before any row is checked.
+
+    This is the function for one batch in memory (batch scoring, continuous ingestion,
+    labelling); :func:`validate_table` validates a table of any size part by part.
     """
+    batch = _validate_batch(df, contract, options, mode, duplicates=duplicates)
+    report = _report(batch.tally, options, mode, options.contract and contract is not None)
+    result = ValidatedFrame(
+        valid=batch.valid,
+        quarantine=batch.quarantine,
+        report=report,
+        valid_index=batch.kept_index,
+        drift=batch.drift,
+    )
+    _enforce(report, result)
+    return result
+
+
+@dataclass(frozen=True)
+class _Hits:
+    """Rows breaking one rule: how many, and the first few (raw value, input position)."""
+
+    rows: int
+    examples: list[Example]
+    example_rows: list[int]
+    example_lines: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Tally:
+    """What the validation of a batch found, in numbers that add up across batches."""
+
+    rows: int
+    kept: int
+    """Rows that continue (written to ``valid``)."""
+    out: int
+    """Rows in the quarantine."""
+    invalid: int
+    unlabelled: int
+    drifted: int
+    rules: tuple[tuple[str, str | None, str], ...]
+    """``(check, column, message)`` of every rule, by rule index."""
+    hits: dict[int, _Hits]
+    """Rules broken by some rows (drift rules excepted), by rule index."""
+    drift: dict[int, _Hits]
+    """Drift rules broken by kept rows (``score`` mode), by rule index."""
+    cast_columns: tuple[str, ...]
+    lines: _Hits | None = None
+    """Input lines that are not rows (rejected by ingestion): in the quarantine, invalid."""
+
+
+@dataclass(frozen=True)
+class _Batch:
+    valid: pl.DataFrame
+    quarantine: pl.DataFrame
+    kept_index: np.ndarray[Any, np.dtype[np.int64]]
+    drift: pl.Series
+    tally: _Tally
+
+
+def _validate_batch(
+    df: pl.DataFrame,
+    contract: DataContract | None,
+    options: ValidationSection,
+    mode: Mode,
+    *,
+    offset: int = 0,
+    duplicates: Mapping[str, np.ndarray[Any, np.dtype[np.int64]]] | None = None,
+) -> _Batch:
+    """Validate one batch; never raises for invalid rows (the caller decides, on the merged
+    report). ``offset``: the input position of the batch's first row (``_row`` and the
+    examples are input positions). ``duplicates``: for the columns of ``unique`` rules, the
+    batch positions of the values seen earlier in the whole table (computed by
+    :func:`validate_table` across parts); without it, repeats are looked for in the batch."""
     columns = df.columns
     for reserved in (ROW, REASONS, *((DRIFT,) if mode == "score" else ())):
         if reserved in columns:
@@ -579,19 +692,33 @@ def validate(
     else:
         typed, fails = df, pl.DataFrame()
     schema = typed.schema
-    rules = (
-        _contract_rules(
-            use_contract, schema, set(fails.columns), options.missing_target, mode, seen
-        )
-        if use_contract
-        else []
-    )
-    rules += [_declared_rule(check, schema) for check in options.checks]
-
     n = df.height
     frame = (
         typed.hstack(fails.rename({c: _FAIL + c for c in fails.columns})) if fails.width else typed
     )
+    repeated: Callable[[str], pl.Expr] | None = None
+    if duplicates is not None:
+        flags = []
+        for name, positions in duplicates.items():
+            seen = np.zeros(n, dtype=bool)
+            seen[positions] = True
+            flags.append(pl.Series(_DUP + name, seen, dtype=pl.Boolean))
+        if flags:
+            frame = frame.hstack(flags)
+        known = set(duplicates)
+
+        def repeated(name: str) -> pl.Expr:
+            return pl.col(_DUP + name) if name in known else _repeated(name)
+
+    rules = (
+        _contract_rules(
+            use_contract, schema, set(fails.columns), options.missing_target, mode, repeated
+        )
+        if use_contract
+        else []
+    )
+    rules += [_declared_rule(check, schema, repeated) for check in options.checks]
+
     no_row = pl.Series([False] * n, dtype=pl.Boolean)
     if rules:
         masks = frame.select(
@@ -617,18 +744,18 @@ def validate(
     keep = ~unlabelled if warn else ~out
     keep_all = not (unlabelled_rows if warn else out_rows)
     kept_index = (
-        np.arange(n, dtype=np.int64)
+        np.arange(offset, offset + n, dtype=np.int64)
         if keep_all
-        else np.flatnonzero(keep.to_numpy()).astype(np.int64)
+        else np.flatnonzero(keep.to_numpy()).astype(np.int64) + offset
     )
     drifted_rows, drift, drift_reasons = _drift(
         df, masks, rules, counts, None if keep_all else keep, kept_index, mode
     )
 
-    violations: list[Violation] = []
+    hits: dict[int, _Hits] = {}
     hit = [i for i, k in enumerate(counts) if k and not rules[i].drift]
     if out_rows:
-        bad_idx = np.flatnonzero(out.to_numpy())
+        bad_idx = np.flatnonzero(out.to_numpy()) + offset
         raw_bad = df.filter(out).with_columns(pl.Series(ROW, bad_idx, dtype=pl.Int64))
         mask_bad = masks.filter(out).select(f"{_MASK}{i}" for i in hit)
         both = raw_bad.hstack(mask_bad)
@@ -645,59 +772,151 @@ def validate(
             shown = [ROW, f"{_MASK}{i}", *([rule.column] if rule.column else [])]
             sel = both.select(shown).filter(pl.col(f"{_MASK}{i}")).head(_EXAMPLES)
             examples = [_example(v) for v in sel[rule.column].to_list()] if rule.column else []
-            violations.append(
-                Violation(
-                    check=rule.check,
-                    column=rule.column,
-                    rows=int(counts[i]),
-                    examples=examples,
-                    example_rows=sel[ROW].to_list(),
-                    message=rule.message,
-                )
-            )
-        violations.sort(key=lambda v: -v.rows)
+            hits[i] = _Hits(int(counts[i]), examples, sel[ROW].to_list())
     else:
         quarantine = df.head(0).with_columns(
             pl.Series(ROW, [], dtype=pl.Int64), pl.Series(REASONS, [], dtype=pl.String)
         )
-
-    fraction = invalid_rows / n if n else 0.0
-    report = ValidationReport(
+    tally = _Tally(
         rows=n,
-        valid_rows=n - out_rows,
-        invalid_rows=invalid_rows,
+        kept=len(kept_index),
+        out=out_rows,
+        invalid=invalid_rows,
+        unlabelled=unlabelled_rows,
+        drifted=drifted_rows,
+        rules=tuple((r.check, r.column, r.message) for r in rules),
+        hits=hits,
+        drift=drift,
+        cast_columns=tuple(fails.columns),
+    )
+    valid = typed if keep_all else typed.filter(keep)
+    return _Batch(valid, quarantine, kept_index, drift_reasons, tally)
+
+
+def _merge(tallies: Sequence[_Tally]) -> _Tally:
+    """The tally of the batches one after the other (``tallies`` in input order): counts
+    summed, examples the first ones in input order."""
+    if len(tallies) == 1:
+        return tallies[0]
+
+    def hits(which: Callable[[_Tally], Mapping[int, _Hits]]) -> dict[int, _Hits]:
+        out: dict[int, _Hits] = {}
+        for tally in tallies:
+            for i, h in which(tally).items():
+                prev = out.get(i)
+                if prev is None:
+                    out[i] = h
+                else:
+                    out[i] = _Hits(
+                        prev.rows + h.rows,
+                        (prev.examples + h.examples)[:_EXAMPLES],
+                        (prev.example_rows + h.example_rows)[:_EXAMPLES],
+                    )
+        return dict(sorted(out.items()))
+
+    rules = max((t.rules for t in tallies), key=len)
+    lines = [t.lines for t in tallies if t.lines is not None and t.lines.rows]
+    return _Tally(
+        rows=sum(t.rows for t in tallies),
+        kept=sum(t.kept for t in tallies),
+        out=sum(t.out for t in tallies),
+        invalid=sum(t.invalid for t in tallies),
+        unlabelled=sum(t.unlabelled for t in tallies),
+        drifted=sum(t.drifted for t in tallies),
+        rules=rules,
+        hits=hits(lambda t: t.hits),
+        drift=hits(lambda t: t.drift),
+        cast_columns=tuple(dict.fromkeys(c for t in tallies for c in t.cast_columns)),
+        lines=_Hits(
+            sum(h.rows for h in lines),
+            [e for h in lines for e in h.examples][:_EXAMPLES],
+            [],
+            [e for h in lines for e in h.example_lines][:_EXAMPLES],
+        )
+        if lines
+        else None,
+    )
+
+
+MALFORMED = "malformed_line"
+"""The check of input lines that are not rows (too few or too many fields)."""
+
+
+def _violations(
+    rules: Sequence[tuple[str, str | None, str]], hits: Mapping[int, _Hits]
+) -> list[Violation]:
+    out = [
+        Violation(
+            check=rules[i][0],
+            column=rules[i][1],
+            rows=h.rows,
+            examples=h.examples,
+            example_rows=h.example_rows,
+            message=rules[i][2],
+        )
+        for i, h in sorted(hits.items())
+        if h.rows
+    ]
+    out.sort(key=lambda v: -v.rows)
+    return out
+
+
+def _report(
+    tally: _Tally, options: ValidationSection, mode: Mode, contract_checked: bool
+) -> ValidationReport:
+    lines = tally.lines.rows if tally.lines is not None else 0
+    rows = tally.rows + lines
+    invalid = tally.invalid + lines
+    violations = _violations(tally.rules, tally.hits)
+    if lines:
+        assert tally.lines is not None
+        violations.append(
+            Violation(
+                check=MALFORMED,
+                column=None,
+                rows=lines,
+                examples=tally.lines.examples,
+                example_lines=tally.lines.example_lines,
+                message="lines that read as rows of the table (as many fields as columns)",
+            )
+        )
+        violations.sort(key=lambda v: -v.rows)
+    fraction = invalid / rows if rows else 0.0
+    return ValidationReport(
+        rows=rows,
+        valid_rows=rows - tally.out - lines,
+        invalid_rows=invalid,
         invalid_fraction=fraction,
-        missing_target_rows=unlabelled_rows,
+        missing_target_rows=tally.unlabelled,
         on_error=options.on_error,
         max_invalid_fraction=options.max_invalid_fraction,
         violations=violations,
-        passed=invalid_rows == 0,
-        contract_checked=use_contract is not None,
-        rules=len(rules),
-        cast_columns=list(fails.columns),
+        passed=invalid == 0,
+        contract_checked=contract_checked,
+        rules=len(tally.rules),
+        cast_columns=list(tally.cast_columns),
         mode=mode,
-        drifted_rows=drifted_rows,
-        drift=drift,
+        drifted_rows=tally.drifted,
+        drift=_violations(tally.rules, tally.drift),
     )
-    result = ValidationResult(
-        valid=typed if keep_all else typed.filter(keep),
-        quarantine=quarantine,
-        report=report,
-        valid_index=kept_index,
-        drift=drift_reasons,
-    )
-    found = _found(violations)
-    if fraction > options.max_invalid_fraction:
+
+
+def _enforce(report: ValidationReport, result: Any) -> None:
+    """Raise :class:`ValidationFailed` (carrying ``result``) when the report breaks the
+    policy (``max_invalid_fraction``, ``on_error: fail``); warn with ``on_error: warn``."""
+    found = _found(report.violations)
+    n, invalid_rows, fraction = report.rows, report.invalid_rows, report.invalid_fraction
+    if fraction > report.max_invalid_fraction:
         raise ValidationFailed(
             f"{invalid_rows:,} of {n:,} rows ({fraction:.2%}) are invalid, more than "
-            f"validation.max_invalid_fraction ({options.max_invalid_fraction:.2%})",
+            f"validation.max_invalid_fraction ({report.max_invalid_fraction:.2%})",
             where="validation",
             found=found,
             fix="Fix the data at its source, correct the contract if it is too strict, or "
             "raise validation.max_invalid_fraction.",
             result=result,
         )
-    if invalid_rows and options.on_error == "fail":
+    if invalid_rows and report.on_error == "fail":
         raise ValidationFailed(
             f"{invalid_rows:,} of {n:,} rows are invalid and validation.on_error is 'fail'",
             where="validation",
@@ -706,9 +925,8 @@ def validate(
             "to set invalid rows aside.",
             result=result,
         )
-    if invalid_rows and options.on_error == "warn":
+    if invalid_rows and report.on_error == "warn":
         log.warning("validation: %s", report.summary())
-    return result
 
 
 def _found(violations: list[Violation], shown: int = 5) -> str:
@@ -727,12 +945,12 @@ def _drift(
     kept: pl.Series | None,
     kept_index: np.ndarray[Any, np.dtype[np.int64]],
     mode: Mode,
-) -> tuple[int, list[Violation], pl.Series]:
+) -> tuple[int, dict[int, _Hits], pl.Series]:
     """Rows kept despite drift rules (``score`` mode): how many, which rules, and why."""
     soft = [i for i, k in enumerate(counts) if k and rules[i].drift]
     if not soft:
         rows = len(kept_index) if mode == "score" else 0
-        return 0, [], pl.Series(DRIFT, [None] * rows, dtype=pl.String)
+        return 0, {}, pl.Series(DRIFT, [None] * rows, dtype=pl.String)
     cols = [f"{_MASK}{i}" for i in soft]
     raw = df if kept is None else df.filter(kept)
     both = raw.hstack(masks.select(cols) if kept is None else masks.filter(kept).select(cols))
@@ -749,7 +967,7 @@ def _drift(
         )
         .alias(DRIFT)
     ).to_series()
-    drift: list[Violation] = []
+    drift: dict[int, _Hits] = {}
     for i in soft:
         rule = rules[i]
         shown = [ROW, f"{_MASK}{i}", *([rule.column] if rule.column else [])]
@@ -757,18 +975,258 @@ def _drift(
         if not sel.height:
             continue
         head = sel.head(_EXAMPLES)
-        drift.append(
-            Violation(
-                check=rule.check,
-                column=rule.column,
-                rows=sel.height,
-                examples=[_example(v) for v in head[rule.column].to_list()] if rule.column else [],
-                example_rows=head[ROW].to_list(),
-                message=rule.message,
-            )
+        drift[i] = _Hits(
+            sel.height,
+            [_example(v) for v in head[rule.column].to_list()] if rule.column else [],
+            head[ROW].to_list(),
         )
-    drift.sort(key=lambda v: -v.rows)
     return int(reasons.is_not_null().sum()), drift, reasons
+
+
+# --------------------------------------------------------------------------- tables
+
+_LINE_COLUMNS = ("_file", "_line", "_text")
+"""Quarantine columns of the input lines that are not rows (when ingestion rejected some)."""
+_PROBE_ROWS = 64
+
+
+def validate_table(
+    ingested: Ingested,
+    contract: DataContract | None,
+    options: ValidationSection,
+    *,
+    mode: Mode = "train",
+    folder: Path,
+    executor: Executor | None = None,
+) -> ValidationResult:
+    """Validate a table part by part: :func:`validate`'s rules, for a table of any size.
+
+    One task per part of ``ingested.rows`` runs through ``executor`` (a one-part table runs
+    inline: exactly :func:`validate` on the whole frame); each writes its part of the valid
+    table and of the quarantine (``folder/valid``, ``folder/quarantine``, same part number) and
+    returns its counts and first examples, which merge in part order into one
+    :class:`ValidationReport`: counts summed, examples the first in input order,
+    ``invalid_fraction`` over the whole input, ``_row`` the row's position in the whole table.
+    The input lines that ingestion could not read as rows (``ingested.rejected``) are added
+    to the quarantine after the rows (with ``_file``, ``_line``, ``_text`` and their
+    ``_reasons``) and count as invalid rows: valid + quarantined = rows + rejected lines.
+
+    Rules across rows hold across parts: ``unique`` (contract and declared checks) is decided
+    over the whole table, exactly: a first pass hashes the typed values, a second reads the
+    values of the rows whose hash repeats (true repeats and rare collisions). A declared ``expression`` check that compares
+    a row with others (an aggregate, a window: ``x < MAX(x)``) would depend on the batch: on a
+    table of several parts it is a :class:`~modelyard.errors.DataError`.
+
+    The policy (``max_invalid_fraction``, ``on_error: fail``) is applied to the merged report,
+    after both tables are written: :class:`~modelyard.errors.ValidationFailed` carries this
+    result, so that the caller can publish the quarantine before it stops.
+    """
+    from modelyard.data.parts import map_parts, part_path
+    from modelyard.data.table import Table
+
+    rows = ingested.rows
+    parts = rows.parts()
+    schema = rows.schema
+    sizes = rows.part_rows() if len(parts) > 1 else [rows.num_rows]
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64).tolist()
+    # Frame-level problems (columns, reserved names, unusable checks) before any row is read.
+    _validate_batch(pl.DataFrame(schema=schema), contract, options, mode)
+    duplicates: list[dict[str, np.ndarray[Any, np.dtype[np.int64]]] | None] = [None] * len(parts)
+    if len(parts) > 1:
+        _refuse_checks_across_rows(parts[0], contract, options)
+        duplicates = _duplicates_across_parts(parts, offsets, contract, options, executor)
+    lines = ingested.rejected.num_rows if ingested.rejected is not None else 0
+    valid_dir, quarantine_dir = folder / "valid", folder / "quarantine"
+    valid_dir.mkdir(parents=True, exist_ok=True)
+    quarantine_dir.mkdir(parents=True, exist_ok=True)
+    tasks = [
+        (
+            str(part),
+            str(part_path(valid_dir, i)),
+            str(part_path(quarantine_dir, i)),
+            contract,
+            options,
+            mode,
+            offsets[i],
+            duplicates[i],
+            dict(schema),
+            lines > 0,
+        )
+        for i, part in enumerate(parts)
+    ]
+    try:
+        tallies: list[_Tally] = map_parts(executor, _validate_part, tasks)
+        if lines:
+            tallies.append(_quarantine_lines(ingested.rejected, schema, quarantine_dir, len(parts)))
+    except BaseException:
+        import shutil
+
+        shutil.rmtree(folder / "valid", ignore_errors=True)
+        shutil.rmtree(folder / "quarantine", ignore_errors=True)
+        raise
+    tally = _merge(tallies)
+    report = _report(tally, options, mode, options.contract and contract is not None)
+    quarantined = tally.out + (tally.lines.rows if tally.lines is not None else 0)
+    result = ValidationResult(
+        valid=Table(valid_dir, tally.kept),
+        quarantine=Table(quarantine_dir, quarantined),
+        report=report,
+    )
+    _enforce(report, result)
+    return result
+
+
+def _validate_part(
+    path: str,
+    valid_path: str,
+    quarantine_path: str,
+    contract: DataContract | None,
+    options: ValidationSection,
+    mode: Mode,
+    offset: int,
+    duplicates: Mapping[str, np.ndarray[Any, np.dtype[np.int64]]] | None,
+    schema: Mapping[str, pl.DataType],
+    with_lines: bool,
+) -> _Tally:
+    """The task of one part: validate it, write its valid rows and its quarantine."""
+    from modelyard.data.table import write_part
+
+    df = _read_part(path, schema)
+    batch = _validate_batch(df, contract, options, mode, offset=offset, duplicates=duplicates)
+    quarantine = batch.quarantine
+    if with_lines:
+        quarantine = quarantine.with_columns(
+            pl.lit(None, dtype=pl.String).alias("_file"),
+            pl.lit(None, dtype=pl.Int64).alias("_line"),
+            pl.lit(None, dtype=pl.String).alias("_text"),
+        )
+    write_part(batch.valid, Path(valid_path))
+    write_part(quarantine, Path(quarantine_path))
+    return batch.tally
+
+
+def _read_part(path: str, schema: Mapping[str, pl.DataType], **kw: Any) -> pl.DataFrame:
+    """A part, in the table's column types (every part of a table has them)."""
+    df = pl.read_parquet(path, **kw)
+    wanted: dict[Any, Any] = {c: schema[c] for c in df.columns if c in schema}
+    if any(df.schema[c] != t for c, t in wanted.items()):
+        df = df.cast(wanted)  # strict: a value that does not fit is an error, never a null
+    return df
+
+
+def _quarantine_lines(rejected: Table, schema: pl.Schema, folder: Path, first: int) -> _Tally:
+    """The input lines that are not rows, as quarantine parts ``first``, ``first + 1``, ...
+    (row columns null), and their tally: invalid, with their first texts and places."""
+    from modelyard.data.parts import part_path
+    from modelyard.data.table import write_part
+
+    nulls = [pl.lit(None, dtype=dtype).alias(name) for name, dtype in schema.items()]
+    total, index = 0, first
+    examples: list[Example] = []
+    places: list[str] = []
+    for part in rejected.batches():
+        if not part.height:
+            continue
+        frame = part.select(
+            *nulls,
+            pl.lit(None, dtype=pl.Int64).alias(ROW),
+            pl.col("_reasons").cast(pl.String).alias(REASONS),
+            pl.col("_file").cast(pl.String),
+            pl.col("_line").cast(pl.Int64),
+            pl.col("_text").cast(pl.String),
+        )
+        write_part(frame, part_path(folder, index))
+        index += 1
+        total += frame.height
+        if len(places) < _EXAMPLES:
+            head = part.head(_EXAMPLES - len(places))
+            examples += [_example(t) for t in head["_text"].to_list()]
+            places += [f"{f}:{n}" for f, n in head.select("_file", "_line").iter_rows()]
+    return _Tally(
+        rows=0, kept=0, out=0, invalid=0, unlabelled=0, drifted=0, rules=(), hits={}, drift={},
+        cast_columns=(), lines=_Hits(total, examples, [], places),
+    )  # fmt: skip
+
+
+def _unique_columns(contract: DataContract | None, options: ValidationSection) -> list[str]:
+    """The columns of the ``unique`` rules (contract and declared checks)."""
+    names: list[str] = []
+    if contract is not None and options.contract:
+        names += [c.name for c in contract.columns if c.unique]
+    names += [str(c.column) for c in options.checks if c.unique and c.column is not None]
+    return list(dict.fromkeys(names))
+
+
+def _duplicates_across_parts(
+    parts: Sequence[Path],
+    offsets: Sequence[int],
+    contract: DataContract | None,
+    options: ValidationSection,
+    executor: Executor | None,
+) -> list[dict[str, np.ndarray[Any, np.dtype[np.int64]]] | None]:
+    """For each part, the positions (in the part) of the values of ``unique`` columns seen
+    earlier in the table (:func:`~modelyard.data.parts.repeats_across_parts`)."""
+    from modelyard.data.parts import repeats_across_parts
+
+    columns = _unique_columns(contract, options)
+    if not columns:
+        return [None] * len(parts)
+    use = contract if options.contract else None
+    types = {c.name: c.type for c in use.columns if c.name in columns} if use else {}
+    return list(repeats_across_parts(parts, offsets, columns, types, executor))
+
+
+def _refuse_checks_across_rows(
+    first_part: Path, contract: DataContract | None, options: ValidationSection
+) -> None:
+    """A declared expression check that compares rows (``x < MAX(x)``) cannot run per part:
+    its result would depend on where the parts begin. A :class:`DataError` names it."""
+    expressions = [c for c in options.checks if c.expression is not None]
+    if not expressions:
+        return
+    head = pl.read_parquet(first_part, n_rows=_PROBE_ROWS)
+    use = contract if options.contract else None
+    typed = cast_to_contract(head, use)[0] if use is not None else head
+    for check in expressions:
+        rule = _declared_rule(check, typed.schema)
+        if _spans_rows(rule.mask, typed):
+            name = _check_name(check)
+            raise DataError(
+                f"the check '{name}' compares a row with other rows (an aggregate or a "
+                "window), so its result would depend on how the table is cut into batches",
+                where="validation.checks",
+                expected="a condition on the values of one row",
+                found=str(check.expression),
+                fix="Compare with fixed values (a min/max check, or an expression such as "
+                '"x < 100"), or raise data.batch_rows above the table\'s row count to check '
+                "the whole table at once.",
+            )
+
+
+_ACROSS_ROWS = (
+    r'\{"(Agg|Over|Window)":'  # an aggregate or a window
+    r'|(?<!"Column":)"Len"'  # COUNT(*), ROW_NUMBER()
+    r'|"function":\{?"(Shift|Rank|Quantile|Diff|Cum\w*|Unique|NUnique|ArgMin|ArgMax)"'
+)
+
+
+def _spans_rows(mask: pl.Expr, typed: pl.DataFrame) -> bool:
+    """Whether ``mask`` reads other rows: an aggregate, window or shift in its plan, or a
+    result on the probe rows that differs when each row is evaluated alone."""
+    try:
+        plan = mask.meta.serialize(format="json")
+    except Exception:
+        plan = ""
+    if re.search(_ACROSS_ROWS, plan):
+        return True
+    if typed.height < 2:
+        return False
+    together = typed.select(mask.fill_null(False).alias("m")).to_series().to_list()
+    alone = [
+        typed.slice(i, 1).select(mask.fill_null(False).alias("m")).item()
+        for i in range(typed.height)
+    ]
+    return together != alone
 
 
 # --------------------------------------------------------------------------- scoring records
@@ -925,8 +1383,6 @@ class _PyCheck:
 
 def _python_check(check: Check, rule: _Rule, types: Mapping[str, ColumnType]) -> _PyCheck | None:
     """The check as a Python predicate, or ``None`` when only its polars rule is exact."""
-    import re
-
     if check.expression is not None or rule.column is None:
         return None
     typ = types[rule.column]

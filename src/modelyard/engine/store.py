@@ -171,6 +171,7 @@ class ArtifactStore:
         self.tmp = self.root / "tmp"
         self.state = self.root / "state"
         self._stamp = stamp or {}
+        self._scratch: set[Path] = set()
 
     def folder(self, step: str, key: str) -> Path:
         return self.artifacts / step / key
@@ -258,10 +259,12 @@ class ArtifactStore:
 
     def scratch(self, name: str) -> Path:
         """A fresh, empty folder for a step to write a large output into (a table's parts);
-        removed with the rest of ``tmp/`` at the start of the next run."""
+        removed with the rest of ``tmp/`` by the next run of another store object (the
+        outputs of this one's steps, saved or not, may still be read from it)."""
         self.tmp.mkdir(parents=True, exist_ok=True)
         folder = self.tmp / f"scratch-{name}-{uuid.uuid4().hex[:8]}"
         folder.mkdir()
+        self._scratch.add(folder)
         return folder
 
     def load(self, step: str, key: str, codec: Codec) -> Any:
@@ -288,7 +291,7 @@ class ArtifactStore:
         """Remove leftovers of killed runs; returns how many there were."""
         if not self.tmp.exists():
             return 0
-        leftovers = list(self.tmp.iterdir())
+        leftovers = [p for p in self.tmp.iterdir() if p not in self._scratch]
         for item in leftovers:
             shutil.rmtree(item, ignore_errors=True) if item.is_dir() else item.unlink(
                 missing_ok=True

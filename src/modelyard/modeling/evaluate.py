@@ -41,6 +41,7 @@ from pydantic import BaseModel, ConfigDict
 from modelyard.compute import Executor
 from modelyard.config.schema import EvaluationSection
 from modelyard.data.contract import DataContract, Task, did_you_mean
+from modelyard.data.table import Table
 from modelyard.errors import ModelyardError, name_list
 from modelyard.modeling.features import target_array, to_pandas
 from modelyard.modeling.tasks import compute_metrics, positive_class, resolve_metric, sklearn_scorer
@@ -292,23 +293,43 @@ def evaluate(
     threshold: float | None = None,
     exclude: Sequence[str] = (),
     executor: Executor | None = None,
+    table: Table | None = None,
 ) -> Evaluation:
     """Evaluate the fitted ``model`` (it takes :func:`~modelyard.modeling.features.to_pandas`
     frames) on the ``test`` rows. ``threshold``: a binary decision threshold chosen elsewhere
     (out-of-fold); when None it is 0.5 or chosen on the test set, as the module docstring says.
     ``exclude``: columns left out of the model input, as given to ``to_pandas`` at training
     (e.g. the sample-weight column).
+
+    ``table``: every test row of a big test set, ``test`` being a sample of it. The table is
+    then predicted part by part on the executor (only the labels, predictions and slice
+    columns are kept), every metric, curve and slice is computed on all its rows, and the
+    permutation importance on the sample.
     """
     metric = resolve_metric(task, metric)
     _check_slices(test, options.slices)
     X = to_pandas(test, contract, exclude=exclude)
-    y = target_array(test, contract)
+    if table is None:
+        y = target_array(test, contract)
+        if len(y) == 0:
+            raise ModelyardError("the test set is empty", where="evaluation")
+        predicted = _predict_all(model, X, task, executor)
+        slice_frame = test.select(list(options.slices))
+        X_imp, y_imp = X, None
+    else:
+        y, predicted, slice_frame = _stream(
+            model, table, contract, task, exclude, list(options.slices), executor
+        )
+        if len(y) == 0:
+            raise ModelyardError("the test set is empty", where="evaluation")
+        X_imp, y_imp = X, np.asarray(target_array(test, contract))
+        if task != "regression":
+            y_imp = y_imp.astype(str)
     n = len(y)
-    if n == 0:
-        raise ModelyardError("the test set is empty", where="evaluation")
+    pred, proba = predicted.values, predicted.proba
 
     if task == "regression":
-        pred = np.asarray(predict(model, X, "predict", executor), dtype=np.float64)
+        assert pred is not None
         result = Evaluation(
             task=task,
             metric=metric,
@@ -321,16 +342,7 @@ def evaluate(
         label_pred: np.ndarray = pred
     else:
         classes = [str(c) for c in model.classes_]
-        proba = (
-            np.asarray(predict(model, X, "predict_proba", executor), dtype=np.float64)
-            if hasattr(model, "predict_proba")
-            else None
-        )
-        final = model.steps[-1][1] if hasattr(model, "steps") else model
-        if proba is not None and getattr(final, "predict_is_argmax", False):
-            label_pred = np.asarray(classes, dtype=object)[np.argmax(proba, axis=1)].astype(str)
-        else:
-            label_pred = np.asarray(model.predict(X)).astype(str)
+        label_pred = predicted.labels
         y = np.asarray(y).astype(str)
         unseen = sorted(set(np.unique(y)) - set(classes))
         # a label the model never saw (a group split, a test file) has no probability column:
@@ -374,21 +386,123 @@ def evaluate(
         np.add.at(matrix, ([index[v] for v in y], [index[v] for v in cm_pred]), 1)
         result.confusion_matrix = ConfusionMatrix(labels=labels, matrix=matrix.tolist())
 
-    seen = np.ones(n, dtype=bool)
+    if y_imp is None:  # every test row is in memory: the importance uses them
+        y_imp = y
+    seen = np.ones(len(y_imp), dtype=bool)
     if result.unseen_classes:  # proba is None for metrics; importance on the known labels
-        seen = ~np.isin(y, result.unseen_classes)
+        seen = ~np.isin(y_imp, result.unseen_classes)
         proba, classes = None, (classes or []) + result.unseen_classes
     if options.permutation_importance and seen.any():
-        rows = importance_rows(X.shape[1], len(classes) if classes else 0)
+        rows = importance_rows(X_imp.shape[1], len(classes) if classes else 0)
         result.permutation_importance = _importance(
-            model, X[seen].reset_index(drop=True), y[seen], task=task, metric=metric, seed=seed,
-            executor=executor, rows=rows,
+            model, X_imp[seen].reset_index(drop=True), y_imp[seen], task=task, metric=metric,
+            seed=seed, executor=executor, rows=rows,
         )  # fmt: skip
 
     result.slices = _slices(
-        test, options.slices, task=task, y=y, pred=label_pred, proba=proba, classes=classes
+        slice_frame, options.slices, task=task, y=y, pred=label_pred, proba=proba, classes=classes
     )
     return result
+
+
+class _Predicted:
+    """A model's predictions on some rows: values (regression), or class probabilities (when
+    the model has them) and labels."""
+
+    def __init__(
+        self, values: np.ndarray | None, proba: np.ndarray | None, labels: np.ndarray
+    ) -> None:
+        self.values = values
+        self.proba = proba
+        self.labels = labels
+
+    @staticmethod
+    def concat(parts: Sequence[_Predicted]) -> _Predicted:
+        def cat(arrays: list[np.ndarray | None]) -> np.ndarray | None:
+            return None if any(a is None for a in arrays) else np.concatenate(arrays)  # type: ignore[arg-type]
+
+        labels = cat([p.labels for p in parts])
+        assert labels is not None
+        return _Predicted(cat([p.values for p in parts]), cat([p.proba for p in parts]), labels)
+
+
+def _predict_all(model: Any, X: Any, task: Task, executor: Executor | None) -> _Predicted:
+    """Values, or probabilities and labels, of ``model`` on ``X`` (the rules of the module
+    docstring: labels are the argmax of the probabilities when the model says it predicts so)."""
+    if task == "regression":
+        pred = np.asarray(predict(model, X, "predict", executor), dtype=np.float64)
+        return _Predicted(pred, None, pred)
+    classes = [str(c) for c in model.classes_]
+    proba = (
+        np.asarray(predict(model, X, "predict_proba", executor), dtype=np.float64)
+        if hasattr(model, "predict_proba")
+        else None
+    )
+    final = model.steps[-1][1] if hasattr(model, "steps") else model
+    if proba is not None and getattr(final, "predict_is_argmax", False):
+        labels = np.asarray(classes, dtype=object)[np.argmax(proba, axis=1)].astype(str)
+    else:
+        labels = np.asarray(model.predict(X)).astype(str)
+    return _Predicted(None, proba, labels)
+
+
+def _predict_part(
+    model: Any,
+    path: str,
+    contract: DataContract,
+    exclude: Sequence[str],
+    task: Task,
+    slices: list[str],
+) -> tuple[np.ndarray, _Predicted, pl.DataFrame]:
+    """One test part: its labels, the model's predictions, and its slice columns."""
+    part = pl.read_parquet(path)
+    y = target_array(part, contract)
+    if part.height == 0:
+        empty = np.zeros(0)
+        width = (
+            len(model.classes_) if task != "regression" and hasattr(model, "predict_proba") else 0
+        )
+        return (
+            y,
+            _Predicted(
+                empty if task == "regression" else None,
+                np.zeros((0, width)) if width else None,
+                empty.astype(str) if task != "regression" else empty,
+            ),
+            part.select(slices),
+        )
+    return (
+        y,
+        _predict_all(model, to_pandas(part, contract, exclude=exclude), task, None),
+        part.select(slices),
+    )
+
+
+def _stream(
+    model: Any,
+    table: Table,
+    contract: DataContract,
+    task: Task,
+    exclude: Sequence[str],
+    slices: list[str],
+    executor: Executor | None,
+) -> tuple[np.ndarray, _Predicted, pl.DataFrame]:
+    """Every row of ``table`` predicted, part by part on the executor, in table order."""
+    from modelyard.modeling.parts import map_parts
+
+    parts = table.parts()
+    shared = executor.share(model) if executor is not None and len(parts) > 1 else None
+    try:
+        ref = shared if shared is not None else model
+        calls = [(ref, str(p), contract, list(exclude), task, slices) for p in parts]
+        results = list(map_parts(executor if shared is not None else None, _predict_part, calls))
+    finally:
+        if shared is not None and executor is not None:
+            executor.unshare(shared)
+    y = np.concatenate([r[0] for r in results])
+    predicted = _Predicted.concat([r[1] for r in results])
+    frame = pl.concat([r[2] for r in results], how="vertical")
+    return y, predicted, frame
 
 
 def importance_rows(columns: int, classes: int) -> int:

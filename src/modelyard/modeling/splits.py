@@ -17,6 +17,9 @@ tuning; cross-validation (:func:`cv_splitter`) runs on the training part only.
 - ``test_file``: the given test frame as is.
 
 Random choices use ``seed``; row order inside each part is the input order (time: time order).
+
+This is the split of data held in memory (one part). A table of several parts is split per row
+by a hash of its key and the seed, with no shuffle: :mod:`modelyard.modeling.table_split`.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
@@ -33,15 +36,41 @@ from modelyard.config.schema import SplitSection
 from modelyard.data.contract import DataContract, Task, did_you_mean
 from modelyard.errors import DataError, ModelyardError, name_list
 
+if TYPE_CHECKING:
+    from modelyard.data.table import Table
+
 
 @dataclass(frozen=True)
 class Split:
-    """A train / test split and how it was made (``description`` is for people)."""
+    """A train / test split and how it was made (``description`` is for people).
+
+    A table of several parts is split into :attr:`train_table` / :attr:`test_table` (every
+    row, on disk); :attr:`train` and :attr:`test` are then seeded samples of them, held in
+    memory (what the search and the gate use), and :attr:`sample` says how they were drawn.
+    Otherwise the tables are ``None`` and ``train`` / ``test`` hold every row.
+    """
 
     train: pl.DataFrame
     test: pl.DataFrame
     method: str
     description: str
+    train_table: Table | None = None
+    """Every training row, when ``train`` is a sample of them."""
+    test_table: Table | None = None
+    """Every test row, when ``test`` is a sample of them."""
+    sample: str | None = None
+    """How the in-memory samples were drawn, e.g. "model search on a stratified sample of
+    250,000 of 8,000,000 training rows"."""
+
+    @property
+    def train_rows(self) -> int:
+        """Training rows in all (more than ``train.height`` when ``train`` is a sample)."""
+        return self.train_table.num_rows if self.train_table is not None else self.train.height
+
+    @property
+    def test_rows(self) -> int:
+        """Test rows in all (more than ``test.height`` when ``test`` is a sample)."""
+        return self.test_table.num_rows if self.test_table is not None else self.test.height
 
 
 def _pct(share: float) -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -36,7 +37,9 @@ if TYPE_CHECKING:
     import polars as pl
 
     from modelyard.compute import Executor
+    from modelyard.data.table import Table
     from modelyard.modeling.evaluate import Evaluation
+    from modelyard.modeling.outofcore import MemberFit
     from modelyard.modeling.search.data import SearchData
     from modelyard.modeling.search.ensemble import Choice
     from modelyard.modeling.search.results import Leaderboard, LeaderboardRow, OutOfFold
@@ -245,17 +248,73 @@ def _code_version() -> str:
 
 
 def split_data(
-    valid: pl.DataFrame,
-    test: pl.DataFrame | None,
+    valid: pl.DataFrame | Table,
+    test: pl.DataFrame | Table | None,
     contract: DataContract,
     options: SplitSection,
     seed: int,
+    *,
+    models: ModelsSection | None = None,
+    scratch: Callable[[str], Path] | None = None,
+    executor: Executor | None = None,
+    batch_rows: int | None = None,
 ) -> Split:
-    """The hold-out split (or the explicit test file)."""
+    """The hold-out split (or the explicit test file).
+
+    Data of one part (a DataFrame, or a table of one part) is split in memory
+    (:func:`~modelyard.modeling.splits.make_split`). A table of several parts (or a frame of
+    more than ``batch_rows`` rows, written as one into ``scratch``) is split per row and part on
+    the ``executor``, and the search then uses a sample of ``models.search_rows`` training rows
+    (:mod:`modelyard.modeling.table_split`)."""
+    from modelyard.data.table import Table, as_table
     from modelyard.modeling.splits import make_split
 
     task_of(contract)
-    return make_split(valid, contract, options, test=test, seed=seed)
+
+    def big(data: pl.DataFrame | Table | None) -> bool:
+        if isinstance(data, Table):
+            return len(data.parts()) > 1
+        return data is not None and batch_rows is not None and data.height > batch_rows
+
+    if scratch is not None and (big(valid) or big(test)):
+        step = batch_rows or 1_000_000
+
+        def table(data: pl.DataFrame | Table, name: str) -> Table:
+            return (
+                data if isinstance(data, Table) else as_table(data, scratch(name), batch_rows=step)
+            )
+
+        from modelyard.modeling.table_split import split_table
+
+        return split_table(
+            table(valid, "split_valid"), contract, options,
+            test=None if test is None else table(test, "split_test_file"), seed=seed,
+            scratch=scratch, executor=executor,
+            sample_rows=sample_size(contract, models or _default_models()),
+        )  # fmt: skip
+    frame = valid.collect() if isinstance(valid, Table) else valid
+    test_frame = test.collect() if isinstance(test, Table) else test
+    return make_split(frame, contract, options, test=test_frame, seed=seed)
+
+
+def _default_models() -> ModelsSection:
+    return ModelsSection()
+
+
+def sample_size(contract: DataContract, models: ModelsSection) -> Callable[[int], int]:
+    """``models.search_rows`` for a table of ``n`` training rows (``auto``: from the budget)."""
+    from modelyard.modeling.search.budget import auto_budget, search_rows
+
+    problem = Problem.of(contract, models)
+    columns = _columns(contract, problem)
+
+    def size(n: int) -> int:
+        if models.search_rows != "auto":
+            return int(models.search_rows)
+        budget = auto_budget(n, columns) if models.budget == "auto" else float(models.budget)
+        return search_rows(budget, columns, models.cv_sample)
+
+    return size
 
 
 # --------------------------------------------------------------------------- explore, tune
@@ -314,7 +373,7 @@ def explore_models(
     started = time.monotonic()
     problem = Problem.of(contract, models)
     trials = 1 if reproducible else None  # the mode, not the count, shapes exploration
-    plan = search_plan(models, trials, split.train.height, _columns(contract, problem))
+    plan = search_plan(models, trials, split.train_rows, _columns(contract, problem))
     candidates, missing = _available(models)
     with warnings.catch_warnings():
         quiet_warnings()
@@ -334,8 +393,8 @@ def explore_models(
     assert board.search is not None
     board.search.budget_seconds = plan.budget
     board.search.mode = plan.mode
-    board.search.total_rows = split.train.height
-    if board.search.rows < split.train.height:  # drawn by _sample
+    board.search.total_rows = split.train_rows
+    if board.search.rows < split.train_rows:  # drawn by _sample, or by the split
         board.search.sample = "random" if problem.task == "regression" else "stratified"
     board.search.seconds = time.monotonic() - started
     board.search.prepare_seconds = prepared
@@ -392,7 +451,7 @@ def tune_models(
     families = [f for f in families if _tunable(f, problem.task)]
     if not families:
         return Tuning([], skipped="no family to tune" if tuning.top_k else None)
-    plan = search_plan(models, tuning.n_trials, split.train.height, _columns(contract, problem))
+    plan = search_plan(models, tuning.n_trials, split.train_rows, _columns(contract, problem))
     allotted = None
     if plan.budget is not None:
         search = board.search
@@ -400,7 +459,7 @@ def tune_models(
         fold_rows = int(exploration.oof.covered.sum() * (board.n_folds - 1) / board.n_folds)
         reserve = refit_reserve(
             [r.fit_seconds or 0.0 for r in board.top(LIKELY_MEMBERS)], fold_rows=max(1, fold_rows),
-            total_rows=split.train.height, workers=executor.workers,
+            total_rows=split.train_rows, workers=executor.workers,
             prepare_seconds=search.prepare_seconds if search else 0.0, n_folds=board.n_folds,
         )  # fmt: skip
         allotted = plan.budget - spent - reserve
@@ -444,9 +503,12 @@ class TrainedModel:
     seconds: float = 0.0
     """Wall-clock seconds of the final fit."""
     fit_rows: int = 0
-    """Training rows the final model was fitted on (fewer than ``total_rows`` only when the
-    budget left could not refit on all of them)."""
+    """Training rows the final model was fitted on (fewer than ``total_rows`` when the budget
+    left could not refit on all of them, or when a member of a big table's model could not
+    train out of core: the fewest rows any member saw)."""
     total_rows: int = 0
+    members: list[MemberFit] = field(default_factory=list)
+    """Per member: the rows it was fitted on, and how (out of core, in memory, the sample)."""
 
     @property
     def ensemble_score(self) -> float | None:
@@ -464,11 +526,24 @@ def train_final(
     seed: int,
     executor: Executor,
     report: Report | None = None,
+    scratch: Callable[[str], Path] | None = None,
 ) -> TrainedModel:
     """Select the weighted ensemble (or single model) on out-of-fold predictions, refit its
-    members on every training row in parallel, and choose the binary decision threshold."""
+    members on every training row in parallel, and choose the binary decision threshold.
+
+    When the split holds a training table of several parts (``split.train_table``), the
+    preprocessing is fitted on the in-memory sample, XGBoost members are refitted on every
+    row of the table out of core (:mod:`modelyard.modeling.outofcore`; ``scratch`` gives the
+    folder of its disk cache), and the other members on the sample; ``members`` of the
+    result records which member saw how many rows."""
     from sklearn.pipeline import Pipeline
 
+    from modelyard.modeling.outofcore import (
+        ExternalFit,
+        MemberFit,
+        fit_lightgbm_sequence,
+        fit_xgboost_external,
+    )
     from modelyard.modeling.search.data import balanced_weights, encode_target
     from modelyard.modeling.search.ensemble import WeightedEnsemble, choose, refit_params
     from modelyard.modeling.search.fit import TrainingSet, fit_member
@@ -490,7 +565,9 @@ def train_final(
     train_rows = _refit_rows(split.train, exploration, tuning_result, choice, by_key, executor,
                              problem, seed)  # fmt: skip
     if report:
-        what = "all" if train_rows.height == split.train.height else f"{train_rows.height:,} of the"
+        what = "all" if train_rows.height == split.train_rows else f"{train_rows.height:,} of the"
+        if split.train_table is not None:
+            what = f"{what} (XGBoost, LightGBM: all {split.train_rows:,})"
         report(0, len(choice.members), f"refitting {choice.name} on {what} training rows")
     import warnings
 
@@ -505,21 +582,108 @@ def train_final(
     if models.class_weight == "balanced" and classes is not None:
         balance = balanced_weights(codes, len(classes))
         w = balance if w is None else w * balance
+    import scipy.sparse
+
+    sparse = scipy.sparse.issparse(X_all)
+    external, why_not = _out_of_core(split, choice, problem, classes, scratch, sparse)
+    full_balance = None
+    if external and models.class_weight == "balanced" and classes is not None:
+        assert split.train_table is not None
+        full_balance = _class_balance(split.train_table, problem, classes)
     shared = executor.share(TrainingSet(problem.task, X_all, codes, w, seed))
     try:
-        futures = [
-            executor.submit(fit_member, shared, m.family, refit_params(m, by_key[m.key]))
-            for m in choice.members
-        ]
-        fitted = [(m.name, f.result()) for m, f in zip(choice.members, futures, strict=True)]
+        futures = []
+        for m in choice.members:
+            params = refit_params(m, by_key[m.key])
+            if m.key in external and m.family == "lightgbm":
+                assert split.train_table is not None
+                parts = [str(p) for p in split.train_table.parts()]
+                futures.append(executor.submit(
+                    fit_lightgbm_sequence, parts, problem, preprocessor, params, classes,
+                    full_balance, seed,
+                ))  # fmt: skip
+            elif m.key in external:
+                assert split.train_table is not None and scratch is not None
+                parts = [str(p) for p in split.train_table.parts()]
+                cache = str(scratch(f"xgboost-{m.key}"))
+                futures.append(executor.submit(
+                    fit_xgboost_external, parts, problem, preprocessor, params, classes,
+                    full_balance, seed, cache,
+                ))  # fmt: skip
+            else:
+                futures.append(executor.submit(fit_member, shared, m.family, params))
+        results = [f.result() for f in futures]
     finally:
         executor.unshare(shared)
+    fitted: list[tuple[str, Any]] = []
+    fits: list[MemberFit] = []
+    for m, result in zip(choice.members, results, strict=True):
+        if isinstance(result, ExternalFit):
+            if result.rows != split.train_rows:
+                raise ModelyardError(
+                    f"the out-of-core fit of {m.name} read {result.rows:,} rows, "
+                    f"the training table has {split.train_rows:,}",
+                    where="train",
+                    fix="This is a bug; please report it (the table may have changed on disk).",
+                )
+            fitted.append((m.name, result.estimator))
+            how = f"all rows, out of core ({result.method})"
+            fits.append(MemberFit(m.name, m.family, result.rows, how, result.seconds))
+        else:
+            fitted.append((m.name, result))
+            how = "in memory" if split.train_table is None else f"the sample: {why_not[m.key]}"
+            fits.append(MemberFit(m.name, m.family, train_rows.height, how))
     final = WeightedEnsemble.of_fitted(fitted, [m.weight for m in choice.members], classes)
     model = Pipeline([("features", preprocessor), ("model", final)])
     return TrainedModel(
         choice, threshold, model, seconds=time.monotonic() - started,
-        fit_rows=train_rows.height, total_rows=split.train.height,
+        fit_rows=min(f.rows for f in fits), total_rows=split.train_rows, members=fits,
     )  # fmt: skip
+
+
+def _out_of_core(
+    split: Split,
+    choice: Choice,
+    problem: Problem,
+    classes: list[str] | None,
+    scratch: Callable[[str], Path] | None,
+    sparse: bool = False,
+) -> tuple[set[str], dict[str, str]]:
+    """The members refitted on every row of the training table, and why each other one is
+    not (a table of one part: none, nothing to say)."""
+    from modelyard.modeling.outofcore import OUT_OF_CORE
+
+    if split.train_table is None:
+        return set(), {}
+    external: set[str] = set()
+    why: dict[str, str] = {}
+    for m in choice.members:
+        if m.family not in OUT_OF_CORE:
+            why[m.key] = f"{m.family} cannot train out of core"
+        elif m.family == "lightgbm" and sparse:
+            why[m.key] = "LightGBM's parts would be dense copies of sparse (text) features"
+        elif m.family == "xgboost" and scratch is None:
+            why[m.key] = "no scratch folder for XGBoost's external-memory cache"
+        elif classes is not None and len(classes) < 2:
+            why[m.key] = "the training rows have a single class"
+        else:
+            external.add(m.key)
+    return external, why
+
+
+def _class_balance(table: Table, problem: Problem, classes: list[str]) -> np.ndarray:
+    """``class_weight: balanced`` over every row of the training table: n / (k * n_class)."""
+    import polars as pl
+
+    target = problem.contract.target or ""
+    counts = (
+        table.scan().select(pl.col(target).cast(pl.String).alias("c")).group_by("c").len().collect()
+    )
+    by_label = dict(zip(counts["c"].to_list(), counts["len"].to_list(), strict=True))
+    n = np.asarray([by_label.get(c, 0) for c in classes], dtype=np.float64)
+    total = n.sum()
+    weights: np.ndarray = np.where(n > 0, total / (len(classes) * np.maximum(n, 1.0)), 0.0)
+    return weights
 
 
 def _refit_rows(
@@ -589,7 +753,9 @@ def evaluate_model(
     executor: Executor | None = None,
 ) -> Evaluation:
     """Score the refitted model once on the hold-out test set (permutation importance runs
-    one task per input column on the executor)."""
+    one task per input column on the executor). A test table of several parts
+    (``split.test_table``) is predicted part by part on the executor: the metrics cover every
+    test row, the permutation importance the in-memory sample (``split.test``)."""
     import warnings
 
     from threadpoolctl import threadpool_limits
@@ -603,5 +769,5 @@ def evaluate_model(
         return evaluate(
             trained.model, split.test, contract, evaluation, task=problem.task,
             metric=problem.metric, seed=seed, threshold=trained.threshold,
-            exclude=problem.exclude, executor=executor,
+            exclude=problem.exclude, executor=executor, table=split.test_table,
         )  # fmt: skip

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 from modelyard.errors import DataError, ModelyardError
 
 if TYPE_CHECKING:
+    import numpy as np
     import polars as pl
 
     from modelyard.compute import Executor
@@ -59,8 +60,9 @@ _EXAMPLES = 5
 """Examples kept per drift rule, as validation keeps them."""
 
 QUARANTINE_LINE_COLUMNS = ("_file", "_line", "_text")
-"""Quarantine columns of an input line that is not a row (null for an invalid row); such a
-line has no ``_row`` and null data columns."""
+"""Quarantine columns of an input line that is not a row (null for an invalid row; present
+only when some line was not a row, as in the pipeline's quarantine); such a line has no
+``_row`` and null data columns."""
 
 
 @dataclass(frozen=True)
@@ -134,7 +136,7 @@ def score_part(
     contract: DataContract,
     options: ValidationSection,
     offset: int,
-    seen: Mapping[str, pl.Series],
+    duplicates: Mapping[str, np.ndarray[Any, np.dtype[np.int64]]],
     output: Path,
     quarantine: Path,
 ) -> PartScored:
@@ -143,8 +145,8 @@ def score_part(
     ``quarantine`` (no file when there are none), and return the counts.
 
     ``model`` may be a :class:`PackedModel`. ``offset`` is the position of the batch's first row in the whole input (the quarantine's
-    ``_row`` and the drift examples are positions in the whole input); ``seen`` holds the
-    values of ``unique`` columns that earlier batches had (see
+    ``_row`` and the drift examples are positions in the whole input); ``duplicates`` gives
+    the repeats of ``unique`` columns across the whole input (see
     :func:`~modelyard.data.validation.validate`).
     """
     import polars as pl
@@ -153,7 +155,7 @@ def score_part(
     from modelyard.data.validation import DRIFT, ROW, validate
 
     frame = part if isinstance(part, pl.DataFrame) else pl.read_parquet(part)
-    checked = validate(frame, contract, options, mode="score", seen=seen)
+    checked = validate(frame, contract, options, mode="score", duplicates=duplicates or None)
     predictions = score_frame(unpack(model), checked.valid, contract)
     scored = pl.concat(
         [checked.valid, predictions, checked.drift.alias(DRIFT).to_frame()], how="horizontal"
@@ -268,8 +270,9 @@ _PART = "part-{:05d}.parquet"
 
 
 class _Unique:
-    """The values of ``unique`` contract columns seen in earlier batches (driver side): a
-    repeat in a later batch is a duplicate, as in one batch.
+    """Repeats of the ``unique`` columns (contract and declared checks) across the batches of
+    one input (driver side, in input order): a value seen in an earlier batch is a
+    duplicate, as it would be in one batch.
 
     The values are kept typed, one chunk per batch (no copy as they accumulate), and each
     chunk is probed with the new batch's values: memory is the distinct values themselves
@@ -277,11 +280,15 @@ class _Unique:
 
     def __init__(self, contract: DataContract, options: ValidationSection) -> None:
         self.contract = contract
-        self.names = [c.name for c in contract.columns if c.unique] if options.contract else []
+        names = [c.name for c in contract.columns if c.unique] if options.contract else []
+        names += [str(c.column) for c in options.checks if c.unique and c.column is not None]
+        self.names = list(dict.fromkeys(names))
         self.chunks: dict[str, list[pl.Series]] = {}
 
-    def earlier(self, frame: pl.DataFrame) -> dict[str, pl.Series]:
-        """The values of ``frame`` that earlier batches held; remembers ``frame``'s."""
+    def repeats(self, frame: pl.DataFrame) -> dict[str, np.ndarray[Any, np.dtype[np.int64]]]:
+        """By column, the positions in ``frame`` of the values seen earlier in the input (in
+        an earlier batch or higher in this one); remembers ``frame``'s values."""
+        import numpy as np
         import polars as pl
 
         from modelyard.data.validation import cast_to_contract
@@ -290,18 +297,22 @@ class _Unique:
         if not names:
             return {}
         typed, _ = cast_to_contract(frame.select(names), self.contract)
-        earlier: dict[str, pl.Series] = {}
+        out: dict[str, np.ndarray[Any, np.dtype[np.int64]]] = {}
         for name in names:
-            values = typed[name].drop_nulls().unique()
+            column = typed[name]
+            repeat = column.is_not_null() & ~column.is_first_distinct()
+            values = column.drop_nulls().unique()
             chunks = self.chunks.setdefault(name, [])
             probe = values.implode()
             hits = [h for h in (c.filter(c.is_in(probe)) for c in chunks) if h.len()]
             if hits:
-                earlier[name] = pl.concat(hits).unique()
-                values = values.filter(~values.is_in(earlier[name].implode()))
+                earlier = pl.concat(hits).implode()
+                repeat = repeat | (column.is_not_null() & column.is_in(earlier))
+                values = values.filter(~values.is_in(earlier))
             if values.len():
                 chunks.append(values)
-        return earlier
+            out[name] = np.flatnonzero(repeat.to_numpy()).astype(np.int64)
+        return out
 
 
 def _score(
@@ -337,10 +348,10 @@ def _score(
         if lines.height:
             write_part(lines, staging / "rejected" / _PART.format(index))
             total.rejected += lines.height
-        seen = unique.earlier(rows)
+        repeats = unique.repeats(rows)
         offset, read = read, read + rows.height
         name = _PART.format(index)
-        return offset, seen, staging / "scored" / name, staging / "quarantine" / name
+        return offset, repeats, staging / "scored" / name, staging / "quarantine" / name
 
     def merge(part: PartScored, index: int) -> None:
         (staging / "in" / _PART.format(index)).unlink(missing_ok=True)
@@ -451,9 +462,11 @@ def _publish(staging: Path, out: Path, scored: Scored) -> Path | None:
     if rows or lines:
         line_cols = {"_file": pl.String, "_line": pl.Int64, "_text": pl.String}
         frames = []
-        if rows:
+        if rows and lines:  # the columns of the lines, null for the rows (as validation does)
             nulls = (pl.lit(None, dtype=t).alias(c) for c, t in line_cols.items())
             frames.append(scan(rows).with_columns(nulls))
+        elif rows:
+            frames.append(scan(rows))
         if lines:
             frames.append(
                 scan(lines).select(

@@ -146,6 +146,9 @@ class SplitSummary(_Model):
     description: str
     train_rows: int
     test_rows: int
+    sample: str | None = None
+    """A table of several parts: the in-memory samples the search and the gate used, e.g.
+    "model search on a stratified sample of 250,000 of 8,000,000 training rows"."""
 
 
 class LeaderboardSummary(_Model):
@@ -179,6 +182,14 @@ class TuningSummary(_Model):
     history: list[TrialPoint]
 
 
+class MemberRows(_Model):
+    name: str
+    family: str
+    rows: int
+    how: str
+    """``all rows, out of core (...)``, ``in memory``, or ``the sample: <reason>``."""
+
+
 class ChoiceSummary(_Model):
     name: str
     params: dict[str, Any]
@@ -193,7 +204,10 @@ class ChoiceSummary(_Model):
     fit_rows: int | None = None
     """Training rows the final model was fitted on."""
     total_rows: int | None = None
-    """Training rows there were (more than ``fit_rows`` when the budget left was short)."""
+    """Training rows there were (more than ``fit_rows`` when the budget left was short, or
+    when a member of a big table's model could not train out of core)."""
+    fitted: list[MemberRows] = Field(default_factory=list)
+    """Per member: how many training rows it was fitted on, and how."""
     ensemble_score: float | None = None
     threshold: float | None = None
     """Binary tasks: the decision threshold chosen on out-of-fold predictions."""
@@ -368,8 +382,9 @@ def build_run_report(
             SplitSummary(
                 method=split.method,
                 description=split.description,
-                train_rows=split.train.height,
-                test_rows=split.test.height,
+                train_rows=split.train_rows,
+                test_rows=split.test_rows,
+                sample=split.sample,
             )
             if split is not None
             else None
@@ -415,6 +430,10 @@ def build_run_report(
                 best_single=trained.choice.best_single,
                 fit_rows=trained.fit_rows or None,
                 total_rows=trained.total_rows or None,
+                fitted=[
+                    MemberRows(name=m.name, family=m.family, rows=m.rows, how=m.how)
+                    for m in trained.members
+                ],
                 ensemble_score=trained.ensemble_score,
                 threshold=trained.threshold,
             )
@@ -754,7 +773,12 @@ def _split(r: RunReport) -> str:
     )  # fmt: skip
     body = (
         f'<div class="metrics">{tiles}</div>{bar}<p>{escape(s.description)}</p>'
-        '<p class="muted">Exploration and tuning cross-validate on the training rows only; the '
+        + (
+            f'<p class="muted">{escape(s.sample[0].upper() + s.sample[1:])}.</p>'
+            if s.sample
+            else ""
+        )
+        + '<p class="muted">Exploration and tuning cross-validate on the training rows only; the '
         "test rows are scored once, by the evaluation.</p>"
     )
     return _section("split", "Train / test split", body)
@@ -996,7 +1020,14 @@ def _choice(r: RunReport) -> str:
         f"<tbody>{members}</tbody></table>"
     )
     fitted = ""
-    if c.fit_rows and c.total_rows:
+    if c.total_rows and any(m.how != "in memory" for m in c.fitted):
+        items = "".join(
+            f"<li>{escape(m.name)}: {m.rows:,} of {c.total_rows:,} training rows "
+            f'<span class="muted">({escape(m.how)})</span></li>'
+            for m in c.fitted
+        )
+        fitted = f'<p class="muted small">Final fit, per member:</p><ul class="small">{items}</ul>'
+    elif c.fit_rows and c.total_rows:
         fitted = (
             f'<p class="muted small">Fitted on {_num(c.fit_rows, _ptr("choice", "fit_rows"), "fit_rows", tag="span")}'
             f' of {_num(c.total_rows, _ptr("choice", "total_rows"), "total_rows", tag="span")} training rows'

@@ -21,6 +21,7 @@ from modelyard.data.sources import (
     fingerprint_source,
     infer_task,
     read_source,
+    read_source_table,
     read_test,
     sniff_read_options,
     source_files,
@@ -305,34 +306,64 @@ def test_header_only(tmp_path: Path) -> None:
     assert err.what == "no data rows"
 
 
-def test_truncated_last_line(tmp_path: Path) -> None:
-    err = _error(_csv(tmp_path / "t.csv", "a,b,c\n1,2,3\n4,5,6\n7,8"))
-    assert "line 4 has fewer fields" in err.what
+def _ingest(source: Source, folder: Path, **kwargs: Any) -> tuple[pl.DataFrame, pl.DataFrame]:
+    got = read_source_table(source, folder, **kwargs)
+    return got.rows.collect(), got.rejected.collect()
+
+
+def test_truncated_last_line_is_rejected_not_fatal(tmp_path: Path) -> None:
+    src = _csv(tmp_path / "t.csv", "a,b,c\n1,2,3\n4,5,6\n7,8")
+    rows, rejected = _ingest(src, tmp_path / "out")
+    assert rows.rows() == [("1", "2", "3"), ("4", "5", "6")]
+    assert rejected.rows() == [
+        (
+            str(tmp_path / "t.csv"),
+            4,
+            "7,8",
+            "line 4 has 2 fields, expected 3 separated by ',': the line may be truncated (an "
+            "interrupted copy?): repair or remove it",
+        )
+    ]
+    # the whole-frame reader has nowhere to put the line: it still refuses, naming it
+    err = _error(src)
+    assert err.what.startswith("line 4 has 2 fields, expected 3")
     assert err.where == f"{tmp_path / 't.csv'}:4"
-    assert err.expected is not None and "3 fields" in err.expected
-    assert err.found is not None and "2 fields" in err.found and "7,8" in err.found
+    assert err.found is not None and "7,8" in err.found
     assert "truncated" in (err.fix or "")
 
 
 def test_ragged_line_with_more_fields_and_no_header(tmp_path: Path) -> None:
-    err = _error(
-        _csv(
-            tmp_path / "t.csv",
-            "junk\n1,2\n3,4,5\n6,7\n",
-            has_header=False,
-            columns=["a", "b"],
-            skip_rows=1,
-        )
+    src = _csv(
+        tmp_path / "t.csv",
+        "junk\n1,2\n3,4,5\n6,7\n",
+        has_header=False,
+        columns=["a", "b"],
+        skip_rows=1,
     )
-    assert "line 3 has more fields" in err.what
-    assert err.where == f"{tmp_path / 't.csv'}:3"
-    assert "separator" in (err.fix or "")
+    rows, rejected = _ingest(src, tmp_path / "out")
+    assert rows.rows() == [("1", "2"), ("6", "7")]
+    assert rejected["_line"].to_list() == [3]
+    assert rejected["_text"].to_list() == ["3,4,5"]
+    assert "separator" in rejected["_reasons"][0]
 
 
 def test_ragged_line_in_file_with_multiline_quotes(tmp_path: Path) -> None:
-    err = _error(_csv(tmp_path / "t.csv", 'a,b\n1,"two\nlines"\n3\n'))
-    assert err.where == f"{tmp_path / 't.csv'}:4"
-    assert "fewer fields" in err.what
+    src = _csv(tmp_path / "t.csv", 'a,b\n1,"two\nlines"\n3\n')
+    rows, rejected = _ingest(src, tmp_path / "out")
+    assert rows.rows() == [("1", "two\nlines")]
+    assert rejected.select("_line", "_text").rows() == [(4, "3")]
+
+
+def test_no_line_is_a_row_is_an_error(tmp_path: Path) -> None:
+    # every line ragged (a wrong separator): an error naming the first line, not 0 rows
+    src = _csv(tmp_path / "t.csv", "a;b;c\n1,2,3\n4,5,6\n", separator=",")
+    with pytest.raises(DataError) as info:
+        read_source_table(src, tmp_path / "out")
+    err = info.value
+    assert "no line can be read as a row" in err.what
+    assert err.where == f"{tmp_path / 't.csv'}:2"
+    assert err.found is not None and "1 more line(s)" in err.found
+    assert not (tmp_path / "out" / "rows").exists()  # no half table left behind
 
 
 def test_quoted_separator_is_not_ragged(tmp_path: Path) -> None:
@@ -397,8 +428,14 @@ def test_malformed_json(tmp_path: Path) -> None:
     assert err.where == f"{tmp_path / 't.json'}:3"
     (tmp_path / "t.ndjson").write_text('{"a": 1}\n{"a": \n')
     err = _error(Source(path=tmp_path / "t.ndjson"))
-    assert "NDJSON" in err.what
+    assert "JSON" in err.what
     assert err.where == f"{tmp_path / 't.ndjson'}:2"
+    rows, rejected = _ingest(Source(path=tmp_path / "t.ndjson"), tmp_path / "out")
+    assert rows.rows() == [(1,)]
+    assert rejected.select("_line", "_text").rows() == [(2, '{"a": ')]
+    (tmp_path / "u.ndjson").write_text('{"a": \n[1]\n')
+    err = _error(Source(path=tmp_path / "u.ndjson"))
+    assert "NDJSON" in err.what and err.where == f"{tmp_path / 'u.ndjson'}:1"
 
 
 def test_glob_with_differing_columns(tmp_path: Path) -> None:

@@ -57,3 +57,22 @@ def refit_reserve(
     for seconds in per_member:  # longest first onto the least loaded worker
         lanes[lanes.index(min(lanes))] += seconds
     return prepare + max(lanes) * 1.1 + STEP_OVERHEAD
+
+
+SAMPLE_ROWS_PER_SECOND = 1000
+"""``models.search_rows: auto``: rows of the in-memory search sample per budget second."""
+MAX_SAMPLE_ROWS = 250_000
+MAX_SAMPLE_CELLS = 5_000_000
+"""The in-memory sample of a table of several parts stays below this many rows x columns."""
+
+
+def search_rows(budget: float, columns: int, cv_sample: int | None) -> int:
+    """The size of the in-memory sample of a big table's training rows (``search_rows: auto``):
+    :data:`SAMPLE_ROWS_PER_SECOND` per budget second, at least ``cv_sample``, at most
+    :data:`MAX_SAMPLE_ROWS` rows and :data:`MAX_SAMPLE_CELLS` cells.
+
+    >>> search_rows(60, 20, 20_000), search_rows(480, 20, 20_000), search_rows(30, 10, None)
+    (60000, 250000, 30000)
+    """
+    rows = max(int(budget * SAMPLE_ROWS_PER_SECOND), cv_sample or 0)
+    return max(2, min(rows, MAX_SAMPLE_ROWS, MAX_SAMPLE_CELLS // max(1, columns)))

@@ -1,0 +1,157 @@
+"""Per-part work over a table: one task per part through the executor, results in part order.
+
+A data stage over a multi-part :class:`~modelyard.data.table.Table` submits one task per part
+(a module-level function that reads its part, writes its output part itself and returns small
+mergeable statistics). :func:`map_parts` keeps at most ``executor.workers + 1`` tasks in flight,
+so memory stays flat whatever the table's size, and returns the results in part order, so what
+the driver merges never depends on completion order or on where the tasks ran. A single task
+runs inline, in this process: a one-part table costs no executor round trip.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from modelyard.compute import Executor
+    from modelyard.data.contract import ColumnType
+
+PART = "part-{:05d}.parquet"
+"""The name of part ``i`` of a table (as :class:`~modelyard.data.table.TableWriter` names it)."""
+
+
+def part_path(folder: Path, index: int) -> Path:
+    """Where part ``index`` of a table in ``folder`` goes (a task writes it itself)."""
+    return folder / PART.format(index)
+
+
+def map_parts(
+    executor: Executor | None,
+    fn: Callable[..., Any],
+    tasks: Sequence[tuple[Any, ...]],
+) -> list[Any]:
+    """``[fn(*args) for args in tasks]``, run through ``executor``; results in task order.
+
+    One task (or no executor) runs inline. Otherwise at most ``executor.workers + 1`` tasks are
+    in flight; the driver waits for them in order. A task that raises cancels the rest and its
+    exception is raised here.
+    """
+    if executor is None or len(tasks) <= 1:
+        return [fn(*args) for args in tasks]
+    limit = executor.workers + 1
+    results: list[Any] = []
+    pending: deque[Future[Any]] = deque()
+    try:
+        for args in tasks:
+            if len(pending) >= limit:
+                results.append(pending.popleft().result())
+            pending.append(executor.submit(fn, *args))
+        while pending:
+            results.append(pending.popleft().result())
+    except BaseException:
+        executor.cancel(list(pending))
+        raise
+    return results
+
+
+_SEED = 0x5EED
+"""The seed of the hashes that find candidate repeats across parts (checked on the values)."""
+
+
+def repeats_across_parts(
+    parts: Sequence[Path],
+    offsets: Sequence[int],
+    columns: Sequence[str],
+    types: Mapping[str, ColumnType],
+    executor: Executor | None,
+) -> list[dict[str, np.ndarray[Any, np.dtype[np.int64]]]]:
+    """For each part, by column, the positions (in the part) of the non-missing values seen
+    earlier in the table: what ``is_first_distinct`` gives on the whole column, part by part.
+
+    Exact, in memory of 8 bytes a row of one column: a first pass hashes every value (typed
+    as ``types`` says; one task per part); the rows whose hash occurs more than once are the
+    candidates, whose values a second pass reads (only in the parts that hold some) to tell
+    repeats from hash collisions. ``offsets``: the first row of each part, then the total.
+    """
+    import numpy as np
+    import polars as pl
+
+    hashes = map_parts(executor, _hash_part, [(str(p), list(columns), dict(types)) for p in parts])
+    bounds = np.asarray(offsets[1:], dtype=np.int64)
+    candidates: dict[str, np.ndarray[Any, np.dtype[np.int64]]] = {}
+    for c in columns:
+        rows = (
+            pl.concat([h.get_column(c) for h in hashes])
+            .to_frame("h")
+            .with_row_index("i")
+            .filter(pl.col("h").is_not_null() & pl.col("h").is_duplicated())
+            .get_column("i")
+            .cast(pl.Int64)
+            .to_numpy()
+        )
+        if len(rows):
+            candidates[c] = rows
+    del hashes
+    out: list[dict[str, np.ndarray[Any, np.dtype[np.int64]]]] = [
+        {c: np.zeros(0, dtype=np.int64) for c in columns} for _ in parts
+    ]
+    if not candidates:
+        return out
+    where = {c: np.searchsorted(bounds, rows, side="right") for c, rows in candidates.items()}
+    wanted = [
+        {c: rows[where[c] == i] - offsets[i] for c, rows in candidates.items()}
+        for i in range(len(parts))
+    ]
+    todo = [i for i, w in enumerate(wanted) if any(len(p) for p in w.values())]
+    values = map_parts(
+        executor, _values_at, [(str(parts[i]), wanted[i], dict(types)) for i in todo]
+    )  # per part with candidates: their typed values, in position order
+    got = dict(zip(todo, values, strict=True))
+    for c, rows in candidates.items():
+        series = pl.concat([got[i][c] for i in todo if len(wanted[i][c])])
+        repeats = rows[~series.is_first_distinct().to_numpy()]
+        which = np.searchsorted(bounds, repeats, side="right")
+        for i in range(len(parts)):
+            out[i][c] = repeats[which == i] - offsets[i]
+    return out
+
+
+def _typed_columns(path: str, columns: Sequence[str], types: Mapping[str, ColumnType]) -> Any:
+    import polars as pl
+
+    from modelyard.data.contract import typed_exprs
+
+    present = pl.read_parquet_schema(path)
+    df = pl.read_parquet(path, columns=[c for c in columns if c in present])
+    cast = {c: t for c, t in types.items() if c in df.columns}
+    if cast:
+        values, _ = typed_exprs(df.schema, cast)
+        df = df.with_columns(values)
+    return df
+
+
+def _hash_part(path: str, columns: list[str], types: Mapping[str, ColumnType]) -> Any:
+    """The task of the first pass: a 64-bit hash of each typed value of ``columns`` (null
+    where the value is missing)."""
+    import polars as pl
+
+    df = _typed_columns(path, columns, types)
+    return df.select(
+        pl.when(pl.col(c).is_not_null()).then(pl.col(c).hash(_SEED)).alias(c) for c in columns
+    )
+
+
+def _values_at(
+    path: str,
+    positions: Mapping[str, np.ndarray[Any, np.dtype[np.int64]]],
+    types: Mapping[str, ColumnType],
+) -> dict[str, Any]:
+    """The task of the second pass: the typed values at ``positions`` (sorted), by column."""
+    df = _typed_columns(path, list(positions), types)
+    return {c: df.get_column(c).gather(rows) for c, rows in positions.items() if len(rows)}
