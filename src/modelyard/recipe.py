@@ -1212,9 +1212,12 @@ class Project:
         reasons are in the output's ``_drift`` column (null for rows that are not flagged).
 
         The file is read and scored ``batch_rows`` rows at a time (default: ``data.batch_rows``
-        up to :data:`~modelyard.ops.batch.PREDICT_BATCH_ROWS`), the batches running on the
-        project's executor (``compute``) when there are several, so memory stays flat whatever
-        the file's size; the result does not depend on the batch size. ``out`` and its
+        up to :data:`~modelyard.ops.batch.PREDICT_BATCH_ROWS`), so memory stays flat whatever
+        the file's size; the result does not depend on the batch size. The batches run in this
+        process (parsing, validation and the boosters' prediction use every core natively), or
+        on the cluster when ``compute.executor`` is ``dask``: a local pool would load the
+        libraries once per worker (a 1.2 GB process tree instead of 0.55 GB for 3M rows,
+        measured) and spend more CPU for a cheap model. ``out`` and its
         quarantine appear whole or not at all. ``progress`` receives (rows scored, rows read).
         """
         from modelyard.data.sources import iter_source_batches
@@ -1262,7 +1265,11 @@ class Project:
         batches = iter_source_batches(
             source, normalize=data_cfg.normalize, drop=data_cfg.columns.drop, batch_rows=rows
         )
-        with self.executor() as executor:  # started only for an input of several batches
+        from modelyard.compute import open_executor
+
+        on_cluster = self.config.compute.executor == "dask"
+        executor = self.executor() if on_cluster else open_executor("serial")
+        with executor:  # a cluster is reached only for an input of several batches
             scored = score_batches(
                 batches, model=pyfunc, contract=contract, validation=self.config.validation,
                 out=out, executor=executor, progress=progress,

@@ -98,14 +98,16 @@ def test_many_batches_give_exactly_the_one_batch_output(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.parquet", "out.quarantine.parquet"]
 
 
-def test_an_input_of_one_batch_is_scored_here_without_starting_a_pool(
+def test_predict_scores_in_this_process_without_starting_a_local_pool(
     project: Path,
     data: Path,
     whole: tuple[Any, ...],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """``modelyard predict`` of a small file stays as fast as before: no worker process."""
+    """``modelyard predict`` of a small file stays as fast as before, and a big one holds one
+    copy of the libraries: with the local executor no worker process starts (the pool's tree
+    was twice the memory for no gain); batches run here, one at a time."""
     from modelyard.compute import pool
 
     def no_pool(*args: Any, **kwargs: Any) -> None:
@@ -115,8 +117,11 @@ def test_an_input_of_one_batch_is_scored_here_without_starting_a_pool(
     result = predict(project, data, tmp_path / "out.parquet", executor="local")
     assert result.batches == 1
     assert_same(outcome(result), whole)
+    many = predict(project, data, tmp_path / "many.parquet", executor="local", batch_rows=600)
+    assert many.batches > 1
+    assert_same(outcome(many), whole)
     with pytest.raises(AssertionError, match="pool was started"):  # the guard works
-        predict(project, data, tmp_path / "out.parquet", executor="local", batch_rows=600)
+        pool.ProcessPool(2)
 
 
 @settings(
