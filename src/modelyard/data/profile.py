@@ -1428,6 +1428,9 @@ def _alerts(
                 message=(
                     f"{dataset.duplicate_rows} rows ({dataset.duplicate_share:.1%}) "
                     "repeat an earlier row"
+                    if "duplicate_rows" not in dataset.estimated
+                    else f"≈ {dataset.duplicate_rows} rows ({dataset.duplicate_share:.1%}) "
+                    f"repeat an earlier row ({dataset.estimated['duplicate_rows'].describe()})"
                 ),
             )
         )
@@ -1467,7 +1470,14 @@ def _alerts(
         spec = (specs or {}).get(c.name)
         inferred = spec is not None and spec.reason is not None and (spec.text or c.role == "id")
         if c.kind == "categorical" and c.type == "str" and c.count > 1 and not inferred:
-            if c.distinct == c.count and c.role != "id":
+            est = c.estimated.get("distinct")
+            # an estimated count within three standard errors of the row count: unique
+            unique = (
+                c.distinct == c.count
+                if est is None
+                else c.distinct >= c.count * (1.0 - 3.0 * est.bound)
+            )
+            if unique and c.role != "id":
                 alerts.append(
                     Alert(
                         kind="unique",
@@ -1482,7 +1492,11 @@ def _alerts(
                         kind="high_cardinality",
                         columns=[c.name],
                         severity="info",
-                        message=f"'{c.name}' has {c.distinct} distinct values",
+                        message=(
+                            f"'{c.name}' has {c.distinct} distinct values"
+                            if est is None
+                            else f"'{c.name}' has ≈ {c.distinct} distinct values ({est.describe()})"
+                        ),
                     )
                 )
         n = c.numeric

@@ -99,8 +99,14 @@ class Moments:
         n = int(x.size)
         if n == 0:
             return cls()
+        lo, hi = float(x.min()), float(x.max())
+        if lo == hi:  # constant: exactly (a rounded mean would leave noise, squared)
+            return cls(n, lo, 0.0, 0.0, 0.0) if math.isfinite(lo) else cls(n, lo, *[math.nan] * 3)
         with np.errstate(all="ignore"):
             mean = float(x.mean())
+            if not math.isfinite(mean) and np.isfinite(x).all():  # the sum overflowed
+                scale = float(np.abs(x).max())
+                mean = float((x / scale).mean()) * scale
             d = x - mean
             d2 = d * d
             return cls(n, mean, float(d2.sum()), float((d2 * d).sum()), float((d2 * d2).sum()))
