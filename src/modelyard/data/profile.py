@@ -653,11 +653,11 @@ def _bin(work: pl.DataFrame, plan: _Binning) -> _Binned:
             )
     comoments = None
     if plan.correlate:
-        x = work.select(
+        matrix = work.select(
             _numeric_value(c, plan.kinds[c], position[c]).alias(str(j))
             for j, c in enumerate(plan.correlate)
         )
-        comoments = CoMoments.from_matrix(x.to_numpy(order="c"))
+        comoments = CoMoments.from_matrix(matrix.to_numpy(order="c"))
     return _Binned(counts, outliers, comoments)
 
 
@@ -945,10 +945,11 @@ def profile(
         fences = None
         q1, q3 = quartiles.get(c.name, (None, None))
         flag = c.distinct <= 2  # a 0/1 flag: its rarer value is no outlier
-        if q1 is not None and q3 is not None and math.isfinite(q1) and math.isfinite(q3):
-            if not flag:
-                iqr = q3 - q1
-                fences = (q1 - 1.5 * iqr, q3 + 1.5 * iqr)
+        finite = q1 is not None and q3 is not None and math.isfinite(q1) and math.isfinite(q3)
+        if finite and not flag:
+            assert q1 is not None and q3 is not None
+            iqr = q3 - q1
+            fences = (q1 - 1.5 * iqr, q3 + 1.5 * iqr)
         layouts[c.name] = _Layout(flo, fhi, nb, integral, fences)
     correlate = [c.name for c in cands] if cands and not sampled else []
     binning = _Binning(layouts, correlate, kinds)

@@ -332,7 +332,8 @@ def _bit_length(x: np.ndarray) -> np.ndarray:
     x = x.copy()
     for shift in (1, 2, 4, 8, 16, 32):
         x |= x >> np.uint64(shift)
-    return np.bitwise_count(x).astype(np.int64)
+    counts: np.ndarray = np.bitwise_count(x).astype(np.int64)
+    return counts
 
 
 def hll_registers(hashes: np.ndarray, p: int = HLL_P) -> np.ndarray:
@@ -369,7 +370,7 @@ def hll_error(p: int = HLL_P) -> float:
 def value_hashes(values: pl.Series) -> np.ndarray:
     """64-bit hashes of the distinct values of ``values`` (nulls left out)."""
     s = values.drop_nulls()
-    if s.dtype == pl.Categorical or s.dtype == pl.Enum:
+    if s.dtype in (pl.Categorical, pl.Enum):
         s = s.cast(pl.String)
     return s.unique().hash(seed=HASH_SEED).to_numpy()
 
@@ -477,7 +478,7 @@ _BUCKET_BITS = 8
 
 def row_hashes(frame: pl.DataFrame) -> np.ndarray:
     """A 64-bit hash of each row (the values, not their physical codes)."""
-    cats = [n for n, d in frame.schema.items() if d == pl.Categorical or d == pl.Enum]
+    cats = [n for n, d in frame.schema.items() if d in (pl.Categorical, pl.Enum)]
     if cats:
         frame = frame.with_columns(pl.col(c).cast(pl.String) for c in cats)
     return frame.hash_rows(seed=HASH_SEED).to_numpy()
@@ -521,10 +522,11 @@ class RowSet:
             if b.size == 0:
                 out.append(a)
                 continue
+            new = b
             if a.size:
                 pos = np.searchsorted(a, b).clip(max=a.size - 1)
-                b = b[a[pos] != b]
-            both = np.concatenate([a, b])
+                new = b[a[pos] != b]
+            both = np.concatenate([a, new])
             both.sort(kind="stable")  # two sorted runs: a linear merge
             out.append(both)
         return RowSet(rows, tuple(out), reg, self.exact)

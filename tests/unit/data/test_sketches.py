@@ -3,6 +3,7 @@ ones, within the stated bound for sketches), in whatever order the parts come.""
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -165,7 +166,7 @@ def test_distinct_counts_are_exact_below_the_threshold(
 
 def _bounds(n: int, cuts: list[int]) -> list[tuple[int, int]]:
     points = [0, *sorted({min(max(c, 0), n) for c in cuts}), n]
-    return list(zip(points[:-1], points[1:], strict=True))
+    return list(itertools.pairwise(points))
 
 
 def test_hyperloglog_within_three_sigma_on_100k_distinct_and_merge_is_exact() -> None:
