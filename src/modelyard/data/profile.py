@@ -1,17 +1,32 @@
 """Profile a validated table: per-column statistics, quality, correlations, target relationship.
 
-The stage is :func:`profile`. It is a plain function of a typed ``polars.DataFrame`` and the
+The stage is :func:`profile`. It is a plain function of a typed table (a
+:class:`~modelyard.data.table.Table` of Parquet parts, or a ``polars.DataFrame``) and the
 :class:`~modelyard.data.contract.DataContract`; its result, :class:`Profile`, is a pydantic
 model and *is* the JSON output (``Profile.model_dump_json()``); the HTML report renders it.
 
-How it computes (performance): one wide ``select`` over all columns gives every scalar
-statistic and the top values (polars runs the expressions in parallel); a second ``select``
-gives the IQR outlier counts and histogram bin indices (``numpy.bincount`` counts them);
-duplicates come from two independent 64-bit row hashes (a 128-bit key, exact in practice);
-correlations are pairwise-complete Pearson from four matrix products; target associations
-use one ``group_by`` for all numeric features and one per categorical feature. No per-row
-Python anywhere. ``ProfileSection.sample`` (seeded) only applies to the correlation matrix and
-the target relationship; every statistic is computed on all rows.
+How it computes (part by part, mergeable): a table is profiled one part at a time, one task
+per part on the ``executor`` (inline for a table of one part), in two passes. The first
+summarises each column into mergeable statistics (:mod:`modelyard.data.sketches`): counts,
+moments (mean, std, skew, kurtosis: Pébay's parallel update), min/max, a quantile sketch, a
+distinct-count sketch, value counts, and 64-bit row hashes for duplicates; one wide ``select``
+plus numpy per column, no per-row Python. The driver merges the parts' summaries in part
+order, so the result never depends on where or in which order the parts ran (serial, a local
+pool, Dask: identical). The second pass counts histograms on edges fixed by the first pass's
+min/max, outliers against its quartiles, and the co-moments of the pairwise-complete Pearson
+correlations. Peak memory is a few parts, whatever the table's size.
+
+What is exact: everything for a table of one part, and for a larger one every count, share,
+min/max, moment, histogram and correlation. Estimated beyond 100,000 values per column (and
+marked in :attr:`ColumnProfile.estimated` with the sketch's error bound): quantiles (and the
+IQR and outlier fences from them), distinct counts (HyperLogLog) and, beyond 20,000 distinct
+values, the top value counts (Misra-Gries); duplicate rows beyond 50 million rows.
+
+The target relationship and the leakage checks group by every level of a column, which has
+no bounded mergeable form: they use a seeded sample of at most :data:`ASSOCIATION_ROWS` rows
+(every row of a smaller table), drawn by row number so that a table gives the same sample in
+one part or many. ``ProfileSection.sample`` shrinks that sample and moves the correlation
+matrix onto it too; every other statistic is computed on all rows.
 
 Conventions (all match pandas): ``NaN`` in a float column counts as missing (as pandas does);
 ``std`` has ``ddof=1``; quantiles interpolate linearly; ``skew`` is the adjusted
@@ -45,6 +60,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from modelyard.config.schema import ProfileSection
 from modelyard.data.contract import ColumnContract, ColumnRole, ColumnType, DataContract, Task
 from modelyard.data.sketches import (
+    EXACT_DISTINCT,
+    EXACT_QUANTILE_VALUES,
+    EXACT_TOP,
     CoMoments,
     DistinctSketch,
     Moments,
@@ -238,7 +256,8 @@ class ColumnProfile(_Model):
     estimated: dict[str, Estimate] = Field(default_factory=dict)
     """The numbers that are estimates (keys ``distinct``, ``quantiles`` -- which also
     places the IQR and the outlier fences -- and ``top``), with their error bounds. Empty
-    when every number is exact, as it is for a table of up to 100,000 values per column."""
+    when every number is exact, as it is for a table of one part (``data.batch_rows``) or of
+    up to 100,000 values per column."""
 
 
 class DatasetStats(_Model):
@@ -426,6 +445,9 @@ class _Plan:
     counted: frozenset[str]
     """Columns whose value counts are kept (categorical columns and the target)."""
     seed: int
+    exact: int = 0
+    """Values (per column) below which every sketch stays exact: the sketches' defaults,
+    or the whole table when it is one part (summarised in memory: exact, as it always was)."""
 
 
 @dataclass
@@ -592,15 +614,21 @@ def _summarise(df: pl.DataFrame, plan: _Plan, take: np.ndarray | None) -> _Summa
             state.fhi = state.hi if integer else _num(s("fmax"))
             values = series.drop_nulls().cast(pl.Float64).to_numpy()
             state.moments = Moments.from_values(values)
-            state.quantiles = QuantileSketch.from_values(values, seed=plan.seed + i)
+            state.quantiles = QuantileSketch.from_values(
+                values, seed=plan.seed + i, exact=max(EXACT_QUANTILE_VALUES, plan.exact)
+            )
         elif kind == "temporal":
             state.flo, state.fhi = _num(s("fmin")), _num(s("fmax"))
         if name in plan.counted:
             counts = series.drop_nulls().rename("v").value_counts(name="n").cast({"n": pl.Int64})
-            state.top = TopCounts.from_counts(counts)
-            state.distinct = DistinctSketch.from_hashes(value_hashes(counts.get_column("v")))
+            state.top = TopCounts.from_counts(counts, exact=max(EXACT_TOP, plan.exact))
+            state.distinct = DistinctSketch.from_hashes(
+                value_hashes(counts.get_column("v")), exact=max(EXACT_DISTINCT, plan.exact)
+            )
         else:
-            state.distinct = DistinctSketch.from_hashes(value_hashes(series))
+            state.distinct = DistinctSketch.from_hashes(
+                value_hashes(series), exact=max(EXACT_DISTINCT, plan.exact)
+            )
         columns.append(state)
     rowset = RowSet.from_hashes(row_hashes(df)) if df.width and df.height else RowSet()
     sample = work if take is None else work[take]
@@ -749,7 +777,7 @@ def profile(
     specs: dict[str, ColumnContract | None] = {name: in_contract.get(name) for name in names}
     kinds = {n: _kind(schema[n]) for n in names}
     counted = frozenset(n for n in names if kinds[n] == "categorical" or n == contract.target)
-    plan = _Plan(names, kinds, specs, counted, seed)
+    plan = _Plan(names, kinds, specs, counted, seed, rows if frame is not None else 0)
 
     # The seeded sample of the target relationship (and of the correlations when
     # ``profile.sample`` is set): every row unless the table is large.
