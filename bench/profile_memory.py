@@ -90,7 +90,8 @@ def main() -> None:
         with open_executor(kind, workers=2) as ex:  # type: ignore[arg-type]
             prof = profile(table, contract, ProfileSection(), executor=ex)
         print(f"profile ({kind}) {time.perf_counter() - start:.1f}s")
-    estimated = {c.name: sorted(c.estimated) for c in prof.columns if c.estimated}
+    estimated = {c.name: sorted(getattr(c, "estimated", {})) for c in prof.columns}
+    estimated = {k: v for k, v in estimated.items() if v}
     print(
         f"{prof.dataset.rows:,} rows, {prof.dataset.duplicate_rows} duplicates; estimated: {estimated}"
     )

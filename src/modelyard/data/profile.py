@@ -1058,7 +1058,8 @@ def _lumped(name: str, top: list[str]) -> pl.Expr:
 
 def _top_levels(df: pl.DataFrame, name: str) -> list[str]:
     values = df.get_column(name).drop_nulls().cast(pl.String).rename("value")
-    vc = values.value_counts(sort=True, name="n")  # renamed: a column may be called "n"
+    vc = values.value_counts(name="n")  # renamed: a column may be called "n"
+    vc = vc.sort(["n", "value"], descending=[True, False])  # ties in value order: the same
     if vc.height <= LUMP_LEVELS:
         return []
     return [str(v) for v in vc.get_column("value").head(LUMP_LEVELS).to_list()]
@@ -1072,6 +1073,7 @@ def _numeric_value(name: str, kind: Kind, position: int | None = None) -> pl.Exp
 
 def _cramers_v(df: pl.DataFrame, a: pl.Expr, b: pl.Expr) -> float | None:
     ct = df.select(a.alias("a"), b.alias("b")).drop_nulls().group_by("a", "b").len()
+    ct = ct.sort("a", "b")  # the group-by's order varies: sum the ratios in a fixed one
     if ct.height == 0:
         return None
     ct = ct.with_columns(
@@ -1090,39 +1092,32 @@ def _cramers_v(df: pl.DataFrame, a: pl.Expr, b: pl.Expr) -> float | None:
     return min(v, 1.0)
 
 
-def _eta(
-    df: pl.DataFrame, group: pl.Expr, values: list[pl.Expr], roots: list[str]
-) -> list[float | None]:
-    """Correlation ratio η of each numeric expression (of the columns ``roots``) across the
-    levels of ``group``."""
+def _eta(df: pl.DataFrame, group: pl.Expr, values: list[pl.Expr]) -> list[float | None]:
+    """Correlation ratio η of each numeric expression across the levels of ``group``."""
     if not values:
         return []
-    aggs: list[pl.Expr] = []
-    for j, v in enumerate(values):
-        aggs += [
-            v.count().alias(f"n{j}"),
-            v.mean().alias(f"m{j}"),
-            v.var(ddof=0).alias(f"v{j}"),
-        ]
-    g = df.select(group.alias("\x00g"), *(_col(r) for r in dict.fromkeys(roots))).filter(
-        pl.col("\x00g").is_not_null()
+    g = df.select(group.alias("g"), *(v.alias(f"v{j}") for j, v in enumerate(values))).filter(
+        pl.col("g").is_not_null()
     )
-    agg = g.group_by("\x00g").agg(aggs)
+    # Sums by numpy in row order (a parallel group-by sums in a varying order: the last bits
+    # of a score would change from run to run).
+    codes = g.get_column("g").rank("dense").cast(pl.Int64).to_numpy() - 1
     out: list[float | None] = []
-    for j in range(len(values)):  # numpy per column: a query on ``agg`` is O(its width)
-        cnt_all = agg.get_column(f"n{j}").cast(pl.Float64).to_numpy()
-        present = cnt_all > 0
+    for j in range(len(values)):
+        x = g.get_column(f"v{j}").cast(pl.Float64).to_numpy()
+        present = ~np.isnan(x)
         if not present.any():
             out.append(None)
             continue
-        cnt = cnt_all[present]
-        means = agg.get_column(f"m{j}").cast(pl.Float64).to_numpy()[present]
-        var = agg.get_column(f"v{j}").cast(pl.Float64).fill_null(0.0).to_numpy()[present]
+        c, x = codes[present], x[present]
         with np.errstate(all="ignore"):
-            total = cnt.sum()
-            mean = float((cnt * means).sum() / total)
+            cnt = np.bincount(c).astype(np.float64)
+            seen = cnt > 0
+            means = np.bincount(c, weights=x) / np.where(seen, cnt, 1.0)
+            within = float(np.bincount(c, weights=(x - means[c]) ** 2).sum())
+            cnt, means = cnt[seen], means[seen]
+            mean = float((cnt * means).sum() / cnt.sum())
             between = float((cnt * (means - mean) ** 2).sum())
-            within = float((cnt * var).sum())
         denom = between + within
         if denom <= 0 or not math.isfinite(denom):
             out.append(None)
@@ -1173,17 +1168,12 @@ def _target_associations(
             for c, r in zip(numeric, rs, strict=True):
                 add(c, abs(r) if r is not None else None, "pearson_abs")
         for c in categorical:
-            (eta,) = _eta(pair(c.name), _col(c.name).cast(pl.String), [t], [target])
+            (eta,) = _eta(pair(c.name), _col(c.name).cast(pl.String), [t])
             add(c, eta, "correlation_ratio")
     else:
         tgroup = _lumped(target, _top_levels(base, target) if tkind != "numeric" else [])
         if numeric:
-            etas = _eta(
-                base,
-                tgroup,
-                [_numeric_value(c.name, c.kind) for c in numeric],
-                [c.name for c in numeric],
-            )
+            etas = _eta(base, tgroup, [_numeric_value(c.name, c.kind) for c in numeric])
             for c, eta in zip(numeric, etas, strict=True):
                 add(c, eta, "correlation_ratio")
         for c in categorical:

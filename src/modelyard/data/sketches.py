@@ -336,6 +336,17 @@ def _bit_length(x: np.ndarray) -> np.ndarray:
     return counts
 
 
+def _sorted_unique(x: np.ndarray) -> np.ndarray:
+    """``np.unique`` by a sort (numpy's hash-based unique is slow on 64-bit hashes)."""
+    x = np.sort(x)
+    if x.size < 2:
+        return x
+    keep = np.empty(x.size, dtype=bool)
+    keep[0] = True
+    np.not_equal(x[1:], x[:-1], out=keep[1:])
+    return x[keep]
+
+
 def hll_registers(hashes: np.ndarray, p: int = HLL_P) -> np.ndarray:
     """The HyperLogLog registers of 64-bit ``hashes``: the top ``p`` bits pick a register,
     the rank is the position of the first 1 bit in the remaining ``64 - p``; merge = max."""
@@ -372,7 +383,7 @@ def value_hashes(values: pl.Series) -> np.ndarray:
     s = values.drop_nulls()
     if s.dtype in (pl.Categorical, pl.Enum):
         s = s.cast(pl.String)
-    return s.unique().hash(seed=HASH_SEED).to_numpy()
+    return s.hash(seed=HASH_SEED).unique().to_numpy()  # hashing first: a unique of integers
 
 
 @dataclass(frozen=True)
@@ -387,7 +398,7 @@ class DistinctSketch:
     @classmethod
     def from_hashes(cls, hashes: np.ndarray, *, exact: int = EXACT_DISTINCT) -> DistinctSketch:
         """From the hashes of the distinct values of one part (see :func:`value_hashes`)."""
-        kept = np.unique(hashes) if hashes.size <= exact else None
+        kept = _sorted_unique(hashes) if hashes.size <= exact else None
         return cls(hll_registers(hashes), kept, exact)
 
     def merge(self, other: DistinctSketch) -> DistinctSketch:
@@ -496,7 +507,7 @@ class RowSet:
 
     @classmethod
     def from_hashes(cls, hashes: np.ndarray, *, exact: int = EXACT_ROWS) -> RowSet:
-        unique = np.unique(hashes)
+        unique = _sorted_unique(hashes)
         reg = hll_registers(unique)
         if hashes.size > exact:
             return cls(int(hashes.size), None, reg, exact)
@@ -572,16 +583,22 @@ class CoMoments:
     def _from_matrix(cls, x: np.ndarray) -> CoMoments:
         k = x.shape[1]
         mask = ~np.isnan(x)
-        count = mask.sum(axis=0)
-        centre = np.where(mask, x, 0.0).sum(axis=0) / np.maximum(count, 1)
-        xc = np.where(mask, x - centre, 0.0)
-        m = mask.astype(np.float64)
-        z = np.ascontiguousarray(np.concatenate([xc, m, xc * xc], axis=1))
-        g = z.T @ z
-        sxy = g[:k, :k]
-        sx = g[:k, k : 2 * k]  # sx[i, j] = sum of x_i where x_j is present too
-        n = g[k : 2 * k, k : 2 * k]
-        sxx = g[2 * k :, k : 2 * k]
+        if x.shape[0] and mask.all():
+            xc = x - x.mean(axis=0)
+            sxy = xc.T @ xc
+            n = np.full((k, k), float(x.shape[0]))
+            sx = np.repeat(xc.sum(axis=0)[:, None], k, axis=1)
+            sxx = np.repeat((xc * xc).sum(axis=0)[:, None], k, axis=1)
+            centre = x.mean(axis=0)
+        else:
+            count = mask.sum(axis=0)
+            centre = np.where(mask, x, 0.0).sum(axis=0) / np.maximum(count, 1)
+            xc = np.where(mask, x - centre, 0.0)
+            m = mask.astype(np.float64)
+            sxy = xc.T @ xc
+            sx = xc.T @ m  # sx[i, j] = sum of x_i where x_j is present too
+            n = m.T @ m
+            sxx = (xc * xc).T @ m
         safe = np.where(n > 0, n, 1.0)
         mean = np.where(n > 0, centre[:, None] + sx / safe, 0.0)
         cov = np.where(n > 0, sxy - sx * sx.T / safe, 0.0)

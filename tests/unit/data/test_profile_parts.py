@@ -128,18 +128,24 @@ def _mixed(n: int, seed: int) -> pl.DataFrame:
     )
 
 
-def test_serial_and_a_process_pool_give_identical_profiles(tmp_path: Path) -> None:
+def _profiles_on(kind: str, table: Table, contract: Any, options: ProfileSection) -> Profile:
+    if kind == "dask":
+        pytest.importorskip("distributed", reason="uv sync --extra dask")
+    with open_executor(kind, workers=2) as ex:  # type: ignore[arg-type]
+        return profile(table, contract, options, executor=ex)
+
+
+@pytest.mark.parametrize("kind", ["local", "dask"])
+def test_serial_and_parallel_executors_give_identical_profiles(kind: str, tmp_path: Path) -> None:
     df = _mixed(3_000, 1)
     table = as_table(df, tmp_path / "t", batch_rows=400)
     contract = make_contract(df, "t", "binary")
     options = ProfileSection()
-    with open_executor("serial") as serial:
-        a = profile(table, contract, options, executor=serial)
-    with open_executor("local", workers=2) as pool:
-        b = profile(table, contract, options, executor=pool)
-    c = profile(table, contract, options)  # no executor: inline, part by part
-    assert a == b == c  # merged in part order: bit for bit, wherever the parts ran
-    _compare(profile(df, contract, options).model_dump(), a.model_dump())
+    serial = _profiles_on("serial", table, contract, options)
+    parallel = _profiles_on(kind, table, contract, options)
+    inline = profile(table, contract, options)  # no executor: inline, part by part
+    assert serial == parallel == inline  # merged in part order: bit for bit, wherever they ran
+    _compare(profile(df, contract, options).model_dump(), serial.model_dump())
 
 
 def test_the_seeded_sample_is_the_same_rows_in_one_part_or_many(tmp_path: Path) -> None:
