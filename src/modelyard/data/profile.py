@@ -23,9 +23,9 @@ IQR and outlier fences from them), distinct counts (HyperLogLog) and, beyond 20,
 values, the top value counts (Misra-Gries); duplicate rows beyond 50 million rows.
 
 The target relationship and the leakage checks group by every level of a column, which has
-no bounded mergeable form: they use a seeded sample of at most :data:`ASSOCIATION_ROWS` rows
-(every row of a smaller table), drawn by row number so that a table gives the same sample in
-one part or many. ``ProfileSection.sample`` shrinks that sample and moves the correlation
+no bounded mergeable form: for a table of several parts they use a seeded sample of at most
+:data:`ASSOCIATION_ROWS` rows (every row of a smaller table, or of a table of one part), drawn
+by row number so that a table gives the same sample in one part or many. ``ProfileSection.sample`` shrinks that sample and moves the correlation
 matrix onto it too; every other statistic is computed on all rows.
 
 Conventions (all match pandas): ``NaN`` in a float column counts as missing (as pandas does);
@@ -431,8 +431,9 @@ def _invalid_expr(x: pl.Expr, cc: ColumnContract | None, kind: Kind, dtype: pl.D
 
 
 ASSOCIATION_ROWS = 1_000_000
-"""Rows of the seeded sample the target relationship and the leakage checks use when the
-table is larger (they group by every level of a column: no bounded mergeable form)."""
+"""Rows of the seeded sample the target relationship and the leakage checks use for a table
+of several parts that is larger (they group by every level of a column: no bounded mergeable
+form). A table of one part is in memory already: they use all of its rows."""
 
 
 @dataclass
@@ -597,7 +598,8 @@ def _summarise(df: pl.DataFrame, plan: _Plan, take: np.ndarray | None) -> _Summa
         def s(key: str, i: int = i) -> object:
             return stats.get(f"{i}|{key}")
 
-        series = work.get_column(name)
+        # renamed: a Series method runs ``pl.col(its name)``, and a name may be a pattern
+        series = work.get_column(name).rename("v")
         state = _ColumnState(
             count=_int(s("count")),
             missing=_int(s("missing")),
@@ -620,7 +622,7 @@ def _summarise(df: pl.DataFrame, plan: _Plan, take: np.ndarray | None) -> _Summa
         elif kind == "temporal":
             state.flo, state.fhi = _num(s("fmin")), _num(s("fmax"))
         if name in plan.counted:
-            counts = series.drop_nulls().rename("v").value_counts(name="n").cast({"n": pl.Int64})
+            counts = series.drop_nulls().value_counts(name="n").cast({"n": pl.Int64})
             state.top = TopCounts.from_counts(counts, exact=max(EXACT_TOP, plan.exact))
             state.distinct = DistinctSketch.from_hashes(
                 value_hashes(counts.get_column("v")), exact=max(EXACT_DISTINCT, plan.exact)
@@ -782,7 +784,7 @@ def profile(
     # The seeded sample of the target relationship (and of the correlations when
     # ``profile.sample`` is set): every row unless the table is large.
     sampled = options.sample is not None and options.sample < rows
-    want = options.sample if sampled else ASSOCIATION_ROWS
+    want = options.sample if sampled else None if frame is not None else ASSOCIATION_ROWS
     index = _sample_index(rows, want, seed)
 
     # ---- pass 1: every column's mergeable summary, one part at a time.
@@ -1057,7 +1059,7 @@ def _lumped(name: str, top: list[str]) -> pl.Expr:
 
 
 def _top_levels(df: pl.DataFrame, name: str) -> list[str]:
-    values = df.get_column(name).drop_nulls().cast(pl.String).rename("value")
+    values = df.get_column(name).rename("value").drop_nulls().cast(pl.String)
     vc = values.value_counts(name="n")  # renamed: a column may be called "n"
     vc = vc.sort(["n", "value"], descending=[True, False])  # ties in value order: the same
     if vc.height <= LUMP_LEVELS:

@@ -380,7 +380,7 @@ def hll_error(p: int = HLL_P) -> float:
 
 def value_hashes(values: pl.Series) -> np.ndarray:
     """64-bit hashes of the distinct values of ``values`` (nulls left out)."""
-    s = values.drop_nulls()
+    s = values.rename("v").drop_nulls()  # a Series method runs ``pl.col(its name)``
     if s.dtype in (pl.Categorical, pl.Enum):
         s = s.cast(pl.String)
     return s.hash(seed=HASH_SEED).unique().to_numpy()  # hashing first: a unique of integers
@@ -445,7 +445,7 @@ class TopCounts:
     def from_values(
         cls, values: pl.Series, *, capacity: int = TOP_CAPACITY, exact: int = EXACT_TOP
     ) -> TopCounts:
-        vc = values.drop_nulls().rename("v").value_counts(name="n").cast({"n": pl.Int64})
+        vc = values.rename("v").drop_nulls().value_counts(name="n").cast({"n": pl.Int64})
         return cls.from_counts(vc, capacity=capacity, exact=exact)
 
     @classmethod
