@@ -167,12 +167,16 @@ def validate(
     )
 
 
-def profile(validated: ValidationResult, contract: DataContract, config: ProjectConfig) -> Profile:
-    """Profile the valid rows of the training data."""
+def profile(
+    validated: ValidationResult, contract: DataContract, config: ProjectConfig, executor: Executor
+) -> Profile:
+    """Profile the valid rows of the training data: one task per part on the executor (a
+    table of one part is profiled inline), statistics merged in part order."""
     from modelyard.data.profile import profile as run_profile
 
-    valid = validated.valid.collect()  # until the profile works part by part (profile helper)
-    return run_profile(valid, contract, config.profile, seed=config.seed)
+    return run_profile(
+        validated.valid, contract, config.profile, seed=config.seed, executor=executor
+    )
 
 
 def labels(config: ProjectConfig, task: str | None, features: list[str]) -> LabelTable:
@@ -630,7 +634,7 @@ def build_pipeline(
         Step(
             "profile", profile, inputs={"validated": "validate", "contract": "contract"},
             params={"config": _only(config, "profile")}, version=data_code,
-            description="profile and quality report",
+            description="profile and quality report", resources=("executor",),
         ),
     ]  # fmt: skip
     if data.test is not None:

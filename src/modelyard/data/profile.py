@@ -1,17 +1,32 @@
 """Profile a validated table: per-column statistics, quality, correlations, target relationship.
 
-The stage is :func:`profile`. It is a plain function of a typed ``polars.DataFrame`` and the
+The stage is :func:`profile`. It is a plain function of a typed table (a
+:class:`~modelyard.data.table.Table` of Parquet parts, or a ``polars.DataFrame``) and the
 :class:`~modelyard.data.contract.DataContract`; its result, :class:`Profile`, is a pydantic
 model and *is* the JSON output (``Profile.model_dump_json()``); the HTML report renders it.
 
-How it computes (performance): one wide ``select`` over all columns gives every scalar
-statistic and the top values (polars runs the expressions in parallel); a second ``select``
-gives the IQR outlier counts and histogram bin indices (``numpy.bincount`` counts them);
-duplicates come from two independent 64-bit row hashes (a 128-bit key, exact in practice);
-correlations are pairwise-complete Pearson from four matrix products; target associations
-use one ``group_by`` for all numeric features and one per categorical feature. No per-row
-Python anywhere. ``ProfileSection.sample`` (seeded) only applies to the correlation matrix and
-the target relationship; every statistic is computed on all rows.
+How it computes (part by part, mergeable): a table is profiled one part at a time, one task
+per part on the ``executor`` (inline for a table of one part), in two passes. The first
+summarises each column into mergeable statistics (:mod:`modelyard.data.sketches`): counts,
+moments (mean, std, skew, kurtosis: Pébay's parallel update), min/max, a quantile sketch, a
+distinct-count sketch, value counts, and 64-bit row hashes for duplicates; one wide ``select``
+plus numpy per column, no per-row Python. The driver merges the parts' summaries in part
+order, so the result never depends on where or in which order the parts ran (serial, a local
+pool, Dask: identical). The second pass counts histograms on edges fixed by the first pass's
+min/max, outliers against its quartiles, and the co-moments of the pairwise-complete Pearson
+correlations. Peak memory is a few parts, whatever the table's size.
+
+What is exact: everything for a table of one part, and for a larger one every count, share,
+min/max, moment, histogram and correlation. Estimated beyond 100,000 values per column (and
+marked in :attr:`ColumnProfile.estimated` with the sketch's error bound): quantiles (and the
+IQR and outlier fences from them), distinct counts (HyperLogLog) and, beyond 20,000 distinct
+values, the top value counts (Misra-Gries); duplicate rows beyond 50 million rows.
+
+The target relationship and the leakage checks group by every level of a column, which has
+no bounded mergeable form: for a table of several parts they use a seeded sample of at most
+:data:`ASSOCIATION_ROWS` rows (every row of a smaller table, or of a table of one part), drawn
+by row number so that a table gives the same sample in one part or many. ``ProfileSection.sample`` shrinks that sample and moves the correlation
+matrix onto it too; every other statistic is computed on all rows.
 
 Conventions (all match pandas): ``NaN`` in a float column counts as missing (as pandas does);
 ``std`` has ``ddof=1``; quantiles interpolate linearly; ``skew`` is the adjusted
@@ -32,17 +47,39 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
 from itertools import combinations
-from typing import TYPE_CHECKING, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from modelyard.config.schema import ProfileSection
 from modelyard.data.contract import ColumnContract, ColumnRole, ColumnType, DataContract, Task
+from modelyard.data.sketches import (
+    EXACT_DISTINCT,
+    EXACT_QUANTILE_VALUES,
+    EXACT_TOP,
+    CoMoments,
+    DistinctSketch,
+    Moments,
+    QuantileSketch,
+    RowSet,
+    TopCounts,
+    hll_error,
+    row_hashes,
+    value_hashes,
+)
 
 if TYPE_CHECKING:
     import numpy as np
     import polars as pl
+
+    from modelyard.compute import Executor
+    from modelyard.data.table import Table
 else:
     from modelyard.data.lazy import numpy as np
     from modelyard.data.lazy import polars as pl
@@ -128,6 +165,26 @@ class Histogram(_Model):
     """ISO labels of the edges of a date/datetime histogram."""
 
 
+class Estimate(_Model):
+    """How an estimated number was computed, and its error bound (exact numbers have none)."""
+
+    method: str
+    """The sketch, e.g. ``HyperLogLog, 16384 registers``."""
+    bound: float
+    unit: Literal["relative", "rank", "count"]
+    """``relative``: relative standard error of a count (HyperLogLog); ``rank``: normalised
+    rank error not exceeded with 99 % confidence (a quantile sketch); ``count``: how much a
+    count can be low at most (Misra-Gries)."""
+
+    def describe(self) -> str:
+        """``HyperLogLog, 16384 registers, ±0.81%`` and the like."""
+        if self.unit == "relative":
+            return f"{self.method}, ±{self.bound:.2%} (standard error)"
+        if self.unit == "rank":
+            return f"{self.method}, ±{self.bound:.3%} rank error (99% confidence)"
+        return f"{self.method}, counts low by at most {self.bound:,.0f}"
+
+
 class NumericStats(_Model):
     min: float | None = None
     max: float | None = None
@@ -136,6 +193,8 @@ class NumericStats(_Model):
     """Standard deviation, ddof=1."""
     skew: float | None = None
     """Adjusted Fisher-Pearson skewness (pandas' ``skew``)."""
+    kurtosis: float | None = None
+    """Adjusted excess kurtosis (pandas' ``kurt``)."""
     quantiles: Quantiles = Field(default_factory=Quantiles)
     iqr: float | None = None
     zeros: int = 0
@@ -194,6 +253,11 @@ class ColumnProfile(_Model):
     quality: ColumnQuality
     target_association: float | None = None
     """Association with the target in [0, 1] (see ``TargetAssociation.method``)."""
+    estimated: dict[str, Estimate] = Field(default_factory=dict)
+    """The numbers that are estimates (keys ``distinct``, ``quantiles`` -- which also
+    places the IQR and the outlier fences -- and ``top``), with their error bounds. Empty
+    when every number is exact, as it is for a table of one part (``data.batch_rows``) or of
+    up to 100,000 values per column."""
 
 
 class DatasetStats(_Model):
@@ -206,6 +270,8 @@ class DatasetStats(_Model):
     duplicate_share: float
     memory_bytes: int
     quality_score: float
+    estimated: dict[str, Estimate] = Field(default_factory=dict)
+    """``duplicate_rows`` when estimated (beyond 50 million rows), with its error bound."""
 
 
 class Correlations(_Model):
@@ -256,7 +322,8 @@ class Profile(_Model):
     alerts: list[Alert] = Field(default_factory=list)
     """Most severe first; leakage at the top."""
     sample_rows: int | None = None
-    """Rows used by the sampled parts (correlations, target relationship) when sampled."""
+    """Rows of the seeded sample used by the target relationship and the leakage checks (and
+    the correlations when ``profile.sample`` is set), when not every row was used."""
     quality_formula: str = QUALITY_FORMULA
 
     def column(self, name: str) -> ColumnProfile:
@@ -267,6 +334,13 @@ class Profile(_Model):
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _col(name: str) -> pl.Expr:
+    """The column called ``name``, literally (``pl.col`` reads ``*`` and ``^...$`` as patterns)."""
+    import polars.selectors as cs
+
+    return cs.by_name(name).as_expr()
 
 
 def _kind(dtype: pl.DataType) -> Kind:
@@ -356,46 +430,156 @@ def _invalid_expr(x: pl.Expr, cc: ColumnContract | None, kind: Kind, dtype: pl.D
 # --------------------------------------------------------------------------- the stage
 
 
-def profile(
-    df: pl.DataFrame, contract: DataContract, options: ProfileSection, *, seed: int = 0
-) -> Profile:
-    """Profile ``df`` (validated and typed per ``contract``); see the module docstring."""
-    names = df.columns
-    rows = df.height
-    schema = df.schema  # built once: df.schema makes a new mapping on every access
-    in_contract = {c.name: c for c in contract.columns}
-    specs: dict[str, ColumnContract | None] = {name: in_contract.get(name) for name in names}
-    kinds = {n: _kind(schema[n]) for n in names}
-    # NaN counts as missing (as in pandas): normalise floats once.
-    floats = [n for n in names if schema[n].is_float()]
-    work = df.with_columns(pl.col(f).fill_nan(None) for f in floats) if floats else df
-    fetch = max(options.top_values, LUMP_LEVELS)
+ASSOCIATION_ROWS = 1_000_000
+"""Rows of the seeded sample the target relationship and the leakage checks use for a table
+of several parts that is larger (they group by every level of a column: no bounded mergeable
+form). A table of one part is in memory already: they use all of its rows."""
 
-    # ---- pass 1: every scalar statistic and the top values, one select.
+
+@dataclass
+class _Plan:
+    """What a part's summary needs to know (small, sent with each task)."""
+
+    names: list[str]
+    kinds: dict[str, Kind]
+    specs: dict[str, ColumnContract | None]
+    counted: frozenset[str]
+    """Columns whose value counts are kept (categorical columns and the target)."""
+    seed: int
+    exact: int = 0
+    """Values (per column) below which every sketch stays exact: the sketches' defaults,
+    or the whole table when it is one part (summarised in memory: exact, as it always was)."""
+
+
+@dataclass
+class _ColumnState:
+    """The mergeable summary of one column over some parts."""
+
+    count: int = 0
+    missing: int = 0
+    invalid: int = 0
+    zeros: int = 0
+    negatives: int = 0
+    infinite: int = 0
+    lo: float | None = None
+    """Minimum (numeric: of all values, ±inf included)."""
+    hi: float | None = None
+    flo: float | None = None
+    """Minimum of the finite values (numeric) or of the physical values (temporal)."""
+    fhi: float | None = None
+    moments: Moments | None = None
+    quantiles: QuantileSketch | None = None
+    distinct: DistinctSketch | None = None
+    top: TopCounts | None = None
+
+    def merge(self, o: _ColumnState) -> _ColumnState:
+        def pick(a: Any, b: Any, how: Any) -> Any:
+            return b if a is None else a if b is None else how(a, b)
+
+        return _ColumnState(
+            self.count + o.count,
+            self.missing + o.missing,
+            self.invalid + o.invalid,
+            self.zeros + o.zeros,
+            self.negatives + o.negatives,
+            self.infinite + o.infinite,
+            pick(self.lo, o.lo, min),
+            pick(self.hi, o.hi, max),
+            pick(self.flo, o.flo, min),
+            pick(self.fhi, o.fhi, max),
+            pick(self.moments, o.moments, Moments.merge),
+            pick(self.quantiles, o.quantiles, QuantileSketch.merge),
+            pick(self.distinct, o.distinct, DistinctSketch.merge),
+            pick(self.top, o.top, TopCounts.merge),
+        )
+
+
+@dataclass
+class _Summary:
+    """The first pass over some parts: column states, rows, duplicates, the sampled rows."""
+
+    rows: int
+    memory: int
+    columns: list[_ColumnState]
+    rowset: RowSet
+    sample: pl.DataFrame
+
+    def merge(self, o: _Summary) -> _Summary:
+        return _Summary(
+            self.rows + o.rows,
+            self.memory + o.memory,
+            [a.merge(b) for a, b in zip(self.columns, o.columns, strict=True)],
+            self.rowset.merge(o.rowset),
+            pl.concat([self.sample, o.sample], how="vertical"),
+        )
+
+
+@dataclass
+class _Layout:
+    """Histogram bins of one column (fixed edges from the first pass) and its outlier fences."""
+
+    lo: float
+    hi: float
+    bins: int
+    integral: bool
+    fences: tuple[float, float] | None
+
+
+@dataclass
+class _Binning:
+    """What the second pass computes: histograms, outliers, co-moments."""
+
+    layouts: dict[str, _Layout]
+    correlate: list[str]
+    kinds: dict[str, Kind]
+
+
+@dataclass
+class _Binned:
+    counts: dict[str, np.ndarray]
+    outliers: dict[str, int]
+    comoments: CoMoments | None
+
+    def merge(self, o: _Binned) -> _Binned:
+        co = self.comoments
+        if co is not None and o.comoments is not None:
+            co = co.merge(o.comoments)
+        return _Binned(
+            {k: v + o.counts[k] for k, v in self.counts.items()},
+            {k: v + o.outliers[k] for k, v in self.outliers.items()},
+            co,
+        )
+
+
+def _normalised(df: pl.DataFrame) -> pl.DataFrame:
+    """NaN counts as missing (as in pandas): floats normalised once."""
+    floats = [n for n, d in df.schema.items() if d.is_float()]
+    return df.with_columns(_col(f).fill_nan(None) for f in floats) if floats else df
+
+
+def _summarise(df: pl.DataFrame, plan: _Plan, take: np.ndarray | None) -> _Summary:
+    """The first pass over one part (vectorised: one wide select, then numpy per column)."""
+    work = _normalised(df)
+    schema = work.schema
     exprs: list[pl.Expr] = []
-    for i, name in enumerate(names):
-        x = pl.col(name)
-        kind = kinds[name]
+    for i, name in enumerate(plan.names):
+        x = pl.nth(i)  # by position: a column may be called "*" or "^.*$"
+        kind = plan.kinds[name]
         dtype = schema[name]
         k = f"{i}|"
         exprs += [
             x.count().alias(k + "count"),
             x.null_count().alias(k + "missing"),
-            x.drop_nulls().n_unique().alias(k + "distinct"),
-            _invalid_expr(x, specs[name], kind, dtype).alias(k + "invalid"),
+            _invalid_expr(x, plan.specs[name], kind, dtype).alias(k + "invalid"),
         ]
         if kind == "numeric":
             xf = x.cast(pl.Float64)
             exprs += [
                 xf.min().alias(k + "min"),
                 xf.max().alias(k + "max"),
-                xf.mean().alias(k + "mean"),
-                xf.std(ddof=1).alias(k + "std"),
-                xf.skew(bias=False).alias(k + "skew"),
                 (x == 0).sum().alias(k + "zeros"),
                 (x < 0).sum().alias(k + "negatives"),
             ]
-            exprs += [xf.quantile(q, interpolation="linear").alias(k + qn) for qn, q in QUANTILES]
             if dtype.is_float():
                 finite = xf.filter(xf.is_finite())
                 exprs += [
@@ -406,112 +590,244 @@ def profile(
         elif kind == "temporal":
             p = x.to_physical().cast(pl.Float64)
             exprs += [p.min().alias(k + "fmin"), p.max().alias(k + "fmax")]
-        else:
-            v = x.drop_nulls().alias("v")
-            vc = v.value_counts(name="n")
-            exprs.append(
-                vc.sort_by([vc.struct.field("n"), vc.struct.field("v")], descending=[True, False])
-                .head(fetch)
-                .implode()
-                .alias(k + "top")
-            )
     stats: dict[str, object] = work.select(exprs).row(0, named=True) if exprs else {}
+    columns: list[_ColumnState] = []
+    for i, name in enumerate(plan.names):
+        kind = plan.kinds[name]
 
-    def s(i: int, key: str) -> object:
-        return stats.get(f"{i}|{key}")
+        def s(key: str, i: int = i) -> object:
+            return stats.get(f"{i}|{key}")
 
-    # ---- pass 2: IQR outliers and histogram bin indices.
-    bins = options.bins
-    outlier_exprs: list[pl.Expr] = []
-    bin_exprs: list[pl.Expr] = []
-    layouts: dict[str, tuple[float, float, int, bool]] = {}  # lo, hi, nbins, integer-aligned
-    for i, name in enumerate(names):
-        kind = kinds[name]
-        if kind == "categorical":
-            continue
-        dtype = schema[name]
-        x = pl.col(name)
+        # renamed: a Series method runs ``pl.col(its name)``, and a name may be a pattern
+        series = work.get_column(name).rename("v")
+        state = _ColumnState(
+            count=_int(s("count")),
+            missing=_int(s("missing")),
+            invalid=_int(s("invalid")),
+            zeros=_int(s("zeros")),
+            negatives=_int(s("negatives")),
+            infinite=_int(s("infinite")),
+            lo=_num(s("min")),
+            hi=_num(s("max")),
+        )
         if kind == "numeric":
-            lo, hi = (
-                (s(i, "fmin"), s(i, "fmax")) if dtype.is_float() else (s(i, "min"), s(i, "max"))
+            integer = not schema[name].is_float()
+            state.flo = state.lo if integer else _num(s("fmin"))
+            state.fhi = state.hi if integer else _num(s("fmax"))
+            values = series.drop_nulls().cast(pl.Float64).to_numpy()
+            state.moments = Moments.from_values(values)
+            state.quantiles = QuantileSketch.from_values(
+                values, seed=plan.seed + i, exact=max(EXACT_QUANTILE_VALUES, plan.exact)
             )
-            q1, q3 = _num(s(i, "p25")), _num(s(i, "p75"))
-            flag = _int(s(i, "distinct")) <= 2  # a 0/1 flag: its rarer value is no outlier
-            quartiles = (
-                q1 is not None and q3 is not None and math.isfinite(q1) and math.isfinite(q3)
+        elif kind == "temporal":
+            state.flo, state.fhi = _num(s("fmin")), _num(s("fmax"))
+        if name in plan.counted:
+            counts = series.drop_nulls().value_counts(name="n").cast({"n": pl.Int64})
+            state.top = TopCounts.from_counts(counts, exact=max(EXACT_TOP, plan.exact))
+            state.distinct = DistinctSketch.from_hashes(
+                value_hashes(counts.get_column("v")), exact=max(EXACT_DISTINCT, plan.exact)
             )
-            if quartiles and not flag:
-                assert q1 is not None and q3 is not None
-                iqr = q3 - q1
-                xf = x.cast(pl.Float64)
-                outlier_exprs.append(
-                    ((xf < q1 - 1.5 * iqr) | (xf > q3 + 1.5 * iqr)).sum().alias(f"{i}|outliers")
-                )
-            xv = x.cast(pl.Float64)
         else:
-            lo, hi = s(i, "fmin"), s(i, "fmax")
-            xv = x.to_physical().cast(pl.Float64)
-        flo, fhi = _num(lo), _num(hi)
-        if flo is None or fhi is None:
-            continue
-        integral = (kind == "temporal" or dtype.is_integer()) and fhi - flo + 1 <= bins
-        if integral:
-            nb = int(fhi - flo) + 1
+            state.distinct = DistinctSketch.from_hashes(
+                value_hashes(series), exact=max(EXACT_DISTINCT, plan.exact)
+            )
+        columns.append(state)
+    rowset = RowSet.from_hashes(row_hashes(df)) if df.width and df.height else RowSet()
+    sample = work if take is None else work[take]
+    return _Summary(df.height, int(df.estimated_size()), columns, rowset, sample)
+
+
+def _bin(work: pl.DataFrame, plan: _Binning) -> _Binned:
+    """The second pass over one part: histogram bin counts, outliers, co-moments."""
+    bin_exprs: list[pl.Expr] = []
+    outlier_exprs: list[pl.Expr] = []
+    position = {name: i for i, name in enumerate(work.columns)}
+    for name, lay in plan.layouts.items():
+        x = pl.nth(position[name])  # by position: a column may be called "*" or "^.*$"
+        kind = plan.kinds[name]
+        xv = (x.to_physical() if kind == "temporal" else x).cast(pl.Float64)
+        if lay.fences is not None:
+            lo, hi = lay.fences
+            outlier_exprs.append(((xv < lo) | (xv > hi)).sum().alias(f"o{position[name]}"))
+        flo, fhi, nb = lay.lo, lay.hi, lay.bins
+        if lay.integral:
             idx = (xv - flo).round(0)
-        elif fhi > flo:
-            nb = bins
+        elif nb > 1:
             # In halves: hi - lo overflows to inf for values near ±1.8e308 (halving is exact).
             idx = ((xv * 0.5 - flo * 0.5) / (fhi * 0.5 - flo * 0.5) * nb).floor()
         else:
-            nb = 1
             idx = xv * 0.0
-        layouts[name] = (flo, fhi, nb, integral)
         keep = xv.is_finite()
         bin_exprs.append(
-            pl.when(keep).then(idx.clip(0, nb - 1)).otherwise(None).cast(pl.Int32).alias(str(i))
+            pl.when(keep)
+            .then(idx.clip(0, nb - 1))
+            .otherwise(None)
+            .cast(pl.Int32)
+            .alias(f"b{position[name]}")
         )
+    outliers: dict[str, int] = {}
     if outlier_exprs:
-        stats.update(work.select(outlier_exprs).row(0, named=True))
-    histograms: dict[str, Histogram] = {}
+        found = work.select(outlier_exprs).row(0, named=True)
+        outliers = {
+            n: _int(found[f"o{position[n]}"]) for n, lay in plan.layouts.items() if lay.fences
+        }
+    counts: dict[str, np.ndarray] = {}
     if bin_exprs:
         binned = work.select(bin_exprs)
-        for i, name in enumerate(names):
-            if name not in layouts:
-                continue
-            flo, fhi, nb, integral = layouts[name]
-            arr = binned.get_column(str(i)).drop_nulls().to_numpy()
-            counts = np.bincount(arr, minlength=nb)[:nb] if arr.size else np.zeros(nb, np.int64)
-            if integral:
-                edges = [flo - 0.5 + j for j in range(nb + 1)]
-            elif nb == 1:
-                edges = [flo, fhi]
-            else:
-                edges = [flo * (1 - j / nb) + fhi * (j / nb) for j in range(nb)] + [fhi]
-            labels = None
-            if kinds[name] == "temporal":
-                labels = _temporal_labels(edges, schema[name])
-            histograms[name] = Histogram(
-                edges=edges, counts=[int(c) for c in counts], labels=labels
+        for name, lay in plan.layouts.items():
+            arr = binned.get_column(f"b{position[name]}").drop_nulls().to_numpy()
+            counts[name] = (
+                np.bincount(arr, minlength=lay.bins)[: lay.bins].astype(np.int64)
+                if arr.size
+                else np.zeros(lay.bins, np.int64)
             )
+    comoments = None
+    if plan.correlate:
+        matrix = work.select(
+            _numeric_value(c, plan.kinds[c], position[c]).alias(str(j))
+            for j, c in enumerate(plan.correlate)
+        )
+        comoments = CoMoments.from_matrix(matrix.to_numpy(order="c"))
+    return _Binned(counts, outliers, comoments)
 
-    # ---- duplicates: a 128-bit row key from two seeded 64-bit hashes.
-    duplicates = 0
-    if rows and names:
-        key = pl.DataFrame({"a": df.hash_rows(seed=1), "b": df.hash_rows(seed=20_231_117)})
-        duplicates = rows - key.n_unique()
+
+def summarise_part(path: str, plan: _Plan, take: np.ndarray | None) -> _Summary:
+    """A task: the first-pass summary of the part file at ``path``."""
+    return _summarise(pl.read_parquet(path), plan, take)
+
+
+def bin_part(path: str, plan: _Binning) -> _Binned:
+    """A task: the second-pass counts of the part file at ``path``."""
+    return _bin(_normalised(pl.read_parquet(path)), plan)
+
+
+def _over_parts(
+    executor: Executor | None,
+    fn: Callable[..., Any],
+    parts: list[Path],
+    args: list[tuple[Any, ...]],
+) -> Any:
+    """``fn(part, *args)`` for every part, merged in part order (so the result never depends
+    on where or when a part ran); at most ``workers + 1`` parts in flight."""
+    if executor is None:
+        merged = None
+        for part, extra in zip(parts, args, strict=True):
+            out = fn(str(part), *extra)
+            merged = out if merged is None else merged.merge(out)
+        return merged
+    window = executor.workers + 1
+    pending: deque[Future[Any]] = deque()
+    todo = iter(zip(parts, args, strict=True))
+    merged = None
+    try:
+        while True:
+            while len(pending) < window:
+                item = next(todo, None)
+                if item is None:
+                    break
+                part, extra = item
+                pending.append(executor.submit(fn, str(part), *extra))
+            if not pending:
+                return merged
+            out = pending.popleft().result()
+            merged = out if merged is None else merged.merge(out)
+    except BaseException:
+        executor.cancel(pending)
+        raise
+
+
+def _sample_index(rows: int, want: int | None, seed: int) -> np.ndarray | None:
+    """Sorted row numbers of the seeded sample, or ``None`` for every row."""
+    if want is None or want >= rows:
+        return None
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(rows, size=want, replace=False))
+
+
+def profile(
+    data: Table | pl.DataFrame,
+    contract: DataContract,
+    options: ProfileSection,
+    *,
+    seed: int = 0,
+    executor: Executor | None = None,
+) -> Profile:
+    """Profile ``data`` (validated and typed per ``contract``); see the module docstring.
+
+    ``data`` is a :class:`~modelyard.data.table.Table` (profiled part by part, one task per
+    part on ``executor``; inline when it has one part or no executor is given) or an
+    in-memory ``DataFrame`` (one part).
+    """
+    frame: pl.DataFrame | None = None
+    parts: list[Path] = []
+    if isinstance(data, pl.DataFrame):
+        frame = data
+        schema = data.schema
+        part_rows = [data.height]
+    else:
+        parts = data.parts()
+        if len(parts) == 1:
+            frame = pl.read_parquet(parts[0])
+            schema = frame.schema
+            part_rows = [frame.height]
+        else:
+            schema = data.schema
+            part_rows = data.part_rows()
+    names = list(schema.names())
+    rows = sum(part_rows)
+    in_contract = {c.name: c for c in contract.columns}
+    specs: dict[str, ColumnContract | None] = {name: in_contract.get(name) for name in names}
+    kinds = {n: _kind(schema[n]) for n in names}
+    counted = frozenset(n for n in names if kinds[n] == "categorical" or n == contract.target)
+    plan = _Plan(names, kinds, specs, counted, seed, rows if frame is not None else 0)
+
+    # The seeded sample of the target relationship (and of the correlations when
+    # ``profile.sample`` is set): every row unless the table is large.
+    sampled = options.sample is not None and options.sample < rows
+    want = options.sample if sampled else None if frame is not None else ASSOCIATION_ROWS
+    index = _sample_index(rows, want, seed)
+
+    # ---- pass 1: every column's mergeable summary, one part at a time.
+    work: pl.DataFrame | None = None
+    if frame is not None:
+        summary = _summarise(frame, plan, index)
+        work = summary.sample if index is None else None
+    else:
+        starts = np.cumsum([0, *part_rows])
+        takes = [
+            (
+                None
+                if index is None
+                else index[(index >= starts[j]) & (index < starts[j + 1])] - starts[j],
+            )
+            for j in range(len(parts))
+        ]
+        summary = _over_parts(executor, summarise_part, parts, [(plan, *t) for t in takes])
+    sample = summary.sample
+    if work is None and frame is not None:
+        work = _normalised(frame)
 
     # ---- per-column profiles.
     columns: list[ColumnProfile] = []
+    quartiles: dict[str, tuple[float | None, float | None]] = {}
     for i, name in enumerate(names):
+        st = summary.columns[i]
         spec = specs[name]
         kind = kinds[name]
         dtype = schema[name]
-        count, missing, distinct = (
-            _int(s(i, "count")),
-            _int(s(i, "missing")),
-            _int(s(i, "distinct")),
-        )
-        invalid = _int(s(i, "invalid"))
+        assert st.distinct is not None
+        count, missing, invalid = st.count, st.missing, st.invalid
+        estimated: dict[str, Estimate] = {}
+        distinct = st.distinct.count()
+        if st.top is not None and st.top.is_exact:
+            distinct = st.top.counts.height
+        elif not st.distinct.is_exact:
+            distinct = min(distinct, count)
+            estimated["distinct"] = Estimate(
+                method=f"HyperLogLog, {st.distinct.registers.size} registers",
+                bound=st.distinct.error(),
+                unit="relative",
+            )
         ctype: ColumnType = spec.type if spec is not None else type_of(dtype)
         role: ColumnRole = spec.role if spec is not None else "feature"
         if contract.target == name:
@@ -542,49 +858,59 @@ def profile(
             ),
         )
         if kind == "numeric":
-            q = Quantiles(**{qn: _num(s(i, qn)) for qn, _ in QUANTILES})
+            assert st.quantiles is not None and st.moments is not None
+            values = st.quantiles.quantiles([q for _, q in QUANTILES])
+            q = Quantiles(**{qn: v for (qn, _), v in zip(QUANTILES, values, strict=True)})
+            if not st.quantiles.is_exact:
+                estimated["quantiles"] = Estimate(
+                    method=f"KLL sketch, k={st.quantiles.k}",
+                    bound=st.quantiles.rank_error(),
+                    unit="rank",
+                )
+            quartiles[name] = (q.p25, q.p75)
             spread = q.p75 - q.p25 if q.p75 is not None and q.p25 is not None else None
+            m = st.moments
             col.numeric = NumericStats(
-                min=_num(s(i, "min")),
-                max=_num(s(i, "max")),
-                mean=_num(s(i, "mean")),
-                std=_num(s(i, "std")),
-                skew=_num(s(i, "skew")),
+                min=st.lo,
+                max=st.hi,
+                mean=m.mean if m.n else None,
+                std=m.std(),
+                skew=m.skew(),
+                kurtosis=m.kurtosis(),
                 quantiles=q,
                 iqr=spread,
-                zeros=_int(s(i, "zeros")),
-                negatives=_int(s(i, "negatives")),
-                infinite=_int(s(i, "infinite")),
-                outliers=_int(s(i, "outliers")),
-                histogram=histograms.get(name),
+                zeros=st.zeros,
+                negatives=st.negatives,
+                infinite=st.infinite,
             )
         elif kind == "temporal":
-            hist = histograms.get(name)
             col.temporal = TemporalStats(
-                min=_temporal_labels([float(s(i, "fmin"))], dtype)[0]  # type: ignore[arg-type]
-                if s(i, "fmin") is not None
-                else None,
-                max=_temporal_labels([float(s(i, "fmax"))], dtype)[0]  # type: ignore[arg-type]
-                if s(i, "fmax") is not None
-                else None,
-                histogram=hist,
+                min=_temporal_labels([st.flo], dtype)[0] if st.flo is not None else None,
+                max=_temporal_labels([st.fhi], dtype)[0] if st.fhi is not None else None,
             )
         else:
-            raw = s(i, "top")
-            items = raw if isinstance(raw, list) else []
+            assert st.top is not None
+            fetch = max(options.top_values, LUMP_LEVELS)
+            items = st.top.top(fetch).rows()
             top = [
-                TopValue(
-                    value=_label(it["v"]), count=int(it["n"]), share=_share(int(it["n"]), count)
-                )
-                for it in items[: options.top_values]
+                TopValue(value=_label(v), count=int(n), share=_share(int(n), count))
+                for v, n in items[: options.top_values]
             ]
             col.categorical = CategoricalStats(
                 top=top, other_count=count - sum(t.count for t in top)
             )
+            if not st.top.is_exact:
+                estimated["top"] = Estimate(
+                    method=f"Misra-Gries summary, {st.top.capacity} counters",
+                    bound=float(st.top.error),
+                    unit="count",
+                )
+        col.estimated = estimated
         columns.append(col)
 
     missing_cells = sum(c.missing for c in columns)
     cells = rows * len(names)
+    duplicates = summary.rowset.duplicates()
     dup_share = _share(duplicates, rows)
     mean_score = sum(c.quality.score for c in columns) / len(columns) if columns else 1.0
     dataset = DatasetStats(
@@ -595,18 +921,20 @@ def profile(
         missing_cells_share=_share(missing_cells, cells),
         duplicate_rows=duplicates,
         duplicate_share=dup_share,
-        memory_bytes=int(df.estimated_size()),
+        memory_bytes=summary.memory,
         quality_score=mean_score * (1.0 - dup_share),
     )
+    if not summary.rowset.is_exact:
+        dataset.estimated["duplicate_rows"] = Estimate(
+            method="HyperLogLog of the row hashes, "
+            f"{summary.rowset.registers.size} registers (distinct rows)",
+            bound=hll_error(),
+            unit="relative",
+        )
 
-    # ---- sampled parts: correlations and target relationship.
-    sample_rows: int | None = None
-    sample = work
-    if options.sample is not None and options.sample < rows:
-        sample = work.sample(n=options.sample, seed=seed)
-        sample_rows = sample.height
+    # ---- the target relationship (and leakage) on the sample: every row unless large.
+    sample_rows = sample.height if index is not None else None
     by_name = {c.name: c for c in columns}
-
     target = contract.target if contract.target in by_name else None
     task = contract.task
     associations: list[TargetAssociation] = []
@@ -620,12 +948,62 @@ def profile(
         for a in associations:
             by_name[a.column].target_association = a.score
         if task in ("binary", "multiclass"):
-            class_balance = _class_balance(work, target)
+            tstate = summary.columns[names.index(target)].top
+            assert tstate is not None
+            class_balance = _class_balance(tstate)
         leaks = _single_leakage(sample, by_name, target, task, associations)
         if task == "regression":
             leaks += _pair_leakage(sample, by_name, target, associations)
 
-    correlations = _correlations(sample, columns, target, options.correlation_columns)
+    # ---- pass 2: histograms on fixed edges, outliers against the quartiles, co-moments.
+    cands = _correlation_columns(columns, target, options.correlation_columns)
+    correlations: Correlations | None = None
+    if cands and sampled:
+        correlations = _correlations(sample, cands)
+    layouts: dict[str, _Layout] = {}
+    for c in columns:
+        if c.kind == "categorical":
+            continue
+        st = summary.columns[names.index(c.name)]
+        if st.flo is None or st.fhi is None:
+            continue
+        flo, fhi = st.flo, st.fhi
+        integral = (c.kind == "temporal" or schema[c.name].is_integer()) and fhi - flo + 1 <= (
+            options.bins
+        )
+        nb = int(fhi - flo) + 1 if integral else options.bins if fhi > flo else 1
+        fences = None
+        q1, q3 = quartiles.get(c.name, (None, None))
+        flag = c.distinct <= 2  # a 0/1 flag: its rarer value is no outlier
+        finite = q1 is not None and q3 is not None and math.isfinite(q1) and math.isfinite(q3)
+        if finite and not flag:
+            assert q1 is not None and q3 is not None
+            iqr = q3 - q1
+            fences = (q1 - 1.5 * iqr, q3 + 1.5 * iqr)
+        layouts[c.name] = _Layout(flo, fhi, nb, integral, fences)
+    correlate = [c.name for c in cands] if cands and not sampled else []
+    binning = _Binning(layouts, correlate, kinds)
+    if layouts or correlate:
+        if work is not None:
+            binned = _bin(work, binning)
+        else:
+            binned = _over_parts(executor, bin_part, parts, [(binning,)] * len(parts))
+        for c in columns:
+            lay = layouts.get(c.name)
+            if lay is None:
+                continue
+            edges = _edges(lay)
+            labels = _temporal_labels(edges, schema[c.name]) if c.kind == "temporal" else None
+            hist = Histogram(
+                edges=edges, counts=[int(v) for v in binned.counts[c.name]], labels=labels
+            )
+            if c.numeric is not None:
+                c.numeric.histogram = hist
+                c.numeric.outliers = binned.outliers.get(c.name, 0)
+            elif c.temporal is not None:
+                c.temporal.histogram = hist
+        if binned.comoments is not None:
+            correlations = _correlation_model(binned.comoments.correlation(), cands, rows)
 
     alerts = _alerts(dataset, columns, class_balance, target, leaks, specs)
     return Profile(
@@ -639,6 +1017,15 @@ def profile(
         alerts=alerts,
         sample_rows=sample_rows,
     )
+
+
+def _edges(lay: _Layout) -> list[float]:
+    flo, fhi, nb = lay.lo, lay.hi, lay.bins
+    if lay.integral:
+        return [flo - 0.5 + j for j in range(nb + 1)]
+    if nb == 1:
+        return [flo, fhi]
+    return [flo * (1 - j / nb) + fhi * (j / nb) for j in range(nb)] + [fhi]
 
 
 def _label(v: object) -> str:
@@ -665,28 +1052,30 @@ def _infer_task(tcol: ColumnProfile) -> Task:
 
 def _lumped(name: str, top: list[str]) -> pl.Expr:
     """A categorical column as strings, values outside ``top`` lumped into one level."""
-    x = pl.col(name).cast(pl.String)
+    x = _col(name).cast(pl.String)
     if not top:
         return x
     return pl.when(x.is_null()).then(None).when(x.is_in(top)).then(x).otherwise(pl.lit("\x00other"))
 
 
 def _top_levels(df: pl.DataFrame, name: str) -> list[str]:
-    values = df.get_column(name).drop_nulls().cast(pl.String).rename("value")
-    vc = values.value_counts(sort=True, name="n")  # renamed: a column may be called "n"
+    values = df.get_column(name).rename("value").drop_nulls().cast(pl.String)
+    vc = values.value_counts(name="n")  # renamed: a column may be called "n"
+    vc = vc.sort(["n", "value"], descending=[True, False])  # ties in value order: the same
     if vc.height <= LUMP_LEVELS:
         return []
     return [str(v) for v in vc.get_column("value").head(LUMP_LEVELS).to_list()]
 
 
-def _numeric_value(name: str, kind: Kind) -> pl.Expr:
-    x = pl.col(name)
+def _numeric_value(name: str, kind: Kind, position: int | None = None) -> pl.Expr:
+    x = _col(name) if position is None else pl.nth(position)
     xf = (x.to_physical() if kind == "temporal" else x).cast(pl.Float64)
     return pl.when(xf.is_finite()).then(xf).otherwise(None)
 
 
 def _cramers_v(df: pl.DataFrame, a: pl.Expr, b: pl.Expr) -> float | None:
     ct = df.select(a.alias("a"), b.alias("b")).drop_nulls().group_by("a", "b").len()
+    ct = ct.sort("a", "b")  # the group-by's order varies: sum the ratios in a fixed one
     if ct.height == 0:
         return None
     ct = ct.with_columns(
@@ -709,31 +1098,28 @@ def _eta(df: pl.DataFrame, group: pl.Expr, values: list[pl.Expr]) -> list[float 
     """Correlation ratio η of each numeric expression across the levels of ``group``."""
     if not values:
         return []
-    aggs: list[pl.Expr] = []
-    for j, v in enumerate(values):
-        aggs += [
-            v.count().alias(f"n{j}"),
-            v.mean().alias(f"m{j}"),
-            v.var(ddof=0).alias(f"v{j}"),
-        ]
-    roots = list(dict.fromkeys(r for v in values for r in v.meta.root_names()))
-    g = df.select(group.alias("\x00g"), *roots).filter(pl.col("\x00g").is_not_null())
-    agg = g.group_by("\x00g").agg(aggs)
+    g = df.select(group.alias("g"), *(v.alias(f"v{j}") for j, v in enumerate(values))).filter(
+        pl.col("g").is_not_null()
+    )
+    # Sums by numpy in row order (a parallel group-by sums in a varying order: the last bits
+    # of a score would change from run to run).
+    codes = g.get_column("g").rank("dense").cast(pl.Int64).to_numpy() - 1
     out: list[float | None] = []
-    for j in range(len(values)):  # numpy per column: a query on ``agg`` is O(its width)
-        cnt_all = agg.get_column(f"n{j}").cast(pl.Float64).to_numpy()
-        present = cnt_all > 0
+    for j in range(len(values)):
+        x = g.get_column(f"v{j}").cast(pl.Float64).to_numpy()
+        present = ~np.isnan(x)
         if not present.any():
             out.append(None)
             continue
-        cnt = cnt_all[present]
-        means = agg.get_column(f"m{j}").cast(pl.Float64).to_numpy()[present]
-        var = agg.get_column(f"v{j}").cast(pl.Float64).fill_null(0.0).to_numpy()[present]
+        c, x = codes[present], x[present]
         with np.errstate(all="ignore"):
-            total = cnt.sum()
-            mean = float((cnt * means).sum() / total)
+            cnt = np.bincount(c).astype(np.float64)
+            seen = cnt > 0
+            means = np.bincount(c, weights=x) / np.where(seen, cnt, 1.0)
+            within = float(np.bincount(c, weights=(x - means[c]) ** 2).sum())
+            cnt, means = cnt[seen], means[seen]
+            mean = float((cnt * means).sum() / cnt.sum())
             between = float((cnt * (means - mean) ** 2).sum())
-            within = float((cnt * var).sum())
         denom = between + within
         if denom <= 0 or not math.isfinite(denom):
             out.append(None)
@@ -754,7 +1140,7 @@ def _target_associations(
     categorical = [c for c in feats if c.kind == "categorical"]
     tkind = kinds[target]
     found: list[TargetAssociation] = []
-    base = df.filter(pl.col(target).is_not_null())
+    base = df.filter(_col(target).is_not_null())
     if base.height == 0:
         return []
 
@@ -784,7 +1170,7 @@ def _target_associations(
             for c, r in zip(numeric, rs, strict=True):
                 add(c, abs(r) if r is not None else None, "pearson_abs")
         for c in categorical:
-            (eta,) = _eta(pair(c.name), pl.col(c.name).cast(pl.String), [t])
+            (eta,) = _eta(pair(c.name), _col(c.name).cast(pl.String), [t])
             add(c, eta, "correlation_ratio")
     else:
         tgroup = _lumped(target, _top_levels(base, target) if tkind != "numeric" else [])
@@ -793,20 +1179,15 @@ def _target_associations(
             for c, eta in zip(numeric, etas, strict=True):
                 add(c, eta, "correlation_ratio")
         for c in categorical:
-            v = _cramers_v(pair(c.name), pl.col(c.name).cast(pl.String), tgroup)
+            v = _cramers_v(pair(c.name), _col(c.name).cast(pl.String), tgroup)
             add(c, v, "cramers_v")
     found.sort(key=lambda a: (-a.score, a.column))
     return found
 
 
-def _class_balance(df: pl.DataFrame, target: str) -> ClassBalance | None:
-    vc = (
-        df.get_column(target)
-        .drop_nulls()
-        .rename("value")  # a target may be called "n"
-        .value_counts(name="n")
-        .sort(["n", "value"], descending=[True, False])
-    )
+def _class_balance(counts: TopCounts) -> ClassBalance | None:
+    """Every class with its count (from the target's mergeable value counts)."""
+    vc = counts.top(counts.counts.height)
     if vc.height == 0:
         return None
     total = int(vc.get_column("n").sum())
@@ -866,12 +1247,13 @@ def _corr_matrix_raw(x: np.ndarray) -> np.ndarray:
     return np.asarray(r, dtype=np.float64)
 
 
-def _correlations(
-    df: pl.DataFrame, cols: list[ColumnProfile], target: str | None, limit: int
-) -> Correlations | None:
+def _correlation_columns(
+    cols: list[ColumnProfile], target: str | None, limit: int
+) -> list[ColumnProfile]:
+    """The numeric columns of the correlation matrix (at most ``limit``)."""
     cands = [c for c in cols if c.kind == "numeric" and not c.constant and c.count >= 2]
     if len(cands) < 2:
-        return None
+        return []
     if len(cands) > limit:
         # Keep the target and the columns most associated with it (then the first ones).
         order = sorted(
@@ -884,11 +1266,18 @@ def _correlations(
         )
         keep = sorted(order[:limit])
         cands = [cands[j] for j in keep]
-    x = df.select(_numeric_value(c.name, "numeric").alias(str(j)) for j, c in enumerate(cands))
-    arr = x.to_numpy(order="c")
-    r = _corr_matrix(arr)
+    return cands
+
+
+def _correlation_model(r: np.ndarray, cands: list[ColumnProfile], rows: int) -> Correlations:
     matrix = [[None if not math.isfinite(v) else float(v) for v in row] for row in r.tolist()]
-    return Correlations(columns=[c.name for c in cands], matrix=matrix, rows_used=df.height)
+    return Correlations(columns=[c.name for c in cands], matrix=matrix, rows_used=rows)
+
+
+def _correlations(df: pl.DataFrame, cands: list[ColumnProfile]) -> Correlations:
+    """The correlation matrix of ``cands`` over the rows of ``df`` (the seeded sample)."""
+    x = df.select(_numeric_value(c.name, "numeric").alias(str(j)) for j, c in enumerate(cands))
+    return _correlation_model(_corr_matrix(x.to_numpy(order="c")), cands, df.height)
 
 
 def _determination(df: pl.DataFrame, c: ColumnProfile, target: str) -> float:
@@ -896,7 +1285,7 @@ def _determination(df: pl.DataFrame, c: ColumnProfile, target: str) -> float:
 
     1.0 means every value (or narrow bin) of ``c`` holds a single class: ``c`` determines it.
     """
-    x = pl.col(c.name)
+    x = _col(c.name)
     if c.kind == "categorical":
         key = _lumped(c.name, _top_levels(df, c.name))
     elif c.distinct <= LUMP_LEVELS:
@@ -904,7 +1293,7 @@ def _determination(df: pl.DataFrame, c: ColumnProfile, target: str) -> float:
     else:
         v = _numeric_value(c.name, c.kind)
         key = ((v - v.min()) / (v.max() - v.min()) * 100).floor()
-    ct = df.select(key.alias("k"), pl.col(target).alias("t")).drop_nulls().group_by("k", "t").len()
+    ct = df.select(key.alias("k"), _col(target).alias("t")).drop_nulls().group_by("k", "t").len()
     n = int(ct.get_column("len").sum()) if ct.height else 0
     if n == 0:
         return 0.0
@@ -1060,6 +1449,9 @@ def _alerts(
                 message=(
                     f"{dataset.duplicate_rows} rows ({dataset.duplicate_share:.1%}) "
                     "repeat an earlier row"
+                    if "duplicate_rows" not in dataset.estimated
+                    else f"≈ {dataset.duplicate_rows} rows ({dataset.duplicate_share:.1%}) "
+                    f"repeat an earlier row ({dataset.estimated['duplicate_rows'].describe()})"
                 ),
             )
         )
@@ -1099,7 +1491,14 @@ def _alerts(
         spec = (specs or {}).get(c.name)
         inferred = spec is not None and spec.reason is not None and (spec.text or c.role == "id")
         if c.kind == "categorical" and c.type == "str" and c.count > 1 and not inferred:
-            if c.distinct == c.count and c.role != "id":
+            est = c.estimated.get("distinct")
+            # an estimated count within three standard errors of the row count: unique
+            unique = (
+                c.distinct == c.count
+                if est is None
+                else c.distinct >= c.count * (1.0 - 3.0 * est.bound)
+            )
+            if unique and c.role != "id":
                 alerts.append(
                     Alert(
                         kind="unique",
@@ -1114,7 +1513,11 @@ def _alerts(
                         kind="high_cardinality",
                         columns=[c.name],
                         severity="info",
-                        message=f"'{c.name}' has {c.distinct} distinct values",
+                        message=(
+                            f"'{c.name}' has {c.distinct} distinct values"
+                            if est is None
+                            else f"'{c.name}' has ≈ {c.distinct} distinct values ({est.describe()})"
+                        ),
                     )
                 )
         n = c.numeric

@@ -3,6 +3,10 @@
 Every number on the page comes from the :class:`~modelyard.data.profile.Profile` and carries
 its exact value: ``<td data-stat="mean" data-column="price" data-value="...">``. Dataset-level
 numbers have no ``data-column``; correlation cells carry ``data-column`` and ``data-column2``.
+
+A number the profile estimated with a sketch (a large table's distinct count, quantiles, top
+value counts, duplicate rows) is shown as ``≈ 1.2M`` with the sketch and its error bound in a
+tooltip and in a note under its card (``data-estimated="distinct"``); exact numbers are unmarked.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from modelyard.data.profile import (
     OUTLIER_SHARE,
     SKEW_LIMIT,
     ColumnProfile,
+    Estimate,
     Profile,
 )
 from modelyard.reports.html import (
@@ -43,11 +48,24 @@ def profile_json(profile: Profile) -> str:
 
 
 def _metric(
-    label: str, value: int | float | None, name: str, *, text: str | None = None, sub: str = ""
+    label: str,
+    value: int | float | None,
+    name: str,
+    *,
+    text: str | None = None,
+    sub: str = "",
+    estimate: Estimate | None = None,
 ) -> str:
     sub_html = f'<div class="s">{sub}</div>' if sub else ""
+    title = ""
+    if estimate is not None:
+        text = "≈ " + (text if text is not None else fmt(value))
+        title = f' title="{escape("estimated: " + estimate.describe())}"'
+        sub_html += (
+            f'<div class="s" data-estimated="{escape(name)}">{escape(estimate.describe())}</div>'
+        )
     return (
-        f'<div class="metric"><div class="k">{escape(label)}</div>'
+        f'<div class="metric"{title}><div class="k">{escape(label)}</div>'
         f"{stat(value, name=name, tag='div', cls='v', text=text)}{sub_html}</div>"
     )
 
@@ -80,6 +98,7 @@ def _overview(p: Profile) -> str:
                 text=fmt_share(d.duplicate_share),
             )
             + " of rows",
+            estimate=d.estimated.get("duplicate_rows"),
         ),
         _metric("Memory", d.memory_bytes, "memory_bytes", text=fmt_bytes(d.memory_bytes)),
         _metric("Quality score", d.quality_score, "quality_score", text=fmt_share(d.quality_score)),
@@ -109,12 +128,21 @@ def _overview(p: Profile) -> str:
         f"Alerts <span class='muted'>({len(p.alerts)}: {counts['critical']} critical, "
         f"{counts['warning']} warnings)</span>"
     )
-    sampled = (
-        f'<p class="muted">Correlations and target relationship use a seeded sample of '
-        f"{fmt(p.sample_rows)} rows; every statistic uses all rows.</p>"
-        if p.sample_rows
-        else ""
-    )
+    sampled = ""
+    if p.sample_rows:
+        what = "Target relationship and leakage checks"
+        if p.correlations is not None and p.correlations.rows_used == p.sample_rows:
+            what = "Correlations, target relationship and leakage checks"
+        sampled = (
+            f'<p class="muted" data-sampled="{p.sample_rows}">{what} use a seeded sample of '
+            f"{fmt(p.sample_rows)} rows; every other statistic uses all rows.</p>"
+        )
+    if d.estimated or any(c.estimated for c in p.columns):
+        sampled += (
+            '<p class="muted" data-estimates="1">Numbers marked ≈ are estimated by mergeable '
+            "sketches (the table is too large to hold them exactly); each states its sketch and "
+            "error bound. Every unmarked number is exact.</p>"
+        )
     return (
         f'<section id="overview"><h2>Overview</h2><div class="metrics">{"".join(metrics)}</div>'
         f'{sampled}<h2 id="alerts">{head}</h2>{alerts}</section>'
@@ -122,9 +150,27 @@ def _overview(p: Profile) -> str:
 
 
 def _row(
-    label: str, value: int | float | None, name: str, column: str, text: str | None = None
+    label: str,
+    value: int | float | None,
+    name: str,
+    column: str,
+    text: str | None = None,
+    estimate: Estimate | None = None,
 ) -> str:
-    return f"<td>{escape(label)}</td>{stat(value, name=name, column=column, text=text)}"
+    if estimate is None:
+        return f"<td>{escape(label)}</td>{stat(value, name=name, column=column, text=text)}"
+    shown = "≈ " + (text if text is not None else fmt(value))
+    return (
+        f'<td title="{escape("estimated: " + estimate.describe())}">{escape(label)}</td>'
+        f"{stat(value, name=name, column=column, text=shown)}"
+    )
+
+
+_ESTIMATED = {
+    "distinct": "distinct count",
+    "quantiles": "quantiles, IQR and outlier fences",
+    "top": "top value counts",
+}
 
 
 def _pairs(cells: list[str]) -> str:
@@ -142,8 +188,9 @@ def _card(c: ColumnProfile, p: Profile) -> str:
         _row("Count", c.count, "count", n),
         _row("Missing", c.missing, "missing", n),
         _row("Missing share", c.missing_share, "missing_share", n, fmt_share(c.missing_share)),
-        _row("Distinct", c.distinct, "distinct", n),
+        _row("Distinct", c.distinct, "distinct", n, estimate=c.estimated.get("distinct")),
     ]
+    qest = c.estimated.get("quantiles")
     chart = ""
     extra = ""
     if c.numeric is not None:
@@ -153,19 +200,22 @@ def _card(c: ColumnProfile, p: Profile) -> str:
             _row("Mean", s.mean, "mean", n),
             _row("Std", s.std, "std", n),
             _row("Min", s.min, "min", n),
-            _row("1%", q.p1, "p1", n),
-            _row("5%", q.p5, "p5", n),
-            _row("25%", q.p25, "p25", n),
-            _row("Median", q.p50, "p50", n),
-            _row("75%", q.p75, "p75", n),
-            _row("95%", q.p95, "p95", n),
-            _row("99%", q.p99, "p99", n),
+            _row("1%", q.p1, "p1", n, estimate=qest),
+            _row("5%", q.p5, "p5", n, estimate=qest),
+            _row("25%", q.p25, "p25", n, estimate=qest),
+            _row("Median", q.p50, "p50", n, estimate=qest),
+            _row("75%", q.p75, "p75", n, estimate=qest),
+            _row("95%", q.p95, "p95", n, estimate=qest),
+            _row("99%", q.p99, "p99", n, estimate=qest),
             _row("Max", s.max, "max", n),
             _row("Skew", s.skew, "skew", n),
+            _row("Kurtosis", s.kurtosis, "kurtosis", n),
             _row("Zeros", s.zeros, "zeros", n),
             _row("Negatives", s.negatives, "negatives", n),
             _row("Outliers (1.5·IQR)", s.outliers, "outliers", n),
         ]
+        if qest is not None:  # counted exactly, against estimated quartiles
+            rows[-1] = _row("Outliers (1.5·IQR)", s.outliers, "outliers", n, estimate=qest)
         if s.infinite:
             rows.append(_row("Infinite", s.infinite, "infinite", n))
         if s.histogram is not None:
@@ -194,10 +244,12 @@ def _card(c: ColumnProfile, p: Profile) -> str:
                 items.append(("(other values)", float(c.categorical.other_count)))
                 texts.append(fmt_share(c.categorical.other_count / c.count if c.count else 0))
             chart = svg_bars(items, value_text=texts, title=f"top values of {n}")
+            approx = "≈ " if "top" in c.estimated else ""
             top_rows = "".join(
                 f"<tr><td title='{escape(v.value)}'>{escape(_short(v.value))}</td>"
-                f"{stat(v.count, name='top_count', column=n)}"
-                f"{stat(v.share, name='top_share', column=n, text=fmt_share(v.share))}</tr>"
+                f"{stat(v.count, name='top_count', column=n, text=approx + fmt(v.count))}"
+                f"{stat(v.share, name='top_share', column=n, text=approx + fmt_share(v.share))}"
+                "</tr>"
                 for v in top
             )
             extra = (
@@ -228,6 +280,13 @@ def _card(c: ColumnProfile, p: Profile) -> str:
         text="quality " + fmt_share(qual.score),
     )
     chart_html = chart or '<p class="muted">No values to chart.</p>'
+    if c.estimated:
+        notes = "; ".join(
+            f'<span data-estimated="{escape(k)}">{escape(_ESTIMATED.get(k, k))}: '
+            f"{escape(e.describe())}</span>"
+            for k, e in c.estimated.items()
+        )
+        extra += f'<p class="muted est">Estimated (≈): {notes}.</p>'
     return (
         f'<div class="card" id="col-{escape(n)}"><div class="card-head"><h3>{escape(n)}</h3>'
         f'{badges}<span class="score">{score}</span></div>'

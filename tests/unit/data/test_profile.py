@@ -439,3 +439,22 @@ def test_columns_named_like_the_counts_profile() -> None:
     target = pl.DataFrame({"n": ["a", "b", "a", "c"] * 10, "x": [float(i) for i in range(40)]})
     prof = profile(target, make_contract(target, "n", "multiclass"), ProfileSection())
     assert prof.class_balance is not None and prof.class_balance.majority == "a"
+
+
+def test_columns_named_like_patterns_profile() -> None:
+    """Hypothesis found it: ``pl.col("*")`` is every column and ``pl.col("^x$")`` a regex, so
+    a column called ``*`` broke the profile (duplicate output names, an ambiguous filter)."""
+    df = pl.DataFrame(
+        {
+            "*": [1.0, 2.0, None, 4.0] * 5,
+            "^x$": ["a", "b", "a", None] * 5,
+            "y": [0, 1, 0, 1] * 5,
+        }
+    )
+    prof = profile(df, make_contract(df, "y", "binary"), ProfileSection())
+    assert prof.column("*").count == 15 and prof.column("*").missing == 5
+    assert prof.column("^x$").distinct == 2
+    assert {a.column for a in prof.target_associations} == {"*", "^x$"}
+    star = pl.DataFrame({"*": ["p", "q"] * 10, "0": [1.5, 2.5] * 10})
+    prof = profile(star, make_contract(star, "*", "binary"), ProfileSection())
+    assert prof.class_balance is not None and prof.class_balance.majority == "p"

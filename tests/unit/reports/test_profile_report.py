@@ -214,3 +214,45 @@ def test_alerts_beyond_the_first_ten_are_folded(shared_data: Path) -> None:
     assert shown.count("<li data-alert=") == SHOWN_ALERTS
     assert folded.count("<li data-alert=") == len(prof.alerts) - SHOWN_ALERTS
     assert f"{len(prof.alerts) - SHOWN_ALERTS} more alerts" in folded
+
+
+def test_estimated_numbers_are_marked_with_their_bounds(tmp_path: Path) -> None:
+    """A table beyond the sketches' exact sizes: every shown number still equals the JSON,
+    the estimated ones read "≈" with the sketch and its bound, the exact ones stay unmarked."""
+    import numpy as np
+
+    from modelyard.data.table import as_table
+    from tests.unit.reports.stats import collect as stats_of
+
+    n = 150_000
+    rng = np.random.default_rng(0)
+    df = pl.DataFrame(
+        {
+            "v": rng.normal(size=n),
+            "code": [f"c{i}" for i in rng.integers(0, 60_000, n)],
+            "y": rng.choice(["a", "b"], n).tolist(),
+        }
+    )
+    table = as_table(df, tmp_path / "t", batch_rows=50_000)
+    prof = profile(table, make_contract(df, "y", "binary"), ProfileSection())
+    assert set(prof.column("v").estimated) == {"distinct", "quantiles"}
+    code = prof.column("code")
+    assert set(code.estimated) == {"top"}  # > 20k levels: Misra-Gries; < 100k: exact distinct
+    assert code.distinct == df["code"].n_unique()
+    html = render_profile_html(prof)
+    check_report_against_json(html, json.loads(profile_json(prof)))
+    shown = {
+        (i["data-stat"], i.get("data-column")): i
+        for i in stats_of(html)
+        if i["data-stat"] in ("distinct", "p50", "mean", "count")
+    }
+    assert shown[("distinct", "v")]["data-value"] == str(prof.column("v").distinct)
+    assert 'data-estimated="quantiles"' in html and 'data-estimated="top"' in html
+    assert "HyperLogLog, 16384 registers, ±0.81% (standard error)" in html
+    cell = re.compile(r'data-stat="(\w+)" data-column="v" data-value="[^"]*">([^<]*)<')
+    text = {stat: shown_text for stat, shown_text in cell.findall(html)}
+    assert text["distinct"].startswith("≈ ") and text["p50"].startswith("≈ ")
+    assert not text["mean"].startswith("≈") and not text["count"].startswith("≈")
+    assert "≈" not in text["min"] and "≈" not in text["max"]
+    exact = prof.column("y")
+    assert exact.estimated == {} and exact.distinct == 2
