@@ -204,8 +204,8 @@ def labelled(
     keys they hold; the labelled rows no part holds come last."""
     import polars as pl
 
-    from modelyard.data.parts import map_parts, part_path
-    from modelyard.data.table import Ingested, Table, write_part
+    from modelyard.compute import map_in_order
+    from modelyard.data.table import Ingested, Table, part_path, write_part
     from modelyard.labels.training import LabelTable, join_labels
 
     spec = _label_spec(config, task, features)
@@ -218,10 +218,12 @@ def labelled(
         _unmatched_note(progress, unmatched)
         return Ingested(as_table(joined, folder, batch_rows=config.data.batch_rows), train.rejected)
     keys_only = LabelTable(table.version, table.labels, {}, table.held)
-    done = map_parts(
-        executor,
-        _label_part,
-        [(str(p), str(part_path(folder, i)), keys_only, spec) for i, p in enumerate(parts)],
+    done = list(
+        map_in_order(
+            executor,
+            _label_part,
+            [(str(p), str(part_path(folder, i)), keys_only, spec) for i, p in enumerate(parts)],
+        )
     )
     known = set().union(*(keys for _, keys in done))
     rows = sum(n for n, _ in done)

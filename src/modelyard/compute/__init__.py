@@ -24,9 +24,11 @@ replaces the worker. Neither stops the other tasks.
 
 from __future__ import annotations
 
+import itertools
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Literal
@@ -39,6 +41,7 @@ __all__ = [
     "Shared",
     "WorkerLost",
     "available_cores",
+    "map_in_order",
     "open_executor",
 ]
 
@@ -120,6 +123,37 @@ class Executor(ABC):
     def describe(self) -> str:
         """One line for reports: ``local, 8 workers``."""
         return f"{self.kind}, {self.workers} worker{'s' if self.workers != 1 else ''}"
+
+
+def map_in_order(
+    executor: Executor | None, fn: Callable[..., Any], calls: Iterable[tuple[Any, ...]]
+) -> Iterator[Any]:
+    """``fn(*args)`` for each ``args`` of ``calls``, results yielded in the order of ``calls``.
+
+    The streaming map of the data stages: ``calls`` is read lazily and at most ``workers + 1``
+    tasks are in flight, so memory stays flat whatever their number; results come in order,
+    so what the caller merges never depends on where or when a task ran. A single call (or no
+    executor) runs inline, in this process: a table of one part costs no round trip. A task
+    that raises cancels the others and its exception is raised here.
+    """
+    todo = iter(calls)
+    head = list(itertools.islice(todo, 2))
+    if executor is None or len(head) < 2:
+        for args in itertools.chain(head, todo):
+            yield fn(*args)
+        return
+    limit = executor.workers + 1
+    pending: deque[Future[Any]] = deque()
+    try:
+        for args in itertools.chain(head, todo):
+            if len(pending) >= limit:
+                yield pending.popleft().result()
+            pending.append(executor.submit(fn, *args))
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        if pending:
+            executor.cancel(list(pending))
 
 
 def available_cores() -> int:

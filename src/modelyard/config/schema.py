@@ -611,8 +611,8 @@ class ModelsSection(Section):
     search_rows: int | Literal["auto"] = "auto"
     """A table of several parts (more rows than ``data.batch_rows``): the search, the gate and
     the families that cannot train out of core use a seeded (stratified) sample of this many
-    training rows, drawn part by part; XGBoost is then refitted on every training row out of
-    core. ``auto`` sizes it from the budget (1,000 rows per budget second, at least
+    training rows, drawn part by part; XGBoost and LightGBM are then refitted on every
+    training row out of core. ``auto`` sizes it from the budget (1,000 rows per budget second, at least
     ``cv_sample``, at most 250,000 rows and 5 million cells). A table of one part is used
     whole."""
     class_weight: Literal["none", "balanced"] = "none"

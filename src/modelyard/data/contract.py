@@ -1061,7 +1061,8 @@ def infer_contract_table(
     """
     import numpy as np
 
-    from modelyard.data.parts import map_parts, repeats_across_parts
+    from modelyard.compute import map_in_order
+    from modelyard.data.parts import repeats_across_parts
 
     parts = table.parts()
     if len(parts) == 1:
@@ -1075,7 +1076,9 @@ def infer_contract_table(
     n = sum(sizes)
     picks = _sample_positions(sizes, sample_rows, seed)
     sample = pl.concat(
-        map_parts(executor, _read_rows, [(str(p), k) for p, k in zip(parts, picks, strict=True)]),
+        map_in_order(
+            executor, _read_rows, [(str(p), k) for p, k in zip(parts, picks, strict=True)]
+        ),
         how="vertical",
     )
     infer_task = target is not None and task is None and task_of is not None
@@ -1102,10 +1105,12 @@ def infer_contract_table(
     maybe_float = [
         c for c, t in types.items() if t == "int" and schema[c] == pl.String and c not in type_hints
     ]  # int in the sample; float if the table holds a number that is not an integer
-    stats = map_parts(
-        executor,
-        _contract_stats,
-        [(str(p), types, dict(schema), levels, cap, maybe_float) for p in parts],
+    stats = list(
+        map_in_order(
+            executor,
+            _contract_stats,
+            [(str(p), types, dict(schema), levels, cap, maybe_float) for p in parts],
+        )
     )
     merged = _merge_stats(stats, cap)
     floats = {

@@ -2,63 +2,27 @@
 
 A data stage over a multi-part :class:`~modelyard.data.table.Table` submits one task per part
 (a module-level function that reads its part, writes its output part itself and returns small
-mergeable statistics). :func:`map_parts` keeps at most ``executor.workers + 1`` tasks in flight,
-so memory stays flat whatever the table's size, and returns the results in part order, so what
-the driver merges never depends on completion order or on where the tasks ran. A single task
-runs inline, in this process: a one-part table costs no executor round trip.
+mergeable statistics) through :func:`~modelyard.compute.map_in_order`: at most
+``executor.workers + 1`` tasks in flight, so memory stays flat whatever the table's size, and
+results in part order, so what the driver merges never depends on completion order or on where
+the tasks ran. A single task runs inline: a one-part table costs no executor round trip.
+
+This module holds what spans parts: values repeated across them.
 """
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from modelyard.compute import map_in_order
 
 if TYPE_CHECKING:
     import numpy as np
 
     from modelyard.compute import Executor
     from modelyard.data.contract import ColumnType
-
-PART = "part-{:05d}.parquet"
-"""The name of part ``i`` of a table (as :class:`~modelyard.data.table.TableWriter` names it)."""
-
-
-def part_path(folder: Path, index: int) -> Path:
-    """Where part ``index`` of a table in ``folder`` goes (a task writes it itself)."""
-    return folder / PART.format(index)
-
-
-def map_parts(
-    executor: Executor | None,
-    fn: Callable[..., Any],
-    tasks: Sequence[tuple[Any, ...]],
-) -> list[Any]:
-    """``[fn(*args) for args in tasks]``, run through ``executor``; results in task order.
-
-    One task (or no executor) runs inline. Otherwise at most ``executor.workers + 1`` tasks are
-    in flight; the driver waits for them in order. A task that raises cancels the rest and its
-    exception is raised here.
-    """
-    if executor is None or len(tasks) <= 1:
-        return [fn(*args) for args in tasks]
-    limit = executor.workers + 1
-    results: list[Any] = []
-    pending: deque[Future[Any]] = deque()
-    try:
-        for args in tasks:
-            if len(pending) >= limit:
-                results.append(pending.popleft().result())
-            pending.append(executor.submit(fn, *args))
-        while pending:
-            results.append(pending.popleft().result())
-    except BaseException:
-        executor.cancel(list(pending))
-        raise
-    return results
-
 
 _SEED = 0x5EED
 """The seed of the hashes that find candidate repeats across parts (checked on the values)."""
@@ -82,7 +46,9 @@ def repeats_across_parts(
     import numpy as np
     import polars as pl
 
-    hashes = map_parts(executor, _hash_part, [(str(p), list(columns), dict(types)) for p in parts])
+    hashes = list(
+        map_in_order(executor, _hash_part, [(str(p), list(columns), dict(types)) for p in parts])
+    )
     bounds = np.asarray(offsets[1:], dtype=np.int64)
     candidates: dict[str, np.ndarray[Any, np.dtype[np.int64]]] = {}
     for c in columns:
@@ -109,7 +75,7 @@ def repeats_across_parts(
         for i in range(len(parts))
     ]
     todo = [i for i, w in enumerate(wanted) if any(len(p) for p in w.values())]
-    values = map_parts(
+    values = map_in_order(
         executor, _values_at, [(str(parts[i]), wanted[i], dict(types)) for i in todo]
     )  # per part with candidates: their typed values, in position order
     got = dict(zip(todo, values, strict=True))

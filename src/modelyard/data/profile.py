@@ -47,9 +47,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future
 from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
@@ -709,31 +707,13 @@ def _over_parts(
 ) -> Any:
     """``fn(part, *args)`` for every part, merged in part order (so the result never depends
     on where or when a part ran); at most ``workers + 1`` parts in flight."""
-    if executor is None:
-        merged = None
-        for part, extra in zip(parts, args, strict=True):
-            out = fn(str(part), *extra)
-            merged = out if merged is None else merged.merge(out)
-        return merged
-    window = executor.workers + 1
-    pending: deque[Future[Any]] = deque()
-    todo = iter(zip(parts, args, strict=True))
+    from modelyard.compute import map_in_order
+
+    calls = ((str(part), *extra) for part, extra in zip(parts, args, strict=True))
     merged = None
-    try:
-        while True:
-            while len(pending) < window:
-                item = next(todo, None)
-                if item is None:
-                    break
-                part, extra = item
-                pending.append(executor.submit(fn, str(part), *extra))
-            if not pending:
-                return merged
-            out = pending.popleft().result()
-            merged = out if merged is None else merged.merge(out)
-    except BaseException:
-        executor.cancel(pending)
-        raise
+    for out in map_in_order(executor, fn, calls):
+        merged = out if merged is None else merged.merge(out)
+    return merged
 
 
 def _sample_index(rows: int, want: int | None, seed: int) -> np.ndarray | None:

@@ -115,7 +115,7 @@ class TableWriter:
 
     def next_part(self) -> Path:
         """The path of the next part, for a task that writes it itself (then :meth:`add`)."""
-        return self.folder / _PART.format(self._parts)
+        return part_path(self.folder, self._parts)
 
     def add(self, rows: int) -> None:
         """Count a part written at :meth:`next_part` by someone else."""
@@ -143,6 +143,11 @@ class TableWriter:
     def __exit__(self, exc_type: Any, *_: Any) -> None:
         if exc_type is not None:
             shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def part_path(folder: Path, index: int) -> Path:
+    """Where part ``index`` of a table in ``folder`` goes (a task may write it itself)."""
+    return folder / _PART.format(index)
 
 
 def write_part(frame: pl.DataFrame, path: Path) -> None:

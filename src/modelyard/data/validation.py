@@ -1021,8 +1021,8 @@ def validate_table(
     after both tables are written: :class:`~modelyard.errors.ValidationFailed` carries this
     result, so that the caller can publish the quarantine before it stops.
     """
-    from modelyard.data.parts import map_parts, part_path
-    from modelyard.data.table import Table
+    from modelyard.compute import map_in_order
+    from modelyard.data.table import Table, part_path
 
     rows = ingested.rows
     parts = rows.parts()
@@ -1055,7 +1055,7 @@ def validate_table(
         for i, part in enumerate(parts)
     ]
     try:
-        tallies: list[_Tally] = map_parts(executor, _validate_part, tasks)
+        tallies: list[_Tally] = list(map_in_order(executor, _validate_part, tasks))
         if lines:
             tallies.append(_quarantine_lines(ingested.rejected, schema, quarantine_dir, len(parts)))
     except BaseException:
@@ -1117,8 +1117,7 @@ def _read_part(path: str, schema: Mapping[str, pl.DataType], **kw: Any) -> pl.Da
 def _quarantine_lines(rejected: Table, schema: pl.Schema, folder: Path, first: int) -> _Tally:
     """The input lines that are not rows, as quarantine parts ``first``, ``first + 1``, ...
     (row columns null), and their tally: invalid, with their first texts and places."""
-    from modelyard.data.parts import part_path
-    from modelyard.data.table import write_part
+    from modelyard.data.table import part_path, write_part
 
     nulls = [pl.lit(None, dtype=dtype).alias(name) for name, dtype in schema.items()]
     total, index = 0, first

@@ -488,14 +488,14 @@ def _stream(
     executor: Executor | None,
 ) -> tuple[np.ndarray, _Predicted, pl.DataFrame]:
     """Every row of ``table`` predicted, part by part on the executor, in table order."""
-    from modelyard.modeling.parts import map_parts
+    from modelyard.compute import map_in_order
 
     parts = table.parts()
     shared = executor.share(model) if executor is not None and len(parts) > 1 else None
     try:
         ref = shared if shared is not None else model
         calls = [(ref, str(p), contract, list(exclude), task, slices) for p in parts]
-        results = list(map_parts(executor if shared is not None else None, _predict_part, calls))
+        results = list(map_in_order(executor if shared is not None else None, _predict_part, calls))
     finally:
         if shared is not None and executor is not None:
             executor.unshare(shared)

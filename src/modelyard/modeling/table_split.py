@@ -1,7 +1,7 @@
 """The hold-out split of a table of several parts: per row, with no shuffle.
 
 A table too big to hold (more rows than ``data.batch_rows``, so several parts) is split part by
-part, one task per part on the executor (:mod:`modelyard.modeling.parts`):
+part, one task per part on the executor (:func:`modelyard.compute.map_in_order`):
 
 - ``random`` / ``stratified``: a row is a test row when a hash of its key and the seed, read
   as a number in [0, 1), is below ``split.test_size``. The key is the contract's id columns
@@ -30,11 +30,11 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import polars as pl
 
+from modelyard.compute import map_in_order
 from modelyard.config.schema import SplitSection
 from modelyard.data.contract import DataContract, did_you_mean
 from modelyard.data.table import Table, link_table, write_part
 from modelyard.errors import DataError, ModelyardError, name_list
-from modelyard.modeling.parts import map_parts
 from modelyard.modeling.splits import (
     Split,
     _n_test,
@@ -155,7 +155,7 @@ def _draw(
         slack = (10 * math.sqrt(max(k, 1)) + 50) / max(n, 1)
         rates[label] = 1.0 if k >= n else min(1.0, rate * 1.05 + slack)
     calls = [(str(p), key, seed, target, rates, i) for i, p in enumerate(table.parts())]
-    drawn = [f for f in map_parts(executor, _sample_part, calls) if f.height]
+    drawn = [f for f in map_in_order(executor, _sample_part, calls) if f.height]
     if not drawn:
         return pl.read_parquet(table.parts()[0]).clear()
     rows = pl.concat(drawn, how="vertical")
@@ -280,7 +280,7 @@ def split_table(
     ]
     n_train = n_test = 0
     counts = {}
-    for stats in map_parts(executor, _split_part, calls):
+    for stats in map_in_order(executor, _split_part, calls):
         n_train += stats.train
         n_test += stats.test
         for label, k in stats.classes.items():

@@ -30,13 +30,12 @@ import glob
 import os
 import shutil
 import uuid
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from modelyard.compute import map_in_order
 from modelyard.errors import DataError, ModelyardError
 
 if TYPE_CHECKING:
@@ -367,35 +366,30 @@ def _score(
             progress(total.rows, read)
 
     inputs = enumerate(_drain(head, it))
-    if single or executor is None:  # here, one batch after another
+
+    def calls(model: Any, to_files: bool) -> Iterator[tuple[Any, ...]]:
+        """The kernel's calls in input order, read lazily: a batch is held only until its
+        task has it (written to a part file first for a worker that is not this process)."""
         for index, (rows, lines) in inputs:
             args = prepare(index, rows, lines)
-            merge(score_part(rows, model, contract, options, *args), index)
+            part: Path | pl.DataFrame = rows
+            if to_files:
+                part = staging / "in" / _PART.format(index)
+                write_part(rows, part)
+            del rows
+            yield (part, model, contract, options, *args)
+
+    here = single or executor is None or executor.kind == "serial"
+    if here:  # one batch after another, in this process
+        for index, part in enumerate(map_in_order(None, score_part, calls(model, False))):
+            merge(part, index)
     else:
-        shared = executor.share(model if executor.kind == "serial" else pack(model))
-        window = executor.workers + 1
-        pending: deque[tuple[int, Future[PartScored]]] = deque()
-        in_memory = executor.kind == "serial"  # no part file to write and read back
+        assert executor is not None
+        shared = executor.share(pack(model))
         try:
-            for index, (rows, lines) in inputs:
-                args = prepare(index, rows, lines)
-                part: Path | pl.DataFrame = rows
-                if not in_memory:
-                    part = staging / "in" / _PART.format(index)
-                    write_part(rows, part)
-                del rows
-                future = executor.submit(score_part, part, shared, contract, options, *args)
-                pending.append((index, future))
-                del part
-                while len(pending) >= window:  # the oldest first: results in input order
-                    done, oldest = pending.popleft()
-                    merge(oldest.result(), done)
-            while pending:
-                done, oldest = pending.popleft()
-                merge(oldest.result(), done)
-        except BaseException:
-            executor.cancel(f for _, f in pending)
-            raise
+            scored = map_in_order(executor, score_part, calls(shared, True))
+            for index, part in enumerate(scored):
+                merge(part, index)
         finally:
             executor.unshare(shared)
     total.drift = _merge_drift(drifts, contract)
