@@ -16,7 +16,6 @@ import functools
 import json
 import os
 import shlex
-import shutil
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -1106,32 +1105,8 @@ class Project:
         their ancestors, finished too) only loads them. Which ones finished depends on the
         order of the steps (the profile runs before the test data's validation).
         """
-        short = "test" if step == "validate_test" else "train"
-        validated = self._hold_quarantine(failure.result, short)
-        try:
-            return self._stop(pipeline, step, failure, validated, recorder, started)
-        finally:
-            shutil.rmtree(validated.quarantine.folder, ignore_errors=True)
-
-    def _hold_quarantine(self, validated: ValidationResult, label: str) -> ValidationResult:
-        """The failed validation with its quarantine moved out of the store's scratch space
-        (the run of the finished steps clears it) until it is published (hard links)."""
-        from dataclasses import replace
-
-        from modelyard.data.table import link_table
-
-        held = self.config.output_dir / "quarantine" / f".{label}.{uuid.uuid4().hex[:8]}.parts"
-        return replace(validated, quarantine=link_table(validated.quarantine, held))
-
-    def _stop(
-        self,
-        pipeline: Pipeline,
-        step: str,
-        failure: ValidationFailed,
-        validated: ValidationResult,
-        recorder: _Recorder,
-        started: float,
-    ) -> ValidationFailed:
+        validated: ValidationResult = failure.result  # its tables are in this store's
+        # scratch space, which the run of the finished steps below leaves alone
         finished = {r.name for r in recorder.records if r.status in ("ran", "cached")}
         keep = finished.union(*(pipeline.ancestors(name) for name in finished))
         done = run(Pipeline(tuple(s for s in pipeline.steps if s.name in keep)), self.store)
