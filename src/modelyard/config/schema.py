@@ -292,7 +292,7 @@ class DataSection(Section):
     """Roles of some columns."""
     sample: int | None = Field(default=None, gt=0)
     """Use a seeded random sample of this many rows (for quick iterations)."""
-    batch_rows: int = Field(default=1_000_000, ge=1)
+    batch_rows: int = Field(default=500_000, ge=1)
     """Rows per batch of the data stages: tables between steps are Parquet datasets written
     and read one batch at a time, so memory stays flat whatever the table's size. A table of
     fewer rows is one batch, processed whole."""

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from modelyard.config.schema import DataSection
+
 if TYPE_CHECKING:
     import polars as pl
 else:
@@ -30,8 +32,9 @@ else:
 
 __all__ = ["DEFAULT_BATCH_ROWS", "Table", "TableWriter", "as_table", "write_table"]
 
-DEFAULT_BATCH_ROWS = 1_000_000
-"""Rows per part (``data.batch_rows``): a table of fewer rows is one part, held whole."""
+DEFAULT_BATCH_ROWS: int = DataSection.model_fields["batch_rows"].default
+"""Rows per part (``data.batch_rows``'s default): a table of fewer rows is one part, held
+whole."""
 
 _PART = "part-{:05d}.parquet"
 _GLOB = "part-*.parquet"
