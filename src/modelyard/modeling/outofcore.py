@@ -105,10 +105,11 @@ def fit_xgboost_external(
     balance: np.ndarray | None,
     seed: int,
     cache: str,
+    threads: int = 1,
 ) -> ExternalFit:
     """Fit XGBoost with ``params`` (the search's, with its refit rounds) on every row of
-    ``parts``, out of core; the estimator is the same kind :func:`fit_member` returns (fitted
-    on class codes)."""
+    ``parts``, out of core, on ``threads`` threads; the estimator is the same kind
+    :func:`fit_member` returns (fitted on class codes)."""
     import xgboost as xgb
 
     from modelyard.modeling.zoo import family
@@ -130,7 +131,7 @@ def fit_xgboost_external(
         native.update(objective="multi:softprob", num_class=n_classes)
     elif n_classes == 2:
         native["objective"] = "binary:logistic"
-    native.update(tree_method="hist", nthread=1, verbosity=0)
+    native.update(tree_method="hist", nthread=threads, verbosity=0)
     folder = Path(cache)
     folder.mkdir(parents=True, exist_ok=True)
     state: dict[str, Any] = {"rows": 0, "chunks": 0, "features": None}
@@ -159,7 +160,7 @@ def fit_xgboost_external(
 
     try:
         matrix = xgb.ExtMemQuantileDMatrix(
-            Parts(), max_bin=int(native.get("max_bin", 256)), nthread=1
+            Parts(), max_bin=int(native.get("max_bin", 256)), nthread=threads
         )
         booster = xgb.train(native, matrix, num_boost_round=rounds)
         rows = int(matrix.num_row())
@@ -255,9 +256,11 @@ def fit_lightgbm_sequence(
     classes: list[str] | None,
     balance: np.ndarray | None,
     seed: int,
+    threads: int = 1,
 ) -> ExternalFit:
     """Fit LightGBM with ``params`` (the search's, with its refit rounds) on every row of
-    ``parts``: a binned ``Dataset`` built from one ``lightgbm.Sequence`` per part."""
+    ``parts``, on ``threads`` threads: a binned ``Dataset`` built from one
+    ``lightgbm.Sequence`` per part."""
     import lightgbm as lgb
     import polars as pl
 
@@ -272,7 +275,7 @@ def fit_lightgbm_sequence(
     n_classes = len(classes) if classes is not None else 0
     objective = {0: "regression", 2: "binary"}.get(n_classes, "multiclass")
     native = {k: v for k, v in own.items() if v is not None}
-    native.update(objective=objective, num_threads=1, verbose=-1)
+    native.update(objective=objective, num_threads=threads, verbose=-1)
     if n_classes > 2:
         native["num_class"] = n_classes
     y, w, sizes = _targets(parts, problem, classes, balance)
