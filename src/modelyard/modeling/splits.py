@@ -144,15 +144,7 @@ def make_split(
     share = options.test_size
     if method == "test_file":
         assert test is not None
-        in_test = set(test.columns)
-        missing = [c for c in df.columns if c not in in_test]
-        if missing:
-            raise DataError(
-                f"the test file lacks {len(missing):,} column(s) of the training data: "
-                f"{name_list(missing)}",
-                where="data.test",
-                fix="Use a test file with the same columns as the training data.",
-            )
+        check_test_columns(df.columns, test.columns)
         return Split(
             df,
             test,
@@ -174,6 +166,19 @@ def make_split(
     if method == "time":
         return _time(df, contract, options)
     return _group(df, options, seed)
+
+
+def check_test_columns(train: list[str], test: list[str]) -> None:
+    """The test file must hold every column of the training data."""
+    in_test = set(test)
+    missing = [c for c in train if c not in in_test]
+    if missing:
+        raise DataError(
+            f"the test file lacks {len(missing):,} column(s) of the training data: "
+            f"{name_list(missing)}",
+            where="data.test",
+            fix="Use a test file with the same columns as the training data.",
+        )
 
 
 def _stratified(df: pl.DataFrame, contract: DataContract, share: float, seed: int) -> Split:

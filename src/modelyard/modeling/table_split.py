@@ -43,6 +43,7 @@ from modelyard.modeling.splits import (
     _resolve_method,
     _rows,
     _time_column,
+    check_test_columns,
 )
 
 if TYPE_CHECKING:
@@ -224,14 +225,7 @@ def split_table(
     target = contract.target if contract.task in ("binary", "multiclass") else None
     if method == "test_file":
         assert test is not None
-        missing = [c for c in columns if c not in set(test.columns)]
-        if missing:
-            raise DataError(
-                f"the test file lacks {len(missing):,} column(s) of the training data: "
-                f"{name_list(missing)}",
-                where="data.test",
-                fix="Use a test file with the same columns as the training data.",
-            )
+        check_test_columns(list(columns), test.columns)
         train_table = link_table(valid, scratch("split_train"))
         test_table = link_table(test, scratch("split_test"))
         counts: dict[str, int] = _class_counts(train_table, target, executor)
