@@ -137,7 +137,9 @@ def test_a_ctrl_c_that_a_library_wraps_into_its_own_error_is_still_an_interrupti
 
     from modelyard import recipe
 
-    def interrupted_profile(validated: object, contract: object, config: object) -> None:
+    def interrupted_profile(
+        validated: object, contract: object, config: object, executor: object
+    ) -> None:
         try:
             os.kill(os.getpid(), signal.SIGINT)
         except KeyboardInterrupt:  # what pydantic does with it

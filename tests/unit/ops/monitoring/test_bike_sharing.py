@@ -116,9 +116,13 @@ def _train_and_register(project: object) -> tuple[object, float]:
     from modelyard.modeling.features import build_preprocessor, target_array, to_pandas
     from modelyard.ops.tracking import log_training_run
 
+    from modelyard.compute import open_executor
+
     config = project.config  # type: ignore[attr-defined]
-    train = recipe.ingest(config)
-    contract = recipe.contract(train, config, None)
+    scratch = project.store.scratch  # type: ignore[attr-defined]
+    serial = open_executor("serial")
+    train = recipe.ingest(config, scratch)
+    contract = recipe.contract(train, config, None, serial)
     # the time, the year and the row id only grow: no bounds on them (2012 would break them)
     contract = contract.model_copy(
         update={
@@ -131,7 +135,7 @@ def _train_and_register(project: object) -> tuple[object, float]:
         }
     )
     config.contract.path.write_text(contract_to_yaml(contract))
-    valid = recipe.validate(train, contract, config).valid
+    valid = recipe.validate(train, contract, config, scratch, serial).valid.collect()
     features_only = contract.model_copy(
         update={"columns": [c for c in contract.columns if c.role != "time"]}
     )
