@@ -111,12 +111,11 @@ def _train_and_register(project: object) -> tuple[object, float]:
     from sklearn.pipeline import Pipeline
 
     from modelyard import recipe
+    from modelyard.compute import open_executor
     from modelyard.config.schema import FeaturesSection
     from modelyard.data.contract import contract_to_yaml
     from modelyard.modeling.features import build_preprocessor, target_array, to_pandas
     from modelyard.ops.tracking import log_training_run
-
-    from modelyard.compute import open_executor
 
     config = project.config  # type: ignore[attr-defined]
     scratch = project.store.scratch  # type: ignore[attr-defined]
