@@ -6,11 +6,8 @@ harness honest, and fail when a configuration change breaks the yaml the bench w
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -22,21 +19,10 @@ from sklearn.metrics import accuracy_score, roc_auc_score
 
 from modelyard.config.loader import load_config
 from modelyard.scaffold import scaffold
+from tests.unit._bench import load_bench
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, ROOT / "bench" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-automl = _load("automl")
-peer = _load("_peer_run")
+automl = load_bench("automl")
+peer = load_bench("_peer_run")
 
 
 # --------------------------------------------------------------------------- the yaml

@@ -7,13 +7,11 @@ The bench itself (10M rows) runs outside CI; these checks keep its harness hones
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import polars as pl
@@ -22,20 +20,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from modelyard.config.loader import load_config
+from tests.unit._bench import ROOT, load_bench
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, ROOT / "bench" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-scale = _load("scale")
+scale = load_bench("scale")
 
 
 def _fields(path: Path) -> list[int]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -187,27 +187,6 @@ def link_table(table: Table, folder: Path) -> Table:
         except OSError:
             shutil.copy2(part, target)
     return Table(folder, table.num_rows)
-
-
-def concat_tables(tables: Sequence[Table], folder: Path) -> Table:
-    """The parts of ``tables`` one after the other, as one table in ``folder`` (hard links)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    index = 0
-    rows = 0
-    for table in tables:
-        for part in table.parts():
-            if table.num_rows == 0 and len(tables) > 1:
-                continue
-            target = folder / _PART.format(index)
-            try:
-                os.link(part, target)
-            except OSError:
-                shutil.copy2(part, target)
-            index += 1
-        rows += table.num_rows
-    if index == 0:
-        link_table(tables[0], folder)
-    return Table(folder, rows)
 
 
 REJECTED_SCHEMA = {"_file": "String", "_line": "Int64", "_text": "String", "_reasons": "String"}

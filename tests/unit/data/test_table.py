@@ -14,7 +14,6 @@ from modelyard.data.table import (
     Table,
     TableWriter,
     as_table,
-    concat_tables,
     rejected_schema,
     write_table,
 )
@@ -54,14 +53,6 @@ def test_a_writer_refuses_a_folder_that_holds_a_table(tmp_path: Path) -> None:
     as_table(pl.DataFrame({"a": [1]}), tmp_path)
     with pytest.raises(FileExistsError):
         TableWriter(tmp_path)
-
-
-def test_concatenated_tables_keep_row_order(tmp_path: Path) -> None:
-    a = as_table(pl.DataFrame({"a": [1, 2, 3]}), tmp_path / "a", batch_rows=2)
-    empty = write_table([], tmp_path / "e", schema={"a": pl.Int64})
-    b = as_table(pl.DataFrame({"a": [4, 5]}), tmp_path / "b", batch_rows=1)
-    both = concat_tables([a, empty, b], tmp_path / "ab")
-    assert both.num_rows == 5 and both.collect()["a"].to_list() == [1, 2, 3, 4, 5]
 
 
 def test_the_store_keeps_a_table_and_a_dataclass_of_tables(tmp_path: Path) -> None:

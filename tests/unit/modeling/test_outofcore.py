@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -112,17 +113,7 @@ def test_the_final_fit_is_the_same_on_the_local_executor(tmp_path: Path) -> None
 
 @pytest.mark.parametrize("classes", [0, 3])
 def test_fit_xgboost_external_reads_every_part(tmp_path: Path, classes: int) -> None:
-    df = _data(3_000, seed=1, classes=classes)
-    contract = infer_contract(
-        df, target="y", task=None, roles=ColumnRoles(), options=ContractSection()
-    )
-    problem = Problem.of(contract, ModelsSection())
-    table = as_table(df, tmp_path / "t", batch_rows=700)
-    X, y, _ = problem.xy(df)
-    pre = problem.preprocessor(FeaturesSection(), 0)
-    labels = sorted({str(v) for v in y}) if classes else None
-    codes = None if labels is None else np.searchsorted(labels, np.asarray(y).astype(str))
-    pre.fit(X.iloc[:500], None if codes is None else codes[:500])
+    table, problem, pre, labels, X, y, codes = _fit_inputs(tmp_path, classes)
     params = {"n_estimators": 30, "learning_rate": 0.2, "max_depth": 4}
     fit = fit_xgboost_external(
         [str(p) for p in table.parts()], problem, pre, params, labels, None, 0,
@@ -130,15 +121,7 @@ def test_fit_xgboost_external_reads_every_part(tmp_path: Path, classes: int) -> 
     )  # fmt: skip
     assert fit.rows == 3_000 and fit.chunks == 5
     assert not (tmp_path / "cache").exists()  # the disk cache is removed
-    Xt = pre.transform(X)
-    if classes:
-        assert codes is not None
-        proba = fit.estimator.predict_proba(Xt)
-        assert proba.shape == (3_000, 3) and list(fit.estimator.classes_) == [0, 1, 2]
-        assert (proba.argmax(axis=1) == codes).mean() > 0.7
-    else:
-        pred = fit.estimator.predict(Xt)
-        assert np.corrcoef(pred, np.asarray(y, dtype=float))[0, 1] > 0.8
+    _assert_learned(fit.estimator, pre.transform(X), y, codes, classes)
 
 
 def test_lightgbm_is_fitted_on_every_training_row_from_a_binned_dataset(
@@ -174,6 +157,18 @@ def test_lightgbm_is_fitted_on_every_training_row_from_a_binned_dataset(
 
 @pytest.mark.parametrize("classes", [0, 3])
 def test_fit_lightgbm_sequence_reads_every_part(tmp_path: Path, classes: int) -> None:
+    table, problem, pre, labels, X, y, codes = _fit_inputs(tmp_path, classes)
+    params = {"n_estimators": 40, "learning_rate": 0.2}
+    fit = fit_lightgbm_sequence(
+        [str(p) for p in table.parts()], problem, pre, params, labels, None, 0
+    )
+    assert fit.rows == 3_000 and fit.chunks == 5
+    _assert_learned(fit.estimator, pre.transform(X), y, codes, classes)
+
+
+def _fit_inputs(tmp_path: Path, classes: int) -> tuple[Any, ...]:
+    """A 3,000-row table in 5 parts, its problem, a preprocessor fitted on 500 rows, the class
+    labels (None for regression), and the whole frame's X, y and class codes."""
     df = _data(3_000, seed=1, classes=classes)
     contract = infer_contract(
         df, target="y", task=None, roles=ColumnRoles(), options=ContractSection()
@@ -185,17 +180,15 @@ def test_fit_lightgbm_sequence_reads_every_part(tmp_path: Path, classes: int) ->
     labels = sorted({str(v) for v in y}) if classes else None
     codes = None if labels is None else np.searchsorted(labels, np.asarray(y).astype(str))
     pre.fit(X.iloc[:500], None if codes is None else codes[:500])
-    params = {"n_estimators": 40, "learning_rate": 0.2}
-    fit = fit_lightgbm_sequence(
-        [str(p) for p in table.parts()], problem, pre, params, labels, None, 0
-    )
-    assert fit.rows == 3_000 and fit.chunks == 5
-    Xt = pre.transform(X)
+    return table, problem, pre, labels, X, y, codes
+
+
+def _assert_learned(estimator: Any, Xt: Any, y: Any, codes: Any, classes: int) -> None:
     if classes:
         assert codes is not None
-        proba = fit.estimator.predict_proba(Xt)
-        assert proba.shape == (3_000, 3) and list(fit.estimator.classes_) == [0, 1, 2]
+        proba = estimator.predict_proba(Xt)
+        assert proba.shape == (3_000, 3) and list(estimator.classes_) == [0, 1, 2]
         assert (proba.argmax(axis=1) == codes).mean() > 0.7
     else:
-        pred = fit.estimator.predict(Xt)
+        pred = estimator.predict(Xt)
         assert np.corrcoef(pred, np.asarray(y, dtype=float))[0, 1] > 0.8
