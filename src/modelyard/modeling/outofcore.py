@@ -187,7 +187,12 @@ def fit_xgboost_external(
 
 class LightGBMBooster:
     """A LightGBM booster trained on a table's parts, with the interface of the family's
-    scikit-learn estimator that the ensemble uses (fitted on class codes ``0..k-1``)."""
+    scikit-learn estimator that the ensemble uses (fitted on class codes ``0..k-1``).
+
+    It predicts with OpenMP's default threads (``num_threads=0``): every core in the main
+    process, one in the executor's workers (their ``OMP_NUM_THREADS`` is 1)."""
+
+    predict_is_argmax = True
 
     def __init__(self, booster: Any, classes: int, features: int) -> None:
         self.booster_ = booster
@@ -196,7 +201,7 @@ class LightGBMBooster:
             self.classes_ = np.arange(classes, dtype=np.int64)
 
     def predict_proba(self, X: Any) -> np.ndarray:
-        p = np.asarray(self.booster_.predict(X, num_threads=1), dtype=np.float64)
+        p = np.asarray(self.booster_.predict(X, num_threads=0), dtype=np.float64)
         if p.ndim == 1:
             return np.column_stack([1.0 - p, p])
         return p
@@ -205,7 +210,7 @@ class LightGBMBooster:
         if hasattr(self, "classes_"):
             labels: np.ndarray = self.classes_[np.argmax(self.predict_proba(X), axis=1)]
             return labels
-        return np.asarray(self.booster_.predict(X, num_threads=1), dtype=np.float64)
+        return np.asarray(self.booster_.predict(X, num_threads=0), dtype=np.float64)
 
 
 def _targets(

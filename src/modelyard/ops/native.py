@@ -102,11 +102,17 @@ class NativeModel:
             )
         frame = model_input[self.features]
         out = pd.DataFrame(index=model_input.index)
-        out[PREDICTION] = np.asarray(self.pipeline.predict(frame))
-        if self.classes is not None:
-            proba = np.asarray(self.pipeline.predict_proba(frame), dtype="float64")
-            for i, name in enumerate(self.classes):
-                out[PROBA_PREFIX + name] = proba[:, i]
+        if self.classes is None:
+            out[PREDICTION] = np.asarray(self.pipeline.predict(frame))
+            return out
+        proba = np.asarray(self.pipeline.predict_proba(frame), dtype="float64")
+        final = self.pipeline.steps[-1][1] if hasattr(self.pipeline, "steps") else self.pipeline
+        if getattr(final, "predict_is_argmax", False):  # one pass through the model, not two
+            out[PREDICTION] = np.asarray(self.pipeline.classes_)[np.argmax(proba, axis=1)]
+        else:
+            out[PREDICTION] = np.asarray(self.pipeline.predict(frame))
+        for i, name in enumerate(self.classes):
+            out[PROBA_PREFIX + name] = proba[:, i]
         return out
 
 

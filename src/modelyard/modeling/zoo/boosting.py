@@ -136,6 +136,9 @@ class XGBoostClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     0..n-1, and a fold may lack a class) and keeps the original labels in ``classes_``.
     ``early_stopping_rounds`` with an ``eval_set`` stops early; the booster is ``model_``."""
 
+    predict_is_argmax = True
+    """``predict`` is ``classes_[argmax(predict_proba)]`` (see the ensemble's flag)."""
+
     def __init__(
         self,
         *,
