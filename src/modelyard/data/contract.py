@@ -251,6 +251,56 @@ def typed_exprs(
     return values, failures
 
 
+_FAST_PARSE: dict[str, Any] = {
+    "int": lambda e: e.cast(pl.Int64, strict=False),
+    "datetime": lambda e: e.str.to_datetime("%Y-%m-%d %H:%M:%S", strict=False, time_unit="us"),
+}
+"""For text columns, a cheaper expression that gives :func:`parse_expr`'s value wherever it
+reads one (plain integers; ISO datetimes to the second, the usual CSV form): when it reads
+every value of a column, the general rule (several casts; a datetime format inferred) is
+not needed."""
+
+
+def cast_columns(
+    df: pl.DataFrame, types: Mapping[str, ColumnType]
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The columns of ``types`` cast as :func:`typed_exprs` casts them, and the failures.
+
+    Returns ``(typed, failed)``: ``typed`` has the columns of ``types`` in that order,
+    ``failed`` one boolean column per column that needed parsing (true where a non-null value
+    could not be read). The eager twin of :func:`typed_exprs` for a whole frame, with the same
+    result in less time: each value is parsed once (not once for the value and again for its
+    failure flag), and a text column that :data:`_FAST_PARSE` reads entirely skips the general
+    rule.
+    """
+    schema = df.schema  # built once: df.schema makes a new mapping on every access
+    parse = {n: t for n, t in types.items() if not is_native(schema[n], t)}
+    fast = {
+        n: _FAST_PARSE[t] for n, t in parse.items() if schema[n] == pl.String and t in _FAST_PARSE
+    }
+    parsed = df.select(fn(pl.col(n)).alias(n) for n, fn in fast.items()) if fast else None
+    done = set()
+    if parsed is not None:
+        nulls = df.select(pl.col(n).null_count() for n in fast).row(0, named=True)
+        done = {n for n in fast if parsed[n].null_count() == nulls[n]}
+    general = [
+        parse_expr(pl.col(n), schema[n], t).alias(n) for n, t in parse.items() if n not in done
+    ]
+    rest = df.select(general) if general else pl.DataFrame()
+    columns: dict[str, pl.Series] = {}
+    failed: dict[str, pl.Series] = {}
+    for name, typ in types.items():
+        if name not in parse:
+            value = df[name]
+        else:
+            value = parsed[name] if name in done and parsed is not None else rest[name]
+            failed[name] = df[name].is_not_null() & value.is_null()
+        if typ == "float":
+            value = value.fill_nan(None)
+        columns[name] = value
+    return pl.DataFrame(columns), pl.DataFrame(failed)  # no columns: an empty frame
+
+
 def fmt_type(typ: str) -> str:
     """``"an int"``, ``"a float"``: the type with its article, for messages."""
     return f"{_ARTICLE.get(typ, 'a')} {typ}"
@@ -431,13 +481,9 @@ def infer_contract(
     dropped = set(roles.drop)
     names = [c for c in df.columns if c not in dropped]
     n = df.height
-    schema = df.schema  # built once: df.schema makes a new mapping on every access
     types = _infer_types(df, names, type_hints, options.min_parsed_share)
-    values, failures = typed_exprs(schema, types)
-    typed = df.select(values)
-    fail_counts: dict[str, int] = (
-        df.select(f.sum() for f in failures).row(0, named=True) if failures else {}
-    )
+    typed, failed = cast_columns(df, types)
+    fail_counts: dict[str, int] = failed.sum().row(0, named=True) if failed.width else {}
 
     ranged = [c for c in names if types[c] in ("int", "float")]
     stats = typed.select(
@@ -459,7 +505,7 @@ def infer_contract(
         cats = {c: list(row[c]) for c in categorical}
 
     role_of = declared_roles(target, roles)
-    reasons = _junk_reasons(df, types, failures, fail_counts, n)
+    reasons = _junk_reasons(df, types, failed, fail_counts, n)
     inferred = _identifiers_and_text(typed, names, types, role_of, stats, n, options)
     columns: list[ColumnContract] = []
     for c in names:
@@ -541,7 +587,7 @@ def _typical(series: pl.Series, typ: ColumnType) -> Any:
 def _junk_reasons(
     df: pl.DataFrame,
     types: Mapping[str, ColumnType],
-    failures: list[pl.Expr],
+    failed: pl.DataFrame,
     fail_counts: Mapping[str, int],
     rows: int,
 ) -> dict[str, str]:
@@ -549,11 +595,9 @@ def _junk_reasons(
     junky = [c for c, k in fail_counts.items() if k]
     if not junky:
         return {}
-    failed = {f.meta.output_name(): f for f in failures}
-    shown = df.select(
-        pl.col(c).filter(failed[c]).unique(maintain_order=True).head(3).implode().alias(c)
-        for c in junky
-    ).row(0, named=True)
+    shown = {
+        c: df[c].filter(failed[c]).unique(maintain_order=True).head(3).to_list() for c in junky
+    }
     out: dict[str, str] = {}
     for c in junky:
         k = fail_counts[c]
@@ -1226,20 +1270,16 @@ def _contract_stats(
     cast: dict[Any, Any] = {c: schema[c] for c in df.columns if c in schema}
     if any(df.schema[c] != t for c, t in cast.items()):
         df = df.cast(cast)
-    values, failures = typed_exprs(df.schema, types)
-    typed = df.select(values)
+    typed, failed = cast_columns(df, types)
     ranged = [c for c, t in types.items() if t in ("int", "float")]
     row = typed.select(
         *[pl.col(c).null_count().alias(f"null:{c}") for c in types],
         *[pl.col(c).min().alias(f"min:{c}") for c in ranged],
         *[pl.col(c).max().alias(f"max:{c}") for c in ranged],
     ).row(0, named=True)
-    fails = df.select(f.sum() for f in failures).row(0, named=True) if failures else {}
-    failed = {f.meta.output_name(): f for f in failures}
+    fails = failed.sum().row(0, named=True) if failed.width else {}
     junk = {
-        c: df.select(pl.col(c).filter(failed[c]).unique(maintain_order=True).head(_EXAMPLES))
-        .to_series()
-        .to_list()
+        c: df[c].filter(failed[c]).unique(maintain_order=True).head(_EXAMPLES).to_list()
         for c, k in fails.items()
         if k
     }

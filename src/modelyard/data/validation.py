@@ -55,11 +55,11 @@ from modelyard.config.schema import Check, ValidationSection
 from modelyard.data.contract import (
     ColumnType,
     DataContract,
+    cast_columns,
     did_you_mean,
     fmt_type,
     logical_type,
     polars_type,
-    typed_exprs,
 )
 from modelyard.errors import NAMES_SHOWN, DataError, ValidationFailed, name_list
 
@@ -259,10 +259,8 @@ def cast_to_contract(df: pl.DataFrame, contract: DataContract) -> tuple[pl.DataF
     """
     schema = df.schema  # built once: df.schema makes a new mapping on every access
     types: dict[str, ColumnType] = {c.name: c.type for c in contract.columns if c.name in schema}
-    values, failures = typed_exprs(schema, types)
-    by_name = {c: e for c, e in zip(types, values, strict=True)}
-    typed = df.select(by_name.get(c, pl.col(c)) for c in df.columns)
-    fails = df.select(failures) if failures else pl.DataFrame()
+    values, fails = cast_columns(df, types)
+    typed = df.with_columns(values) if types else df
     return typed, fails
 
 
