@@ -616,10 +616,11 @@ def build_pipeline(
 
     data = config.data
     data_code = code_version("data")
+    known = config.workdir / "state" / "fingerprints.json"
     steps = [
         Step(
             "ingest", ingest, params={"config": _only(config, "data")}, version=data_code,
-            external=_once(lambda: fingerprint_source(data.source)),
+            external=_once(lambda: fingerprint_source(data.source, known=known)),
             description="read the training data", resources=("scratch",),
         ),
         Step(
@@ -643,7 +644,7 @@ def build_pipeline(
         steps[1:1] = [
             Step(
                 "ingest_test", ingest_test, params={"config": _only(config, "data")}, version=data_code,
-                external=_once(lambda: fingerprint_source(data.source.model_copy(update={"path": test.path}))),
+                external=_once(lambda: fingerprint_source(data.source.model_copy(update={"path": test.path}), known=known)),
                 description="read the hold-out data", resources=("scratch",),
             )
         ]  # fmt: skip

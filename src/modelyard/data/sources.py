@@ -41,8 +41,10 @@ import difflib
 import gzip
 import hashlib
 import io
+import json
 import os
 import re
+import time
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -452,20 +454,40 @@ def _first_record_is_header(records: list[list[str]]) -> bool:
     return data_votes <= header_votes
 
 
-def fingerprint_files(paths: Sequence[Path]) -> str:
+def fingerprint_files(paths: Sequence[Path], *, known: Path | None = None) -> str:
     """A content hash (BLAKE2b, hex) of the files' names and bytes, streamed in 1 MiB chunks.
 
     Names are taken relative to the files' common folder, so moving a project does not change
     the fingerprint, while renaming, adding or editing a file does.
+
+    ``known``: a small JSON file remembering the fingerprints of files by their identity
+    (name, size, modification and change times, inode), as git's index and make do: a run
+    whose data files are untouched does not read them again (hashing 100 GB takes minutes).
+    Any write changes a file's change time, which no tool can set back; a file modified in the
+    last :data:`_SETTLE_SECONDS` is not remembered, as a write within the same clock tick
+    could leave its times unchanged.
     """
     resolved = [Path(p).resolve() for p in paths]
     root = Path(os.path.commonpath([str(p.parent) for p in resolved])) if resolved else Path()
+    names = [path.relative_to(root).as_posix().encode() for path in resolved]
+    try:
+        stats = [path.stat() for path in resolved]
+    except OSError as exc:
+        raise DataError(
+            "cannot read the file", where=str(exc.filename), found=exc.strerror or str(exc)
+        ) from None
+    identity = hashlib.blake2b(digest_size=16)
+    for path, st in zip(resolved, stats, strict=True):
+        ident = (str(path), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
+        identity.update(repr(ident).encode())
+    remembered = _read_known(known) if known is not None else {}
+    if identity.hexdigest() in remembered:
+        return remembered[identity.hexdigest()]
+    started = time.time_ns()
     digest = hashlib.blake2b(digest_size=32)
-    for path in resolved:
-        name = path.relative_to(root).as_posix().encode()
+    for path, name, st in zip(resolved, names, stats, strict=True):
         try:
-            size = path.stat().st_size
-            digest.update(len(name).to_bytes(8, "little") + name + size.to_bytes(8, "little"))
+            digest.update(len(name).to_bytes(8, "little") + name + st.st_size.to_bytes(8, "little"))
             with path.open("rb") as fh:
                 while chunk := fh.read(_CHUNK):
                     digest.update(chunk)
@@ -473,11 +495,43 @@ def fingerprint_files(paths: Sequence[Path]) -> str:
             raise DataError(
                 "cannot read the file", where=str(path), found=exc.strerror or str(exc)
             ) from None
+    settled = all(
+        started - max(st.st_mtime_ns, st.st_ctime_ns) > _SETTLE_SECONDS * 1e9 for st in stats
+    )
+    if known is not None and settled:
+        remembered[identity.hexdigest()] = digest.hexdigest()
+        _write_known(known, remembered)
     return digest.hexdigest()
 
 
-def fingerprint_source(source: Source) -> str:
-    """The fingerprint of a source's data: a content hash of its files; for remote files a hash
+_SETTLE_SECONDS = 2
+_KNOWN_ENTRIES = 64
+"""Fingerprints remembered per project (the newest are kept)."""
+
+
+def _read_known(file: Path) -> dict[str, str]:
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+
+def _write_known(file: Path, known: dict[str, str]) -> None:
+    """Atomically (temp file + rename): a killed run leaves the old file or the new one."""
+    entries = dict(list(known.items())[-_KNOWN_ENTRIES:])
+    try:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = file.with_name(f".{file.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(entries, indent=0), encoding="utf-8")
+        tmp.replace(file)
+    except OSError:  # a read-only workdir: fingerprints are recomputed, nothing else changes
+        pass
+
+
+def fingerprint_source(source: Source, *, known: Path | None = None) -> str:
+    """The fingerprint of a source's data: a content hash of its files (remembered in
+    ``known`` by their identity, see :func:`fingerprint_files`); for remote files a hash
     of their names, sizes and ETags (or checksums / modification times); for a SQL source a
     hash of the rows read (streamed in chunks); for an ingested dataset a hash of the parts
     committed in its manifest (parts are immutable); for a bundled dataset
@@ -497,7 +551,7 @@ def fingerprint_source(source: Source) -> str:
     if is_url(source.path):
         return remote.fingerprint(str(source.path), source.storage_options)
     assert source.path is not None
-    return fingerprint_files(source_files(source.path))
+    return fingerprint_files(source_files(source.path), known=known)
 
 
 def infer_task(target: pl.Series) -> Task:
@@ -592,8 +646,6 @@ def _read_json(path: Location, data: bytes, *, lines: bool) -> pl.DataFrame:
 
 
 def _diagnose_json(path: Location, text: str, *, lines: bool) -> tuple[str, str | None]:
-    import json
-
     if lines:
         for number, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
@@ -1240,8 +1292,6 @@ def _ndjson_pieces(
 def _parse_ndjson(
     path: Location, data: bytes, text: str, line0: int, schema: pl.Schema | None
 ) -> Piece:
-    import json
-
     if not text.strip():
         return None, None
     try:

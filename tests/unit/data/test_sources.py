@@ -6,6 +6,7 @@ import csv
 import gzip
 import io
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -482,6 +483,60 @@ def test_fingerprints(tmp_path: Path) -> None:
     other.mkdir()
     (other / "a.csv").write_text("x\n1\n")
     assert fingerprint_files([tmp_path / "a.csv"]) == fingerprint_files([other / "a.csv"])
+
+
+@pytest.fixture
+def settled(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Files written by the test count as settled (their change time cannot be set back)."""
+    from modelyard.data import sources
+
+    monkeypatch.setattr(sources, "_SETTLE_SECONDS", 0)
+
+
+def test_known_fingerprints_skip_reading_untouched_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, settled: None
+) -> None:
+    data, known = tmp_path / "a.csv", tmp_path / "state" / "fingerprints.json"
+    data.write_text("x\n1\n")
+    first = fingerprint_files([data], known=known)
+    assert first == fingerprint_files([data])  # the same fingerprint, remembered or not
+    assert known.is_file()
+
+    real_open = Path.open
+
+    def watched(self: Path, *args: Any, **kwargs: Any) -> Any:
+        assert self != data, "an untouched file was read again"
+        return real_open(self, *args, **kwargs)
+
+    with monkeypatch.context() as m:
+        m.setattr(Path, "open", watched)
+        assert fingerprint_files([data], known=known) == first
+
+
+def test_known_fingerprints_see_every_change(tmp_path: Path, settled: None) -> None:
+    data, known = tmp_path / "a.csv", tmp_path / "fingerprints.json"
+    data.write_text("x\n1\n")
+    first = fingerprint_files([data], known=known)
+    stat = data.stat()
+    data.write_text("x\n2\n")  # same size, and the modification time put back
+    os.utime(data, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert fingerprint_files([data], known=known) != first  # the change time moved
+    assert fingerprint_files([data], known=known) == fingerprint_files([data])
+
+
+def test_a_file_written_just_now_is_not_remembered(tmp_path: Path) -> None:
+    data, known = tmp_path / "a.csv", tmp_path / "fingerprints.json"
+    data.write_text("x\n1\n")  # modified now: a write in the same clock tick could follow
+    fingerprint_files([data], known=known)
+    assert not known.exists()
+
+
+def test_a_broken_known_file_is_ignored(tmp_path: Path, settled: None) -> None:
+    data, known = tmp_path / "a.csv", tmp_path / "fingerprints.json"
+    data.write_text("x\n1\n")
+    known.write_text("{not json")
+    assert fingerprint_files([data], known=known) == fingerprint_files([data])
+    assert json.loads(known.read_text())  # rewritten whole
 
 
 # =========================================================================== infer_task
