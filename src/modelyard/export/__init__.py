@@ -21,6 +21,7 @@ data changed.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shlex
 import uuid
@@ -281,7 +282,8 @@ def write_atomic(path: Path, text: str, *, where: str = "--out") -> Path:
         tmp.write_text(text, encoding="utf-8")
         tmp.replace(path)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
         raise ModelyardError(
             "cannot write the pipeline file",
             where=where,
