@@ -62,6 +62,14 @@ def export() -> None:
     "or MLFLOW_TRACKING_URI (one that looks secret is refused: use --secret). Repeatable.",
 )
 @click.option(
+    "--build-context",
+    type=click.Path(path_type=Path),
+    metavar="DIR",
+    help="Also write the build context of IMAGE into DIR (a new folder): a Dockerfile, modelyard "
+    "with its pinned dependencies and the s3 extra, and the project's files at /project. "
+    "Then: docker build -t IMAGE DIR && docker push IMAGE.",
+)
+@click.option(
     "--config-path-in-image",
     metavar="PATH",
     help="Where the project file is inside the image [default: /project/<its file name>].",
@@ -73,6 +81,7 @@ def kubeflow(
     out: Path,
     secrets: tuple[str, ...],
     env: tuple[str, ...],
+    build_context: Path | None,
     config_path_in_image: str | None,
 ) -> None:
     """Compile the pipeline to a Kubeflow Pipelines v2 pipeline (IR YAML).
@@ -119,6 +128,16 @@ def kubeflow(
             "--env MLFLOW_TRACKING_URI=...) to a server the cluster reaches.",
             fg="yellow",
             err=True,
+        )
+    if build_context is not None:
+        from modelyard.export.image import build_context as write_context
+
+        config = project.config
+        write_context(
+            file.resolve().parent, build_context, exclude=(config.workdir, config.output_dir, out)
+        )
+        click.echo(
+            f"wrote the image's build context to {build_context}: docker build -t {image} {build_context}"
         )
     path = write_atomic(out, text)
     n = len(workflow.tasks)
