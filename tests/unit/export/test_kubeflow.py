@@ -20,7 +20,7 @@ from modelyard.errors import ModelyardError
 from modelyard.export import SecretEnv, Task, Workflow, parse_env, parse_secret
 from modelyard.export.kubeflow import compile_workflow
 from modelyard.recipe import Project
-from tests.conftest import EXAMPLES, copy_project, shared_data_dir
+from tests.conftest import EXAMPLES, copy_project
 from tests.unit.export.kfp_spec import container, strict_parse, task_order
 
 STORE = "s3://modelyard-test/project"
@@ -46,9 +46,9 @@ def quickstart(tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize("name", EXAMPLE_NAMES)
 def test_every_example_exports_a_strictly_valid_spec_with_the_pipelines_edges(
-    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shared_data: Path
 ) -> None:
-    monkeypatch.setenv("MODELYARD_DATA", str(shared_data_dir()))  # where the examples' data is
+    monkeypatch.setenv("MODELYARD_DATA", str(shared_data))  # where the examples' data is
     config = copy_project(EXAMPLES / name, tmp_path / name) / "modelyard.yaml"
     code, output = export(config, tmp_path / "a.yaml")
     assert code == 0, output
