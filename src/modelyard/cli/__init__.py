@@ -2,7 +2,7 @@
 
 One module per command group: :mod:`.run` (run, ingest, validate, profile), :mod:`.models`
 (models ..., predict), :mod:`.serve` (serve, package), :mod:`.monitor` (monitor, drift),
-:mod:`.project` (init, clean, config, schema); the options they share are in :mod:`.options`.
+:mod:`.project` (init, clean, config, schema), :mod:`.export` (export kubeflow); the options they share are in :mod:`.options`.
 
 Heavy libraries are imported inside the commands, so ``modelyard --help`` stays fast.
 User errors print one paragraph (no traceback) and exit with status 2; a failed step exits 1.
@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 import click
 
 from modelyard.__about__ import __version__
+from modelyard.cli.export import export
 from modelyard.cli.label import label
 from modelyard.cli.models import models, predict
 from modelyard.cli.monitor import drift, monitor
@@ -74,6 +75,7 @@ for _command in (
     serve, package,  # cli/serve.py
     monitor, drift,  # cli/monitor.py
     label,  # cli/label.py
+    export,  # cli/export.py
 ):  # fmt: skip
     main.add_command(_command)
 
