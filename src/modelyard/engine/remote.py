@@ -479,13 +479,19 @@ class Lease:
     def _renew(self) -> None:
         while not self._stop.wait(self.seconds / 3):
             try:
-                self.fs.invalidate_cache(self.folder)
-                if not self.fs.exists(self.path):
-                    self.lost = True
+                if not self.renew_once():
                     return
-                self._write()
             except Exception:  # a network blip: try again at the next tick
                 continue
+
+    def renew_once(self) -> bool:
+        """Push the expiry on; ``False`` (and :attr:`lost`) when the lease is gone."""
+        self.fs.invalidate_cache(self.folder)
+        if not self.fs.exists(self.path):
+            self.lost = True
+            return False
+        self._write()
+        return True
 
     def _remove(self) -> None:
         with suppress(FileNotFoundError):
