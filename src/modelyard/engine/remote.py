@@ -65,6 +65,14 @@ def _is_local(fs: Any) -> bool:
     return protocol in ("file", "local")
 
 
+def _cat(fs: Any, path: str) -> bytes:
+    """An object's bytes, read now: fsspec keeps listings (s3fs consults them even to read a
+    file), and another writer may have committed since."""
+    fs.invalidate_cache(path)
+    data: bytes = fs.cat_file(path)
+    return data
+
+
 def _parent_dirs(fs: Any, path: str) -> None:
     """A local filesystem needs the folders of a file to exist; an object store has none."""
     if _is_local(fs):
@@ -119,7 +127,7 @@ class RemoteStore:
         if known is not None:
             return known
         try:
-            data = self.fs.cat_file(self._manifest_path(step, key))
+            data = _cat(self.fs, self._manifest_path(step, key))
         except FileNotFoundError:
             return None
         manifest: dict[str, Any] = json.loads(data)
@@ -141,6 +149,7 @@ class RemoteStore:
         if self.cache.has(step, key) and self.cache.meta(step, key)["digest"] == manifest["digest"]:
             return self.cache.folder(step, key)
         self.cache.tmp.mkdir(parents=True, exist_ok=True)
+        self.fs.invalidate_cache(self._key_path(step, key))
         staging = self.cache.tmp / f"{step}-{key}-{uuid.uuid4().hex[:8]}.get"
         try:
             staging.mkdir()
@@ -186,7 +195,7 @@ class RemoteStore:
             return None
         try:
             return json.loads(
-                self.fs.cat_file(self._file_path(step, key, manifest, content["file"]))
+                _cat(self.fs, self._file_path(step, key, manifest, content["file"]))
             )
         except (OSError, ValueError):
             return None
@@ -268,7 +277,7 @@ class RemoteStore:
 
     def recall(self, step: str) -> dict[str, Any] | None:
         try:
-            data: dict[str, Any] = json.loads(self.fs.cat_file(f"{self.root}/state/{step}.json"))
+            data: dict[str, Any] = json.loads(_cat(self.fs, f"{self.root}/state/{step}.json"))
         except (FileNotFoundError, ValueError):
             return None
         return data
@@ -432,7 +441,7 @@ class Lease:
             if not name.endswith(".json") or path.rstrip("/") == self.path or name.startswith("."):
                 continue
             try:
-                record = json.loads(self.fs.cat_file(path))
+                record = json.loads(_cat(self.fs, path))
                 expires = float(record["expires"])
             except FileNotFoundError:
                 continue  # released meanwhile
