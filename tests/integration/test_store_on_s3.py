@@ -64,7 +64,7 @@ def forget_local_state(folder: Path, *, everything: bool = True) -> None:
     (``everything``: no workdir at all; else the embedded tracking's model files, which live
     in the workdir, stay: with a tracking server they would be on the server)."""
     workdir = folder / ".modelyard"
-    for gone in ((workdir,) if everything else (workdir / "artifacts", workdir / "state")):
+    for gone in (workdir,) if everything else (workdir / "artifacts", workdir / "state"):
         shutil.rmtree(gone, ignore_errors=True)
     shutil.rmtree(folder / "modelyard-out", ignore_errors=True)
     (folder / "contract.yaml").unlink(missing_ok=True)

@@ -194,9 +194,7 @@ class RemoteStore:
         if content.get("kind") not in ("json", "pydantic"):
             return None
         try:
-            return json.loads(
-                _cat(self.fs, self._file_path(step, key, manifest, content["file"]))
-            )
+            return json.loads(_cat(self.fs, self._file_path(step, key, manifest, content["file"])))
         except (OSError, ValueError):
             return None
 
