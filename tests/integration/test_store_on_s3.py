@@ -195,3 +195,18 @@ def test_a_step_killed_mid_upload_commits_nothing_and_the_next_execution_complet
     message = " ".join(refused.stderr.split())
     assert f"process {writer.pid} on " in message and "--step ingest`" in message
     assert "holds the lock" in message and "keeps its lease until it expires" in message
+
+
+def test_a_store_that_cannot_be_used_is_a_clear_error(tmp_path: Path, s3_server: str) -> None:
+    rows = [f"{i},{i % 3}" for i in range(20)]
+    (tmp_path / "rows.csv").write_text("a,b\n" + "\n".join(rows) + "\n")
+    (tmp_path / "modelyard.yaml").write_text(
+        "version: 1\nname: rows\ndata:\n  source: {path: rows.csv}\n"
+    )
+    url = f"s3://no-such-bucket-{uuid.uuid4().hex[:8]}/rows"
+    for args in (["run", "--step", "ingest", "--store", url], ["run", "--store", url]):
+        done = modelyard(*args, cwd=tmp_path, env=aws_env(s3_server))
+        assert done.returncode == 2, done.stderr
+        message = " ".join(done.stderr.split())
+        assert f"{url}: cannot use the artifact store" in message
+        assert "the bucket must exist" in message and "Traceback" not in message

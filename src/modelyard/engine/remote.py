@@ -60,6 +60,21 @@ class StoreCorrupt(ModelyardError):
     """A committed artifact's files do not match its manifest."""
 
 
+class StoreUnreachable(ModelyardError):
+    """The object store refused or failed a request (credentials, bucket, network)."""
+
+    def __init__(self, url: str, exc: BaseException) -> None:
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        super().__init__(
+            "cannot use the artifact store",
+            where=url,
+            found=f"{type(exc).__name__}: {first}",
+            fix="Check the URL (the bucket must exist), the credentials and endpoint "
+            "(store_options, or AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_ENDPOINT_URL "
+            "for s3://), and that the store is reachable from here.",
+        )
+
+
 def _is_local(fs: Any) -> bool:
     protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
     return protocol in ("file", "local")
@@ -130,6 +145,8 @@ class RemoteStore:
             data = _cat(self.fs, self._manifest_path(step, key))
         except FileNotFoundError:
             return None
+        except Exception as exc:  # whatever the protocol's package raises
+            raise StoreUnreachable(self.url, exc) from exc
         manifest: dict[str, Any] = json.loads(data)
         self._manifests[(step, key)] = manifest
         return manifest
@@ -460,8 +477,11 @@ class Lease:
     def __enter__(self) -> Lease:
         conflicts: list[dict[str, Any]] = []
         for attempt in range(self.attempts):
-            self._write()
-            conflicts = self._conflicts(self.others())
+            try:
+                self._write()
+                conflicts = self._conflicts(self.others())
+            except Exception as exc:  # the first request to the store
+                raise StoreUnreachable(self.url, exc) from exc
             if not conflicts:
                 break
             self._remove()

@@ -355,3 +355,27 @@ def test_two_exclusive_contenders_never_both_hold(fs_root: tuple[Any, str]) -> N
     assert first._conflicts(first.others()) and second._conflicts(second.others())
     second._remove()
     assert not first._conflicts(first.others())
+
+
+def test_an_alias_is_committed_like_any_artifact(tmp_path: Path) -> None:
+    fs = fsspec.filesystem("memory")
+    root = f"/bucket-{uuid.uuid4().hex[:8]}"
+    store = remote(fs, root, tmp_path / "a")
+    store.save("contract", "inferred", {"columns": 3}, auto_codec(), info={})
+    store.alias("contract", "inferred", "declared")
+    reader = remote(fs, root, tmp_path / "b")
+    assert reader.load("contract", "declared", auto_codec()) == {"columns": 3}
+    assert reader.meta("contract", "declared")["alias_of"] == "inferred"
+
+
+def test_clean_everything_empties_the_store_and_its_cache(tmp_path: Path) -> None:
+    fs = fsspec.filesystem("memory")
+    root = f"/bucket-{uuid.uuid4().hex[:8]}"
+    store = remote(fs, root, tmp_path / "a")
+    run(build(), store)
+    removed, freed = store.clean()
+    assert removed == 2 and freed > 0
+    assert [a for a in store.entries()] == []
+    assert store.recall("total") is None
+    assert list(store.cache.entries()) == []
+    assert plan(build(), remote(fs, root, tmp_path / "b")).to_run == ["numbers", "total"]
