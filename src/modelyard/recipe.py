@@ -890,7 +890,13 @@ class Project:
     ) -> None:
         self.config = config
         self.config_path = config_path
-        self.store: Store = open_store(config, store)
+        self._store_at = store
+
+    @functools.cached_property
+    def store(self) -> Store:
+        """The artifact store, opened on first use (a command that needs none, such as
+        ``models list``, needs no object-store package)."""
+        return open_store(self.config, self._store_at)
 
     @classmethod
     def from_yaml(
@@ -1070,8 +1076,7 @@ class Project:
         store (``--store`` named when it is not the config's)."""
         cfg = shlex.quote(str(self.config_path)) if self.config_path else "modelyard.yaml"
         command = f"modelyard run -c {cfg} {flag} {step}"
-        configured = store_location(self.config)
-        if self.store.location != configured:
+        if self.store.location != store_location(self.config):
             command += f" --store {shlex.quote(self.store.location)}"
         return command
 
