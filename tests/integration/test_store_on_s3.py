@@ -210,3 +210,26 @@ def test_a_store_that_cannot_be_used_is_a_clear_error(tmp_path: Path, s3_server:
         message = " ".join(done.stderr.split())
         assert f"{url}: cannot use the artifact store" in message
         assert "the bucket must exist" in message and "Traceback" not in message
+
+
+def test_a_whole_run_on_s3_then_another_machine_finds_it_all_there(
+    tmp_path: Path, s3_server: str
+) -> None:
+    """`modelyard run` with `store: s3://...`: every step committed, the contract file written
+    and its key aliased in the bucket; from a fresh workdir, everything is cached."""
+    bucket = f"store-{uuid.uuid4().hex[:8]}"
+    s3(s3_server).mkdir(bucket)
+    rows = [f"{i % 7 + 4.5},{i % 5},{'abc'[i % 3]}" for i in range(300)]
+    (tmp_path / "rows.csv").write_text("a,b,c\n" + "\n".join(rows) + "\n")
+    (tmp_path / "modelyard.yaml").write_text(DATA_ONLY.replace("BUCKET", bucket))
+    env = {"S3_ENDPOINT": s3_server, "S3_KEY": S3_KEY, "S3_SECRET": S3_SECRET}
+    first = modelyard("run", "--json", cwd=tmp_path, env=env)
+    assert first.returncode == 0, first.stderr
+    assert [s["status"] for s in json.loads(first.stdout)["steps"]] == ["ran"] * 4
+    assert (tmp_path / "contract.yaml").is_file() and (tmp_path / "modelyard-out").is_dir()
+    shutil.rmtree(tmp_path / ".modelyard")
+    again = modelyard("run", "--json", cwd=tmp_path, env=env)
+    assert again.returncode == 0, again.stderr
+    assert [s["status"] for s in json.loads(again.stdout)["steps"]] == ["cached"] * 4
+    step = modelyard("run", "--step", "profile", cwd=tmp_path, env=env)
+    assert step.returncode == 0 and step.stdout.startswith("profile: nothing to do")

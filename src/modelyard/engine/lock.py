@@ -71,7 +71,8 @@ class ProjectLock:
             os.close(fd)
             raise ProjectLocked(self.path, holder) from None
         self._fd = fd
-        if self.shared:
+        if self.shared:  # no exclusive holder now: what the file says is a killed one's
+            os.ftruncate(fd, 0)
             return self
         info = {
             "pid": os.getpid(),

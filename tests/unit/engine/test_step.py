@@ -117,8 +117,11 @@ def test_single_steps_share_the_lock_and_a_whole_run_excludes_them(tmp_path: Pat
         with pytest.raises(ProjectLocked) as err, ProjectLock(path, shared=True):
             pass
         assert "`modelyard run`" in str(err.value)  # the whole run says who it is
+    path.write_text('{"pid": 1, "command": "a run killed long ago"}')  # left by SIGKILL
     with ProjectLock(path, shared=True):
-        pass
+        with pytest.raises(ProjectLocked) as err, ProjectLock(path):
+            pass
+        assert "killed long ago" not in str(err.value)  # not named as the holder
 
 
 SCRIPT = textwrap.dedent(
