@@ -163,7 +163,7 @@ class RemoteStore:
     def local_folder(self, step: str, key: str) -> Path:
         """The committed artifact in the local cache (downloaded and checked if need be)."""
         manifest = self.meta(step, key)
-        if self.cache.has(step, key) and self.cache.meta(step, key)["digest"] == manifest["digest"]:
+        if self._cached(step, key, manifest):
             return self.cache.folder(step, key)
         self.cache.tmp.mkdir(parents=True, exist_ok=True)
         self.fs.invalidate_cache(self._key_path(step, key))
@@ -187,7 +187,10 @@ class RemoteStore:
             (staging / MANIFEST).write_text(json.dumps(_local_meta(manifest)), encoding="utf-8")
             final = self.cache.folder(step, key)
             final.parent.mkdir(parents=True, exist_ok=True)
-            if final.exists():  # a stale or different copy: the committed one replaces it
+            if self._cached(step, key, manifest):  # another process (a step run alongside,
+                shutil.rmtree(staging)  # in this workdir) put it there meanwhile: it is
+                return final  # the same, and may be in use: it stays
+            if final.exists():  # a copy with other bytes: the committed one replaces it
                 old = self.cache.tmp / f"{step}-{key}-{uuid.uuid4().hex[:8]}.old"
                 final.replace(old)
                 staging.replace(final)
@@ -198,6 +201,12 @@ class RemoteStore:
             shutil.rmtree(staging, ignore_errors=True)
             raise
         return final
+
+    def _cached(self, step: str, key: str, manifest: dict[str, Any]) -> bool:
+        try:
+            return bool(self.cache.meta(step, key)["digest"] == manifest["digest"])
+        except (OSError, ValueError, KeyError):
+            return False
 
     def load(self, step: str, key: str, codec: Codec) -> Any:
         folder = self.local_folder(step, key)

@@ -379,3 +379,35 @@ def test_clean_everything_empties_the_store_and_its_cache(tmp_path: Path) -> Non
     assert store.recall("total") is None
     assert list(store.cache.entries()) == []
     assert plan(build(), remote(fs, root, tmp_path / "b")).to_run == ["numbers", "total"]
+
+
+def test_a_download_finding_the_same_artifact_installed_meanwhile_leaves_it_in_place(
+    tmp_path: Path,
+) -> None:
+    """Two steps run alongside in one workdir both need an input: the second to finish its
+    download keeps the first's copy, which the first may be reading."""
+    fs = fsspec.filesystem("memory")
+    root = f"/bucket-{uuid.uuid4().hex[:8]}"
+    remote(fs, root, tmp_path / "writer").save("step", "k1", [1, 2], auto_codec(), info={})
+    first = remote(fs, root, tmp_path / "shared")
+
+    class Hooked(Recording):
+        def get_file(self, rpath: str, lpath: str, **kwargs: Any) -> None:
+            if self.before is not None:
+                self.before(rpath)
+            self._fs.get_file(rpath, lpath, **kwargs)
+
+    hooked = Hooked(fs)
+    installed: list[int] = []
+
+    def first_installs(_: str) -> None:
+        hooked.before = None
+        folder = first.local_folder("step", "k1")
+        installed.append((folder / "value.json").stat().st_ino)
+
+    hooked.before = first_installs
+    second = RemoteStore(hooked, root, cache=ArtifactStore(tmp_path / "shared"))
+    folder = second.local_folder("step", "k1")
+    assert (folder / "value.json").stat().st_ino == installed[0]  # the first's copy stayed
+    assert second.load("step", "k1", auto_codec()) == [1, 2]
+    assert list(second.cache.tmp.iterdir()) == []
