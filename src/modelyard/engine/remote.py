@@ -196,7 +196,12 @@ class RemoteStore:
                 staging.replace(final)
                 shutil.rmtree(old, ignore_errors=True)
             else:
-                staging.replace(final)
+                try:
+                    staging.replace(final)
+                except OSError:  # installed meanwhile by another process
+                    if not self._cached(step, key, manifest):
+                        raise
+                    shutil.rmtree(staging)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise

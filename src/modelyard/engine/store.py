@@ -287,8 +287,14 @@ class ArtifactStore:
                 shutil.rmtree(staging)  # stays, and its digest is the one the next run reads
                 meta = self.meta(step, key)
             else:
-                staging.replace(final)
-                _fsync_dir(final.parent)
+                try:
+                    staging.replace(final)
+                    _fsync_dir(final.parent)
+                except OSError:  # another writer's landed meanwhile (single steps share
+                    if not self.has(step, key):  # the lock): it stays, as above
+                        raise
+                    shutil.rmtree(staging)
+                    meta = self.meta(step, key)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise

@@ -172,3 +172,32 @@ def test_single_steps_of_independent_branches_run_at_once(tmp_path: Path) -> Non
     finally:
         slow.kill()
         slow.wait(timeout=10)
+
+
+def test_a_writer_that_loses_the_race_for_a_key_keeps_the_winners_artifact(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two single steps of one key in one store: the other lands between this writer's check
+    and its rename (the rename then fails: the folder is not empty)."""
+    store = ArtifactStore(tmp_path / "s")
+    final = store.folder("step", "k1")
+    exists = Path.exists
+
+    checks: list[str] = []
+
+    def other_lands_after_the_check(path: Path) -> bool:
+        if path != final or "other writing" in checks or len(checks) >= 2:
+            return exists(path)
+        checks.append("mine")  # this writer checks twice, then renames
+        if len(checks) == 1:
+            checks.append("other writing")
+            ArtifactStore(tmp_path / "s").save("step", "k1", {"v": "other"}, auto_codec(), info={})
+            checks.remove("other writing")
+        return False
+
+    monkeypatch.setattr(Path, "exists", other_lands_after_the_check)
+    saved = store.save("step", "k1", {"v": "mine"}, auto_codec(), info={})
+    monkeypatch.undo()
+    assert store.load("step", "k1", auto_codec()) == {"v": "other"}
+    assert saved.meta["digest"] == store.meta("step", "k1")["digest"]
+    assert [p for p in store.tmp.iterdir() if "scratch" not in p.name] == []
