@@ -28,10 +28,9 @@ from modelyard.config.loader import load_config
 from modelyard.config.schema import ProjectConfig
 from modelyard.engine.dag import Pipeline
 from modelyard.engine.events import Event, Listener, StepFinished, ignore
-from modelyard.engine.lock import ProjectLock
-from modelyard.engine.runner import Plan, RunOutcome, StepRecord, plan, run
+from modelyard.engine.runner import Plan, RunOutcome, StepRecord, plan, run, run_step
 from modelyard.engine.step import Step
-from modelyard.engine.store import ArtifactStore
+from modelyard.engine.store import ArtifactStore, Store
 from modelyard.errors import (
     ConfigError,
     ModelyardError,
@@ -825,13 +824,80 @@ class RunResult:
 # ----------------------------------------------------------------------------- the project
 
 
-class Project:
-    """A modelyard project: a checked configuration plus its artifact store."""
+@dataclass
+class StepResult:
+    """What ``modelyard run --step`` did. ``to_dict()`` is its ``--json`` output."""
 
-    def __init__(self, config: ProjectConfig, *, config_path: Path | None = None) -> None:
+    project: str
+    step: str
+    key: str
+    status: str
+    """``ran``, or ``cached``: the output was already in the store, nothing to do."""
+    seconds: float
+    reason: str
+    store: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "project": self.project, "step": self.step, "key": self.key, "status": self.status,
+            "seconds": round(self.seconds, 3), "reason": self.reason, "store": self.store,
+        }  # fmt: skip
+
+
+def store_location(config: ProjectConfig, store: str | os.PathLike[str] | None = None) -> str:
+    """Where the project's artifacts are: ``store`` (the ``--store`` flag), else
+    ``config.store``, else the workdir; a URL as written, a folder resolved."""
+    from modelyard.config.schema import is_url
+
+    where = store if store is not None else config.store
+    if where is None:
+        return str(config.workdir)
+    text = os.fspath(where)
+    if is_url(text) and not text.startswith("file://"):
+        return text.rstrip("/")
+    return str(Path(text.removeprefix("file://")).expanduser().resolve())
+
+
+def open_store(config: ProjectConfig, store: str | os.PathLike[str] | None = None) -> Store:
+    """The project's artifact store (at :func:`store_location`). One in an object store keeps
+    its local cache in the workdir."""
+    from modelyard.config.schema import is_url
+
+    stamp = {"modelyard": __version__}
+    where = store_location(config, store)
+    if not is_url(where):
+        return ArtifactStore(Path(where), stamp=stamp)
+    from modelyard.data.remote import filesystem
+    from modelyard.engine.remote import RemoteStore
+
+    fs, path = filesystem(where, config.store_options)
+    cache = ArtifactStore(config.workdir, stamp=stamp)
+    return RemoteStore(fs, path, cache=cache, url=where)
+
+
+class Project:
+    """A modelyard project: a checked configuration plus its artifact store.
+
+    ``store``: where the artifacts are (a folder or an fsspec URL such as
+    ``s3://bucket/prefix``), instead of the config's ``store`` (default: the workdir).
+    """
+
+    def __init__(
+        self,
+        config: ProjectConfig,
+        *,
+        config_path: Path | None = None,
+        store: str | os.PathLike[str] | None = None,
+    ) -> None:
         self.config = config
         self.config_path = config_path
-        self.store = ArtifactStore(config.workdir, stamp={"modelyard": __version__})
+        self._store_at = store
+
+    @functools.cached_property
+    def store(self) -> Store:
+        """The artifact store, opened on first use (a command that needs none, such as
+        ``models list``, needs no object-store package)."""
+        return open_store(self.config, self._store_at)
 
     @classmethod
     def from_yaml(
@@ -839,12 +905,13 @@ class Project:
         path: str | os.PathLike[str] = "modelyard.yaml",
         *,
         env: Mapping[str, str] | None = None,
+        store: str | os.PathLike[str] | None = None,
     ) -> Project:
         """Load and check ``modelyard.yaml``; raises ConfigError listing every problem."""
         file = Path(path)
         if file.is_dir():
             file = file / "modelyard.yaml"
-        return cls(load_config(file, env=env), config_path=file)
+        return cls(load_config(file, env=env), config_path=file, store=store)
 
     # -- the pipeline
 
@@ -966,7 +1033,7 @@ class Project:
         """
         started = time.perf_counter()
         command = f"modelyard run -c {self.config_path}" if self.config_path else "modelyard run"
-        with ProjectLock(self.config.workdir / "lock", command=command):
+        with self.store.lock(command=command):
             pipeline = self.pipeline()
             steps, stale = self._plan(pipeline, from_step=from_step, until=until)
             unchanged = self._unchanged(pipeline, steps) if not steps.to_run else None
@@ -1004,6 +1071,54 @@ class Project:
             self._record_publication(keys, result)
         result.seconds = time.perf_counter() - started
         return result
+
+    def step_command(self, step: str, *, flag: str = "--step") -> str:
+        """The command that runs ``step`` alone (``flag="--until"``: up to it) against this
+        store (``--store`` named when it is not the config's)."""
+        cfg = shlex.quote(str(self.config_path)) if self.config_path else "modelyard.yaml"
+        command = f"modelyard run -c {cfg} {flag} {step}"
+        if self.store.location != store_location(self.config):
+            command += f" --store {shlex.quote(self.store.location)}"
+        return command
+
+    def run_step(self, name: str, *, listener: Listener = ignore) -> StepResult:
+        """Run exactly one step, reading its inputs from the store by key (what a Kubeflow
+        component runs). Its output already in the store: nothing to do (status ``cached``).
+        Keys and outputs are those of :meth:`run`; nothing is published (reports, the
+        contract file): a whole run does that.
+
+        Takes the store's lock *shared*: single steps (of independent branches, or on other
+        machines against a shared store) run at once; a whole run or a clean waits. Raises
+        :class:`~modelyard.engine.runner.MissingInput` when an input is not in the store,
+        :class:`~modelyard.engine.dag.UnknownStep` for a name that is not a step.
+        """
+        started = time.perf_counter()
+        command = f"{self.run_command()} --step {name}"
+        pipeline = self.pipeline()
+        pipeline.step(name)  # an unknown name is an error before any lock is taken
+        with self.store.lock(command=command, shared=True):
+            _, stale = self._plan(pipeline.until(name), from_step=None, until=None)
+            with self.executor() as executor:  # started on first use only
+                try:
+                    record = run_step(
+                        pipeline, self.store, name, listener=listener,
+                        resume_command=self.step_command,
+                        step_command=self.step_command,
+                        until_command=functools.partial(self.step_command, flag="--until"),
+                        resources={
+                            "executor": executor, "memo": self.memo(),
+                            "scratch": self.store.scratch,
+                        },
+                        stale=stale,
+                    )  # fmt: skip
+                except StepFailed as exc:
+                    if isinstance(exc.cause, ModelyardError):
+                        raise exc.cause from None
+                    raise
+        return StepResult(
+            self.config.name, name, record.key, record.status,
+            time.perf_counter() - started, record.reason, self.store.location,
+        )  # fmt: skip
 
     # -- what was published, so that an unchanged run publishes (and loads) nothing
 
@@ -1155,7 +1270,7 @@ class Project:
     def clean(self, *, everything: bool = False) -> tuple[int, int]:
         """Prune the cache: keep the artifacts of the current plan (or nothing, with everything).
         The fit cache of the model search is emptied (it only speeds up a re-run)."""
-        with ProjectLock(self.config.workdir / "lock", command="modelyard clean"):
+        with self.store.lock(command="modelyard clean"):
             keep = None if everything else {p.name: p.key for p in self.plan()}
             removed, freed = self.store.clean(keep=keep)
             return removed, freed + self.memo().clear()

@@ -38,8 +38,11 @@ json_option: Decorator = click.option(
 """``--json``, passed as ``as_json``."""
 
 
-def load_project(config_path: Path) -> Project:
-    """The project of ``-c/--config`` (a file, or a folder holding modelyard.yaml)."""
+def load_project(config_path: Path, *, store: str | None = None) -> Project:
+    """The project of ``-c/--config`` (a file, or a folder holding modelyard.yaml);
+    ``store``: ``--store``, instead of the config's."""
+    import os
+
     from modelyard.recipe import Project
 
-    return Project.from_yaml(config_path)
+    return Project.from_yaml(config_path, store=store or os.environ.get("MODELYARD_STORE") or None)

@@ -174,10 +174,26 @@ def _interrupt_on_signals() -> dict[int, Any]:
     return {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
 
 
+STORE_ENV = "MODELYARD_STORE"
+
+
 @click.command()
 @CONFIG_OPTION
 @click.option("--from", "from_step", metavar="STEP", help="Re-run STEP and every step after it.")
 @click.option("--until", metavar="STEP", help="Stop after STEP (runs only what it needs).")
+@click.option(
+    "--step",
+    metavar="STEP",
+    help="Run only STEP, its inputs read from the store by key; nothing to do when its "
+    "output is there. What a Kubeflow component runs.",
+)
+@click.option(
+    "--store",
+    metavar="URL",
+    envvar=STORE_ENV,
+    help="The artifact store: a folder or an fsspec URL (s3://bucket/prefix), instead of the "
+    f"config's `store` (default: the workdir). Also ${STORE_ENV}.",
+)
 @click.option(
     "--dry-run",
     is_flag=True,
@@ -185,10 +201,25 @@ def _interrupt_on_signals() -> dict[int, Any]:
 )
 @JSON_OPTION
 def run(
-    config_path: Path, from_step: str | None, until: str | None, dry_run: bool, as_json: bool
+    config_path: Path,
+    from_step: str | None,
+    until: str | None,
+    dry_run: bool,
+    as_json: bool,
+    step: str | None = None,
+    store: str | None = None,
 ) -> None:
     """Run the pipeline; unchanged steps come from the cache."""
-    project = load_project(config_path)
+    if step is not None and (from_step is not None or until is not None):
+        raise click.UsageError("--step runs one step: it cannot go with --from or --until.")
+    if step is not None and dry_run:
+        raise click.UsageError(
+            "--step cannot go with --dry-run (see `run --dry-run --until STEP`)."
+        )
+    project = load_project(config_path, store=store)
+    if step is not None:
+        _run_one_step(project, step, as_json)
+        return
     if dry_run:
         the_plan = project.plan(from_step=from_step, until=until)
         estimate = project.search_estimate() if until is None or until not in _DATA_STEPS else None
@@ -221,6 +252,34 @@ def run(
         click.echo(json.dumps(result.to_dict(), indent=2))
     else:
         console.summary(result)
+
+
+def _run_one_step(project: Any, step: str, as_json: bool) -> None:
+    """``run --step``: one step; SIGTERM stops it as Ctrl-C does (nothing is committed)."""
+    import signal
+
+    console = _Console()
+    previous = _interrupt_on_signals()
+    try:
+        result = project.run_step(step, listener=console)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+    elif result.status == "cached":
+        console.out.print(
+            f"{result.step}: nothing to do, its output is in the store "
+            f"(key {result.key}, {result.store})",
+            highlight=False,
+            soft_wrap=True,
+        )
+    else:
+        console.out.print(
+            f"{result.step}: ran in {result.seconds:.2f}s (key {result.key}, {result.store})",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def _stage_command(name: str, step: str, help_text: str) -> click.Command:

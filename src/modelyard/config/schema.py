@@ -1027,7 +1027,19 @@ class ProjectConfig(Section):
     seed: int = 42
     """Seed of every random choice (sampling, splits, models, tuning)."""
     workdir: ProjectPath = Path(".modelyard")
-    """Where artifacts, the cache and the lock live."""
+    """This machine's working folder: the artifact store (unless ``store`` is set, then its
+    local cache), the fit cache, the lock, the default MLflow store."""
+    store: PathOrURL | None = None
+    """Where step outputs (artifacts), the record of each step's last key and the lock live:
+    a folder, or a URL of any fsspec protocol (``s3://bucket/prefix``; ``s3`` needs the ``s3``
+    extra) that several machines share, e.g. the steps of a Kubeflow pipeline. Default: the
+    workdir. Overridden by ``modelyard run --store`` and the ``MODELYARD_STORE`` environment
+    variable (the flag first). See docs/store.md."""
+    store_options: StorageOptions = Field(default_factory=dict)
+    """Options of the store's object store (as ``data.source.storage_options``), e.g.
+    ``{endpoint_url: ${S3_ENDPOINT}}``; unset ones come from the usual environment variables
+    of the protocol's package (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``,
+    ``AWS_ENDPOINT_URL`` for s3fs)."""
     output_dir: ProjectPath = Path("modelyard-out")
     """Where reports, the quarantine and other user-facing outputs are written."""
     data: DataSection
@@ -1062,3 +1074,8 @@ class ProjectConfig(Section):
     """Drift and performance monitoring, alerts and retraining."""
     labels: LabelsSection = Field(default_factory=LabelsSection)
     """The label loop: annotation queue, label import and export, the label set."""
+
+    @field_validator("store_options", mode="before")
+    @classmethod
+    def _secret_options(cls, value: Any) -> Any:
+        return _hide_secrets(value)

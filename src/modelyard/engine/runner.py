@@ -19,7 +19,7 @@ from modelyard.engine.events import (
     ignore,
 )
 from modelyard.engine.step import PROGRESS_PARAMETER, Step
-from modelyard.engine.store import ArtifactStore
+from modelyard.engine.store import Artifact, Store
 from modelyard.errors import PipelineError, StepFailed
 
 Action = Literal["cached", "run"]
@@ -121,7 +121,7 @@ def _why(step: Step, now: dict[str, Any], before: dict[str, Any] | None) -> str:
 
 def _decide(
     step: Step,
-    store: ArtifactStore,
+    store: Store,
     digests: Mapping[str, str | None],
     forced: set[str],
     from_step: str | None,
@@ -170,7 +170,7 @@ def _select(
 
 def plan(
     pipeline: Pipeline,
-    store: ArtifactStore,
+    store: Store,
     *,
     from_step: str | None = None,
     until: str | None = None,
@@ -194,7 +194,7 @@ def plan(
 
 def run(
     pipeline: Pipeline,
-    store: ArtifactStore,
+    store: Store,
     *,
     from_step: str | None = None,
     until: str | None = None,
@@ -236,38 +236,147 @@ def run(
             listener(StepFinished(step.name, "cached", 0.0))
             continue
         listener(StepStarted(step.name, step.description, index, total))
-        started = time.perf_counter()
-        kwargs = {param: load(up) for param, up in step.inputs.items()}
-        kwargs.update(step.params)
-        if PROGRESS_PARAMETER in inspect.signature(step.func).parameters:
-            kwargs[PROGRESS_PARAMETER] = Progress(step.name, listener)
-        for name in step.resources:
-            if name not in (resources or {}):
-                raise PipelineError(
-                    f"step '{step.name}' needs the runtime resource '{name}', which the run "
-                    "was not given",
-                    fix="Pass it in run(..., resources={...}).",
-                )
-            kwargs[name] = (resources or {})[name]
-        try:
-            value = step.func(**kwargs)
-        except (Exception, KeyboardInterrupt) as exc:
-            record.status = "failed"
-            record.seconds = time.perf_counter() - started
-            listener(StepFailedEvent(step.name, str(exc), record.seconds))
-            if isinstance(exc, KeyboardInterrupt):
-                raise
-            hint = resume_command(step.name) if resume_command else None
-            raise StepFailed(step.name, exc, hint) from exc
-        seconds = time.perf_counter() - started
-        artifact = store.save(
-            step.name, decision.key, value, step.codec, info={"seconds": round(seconds, 4)},
-            replace=step.name in (stale or {}) or step.name in forced,
+        value, artifact = _execute(
+            step, decision, record, record_state, store, load, listener, resume_command,
+            resources, replace=step.name in (stale or {}) or step.name in forced,
         )  # fmt: skip
-        store.remember(step.name, record_state)
         digests[step.name] = artifact.meta["digest"]
         memory[step.name] = value
-        record.status = "ran"
-        record.seconds = seconds
-        listener(StepFinished(step.name, "ran", seconds))
     return RunOutcome(records, load)
+
+
+def _execute(
+    step: Step,
+    decision: PlannedStep,
+    record: StepRecord,
+    record_state: dict[str, Any],
+    store: Store,
+    load: Callable[[str], Any],
+    listener: Listener,
+    resume_command: Callable[[str], str] | None,
+    resources: Mapping[str, Any] | None,
+    *,
+    replace: bool,
+) -> tuple[Any, Artifact]:
+    """Call one step with its inputs, parameters and resources; save its output."""
+    started = time.perf_counter()
+    kwargs = {param: load(up) for param, up in step.inputs.items()}
+    kwargs.update(step.params)
+    if PROGRESS_PARAMETER in inspect.signature(step.func).parameters:
+        kwargs[PROGRESS_PARAMETER] = Progress(step.name, listener)
+    for name in step.resources:
+        if name not in (resources or {}):
+            raise PipelineError(
+                f"step '{step.name}' needs the runtime resource '{name}', which the run "
+                "was not given",
+                fix="Pass it in run(..., resources={...}).",
+            )
+        kwargs[name] = (resources or {})[name]
+    try:
+        value = step.func(**kwargs)
+    except (Exception, KeyboardInterrupt) as exc:
+        record.status = "failed"
+        record.seconds = time.perf_counter() - started
+        listener(StepFailedEvent(step.name, str(exc), record.seconds))
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        hint = resume_command(step.name) if resume_command else None
+        raise StepFailed(step.name, exc, hint) from exc
+    seconds = time.perf_counter() - started
+    artifact = store.save(
+        step.name, decision.key, value, step.codec, info={"seconds": round(seconds, 4)},
+        replace=replace,
+    )  # fmt: skip
+    store.remember(step.name, record_state)
+    record.status = "ran"
+    record.seconds = seconds
+    listener(StepFinished(step.name, "ran", seconds))
+    return value, artifact
+
+
+class MissingInput(PipelineError):
+    """A single step's upstream output is not in the store under the key it would have."""
+
+    def __init__(self, step: str, missing: list[str], runnable: list[str], store: str,
+                 command: Callable[[str], str] | None = None,
+                 until: Callable[[str], str] | None = None) -> None:  # fmt: skip
+        self.step = step
+        self.missing = missing
+        self.runnable = runnable
+        first = [f"`{command(name)}`" if command else f"'{name}'" for name in runnable]
+        how = f"Run {first[0]} first" if len(first) == 1 else f"Run {', '.join(first)} first"
+        if not first:
+            how = "Run the steps upstream first"
+        whole = f"`{until(step)}`" if until else "`modelyard run --until` it"
+        super().__init__(
+            f"step '{step}' needs the output of {_names(missing)}, which "
+            f"{'is' if len(missing) == 1 else 'are'} not in the store under the current key",
+            where=store,
+            fix=f"{how} (then the steps after {'it' if len(first) == 1 else 'them'}, in "
+            f"the DAG's order), or everything up to '{step}' at once: {whole}.",
+        )
+
+
+def _names(names: list[str]) -> str:
+    quoted = [f"'{n}'" for n in names]
+    return quoted[0] if len(quoted) == 1 else f"steps {', '.join(quoted)}"
+
+
+def run_step(
+    pipeline: Pipeline,
+    store: Store,
+    name: str,
+    *,
+    listener: Listener = ignore,
+    resume_command: Callable[[str], str] | None = None,
+    step_command: Callable[[str], str] | None = None,
+    until_command: Callable[[str], str] | None = None,
+    resources: Mapping[str, Any] | None = None,
+    stale: Mapping[str, str] | None = None,
+) -> StepRecord:
+    """Run exactly one step, its inputs read from the store by key; what a cluster runs.
+
+    The keys are those :func:`run` gives (the same plan over the step's ancestors, from the
+    digests the store holds). When the step's output is already in the store under its key,
+    nothing runs (status ``cached``). An input missing from the store raises
+    :class:`MissingInput`, naming the missing upstream steps and the ones runnable now
+    (``step_command(name)`` spells the command that runs one, ``until_command(name)`` the one
+    that runs everything up to it). ``stale``: as in :func:`plan`.
+    """
+    step = pipeline.step(name)  # a clear error for an unknown name, listing the steps
+    ancestry = pipeline.until(name)
+    digests: dict[str, str | None] = {}
+    decisions: dict[str, PlannedStep] = {}
+    record_state: dict[str, Any] = {}
+    for s in ancestry.steps:
+        decision, state = _decide(s, store, digests, set(), None, stale or {})
+        decisions[s.name] = decision
+        if s.name == name:
+            record_state = state
+        cached = decision.action == "cached" and s.name != name
+        digests[s.name] = store.meta(s.name, decision.key)["digest"] if cached else None
+    decision = decisions[name]
+    missing = sorted({up for up in step.inputs.values() if digests.get(up) is None})
+    if missing:
+        order = {n: i for i, n in enumerate(ancestry.names)}
+        runnable = sorted(
+            (n for n, d in decisions.items() if n != name and d.action == "run" and d.key),
+            key=order.__getitem__,
+        )
+        raise MissingInput(name, missing, runnable, store.location, step_command, until_command)
+    record = StepRecord(name, decision.key, "not run", reason=decision.reason)
+    if decision.action == "cached":
+        record.status = "cached"
+        listener(StepFinished(name, "cached", 0.0))
+        return record
+    by_name = {s.name: s for s in ancestry.steps}
+
+    def load(up: str) -> Any:
+        return store.load(up, decisions[up].key, by_name[up].codec)
+
+    listener(StepStarted(name, step.description, 0, 1))
+    _execute(
+        step, decision, record, record_state, store, load, listener, resume_command,
+        resources, replace=name in (stale or {}),
+    )  # fmt: skip
+    return record

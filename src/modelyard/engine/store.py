@@ -4,6 +4,10 @@ Every artifact is a folder ``artifacts/<step>/<key>/`` holding the output's file
 ``meta.json`` stamped with the format version, the library versions that wrote it and how long
 the step took. Writes are atomic: the folder is built under ``tmp/`` and renamed into place, so
 a run killed at any moment leaves either a whole artifact or none.
+
+:class:`Store` is what the runner needs of a store; :class:`ArtifactStore` is the local one,
+:class:`~modelyard.engine.remote.RemoteStore` the one in an object store (any fsspec URL),
+which keeps a local :class:`ArtifactStore` as its cache.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -162,6 +167,48 @@ class Artifact:
     meta: dict[str, Any]
 
 
+class Store(Protocol):
+    """What the runner and the project need of a store (local or in an object store)."""
+
+    @property
+    def location(self) -> str:
+        """Where the artifacts are: a folder or a URL."""
+
+    def has(self, step: str, key: str) -> bool: ...
+
+    def meta(self, step: str, key: str) -> dict[str, Any]: ...
+
+    def save(
+        self,
+        step: str,
+        key: str,
+        value: Any,
+        codec: Codec,
+        *,
+        info: dict[str, Any],
+        replace: bool = False,
+    ) -> Artifact: ...
+
+    def load(self, step: str, key: str, codec: Codec) -> Any: ...
+
+    def alias(self, step: str, key: str, new_key: str) -> None: ...
+
+    def scratch(self, name: str) -> Path: ...
+
+    def read_json(self, step: str, key: str) -> Any: ...
+
+    def clear_tmp(self) -> int: ...
+
+    def remember(self, step: str, record: dict[str, Any]) -> None: ...
+
+    def recall(self, step: str) -> dict[str, Any] | None: ...
+
+    def clean(self, *, keep: dict[str, str] | None = None) -> tuple[int, int]: ...
+
+    def lock(self, *, command: str, shared: bool = False) -> AbstractContextManager[Any]:
+        """Exclusive for a whole run or a clean, shared for a single step."""
+
+
 class ArtifactStore:
     """Step outputs addressed by (step, cache key), written atomically."""
 
@@ -172,6 +219,16 @@ class ArtifactStore:
         self.state = self.root / "state"
         self._stamp = stamp or {}
         self._scratch: set[Path] = set()
+
+    @property
+    def location(self) -> str:
+        return str(self.root)
+
+    def lock(self, *, command: str, shared: bool = False) -> AbstractContextManager[Any]:
+        """The ``flock`` on ``<root>/lock`` (:mod:`modelyard.engine.lock`)."""
+        from modelyard.engine.lock import ProjectLock
+
+        return ProjectLock(self.root / "lock", command=command, shared=shared)
 
     def folder(self, step: str, key: str) -> Path:
         return self.artifacts / step / key
@@ -226,11 +283,18 @@ class ArtifactStore:
                 staging.replace(final)
                 _fsync_dir(final.parent)
                 shutil.rmtree(old, ignore_errors=True)
-            elif final.exists():  # another identical result already landed (same key)
-                shutil.rmtree(staging)
+            elif final.exists():  # another identical result already landed (same key): it
+                shutil.rmtree(staging)  # stays, and its digest is the one the next run reads
+                meta = self.meta(step, key)
             else:
-                staging.replace(final)
-                _fsync_dir(final.parent)
+                try:
+                    staging.replace(final)
+                    _fsync_dir(final.parent)
+                except OSError:  # another writer's landed meanwhile (single steps share
+                    if not self.has(step, key):  # the lock): it stays, as above
+                        raise
+                    shutil.rmtree(staging)
+                    meta = self.meta(step, key)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
