@@ -609,6 +609,7 @@ def build_pipeline(
     *,
     declared_contract: DataContract | None = None,
     command: str = "modelyard run",
+    root: Path | None = None,
 ) -> Pipeline:
     """The standard pipeline for ``config``: ingest -> contract -> validate -> profile."""
     from modelyard.data.sources import fingerprint_source
@@ -667,7 +668,7 @@ def build_pipeline(
             ]
             steps[1:1] = added
         steps.extend(_modeling_steps(config, with_test=data.test is not None, command=command))
-    return Pipeline.of(steps)
+    return Pipeline.of(steps, root=None if root is None else str(root))
 
 
 def _once(fingerprint: Callable[[], str]) -> Callable[[], str]:
@@ -703,6 +704,14 @@ def _label_steps(config: ProjectConfig, declared: DataContract | None) -> list[S
     ]  # fmt: skip
 
 
+def _timeless(value: Any) -> Any:
+    """A search result without its wall-clock measurements: what the store digests for the
+    keys of the steps after it (see :func:`modelyard.modeling.search.results.timeless`)."""
+    from modelyard.modeling.search.results import timeless
+
+    return timeless(value)
+
+
 def _modeling_steps(config: ProjectConfig, *, with_test: bool, command: str) -> list[Step]:
     """modeling_contract -> split -> explore -> tune -> train -> evaluate -> register (each keyed
     by what it uses)."""
@@ -731,19 +740,19 @@ def _modeling_steps(config: ProjectConfig, *, with_test: bool, command: str) -> 
                 "pruning": config.tuning.pruning,
             },
             version=modeling_code, description="cross-validate the portfolio of models",
-            resources=("executor", "memo"),
+            identity=_timeless, resources=("executor", "memo"),
         ),
         Step(
             "tune", tune, inputs={**base, "exploration": "explore"},
             params={"config": _only(config, "features", "split", "models", "tuning")},
             version=modeling_code, description="tune the best families",
-            resources=("executor", "memo"),
+            identity=_timeless, resources=("executor", "memo"),
         ),
         Step(
             "train", train, inputs={**base, "exploration": "explore", "tuning": "tune"},
             params={"config": _only(config, "features", "models", "evaluation")},
             version=modeling_code, description="blend and refit the final model",
-            resources=("executor", "scratch"),
+            identity=_timeless, resources=("executor", "scratch"),
         ),
         Step(
             "evaluate", evaluate, inputs={"trained": "train", **base},
@@ -944,8 +953,14 @@ class Project:
 
     def pipeline(self) -> Pipeline:
         return build_pipeline(
-            self.config, declared_contract=self.declared_contract(), command=self.run_command()
-        )
+            self.config, declared_contract=self.declared_contract(), command=self.run_command(),
+            root=self.root,
+        )  # fmt: skip
+
+    @property
+    def root(self) -> Path | None:
+        """The project's folder (of its modelyard.yaml): keys do not depend on where it is."""
+        return self.config_path.resolve().parent if self.config_path else None
 
     def run_command(self) -> str:
         path = self.config_path.resolve() if self.config_path else None
@@ -1225,7 +1240,7 @@ class Project:
         # scratch space, which the run of the finished steps below leaves alone
         finished = {r.name for r in recorder.records if r.status in ("ran", "cached")}
         keep = finished.union(*(pipeline.ancestors(name) for name in finished))
-        done = run(Pipeline(tuple(s for s in pipeline.steps if s.name in keep)), self.store)
+        done = run(pipeline.only(keep), self.store)
 
         def load(name: str) -> Any:
             return validated if name == step else done.output(name)
@@ -1605,7 +1620,10 @@ class Project:
         declared = self.declared_contract()
         if declared == outcome.output("contract"):
             pipeline = build_pipeline(
-                self.config, declared_contract=declared, command=self.run_command()
+                self.config,
+                declared_contract=declared,
+                command=self.run_command(),
+                root=self.root,
             )  # the file read once: a contract of 10,000 columns takes a while to parse
             steps = plan(pipeline, self.store, until="contract")
             key = next(p.key for p in steps if p.name == "contract")

@@ -36,12 +36,17 @@ def _suggest(name: str, names: Iterable[str]) -> str:
 
 @dataclass(frozen=True)
 class Pipeline:
-    """An ordered, checked set of steps. Build with :meth:`of`."""
+    """An ordered, checked set of steps. Build with :meth:`of`.
+
+    ``root``: the project's folder. A parameter naming a path inside it is keyed by its path
+    relative to it, so a project keeps its keys when it moves (or runs in a container).
+    """
 
     steps: tuple[Step, ...]
+    root: str | None = None
 
     @classmethod
-    def of(cls, steps: Iterable[Step]) -> Pipeline:
+    def of(cls, steps: Iterable[Step], *, root: str | None = None) -> Pipeline:
         """Check the graph (names, inputs, parameters, cycles) and order it topologically."""
         steps = list(steps)
         problems: list[str] = []
@@ -54,7 +59,7 @@ class Pipeline:
             problems.extend(_check_signature(s, by_name))
         if problems:
             raise PipelineInvalid(problems)
-        return cls(tuple(_toposort(steps)))
+        return cls(tuple(_toposort(steps)), root)
 
     @property
     def names(self) -> list[str]:
@@ -93,7 +98,12 @@ class Pipeline:
     def until(self, name: str) -> Pipeline:
         """The steps needed to produce ``name`` (and ``name`` itself)."""
         keep = self.ancestors(name) | {name}
-        return Pipeline(tuple(s for s in self.steps if s.name in keep))
+        return self.only(keep)
+
+    def only(self, names: Iterable[str]) -> Pipeline:
+        """The steps named (in this pipeline's order), with this pipeline's root."""
+        keep = set(names)
+        return Pipeline(tuple(s for s in self.steps if s.name in keep), self.root)
 
 
 def _check_signature(s: Step, by_name: dict[str, Step]) -> list[str]:

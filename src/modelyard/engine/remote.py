@@ -75,6 +75,12 @@ class StoreUnreachable(ModelyardError):
         )
 
 
+def _files_digest(meta: dict[str, Any]) -> str:
+    """The digest of an artifact's files (``digest`` itself for an artifact written before
+    steps could declare an identity)."""
+    return str(meta.get("content_digest", meta["digest"]))
+
+
 def _is_local(fs: Any) -> bool:
     protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
     return protocol in ("file", "local")
@@ -175,11 +181,11 @@ class RemoteStore:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 self.fs.get_file(self._file_path(step, key, manifest, name), str(target))
             found = content_digest(staging)
-            if found != manifest["digest"]:
+            if found != _files_digest(manifest):
                 raise StoreCorrupt(
                     f"the files of artifact {step}/{key} do not match its manifest",
                     where=f"{self.url}/artifacts/{step}/{key}",
-                    expected=f"content digest {manifest['digest']}",
+                    expected=f"content digest {_files_digest(manifest)}",
                     found=found,
                     fix="Delete the artifact (its meta.json first) and run the step again: "
                     f"`modelyard run --step {step}`.",
@@ -209,7 +215,7 @@ class RemoteStore:
 
     def _cached(self, step: str, key: str, manifest: dict[str, Any]) -> bool:
         try:
-            return bool(self.cache.meta(step, key)["digest"] == manifest["digest"])
+            return _files_digest(self.cache.meta(step, key)) == _files_digest(manifest)
         except (OSError, ValueError, KeyError):
             return False
 
@@ -240,13 +246,16 @@ class RemoteStore:
         *,
         info: dict[str, Any],
         replace: bool = False,
+        identity: Callable[[Any], Any] | None = None,
     ) -> Artifact:
         """Save in the local cache, upload the files, then commit the manifest (last).
 
         A key another writer committed meanwhile is kept as it is (an equal result), unless
         ``replace``.
         """
-        local = self.cache.save(step, key, value, codec, info=info, replace=replace)
+        local = self.cache.save(
+            step, key, value, codec, info=info, replace=replace, identity=identity
+        )
         if not replace:
             self._manifests.pop((step, key), None)
             committed = self._manifest(step, key)

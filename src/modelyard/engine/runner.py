@@ -126,6 +126,7 @@ def _decide(
     forced: set[str],
     from_step: str | None,
     stale: Mapping[str, str],
+    root: str | None = None,
 ) -> tuple[PlannedStep, dict[str, Any]]:
     """Key, action and reason of one step, given the content digests of its inputs.
 
@@ -145,7 +146,7 @@ def _decide(
         return PlannedStep(step.name, "", "run", reason, step.description), record
     key = cache_key(
         step=step.name, code_version=step.code_version, inputs=known,
-        params=step.params, external=external,
+        params=step.params, external=external, root=root,
     )  # fmt: skip
     if step.name in forced:
         return PlannedStep(step.name, key, "run", f"--from {from_step}", step.description), record
@@ -185,7 +186,7 @@ def plan(
     digests: dict[str, str | None] = {}
     planned: list[PlannedStep] = []
     for step in pipeline.steps:
-        decision, _ = _decide(step, store, digests, forced, from_step, stale or {})
+        decision, _ = _decide(step, store, digests, forced, from_step, stale or {}, pipeline.root)
         cached = decision.action == "cached"
         digests[step.name] = store.meta(step.name, decision.key)["digest"] if cached else None
         planned.append(decision)
@@ -226,7 +227,9 @@ def run(
     records: list[StepRecord] = []
     total = len(pipeline.steps)
     for index, step in enumerate(pipeline.steps):
-        decision, record_state = _decide(step, store, digests, forced, from_step, stale or {})
+        decision, record_state = _decide(
+            step, store, digests, forced, from_step, stale or {}, pipeline.root
+        )
         keys[step.name] = decision.key
         record = StepRecord(step.name, decision.key, "not run", reason=decision.reason)
         records.append(record)
@@ -285,7 +288,7 @@ def _execute(
     seconds = time.perf_counter() - started
     artifact = store.save(
         step.name, decision.key, value, step.codec, info={"seconds": round(seconds, 4)},
-        replace=replace,
+        replace=replace, identity=step.identity,
     )  # fmt: skip
     store.remember(step.name, record_state)
     record.status = "ran"
@@ -349,7 +352,7 @@ def run_step(
     decisions: dict[str, PlannedStep] = {}
     record_state: dict[str, Any] = {}
     for s in ancestry.steps:
-        decision, state = _decide(s, store, digests, set(), None, stale or {})
+        decision, state = _decide(s, store, digests, set(), None, stale or {}, pipeline.root)
         decisions[s.name] = decision
         if s.name == name:
             record_state = state

@@ -60,6 +60,10 @@ class Step:
         resources: function parameters filled at run time from the run's resources (an
             executor, a cache of partial work): they change how the step runs, never what it
             returns, so they are not part of its key.
+        identity: for an output that carries measurements (how long fits took): a JSON-able
+            fingerprint of the output without them. The store digests that instead of the
+            output's files, so the keys of the steps after it are the same on every machine
+            and every run.
     """
 
     name: str
@@ -71,6 +75,7 @@ class Step:
     codec: Codec = field(default_factory=auto_codec)
     description: str = ""
     resources: tuple[str, ...] = ()
+    identity: Callable[[Any], Any] | None = None
 
     @property
     def code_version(self) -> str:

@@ -23,11 +23,13 @@ import shutil
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
+
+from modelyard.engine.cache import digest
 
 STORE_FORMAT = 1
 _STAMPED_LIBRARIES = (
@@ -187,6 +189,7 @@ class Store(Protocol):
         *,
         info: dict[str, Any],
         replace: bool = False,
+        identity: Callable[[Any], Any] | None = None,
     ) -> Artifact: ...
 
     def load(self, step: str, key: str, codec: Codec) -> Any: ...
@@ -251,20 +254,28 @@ class ArtifactStore:
         *,
         info: dict[str, Any],
         replace: bool = False,
+        identity: Callable[[Any], Any] | None = None,
     ) -> Artifact:
         """Write atomically: build in tmp/, fsync, then rename into place.
 
         An artifact already under ``key`` is kept (it is an identical result), unless
         ``replace``: a step re-run for its side effects (a model registered again) whose new
         result must be the one read from now on.
+
+        ``meta["content_digest"]`` is the digest of the files written; ``meta["digest"]``, what
+        the keys of later steps hash, is the same unless ``identity`` is given: then it is the
+        digest of ``identity(value)``, a JSON-able value (see :class:`~modelyard.engine.step.
+        Step`).
         """
         self.tmp.mkdir(parents=True, exist_ok=True)
         staging = self.tmp / f"{step}-{key}-{uuid.uuid4().hex[:8]}"
         staging.mkdir()
         try:
             content = codec.save(value, staging)
+            files = content_digest(staging)
             meta = {
-                "digest": content_digest(staging),
+                "digest": files if identity is None else "i" + digest(identity(value)),
+                "content_digest": files,
                 "format": STORE_FORMAT,
                 "step": step,
                 "key": key,

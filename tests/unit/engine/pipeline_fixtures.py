@@ -33,3 +33,24 @@ def slow_total(values: list[int], marker: str) -> dict[str, int]:
 
 def broken(values: list[int]) -> int:
     raise ValueError("the data has no rows")
+
+
+def measured(n: int) -> dict[str, float]:
+    """A result with a measurement in it: how long it took differs on every run."""
+    CALLS.append("measured")
+    started = time.perf_counter_ns()
+    return {"value": float(n), "seconds": float(time.perf_counter_ns() - started + len(CALLS))}
+
+
+def without_seconds(result: dict[str, float]) -> dict[str, float]:
+    return {"value": result["value"]}
+
+
+def value_of(result: dict[str, float]) -> float:
+    CALLS.append("value_of")
+    return result["value"]
+
+
+def read_path(path: str) -> str:
+    CALLS.append("read_path")
+    return Path(path).name

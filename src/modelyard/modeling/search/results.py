@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import math
+import pickle
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -194,3 +197,56 @@ class OutOfFold:
         return OutOfFold(
             self.y, self.covered, self.classes, {**self.predictions, **other.predictions}
         )
+
+
+WALL_CLOCK = frozenset(
+    {"fit_seconds", "seconds", "prepare_seconds", "allotted_seconds", "overtime_seconds"}
+)
+"""Fields that measure how long something took, on this machine, this time."""
+
+
+def timeless(value: Any) -> Any:
+    """What identifies a search's result: a JSON-able fingerprint of ``value`` without its
+    wall-clock measurements (:data:`WALL_CLOCK` fields, through pydantic models, dataclasses,
+    lists, tuples and dicts). The same fits and scores, measured on another machine or another
+    day, are the same result, so the steps after the search keep their cache keys (the
+    ``identity`` of the pipeline's search steps). Arrays and other objects (fitted models)
+    count by a digest of their bytes.
+
+    >>> row = LeaderboardRow(name="m", mean=0.9, std=0.0, fit_seconds=1.5)
+    >>> timeless(row) == timeless(row.model_copy(update={"fit_seconds": 2.5}))
+    True
+    >>> timeless(row) == timeless(row.model_copy(update={"mean": 0.8}))
+    False
+    """
+    if isinstance(value, BaseModel):
+        names: Any = type(value).model_fields
+        return _fields(type(value), {n: getattr(value, n) for n in names})
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _fields(
+            type(value), {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+        )
+    if isinstance(value, list | tuple):
+        return [timeless(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): timeless(v) for k, v in value.items()}
+    if value is None or isinstance(value, str | bool | int | float):
+        return value
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        data = np.ascontiguousarray(value)
+        raw = data.tobytes() if data.dtype != object else pickle.dumps(data.tolist())
+        return {"array": str(data.dtype), "shape": list(data.shape), "bytes": _digest(raw)}
+    return {"object": type(value).__qualname__, "bytes": _digest(pickle.dumps(value, protocol=5))}
+
+
+def _fields(kind: type, fields: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": kind.__qualname__}
+    for name, v in fields.items():
+        out[name] = 0.0 if name in WALL_CLOCK and isinstance(v, int | float) else timeless(v)
+    return out
+
+
+def _digest(raw: bytes) -> str:
+    return hashlib.blake2b(raw, digest_size=16).hexdigest()
