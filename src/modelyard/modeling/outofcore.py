@@ -280,7 +280,9 @@ def fit_lightgbm_sequence(
     n_classes = len(classes) if classes is not None else 0
     objective = {0: "regression", 2: "binary"}.get(n_classes, "multiclass")
     native = {k: v for k, v in own.items() if v is not None}
-    native.update(objective=objective, num_threads=threads, verbose=-1)
+    # column-wise histograms: LightGBM's automatic choice builds the row-wise copy of the
+    # binned data too, to time both (at 4M rows x 43 features: a 450 MB peak, 348 col-wise)
+    native.update(objective=objective, num_threads=threads, verbose=-1, force_col_wise=True)
     if n_classes > 2:
         native["num_class"] = n_classes
     y, w, sizes = _targets(parts, problem, classes, balance)
