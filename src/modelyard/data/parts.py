@@ -91,14 +91,14 @@ def repeats_across_parts(
 def _typed_columns(path: str, columns: Sequence[str], types: Mapping[str, ColumnType]) -> Any:
     import polars as pl
 
-    from modelyard.data.contract import typed_exprs
+    from modelyard.data.contract import cast_columns
 
     present = pl.read_parquet_schema(path)
     df = pl.read_parquet(path, columns=[c for c in columns if c in present])
     cast = {c: t for c, t in types.items() if c in df.columns}
     if cast:
-        values, _ = typed_exprs(df.schema, cast)
-        df = df.with_columns(values)
+        typed, _ = cast_columns(df, cast)
+        df = df.with_columns(typed)
     return df
 
 

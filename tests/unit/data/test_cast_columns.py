@@ -1,6 +1,6 @@
-"""``cast_columns`` (the eager cast of contract, validation and scoring) gives exactly what the
-expressions of ``typed_exprs`` give, value for value and failure for failure: whether a
-column takes the fast path (plain integers, ISO datetimes to the second) or the general rule."""
+"""``cast_columns`` (the cast of contract, validation and scoring) gives exactly what
+``parse_expr``'s general rule gives, value for value and failure for failure, whether a column
+takes the fast path (plain integers, ISO datetimes to the second) or the general rule."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
-from modelyard.data.contract import cast_columns, typed_exprs
+from modelyard.data.contract import cast_columns, is_native, parse_expr
 
 TYPES = ("int", "float", "bool", "date", "datetime", "str")
 
@@ -26,9 +26,14 @@ texts = st.one_of(
 
 
 def _reference(df: pl.DataFrame, types: dict[str, str]) -> tuple[pl.DataFrame, pl.DataFrame]:
-    values, failures = typed_exprs(df.schema, types)  # type: ignore[arg-type]
-    failed = df.select(failures) if failures else pl.DataFrame()
-    return df.select(values), failed
+    """Every column by the general rule, as one expression each (no fast path)."""
+    values, failures = [], []
+    for name, typ in types.items():
+        parsed = parse_expr(pl.col(name), df.schema[name], typ)  # type: ignore[arg-type]
+        if not is_native(df.schema[name], typ):  # type: ignore[arg-type]
+            failures.append((pl.col(name).is_not_null() & parsed.is_null()).alias(name))
+        values.append((parsed.fill_nan(None) if typ == "float" else parsed).alias(name))
+    return df.select(values), df.select(failures) if failures else pl.DataFrame()
 
 
 @settings(max_examples=300, deadline=None)
@@ -57,16 +62,22 @@ def test_the_fast_paths_and_their_fallback() -> None:
     df = pl.DataFrame(
         {
             "ts": ["2024-01-02 03:04:05", None, "2024-12-31 23:59:59"],
+            # the general rule reads none of these (not ISO), nor may the fast path
+            "loose": [" 0999-01-01 00:00:00", "0999-1-1 0:0:0", "2024-01-02 03:04:05"],
             "mixed": ["2024-01-02 03:04:05", "2024-01-02T03:04:05.250", "soon"],
             "n": ["1", "-2", None],
             "nf": ["1", "2.0", "2.5"],
             "native": [1.5, float("nan"), None],
         }
     )
-    types = {"ts": "datetime", "mixed": "datetime", "n": "int", "nf": "int", "native": "float"}
+    types = {
+        "ts": "datetime", "loose": "datetime", "mixed": "datetime", "n": "int", "nf": "int",
+        "native": "float",
+    }  # fmt: skip
     typed, failed = cast_columns(df, types)  # type: ignore[arg-type]
     assert typed.columns == list(types)
-    assert failed.columns == ["ts", "mixed", "n", "nf"]  # native columns need no parsing
+    assert failed.columns == ["ts", "loose", "mixed", "n", "nf"]  # native: no parsing
+    assert failed["loose"].to_list() == [True, True, False]
     assert typed["ts"].dt.second().to_list() == [5, None, 59]
     assert failed["mixed"].to_list() == [False, False, True]
     assert typed["n"].to_list() == [1, -2, None]
