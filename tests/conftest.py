@@ -34,6 +34,22 @@ def copy_project(source: Path, dest: Path) -> Path:
     return dest
 
 
+def small_quickstart(dest: Path, **sections: dict[str, object]) -> Path:
+    """A copy of the quickstart with a small, reproducible model search (two cheap candidates,
+    one tuning trial, no permutation importance); ``sections`` replace whole sections
+    (``tuning={...}``, ``tracking={...}``). Returns the project's folder."""
+    import yaml
+
+    folder = copy_project(EXAMPLES / "quickstart", dest)
+    config = yaml.safe_load((folder / "modelyard.yaml").read_text())
+    config["models"] |= {"candidates": ["dummy", "linear"], "budget": "10m"}
+    config["tuning"] = {"top_k": 0, "n_trials": 1}
+    config["evaluation"] = {"permutation_importance": False}
+    config |= sections
+    (folder / "modelyard.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return folder
+
+
 def skip_or_fail(reason: str) -> None:
     """Skip on a user's machine; under CI=true a missing component is a failure."""
     if os.environ.get("CI", "").lower() == "true":

@@ -616,11 +616,11 @@ def build_pipeline(
 
     data = config.data
     data_code = code_version("data")
-    known = config.workdir / "state" / "fingerprints.json"
+    fingerprints = config.workdir / "state" / "fingerprints.json"
     steps = [
         Step(
             "ingest", ingest, params={"config": _only(config, "data")}, version=data_code,
-            external=_once(lambda: fingerprint_source(data.source, known=known)),
+            external=_once(lambda: fingerprint_source(data.source, remember_in=fingerprints)),
             description="read the training data", resources=("scratch",),
         ),
         Step(
@@ -644,7 +644,7 @@ def build_pipeline(
         steps[1:1] = [
             Step(
                 "ingest_test", ingest_test, params={"config": _only(config, "data")}, version=data_code,
-                external=_once(lambda: fingerprint_source(data.source.model_copy(update={"path": test.path}), known=known)),
+                external=_once(lambda: fingerprint_source(data.source.model_copy(update={"path": test.path}), remember_in=fingerprints)),
                 description="read the hold-out data", resources=("scratch",),
             )
         ]  # fmt: skip

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import EXAMPLES, copy_project
+from tests.conftest import small_quickstart
 from tests.e2e.test_cli import modelyard
 
 HEAVY = ("sklearn", "scipy", "xgboost", "lightgbm", "mlflow", "optuna", "pandas")
@@ -51,13 +51,7 @@ def in_process(*args: str, cwd: Path) -> tuple[subprocess.CompletedProcess[str],
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """The quickstart with a small model search (the cached run is what is tested)."""
-    folder = copy_project(EXAMPLES / "quickstart", tmp_path / "quickstart")
-    config = yaml.safe_load((folder / "modelyard.yaml").read_text())
-    config["models"] |= {"candidates": ["dummy", "linear"], "budget": "10m"}
-    config["tuning"] = {"top_k": 0, "n_trials": 1}
-    config["evaluation"] = {"permutation_importance": False}
-    (folder / "modelyard.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    return folder
+    return small_quickstart(tmp_path / "quickstart")
 
 
 def published(folder: Path) -> dict[str, tuple[int, int]]:

@@ -22,9 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from tests.conftest import EXAMPLES, copy_project
+from tests.conftest import small_quickstart
 from tests.integration.data_servers import S3_KEY, S3_SECRET
 from tests.unit.export.kfp_spec import container, strict_parse, task_order
 
@@ -58,13 +57,9 @@ def _modelyard(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.Complet
 def _project(folder: Path, tracking: Path) -> Path:
     """The quickstart with a small, reproducible model search and a tracking store shared by
     both executions (an MLflow server's stand-in)."""
-    copy_project(EXAMPLES / "quickstart", folder)
-    config = yaml.safe_load((folder / "modelyard.yaml").read_text())
-    config["models"] |= {"candidates": ["dummy", "linear"], "budget": "10m"}
-    config["tuning"] = {"top_k": 1, "n_trials": 2}
-    config["evaluation"] = {"permutation_importance": False}
-    config["tracking"] = {"uri": f"sqlite:///{tracking}"}
-    (folder / "modelyard.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    small_quickstart(
+        folder, tuning={"top_k": 1, "n_trials": 2}, tracking={"uri": f"sqlite:///{tracking}"}
+    )
     return folder / "modelyard.yaml"
 
 

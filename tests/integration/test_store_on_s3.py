@@ -16,9 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from tests.conftest import EXAMPLES, copy_project
+from tests.conftest import small_quickstart
 from tests.integration.data_servers import S3_KEY, S3_SECRET
 
 pytestmark = pytest.mark.integration
@@ -50,13 +49,7 @@ def aws_env(endpoint: str) -> dict[str, str]:
 @pytest.fixture
 def quickstart(tmp_path: Path) -> Path:
     """The quickstart with a small, reproducible model search."""
-    folder = copy_project(EXAMPLES / "quickstart", tmp_path / "quickstart")
-    config = yaml.safe_load((folder / "modelyard.yaml").read_text())
-    config["models"] |= {"candidates": ["dummy", "linear"], "budget": "10m"}
-    config["tuning"] = {"top_k": 0, "n_trials": 1}
-    config["evaluation"] = {"permutation_importance": False}
-    (folder / "modelyard.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    return folder
+    return small_quickstart(tmp_path / "quickstart")
 
 
 def forget_local_state(folder: Path, *, everything: bool = True) -> None:

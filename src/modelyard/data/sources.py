@@ -454,13 +454,13 @@ def _first_record_is_header(records: list[list[str]]) -> bool:
     return data_votes <= header_votes
 
 
-def fingerprint_files(paths: Sequence[Path], *, known: Path | None = None) -> str:
+def fingerprint_files(paths: Sequence[Path], *, remember_in: Path | None = None) -> str:
     """A content hash (BLAKE2b, hex) of the files' names and bytes, streamed in 1 MiB chunks.
 
     Names are taken relative to the files' common folder, so moving a project does not change
     the fingerprint, while renaming, adding or editing a file does.
 
-    ``known``: a small JSON file remembering the fingerprints of files by their identity
+    ``remember_in``: a small JSON file remembering the fingerprints of files by their identity
     (name, size, modification and change times, inode), as git's index and make do: a run
     whose data files are untouched does not read them again (hashing 100 GB takes minutes).
     Any write changes a file's change time, which no tool can set back; a file modified in the
@@ -480,7 +480,7 @@ def fingerprint_files(paths: Sequence[Path], *, known: Path | None = None) -> st
     for path, st in zip(resolved, stats, strict=True):
         ident = (str(path), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
         identity.update(repr(ident).encode())
-    remembered = _read_known(known) if known is not None else {}
+    remembered = _read_remembered(remember_in) if remember_in is not None else {}
     if identity.hexdigest() in remembered:
         return remembered[identity.hexdigest()]
     started = time.time_ns()
@@ -498,18 +498,18 @@ def fingerprint_files(paths: Sequence[Path], *, known: Path | None = None) -> st
     settled = all(
         started - max(st.st_mtime_ns, st.st_ctime_ns) > _SETTLE_SECONDS * 1e9 for st in stats
     )
-    if known is not None and settled:
+    if remember_in is not None and settled:
         remembered[identity.hexdigest()] = digest.hexdigest()
-        _write_known(known, remembered)
+        _write_remembered(remember_in, remembered)
     return digest.hexdigest()
 
 
 _SETTLE_SECONDS = 2
-_KNOWN_ENTRIES = 64
+_REMEMBERED_ENTRIES = 64
 """Fingerprints remembered per project (the newest are kept)."""
 
 
-def _read_known(file: Path) -> dict[str, str]:
+def _read_remembered(file: Path) -> dict[str, str]:
     try:
         data = json.loads(file.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -517,9 +517,9 @@ def _read_known(file: Path) -> dict[str, str]:
     return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
 
 
-def _write_known(file: Path, known: dict[str, str]) -> None:
+def _write_remembered(file: Path, fingerprints: dict[str, str]) -> None:
     """Atomically (temp file + rename): a killed run leaves the old file or the new one."""
-    entries = dict(list(known.items())[-_KNOWN_ENTRIES:])
+    entries = dict(list(fingerprints.items())[-_REMEMBERED_ENTRIES:])
     try:
         file.parent.mkdir(parents=True, exist_ok=True)
         tmp = file.with_name(f".{file.name}.{os.getpid()}.tmp")
@@ -529,9 +529,9 @@ def _write_known(file: Path, known: dict[str, str]) -> None:
         pass
 
 
-def fingerprint_source(source: Source, *, known: Path | None = None) -> str:
+def fingerprint_source(source: Source, *, remember_in: Path | None = None) -> str:
     """The fingerprint of a source's data: a content hash of its files (remembered in
-    ``known`` by their identity, see :func:`fingerprint_files`); for remote files a hash
+    ``remember_in`` by their identity, see :func:`fingerprint_files`); for remote files a hash
     of their names, sizes and ETags (or checksums / modification times); for a SQL source a
     hash of the rows read (streamed in chunks); for an ingested dataset a hash of the parts
     committed in its manifest (parts are immutable); for a bundled dataset
@@ -551,7 +551,7 @@ def fingerprint_source(source: Source, *, known: Path | None = None) -> str:
     if is_url(source.path):
         return remote.fingerprint(str(source.path), source.storage_options)
     assert source.path is not None
-    return fingerprint_files(source_files(source.path), known=known)
+    return fingerprint_files(source_files(source.path), remember_in=remember_in)
 
 
 def infer_task(target: pl.Series) -> Task:

@@ -274,7 +274,7 @@ class ArtifactStore:
             content = codec.save(value, staging)
             files = content_digest(staging)
             meta = {
-                "digest": files if identity is None else "i" + digest(identity(value)),
+                "digest": files if identity is None else digest(identity(value)),
                 "content_digest": files,
                 "format": STORE_FORMAT,
                 "step": step,

@@ -498,7 +498,7 @@ def test_known_fingerprints_skip_reading_untouched_files(
 ) -> None:
     data, known = tmp_path / "a.csv", tmp_path / "state" / "fingerprints.json"
     data.write_text("x\n1\n")
-    first = fingerprint_files([data], known=known)
+    first = fingerprint_files([data], remember_in=known)
     assert first == fingerprint_files([data])  # the same fingerprint, remembered or not
     assert known.is_file()
 
@@ -510,24 +510,24 @@ def test_known_fingerprints_skip_reading_untouched_files(
 
     with monkeypatch.context() as m:
         m.setattr(Path, "open", watched)
-        assert fingerprint_files([data], known=known) == first
+        assert fingerprint_files([data], remember_in=known) == first
 
 
 def test_known_fingerprints_see_every_change(tmp_path: Path, settled: None) -> None:
     data, known = tmp_path / "a.csv", tmp_path / "fingerprints.json"
     data.write_text("x\n1\n")
-    first = fingerprint_files([data], known=known)
+    first = fingerprint_files([data], remember_in=known)
     stat = data.stat()
     data.write_text("x\n2\n")  # same size, and the modification time put back
     os.utime(data, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-    assert fingerprint_files([data], known=known) != first  # the change time moved
-    assert fingerprint_files([data], known=known) == fingerprint_files([data])
+    assert fingerprint_files([data], remember_in=known) != first  # the change time moved
+    assert fingerprint_files([data], remember_in=known) == fingerprint_files([data])
 
 
 def test_a_file_written_just_now_is_not_remembered(tmp_path: Path) -> None:
     data, known = tmp_path / "a.csv", tmp_path / "fingerprints.json"
     data.write_text("x\n1\n")  # modified now: a write in the same clock tick could follow
-    fingerprint_files([data], known=known)
+    fingerprint_files([data], remember_in=known)
     assert not known.exists()
 
 
@@ -535,7 +535,7 @@ def test_a_broken_known_file_is_ignored(tmp_path: Path, settled: None) -> None:
     data, known = tmp_path / "a.csv", tmp_path / "fingerprints.json"
     data.write_text("x\n1\n")
     known.write_text("{not json")
-    assert fingerprint_files([data], known=known) == fingerprint_files([data])
+    assert fingerprint_files([data], remember_in=known) == fingerprint_files([data])
     assert json.loads(known.read_text())  # rewritten whole
 
 
