@@ -669,7 +669,12 @@ def _diagnose_json(path: Location, text: str, *, lines: bool) -> tuple[str, str 
 # =========================================================================== streaming
 
 _MAX_RECORD_BYTES = 256 << 20
-"""A record longer than this (a quoted value running over many lines) is an unbalanced quote."""
+"""A line, or a record whose quoted value runs over lines, longer than this is an error (a line)
+or an unbalanced quote (a record)."""
+_MAX_RECORD_LINES = 1_000
+"""A quoted value may span at most this many lines. A quote that opens a value which does not
+close within them (or before the end of the file, or cleanly: followed by the separator or the
+line's end) is an unbalanced quote: its line is rejected and reading resumes at the next one."""
 _BOM = b"\xef\xbb\xbf"
 _FEWER = "the line may be truncated (an interrupted copy?): repair or remove it"
 _MORE = "check read.separator, and quote values that contain the separator"
@@ -1094,12 +1099,11 @@ def _record_chunks(
     size: int,
     *,
     skip_lines: int = 0,
-    quoted: bool = True,
 ) -> Iterator[tuple[bytes, int, int]]:
-    """The file's bytes in chunks of about ``size`` bytes, each ending at the end of a line that
-    is not inside a quoted value (quote parity; ``quoted=False``: at any line end), with the
+    """The file's bytes in chunks of about ``size`` bytes, each ending at a line end, with the
     number of lines and bytes before it. A UTF-8 byte order mark and the first ``skip_lines``
-    lines are dropped (they count in the line numbers)."""
+    lines are dropped (they count in the line numbers). A quoted value can span a chunk's end:
+    the CSV reader carries its record over to the next chunk (:func:`_stream_csv`)."""
     size = max(1, size)
     carry = read(max(size, 4))
     if not carry:
@@ -1132,43 +1136,26 @@ def _record_chunks(
             if carry:
                 yield carry, line, byte
             return
-        cut = _record_end(carry, quoted)
-        while cut < 0:
+        cut = carry.rfind(b"\n") + 1
+        while cut == 0:
             if len(carry) > _MAX_RECORD_BYTES:
                 raise DataError(
-                    "a quoted value does not end",
+                    "a line does not end",
                     where=f"{path}:{line + 1}",
-                    expected="a closing quote within a few lines",
-                    found=f"no line end outside quotes in the {len(carry) >> 20} MiB from line "
-                    f"{line + 1} on",
-                    fix='Check the quoting there: a stray " opens a value that never closes. A '
-                    'value holding a quote must be quoted whole, with the quote doubled ("a""b").',
+                    expected=f"lines shorter than {_MAX_RECORD_BYTES >> 20} MiB",
+                    found=f"no line end in the {len(carry) >> 20} MiB from line {line + 1} on",
+                    fix="Check that the file is text with line ends (\\n or \\r\\n), not "
+                    "binary or a single huge line.",
                 )
             if block := read(size):
                 carry += block
-                cut = _record_end(carry, quoted)
+                cut = carry.rfind(b"\n") + 1
             else:
                 eof, cut = True, len(carry)
         piece, carry = carry[:cut], carry[cut:]
         yield piece, line, byte
         line += piece.count(b"\n")
         byte += len(piece)
-
-
-def _record_end(data: bytes, quoted: bool) -> int:
-    """The position after the last line end of ``data`` that is outside quotes, or -1."""
-    end = len(data)
-    if not quoted:
-        nl = data.rfind(b"\n")
-        return nl + 1 if nl >= 0 else -1
-    total = data.count(b'"')
-    after = 0
-    while (nl := data.rfind(b"\n", 0, end)) >= 0:
-        after += data.count(b'"', nl, end)
-        if (total - after) % 2 == 0:
-            return nl + 1
-        end = nl
-    return -1
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -1284,7 +1271,7 @@ def _ndjson_pieces(
     path: Location, fs: Any, chunk_bytes: int, schema: pl.Schema | None
 ) -> Iterator[Piece]:
     with _open_bytes(path, fs) as read:
-        for data, line0, byte0 in _record_chunks(path, read, chunk_bytes, quoted=False):
+        for data, line0, byte0 in _record_chunks(path, read, chunk_bytes):
             text = _decode(path, data, "utf8", line0=line0, byte0=byte0)
             yield _parse_ndjson(path, data, text, line0, schema)
 
@@ -1357,9 +1344,13 @@ def _stream_csv(
     parser = _CsvChunks(path, options)
     with _open_bytes(path, fs) as read:
         chunks = _record_chunks(path, read, chunk_bytes, skip_lines=options.skip_rows)
-        for raw, line0, byte0 in chunks:
-            data = raw
-            nul = data.find(b"\x00")
+        held: tuple[bytes, int, int] | None = None  # an open record carried to the next chunk
+        for (block, block_line0, block_byte0), final in _with_last(chunks):
+            raw, line0, byte0 = block, block_line0, block_byte0
+            if held is not None:
+                raw, line0, byte0 = held[0] + block, held[1], held[2]
+                held = None
+            nul = raw.find(b"\x00")
             if nul >= 0:
                 raise DataError(
                     "the file looks binary, not like CSV text",
@@ -1369,13 +1360,36 @@ def _stream_csv(
                     fix="Check the file; set data.source.format if it is Parquet or JSON. "
                     "UTF-16 files must be converted to UTF-8.",
                 )
-            text = _decode(path, data, options.encoding, line0=line0, byte0=byte0)
-            if options.encoding != "utf8":
-                data = text.encode("utf-8")
-            rows, rejected = parser.parse(data, text, line0)
-            if rows is not None or rejected is not None:
-                yield rows, rejected
+            text = _decode(path, raw, options.encoding, line0=line0, byte0=byte0)
+            data = raw if options.encoding == "utf8" else text.encode("utf-8")
+            piece, open_at = parser.parse(data, text, line0, final=final)
+            if piece[0] is not None or piece[1] is not None:
+                yield piece
+            if open_at is not None:  # a quoted value still open: its record goes on
+                cut = _line_start(raw, open_at)
+                held = (raw[cut:], line0 + open_at, byte0 + cut)
     parser.finish()
+
+
+def _with_last(items: Iterable[Any]) -> Iterator[tuple[Any, bool]]:
+    """``(item, is_last)`` for each item."""
+    it = iter(items)
+    try:
+        current = next(it)
+    except StopIteration:
+        return
+    for following in it:
+        yield current, False
+        current = following
+    yield current, True
+
+
+def _line_start(data: bytes, line: int) -> int:
+    """The offset in ``data`` of its ``line``-th line (0-based)."""
+    at = 0
+    for _ in range(line):
+        at = data.index(b"\n", at) + 1
+    return at
 
 
 class _CsvChunks:
@@ -1394,10 +1408,24 @@ class _CsvChunks:
         self.bad = 0
         self._chunk_options = options.model_copy(update={"skip_rows": 0})
 
-    def parse(self, data: bytes, text: str, line0: int) -> Piece:
-        """One chunk (``line0`` lines of the file before it): its rows and rejected lines."""
+    def parse(
+        self, data: bytes, text: str, line0: int, *, final: bool = True
+    ) -> tuple[Piece, int | None]:
+        """One chunk (``line0`` lines of the file before it): its rows and rejected lines.
+
+        When a quoted value is still open at the chunk's end and the chunk is not the file's
+        last (``final``), the lines before its record are parsed, and their number is returned
+        too: the caller carries the rest over to the next chunk."""
         options = self._chunk_options.model_copy(update={"has_header": self.expect_header})
-        layout = _scan(self.path, data, text, options)
+        layout = _scan(self.path, data, text, options, final=final)
+        if layout.open_at is None:
+            return self._parse(layout, data, line0, options), None
+        if layout.open_at == 0:
+            return (None, None), 0
+        head = data[: _line_start(data, layout.open_at)]
+        return self._parse(layout, head, line0, options), layout.open_at
+
+    def _parse(self, layout: _Layout, data: bytes, line0: int, options: ReadOptions) -> Piece:
         header_here = False
         if self.expect_header:
             if layout.header is None:  # nothing but skipped lines so far
@@ -1419,29 +1447,17 @@ class _CsvChunks:
             lines = lines.filter(~pl.col("lineno").is_in(ragged["lineno"].implode()))
             if lines.height == 0:
                 return None, rejected
-        df = None
-        all_lines = layout.lines
-        # polars takes the width from the header, else from the chunk's first line: parse the
-        # chunk as it is when that line is a good one, and drop the blank and ragged lines'
-        # rows; otherwise (rare) parse the good lines only
-        if header_here or (
-            all_lines.height
-            and not bool(all_lines["blank"][0])
-            and (ragged.height == 0 or int(ragged["lineno"][0]) != int(all_lines["lineno"][0]))
-        ):
-            parsed = self._read(data, header_here, options.comment_prefix, line0, ragged.height > 0)
-            if parsed.height == all_lines.height:
-                keep = all_lines.select(
-                    ~pl.col("blank") & ~pl.col("lineno").is_in(ragged["lineno"].implode())
-                ).to_series()
-                df = parsed if bool(keep.all()) else parsed.filter(keep)
-            elif ragged.height == 0:  # defensive: drop rows with no value at all
-                df = parsed.filter(
-                    ~pl.all_horizontal(pl.all().is_null() | (pl.all().str.strip_chars() == ""))
-                )
-        if df is None:
-            body = (str(lines["line"].str.join("\n").item()) + "\n").encode()
-            df = self._read(body, False, None, line0, False)
+        try:
+            df = self._polars_rows(layout, lines, ragged, data, header_here, options)
+        except _Unparsable:
+            # quoting polars refuses (a quote inside an unquoted value, text after a closing
+            # quote): the csv module reads the records one by one, and rejects what it cannot
+            df, unreadable = self._records(lines)
+            if unreadable.height:
+                more = self._rejected(unreadable, line0)
+                rejected = more if rejected is None else pl.concat([rejected, more]).sort("_line")
+            if df.height == 0:
+                return None, rejected
         if df.width != self.width and df.height:
             raise DataError(  # pragma: no cover - defensive: scan and parser disagree
                 "cannot parse the CSV file consistently",
@@ -1456,9 +1472,41 @@ class _CsvChunks:
         self.rows += df.height
         return _clean_strings(df, self.options), rejected
 
-    def _read(
-        self, data: bytes, header: bool, comment: str | None, line0: int, ragged: bool
+    def _polars_rows(
+        self,
+        layout: _Layout,
+        lines: pl.DataFrame,
+        ragged: pl.DataFrame,
+        data: bytes,
+        header_here: bool,
+        options: ReadOptions,
     ) -> pl.DataFrame:
+        """The rows of the good ``lines``, parsed by polars (:class:`_Unparsable` when it
+        refuses them).
+
+        polars takes the width from the header, else from the chunk's first line: parse the
+        chunk as it is when that line is a good one (and no line has a quoting problem), and
+        drop the blank and ragged lines' rows; otherwise (rare) parse the good lines only."""
+        all_lines = layout.lines
+        first_is_good = all_lines.height and (
+            not bool(all_lines["blank"][0])
+            and (ragged.height == 0 or int(ragged["lineno"][0]) != int(all_lines["lineno"][0]))
+        )
+        if (header_here or first_is_good) and all_lines["problem"].is_null().all():
+            parsed = self._read(data, header_here, options.comment_prefix, ragged.height > 0)
+            if parsed.height == all_lines.height:
+                keep = all_lines.select(
+                    ~pl.col("blank") & ~pl.col("lineno").is_in(ragged["lineno"].implode())
+                ).to_series()
+                return parsed if bool(keep.all()) else parsed.filter(keep)
+            if ragged.height == 0:  # defensive: drop rows with no value at all
+                return parsed.filter(
+                    ~pl.all_horizontal(pl.all().is_null() | (pl.all().str.strip_chars() == ""))
+                )
+        body = (str(lines["line"].str.join("\n").item()) + "\n").encode()
+        return self._read(body, False, None, False)
+
+    def _read(self, data: bytes, header: bool, comment: str | None, ragged: bool) -> pl.DataFrame:
         try:
             return pl.read_csv(
                 data,
@@ -1471,15 +1519,32 @@ class _CsvChunks:
                 truncate_ragged_lines=ragged,  # their rows are dropped
                 raise_if_empty=False,
             )
-        except pl.exceptions.PolarsError as exc:  # the scan catches most problems first
-            end = line0 + data.count(b"\n")
-            raise DataError(
-                "cannot parse the CSV file",
-                where=str(self.path),
-                found=f"{_first_line(exc)} (in lines {line0 + 1}-{max(end, line0 + 1)})",
-                fix="Check read.separator, read.skip_rows and read.has_header, and the "
-                'quoting: a value holding a quote must be quoted whole, with the quote doubled ("a""b").',
-            ) from None
+        except pl.exceptions.PolarsError as exc:
+            raise _Unparsable(str(exc)) from None
+
+    def _records(self, lines: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """The records of ``lines`` read one by one with the csv module (strictly), as rows;
+        and the lines it cannot read as a row of the file's width."""
+        width, sep = self.width or 0, self.options.separator
+        rows: list[list[str]] = []
+        bad: list[int] = []
+        problems: list[str] = []
+        counts: list[int] = []
+        for i, raw in enumerate(lines["line"].to_list()):
+            fields, problem = _read_record(str(raw), sep)
+            if fields is not None and len(fields) == width:
+                rows.append(fields)
+                continue
+            bad.append(i)
+            counts.append(len(fields) if fields is not None else 1)
+            problems.append(problem or "")
+        names = [f"column_{i}" for i in range(width)]
+        frame = pl.DataFrame(rows, schema=dict.fromkeys(names, pl.String), orient="row")
+        unreadable = lines[bad].with_columns(
+            fields=pl.Series(counts, dtype=pl.Int64),
+            problem=pl.Series(problems, dtype=pl.String).replace("", None),
+        )
+        return frame, unreadable
 
     def _rejected(self, ragged: pl.DataFrame, line0: int) -> pl.DataFrame:
         width, sep = self.width or 0, self.options.separator
@@ -1488,14 +1553,19 @@ class _CsvChunks:
             pl.lit(str(self.path), dtype=pl.String).alias("_file"),
             line.alias("_line"),
             pl.col("line").cast(pl.String).alias("_text"),
-            pl.format(
-                "line {} has {} fields, expected {} separated by {}: {}",
-                line,
-                pl.col("fields"),
-                pl.lit(width),
-                pl.lit(repr(sep)),
-                pl.when(pl.col("fields") < width).then(pl.lit(_FEWER)).otherwise(pl.lit(_MORE)),
-            ).alias("_reasons"),
+            pl.when(pl.col("problem").is_not_null())
+            .then(pl.format("line {} has {}", line, pl.col("problem")))
+            .otherwise(
+                pl.format(
+                    "line {} has {} fields, expected {} separated by {}: {}",
+                    line,
+                    pl.col("fields"),
+                    pl.lit(width),
+                    pl.lit(repr(sep)),
+                    pl.when(pl.col("fields") < width).then(pl.lit(_FEWER)).otherwise(pl.lit(_MORE)),
+                )
+            )
+            .alias("_reasons"),
         )
         if self.first_bad is None:
             self.first_bad = {**ragged.row(0, named=True), "lineno": int(frame["_line"][0])}
@@ -1515,6 +1585,15 @@ class _CsvChunks:
             shown = line if len(line) <= 80 else line[:77] + "..."
             fewer = first["fields"] < (width or 0)
             more = f"; {self.bad - 1} more line(s) are ragged too" if self.bad > 1 else ""
+            if first.get("problem"):
+                raise DataError(
+                    f"no line can be read as a row: line {first['lineno']} has "
+                    + str(first["problem"]).split(";")[0],
+                    where=f"{self.path}:{first['lineno']}",
+                    found=f"{shown!r}{more}",
+                    fix="A value holding a quote must be quoted whole, with the quote doubled "
+                    '("a""b").',
+                )
             raise DataError(
                 f"no line can be read as a row: line {first['lineno']} has "
                 f"{'fewer' if fewer else 'more'} fields than the "
@@ -1587,17 +1666,20 @@ def _csv_columns(
 
 
 def _ragged(lines: pl.DataFrame, width: int, sep: str, approximate: bool) -> pl.DataFrame:
-    """The lines whose field count is not ``width``. The fast scan's count (separators outside
-    quotes) is approximate: the suspects are confirmed with the csv module."""
-    ragged = lines.filter(pl.col("fields") != width)
+    """The lines whose field count is not ``width``, and those with a quoting problem. The fast
+    scan's count (separators outside quotes) is approximate: the suspects are confirmed with
+    the csv module."""
+    ragged = lines.filter((pl.col("fields") != width) | pl.col("problem").is_not_null())
     if ragged.height and approximate:
-        confirmed = [_split_record(str(line), sep) for line in ragged["line"].head(1000)]
-        keep = [len(f) != width for f in confirmed] + [True] * max(0, ragged.height - 1000)
+        head = [_read_record(str(line), sep) for line in ragged["line"].head(1000)]
+        fields = [len(f) if f is not None else 1 for f, _ in head]
+        problems = [why for _, why in head]
+        keep = [why is not None or n != width for n, why in zip(fields, problems, strict=True)]
+        rest = ragged.height - len(head)
         ragged = ragged.with_columns(
-            fields=pl.Series(
-                [len(f) for f in confirmed] + ragged["fields"].to_list()[1000:], dtype=pl.Int64
-            )
-        ).filter(pl.Series(keep))
+            fields=pl.Series(fields + ragged["fields"].to_list()[len(head) :], dtype=pl.Int64),
+            problem=pl.Series(problems + [None] * rest, dtype=pl.String),
+        ).filter(pl.Series(keep + [True] * rest))
     return ragged
 
 
@@ -1609,25 +1691,37 @@ class _Layout:
     """Header fields (when the file has a header)."""
     lines: pl.DataFrame
     """One row per data record, in file order: ``lineno`` (1-based physical line of the
-    record's start), ``fields`` (field count), ``blank`` (empty or whitespace-only line)."""
+    record's start), ``fields`` (field count), ``blank`` (empty or whitespace-only line),
+    ``line`` (its text), ``problem`` (why it cannot be a row beyond its field count, or null)."""
     text_lines: list[str] | None = None
     """The records' raw text, only when the slow (multi-line quoted fields) scan ran."""
+    open_at: int | None = None
+    """The chunk's lines before a record whose quoted value is still open at the chunk's end
+    (only when more of the file follows): that record belongs to the next chunk."""
 
 
-def _scan(path: Location, data: bytes, text: str, options: ReadOptions) -> _Layout:
+def _scan(
+    path: Location, data: bytes, text: str, options: ReadOptions, *, final: bool = True
+) -> _Layout:
     """Split the file into lines (natively) and count each line's fields.
 
-    Fields are counted by separators outside quotes. A line with an odd number of quotes means a
-    quoted field spans lines: then the (slower) ``csv`` module scans the records instead.
+    Fields are counted by separators outside quotes. When a line with a quote is not well
+    formed on its own (each value plain, or quoted whole with inner quotes doubled), a quoted
+    value may span lines or a quote may be stray: then the (slower) ``csv`` module scans the
+    records instead (:func:`_scan_slow`).
     """
     lines = _split_lines(data, text)
     lines = lines.with_row_index("lineno", offset=1).slice(options.skip_rows)
     if options.comment_prefix:
         lines = lines.filter(~pl.col("line").str.starts_with(options.comment_prefix))
     if lines.height and _QUOTE in text:
-        odd = lines["line"].str.count_matches(_QUOTE, literal=True) % 2 == 1
-        if bool(odd.any()):
-            return _scan_slow(text, options)
+        line = pl.col("line")
+        if lines.select(
+            (
+                line.str.contains(_QUOTE, literal=True) & ~line.str.contains(_well_formed(options))
+            ).any()
+        ).item():
+            return _scan_slow(path, text, options, final=final)
     sep = options.separator
     line = pl.col("line")
     unquoted = (  # when/then computes both sides: skip the regex when there is no quote
@@ -1638,7 +1732,8 @@ def _scan(path: Location, data: bytes, text: str, options: ReadOptions) -> _Layo
         else line
     )
     lines = lines.with_columns(
-        fields=(unquoted.str.count_matches(sep, literal=True) + 1).cast(pl.Int64)
+        fields=(unquoted.str.count_matches(sep, literal=True) + 1).cast(pl.Int64),
+        problem=pl.lit(None, dtype=pl.String),
     ).with_columns(blank=(pl.col("fields") == 1) & ~line.str.contains(r"\S"))
     header: list[str] | None = None
     if options.has_header:
@@ -1647,7 +1742,7 @@ def _scan(path: Location, data: bytes, text: str, options: ReadOptions) -> _Layo
             return _Layout(header=None, lines=_empty_layout())
         header = _split_record(first["line"][0], sep)
         lines = lines.slice(1)
-    return _Layout(header=header, lines=lines.select("lineno", "fields", "blank", "line"))
+    return _Layout(header=header, lines=lines.select(_LAYOUT_SCHEMA.names()))
 
 
 def _split_lines(data: bytes, text: str) -> pl.DataFrame:
@@ -1675,61 +1770,164 @@ def _split_lines(data: bytes, text: str) -> pl.DataFrame:
     return frame.select(pl.col("line").fill_null(""))
 
 
-def _scan_slow(text: str, options: ReadOptions) -> _Layout:
+def _well_formed(options: ReadOptions) -> str:
+    """A regular expression matching a line that is a whole record: each value plain (no
+    quote), or quoted whole with its quotes doubled."""
+    sep = re.escape(options.separator)
+    value = f'(?:[^"{sep}]*|"(?:[^"]|"")*")'
+    return f"^{value}(?:{sep}{value})*\r?$"
+
+
+_UNBALANCED = (
+    "a quote that opens a value which does not close{how}; a value holding a quote must be "
+    'quoted whole, with the quote doubled ("a""b")'
+)
+
+
+def _scan_slow(path: Location, text: str, options: ReadOptions, *, final: bool) -> _Layout:
+    """The records of ``text`` as the ``csv`` module reads them (strictly: a closing quote must
+    be followed by the separator or the line's end), a quoted value spanning at most
+    :data:`_MAX_RECORD_LINES` lines.
+
+    A quote that opens a value which does not close within them, or not cleanly, is an
+    unbalanced quote: its line becomes a record with that ``problem`` and reading resumes at
+    the next line, so one stray quote costs one line, not the rest of the file. A value still
+    open at the end of a chunk that is not the file's last is left to the next chunk
+    (``open_at``)."""
+    pieces = text.split("\n")  # not splitlines(): only "\n" ends a line, as for polars
     physical: list[int] = []
     kept: list[str] = []
-
-    def kept_lines() -> Iterable[str]:
-        pieces = text.split("\n")  # not splitlines(): only "\n" ends a line, as for polars
-        ends = ["\n"] * (len(pieces) - 1) + [""]
-        for number, (piece, end) in enumerate(zip(pieces, ends, strict=True), start=1):
-            line = piece + end
-            if not line:
-                break
-            if number <= options.skip_rows:
-                continue
-            if options.comment_prefix and line.startswith(options.comment_prefix):
-                continue
-            physical.append(number)
-            kept.append(line)
-            yield line
-
-    reader = csv.reader(kept_lines(), delimiter=options.separator, quotechar=_QUOTE)
+    for number, piece in enumerate(pieces, start=1):
+        line = piece if number == len(pieces) else piece + "\n"
+        if not line:
+            break
+        if number <= options.skip_rows:
+            continue
+        if options.comment_prefix and line.startswith(options.comment_prefix):
+            continue
+        physical.append(number)
+        kept.append(line)
     header: list[str] | None = None
-    linenos: list[int] = []
-    counts: list[int] = []
-    blanks: list[bool] = []
-    raws: list[str] = []
-    start = 0
-    try:
-        for record in reader:
-            lineno = physical[start]
-            raw = "".join(kept[start : reader.line_num])
-            start = reader.line_num
-            if header is None and options.has_header:
-                header = record
-                continue
-            linenos.append(lineno)
-            counts.append(len(record))
-            blanks.append(len(record) <= 1 and raw.strip() == "")
-            raws.append(raw.rstrip("\r\n"))
-    except csv.Error:  # unterminated quote at the end: let the parser report it
-        pass
-    frame = pl.DataFrame(
-        {"lineno": linenos, "fields": counts, "blank": blanks, "line": raws},
-        schema={"lineno": pl.Int64, "fields": pl.Int64, "blank": pl.Boolean, "line": pl.String},
-    )
-    return _Layout(header=header, lines=frame, text_lines=raws)
+    out: dict[str, list[Any]] = {name: [] for name in _LAYOUT_SCHEMA.names()}
+    raws = out["line"]
+
+    def add(start: int, fields: int, blank: bool, raw: str, problem: str | None) -> None:
+        out["lineno"].append(physical[start])
+        out["fields"].append(fields)
+        out["blank"].append(blank)
+        raws.append(raw.rstrip("\r\n"))
+        out["problem"].append(problem)
+
+    position = 0
+    while position < len(kept):
+        cursor = _Cursor(kept, position)
+        reader = csv.reader(
+            cursor.lines(), delimiter=options.separator, quotechar=_QUOTE, strict=True
+        )
+        stray: str | None = None
+        try:
+            for record in reader:
+                start, end = cursor.start, position + reader.line_num
+                if cursor.cut:  # the record ran into the limit or the end: not a record
+                    stray = cursor.cut
+                    break
+                cursor.start = end
+                raw = "".join(kept[start:end])
+                if header is None and options.has_header:
+                    header = record
+                    continue
+                add(start, len(record), len(record) <= 1 and raw.strip() == "", raw, None)
+        except csv.Error as exc:  # strict: the end of the data inside a value, or text after it
+            stray = cursor.cut or f" cleanly ({exc})"
+        if stray is None:
+            break
+        start = cursor.start
+        if stray == _AT_END and not final:
+            open_at = physical[start] - 1
+            return _Layout(header, _layout(out), text_lines=list(raws), open_at=open_at)
+        if header is None and options.has_header:
+            raise DataError(
+                "the header has an unbalanced quote",
+                where=f"{path}:{physical[start]}",
+                expected="a header whose quoted names close on their line",
+                found=kept[start].rstrip("\r\n")[:200],
+                fix='Check the quoting of the header: a quoted name ends with a quote ("name").',
+            )
+        add(start, 1, False, kept[start], _UNBALANCED.format(how=stray))
+        position = start + 1
+    return _Layout(header=header, lines=_layout(out), text_lines=list(raws))
+
+
+_AT_END = " before the end of the file"
+
+
+class _Cursor:
+    """Feeds ``lines[first:]`` to a csv reader, a record's lines at most
+    :data:`_MAX_RECORD_LINES` (and :data:`_MAX_RECORD_BYTES`) from its ``start``; ``cut`` says
+    why it stopped feeding (the limit, or the end of the lines)."""
+
+    def __init__(self, lines: list[str], first: int) -> None:
+        self._lines = lines
+        self.start = first
+        self.cut = ""
+
+    def lines(self) -> Iterator[str]:
+        size, start = 0, self.start
+        for i in range(self.start, len(self._lines)):
+            if self.start != start:
+                size, start = 0, self.start
+            size += len(self._lines[i])
+            if i - start >= _MAX_RECORD_LINES or size > _MAX_RECORD_BYTES:
+                self.cut = f" within {_MAX_RECORD_LINES:,} lines"
+                return
+            yield self._lines[i]
+        self.cut = _AT_END
+
+
+_LAYOUT_SCHEMA = pl.Schema(
+    {
+        "lineno": pl.Int64,
+        "fields": pl.Int64,
+        "blank": pl.Boolean,
+        "line": pl.String,
+        "problem": pl.String,
+    }
+)
+
+
+def _layout(columns: dict[str, list[Any]]) -> pl.DataFrame:
+    return pl.DataFrame(columns, schema=_LAYOUT_SCHEMA)
 
 
 def _empty_layout() -> pl.DataFrame:
-    return pl.DataFrame(
-        schema={"lineno": pl.Int64, "fields": pl.Int64, "blank": pl.Boolean, "line": pl.String}
-    )
+    return pl.DataFrame(schema=_LAYOUT_SCHEMA)
 
 
 def _split_record(line: str, sep: str) -> list[str]:
     return next(csv.reader([line], delimiter=sep, quotechar=_QUOTE), [])
+
+
+class _Unparsable(Exception):
+    """polars cannot parse a chunk (its quoting): the csv module reads it record by record."""
+
+
+def _read_record(raw: str, sep: str) -> tuple[list[str] | None, str | None]:
+    """One record's fields, read strictly; or None and why it is not a record."""
+    ended = False
+
+    def feed() -> Iterator[str]:
+        nonlocal ended
+        yield raw
+        ended = True
+
+    try:
+        fields = next(csv.reader(feed(), delimiter=sep, quotechar=_QUOTE, strict=True), [])
+    except csv.Error as exc:
+        how = " on its line" if ended else f" cleanly ({exc})"
+        return None, _UNBALANCED.format(how=how)
+    if ended:  # the reader asked for more: a quoted value is still open
+        return None, _UNBALANCED.format(how=" on its line")
+    return fields, None
 
 
 def _decode(path: Location, data: bytes, encoding: str, *, line0: int = 0, byte0: int = 0) -> str:

@@ -142,6 +142,97 @@ def test_streamed_rows_and_rejected_lines_are_the_input(
     assert pl.concat([r for _, r in batches]).equals(rejected)
 
 
+_PLAIN = st.text(alphabet=st.sampled_from(list("abc19 .é日")), min_size=0, max_size=6)
+
+
+@_PROPERTY
+@given(
+    items=st.lists(
+        st.one_of(
+            st.tuples(st.just("row"), st.lists(_PLAIN, min_size=2, max_size=2)),
+            st.tuples(st.just("stray"), _PLAIN.filter(bool)),  # ",x would close a value
+        ),
+        min_size=1,
+        max_size=30,
+    ),
+    limit=st.integers(1, 6),
+    chunk_bytes=st.integers(1, 80),
+    crlf=st.booleans(),
+)
+def test_a_stray_quote_rejects_its_own_line_whatever_the_chunks(
+    tmp_path_factory: pytest.TempPathFactory,
+    items: list[tuple[str, Any]],
+    limit: int,
+    chunk_bytes: int,
+    crlf: bool,
+) -> None:
+    """A quote opening a value that never closes: its line is rejected with its number, every
+    other line is a row, wherever the chunks end and however few lines a value may span."""
+    end = "\r\n" if crlf else "\n"
+    text, rows, strays = "a,b" + end, [], []
+    for kind, payload in [*items, ("row", ["1", "2"])]:  # a file with no row is an error
+        line = text.count("\n") + 1
+        if kind == "row":
+            text += ",".join(payload) + end
+            rows.append(tuple(v if v != "" else None for v in payload))
+        else:
+            text += f'"{payload},x' + end
+            strays.append((line, f'"{payload},x'))
+    note(repr(text))
+    folder = tmp_path_factory.mktemp("q")
+    path = folder / "in.csv"
+    path.write_text(text, newline="")
+    import unittest.mock
+
+    with unittest.mock.patch.object(sources, "_MAX_RECORD_LINES", limit):
+        got = read_source_table(Source(path=path), folder / "o", chunk_bytes=chunk_bytes)
+    assert got.rows.collect().rows() == rows
+    rejected = got.rejected.collect()
+    assert rejected.select("_line", "_text").rows() == strays
+    assert all("a quote that opens a value" in r for r in rejected["_reasons"])
+
+
+@_PROPERTY
+@given(
+    lines=st.lists(
+        st.text(alphabet=st.sampled_from(list('ab1 ,"')), min_size=0, max_size=8),
+        min_size=1,
+        max_size=25,
+    ),
+    limit=st.integers(1, 4),
+    chunk_bytes=st.integers(1, 60),
+)
+def test_any_quoting_reads_the_same_whatever_the_chunks(
+    tmp_path_factory: pytest.TempPathFactory, lines: list[str], limit: int, chunk_bytes: int
+) -> None:
+    """Quotes anywhere (balanced or not, inside values or after them): the rows and rejected
+    lines do not depend on where the chunks end, and no line goes missing."""
+    import unittest.mock
+
+    text = "a,b\n" + "".join(line + "\n" for line in lines) + "1,2\n"
+    note(repr(text))
+    folder = tmp_path_factory.mktemp("g")
+    path = folder / "in.csv"
+    path.write_text(text)
+    results = []
+    with unittest.mock.patch.object(sources, "_MAX_RECORD_LINES", limit):
+        for i, size in enumerate((chunk_bytes, 1 << 20)):
+            got = read_source_table(Source(path=path), folder / f"o{i}", chunk_bytes=size)
+            results.append((got.rows.collect(), got.rejected.collect()))
+    (rows, rejected), (whole_rows, whole_rejected) = results
+    assert rows.equals(whole_rows)
+    assert rejected.drop("_reasons").equals(whole_rejected.drop("_reasons"))
+    # the same kind of reason (a chunk sees less of what follows: "on its line" where the
+    # whole file says "within 2 lines")
+    kinds = [[r.split(" which ")[0] for r in f["_reasons"]] for f in (rejected, whole_rejected)]
+    assert kinds[0] == kinds[1]
+    # every data line is in a row or a rejected line: the lines that start a record or a
+    # rejected line, plus those inside their values, are all the non-blank lines
+    spans = sum(str(t).count("\n") + 1 for t in rejected["_text"])
+    spans += sum(sum(str(v).count("\n") for v in row if v is not None) + 1 for row in rows.rows())
+    assert spans >= sum(1 for line in [*lines, "1,2"] if line.strip())
+
+
 def test_header_comments_skip_rows_bom_and_crlf_across_tiny_chunks(tmp_path: Path) -> None:
     text = (
         "\ufeffjunk first line\r\n# comment\r\n x ; y \r\n1;2\r\n\r\n# more\r\n 3 ;NA\r\n"
@@ -218,16 +309,30 @@ def test_errors_name_the_physical_line_across_chunks(tmp_path: Path) -> None:
     assert info.value.found == f"NUL bytes (the first at byte {4 + len(body) + 2})"
 
 
-def test_an_unbalanced_quote_is_an_error_not_a_runaway_chunk(
+def test_an_unbalanced_quote_costs_its_line_not_the_rest_of_the_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(sources, "_MAX_RECORD_BYTES", 1000)
+    # before: the quote's parity held every line after it in one chunk, until an error
+    monkeypatch.setattr(sources, "_MAX_RECORD_LINES", 50)
     path = tmp_path / "t.csv"
-    path.write_text('a,b\n1,2\n3,"open\n' + "4,5\n" * 2000)
-    with pytest.raises(DataError) as info:
-        read_source_table(Source(path=path), tmp_path / "o", chunk_bytes=64)
-    assert info.value.what == "a quoted value does not end"
-    assert info.value.where == f"{path}:3"
+    path.write_text('a,b\n1,2\n3,"open\n' + "".join(f"{i},{i}\n" for i in range(2000)))
+    got = read_source_table(Source(path=path), tmp_path / "o", chunk_bytes=64, batch_rows=100)
+    rows, rejected = got.rows.collect(), got.rejected.collect()
+    assert rows.height == 2001
+    assert rows["a"].to_list() == ["1", *map(str, range(2000))]
+    assert rejected.select("_line", "_text").rows() == [(3, '3,"open')]
+    assert "does not close within 50 lines" in rejected["_reasons"][0]
+
+
+def test_a_quoted_value_open_at_the_end_of_the_file_rejects_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text('a,b\n1,2\n3,"open\n4,5\n')
+    for chunk in (8, 1 << 20):
+        got = read_source_table(Source(path=path), tmp_path / f"o{chunk}", chunk_bytes=chunk)
+        assert got.rows.collect().rows() == [("1", "2"), ("4", "5")]
+        rejected = got.rejected.collect()
+        assert rejected["_line"].to_list() == [3]
+        assert "before the end of the file" in rejected["_reasons"][0]
 
 
 def test_sample_streams_and_equals_the_whole_frame_sample(tmp_path: Path) -> None:

@@ -372,10 +372,29 @@ def test_quoted_separator_is_not_ragged(tmp_path: Path) -> None:
     assert df.rows() == [("x,y", "2"), ('q"r', "3")]
 
 
-def test_stray_quote_is_a_data_error(tmp_path: Path) -> None:
-    err = _error(_csv(tmp_path / "t.csv", 'a,b\n1,2\nq"r,3\n'))
-    assert err.where == str(tmp_path / "t.csv")
-    assert "quote" in (err.fix or "")
+def test_a_quote_inside_an_unquoted_value_is_part_of_it(tmp_path: Path) -> None:
+    # polars refuses these lines; the csv module's rule (and pandas'): a quote opens a quoted
+    # value only at the value's start
+    df = read_source(_csv(tmp_path / "t.csv", 'a,b\n1,2\nq"r,3\nMonitor 24" wide,4\n'))
+    assert df.rows() == [("1", "2"), ('q"r', "3"), ('Monitor 24" wide', "4")]
+
+
+def test_a_stray_quote_rejects_its_line_only(tmp_path: Path) -> None:
+    src = _csv(tmp_path / "t.csv", 'a,b\n1,2\n"open,3\n4,5\n"x"y,6\n7,8\n')
+    rows, rejected = _ingest(src, tmp_path / "out")
+    assert rows.rows() == [("1", "2"), ("4", "5"), ("7", "8")]
+    assert rejected["_line"].to_list() == [3, 5]
+    assert rejected["_text"].to_list() == ['"open,3', '"x"y,6']
+    assert rejected["_reasons"][0].startswith(
+        "line 3 has a quote that opens a value which does not close"
+    )
+    assert "cleanly" in rejected["_reasons"][1]  # text after the closing quote
+
+
+def test_an_unbalanced_quote_in_the_header_is_an_error(tmp_path: Path) -> None:
+    err = _error(_csv(tmp_path / "t.csv", 'a,"b\n1,2\n'))
+    assert err.what == "the header has an unbalanced quote"
+    assert err.where == f"{tmp_path / 't.csv'}:1"
 
 
 def test_wrong_encoding(tmp_path: Path) -> None:
