@@ -1436,11 +1436,11 @@ class _CsvChunks:
             if lines.height == 0 and self.header is None:
                 return None, None
             self.width, self.names = _csv_columns(
-                self.path, self.header, lines, self.options, exact=layout.text_lines is not None
+                self.path, self.header, lines, self.options, exact=layout.exact
             )
         if lines.height == 0:
             return None, None
-        ragged = _ragged(lines, self.width, self.options.separator, layout.text_lines is None)
+        ragged = _ragged(lines, self.width, self.options.separator, not layout.exact)
         rejected = None
         if ragged.height:
             rejected = self._rejected(ragged, line0)
@@ -1526,19 +1526,29 @@ class _CsvChunks:
         """The records of ``lines`` read one by one with the csv module (strictly), as rows;
         and the lines it cannot read as a row of the file's width."""
         width, sep = self.width or 0, self.options.separator
+        names = [f"column_{i}" for i in range(width)]
+        texts = [str(t) for t in lines["line"].to_list()]
+        try:  # one reader over all the records (the records of a slow scan read cleanly)
+            records = list(
+                csv.reader((t + "\n" for t in texts), delimiter=sep, quotechar=_QUOTE, strict=True)
+            )
+        except csv.Error:
+            records = []
+        if len(records) == len(texts) and all(len(r) == width for r in records):
+            frame = pl.DataFrame(records, schema=dict.fromkeys(names, pl.String), orient="row")
+            return frame, lines.clear()
         rows: list[list[str]] = []
         bad: list[int] = []
         problems: list[str] = []
         counts: list[int] = []
-        for i, raw in enumerate(lines["line"].to_list()):
-            fields, problem = _read_record(str(raw), sep)
+        for i, raw in enumerate(texts):
+            fields, problem = _read_record(raw, sep)
             if fields is not None and len(fields) == width:
                 rows.append(fields)
                 continue
             bad.append(i)
             counts.append(len(fields) if fields is not None else 1)
             problems.append(problem or "")
-        names = [f"column_{i}" for i in range(width)]
         frame = pl.DataFrame(rows, schema=dict.fromkeys(names, pl.String), orient="row")
         unreadable = lines[bad].with_columns(
             fields=pl.Series(counts, dtype=pl.Int64),
@@ -1693,8 +1703,8 @@ class _Layout:
     """One row per data record, in file order: ``lineno`` (1-based physical line of the
     record's start), ``fields`` (field count), ``blank`` (empty or whitespace-only line),
     ``line`` (its text), ``problem`` (why it cannot be a row beyond its field count, or null)."""
-    text_lines: list[str] | None = None
-    """The records' raw text, only when the slow (multi-line quoted fields) scan ran."""
+    exact: bool = False
+    """The records come from the slow scan (the csv module): their field counts are exact."""
     open_at: int | None = None
     """The chunk's lines before a record whose quoted value is still open at the chunk's end
     (only when more of the file follows): that record belongs to the next chunk."""
@@ -1808,15 +1818,7 @@ def _scan_slow(path: Location, text: str, options: ReadOptions, *, final: bool) 
         physical.append(number)
         kept.append(line)
     header: list[str] | None = None
-    out: dict[str, list[Any]] = {name: [] for name in _LAYOUT_SCHEMA.names()}
-    raws = out["line"]
-
-    def add(start: int, fields: int, blank: bool, raw: str, problem: str | None) -> None:
-        out["lineno"].append(physical[start])
-        out["fields"].append(fields)
-        out["blank"].append(blank)
-        raws.append(raw.rstrip("\r\n"))
-        out["problem"].append(problem)
+    out: list[tuple[int, int, bool, str, str | None]] = []  # rows of _LAYOUT_SCHEMA
 
     position = 0
     while position < len(kept):
@@ -1836,7 +1838,8 @@ def _scan_slow(path: Location, text: str, options: ReadOptions, *, final: bool) 
                 if header is None and options.has_header:
                     header = record
                     continue
-                add(start, len(record), len(record) <= 1 and raw.strip() == "", raw, None)
+                blank = len(record) <= 1 and raw.strip() == ""
+                out.append((physical[start], len(record), blank, raw.rstrip("\r\n"), None))
         except csv.Error as exc:  # strict: the end of the data inside a value, or text after it
             stray = cursor.cut or f" cleanly ({exc})"
         if stray is None:
@@ -1844,7 +1847,7 @@ def _scan_slow(path: Location, text: str, options: ReadOptions, *, final: bool) 
         start = cursor.start
         if stray == _AT_END and not final:
             open_at = physical[start] - 1
-            return _Layout(header, _layout(out), text_lines=list(raws), open_at=open_at)
+            return _Layout(header, _layout(out), exact=True, open_at=open_at)
         if header is None and options.has_header:
             raise DataError(
                 "the header has an unbalanced quote",
@@ -1853,9 +1856,10 @@ def _scan_slow(path: Location, text: str, options: ReadOptions, *, final: bool) 
                 found=kept[start].rstrip("\r\n")[:200],
                 fix='Check the quoting of the header: a quoted name ends with a quote ("name").',
             )
-        add(start, 1, False, kept[start], _UNBALANCED.format(how=stray))
+        problem = _UNBALANCED.format(how=stray)
+        out.append((physical[start], 1, False, kept[start].rstrip("\r\n"), problem))
         position = start + 1
-    return _Layout(header=header, lines=_layout(out), text_lines=list(raws))
+    return _Layout(header=header, lines=_layout(out), exact=True)
 
 
 _AT_END = " before the end of the file"
@@ -1895,8 +1899,8 @@ _LAYOUT_SCHEMA = pl.Schema(
 )
 
 
-def _layout(columns: dict[str, list[Any]]) -> pl.DataFrame:
-    return pl.DataFrame(columns, schema=_LAYOUT_SCHEMA)
+def _layout(rows: list[tuple[int, int, bool, str, str | None]]) -> pl.DataFrame:
+    return pl.DataFrame(rows, schema=_LAYOUT_SCHEMA, orient="row")
 
 
 def _empty_layout() -> pl.DataFrame:
