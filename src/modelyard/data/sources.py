@@ -1342,7 +1342,8 @@ def _stream_csv(
             fix="For files separated by ', ' use separator ',' with strip_whitespace: true.",
         )
     parser = _CsvChunks(path, options)
-    with _open_bytes(path, fs) as read:
+    with _open_bytes(path, fs) as raw_read:
+        read = _universal_line_ends(raw_read, chunk_bytes)
         chunks = _record_chunks(path, read, chunk_bytes, skip_lines=options.skip_rows)
         held: tuple[bytes, int, int] | None = None  # an open record carried to the next chunk
         for (block, block_line0, block_byte0), final in _with_last(chunks):
@@ -1369,6 +1370,25 @@ def _stream_csv(
                 cut = _line_start(raw, open_at)
                 held = (raw[cut:], line0 + open_at, byte0 + cut)
     parser.finish()
+
+
+def _universal_line_ends(read: Callable[[int], bytes], size: int) -> Callable[[int], bytes]:
+    """``read``, with a file whose lines end in a bare CR (classic Mac, old Excel for Mac)
+    read as if they ended in LF: its first 64 KiB hold a CR and no LF."""
+    buffer = read(max(size, 1 << 16))
+    cr_only = b"\n" not in buffer and b"\r" in buffer
+    if cr_only:
+        buffer = buffer.replace(b"\r", b"\n")
+
+    def reader(n: int) -> bytes:
+        nonlocal buffer
+        if buffer:  # the peeked bytes first, ``n`` at a time
+            out, buffer = buffer[:n], buffer[n:]
+            return out
+        block = read(n)
+        return block.replace(b"\r", b"\n") if cr_only else block
+
+    return reader
 
 
 def _with_last(items: Iterable[Any]) -> Iterator[tuple[Any, bool]]:
@@ -1908,7 +1928,10 @@ def _empty_layout() -> pl.DataFrame:
 
 
 def _split_record(line: str, sep: str) -> list[str]:
-    return next(csv.reader([line], delimiter=sep, quotechar=_QUOTE), [])
+    try:
+        return next(csv.reader([line], delimiter=sep, quotechar=_QUOTE), [])
+    except csv.Error:  # a bare CR inside the line
+        return next(csv.reader([line.replace("\r", " ")], delimiter=sep, quotechar=_QUOTE), [])
 
 
 class _Unparsable(Exception):

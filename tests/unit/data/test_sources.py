@@ -379,6 +379,16 @@ def test_a_quote_inside_an_unquoted_value_is_part_of_it(tmp_path: Path) -> None:
     assert df.rows() == [("1", "2"), ('q"r', "3"), ('Monitor 24" wide', "4")]
 
 
+def test_lines_ending_in_a_bare_cr_are_read(tmp_path: Path) -> None:
+    # classic Mac line ends (old Excel for Mac): before, the csv module's "new-line character
+    # seen in unquoted field" stopped ingest
+    path = tmp_path / "t.csv"
+    path.write_bytes(b'a,b\r1,2\r"x\ry",4\r')
+    for chunk in (2, 7, 1 << 20):
+        got = read_source_table(Source(path=path), tmp_path / f"o{chunk}", chunk_bytes=chunk)
+        assert got.rows.collect().rows() == [("1", "2"), ("x\ny", "4")]
+
+
 def test_a_stray_quote_rejects_its_line_only(tmp_path: Path) -> None:
     src = _csv(tmp_path / "t.csv", 'a,b\n1,2\n"open,3\n4,5\n"x"y,6\n7,8\n')
     rows, rejected = _ingest(src, tmp_path / "out")
