@@ -596,6 +596,15 @@ def train_final(
     # every core of a local machine (two side by side held two copies of their working set:
     # 3.4 GB for 8M rows)
     threads = executor.workers if executor.kind in ("serial", "local") else 1
+    estimates = _out_of_core_estimates(exploration, choice, by_key, external, split, threads)
+    if report and estimates:
+        names = ", ".join(m.name for m in choice.members if m.key in estimates)
+        report(
+            0,
+            len(choice.members),
+            f"refitting {names} out of core on all {split.train_rows:,} training rows, one at a "
+            f"time: {_about(sum(estimates.values()))} in all (from the search's fit times)",
+        )
     shared = executor.share(TrainingSet(problem.task, X_all, codes, w, seed))
     try:
         futures: dict[int, Future[Any]] = {}
@@ -651,6 +660,42 @@ def train_final(
         choice, threshold, model, seconds=time.monotonic() - started,
         fit_rows=min(f.rows for f in fits), total_rows=split.train_rows, members=fits,
     )  # fmt: skip
+
+
+def _out_of_core_estimates(
+    exploration: Exploration,
+    choice: Choice,
+    by_key: dict[str, LeaderboardRow],
+    external: set[str],
+    split: Split,
+    threads: int,
+) -> dict[str, float]:
+    """Per member refitted out of core, the seconds its refit is expected to take
+    (:func:`~modelyard.modeling.search.budget.out_of_core_seconds`)."""
+    from modelyard.modeling.search.budget import out_of_core_seconds
+
+    search = exploration.leaderboard.search
+    if not external or search is None:
+        return {}
+    folds = exploration.leaderboard.n_folds
+    fold_rows = max(1, int(search.rows * (folds - 1) / max(1, folds)))
+    estimates: dict[str, float] = {}
+    for m in choice.members:
+        if m.key in external:
+            fold_seconds = by_key[m.key].fit_seconds or 0.0
+            estimates[m.key] = out_of_core_seconds(
+                fold_seconds, fold_rows=fold_rows, total_rows=split.train_rows, threads=threads
+            )
+    return estimates
+
+
+def _about(seconds: float) -> str:
+    """``about 40 s``, ``about 16 min``, ``about 2.5 h``."""
+    if seconds < 90:
+        return f"about {max(1, round(seconds))} s"
+    if seconds < 90 * 60:
+        return f"about {round(seconds / 60)} min"
+    return f"about {seconds / 3600:.1f} h"
 
 
 def _out_of_core(

@@ -59,6 +59,29 @@ def refit_reserve(
     return prepare + max(lanes) * 1.1 + STEP_OVERHEAD
 
 
+def out_of_core_seconds(
+    fold_seconds: float, *, fold_rows: int, total_rows: int, threads: int
+) -> float:
+    """Expected wall-clock seconds of refitting one member out of core on every training row
+    (outside the budget: a big table's final fit sees every row, whatever the search cost):
+    its fold fit time scaled by the rows, times :data:`OUT_OF_CORE_SLOWDOWN`, on ``threads``
+    threads (each fold fit ran on one).
+
+    >>> round(out_of_core_seconds(1.0, fold_rows=16_000, total_rows=8_000_000, threads=2))
+    500
+    >>> out_of_core_seconds(1.0, fold_rows=16_000, total_rows=1_000, threads=1)
+    2.0
+    """
+    scale = max(1.0, total_rows / max(1, fold_rows))
+    return fold_seconds * scale * OUT_OF_CORE_SLOWDOWN / max(1, threads)
+
+
+OUT_OF_CORE_SLOWDOWN = 2.0
+"""How much slower a row is in an out-of-core refit than in a fold fit of the sample: the
+parts are read and preprocessed, and the binned data no longer fits the CPU's caches.
+Measured: bench/README.md (the 10M-row run)."""
+
+
 SAMPLE_ROWS_PER_SECOND = 1000
 """``models.search_rows: auto``: rows of the in-memory search sample per budget second."""
 MAX_SAMPLE_ROWS = 250_000
