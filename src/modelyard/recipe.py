@@ -115,6 +115,7 @@ def contract(
     columns = train.rows.columns
     if data.target is not None and data.target not in columns:
         from modelyard.data.contract import did_you_mean
+        from modelyard.data.sources import separator_hint
         from modelyard.errors import DataError, name_list
 
         raise DataError(
@@ -122,7 +123,7 @@ def contract(
             f"{did_you_mean(data.target, columns)}",
             where="data.target",
             expected=f"one of the {len(columns):,} columns {name_list(columns)}",
-            fix="Fix data.target in modelyard.yaml.",
+            fix=separator_hint(columns, data.source.read) or "Fix data.target in modelyard.yaml.",
         )
     hints = dict(data.source.read.dtypes)
     hints.update({c: "datetime" for c in data.source.read.parse_dates if c not in hints})

@@ -197,6 +197,18 @@ def test_a_target_that_is_not_in_the_data_is_a_user_error_with_a_suggestion(
     assert "resume" not in message and "--from" not in message
 
 
+def test_a_file_with_another_separator_is_an_error_naming_the_separator(
+    penguins: Path,
+) -> None:
+    """A semicolon file read with the default ',' is one column: the fix names ';'."""
+    frame = pl.read_csv(penguins / "penguins.csv")
+    frame.write_csv(penguins / "penguins.csv", separator=";")
+    with pytest.raises(DataError) as err:
+        project(penguins).run()
+    assert err.value.fix is not None
+    assert "looks separated by ';'. Set data.source.read.separator: ';'" in err.value.fix
+
+
 def test_run_json_records_the_seconds_the_run_took(penguins: Path) -> None:
     """Issue 11 item 19: run.json always said "seconds": 0.0."""
     result = project(penguins).run(until="profile")

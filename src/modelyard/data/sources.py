@@ -454,6 +454,28 @@ def _first_record_is_header(records: list[list[str]]) -> bool:
     return data_votes <= header_votes
 
 
+def separator_hint(columns: Sequence[str], read: ReadOptions) -> str | None:
+    """What to set when a CSV file was read as one column because its separator is not
+    ``read.separator``: the fix for an error naming a missing column, or None."""
+    if len(columns) != 1:
+        return None
+    name = columns[0]
+    excel = re.fullmatch(r"sep=(.)", name)
+    if excel:  # Excel's first line "sep=;" names the separator
+        return (
+            f"The first line {name!r} is Excel's separator line: set "
+            f"data.source.read.separator: {excel.group(1)!r} and data.source.read.skip_rows: "
+            f"{read.skip_rows + 1} in modelyard.yaml."
+        )
+    for candidate in _SEPARATORS:
+        if candidate != read.separator and len(name.split(candidate)) >= 2:
+            return (
+                f"The file was read as one column named {name!r}: it looks separated by "
+                f"{candidate!r}. Set data.source.read.separator: {candidate!r} in modelyard.yaml."
+            )
+    return None
+
+
 def fingerprint_files(paths: Sequence[Path], *, remember_in: Path | None = None) -> str:
     """A content hash (BLAKE2b, hex) of the files' names and bytes, streamed in 1 MiB chunks.
 

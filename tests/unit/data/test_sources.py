@@ -24,6 +24,7 @@ from modelyard.data.sources import (
     read_source,
     read_source_table,
     read_test,
+    separator_hint,
     sniff_read_options,
     source_files,
 )
@@ -387,6 +388,18 @@ def test_lines_ending_in_a_bare_cr_are_read(tmp_path: Path) -> None:
     for chunk in (2, 7, 1 << 20):
         got = read_source_table(Source(path=path), tmp_path / f"o{chunk}", chunk_bytes=chunk)
         assert got.rows.collect().rows() == [("1", "2"), ("x\ny", "4")]
+
+
+def test_a_file_read_as_one_column_names_the_separator_to_set() -> None:
+    comma = ReadOptions()
+    hint = separator_hint(["x;c;y"], comma)
+    assert hint is not None and "separator: ';'" in hint
+    assert "separator: '\\t'" in (separator_hint(["x\tc"], comma) or "")
+    excel = separator_hint(["sep=;"], comma)  # Excel's first line
+    assert excel is not None and "skip_rows: 1" in excel and "separator: ';'" in excel
+    assert separator_hint(["x", "y"], comma) is None  # several columns: the separator works
+    assert separator_hint(["xcy"], comma) is None  # nothing that looks like a separator
+    assert separator_hint(["x,c"], ReadOptions(separator=";")) is not None
 
 
 def test_a_stray_quote_rejects_its_line_only(tmp_path: Path) -> None:
