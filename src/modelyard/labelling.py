@@ -373,7 +373,7 @@ def _source_labelled_keys(project: Project, spec: LabelSpec) -> set[str]:
 
 
 def _read_rows(project: Project, path: Path | None) -> pl.DataFrame:
-    from modelyard.data.sources import read_source
+    from modelyard.data.sources import read_source_rows
 
     data = project.config.data
     source = data.source
@@ -383,7 +383,8 @@ def _read_rows(project: Project, path: Path | None) -> pl.DataFrame:
         source = source.model_copy(
             update={"path": path.resolve(), "builtin": None, "sql": None, "dataset": None}
         )
-    return read_source(source, normalize=data.normalize, drop=data.columns.drop)
+    # the lines ingest quarantines are not rows to label either
+    return read_source_rows(source, normalize=data.normalize, drop=data.columns.drop).rows
 
 
 def _valid_rows(project: Project, frame: pl.DataFrame, spec: LabelSpec) -> tuple[pl.DataFrame, int]:

@@ -1499,7 +1499,7 @@ class Project:
         from modelyard.ops.monitoring.session import MonitorResult, check_log
         from modelyard.reports.drift import monitor_json, render_monitor_html
 
-        inputs = self._monitor_inputs(log, reference)
+        inputs = self._monitor_inputs(log, reference, whole=retrain)  # retraining uses all of it
         report, rows = check_log(self.config, inputs)
         out = Path(html) if html is not None else self.config.output_dir / "monitoring.html"
         _write_atomic(out, render_monitor_html(report))
@@ -1544,7 +1544,11 @@ class Project:
         return alert_config(self.config, Path(folder), alert_for=alert_for)
 
     def _monitor_inputs(
-        self, log: str | os.PathLike[str] | None, reference: str | os.PathLike[str] | None
+        self,
+        log: str | os.PathLike[str] | None,
+        reference: str | os.PathLike[str] | None,
+        *,
+        whole: bool = False,
     ) -> MonitorInputs:
         from modelyard.ops.monitoring.session import monitor_inputs
 
@@ -1568,7 +1572,7 @@ class Project:
             self.config, contract, champion_metrics=champion.metrics if champion else None,
             log_dir=Path(log) if log is not None else None,
             reference=Path(reference) if reference is not None else None,
-            calibration=calibration,
+            calibration=calibration, whole=whole,
         )  # fmt: skip
 
     def drift(

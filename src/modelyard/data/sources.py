@@ -78,6 +78,7 @@ __all__ = [
     "iter_source_batches",
     "read_file",
     "read_source",
+    "read_source_rows",
     "read_source_table",
     "read_test",
     "read_test_table",
@@ -146,6 +147,69 @@ def read_source(
     if sample is not None:
         df = _apply_sample(df, sample, seed)
     return df
+
+
+@dataclass(frozen=True)
+class SourceRows:
+    """Rows of a source read as ingest reads it: the lines that are not rows set aside."""
+
+    rows: pl.DataFrame
+    """The rows (all of them, or a seeded sample), in file order."""
+    total_rows: int
+    """Rows in the source."""
+    rejected_lines: int
+    """Lines that could not be read as rows (ingest quarantines them)."""
+
+
+_SAMPLE_KEY, _SAMPLE_ROW = "__modelyard_sample_key", "__modelyard_sample_row"
+
+
+def read_source_rows(
+    source: Source,
+    *,
+    sample: int | None = None,
+    seed: int = 0,
+    normalize: Mapping[str, ValueMap] = {},
+    drop: Sequence[str] = (),
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+) -> SourceRows:
+    """The source's rows, with the lines that are not rows counted and set aside as ingest
+    does (:func:`read_source` raises on the first). With ``sample``: a seeded sample of at
+    most that many rows in file order, read in memory bounded by the sample and one batch
+    (the ``sample`` rows of smallest random key, kept batch by batch)."""
+    import numpy as np
+
+    if sample is not None and sample < 1:
+        raise DataError(
+            "the sample size must be positive", expected="an integer >= 1", found=str(sample)
+        )
+    rng = np.random.default_rng(seed)
+    kept: list[pl.DataFrame] = []
+    total = rejected = 0
+    batches = iter_source_batches(source, normalize=normalize, drop=drop, batch_rows=batch_rows)
+    for batch, bad in batches:
+        rejected += bad.height
+        if batch.height == 0:
+            continue
+        if sample is not None:
+            kept.append(
+                batch.with_columns(
+                    pl.Series(_SAMPLE_KEY, rng.random(batch.height)),
+                    pl.int_range(total, total + batch.height, dtype=pl.Int64).alias(_SAMPLE_ROW),
+                )
+            )
+        else:
+            kept.append(batch)
+        total += batch.height
+        if sample is not None and sum(f.height for f in kept) > sample:
+            both = _concat_rows(kept, _source_where(source))
+            kept = [both.sort(_SAMPLE_KEY).head(sample)]
+    if not kept:
+        return SourceRows(pl.DataFrame(), 0, rejected)
+    rows = _concat_rows(kept, _source_where(source))
+    if sample is not None:
+        rows = rows.sort(_SAMPLE_ROW).drop(_SAMPLE_KEY, _SAMPLE_ROW)
+    return SourceRows(rows, total, rejected)
 
 
 def read_source_table(
@@ -912,6 +976,10 @@ def _rejected_error(rejected: pl.DataFrame) -> DataError:
     )
     if tail in (_FEWER, _MORE):
         found, fix = f"{shown!r}{more}", tail[0].upper() + tail[1:] + "."
+    elif "a quote that opens a value" in head:
+        head = head.split("; ")[0]
+        found = f"{shown!r}{more}"
+        fix = 'A value holding a quote must be quoted whole, with the quote doubled ("a""b").'
     else:
         found = f"{tail}: {shown!r}{more}"
         fix = (

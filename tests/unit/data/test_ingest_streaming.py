@@ -21,7 +21,12 @@ from hypothesis import strategies as st
 
 from modelyard.config.schema import ReadOptions, Source
 from modelyard.data import sources
-from modelyard.data.sources import iter_source_batches, read_source, read_source_table
+from modelyard.data.sources import (
+    iter_source_batches,
+    read_source,
+    read_source_rows,
+    read_source_table,
+)
 from modelyard.data.table import Table
 from modelyard.errors import DataError
 
@@ -231,6 +236,43 @@ def test_any_quoting_reads_the_same_whatever_the_chunks(
     spans = sum(str(t).count("\n") + 1 for t in rejected["_text"])
     spans += sum(sum(str(v).count("\n") for v in row if v is not None) + 1 for row in rows.rows())
     assert spans >= sum(1 for line in [*lines, "1,2"] if line.strip())
+
+
+@_PROPERTY
+@given(
+    rows=st.integers(1, 60),
+    bad=st.sets(st.integers(0, 59), max_size=5),
+    sample=st.integers(1, 70),
+    batch_rows=st.integers(1, 9),
+    seed=st.integers(0, 3),
+)
+def test_a_sample_of_the_rows_is_read_batch_by_batch(
+    tmp_path_factory: pytest.TempPathFactory,
+    rows: int,
+    bad: set[int],
+    sample: int,
+    batch_rows: int,
+    seed: int,
+) -> None:
+    """At most ``sample`` distinct rows of the source in file order, the same for a seed
+    whatever the batches; the lines that are not rows counted and set aside."""
+    folder = tmp_path_factory.mktemp("r")
+    lines = [f"{i},{i % 3}" if i not in bad else f"{i}" for i in range(rows)]
+    if all(i in bad for i in range(rows)):
+        lines.append(f"{rows},0")
+    (folder / "in.csv").write_text("a,b\n" + "\n".join(lines) + "\n")
+    source = Source(path=folder / "in.csv")
+    got = read_source_rows(source, sample=sample, seed=seed, batch_rows=batch_rows)
+    total = sum(1 for line in lines if "," in line)
+    assert (got.total_rows, got.rejected_lines) == (total, len(lines) - total)
+    ids = [int(v) for v in got.rows["a"]]
+    assert len(ids) == min(sample, total) and ids == sorted(set(ids))
+    assert all("," in lines[i] if i < rows else True for i in ids)
+    # the random keys are drawn in row order: the batches do not change the sample
+    other = read_source_rows(source, sample=sample, seed=seed, batch_rows=batch_rows + 3)
+    assert got.rows.equals(other.rows)
+    whole = read_source_rows(source, batch_rows=batch_rows)
+    assert whole.rows.height == total and whole.rejected_lines == len(lines) - total
 
 
 def test_header_comments_skip_rows_bom_and_crlf_across_tiny_chunks(tmp_path: Path) -> None:

@@ -414,6 +414,15 @@ def test_a_stray_quote_rejects_its_line_only(tmp_path: Path) -> None:
     assert "cleanly" in rejected["_reasons"][1]  # text after the closing quote
 
 
+def test_the_whole_table_reader_names_an_unbalanced_quote_with_a_quoting_fix(
+    tmp_path: Path,
+) -> None:
+    err = _error(_csv(tmp_path / "t.csv", 'a,b\n1,2\n"open,3\n4,5\n'))
+    assert err.where == f"{tmp_path / 't.csv'}:3"
+    assert "a quote that opens a value" in err.what
+    assert "JSON" not in (err.fix or "") and "quoted whole" in (err.fix or "")
+
+
 def test_an_unbalanced_quote_in_the_header_is_an_error(tmp_path: Path) -> None:
     err = _error(_csv(tmp_path / "t.csv", 'a,"b\n1,2\n'))
     assert err.what == "the header has an unbalanced quote"

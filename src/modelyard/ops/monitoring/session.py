@@ -51,6 +51,12 @@ class MonitorResult:
         return list(self.report.alerts)
 
 
+REFERENCE_ROWS = 200_000
+"""The reference the log is compared with is a seeded sample of at most this many rows of the
+reference data (read in memory bounded by it), unless the whole of it is asked for (retraining
+trains on all of it)."""
+
+
 def monitor_inputs(
     config: ProjectConfig,
     contract: DataContract,
@@ -59,18 +65,27 @@ def monitor_inputs(
     log_dir: Path | None = None,
     reference: Path | None = None,
     calibration: Any = None,
+    whole: bool = False,
 ) -> MonitorInputs:
     """The reference table (``reference``, else ``monitoring.reference``, else the training
-    source), the log folder (``log_dir``, else ``serving.prediction_log.path``) and the test
-    score of the project's metric among ``champion_metrics``."""
-    from modelyard.data.sources import read_file, read_source
+    source; a seeded sample of :data:`REFERENCE_ROWS` rows unless ``whole``; the lines that
+    are not rows set aside, as ingest does), the log folder (``log_dir``, else
+    ``serving.prediction_log.path``) and the test score of the project's metric among
+    ``champion_metrics``."""
+    from modelyard.config.schema import Source
+    from modelyard.data.sources import read_source_rows
 
     data = config.data
     ref_path = reference or config.monitoring.reference
+    sample = None if whole else REFERENCE_ROWS
     if ref_path is not None:
-        frame = read_file(ref_path)
+        source = Source.model_validate({"path": ref_path})
+        frame = read_source_rows(source, sample=sample, seed=config.seed).rows
     else:
-        frame = read_source(data.source, normalize=data.normalize, drop=data.columns.drop)
+        frame = read_source_rows(
+            data.source, sample=sample, seed=config.seed, normalize=data.normalize,
+            drop=data.columns.drop,
+        ).rows  # fmt: skip
     metric = None
     if champion_metrics is not None and contract.task is not None:
         from modelyard.modeling.tasks import default_metric, resolve_metric
