@@ -388,6 +388,7 @@ def fit_lightgbm_sequence(
     del y, w  # the Dataset keeps the label (float32) as long as it lives
     dataset.construct()
     blocks.clear()
+    n_parts = len(sequences)
     del sequences
     _release_free_memory()  # the parts' transients, before the training's own arrays
     booster = lgb.train(native, dataset, num_boost_round=rounds)
@@ -396,6 +397,6 @@ def fit_lightgbm_sequence(
     del dataset
     estimator = LightGBMBooster(booster, n_classes, features)
     return ExternalFit(
-        estimator, rows, len(sequences), time.perf_counter() - started,
-        method=f"lightgbm.Dataset binned from {len(sequences)} part(s)",
+        estimator, rows, n_parts, time.perf_counter() - started,
+        method=f"lightgbm.Dataset binned from {n_parts} part(s)",
     )  # fmt: skip
