@@ -58,9 +58,7 @@ def inputs(project: Path) -> tuple[list[str], list[int], Any, Any, dict[str, Any
     trained = load("train")
     preprocessor = trained.model.named_steps["features"]
     members = dict(trained.model.named_steps["model"].members)
-    name, booster = next(
-        (n, m.booster_) for n, m in members.items() if hasattr(m, "booster_")
-    )
+    name = next(n for n, m in members.items() if hasattr(m, "booster_"))
     member = next(m for m in trained.choice.members if m.name == name)
     params = dict(member.params)
     parts = [str(p) for p in split.train_table.parts()]

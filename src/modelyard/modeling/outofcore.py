@@ -323,16 +323,35 @@ def _release_free_memory() -> None:
     """Give the C heap's free pages back to the system (glibc's ``malloc_trim``; nothing
     elsewhere): the freed transients of the Dataset's construction, which the training's
     arrays would not all reuse."""
+    import contextlib
     import ctypes
     import ctypes.util
 
     name = ctypes.util.find_library("c")
-    if not name:
-        return
-    try:
-        ctypes.CDLL(name).malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
+    if name:
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(name).malloc_trim(0)
+
+
+def lightgbm_params(
+    problem: Problem, params: dict[str, Any], n_classes: int, seed: int, threads: int
+) -> tuple[dict[str, Any], int]:
+    """LightGBM's native parameters for the family's ``params``, and the rounds to boost."""
+    from modelyard.modeling.zoo import family
+
+    template = family("lightgbm").build(problem.task, params, seed)
+    own = template.get_params()
+    rounds = int(own.pop("n_estimators"))
+    for name in ("class_weight", "importance_type", "objective", "n_jobs"):
+        own.pop(name, None)
+    objective = {0: "regression", 2: "binary"}.get(n_classes, "multiclass")
+    native = {k: v for k, v in own.items() if v is not None}
+    # column-wise histograms: LightGBM's automatic choice builds the row-wise copy of the
+    # binned data too, to time both (at 4M rows x 43 features: a 450 MB peak, 348 col-wise)
+    native.update(objective=objective, num_threads=threads, verbose=-1, force_col_wise=True)
+    if n_classes > 2:
+        native["num_class"] = n_classes
+    return native, rounds
 
 
 def fit_lightgbm_sequence(
@@ -349,24 +368,10 @@ def fit_lightgbm_sequence(
     ``parts``, on ``threads`` threads: a binned ``Dataset`` built from one
     ``lightgbm.Sequence`` per part."""
     import lightgbm as lgb
-    import polars as pl
-
-    from modelyard.modeling.zoo import family
 
     started = time.perf_counter()
-    template = family("lightgbm").build(problem.task, params, seed)
-    own = template.get_params()
-    rounds = int(own.pop("n_estimators"))
-    for name in ("class_weight", "importance_type", "objective", "n_jobs"):
-        own.pop(name, None)
     n_classes = len(classes) if classes is not None else 0
-    objective = {0: "regression", 2: "binary"}.get(n_classes, "multiclass")
-    native = {k: v for k, v in own.items() if v is not None}
-    # column-wise histograms: LightGBM's automatic choice builds the row-wise copy of the
-    # binned data too, to time both (at 4M rows x 43 features: a 450 MB peak, 348 col-wise)
-    native.update(objective=objective, num_threads=threads, verbose=-1, force_col_wise=True)
-    if n_classes > 2:
-        native["num_class"] = n_classes
+    native, rounds = lightgbm_params(problem, params, n_classes, seed, threads)
     y, w, sizes = _targets(parts, problem, classes, balance)
     blocks = _Blocks(problem, preprocessor)
 
