@@ -140,6 +140,7 @@ def test_lightgbm_is_fitted_on_every_training_row_from_a_binned_dataset(
     fits = {m.family: m for m in result.output("train").members}
     assert fits["lightgbm"].rows == split.train_rows > split.train.height
     assert "lightgbm.Dataset binned from" in fits["lightgbm"].how
+    assert "GB for its binned data and training" in fits["lightgbm"].how  # the estimate
     evaluation = result.output("evaluate")
     assert evaluation.rows == split.test_rows and evaluation.metrics["roc_auc"] > 0.8
     assert result.registration is not None
@@ -289,3 +290,16 @@ def test_the_lightgbm_targets_are_float32_class_codes_and_an_unknown_class_is_an
     assert _targets(parts, problem, labels, None)[1] is None
     with pytest.raises(ModelyardError, match=r"class\(es\) \['c2'\] that the search sample lacks"):
         _targets(parts, problem, labels[:2], None)
+
+
+def test_the_lightgbm_refit_memory_estimate_grows_with_rows_features_trees_and_weights() -> None:
+    from modelyard.modeling.outofcore import lightgbm_refit_bytes
+
+    base = lightgbm_refit_bytes(24_000_000, 43, 2, False)
+    assert 2.0e9 < base < 2.6e9  # bench/lightgbm_refit_memory.py: 1.95 GB measured
+    assert lightgbm_refit_bytes(48_000_000, 43, 2, False) > 1.9 * base
+    assert lightgbm_refit_bytes(24_000_000, 86, 2, False) > base
+    assert lightgbm_refit_bytes(24_000_000, 43, 2, True) > base
+    assert lightgbm_refit_bytes(24_000_000, 43, 5, False) > base  # a tree per class a round
+    assert lightgbm_refit_bytes(24_000_000, 43, 0, False) == base  # regression: one tree
+    assert 0 < lightgbm_refit_bytes(1_000, 43, 2, False) < 2e8  # the sample, the block
