@@ -3,6 +3,7 @@ the training table of a project that has run ``train`` (its ``split`` and ``trai
 artifacts: the Parquet parts, the fitted preprocessor and the LightGBM members' parameters).
 
     python bench/lightgbm_refit_memory.py PROJECT [--rows N ...] [--rounds R] [--threads T]
+        [--fits K]
 
 For each N it runs, in a fresh child process, the refit of the first LightGBM member on the
 first parts holding about N rows, with R rounds, and prints the peak RSS (``VmHWM``, reset
@@ -67,7 +68,7 @@ def inputs(project: Path) -> tuple[list[str], list[int], Any, Any, dict[str, Any
     return parts, rows, problem, preprocessor, params
 
 
-def measure(project: Path, want: int, rounds: int, threads: int) -> dict[str, Any]:
+def measure(project: Path, want: int, rounds: int, threads: int, fits: int = 1) -> dict[str, Any]:
     import lightgbm as lgb
 
     from modelyard.modeling import outofcore
@@ -85,11 +86,12 @@ def measure(project: Path, want: int, rounds: int, threads: int) -> dict[str, An
     base = status("VmRSS")
     reset_peak()
     stages: dict[str, tuple[int, int]] = {}
+    prefix = ""
     targets = outofcore._targets
 
     def timed_targets(*a: Any, **k: Any) -> Any:
         out = targets(*a, **k)
-        stages["targets"] = (status("VmHWM"), status("VmRSS"))
+        stages[prefix + "targets"] = (status("VmHWM"), status("VmRSS"))
         reset_peak()
         return out
 
@@ -97,26 +99,30 @@ def measure(project: Path, want: int, rounds: int, threads: int) -> dict[str, An
 
     def staged_train(native: dict[str, Any], dataset: Any, **k: Any) -> Any:
         dataset.construct()  # (done already by the fit itself, and the parts released)
-        stages["dataset"] = (status("VmHWM"), status("VmRSS"))
+        stages[prefix + "dataset"] = (status("VmHWM"), status("VmRSS"))
         reset_peak()
         booster = train(native, dataset, **k)
-        stages[f"{rounds} rounds"] = (status("VmHWM"), status("VmRSS"))
+        stages[prefix + f"{rounds} rounds"] = (status("VmHWM"), status("VmRSS"))
         return booster
 
     sample = lgb.Dataset._init_from_sample
 
     def staged_sample(self: Any, *a: Any, **k: Any) -> Any:
         out = sample(self, *a, **k)
-        stages["sample"] = (status("VmHWM"), status("VmRSS"))
+        stages[prefix + "sample"] = (status("VmHWM"), status("VmRSS"))
         reset_peak()
         return out
 
     lgb.Dataset._init_from_sample = staged_sample  # type: ignore[method-assign]
     outofcore._targets = timed_targets  # type: ignore[assignment]
     lgb.train = staged_train  # type: ignore[assignment]
-    fit = outofcore.fit_lightgbm_sequence(
-        chosen, problem, preprocessor, params, classes, None, 0, threads
-    )
+    for number in range(fits):  # several LightGBM members are refitted one after the other
+        prefix = f"fit {number + 1}: " if fits > 1 else ""
+        reset_peak()
+        fit = outofcore.fit_lightgbm_sequence(
+            chosen, problem, preprocessor, params, classes, None, 0, threads
+        )
+        del fit.estimator.booster_
     return {
         "rows": fit.rows,
         "parts": len(chosen),
@@ -140,15 +146,17 @@ def main() -> None:
     ap.add_argument("--rows", type=int, nargs="+", default=[2_000_000, 4_000_000, 8_000_000])
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--fits", type=int, default=1, help="refits one after the other")
     ap.add_argument("--one", action="store_true", help="measure in this process (one N)")
     args = ap.parse_args()
     if args.one:
-        print(json.dumps(measure(args.project, args.rows[0], args.rounds, args.threads)))
+        print(json.dumps(measure(args.project, args.rows[0], args.rounds, args.threads, args.fits)))
         return
     for want in args.rows:  # each N in a fresh process: its peak is its own
         out = subprocess.run(
             [sys.executable, __file__, str(args.project), "--rows", str(want), "--one",
-             "--rounds", str(args.rounds), "--threads", str(args.threads)],
+             "--rounds", str(args.rounds), "--threads", str(args.threads),
+             "--fits", str(args.fits)],
             check=True, capture_output=True, text=True,
         )  # fmt: skip
         print(json.dumps({"want": want, **json.loads(out.stdout.splitlines()[-1])}), flush=True)
