@@ -8,8 +8,10 @@ through the preprocessor fitted on the search sample, then boosts the rounds the
   external-memory ``ExtMemQuantileDMatrix`` (an ``xgboost.DataIter``; the quantised pages are
   cached on disk). One chunk is held at a time.
 - LightGBM (:func:`fit_lightgbm_sequence`): one ``lightgbm.Sequence`` per part; LightGBM
-  samples rows for its bins, then builds its binned ``Dataset`` part by part (one byte per
-  value in memory: 8 M rows x 20 columns is 160 MB). One part is held at a time.
+  samples rows for its bins, then builds its binned ``Dataset`` block by block (at most a
+  byte per value in memory). One part's frame and one block of :data:`BLOCK_ROWS`
+  preprocessed rows are held at a time; the binned data and LightGBM's training arrays stay
+  in memory (:func:`lightgbm_refit_bytes` estimates them).
 
 The other families (linear models, k-NN, scikit-learn's trees and boosting, CatBoost, the MLP)
 cannot: they are fitted on the in-memory sample, and the trained model records which member saw
