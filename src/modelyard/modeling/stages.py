@@ -545,6 +545,7 @@ def train_final(
         MemberFit,
         fit_lightgbm_sequence,
         fit_xgboost_external,
+        lightgbm_refit_bytes,
     )
     from modelyard.modeling.search.data import balanced_weights, encode_target
     from modelyard.modeling.search.ensemble import WeightedEnsemble, choose, refit_params
@@ -588,6 +589,16 @@ def train_final(
 
     sparse = scipy.sparse.issparse(X_all)
     external, why_not = _out_of_core(split, choice, problem, classes, scratch, sparse)
+    lightgbm_memory = ""
+    if any(m.family == "lightgbm" and m.key in external for m in choice.members):
+        estimate = lightgbm_refit_bytes(
+            split.train_rows, X_all.shape[1], len(classes or []),
+            problem.weight_column is not None or models.class_weight == "balanced",
+        )  # fmt: skip
+        lightgbm_memory = f"about {estimate / 1e9:.1f} GB for its binned data and training"
+        if report:
+            report(0, len(choice.members), f"refitting {choice.name}: LightGBM on all "
+                   f"{split.train_rows:,} training rows needs {lightgbm_memory}")  # fmt: skip
     full_balance = None
     if external and models.class_weight == "balanced" and classes is not None:
         assert split.train_table is not None
@@ -649,6 +660,8 @@ def train_final(
                 )
             fitted.append((m.name, result.estimator))
             how = f"all rows, out of core ({result.method})"
+            if m.family == "lightgbm" and lightgbm_memory:
+                how = f"all rows, out of core ({result.method}; {lightgbm_memory})"
             fits.append(MemberFit(m.name, m.family, result.rows, how, result.seconds))
         else:
             fitted.append((m.name, result))

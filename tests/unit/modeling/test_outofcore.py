@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from tempfile import TemporaryDirectory
 from typing import Any
 
 import numpy as np
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from modelyard import Project
 from modelyard.config.schema import ColumnRoles, ContractSection, FeaturesSection, ModelsSection
@@ -143,6 +146,7 @@ def test_lightgbm_is_fitted_on_every_training_row_from_a_binned_dataset(
     fits = {m.family: m for m in result.output("train").members}
     assert fits["lightgbm"].rows == split.train_rows > split.train.height
     assert "lightgbm.Dataset binned from" in fits["lightgbm"].how
+    assert "GB for its binned data and training" in fits["lightgbm"].how  # the estimate
     evaluation = result.output("evaluate")
     assert evaluation.rows == split.test_rows and evaluation.metrics["roc_auc"] > 0.8
     assert result.registration is not None
@@ -198,3 +202,110 @@ def _assert_learned(estimator: Any, Xt: Any, y: Any, codes: Any, classes: int) -
     else:
         pred = estimator.predict(Xt)
         assert np.corrcoef(pred, np.asarray(y, dtype=float))[0, 1] > 0.8
+
+
+@pytest.mark.parametrize(("classes", "balanced"), [(0, False), (2, False), (2, True), (3, True)])
+def test_the_lightgbm_refit_from_parts_is_the_model_of_the_whole_table_in_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, classes: int, balanced: bool
+) -> None:
+    """Blocks of a part, float32 targets and weights, the parts released before training: the
+    trees are those of ``lightgbm.train`` on the whole preprocessed table (float64) at once."""
+    import lightgbm as lgb
+
+    from modelyard.modeling import outofcore
+
+    monkeypatch.setattr(outofcore, "BLOCK_ROWS", 256)  # parts of 700 rows: 3 blocks each
+    table, problem, pre, labels, X, y, codes = _fit_inputs(tmp_path, classes)
+    balance = np.linspace(0.5, 2.0, classes) if balanced else None
+    params = {
+        "n_estimators": 25, "learning_rate": 0.2, "subsample": 0.8, "colsample_bytree": 0.7,
+        "num_leaves": 7,
+    }  # fmt: skip
+    fit = fit_lightgbm_sequence(
+        [str(p) for p in table.parts()], problem, pre, params, labels, balance, 0
+    )
+    Xt = np.asarray(pre.transform(X), dtype=np.float64)
+    native, rounds = outofcore.lightgbm_params(problem, params, classes, 0, 1)
+    target = np.asarray(codes if classes else y, dtype=np.float64)
+    weight = None if balance is None else balance[codes]
+    reference = lgb.train(native, lgb.Dataset(Xt, label=target, weight=weight), rounds)
+    assert (
+        fit.estimator.booster_.num_trees()
+        == reference.num_trees()
+        == rounds * (classes if classes > 2 else 1)
+    )
+    assert np.array_equal(fit.estimator.booster_.predict(Xt), reference.predict(Xt))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rows=st.integers(0, 40),
+    block=st.integers(1, 12),
+    picks=st.lists(st.tuples(st.integers(-45, 45), st.integers(-45, 45)), max_size=6),
+)
+def test_blocks_give_the_rows_and_slices_of_the_whole_part(
+    rows: int, block: int, picks: list[tuple[int, int]]
+) -> None:
+    """A row or a slice of a part, read block by block, is that of the part preprocessed whole
+    (LightGBM samples single rows, then pushes slices of ``batch_size``)."""
+    from modelyard.modeling import outofcore
+
+    frame = pl.DataFrame({"a": np.arange(rows, dtype=np.float64), "y": np.zeros(rows)})
+
+    class Problem_:
+        def xy(self, df: pl.DataFrame) -> tuple[Any, None, None]:
+            return df.select("a").to_pandas(), None, None
+
+    class Double:
+        def transform(self, X: Any) -> np.ndarray:
+            values = X["a"].to_numpy()
+            return np.column_stack([values, 2 * values])
+
+    whole = Double().transform(frame.to_pandas())
+    old = outofcore.BLOCK_ROWS
+    outofcore.BLOCK_ROWS = block
+    try:
+        with TemporaryDirectory() as folder:
+            path = f"{folder}/part.parquet"
+            frame.write_parquet(path)
+            blocks = outofcore._Blocks(Problem_(), Double())  # type: ignore[arg-type]
+            for start, stop in picks:
+                assert np.array_equal(
+                    blocks.rows(path, rows, slice(start, stop)), whole[start:stop]
+                )
+                if -rows <= start < rows:
+                    assert np.array_equal(blocks.rows(path, rows, start), whole[start])
+    finally:
+        outofcore.BLOCK_ROWS = old
+
+
+def test_the_lightgbm_targets_are_float32_class_codes_and_an_unknown_class_is_an_error(
+    tmp_path: Path,
+) -> None:
+    from modelyard.errors import ModelyardError
+    from modelyard.modeling.outofcore import _targets
+
+    table, problem, _, labels, _, _, codes = _fit_inputs(tmp_path, 3)
+    parts = [str(p) for p in table.parts()]
+    balance = np.array([0.5, 1.0, 3.0])
+    y, w, sizes = _targets(parts, problem, labels, balance)
+    assert y.dtype == np.float32 and w is not None and w.dtype == np.float32
+    assert sizes == [700, 700, 700, 700, 200]
+    assert np.array_equal(y, codes.astype(np.float32))
+    assert np.array_equal(w, balance[codes].astype(np.float32))
+    assert _targets(parts, problem, labels, None)[1] is None
+    with pytest.raises(ModelyardError, match=r"class\(es\) \['c2'\] that the search sample lacks"):
+        _targets(parts, problem, labels[:2], None)
+
+
+def test_the_lightgbm_refit_memory_estimate_grows_with_rows_features_trees_and_weights() -> None:
+    from modelyard.modeling.outofcore import lightgbm_refit_bytes
+
+    base = lightgbm_refit_bytes(24_000_000, 43, 2, False)
+    assert 2.0e9 < base < 2.6e9  # bench/lightgbm_refit_memory.py: 1.95 GB measured
+    assert lightgbm_refit_bytes(48_000_000, 43, 2, False) > 1.9 * base
+    assert lightgbm_refit_bytes(24_000_000, 86, 2, False) > base
+    assert lightgbm_refit_bytes(24_000_000, 43, 2, True) > base
+    assert lightgbm_refit_bytes(24_000_000, 43, 5, False) > base  # a tree per class a round
+    assert lightgbm_refit_bytes(24_000_000, 43, 0, False) == base  # regression: one tree
+    assert 0 < lightgbm_refit_bytes(1_000, 43, 2, False) < 2e8  # the sample, the block
