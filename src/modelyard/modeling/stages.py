@@ -596,9 +596,6 @@ def train_final(
             problem.weight_column is not None or models.class_weight == "balanced",
         )  # fmt: skip
         lightgbm_memory = f"about {estimate / 1e9:.1f} GB for its binned data and training"
-        if report:
-            report(0, len(choice.members), f"refitting {choice.name}: LightGBM on all "
-                   f"{split.train_rows:,} training rows needs {lightgbm_memory}")  # fmt: skip
     full_balance = None
     if external and models.class_weight == "balanced" and classes is not None:
         assert split.train_table is not None
@@ -608,13 +605,15 @@ def train_final(
     # 3.4 GB for 8M rows)
     threads = executor.workers if executor.kind in ("serial", "local") else 1
     estimates = _out_of_core_estimates(exploration, choice, by_key, external, split, threads)
-    if report and estimates:
+    if report and estimates:  # the refit is outside the budget: say what it will take
         names = ", ".join(m.name for m in choice.members if m.key in estimates)
+        memory = f"; LightGBM needs {lightgbm_memory}" if lightgbm_memory else ""
         report(
             0,
             len(choice.members),
             f"refitting {names} out of core on all {split.train_rows:,} training rows, one at a "
-            f"time: {_about(sum(estimates.values()))} in all (from the search's fit times)",
+            f"time: {_about(sum(estimates.values()))} in all (from the search's fit times)"
+            + memory,
         )
     shared = executor.share(TrainingSet(problem.task, X_all, codes, w, seed))
     try:
