@@ -608,13 +608,12 @@ def train_final(
     if report and estimates:  # the refit is outside the budget: say what it will take
         names = ", ".join(m.name for m in choice.members if m.key in estimates)
         memory = f"; LightGBM needs {lightgbm_memory}" if lightgbm_memory else ""
-        report(
-            0,
-            len(choice.members),
+        said = (
             f"refitting {names} out of core on all {split.train_rows:,} training rows, one at a "
-            f"time: {_about(sum(estimates.values()))} in all (from the search's fit times)"
-            + memory,
+            f"time: {_about(sum(estimates.values()))} in all (from the search's fit times)" + memory
         )
+        # a note is printed even without a terminal (a log): the refit can take long
+        report(0, len(choice.members), said, note=said)
     shared = executor.share(TrainingSet(problem.task, X_all, codes, w, seed))
     try:
         futures: dict[int, Future[Any]] = {}

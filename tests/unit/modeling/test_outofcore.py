@@ -76,9 +76,10 @@ def test_a_multi_part_project_fits_xgboost_on_every_training_row_and_scores_ever
 ) -> None:
     project = _run(tmp_path / "p")
     said: list[str] = []
-    result = project.run(listener=lambda e: said.append(getattr(e, "message", "")))
+    result = project.run(listener=lambda e: said.append(getattr(e, "note", "")))
     split = result.output("split")
-    # the refit's expected time is said before it starts (it is not in the budget)
+    # the refit's expected time is said before it starts (it is not in the budget), as a note:
+    # printed even in a log, where progress messages are only a heartbeat
     assert any(
         f"out of core on all {split.train_rows:,} training rows, one at a time: about" in m
         for m in said
