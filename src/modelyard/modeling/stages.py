@@ -688,8 +688,7 @@ def _out_of_core_estimates(
     search = exploration.leaderboard.search
     if not external or search is None:
         return {}
-    folds = exploration.leaderboard.n_folds
-    fold_rows = max(1, int(search.rows * (folds - 1) / max(1, folds)))
+    fold_rows = _fold_rows(exploration)
     estimates: dict[str, float] = {}
     for m in choice.members:
         if m.key in external:
@@ -698,6 +697,13 @@ def _out_of_core_estimates(
                 fold_seconds, fold_rows=fold_rows, total_rows=split.train_rows, threads=threads
             )
     return estimates
+
+
+def _fold_rows(exploration: Exploration) -> int:
+    """The rows one fold fit of the search trained on: its sample less a validation fold."""
+    board = exploration.leaderboard
+    rows = board.search.rows if board.search is not None else 0
+    return max(1, int(rows * (board.n_folds - 1) / max(1, board.n_folds)))
 
 
 def _about(seconds: float) -> str:
@@ -776,9 +782,9 @@ def _refit_rows(
     spent = search.seconds + tuned + 2 * STEP_OVERHEAD
     left = max(search.budget_seconds - spent, MIN_FINAL_SHARE * search.budget_seconds)
     board = exploration.leaderboard
-    fold_rows = max(1, int(search.rows * (board.n_folds - 1) / board.n_folds))
     expected = refit_reserve(
-        [by_key[m.key].fit_seconds or 0.0 for m in choice.members], fold_rows=fold_rows,
+        [by_key[m.key].fit_seconds or 0.0 for m in choice.members],
+        fold_rows=_fold_rows(exploration),
         total_rows=train.height, workers=executor.workers,
         prepare_seconds=search.prepare_seconds, n_folds=board.n_folds,
     )  # fmt: skip
