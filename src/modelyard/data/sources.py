@@ -1545,10 +1545,12 @@ class _CsvChunks:
         if self.width is None:
             if lines.height == 0 and self.header is None:
                 return None, None
-            self.width, self.names = _csv_columns(self.path, self.header, lines, self.options)
+            self.width, self.names = _csv_columns(
+                self.path, self.header, lines, self.options, exact=layout.exact
+            )
         if lines.height == 0:
             return None, None
-        ragged = _ragged(lines, self.width)
+        ragged = _ragged(lines, self.width, self.options.separator, not layout.exact)
         rejected = None
         if ragged.height:
             rejected = self._rejected(ragged, line0)
@@ -1738,6 +1740,8 @@ def _csv_columns(
     header: list[str] | None,
     lines: pl.DataFrame,
     options: ReadOptions,
+    *,
+    exact: bool,
 ) -> tuple[int, list[str]]:
     """The file's number of fields (the header's, else the first data line's) and its column
     names, checked: unique, none empty, ``read.columns`` of the right length."""
@@ -1756,7 +1760,8 @@ def _csv_columns(
                     fix="Name it in the header, or give all names with read.columns.",
                 )
     else:
-        width = int(lines["fields"][0])
+        first = str(lines["line"][0])
+        width = int(lines["fields"][0]) if exact else len(_split_record(first, options.separator))
         names = []
         if options.columns is None:
             raise DataError(
@@ -1780,10 +1785,22 @@ def _csv_columns(
     return width, list(names)
 
 
-def _ragged(lines: pl.DataFrame, width: int) -> pl.DataFrame:
-    """The lines whose field count is not ``width``, and those with a quoting problem. Both
-    scans count exactly: the fast one runs only on lines that are well formed on their own."""
-    return lines.filter((pl.col("fields") != width) | pl.col("problem").is_not_null())
+def _ragged(lines: pl.DataFrame, width: int, sep: str, approximate: bool) -> pl.DataFrame:
+    """The lines whose field count is not ``width``, and those with a quoting problem. The fast
+    scan's count (separators outside quotes) is approximate: the suspects are confirmed with
+    the csv module."""
+    ragged = lines.filter((pl.col("fields") != width) | pl.col("problem").is_not_null())
+    if ragged.height and approximate:
+        head = [_read_record(str(line), sep) for line in ragged["line"].head(1000)]
+        fields = [len(f) if f is not None else 1 for f, _ in head]
+        problems = [why for _, why in head]
+        keep = [why is not None or n != width for n, why in zip(fields, problems, strict=True)]
+        rest = ragged.height - len(head)
+        ragged = ragged.with_columns(
+            fields=pl.Series(fields + ragged["fields"].to_list()[len(head) :], dtype=pl.Int64),
+            problem=pl.Series(problems + [None] * rest, dtype=pl.String),
+        ).filter(pl.Series(keep + [True] * rest))
+    return ragged
 
 
 @dataclass(frozen=True)
@@ -1796,6 +1813,8 @@ class _Layout:
     """One row per data record, in file order: ``lineno`` (1-based physical line of the
     record's start), ``fields`` (field count), ``blank`` (empty or whitespace-only line),
     ``line`` (its text), ``problem`` (why it cannot be a row beyond its field count, or null)."""
+    exact: bool = False
+    """The records come from the slow scan (the csv module): their field counts are exact."""
     open_at: int | None = None
     """The chunk's lines before a record whose quoted value is still open at the chunk's end
     (only when more of the file follows): that record belongs to the next chunk."""
@@ -1938,7 +1957,7 @@ def _scan_slow(path: Location, text: str, options: ReadOptions, *, final: bool) 
         start = cursor.start
         if stray == _AT_END and not final:
             open_at = physical[start] - 1
-            return _Layout(header, _layout(out), open_at=open_at)
+            return _Layout(header, _layout(out), exact=True, open_at=open_at)
         if header is None and options.has_header:
             raise DataError(
                 "the header has an unbalanced quote",
@@ -1950,7 +1969,7 @@ def _scan_slow(path: Location, text: str, options: ReadOptions, *, final: bool) 
         problem = _UNBALANCED.format(how=stray)
         out.append((physical[start], 1, False, kept[start].rstrip("\r\n"), problem))
         position = start + 1
-    return _Layout(header=header, lines=_layout(out))
+    return _Layout(header=header, lines=_layout(out), exact=True)
 
 
 _AT_END = " before the end of the file"
