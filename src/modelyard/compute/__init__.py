@@ -102,6 +102,16 @@ class Executor(ABC):
     def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future[Any]:
         """Run ``fn(*args)`` on a worker (a :class:`Shared` argument arrives as its value)."""
 
+    def submit_alone(self, fn: Callable[..., Any], /, *args: Any) -> Future[Any]:
+        """Run ``fn(*args)`` as a task that needs the whole machine: all its cores (the task
+        sets its own threads) and all the memory it can get.
+
+        The local pool runs it once every earlier task has ended, in a fresh worker process
+        (no heap left over from other tasks), with its other workers stopped until it ends,
+        so their memory is free for it; later tasks wait for it. Elsewhere it is a task like
+        any other."""
+        return self.submit(fn, *args)
+
     @abstractmethod
     def cancel(self, futures: Iterable[Future[Any]]) -> None:
         """Drop queued tasks, and stop running ones where the back-end can (local: the worker
@@ -246,6 +256,9 @@ class _Lazy(Executor):
 
     def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future[Any]:
         return self.real.submit(fn, *args)
+
+    def submit_alone(self, fn: Callable[..., Any], /, *args: Any) -> Future[Any]:
+        return self.real.submit_alone(fn, *args)
 
     def cancel(self, futures: Iterable[Future[Any]]) -> None:
         if self._real is not None:

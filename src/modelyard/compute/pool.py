@@ -60,6 +60,8 @@ class _Task:
     id: int
     payload: bytes
     future: Future[Any]
+    alone: bool = False
+    """Run by itself, in a fresh worker, the others stopped (:meth:`Executor.submit_alone`)."""
     worker: _Worker | None = field(default=None, repr=False)
 
 
@@ -86,6 +88,8 @@ class ProcessPool(Executor):
         """Set when the manager thread failed: makes the error every task then gets."""
         self._wake_r, self._wake_w = os.pipe()
         self._workers: list[_Worker] = []
+        self._alone = False
+        """Whether the one worker is running a task alone (the others are stopped)."""
         try:
             for _ in range(workers):
                 self._workers.append(self._spawn())
@@ -115,6 +119,14 @@ class ProcessPool(Executor):
         Path(str(shared.ref)).unlink(missing_ok=True)
 
     def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future[Any]:
+        return self._enqueue(fn, args, alone=False)
+
+    def submit_alone(self, fn: Callable[..., Any], /, *args: Any) -> Future[Any]:
+        return self._enqueue(fn, args, alone=True)
+
+    def _enqueue(
+        self, fn: Callable[..., Any], args: tuple[Any, ...], *, alone: bool
+    ) -> Future[Any]:
         future: Future[Any] = Future()
         wire = [("shared", a.token, a.ref) if isinstance(a, Shared) else ("value", a) for a in args]
         body = pickle.dumps((fn, wire), protocol=pickle.HIGHEST_PROTOCOL)
@@ -123,7 +135,7 @@ class ProcessPool(Executor):
                 raise self._broken()
             if self._closed:
                 raise RuntimeError("the pool is closed")
-            task = _Task(self._next_id, self._next_id.to_bytes(8, "big") + body, future)
+            task = _Task(self._next_id, self._next_id.to_bytes(8, "big") + body, future, alone)
             self._next_id += 1
             self._tasks[task.id] = task
             self._queue.append(task)
@@ -203,8 +215,16 @@ class ProcessPool(Executor):
         dead.send.close()
         dead.log.unlink(missing_ok=True)
         self._workers.remove(dead)
-        if not self._closed:
+        if self._alone:  # it was the only worker
+            self._alone = False
+            self._restart_workers()
+        elif not self._closed:
             self._workers.append(self._spawn())
+
+    def _restart_workers(self) -> None:
+        """After a task ran alone: the pool's workers again, fresh."""
+        if not self._closed:
+            self._workers.extend(self._spawn() for _ in range(self._n))
 
     def _stop_workers(self, *, kill: bool) -> None:
         for worker in self._workers:
@@ -223,6 +243,7 @@ class ProcessPool(Executor):
                 worker.process.wait()
             worker.conn.close()
             worker.send.close()
+            worker.log.unlink(missing_ok=True)
         self._workers.clear()
 
     def _cleanup(self) -> None:
@@ -238,19 +259,27 @@ class ProcessPool(Executor):
             os.write(self._wake_w, b"x")
 
     def _dispatch(self) -> None:
-        for worker in self._workers:
-            if worker.task is not None:
-                continue
+        """Hand queued tasks to idle workers, in order. A task to run alone waits for every
+        running task to end; its worker is then the only one until it ends."""
+        while True:
             with self._lock:
-                task = None
-                while self._queue:
-                    candidate = self._queue.popleft()
-                    if not candidate.future.cancelled():
-                        task = candidate
-                        break
-                    self._tasks.pop(candidate.id, None)
-                if task is None:
+                while self._queue and self._queue[0].future.cancelled():
+                    self._tasks.pop(self._queue.popleft().id, None)
+                if not self._queue:
                     return
+                idle = [w for w in self._workers if w.task is None]
+                task = self._queue[0]
+                if not idle or (task.alone and len(idle) < len(self._workers)):
+                    return
+                self._queue.popleft()
+            if task.alone:
+                self._stop_workers(kill=False)  # all idle: their memory goes back to the system
+                self._workers.append(self._spawn())
+                self._alone = True
+                worker = self._workers[0]
+            else:
+                worker = idle[0]
+            with self._lock:
                 task.worker = worker
                 worker.task = task.id
             with contextlib.suppress(OSError):  # a dead worker: its connection reports it next
@@ -314,6 +343,10 @@ class ProcessPool(Executor):
                 fix="Return values that unpickle anywhere: plain data, arrays, frames, models.",
             )
         worker.task = None
+        if self._alone:  # its worker goes with its heap; the pool's workers come back
+            self._alone = False
+            self._stop_workers(kill=False)
+            self._restart_workers()
         with self._lock:
             task = self._tasks.pop(task_id, None)
         if task is None or task.future.done():

@@ -601,8 +601,9 @@ def train_final(
         assert split.train_table is not None
         full_balance = _class_balance(split.train_table, problem, classes)
     # the in-memory members in parallel; the out-of-core ones after them, one at a time on
-    # every core of a local machine (two side by side held two copies of their working set:
-    # 3.4 GB for 8M rows)
+    # every core of a local machine, each alone in a fresh process (two side by side held two
+    # copies of their working set: 3.4 GB for 8M rows; idle workers and the heap an earlier
+    # refit left hold another 0.4 GB at 24M rows)
     threads = executor.workers if executor.kind in ("serial", "local") else 1
     estimates = _out_of_core_estimates(exploration, choice, by_key, external, split, threads)
     if report and estimates:  # the refit is outside the budget: say what it will take
@@ -622,7 +623,7 @@ def train_final(
                 futures[i] = executor.submit(
                     fit_member, shared, m.family, refit_params(m, by_key[m.key])
                 )
-        results: dict[int, Any] = {}
+        results: dict[int, Any] = {i: f.result() for i, f in futures.items()}
         for i, m in enumerate(choice.members):
             if m.key not in external:
                 continue
@@ -630,18 +631,17 @@ def train_final(
             params = refit_params(m, by_key[m.key])
             parts = [str(p) for p in split.train_table.parts()]
             if m.family == "lightgbm":
-                results[i] = executor.submit(
+                results[i] = executor.submit_alone(
                     fit_lightgbm_sequence, parts, problem, preprocessor, params, classes,
                     full_balance, seed, threads,
                 ).result()  # fmt: skip
             else:
                 assert scratch is not None
                 cache = str(scratch(f"xgboost-{m.key}"))
-                results[i] = executor.submit(
+                results[i] = executor.submit_alone(
                     fit_xgboost_external, parts, problem, preprocessor, params, classes,
                     full_balance, seed, cache, threads,
                 ).result()  # fmt: skip
-        results.update({i: f.result() for i, f in futures.items()})
     finally:
         executor.unshare(shared)
     ordered = [results[i] for i in range(len(choice.members))]

@@ -42,6 +42,25 @@ def whoami() -> int:
     return os.getpid()
 
 
+def workers_beside_me() -> tuple[int, list[int]]:
+    """This process's pid, and those of the other live workers of its pool (from /proc: the
+    processes whose stderr is a log in the same pool folder as this one's)."""
+    me = os.getpid()
+    folder = Path("/proc/self/fd/2").readlink().parent
+    others = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == me:
+            continue
+        try:
+            log = (entry / "fd" / "2").readlink()
+            state = (entry / "stat").read_text(encoding="ascii").rsplit(")", 1)[1].split()[0]
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+        if log.parent == folder and state != "Z":
+            others.append(int(entry.name))
+    return me, sorted(others)
+
+
 def heavy_modules() -> list[str]:
     """The ML libraries this process has imported so far."""
     import sys

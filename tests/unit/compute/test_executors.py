@@ -433,6 +433,54 @@ def test_cancel_on_serial_is_harmless() -> None:
         assert done.result() == 3
 
 
+def test_a_task_run_alone_waits_for_the_others_and_has_the_machine_to_itself(
+    local: Executor, tmp_path: Path
+) -> None:
+    release = tmp_path / "release"
+    before = [
+        local.submit(tasks.announce_and_wait, str(tmp_path / f"b{i}"), str(release), i)
+        for i in range(2)
+    ]
+    old = {announced_pid(tmp_path / f"b{i}") for i in range(2)}
+    alone = local.submit_alone(tasks.workers_beside_me)
+    after = local.submit(tasks.whoami)
+    release.touch()
+    assert [f.result(timeout=RESULT_TIMEOUT) for f in before] == [0, 1]
+    pid, beside = alone.result(timeout=RESULT_TIMEOUT)
+    assert beside == []  # the other workers were stopped: their memory is free for it
+    assert pid not in old  # a fresh process: no heap left over from earlier tasks
+    assert after.result(timeout=RESULT_TIMEOUT) != pid  # it ran after, on a worker of the pool
+    wait_until(lambda: not alive(pid), "the alone task's worker is gone")
+    # the pool is whole again, with fresh workers
+    later = [
+        local.submit(tasks.announce_and_wait, str(tmp_path / f"c{i}"), str(release), i)
+        for i in range(2)
+    ]
+    pids = {announced_pid(tmp_path / f"c{i}") for i in range(2)}
+    assert len(pids) == 2 and not pids & (old | {pid})
+    assert [f.result(timeout=RESULT_TIMEOUT) for f in later] == [0, 1]
+
+
+def test_a_task_run_alone_that_fails_or_dies_leaves_the_pool_whole(
+    local: Executor, tmp_path: Path
+) -> None:
+    with pytest.raises(ValueError, match="nope"):
+        local.submit_alone(tasks.fail, "nope").result(timeout=RESULT_TIMEOUT)
+    assert isinstance(outcome(local.submit_alone(tasks.kill_self)), WorkerLost)
+    release = tmp_path / "release"
+    both = [
+        local.submit(tasks.announce_and_wait, str(tmp_path / f"c{i}"), str(release), i)
+        for i in range(2)
+    ]
+    assert len({announced_pid(tmp_path / f"c{i}") for i in range(2)}) == 2
+    release.touch()
+    assert [f.result(timeout=RESULT_TIMEOUT) for f in both] == [0, 1]
+
+
+def test_a_task_run_alone_is_a_task_like_any_other_elsewhere(executor: Executor) -> None:
+    assert executor.submit_alone(tasks.add, 40, 2).result(timeout=RESULT_TIMEOUT) == 42
+
+
 # ---------------------------------------------------------------------------- dead workers
 
 
