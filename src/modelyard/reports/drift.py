@@ -226,12 +226,19 @@ def render_monitor_html(report: MonitorReport, *, title: str = "Monitoring repor
         ("flagged", [w.flagged_share for w in ws]),
     ]
     alerts = "".join(f"<li>{escape(a)}</li>" for a in report.alerts) or "<li>none</li>"
+    sampled = (
+        f"<tr><td>reference sampled (seeded) from</td>"
+        f"{stat(report.reference_total_rows, name='reference_total_rows')}</tr>"
+        if report.reference_total_rows is not None
+        else ""
+    )
     summary = (
         f"<section id='summary'><h2>Summary</h2><table><tbody>"
         f"<tr><td>windows</td>{stat(len(ws), name='windows')}</tr>"
         f"<tr><td>windowed by</td><td>{escape(report.window_by)} ({escape(report.window_size)})</td></tr>"
         f"<tr><td>log records</td>{stat(report.log_rows, name='log_rows')}</tr>"
         f"<tr><td>reference rows</td>{stat(report.reference_rows, name='reference_rows')}</tr>"
+        f"{sampled}"
         f"<tr><td>{escape(metric)} at training</td>{stat(report.reference_metric, name='reference_metric')}</tr>"
         f"<tr><td>prediction baseline</td><td>{escape(report.prediction_baseline)}</td></tr>"
         f"</tbody></table><h3>Alerts</h3><ul>{alerts}</ul></section>"

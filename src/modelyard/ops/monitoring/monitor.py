@@ -94,6 +94,8 @@ class MonitorReport(BaseModel):
     window_by: str
     window_size: str
     reference_rows: int
+    reference_total_rows: int | None = None
+    """When the reference is a seeded sample: the rows of the data it was drawn from."""
     log_rows: int
     prediction_baseline: str
     """``reference`` (the model's predictions of the reference) or ``first window``."""
@@ -135,11 +137,13 @@ def monitor(
     reference_metric: float | None = None,
     reference_predictions: pl.DataFrame | None = None,
     calibration: Calibration | None = None,
+    reference_total: int | None = None,
 ) -> MonitorReport:
     """Monitor the log rows (:func:`~.log.read_prediction_log`) against the reference frame
     (cast to the contract here). ``metric``: the primary task metric (default: the task's).
     ``calibration``: the served model's (see :mod:`.estimate`), to estimate performance
-    before labels."""
+    before labels. ``reference_total``: the rows of the reference data, when ``reference`` is
+    a sample of them (the report says so)."""
     from modelyard.data.validation import cast_to_contract
     from modelyard.modeling.tasks import default_metric, greater_is_better, resolve_metric
 
@@ -245,6 +249,7 @@ def monitor(
         window_by=by,
         window_size=s.windows.size,
         reference_rows=ref.height,
+        reference_total_rows=reference_total,
         log_rows=log.height,
         prediction_baseline=baseline,
         settings=s,

@@ -35,6 +35,8 @@ class MonitorInputs:
     """The champion's test score (the performance baseline), when there is a champion."""
     calibration: Any = None
     """The champion's calibration (performance estimated before labels), when it has one."""
+    reference_total: int | None = None
+    """The rows of the reference data when ``reference`` is a sample of them."""
 
 
 @dataclass
@@ -80,12 +82,14 @@ def monitor_inputs(
     sample = None if whole else REFERENCE_ROWS
     if ref_path is not None:
         source = Source.model_validate({"path": ref_path})
-        frame = read_source_rows(source, sample=sample, seed=config.seed).rows
+        read = read_source_rows(source, sample=sample, seed=config.seed)
     else:
-        frame = read_source_rows(
+        read = read_source_rows(
             data.source, sample=sample, seed=config.seed, normalize=data.normalize,
             drop=data.columns.drop,
-        ).rows  # fmt: skip
+        )  # fmt: skip
+    frame = read.rows
+    total = read.total_rows if frame.height < read.total_rows else None
     metric = None
     if champion_metrics is not None and contract.task is not None:
         from modelyard.modeling.tasks import default_metric, resolve_metric
@@ -96,7 +100,7 @@ def monitor_inputs(
         )
         metric = champion_metrics.get(f"test_{name}", champion_metrics.get(name))
     return MonitorInputs(
-        contract, frame, log_dir or config.serving.prediction_log.path, metric, calibration
+        contract, frame, log_dir or config.serving.prediction_log.path, metric, calibration, total
     )
 
 
@@ -114,6 +118,7 @@ def check_log(config: ProjectConfig, inputs: MonitorInputs) -> tuple[MonitorRepo
         metric=config.models.metric,
         reference_metric=inputs.reference_metric,
         calibration=inputs.calibration,
+        reference_total=inputs.reference_total,
     )
     return report, log.rows
 

@@ -50,3 +50,22 @@ def test_the_reference_is_a_bounded_seeded_sample_unless_retraining(
     positions = [order[row] for row in first.rows()]
     assert positions == sorted(positions) and len(set(positions)) == 50
     assert project._monitor_inputs(None, None, whole=True).reference.height == whole.height
+
+
+def test_the_report_says_the_reference_is_a_sample_and_of_how_many_rows(
+    project: Project, shared_data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from modelyard.ops.monitoring.monitor import monitor
+    from modelyard.reports.drift import render_monitor_html
+    from tests.unit.ops.monitoring._synthetic import CONTRACT, synthetic
+
+    monkeypatch.setattr(session, "REFERENCE_ROWS", 50)
+    rows = pl.read_csv(shared_data / "penguins.csv", infer_schema=False).height
+    assert project._monitor_inputs(None, None).reference_total == rows
+    assert project._monitor_inputs(None, None, whole=True).reference_total is None
+    ref, log = synthetic()
+    sampled = monitor(log, ref, CONTRACT, reference_total=10_000)
+    assert (sampled.reference_rows, sampled.reference_total_rows) == (ref.height, 10_000)
+    html = render_monitor_html(sampled)
+    assert "reference sampled (seeded) from" in html and "10,000" in html
+    assert "sampled (seeded)" not in render_monitor_html(monitor(log, ref, CONTRACT))
