@@ -138,7 +138,8 @@ class ReadOptions(Section):
     skip_rows: int = Field(default=0, ge=0)
     """Lines to skip at the top of the file, before the header (e.g. a junk first line)."""
     encoding: Literal["utf8", "utf8-lossy", "latin1", "cp1252"] = "utf8"
-    """Text encoding of the file."""
+    """Text encoding of the file. A file that starts with a UTF-16 byte-order mark (Excel's
+    "Unicode Text") is read as UTF-16, whatever this says."""
     strip_whitespace: bool = False
     """Strip spaces around every string value (for files separated by ``", "``)."""
     parse_dates: list[str] = Field(default_factory=list)

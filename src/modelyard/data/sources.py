@@ -432,8 +432,10 @@ def sniff_read_options(
                 sample = fh.read(_SNIFF_BYTES)
                 whole = not fh.read(1)
         else:
-            with path.open(encoding="utf-8", errors="replace", newline="") as fh:
-                sample = fh.read(_SNIFF_BYTES)
+            with path.open("rb") as raw:
+                encoding = _UTF16_BOMS.get(raw.read(2), "utf-8")
+            with path.open(encoding=encoding, errors="replace", newline="") as fh:
+                sample = fh.read(_SNIFF_BYTES).removeprefix("\ufeff")
                 whole = not fh.read(1)
     except OSError as exc:
         raise DataError(f"cannot read {path}: {exc.strerror}", where=str(path)) from None
@@ -1173,7 +1175,56 @@ def _open_bytes(path: Location, fs: Any = None) -> Iterator[Callable[[int], byte
                 except Exception as exc:
                     raise _cannot_read(path, exc) from None
 
-        yield read
+        yield _as_utf8(path, read)
+
+
+_UTF16_BOMS = {b"\xff\xfe": "utf-16-le", b"\xfe\xff": "utf-16-be"}
+"""What a file that starts with a UTF-16 byte-order mark is (Excel's "Unicode Text", exports
+of Windows tools): read as UTF-8, as every reader here expects."""
+
+
+def _as_utf8(path: Location, read: Callable[[int], bytes]) -> Callable[[int], bytes]:
+    """``read``, with a UTF-16 file (by its byte-order mark) decoded and re-encoded as UTF-8
+    on the fly, at most ``n`` bytes a call; any other file's bytes as they are."""
+    buffer = read(2)
+    codec = _UTF16_BOMS.get(buffer)
+    if codec is None:
+
+        def plain(n: int) -> bytes:
+            nonlocal buffer
+            if buffer:
+                out, buffer = buffer[:n], buffer[n:]
+                return out + (read(n - len(out)) if len(out) < n else b"")
+            return read(n)
+
+        return plain
+    import codecs
+
+    decoder = codecs.getincrementaldecoder(codec)(errors="strict")
+    buffer = b""
+    done = 0  # UTF-16 bytes decoded so far, after the mark
+
+    def recoded(n: int) -> bytes:
+        nonlocal buffer, done
+        while len(buffer) < n:
+            raw = read(max(n, 1 << 16))
+            try:
+                buffer += decoder.decode(raw, final=not raw).encode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise DataError(
+                    "the file is not valid UTF-16 text",
+                    where=str(path),
+                    expected=f"{codec} text (the file starts with its byte-order mark)",
+                    found=f"{exc.reason} at byte {2 + done + exc.start}",
+                    fix="Re-save the file as UTF-8, or as UTF-16 from start to end.",
+                ) from None
+            done += len(raw)
+            if not raw:
+                break
+        out, buffer = buffer[:n], buffer[n:]
+        return out
+
+    return recoded
 
 
 def _cannot_read(path: Location, exc: BaseException) -> DataError:
@@ -1449,7 +1500,7 @@ def _stream_csv(
                     expected="text",
                     found=f"NUL bytes (the first at byte {byte0 + nul})",
                     fix="Check the file; set data.source.format if it is Parquet or JSON. "
-                    "UTF-16 files must be converted to UTF-8.",
+                    "A UTF-16 file without its byte-order mark must be converted to UTF-8.",
                 )
             text = _decode(path, raw, options.encoding, line0=line0, byte0=byte0)
             data = raw if options.encoding == "utf8" else text.encode("utf-8")

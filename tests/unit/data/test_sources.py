@@ -234,6 +234,50 @@ def test_latin1_encoding(tmp_path: Path) -> None:
     assert read_source(src).rows() == [("été", "1")]
 
 
+_UNICODE_TEXT = 'name,v\r\n"été, ✓",1\r\n😀 emoji,2\r\n"two\r\nlines",3\r\n'
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    codec=st.sampled_from(["utf-16", "utf-16-le", "utf-16-be"]),
+    gzipped=st.booleans(),
+    chunk_bytes=st.integers(1, 40),
+)
+def test_a_utf16_file_with_its_byte_order_mark_is_read_as_utf8(
+    tmp_path: Path, codec: str, gzipped: bool, chunk_bytes: int
+) -> None:
+    # Excel's "Unicode Text" and Windows tools write UTF-16 with a byte-order mark; before,
+    # ingest stopped at its NUL bytes ("the file looks binary")
+    mark = {"utf-16": b"", "utf-16-le": b"\xff\xfe", "utf-16-be": b"\xfe\xff"}[codec]
+    data = mark + _UNICODE_TEXT.encode(codec)
+    name = "t.csv.gz" if gzipped else "t.csv"
+    src = _csv(tmp_path / name, gzip.compress(data) if gzipped else data)
+    expected = [("été, ✓", "1"), ("😀 emoji", "2"), ("two\r\nlines", "3")]
+    assert read_source(src).rows() == expected
+    out = tmp_path / f"out-{chunk_bytes}-{codec}-{gzipped}"
+    got = read_source_table(src, out, chunk_bytes=chunk_bytes)
+    assert got.rows.collect().rows() == expected
+
+
+def test_a_utf16_file_that_breaks_off_is_a_clear_error(tmp_path: Path) -> None:
+    whole = _UNICODE_TEXT.encode("utf-16")
+    for broken in (whole + b"\x00", whole + "\ud800".encode("utf-16-le", "surrogatepass")):
+        err = _error(_csv(tmp_path / "t.csv", broken))
+        assert err.what == "the file is not valid UTF-16 text"
+        assert "Re-save the file as UTF-8" in (err.fix or "")
+
+
+def test_sniff_a_utf16_file(tmp_path: Path) -> None:
+    path = tmp_path / "t.txt"
+    path.write_bytes("a\tb\tc\n1\tx\t2.5\n2\ty\t3.5\n".encode("utf-16"))
+    options = sniff_read_options(path)
+    assert options.separator == "\t" and options.has_header
+    path.write_bytes("1\t2.5\n2\t3.5\n3\t4.5\n".encode("utf-16"))
+    assert not sniff_read_options(path).has_header  # numbers, read as numbers: no header
+
+
 def test_normalize(tmp_path: Path) -> None:
     src = _csv(tmp_path / "t.csv", "y,z\nYES.,a\nno.,b\n,c\n")
     df = read_source(
