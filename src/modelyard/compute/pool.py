@@ -274,9 +274,9 @@ class ProcessPool(Executor):
                 self._queue.popleft()
             if task.alone:
                 self._stop_workers(kill=False)  # all idle: their memory goes back to the system
-                self._workers.append(self._spawn())
+                worker = self._spawn()
+                self._workers.append(worker)
                 self._alone = True
-                worker = self._workers[0]
             else:
                 worker = idle[0]
             with self._lock:

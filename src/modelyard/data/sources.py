@@ -426,19 +426,10 @@ def sniff_read_options(
     below it. No header only when the *data* votes win, so a file of text columns only is read
     with a header.
     """
-    try:
-        if path.suffix == ".gz":
-            with gzip.open(path, "rt", encoding="utf-8", errors="replace", newline="") as fh:
-                sample = fh.read(_SNIFF_BYTES)
-                whole = not fh.read(1)
-        else:
-            with path.open("rb") as raw:
-                encoding = _UTF16_BOMS.get(raw.read(2), "utf-8")
-            with path.open(encoding=encoding, errors="replace", newline="") as fh:
-                sample = fh.read(_SNIFF_BYTES).removeprefix("\ufeff")
-                whole = not fh.read(1)
-    except OSError as exc:
-        raise DataError(f"cannot read {path}: {exc.strerror}", where=str(path)) from None
+    with _open_bytes(path) as read:  # as ingest reads it: gzip and UTF-16 by content
+        head = read(_SNIFF_BYTES)
+        whole = not read(1)
+    sample = head.decode("utf-8", errors="replace").removeprefix("\ufeff")
     if not sample.strip():
         raise DataError("the file is empty", where=str(path), fix="Point init at a file with data.")
     best: tuple[float, int] = (-1.0, 0)

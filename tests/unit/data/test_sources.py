@@ -276,6 +276,9 @@ def test_sniff_a_utf16_file(tmp_path: Path) -> None:
     assert options.separator == "\t" and options.has_header
     path.write_bytes("1\t2.5\n2\t3.5\n3\t4.5\n".encode("utf-16"))
     assert not sniff_read_options(path).has_header  # numbers, read as numbers: no header
+    # as ingest reads it: gzip by content, not by name, and UTF-16 inside it
+    path.write_bytes(gzip.compress("a;b\n1;x\n2;y\n".encode("utf-16")))
+    assert sniff_read_options(path).separator == ";"
 
 
 def test_normalize(tmp_path: Path) -> None:
