@@ -1593,17 +1593,18 @@ class Project:
 
         Two files without a project: :func:`modelyard.ops.monitoring.compare.drift_files`.
         """
-        from modelyard.data.sources import read_file
-        from modelyard.ops.monitoring.compare import compare, project_read_options
+        from modelyard.ops.monitoring.compare import compare, project_read_options, read_compared
 
         data = self.config.data
         options = project_read_options(data.source.read, separator, header)
-        ref, cur = (read_file(Path(p), read=options) for p in (reference, current))
+        ref, ref_aside = read_compared(Path(reference), options, "reference")
+        cur, cur_aside = read_compared(Path(current), options, "current")
         report = compare(
             ref, cur, reference_name=str(reference), contract=self.declared_contract(),
             declared_target=data.target, declared_task=None if data.task == "auto" else data.task,
             columns=columns, target=target, thresholds=self.config.monitoring.thresholds,
             min_rows=self.config.monitoring.min_rows,
+            set_aside=[a for a in (ref_aside, cur_aside) if a is not None],
         )  # fmt: skip
         if html is not None:
             write_drift_html(report, Path(html), reference=Path(reference), current=Path(current))

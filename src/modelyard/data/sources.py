@@ -72,11 +72,13 @@ else:
     from modelyard.data.lazy import polars as pl
 
 __all__ = [
+    "describe_rejected",
     "fingerprint_files",
     "fingerprint_source",
     "infer_task",
     "iter_source_batches",
     "read_file",
+    "read_file_rows",
     "read_source",
     "read_source_rows",
     "read_source_table",
@@ -382,11 +384,34 @@ def read_file(
     fs: Any = None,
 ) -> pl.DataFrame:
     """Read one file (local, or a URL through its fsspec filesystem ``fs``) as a source does:
-    CSV as strings, Parquet and JSON with their types. Raises :class:`DataError`."""
-    frames, rejected = _collect(_stream_files([location], format, read or ReadOptions(), fs))
-    if rejected is not None:
+    CSV as strings, Parquet and JSON with their types. Raises :class:`DataError`, also for a
+    line that is not a row (:func:`read_file_rows` sets them aside)."""
+    rows, rejected = read_file_rows(location, format=format, read=read, fs=fs)
+    if rejected.height:
         raise _rejected_error(rejected)
-    return _concat_rows(frames, str(location))
+    return rows
+
+
+def read_file_rows(
+    location: Path | str,
+    *,
+    format: str = "auto",
+    read: ReadOptions | None = None,
+    fs: Any = None,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """:func:`read_file`, with the lines that are not rows (a wrong number of fields, broken
+    quoting) set aside as ingest does: the rows, and those lines (columns
+    :data:`~modelyard.data.table.REJECTED_SCHEMA`; :func:`describe_rejected` says what the
+    first one is)."""
+    frames, rejected = _collect(_stream_files([location], format, read or ReadOptions(), fs))
+    rows = _concat_rows(frames, str(location)) if frames else pl.DataFrame()
+    return rows, rejected if rejected is not None else pl.DataFrame(schema=rejected_schema())
+
+
+def describe_rejected(rejected: pl.DataFrame) -> str:
+    """The first of the ``rejected`` lines in one line: where, and what is wrong with it."""
+    error = _rejected_error(rejected.head(1))
+    return f"{error.where}: {error.what} ({error.found})"
 
 
 _SNIFF_BYTES = 1 << 20

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from modelyard.ops.monitoring.drift import DriftReport, FeatureDrift
+from modelyard.ops.monitoring.drift import DriftReport, FeatureDrift, SetAside
 from modelyard.ops.monitoring.monitor import MonitorReport, WindowReport
 from modelyard.reports.html import (
     PALETTE,
@@ -61,7 +61,17 @@ def drift_text(report: DriftReport, *, reference: str, current: str) -> str:
         t = report.target
         lines.append(f"label drift (target '{t.column}', not counted above): {t.status}")
         lines.append(_text_row(t))
+    lines += [f"note: {set_aside_text(a)}" for a in report.set_aside]
     return "\n".join(lines)
+
+
+def set_aside_text(aside: SetAside) -> str:
+    """One sentence on the lines of a file that were not rows."""
+    many = aside.lines != 1
+    return (
+        f"{aside.lines:,} line{'s' if many else ''} of the {aside.table} file {'are' if many else 'is'}"
+        f" not {'rows' if many else 'a row'}, left out (first: {aside.first})"
+    )
 
 
 def _status(status: str) -> str:
@@ -124,13 +134,19 @@ def _thresholds(report: DriftReport) -> str:
 
 def render_drift_html(report: DriftReport, *, title: str = "Drift report") -> str:
     """Two tables compared: verdict, one row per column, and each column's distributions."""
+    notes = "".join(
+        f"<li data-set-aside='{a.table}'><span class='badge warning'>set aside</span>"
+        f"<span>{escape(set_aside_text(a))}</span></li>"
+        for a in report.set_aside
+    )
+    notes = f"<ul class='alerts'>{notes}</ul>" if notes else ""
     head = (
         f"<section id='summary'><h2>Summary {_status(report.status)}</h2><table><tbody>"
         f"<tr><td>reference rows</td>{stat(report.reference_rows, name='reference_rows')}</tr>"
         f"<tr><td>current rows</td>{stat(report.current_rows, name='current_rows')}</tr>"
         f"<tr><td>drifted features</td>{stat(len(report.drifted_features), name='drifted_features')}</tr>"
         f"<tr><td>drift share</td>{stat(report.drift_share, name='drift_share', text=fmt_share(report.drift_share))}</tr>"
-        f"</tbody></table>{_thresholds(report)}</section>"
+        f"</tbody></table>{notes}{_thresholds(report)}</section>"
     )
     table = f"<section id='features'><h2>Features</h2>{_feature_rows(report.features)}</section>"
     nav = [("summary", "Summary"), ("features", "Features")]

@@ -8,15 +8,16 @@ project's, else one inferred from the reference), the target apart as label drif
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     import polars as pl
 
     from modelyard.config.schema import DriftThresholds, ReadOptions
     from modelyard.data.contract import DataContract, Task
-    from modelyard.ops.monitoring.drift import DriftReport
+    from modelyard.ops.monitoring.drift import DriftReport, SetAside
 
 
 def _guess_read(path: Path, separator: str | None, header: bool | None) -> ReadOptions:
@@ -32,17 +33,46 @@ def _guess_read(path: Path, separator: str | None, header: bool | None) -> ReadO
     return ReadOptions(separator=separator or ",", has_header=True if header is None else header)
 
 
+def read_compared(
+    path: Path, read: ReadOptions, table: Literal["reference", "current"]
+) -> tuple[pl.DataFrame, SetAside | None]:
+    """One file of a drift comparison, the lines that are not rows set aside as ingest does
+    (and described). More of them than rows is a :class:`DataError`: the read options are
+    wrong for the file (its separator, header or format), not a few lines broken."""
+    from modelyard.data.sources import describe_rejected, read_file_rows
+    from modelyard.errors import DataError
+    from modelyard.ops.monitoring.drift import SetAside
+
+    rows, rejected = read_file_rows(path, read=read)
+    if not rejected.height:
+        return rows, None
+    first = describe_rejected(rejected)
+    lines = rows.height + rejected.height
+    if rejected.height > rows.height:
+        raise DataError(
+            f"{rejected.height:,} of the {lines:,} lines are not rows",
+            where=str(path),
+            expected="lines of the same number of fields (a few broken ones are left out)",
+            found=f"first: {first}",
+            fix="Check the file's separator, header and format.",
+        )
+    at = int(rejected.get_column("_line")[0])
+    return rows, SetAside(table=table, lines=rejected.height, first_line=at, first=first)
+
+
 def read_plain(
-    path: Path, separator: str | None = None, header: bool | None = None
-) -> pl.DataFrame:
-    """Read one file of ``modelyard drift`` without a project; an error names this command's
-    options (not modelyard.yaml's ``read`` keys)."""
-    from modelyard.data.sources import read_file
+    path: Path,
+    separator: str | None = None,
+    header: bool | None = None,
+    table: Literal["reference", "current"] = "current",
+) -> tuple[pl.DataFrame, SetAside | None]:
+    """Read one file of ``modelyard drift`` without a project (:func:`read_compared`); an
+    error names this command's options (not modelyard.yaml's ``read`` keys)."""
     from modelyard.errors import DataError
 
     read = _guess_read(path, separator, header)
     try:
-        return read_file(path, read=read)
+        return read_compared(path, read, table)
     except DataError as exc:
         guess = f"separator {read.separator!r}, " + (
             "a header line" if read.has_header else "no header (columns column_1, ...)"
@@ -67,10 +97,11 @@ def drift_files(
 ) -> DriftReport:
     """Drift between two plain files (CSV, Parquet, JSON, or URLs), without a project: each
     CSV's separator and header guessed unless given, the contract inferred from ``reference``."""
-    ref, cur = (read_plain(p, separator, header) for p in (reference, current))
+    ref, ref_aside = read_plain(reference, separator, header, "reference")
+    cur, cur_aside = read_plain(current, separator, header, "current")
     return compare(
         ref, cur, reference_name=str(reference), columns=columns, target=target,
-        min_rows=min_rows,
+        min_rows=min_rows, set_aside=[a for a in (ref_aside, cur_aside) if a is not None],
     )  # fmt: skip
 
 
@@ -86,10 +117,12 @@ def compare(
     target: str | None = None,
     thresholds: DriftThresholds | None = None,
     min_rows: int = 100,
+    set_aside: Sequence[SetAside] = (),
 ) -> DriftReport:
     """Drift of ``cur`` from ``ref`` on every column ``contract`` knows (inferred from ``ref``
     when None; ``declared_target``/``declared_task`` are a project's), or on ``columns``; the
-    ``target`` (default: the contract's) is reported apart, as label drift."""
+    ``target`` (default: the contract's) is reported apart, as label drift. ``set_aside``:
+    the lines of the files that were not rows (:func:`read_compared`), for the report."""
     from modelyard.config.schema import ColumnRoles, ContractSection, DriftThresholds
     from modelyard.data.contract import infer_contract
     from modelyard.ops.monitoring.drift import drift as run_drift
@@ -129,10 +162,11 @@ def compare(
             ],
         }
     )
-    return run_drift(
+    report = run_drift(
         ref, cur, contract=contract, columns=columns, target=label,
         thresholds=thresholds or DriftThresholds(), min_rows=min_rows,
     )  # fmt: skip
+    return report.model_copy(update={"set_aside": list(set_aside)}) if set_aside else report
 
 
 def project_read_options(

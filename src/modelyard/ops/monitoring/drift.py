@@ -130,6 +130,18 @@ class FeatureDrift(BaseModel):
         return {k: float(v) for k, v in out.items() if v is not None and math.isfinite(v)}
 
 
+class SetAside(BaseModel):
+    """Lines of one file that are not rows (a wrong number of fields, broken quoting), left
+    out of the comparison as ingest sets them aside."""
+
+    table: Literal["reference", "current"]
+    lines: int
+    first_line: int
+    """The (1-based, physical) line number of the first of them."""
+    first: str
+    """The first of them: the file and line, what is wrong, its text."""
+
+
 class DriftReport(BaseModel):
     """Drift of every compared column, and the dataset's verdict."""
 
@@ -149,6 +161,8 @@ class DriftReport(BaseModel):
     ``drift_share``)."""
     skipped_columns: list[str] = Field(default_factory=list)
     """Columns of one table only (not compared)."""
+    set_aside: list[SetAside] = Field(default_factory=list)
+    """Per file, the lines that are not rows (not compared; the rows counts leave them out)."""
     seconds: float = 0.0
 
     def feature(self, name: str) -> FeatureDrift:

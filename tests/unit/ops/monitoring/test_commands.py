@@ -83,3 +83,58 @@ def test_emit_config(tmp_path: Path) -> None:
     assert "modelyard_performance_drop > 0.02" in rules
     assert "modelyard_http_request_duration_seconds_bucket" in rules
     assert "127.0.0.1:9108" in (tmp_path / "p" / "prometheus.yml").read_text()
+
+
+def _with_bad_lines(tmp_path: Path, shared_data: Path) -> tuple[Path, Path]:
+    diamonds = pl.read_csv(shared_data / "diamonds.csv")
+    ref, cur = tmp_path / "ref.csv", tmp_path / "cur.csv"
+    diamonds[:5000].write_csv(ref)
+    lines = diamonds[5000:10000].write_csv().splitlines(keepends=True)
+    # line 1001 of the file: two fields short; line 2002: one too many; both are not rows
+    lines.insert(1000, "0.3,Ideal,E,SI1,61.5,55.0,326,3.95\n")
+    lines.insert(2001, "0.3,Ideal,E,SI1,61.5,55.0,326,3.95,3.98,2.43,7\n")
+    cur.write_text("".join(lines))
+    return ref, cur
+
+
+def test_drift_command_sets_aside_lines_that_are_not_rows(
+    tmp_path: Path, shared_data: Path
+) -> None:
+    # they stopped the command ("line 1001 has 8 fields"), where ingest and the monitor set
+    # such lines aside and read the rest
+    ref, cur = _with_bad_lines(tmp_path, shared_data)
+    done = CliRunner().invoke(drift, [str(ref), str(cur), "--json"])
+    assert done.exit_code == 0, done.output
+    report = json.loads(done.output)
+    assert report["current_rows"] == 5000 and report["reference_rows"] == 5000
+    (aside,) = report["set_aside"]
+    assert aside["table"] == "current" and aside["lines"] == 2
+    assert aside["first_line"] == 1001 and f"{cur}:1001" in aside["first"]
+    assert "8 fields" in aside["first"]
+    done = CliRunner().invoke(drift, [str(cur), str(ref), "--html", str(tmp_path / "d.html")])
+    assert done.exit_code == 0, done.output
+    assert "2 lines of the reference file are not rows" in done.output
+    assert "left out" in done.output and f"{cur}:1001" in done.output
+    html = (tmp_path / "d.html").read_text()
+    assert "2 lines of the reference file are not rows" in html
+    # read as a project reads its data: the same
+    yaml = tmp_path / "modelyard.yaml"
+    yaml.write_text("version: 1\nname: d\ndata: {source: {path: ref.csv}, target: price}\n")
+    done = CliRunner().invoke(drift, ["-c", str(yaml), str(ref), str(cur), "--json"])
+    assert done.exit_code == 0, done.output
+    report = json.loads(done.output)
+    assert report["current_rows"] == 5000 and report["target"]["column"] == "price"
+    assert [(a["table"], a["lines"]) for a in report["set_aside"]] == [("current", 2)]
+
+
+def test_drift_command_refuses_a_file_mostly_not_rows(tmp_path: Path) -> None:
+    # more lines that are not rows than rows: a wrong separator or header guess, not a few
+    # broken lines; a clear error, as before
+    ref, cur = tmp_path / "ref.csv", tmp_path / "cur.csv"
+    ref.write_text("a,b,c\n" + "".join(f"{i},{i % 3},x\n" for i in range(300)))
+    cur.write_text("a,b,c\n" + "".join(f"{i},{i}\n" if i % 3 else f"{i},1,y\n" for i in range(300)))
+    done = CliRunner().invoke(drift, [str(ref), str(cur)])
+    assert done.exit_code != 0
+    message = str(done.exception)
+    assert "200 of the 300 lines are not rows" in message and "--separator" in message
+    assert "cur.csv:3: line 3 has 2 fields" in message
