@@ -337,15 +337,23 @@ def _bit_length(x: np.ndarray) -> np.ndarray:
     return counts
 
 
-def _sorted_unique(x: np.ndarray) -> np.ndarray:
+def _sorted_unique(x: np.ndarray, *, presorted: bool = False) -> np.ndarray:
     """``np.unique`` by a sort (numpy's hash-based unique is slow on 64-bit hashes)."""
-    x = np.sort(x)
+    x = x if presorted else np.sort(x)
     if x.size < 2:
         return x
     keep = np.empty(x.size, dtype=bool)
     keep[0] = True
     np.not_equal(x[1:], x[:-1], out=keep[1:])
     return x[keep]
+
+
+def _union_sorted(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``np.union1d`` of two sorted arrays of distinct values, in linear time (a stable sort
+    of two sorted runs is a merge; ``union1d`` sorts, or hashes, the whole again)."""
+    both = np.concatenate([a, b])
+    both.sort(kind="stable")
+    return _sorted_unique(both, presorted=True)
 
 
 def hll_registers(hashes: np.ndarray, p: int = HLL_P) -> np.ndarray:
@@ -405,7 +413,7 @@ class DistinctSketch:
     def merge(self, other: DistinctSketch) -> DistinctSketch:
         kept = None
         if self.hashes is not None and other.hashes is not None:
-            kept = np.union1d(self.hashes, other.hashes)
+            kept = _union_sorted(self.hashes, other.hashes)
             if kept.size > self.exact:
                 kept = None
         return DistinctSketch(np.maximum(self.registers, other.registers), kept, self.exact)

@@ -164,6 +164,23 @@ def test_distinct_counts_are_exact_below_the_threshold(
         assert sketch.count() == s.drop_nulls().n_unique()
 
 
+@SETTINGS
+@given(
+    a=st.sets(st.integers(0, 2**64 - 1), max_size=300),
+    b=st.sets(st.integers(0, 2**64 - 1), max_size=300),
+    shared=st.sets(st.integers(0, 2**64 - 1), max_size=50),
+)
+def test_the_exact_distinct_sets_merge_into_their_union(
+    a: set[int], b: set[int], shared: set[int]
+) -> None:
+    # the merge of two exact sketches is a linear merge of their sorted hashes: the union
+    left, right = (np.array(sorted(x | shared), dtype=np.uint64) for x in (a, b))
+    merged = DistinctSketch(hashes=left, exact=10_000).merge(DistinctSketch(hashes=right))
+    assert merged.hashes is not None
+    assert merged.hashes.dtype == np.uint64
+    assert merged.hashes.tolist() == sorted(a | b | shared)
+
+
 def _bounds(n: int, cuts: list[int]) -> list[tuple[int, int]]:
     points = [0, *sorted({min(max(c, 0), n) for c in cuts}), n]
     return list(itertools.pairwise(points))
