@@ -134,6 +134,10 @@ def scaffold(
     ]
     if read.skip_rows:  # a title line above the table
         read_lines.append(f"      skip_rows: {read.skip_rows}")
+    if read.decimal_comma:
+        read_lines.append("      decimal_comma: true  # guessed: numbers are written 54,93")
+    if read.encoding != "utf8":
+        read_lines.append(f"      encoding: {read.encoding}  # guessed: the file is not UTF-8")
     text = _TEMPLATE.format(
         name=(name or data_file.name.split(".")[0]).replace(" ", "_") or "project",
         path=rel,

@@ -68,3 +68,18 @@ def test_every_setting_the_template_shows_is_the_schema_default(tmp_path: Path) 
             assert yaml.safe_load(value) == getattr(default, key), (name, key, value)
             shown += 1
     assert shown >= 10
+
+
+def test_init_reads_a_windows_export_and_says_its_encoding(tmp_path: Path) -> None:
+    data = tmp_path / "clients.csv"
+    rows = "".join(f"{i},{city},{i % 2}\n" for i in range(200) for city in ("Zürich", "Besançon"))
+    data.write_bytes(("id,city,churn\n" + rows).encode("cp1252"))
+    text, task = scaffold(data, target="churn", name=None, out=tmp_path / "modelyard.yaml")
+    assert task == "binary"
+    read = yaml.safe_load(text)["data"]["source"]["read"]
+    assert read["encoding"] == "cp1252"
+    assert "encoding: cp1252  # guessed" in text
+    # a UTF-8 file: the default, not written
+    data.write_text("id,city,churn\n" + rows, encoding="utf-8")
+    text, _ = scaffold(data, target="churn", name=None, out=tmp_path / "modelyard.yaml")
+    assert "encoding" not in yaml.safe_load(text)["data"]["source"]["read"]

@@ -142,6 +142,10 @@ class ReadOptions(Section):
     "Unicode Text") is read as UTF-16, whatever this says."""
     strip_whitespace: bool = False
     """Strip spaces around every string value (for files separated by ``", "``)."""
+    decimal_comma: bool = False
+    """Numbers are written with a decimal comma, as European spreadsheets export them (with
+    ``separator: ";"``): a value that is such a number (``54,93``, ``-0,5``, ``1.234,5`` with
+    points between thousands) is read as that number; other values are left as they are."""
     parse_dates: list[str] = Field(default_factory=list)
     """Columns to parse as dates or datetimes (ISO 8601 or a format in ``date_format``)."""
     date_format: str | None = None

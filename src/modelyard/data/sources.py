@@ -431,7 +431,8 @@ def sniff_read_options(
     has_header: bool | None = None,
     name_columns: bool = False,
 ) -> ReadOptions:
-    """Guess the separator and whether there is a header from the first records of a CSV file.
+    """Guess the encoding, the separator and whether there is a header from the first
+    records of a CSV file.
 
     ``separator`` / ``has_header``: known already (not guessed). ``name_columns``: give a file
     without a header the names ``column_1``, ``column_2``, ... (``read.columns``), one per
@@ -444,6 +445,10 @@ def sniff_read_options(
     ``|``, ``;`` or parentheses does not mislead it (:class:`csv.Sniffer` counted characters
     line by line, and its ``has_header`` re-guessed the dialect from any character).
 
+    The encoding: UTF-8 when the sample is UTF-8, else cp1252 (what Windows tools write),
+    else latin1 (:func:`_guess_encoding`). ``decimal_comma`` when the separator is not a comma
+    and a column holds numbers written with a decimal comma (``54,93``) and integers only.
+
     Records of a single field above a wider table (a title line) are skipped (``skip_rows``).
     The first record is a header unless it reads as data: a column whose other values are all
     numbers (or ISO dates, or booleans) votes *data* when the first record holds one there too
@@ -454,7 +459,8 @@ def sniff_read_options(
     with _open_bytes(path) as read:  # as ingest reads it: gzip and UTF-16 by content
         head = read(_SNIFF_BYTES)
         whole = not read(1)
-    sample = head.decode("utf-8", errors="replace").removeprefix("\ufeff")
+    encoding = _guess_encoding(head, whole)
+    sample = head.decode(_CODECS[encoding], errors="replace").removeprefix("\ufeff")
     if not sample.strip():
         raise DataError("the file is empty", where=str(path), fix="Point init at a file with data.")
     best: tuple[float, int] = (-1.0, 0)
@@ -475,13 +481,51 @@ def sniff_read_options(
     later = [f for r in records[:20] for f in r[1:] if f]
     spaced = bool(later) and sum(f.startswith(" ") for f in later) >= 0.9 * len(later)
     header = _first_record_is_header(records) if has_header is None else has_header
+    comma = chosen != "," and _decimal_comma(records[1:] if header else records)
     columns = None
     if name_columns and not header:
         columns = [f"column_{i + 1}" for i in range(max(widest, 1))]
     return ReadOptions(
         separator=chosen, strip_whitespace=spaced, has_header=header, columns=columns,
-        skip_rows=skip,
+        skip_rows=skip, encoding=encoding, decimal_comma=comma,
     )  # fmt: skip
+
+
+def _decimal_comma(records: list[list[str]]) -> bool:
+    """Whether the numbers of these records are written with a decimal comma: some column
+    holds one, and every value of that column is an integer or such a number."""
+    comma = re.compile(_DECIMAL_COMMA)
+    integer = re.compile(r"^[+-]?\d+$")
+    width = max((len(r) for r in records), default=0)
+    for i in range(width):
+        values = [r[i].strip() for r in records if i < len(r) and r[i].strip()]
+        if any(comma.match(v) for v in values) and all(
+            comma.match(v) or integer.match(v) for v in values
+        ):
+            return True
+    return False
+
+
+_CODECS = {"utf8": "utf-8", "cp1252": "cp1252", "latin1": "latin-1"}
+"""Python's codec for each ``read.encoding`` the sniffer guesses."""
+
+
+def _guess_encoding(head: bytes, whole: bool) -> Literal["utf8", "cp1252", "latin1"]:
+    """``read.encoding`` of a file from its first bytes: UTF-8 when they decode as UTF-8 (a
+    character cut by the end of a partial head counts); else cp1252, the Western code page
+    Windows tools (Excel) write; else latin1, which reads any byte (cp1252 leaves five
+    undefined)."""
+    try:
+        head.decode("utf-8")
+        return "utf8"
+    except UnicodeDecodeError as exc:
+        if not whole and exc.reason == "unexpected end of data" and exc.start >= len(head) - 3:
+            return "utf8"
+    try:
+        head.decode("cp1252")
+    except UnicodeDecodeError:
+        return "latin1"
+    return "cp1252"
 
 
 def _sniff_records(sample: str, separator: str, whole: bool) -> list[tuple[list[str], int]]:
@@ -2158,8 +2202,13 @@ def _read_builtin(name: str) -> pl.DataFrame:
 # =========================================================================== after reading
 
 
+_DECIMAL_COMMA = r"^[+-]?(\d+|\d{1,3}(\.\d{3})+),\d+$"
+"""A number written with a decimal comma (points between thousands allowed): ``-1.234,5``."""
+
+
 def _clean_strings(df: pl.DataFrame, options: ReadOptions) -> pl.DataFrame:
-    """strip_whitespace, then the empty string and the null values become null."""
+    """strip_whitespace, then the empty string and the null values become null; with
+    ``decimal_comma``, numbers written with one are rewritten with a decimal point."""
     text_cols = [c for c, t in df.schema.items() if t == pl.String]
     if not text_cols:
         return df
@@ -2169,6 +2218,9 @@ def _clean_strings(df: pl.DataFrame, options: ReadOptions) -> pl.DataFrame:
         col = pl.col(name)
         if options.strip_whitespace:
             col = col.str.strip_chars()
+        if options.decimal_comma:
+            number = col.str.replace_all(".", "", literal=True).str.replace(",", ".", literal=True)
+            col = pl.when(col.str.contains(_DECIMAL_COMMA)).then(number).otherwise(col)
         exprs.append(pl.when(col.is_in(nulls)).then(None).otherwise(col).alias(name))
     return df.with_columns(exprs)
 

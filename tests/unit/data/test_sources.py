@@ -281,6 +281,46 @@ def test_sniff_a_utf16_file(tmp_path: Path) -> None:
     assert sniff_read_options(path).separator == ";"
 
 
+def test_sniff_guesses_the_encoding(tmp_path: Path) -> None:
+    # a Windows export (cp1252) stopped init: "not valid utf8 text ... set read.encoding" in a
+    # modelyard.yaml init was about to write
+    path = tmp_path / "t.csv"
+    text = "id;city;note\n1;Zürich;café “ok”\n2;Köln;naïve – 5€\n3;São Paulo;x\n"
+    path.write_bytes(text.encode("cp1252"))
+    options = sniff_read_options(path)
+    assert options.encoding == "cp1252" and options.separator == ";" and options.has_header
+    assert read_source(Source(path=path, read=options))["city"].to_list() == [
+        "Zürich", "Köln", "São Paulo",
+    ]  # fmt: skip
+    path.write_bytes(text.encode("utf-8"))
+    assert sniff_read_options(path).encoding == "utf8"
+    # bytes cp1252 leaves undefined (0x81, 0x8d, 0x8f, 0x90, 0x9d): latin1, which reads any byte
+    path.write_bytes(b"a,b\n1,\x81x\n2,\xe9\n")
+    assert sniff_read_options(path).encoding == "latin1"
+    # a UTF-8 character cut by the end of the sniffed head is still UTF-8
+    head = b"a,b\n" + b"1,x\n" * ((1 << 20) // 4 - 2) + b"1,\xc3"
+    path.write_bytes(head[: 1 << 20] + b"\xa9\n2,y\n")
+    assert sniff_read_options(path).encoding == "utf8"
+
+
+def test_decimal_comma(tmp_path: Path) -> None:
+    # European spreadsheets write 54,93 (and 1.234,5): read as text, then the contract called
+    # such a column an identifier, dropping the numbers from the features
+    text = "id;score;big;note\n1;54,93;1.234,5;a,b\n2;-0,5;12,0;1,2,3\n3;7;999;\n"
+    df = read_source(_csv(tmp_path / "t.csv", text, separator=";", decimal_comma=True))
+    path = tmp_path / "t.csv"
+    assert df["score"].to_list() == ["54.93", "-0.5", "7"]
+    assert df["big"].to_list() == ["1234.5", "12.0", "999"]
+    assert df["note"].to_list() == ["a,b", "1,2,3", None]  # not numbers: as they are
+    options = sniff_read_options(path)
+    assert options.separator == ";" and options.decimal_comma
+    # a comma-separated file, or one whose numbers use a point: no
+    _csv(tmp_path / "t.csv", "a;b\n1.5;x,y\n2.5;z\n", separator=";")
+    assert not sniff_read_options(path).decimal_comma
+    _csv(tmp_path / "t.csv", 'a,b\n"1,5",x\n"2,5",z\n')
+    assert not sniff_read_options(path).decimal_comma
+
+
 def test_normalize(tmp_path: Path) -> None:
     src = _csv(tmp_path / "t.csv", "y,z\nYES.,a\nno.,b\n,c\n")
     df = read_source(
