@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import difflib
+import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from modelyard.config.schema import ColumnRoles, ContractSection, ReadOptions, Source
-from modelyard.data.sources import sniff_read_options
+from modelyard.data.sources import sniff_csv
 from modelyard.errors import DataError, name_list
 
 if TYPE_CHECKING:
@@ -96,11 +97,10 @@ def scaffold(
             fix="Pass the path of a CSV, Parquet or JSON file.",
         )
     suffixes = "".join(data_file.suffixes).lower()
-    read = ReadOptions()
+    read, renamed, date_note = ReadOptions(), [], None
     if not any(s in suffixes for s in (".parquet", ".pq", ".json", ".jsonl", ".ndjson")):
-        read = sniff_read_options(data_file)
-        if not read.has_header:
-            read = read.model_copy(update={"has_header": True})  # names are needed; user can edit
+        sniffed = sniff_csv(data_file, name_columns=True)
+        read, renamed, date_note = sniffed.options, sniffed.renamed, sniffed.date_note
     frame = read_source(Source(path=data_file.resolve(), read=read), sample=20_000, seed=0)
     task = "auto"
     if target is not None:
@@ -134,6 +134,16 @@ def scaffold(
     ]
     if read.skip_rows:  # a title line above the table
         read_lines.append(f"      skip_rows: {read.skip_rows}")
+    if read.columns is not None:
+        why = (
+            "the header's names; renamed: " + ", ".join(renamed)
+            if read.has_header
+            else "the file has no header: name them"
+        )
+        read_lines.append(f"      columns: {json.dumps(read.columns)}  # {why}")
+    if read.date_format is not None:
+        read_lines.append(f"      parse_dates: {json.dumps(read.parse_dates)}")
+        read_lines.append(f'      date_format: "{read.date_format}"  # guessed: {date_note}')
     if read.decimal_comma:
         read_lines.append("      decimal_comma: true  # guessed: numbers are written 54,93")
     if read.encoding != "utf8":

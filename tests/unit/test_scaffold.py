@@ -83,3 +83,58 @@ def test_init_reads_a_windows_export_and_says_its_encoding(tmp_path: Path) -> No
     data.write_text("id,city,churn\n" + rows, encoding="utf-8")
     text, _ = scaffold(data, target="churn", name=None, out=tmp_path / "modelyard.yaml")
     assert "encoding" not in yaml.safe_load(text)["data"]["source"]["read"]
+
+
+def test_init_names_the_columns_a_header_leaves_unnamed_or_repeats(tmp_path: Path) -> None:
+    # a trailing separator on every line (an unnamed, empty last column) or a repeated name
+    # stopped init ("the header has a column without a name"); pandas names them, so do we,
+    # in the yaml where the user sees and edits them
+    data = tmp_path / "export.csv"
+    rows = "".join(f"{i},{i % 4},{i * 2},{'yes' if i % 3 else 'no'},\n" for i in range(120))
+    data.write_text("id,group,group,answer,\n" + rows)
+    text, task = scaffold(data, target="answer", name=None, out=tmp_path / "modelyard.yaml")
+    read = yaml.safe_load(text)["data"]["source"]["read"]
+    assert read["columns"] == ["id", "group", "group_2", "answer", "column_5"]
+    assert read["has_header"] is True and task == "binary"
+    assert "# the header's names; renamed: group (2nd) -> group_2, column 5 -> column_5" in text
+
+
+def test_init_names_the_columns_of_a_file_without_header(tmp_path: Path) -> None:
+    # the first data row became the header (names like "39" and "State-gov", one row lost)
+    data = tmp_path / "adult.data"
+    rows = "".join(
+        f"{20 + i % 50}, {'Private' if i % 2 else 'State-gov'}, {i % 2}\n" for i in range(90)
+    )
+    data.write_text(rows)
+    text, _ = scaffold(data, target="column_3", name=None, out=tmp_path / "modelyard.yaml")
+    read = yaml.safe_load(text)["data"]["source"]["read"]
+    assert read["has_header"] is False
+    assert read["columns"] == ["column_1", "column_2", "column_3"]
+
+
+def test_init_recognises_dates_written_day_or_month_first(tmp_path: Path) -> None:
+    # "3/14/2019" was text, then an identifier: the dates left the features unnoticed
+    data = tmp_path / "signups.csv"
+    rows = "".join(
+        f"{i},{i % 12 + 1}/{i % 28 + 1}/2019,{i % 28 + 1}.{i % 12 + 1}.2020 10:{i % 60:02d},{i % 2}\n"
+        for i in range(100)
+    )
+    data.write_text("id,signup,seen,churn\n" + rows)
+    text, _ = scaffold(data, target="churn", name=None, out=tmp_path / "modelyard.yaml")
+    read = yaml.safe_load(text)["data"]["source"]["read"]
+    assert read["parse_dates"] == ["signup"] and read["date_format"] == "%m/%d/%Y"
+    assert "# guessed: 14 cannot be a month" in text or "cannot be a month" in text
+    # day and month both at most 12: no guess
+    rows = "".join(f"{i},{i % 12 + 1}/{i % 12 + 1}/2019,{i % 2}\n" for i in range(100))
+    data.write_text("id,signup,churn\n" + rows)
+    text, _ = scaffold(data, target="churn", name=None, out=tmp_path / "modelyard.yaml")
+    read = yaml.safe_load(text)["data"]["source"]["read"]
+    assert "date_format" not in read and "parse_dates" not in read
+    # day first, with a time: the only date column in its format
+    rows = "".join(
+        f"{i},{i % 28 + 1}.{i % 12 + 1}.2020 10:{i % 60:02d},{i % 2}\n" for i in range(100)
+    )
+    data.write_text("id,seen,churn\n" + rows)
+    text, _ = scaffold(data, target="churn", name=None, out=tmp_path / "modelyard.yaml")
+    read = yaml.safe_load(text)["data"]["source"]["read"]
+    assert read["parse_dates"] == ["seen"] and read["date_format"] == "%d.%m.%Y %H:%M"

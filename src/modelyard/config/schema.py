@@ -124,6 +124,10 @@ class Section(BaseModel):
 # --------------------------------------------------------------------------- data
 
 
+_STRFTIME = set("aAbBcCdDeFgGhHIjklmMnpPrRsStTuUVwWxXyYzZf+%")
+"""The directive letters of a strftime format (chrono's, which polars uses)."""
+
+
 class ReadOptions(Section):
     """How to parse a file. Every option has the default of a well-formed CSV file."""
 
@@ -149,13 +153,29 @@ class ReadOptions(Section):
     parse_dates: list[str] = Field(default_factory=list)
     """Columns to parse as dates or datetimes (ISO 8601 or a format in ``date_format``)."""
     date_format: str | None = None
-    """A strftime format for ``parse_dates`` columns; ISO 8601 is detected without it."""
+    """A strftime format (``"%d/%m/%Y"``, ``"%m/%d/%Y %H:%M"``) of the ``parse_dates`` columns
+    and the date and datetime ``dtypes``: their values in it are read as dates (datetimes when
+    it has a time); other values are judged by validation. Without it, ISO 8601."""
     dtypes: dict[str, Literal["int", "float", "str", "bool", "date", "datetime"]] = Field(
         default_factory=dict
     )
     """Force the type of some columns instead of inferring it."""
     comment_prefix: str | None = None
     """Lines starting with this prefix are skipped."""
+
+    @field_validator("date_format")
+    @classmethod
+    def _valid_date_format(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        found = re.findall(r"%[-_0^#]?[:.]?[0-9]?(.)", value)
+        bad = [f"%{c}" for c in found if c not in _STRFTIME]
+        if bad or not found:
+            raise ValueError(
+                f"not a strftime format ({'unknown ' + ', '.join(bad) if bad else 'no %'}): "
+                'e.g. "%d/%m/%Y" or "%m/%d/%Y %H:%M"'
+            )
+        return value
 
 
 class ValueMap(Section):

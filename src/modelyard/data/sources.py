@@ -424,6 +424,17 @@ _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?%?$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$")
 
 
+@dataclass(frozen=True)
+class Sniffed:
+    """What :func:`sniff_csv` found: the read options, and the header names it renamed."""
+
+    options: ReadOptions
+    renamed: list[str]
+    """One note per renamed header name (``"column 5 -> column_5"``, ``"a (2nd) -> a_2"``)."""
+    date_note: str | None = None
+    """Why ``options.date_format`` was guessed (``"3/14/2019: 14 cannot be a month"``)."""
+
+
 def sniff_read_options(
     path: Path,
     *,
@@ -431,12 +442,26 @@ def sniff_read_options(
     has_header: bool | None = None,
     name_columns: bool = False,
 ) -> ReadOptions:
+    """The read options of a CSV file, guessed from its first records (:func:`sniff_csv`)."""
+    return sniff_csv(
+        path, separator=separator, has_header=has_header, name_columns=name_columns
+    ).options
+
+
+def sniff_csv(
+    path: Path,
+    *,
+    separator: str | None = None,
+    has_header: bool | None = None,
+    name_columns: bool = False,
+) -> Sniffed:
     """Guess the encoding, the separator and whether there is a header from the first
     records of a CSV file.
 
     ``separator`` / ``has_header``: known already (not guessed). ``name_columns``: give a file
     without a header the names ``column_1``, ``column_2``, ... (``read.columns``), one per
-    field of its most common record width.
+    field of its most common record width; and a header with an empty or repeated name all
+    its names, those made unique (:func:`unique_names`).
 
     The sample (the first MiB) is parsed as CSV (quotes, doubled quotes and quoted line breaks
     honoured) with each candidate separator (``,``, ``;``, tab, ``|``); the separator that splits
@@ -482,13 +507,104 @@ def sniff_read_options(
     spaced = bool(later) and sum(f.startswith(" ") for f in later) >= 0.9 * len(later)
     header = _first_record_is_header(records) if has_header is None else has_header
     comma = chosen != "," and _decimal_comma(records[1:] if header else records)
-    columns = None
+    columns, renamed = None, []
     if name_columns and not header:
         columns = [f"column_{i + 1}" for i in range(max(widest, 1))]
-    return ReadOptions(
+    elif name_columns and records:
+        fixed, renamed = unique_names([f.strip() if spaced else f for f in records[0]])
+        columns = fixed if renamed else None
+    names = columns or (
+        [f.strip() if spaced else f for f in records[0]] if header and records else []
+    )
+    dates = _date_format(names, records[1:] if header else records)
+    fmt, date_columns, note = dates if dates is not None else (None, [], None)
+    options = ReadOptions(
         separator=chosen, strip_whitespace=spaced, has_header=header, columns=columns,
-        skip_rows=skip, encoding=encoding, decimal_comma=comma,
+        skip_rows=skip, encoding=encoding, decimal_comma=comma, parse_dates=date_columns,
+        date_format=fmt,
     )  # fmt: skip
+    return Sniffed(options, renamed, note)
+
+
+_DATE_SHAPE = re.compile(r"^(\d{1,2})([/.-])(\d{1,2})\2(\d{4})(?: (\d{1,2}):(\d{2})(:\d{2})?)?$")
+"""A date written day or month first (``14/3/2019``, ``3-14-2019``, ``14.03.2019 10:30``)."""
+
+
+def _date_format(
+    names: Sequence[str], records: list[list[str]]
+) -> tuple[str, list[str], str] | None:
+    """The strftime format of the columns of these records whose every value is a date
+    written day or month first, when the values tell which (a first number above 12 is a
+    day; a second one, a month; dates with points are day first); with those of the first
+    such column's format (``read.date_format`` is one per file), and why."""
+    found: tuple[str, list[str], str] | None = None
+    for i, name in enumerate(names):
+        values = [r[i].strip() for r in records if i < len(r) and r[i].strip()]
+        matches = [_DATE_SHAPE.match(v) for v in values]
+        if not values or not all(matches):
+            continue
+        shapes = [m for m in matches if m is not None]
+        if len({(m[2], m[5] is None, m[7] is None) for m in shapes}) != 1:
+            continue  # one separator, and a time (with seconds) in all or none
+        first, second = (max(int(m[k]) for m in shapes) for k in (1, 3))
+        sep, m0 = shapes[0][2], shapes[0]
+        if first > 12 and second > 12 or max(first, second) > 31:
+            continue
+        if first > 12 or (second <= 12 and sep == "."):
+            day = next((m[0] for m in shapes if int(m[1]) > 12), m0[0])
+            fmt, why = (
+                f"%d{sep}%m{sep}%Y",
+                f"{day}: day first"
+                + (
+                    f", {day.split(sep)[0]} cannot be a month"
+                    if first > 12
+                    else " (dates with points)"
+                ),
+            )
+        elif second > 12:
+            day = next(m[0] for m in shapes if int(m[3]) > 12)
+            fmt, why = f"%m{sep}%d{sep}%Y", f"{day}: {int(day.split(sep)[1])} cannot be a month"
+        else:
+            continue  # day and month both at most 12: no guess
+        if m0[5] is not None:
+            fmt += " %H:%M" + (":%S" if m0[7] is not None else "")
+        if found is None:
+            found = (fmt, [name], why)
+        elif found[0] == fmt:
+            found[1].append(name)
+    return found
+
+
+def unique_names(names: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Column names made usable, as pandas does: an empty one becomes ``column_<position>``,
+    a repeated one gets ``_2``, ``_3``, ... (never a name the header has); with one note per
+    renamed column."""
+    taken = set(names)
+    seen: Counter[str] = Counter()
+    out: list[str] = []
+    notes: list[str] = []
+    for i, name in enumerate(names):
+        if not name.strip():
+            new = f"column_{i + 1}"
+            while new in taken:
+                new += "_"
+            notes.append(f"column {i + 1} -> {new}")
+        else:
+            seen[name] += 1
+            new, k = name, seen[name]
+            if k > 1:
+                new = f"{name}_{k}"
+                while new in taken:
+                    k += 1
+                    new = f"{name}_{k}"
+                notes.append(f"{name} ({_ordinal(seen[name])}) -> {new}")
+        taken.add(new)
+        out.append(new)
+    return out, notes
+
+
+def _ordinal(n: int) -> str:
+    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
 
 
 def _decimal_comma(records: list[list[str]]) -> bool:
@@ -2208,11 +2324,14 @@ _DECIMAL_COMMA = r"^[+-]?(\d+|\d{1,3}(\.\d{3})+),\d+$"
 
 def _clean_strings(df: pl.DataFrame, options: ReadOptions) -> pl.DataFrame:
     """strip_whitespace, then the empty string and the null values become null; with
-    ``decimal_comma``, numbers written with one are rewritten with a decimal point."""
+    ``decimal_comma``, numbers written with one are rewritten with a decimal point; with
+    ``date_format``, the values of the date columns in that format are rewritten in ISO 8601
+    (:func:`_iso_dates`)."""
     text_cols = [c for c, t in df.schema.items() if t == pl.String]
     if not text_cols:
         return df
     nulls = ["", *options.null_values]
+    dates = _date_columns(options)
     exprs = []
     for name in text_cols:
         col = pl.col(name)
@@ -2221,8 +2340,34 @@ def _clean_strings(df: pl.DataFrame, options: ReadOptions) -> pl.DataFrame:
         if options.decimal_comma:
             number = col.str.replace_all(".", "", literal=True).str.replace(",", ".", literal=True)
             col = pl.when(col.str.contains(_DECIMAL_COMMA)).then(number).otherwise(col)
+        if name in dates and options.date_format is not None:
+            col = _iso_dates(col, options.date_format)
         exprs.append(pl.when(col.is_in(nulls)).then(None).otherwise(col).alias(name))
     return df.with_columns(exprs)
+
+
+def _date_columns(options: ReadOptions) -> set[str]:
+    """The columns ``read.date_format`` applies to: ``parse_dates``, and the ``dtypes`` of
+    date or datetime."""
+    typed = {c for c, t in options.dtypes.items() if t in ("date", "datetime")}
+    return set(options.parse_dates) | typed
+
+
+_TIME_DIRECTIVES = ("%H", "%I", "%k", "%l", "%M", "%S", "%T", "%R", "%r", "%c", "%p", "%s")
+
+
+def _iso_dates(col: pl.Expr, fmt: str) -> pl.Expr:
+    """The values of ``col`` in the strftime format ``fmt`` rewritten in ISO 8601 (a date, or
+    a date and time when the format has a time); any other value as it is, for validation to
+    judge. A format with a UTC offset (``%z``) gives the time in UTC."""
+    timed = any(d in fmt for d in _TIME_DIRECTIVES)
+    if not timed:
+        parsed = col.str.strptime(pl.Date, fmt, strict=False, exact=True)
+        return pl.coalesce(parsed.dt.strftime("%Y-%m-%d"), col)
+    parsed = col.str.strptime(pl.Datetime("us"), fmt, strict=False, exact=True)
+    if "%z" in fmt:
+        parsed = parsed.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
+    return pl.coalesce(parsed.dt.strftime("%Y-%m-%d %H:%M:%S%.f").str.replace(r"\.0+$", ""), col)
 
 
 def _rename(df: pl.DataFrame, columns: Sequence[str], path: Location) -> pl.DataFrame:

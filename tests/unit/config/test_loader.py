@@ -237,3 +237,12 @@ def test_defaults_of_omitted_sections_resolve_from_the_yaml_folder_too(tmp_path:
     config = load_config(write(tmp_path, GOOD), env={})
     assert config.contract.path == (tmp_path / "contract.yaml").resolve()
     assert config.output_dir == (tmp_path / "modelyard-out").resolve()
+
+
+def test_a_date_format_is_checked(tmp_path: Path) -> None:
+    ok = "version: 1\nname: p\ndata:\n  source: {path: data.csv, read: {date_format: '%d.%m.%Y %H:%M'}}\n"
+    assert load(tmp_path, ok).data.source.read.date_format == "%d.%m.%Y %H:%M"
+    for bad, why in (("%Q/%m", "unknown %Q"), ("dd/mm/yyyy", "no %")):
+        text = ok.replace("%d.%m.%Y %H:%M", bad)
+        (found,) = problems(tmp_path, text)
+        assert "data.source.read.date_format: not a strftime format" in found and why in found

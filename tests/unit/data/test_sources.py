@@ -27,6 +27,7 @@ from modelyard.data.sources import (
     separator_hint,
     sniff_read_options,
     source_files,
+    unique_names,
 )
 from modelyard.errors import DataError
 from tests.conftest import ADULT_COLUMNS
@@ -319,6 +320,24 @@ def test_decimal_comma(tmp_path: Path) -> None:
     assert not sniff_read_options(path).decimal_comma
     _csv(tmp_path / "t.csv", 'a,b\n"1,5",x\n"2,5",z\n')
     assert not sniff_read_options(path).decimal_comma
+
+
+def test_date_format(tmp_path: Path) -> None:
+    # read.date_format was documented and ignored: every value of a parse_dates column in that
+    # format was unreadable, and validation quarantined every row
+    text = "when,at,other\n28/7/2022,28/07/2022 13:05,3/4/2020\n2/5/2018,,x\n31/2/2018,bad,y\n"
+    df = read_source(
+        _csv(tmp_path / "t.csv", text, parse_dates=["when", "at"], date_format="%d/%m/%Y")
+    )
+    # values in the format become ISO; the others stay as they are (validation judges them)
+    assert df["when"].to_list() == ["2022-07-28", "2018-05-02", "31/2/2018"]
+    assert df["other"].to_list() == ["3/4/2020", "x", "y"]  # not a date column: untouched
+    assert df["at"].to_list() == ["28/07/2022 13:05", None, "bad"]  # not that format
+    df = read_source(
+        _csv(tmp_path / "t.csv", text, dtypes={"at": "datetime"}, date_format="%d/%m/%Y %H:%M")
+    )
+    assert df["at"].to_list() == ["2022-07-28 13:05:00", None, "bad"]
+    assert df["when"].to_list() == ["28/7/2022", "2/5/2018", "31/2/2018"]
 
 
 def test_normalize(tmp_path: Path) -> None:
@@ -844,3 +863,17 @@ def test_roundtrip_property(tmp_path: Path, table: tuple[str, list[str], list[li
     assert all(dtype == pl.String for dtype in df.dtypes)
     expected = [tuple(value if value != "" else None for value in row) for row in rows]
     assert df.rows() == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(["", " ", "a", "a_2", "b", "column_2", "a_3"]), max_size=8))
+def test_unique_names(names: list[str]) -> None:
+    fixed, notes = unique_names(names)
+    assert len(fixed) == len(names) and len(set(fixed)) == len(fixed)
+    assert all(n.strip() for n in fixed)
+    kept = [n == f for n, f in zip(names, fixed, strict=True)]
+    assert len(notes) == kept.count(False)
+    # a name the header has once, and not empty, is kept
+    for n, f in zip(names, fixed, strict=True):
+        if n.strip() and names.count(n) == 1:
+            assert f == n
