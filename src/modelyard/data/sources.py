@@ -548,7 +548,7 @@ def _date_format(
             continue  # one separator, and a time (with seconds) in all or none
         first, second = (max(int(m[k]) for m in shapes) for k in (1, 3))
         sep, m0 = shapes[0][2], shapes[0]
-        if first > 12 and second > 12 or max(first, second) > 31:
+        if (first > 12 and second > 12) or max(first, second) > 31:
             continue
         if first > 12 or (second <= 12 and sep == "."):
             day = next((m[0] for m in shapes if int(m[1]) > 12), m0[0])
