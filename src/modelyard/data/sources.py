@@ -507,7 +507,8 @@ def sniff_csv(
     spaced = bool(later) and sum(f.startswith(" ") for f in later) >= 0.9 * len(later)
     header = _first_record_is_header(records) if has_header is None else has_header
     comma = chosen != "," and _decimal_comma(records[1:] if header else records)
-    columns, renamed = None, []
+    columns: list[str] | None = None
+    renamed: list[str] = []
     if name_columns and not header:
         columns = [f"column_{i + 1}" for i in range(max(widest, 1))]
     elif name_columns and records:
