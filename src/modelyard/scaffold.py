@@ -84,6 +84,10 @@ compute:
 """
 
 
+_NULL_VALUES = ["", "NA", "?"]
+"""The missing-value tokens the yaml of a CSV file lists (and init reads the sample with)."""
+
+
 def scaffold(
     data_file: Path, *, target: str | None, name: str | None, out: Path
 ) -> tuple[str, str]:
@@ -101,6 +105,7 @@ def scaffold(
     if not any(s in suffixes for s in (".parquet", ".pq", ".json", ".jsonl", ".ndjson")):
         sniffed = sniff_csv(data_file, name_columns=True)
         read, renamed, date_note = sniffed.options, sniffed.renamed, sniffed.date_note
+    read = read.model_copy(update={"null_values": _NULL_VALUES})  # as the yaml says
     frame = read_source(Source(path=data_file.resolve(), read=read), sample=20_000, seed=0)
     task = "auto"
     if target is not None:
@@ -130,7 +135,7 @@ def scaffold(
         f'      separator: "{read.separator}"',
         f"      has_header: {'true' if read.has_header else 'false'}",
         f"      strip_whitespace: {'true' if read.strip_whitespace else 'false'}",
-        '      null_values: ["", "NA", "?"]',
+        f"      null_values: {json.dumps(_NULL_VALUES)}",
     ]
     if read.skip_rows:  # a title line above the table
         read_lines.append(f"      skip_rows: {read.skip_rows}")

@@ -138,3 +138,14 @@ def test_init_recognises_dates_written_day_or_month_first(tmp_path: Path) -> Non
     text, _ = scaffold(data, target="churn", name=None, out=tmp_path / "modelyard.yaml")
     read = yaml.safe_load(text)["data"]["source"]["read"]
     assert read["parse_dates"] == ["seen"] and read["date_format"] == "%d.%m.%Y %H:%M"
+
+
+def test_init_reads_the_sample_with_the_null_values_it_writes(tmp_path: Path) -> None:
+    # the yaml says null_values: ["", "NA", "?"], but init read without them: a 0/1 target
+    # with "NA" for missing labels was inferred multiclass (classes 0, 1 and "NA")
+    data = tmp_path / "labels.csv"
+    rows = "".join(f"{i * 0.1},{['1', '0', 'NA', '?'][i % 4]}\n" for i in range(200))
+    data.write_text("x,y\n" + rows)
+    text, task = scaffold(data, target="y", name=None, out=tmp_path / "modelyard.yaml")
+    assert task == "binary"
+    assert yaml.safe_load(text)["data"]["source"]["read"]["null_values"] == ["", "NA", "?"]
