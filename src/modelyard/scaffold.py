@@ -105,7 +105,8 @@ def scaffold(
     if not any(s in suffixes for s in (".parquet", ".pq", ".json", ".jsonl", ".ndjson")):
         sniffed = sniff_csv(data_file, name_columns=True)
         read, renamed, date_note = sniffed.options, sniffed.renamed, sniffed.date_note
-    read = read.model_copy(update={"null_values": _NULL_VALUES})  # as the yaml says
+    nulls = _NULL_VALUES + [t for t in read.null_values if t not in _NULL_VALUES]
+    read = read.model_copy(update={"null_values": nulls})  # as the yaml says
     frame = read_source(Source(path=data_file.resolve(), read=read), sample=20_000, seed=0)
     task = "auto"
     if target is not None:
@@ -135,7 +136,7 @@ def scaffold(
         f'      separator: "{read.separator}"',
         f"      has_header: {'true' if read.has_header else 'false'}",
         f"      strip_whitespace: {'true' if read.strip_whitespace else 'false'}",
-        f"      null_values: {json.dumps(_NULL_VALUES)}",
+        f"      null_values: {json.dumps(read.null_values)}",
     ]
     if read.skip_rows:  # a title line above the table
         read_lines.append(f"      skip_rows: {read.skip_rows}")

@@ -149,3 +149,25 @@ def test_init_reads_the_sample_with_the_null_values_it_writes(tmp_path: Path) ->
     text, task = scaffold(data, target="y", name=None, out=tmp_path / "modelyard.yaml")
     assert task == "binary"
     assert yaml.safe_load(text)["data"]["source"]["read"]["null_values"] == ["", "NA", "?"]
+
+
+def test_init_lists_the_missing_value_tokens_the_file_uses(tmp_path: Path) -> None:
+    # "N/A" and Excel's "#N/A" in a numeric column were unreadable values: their rows were
+    # quarantined, and above 5% the first run failed
+    data = tmp_path / "sales.csv"
+    tokens = ["N/A", "#N/A", "null", "NaN"]
+    rows = "".join(
+        f"{tokens[i % 4] if i % 5 == 0 else i * 1.5},{'a' if i % 2 else 'b'},{i % 2}\n"
+        for i in range(200)
+    )
+    data.write_text("amount,kind,y\n" + rows)
+    text, _ = scaffold(data, target="y", name=None, out=tmp_path / "modelyard.yaml")
+    read = yaml.safe_load(text)["data"]["source"]["read"]
+    assert read["null_values"] == ["", "NA", "?", "#N/A", "N/A", "NaN", "null"]
+    out = tmp_path / "modelyard.yaml"
+    out.write_text(text)
+    from modelyard.config.loader import load_config
+    from modelyard.data.sources import read_source
+
+    frame = read_source(load_config(out).data.source)
+    assert frame["amount"].null_count() == 40 and frame.height == 200

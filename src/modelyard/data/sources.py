@@ -419,6 +419,12 @@ _SNIFF_BYTES = 1 << 20
 _SNIFF_RECORDS = 200
 """How many records of that sample it parses."""
 _SEPARATORS = (",", ";", "\t", "|")
+_NA_TOKENS = frozenset(
+    {"#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+     "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"}
+)  # fmt: skip
+"""The values pandas' ``read_csv`` reads as missing by default (Excel's ``#N/A`` among them):
+the sniffer lists those the file uses in ``null_values``."""
 _MISSING_TOKENS = frozenset({"", "?", "-", "na", "n/a", "nan", "null", "none"})
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?%?$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$")
@@ -473,6 +479,8 @@ def sniff_csv(
     The encoding: UTF-8 when the sample is UTF-8, else cp1252 (what Windows tools write),
     else latin1 (:func:`_guess_encoding`). ``decimal_comma`` when the separator is not a comma
     and a column holds numbers written with a decimal comma (``54,93``) and integers only.
+    ``null_values``: those of pandas' missing-value tokens (``NA``, ``N/A``, ``#N/A``, ``null``,
+    ...) the sample holds. ``parse_dates`` and ``date_format``: :func:`_date_format`.
 
     Records of a single field above a wider table (a title line) are skipped (``skip_rows``).
     The first record is a header unless it reads as data: a column whose other values are all
@@ -519,10 +527,12 @@ def sniff_csv(
     )
     dates = _date_format(names, records[1:] if header else records)
     fmt, date_columns, note = dates if dates is not None else (None, [], None)
+    body = records[1:] if header else records
+    tokens = {f.strip() if spaced else f for r in body for f in r} & _NA_TOKENS
     options = ReadOptions(
         separator=chosen, strip_whitespace=spaced, has_header=header, columns=columns,
         skip_rows=skip, encoding=encoding, decimal_comma=comma, parse_dates=date_columns,
-        date_format=fmt,
+        date_format=fmt, null_values=sorted(tokens),
     )  # fmt: skip
     return Sniffed(options, renamed, note)
 
