@@ -20,17 +20,33 @@ if TYPE_CHECKING:
     from modelyard.ops.monitoring.drift import DriftReport, SetAside
 
 
-def _guess_read(path: Path, separator: str | None, header: bool | None) -> ReadOptions:
+def _guess_read(
+    path: Path, separator: str | None, header: bool | None, like: ReadOptions | None = None
+) -> ReadOptions:
     """Read options of a plain file: the CSV separator and header guessed (unless given); a
-    file without a header gets the names column_1, column_2, ..."""
+    file without a header gets the names column_1, column_2, ... ``like``: the reference's
+    options, whose way of writing values (date format, decimal comma, missing-value tokens)
+    the other file shares where its own sample shows none (a sample can hold no day above 12)."""
     from modelyard.config.schema import ReadOptions
     from modelyard.data.sources import sniff_read_options
 
     local = Path(path)
     suffixes = "".join(local.suffixes).lower()
-    if local.is_file() and not any(s in suffixes for s in (".parquet", ".pq", ".json")):
-        return sniff_read_options(local, separator=separator, has_header=header, name_columns=True)
-    return ReadOptions(separator=separator or ",", has_header=True if header is None else header)
+    if not (local.is_file() and not any(s in suffixes for s in (".parquet", ".pq", ".json"))):
+        return ReadOptions(
+            separator=separator or ",", has_header=True if header is None else header
+        )
+    read = sniff_read_options(local, separator=separator, has_header=header, name_columns=True)
+    if like is None:
+        return read
+    update: dict[str, Any] = {
+        "null_values": sorted({*read.null_values, *like.null_values}),
+        "decimal_comma": read.decimal_comma
+        or (like.decimal_comma and like.separator == read.separator),
+    }
+    if read.date_format is None and like.date_format is not None:
+        update |= {"date_format": like.date_format, "parse_dates": like.parse_dates}
+    return read.model_copy(update=update)
 
 
 def read_compared(
@@ -65,14 +81,16 @@ def read_plain(
     separator: str | None = None,
     header: bool | None = None,
     table: Literal["reference", "current"] = "current",
-) -> tuple[pl.DataFrame, SetAside | None]:
-    """Read one file of ``modelyard drift`` without a project (:func:`read_compared`); an
-    error names this command's options (not modelyard.yaml's ``read`` keys)."""
+    like: ReadOptions | None = None,
+) -> tuple[pl.DataFrame, SetAside | None, ReadOptions]:
+    """Read one file of ``modelyard drift`` without a project (:func:`read_compared`), with
+    the read options guessed (``like``: see :func:`_guess_read`); an error names this
+    command's options (not modelyard.yaml's ``read`` keys)."""
     from modelyard.errors import DataError
 
-    read = _guess_read(path, separator, header)
+    read = _guess_read(path, separator, header, like)
     try:
-        return read_compared(path, read, table)
+        return (*read_compared(path, read, table), read)
     except DataError as exc:
         guess = f"separator {read.separator!r}, " + (
             "a header line" if read.has_header else "no header (columns column_1, ...)"
@@ -97,8 +115,8 @@ def drift_files(
 ) -> DriftReport:
     """Drift between two plain files (CSV, Parquet, JSON, or URLs), without a project: each
     CSV's separator and header guessed unless given, the contract inferred from ``reference``."""
-    ref, ref_aside = read_plain(reference, separator, header, "reference")
-    cur, cur_aside = read_plain(current, separator, header, "current")
+    ref, ref_aside, read = read_plain(reference, separator, header, "reference")
+    cur, cur_aside, _ = read_plain(current, separator, header, "current", like=read)
     return compare(
         ref, cur, reference_name=str(reference), columns=columns, target=target,
         min_rows=min_rows, set_aside=[a for a in (ref_aside, cur_aside) if a is not None],

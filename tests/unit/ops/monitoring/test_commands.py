@@ -138,3 +138,24 @@ def test_drift_command_refuses_a_file_mostly_not_rows(tmp_path: Path) -> None:
     message = str(done.exception)
     assert "200 of the 300 lines are not rows" in message and "--separator" in message
     assert "cur.csv:3: line 3 has 2 fields" in message
+
+
+def test_drift_reads_the_current_file_as_the_reference_writes_values(tmp_path: Path) -> None:
+    # the current file's sample holds no day above 12: its dates are read in the reference's
+    # format, not left as text that no longer parses (a missing-rate drift that is not there)
+    ref, cur = tmp_path / "ref.csv", tmp_path / "cur.csv"
+    ref.write_text(
+        "when;x;y\n"
+        + "".join(f"{i % 28 + 1}/{i % 12 + 1}/2020;{i % 7},5;{i % 2}\n" for i in range(400))
+    )
+    cur.write_text(
+        "when;x;y\n"
+        + "".join(f"{i % 12 + 1}/{i % 12 + 1}/2021;{i % 7},5;{i % 2}\n" for i in range(400))
+    )
+    done = CliRunner().invoke(drift, [str(ref), str(cur), "--json"])
+    assert done.exit_code == 0, done.output
+    report = json.loads(done.output)
+    when = next(f for f in report["features"] if f["column"] == "when")
+    assert when["kind"] == "numeric" and when["missing_current"] == 0.0  # dates: numeric
+    x = next(f for f in report["features"] if f["column"] == "x")
+    assert x["kind"] == "numeric" and x["status"] == "ok"  # 0,5 .. 6,5 read as numbers in both
