@@ -98,13 +98,20 @@ def scaffold(
         raise DataError(
             "no such file",
             where=str(data_file),
-            fix="Pass the path of a CSV, Parquet or JSON file.",
+            fix="Pass the path of a CSV, Parquet, JSON or Excel file.",
         )
     suffixes = "".join(data_file.suffixes).lower()
     read, renamed, date_note = ReadOptions(), [], None
-    if not any(s in suffixes for s in (".parquet", ".pq", ".json", ".jsonl", ".ndjson")):
+    excel = (".xls", ".xlsx", ".xlsm", ".xlsb", ".ods")
+    if not any(s in suffixes for s in (".parquet", ".pq", ".json", ".jsonl", ".ndjson", *excel)):
         sniffed = sniff_csv(data_file, name_columns=True)
         read, renamed, date_note = sniffed.options, sniffed.renamed, sniffed.date_note
+    sheets: list[str] = []
+    if any(s in suffixes for s in excel):
+        from modelyard.data.sources import excel_sheets
+
+        sheets = excel_sheets(data_file)
+        read = read.model_copy(update={"sheet": sheets[0] if sheets else None})
     nulls = _NULL_VALUES + [t for t in read.null_values if t not in _NULL_VALUES]
     read = read.model_copy(update={"null_values": nulls})  # as the yaml says
     frame = read_source(Source(path=data_file.resolve(), read=read), sample=20_000, seed=0)
@@ -138,6 +145,13 @@ def scaffold(
         f"      strip_whitespace: {'true' if read.strip_whitespace else 'false'}",
         f"      null_values: {json.dumps(read.null_values)}",
     ]
+    if read.sheet is not None:
+        shown = ", ".join(json.dumps(n) for n in sheets[:10]) + (
+            ", ..." if len(sheets) > 10 else ""
+        )
+        read_lines.append(
+            f"      sheet: {json.dumps(read.sheet)}  # the workbook's sheets: {shown}"
+        )
     if read.skip_rows:  # a title line above the table
         read_lines.append(f"      skip_rows: {read.skip_rows}")
     if read.columns is not None:

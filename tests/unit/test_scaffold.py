@@ -171,3 +171,20 @@ def test_init_lists_the_missing_value_tokens_the_file_uses(tmp_path: Path) -> No
 
     frame = read_source(load_config(out).data.source)
     assert frame["amount"].null_count() == 40 and frame.height == 200
+
+
+def test_init_on_an_excel_workbook(tmp_path: Path) -> None:
+    import xlsxwriter
+
+    data = tmp_path / "fish.xlsx"
+    book = xlsxwriter.Workbook(data)
+    sheet = book.add_worksheet("Fish")
+    sheet.write_row(0, 0, ["length", "weight", "species"])
+    for i in range(120):
+        sheet.write_row(i + 1, 0, [i % 17 + 0.5, i % 11 * 1.5, ["bream", "pike", "perch"][i % 3]])
+    book.add_worksheet("Notes")
+    book.close()
+    text, task = scaffold(data, target="species", name=None, out=tmp_path / "modelyard.yaml")
+    assert task == "multiclass"
+    assert yaml.safe_load(text)["data"]["source"]["read"]["sheet"] == "Fish"
+    assert '# the workbook\'s sheets: "Fish", "Notes"' in text

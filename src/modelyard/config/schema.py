@@ -146,6 +146,9 @@ class ReadOptions(Section):
     "Unicode Text") is read as UTF-16, whatever this says."""
     strip_whitespace: bool = False
     """Strip spaces around every string value (for files separated by ``", "``)."""
+    sheet: int | str | None = None
+    """Excel workbooks (``.xlsx``, ``.xls``, ``.ods``; the ``excel`` extra): the sheet to read, by
+    name or by position counting from 1 (default: the first)."""
     decimal_comma: bool = False
     """Numbers are written with a decimal comma, as European spreadsheets export them (with
     ``separator: ";"``): a value that is such a number (``54,93``, ``-0,5``, ``1.234,5`` with
@@ -162,6 +165,13 @@ class ReadOptions(Section):
     """Force the type of some columns instead of inferring it."""
     comment_prefix: str | None = None
     """Lines starting with this prefix are skipped."""
+
+    @field_validator("sheet")
+    @classmethod
+    def _sheet_position(cls, value: int | str | None) -> int | str | None:
+        if isinstance(value, int) and value < 1:
+            raise ValueError("a sheet's position counts from 1 (or give its name)")
+        return value
 
     @field_validator("date_format")
     @classmethod
@@ -250,7 +260,7 @@ class Source(Section):
     the parts committed in its manifest, so a retrain sees the newly ingested rows."""
     builtin: Literal["breast_cancer", "iris", "wine", "diabetes"] | None = None
     """A real dataset bundled with scikit-learn (no download), for trying modelyard out."""
-    format: Literal["auto", "csv", "parquet", "json", "ndjson"] = "auto"
+    format: Literal["auto", "csv", "parquet", "json", "ndjson", "excel"] = "auto"
     """File format; ``auto`` decides from the extension (``.data``/``.test``/``.txt`` read as CSV)."""
     read: ReadOptions = Field(default_factory=ReadOptions)
     """Parsing options."""
@@ -274,7 +284,7 @@ class TestSource(Section):
     path: PathOrURL
     """A file or glob with the hold-out rows (or a URL, read with the source's
     ``storage_options``)."""
-    format: Literal["auto", "csv", "parquet", "json", "ndjson"] = "auto"
+    format: Literal["auto", "csv", "parquet", "json", "ndjson", "excel"] = "auto"
     """File format, as for the source."""
     read: dict[str, Any] = Field(default_factory=dict)
     """Read options that differ from the source's (e.g. ``skip_rows: 1``)."""
@@ -846,7 +856,7 @@ class IngestSection(Section):
     decoder: str = "json"
     """How a Kafka message becomes a record: ``json`` (one JSON object), or
     ``package.module:function`` taking the value's bytes and returning a mapping."""
-    format: Literal["auto", "csv", "parquet", "json", "ndjson"] = "auto"
+    format: Literal["auto", "csv", "parquet", "json", "ndjson", "excel"] = "auto"
     """Format of the files of a watched folder (``auto``: from the extension)."""
     read: ReadOptions = Field(default_factory=ReadOptions)
     """Parsing options of the files of a watched folder."""

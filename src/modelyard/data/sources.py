@@ -87,7 +87,7 @@ __all__ = [
     "source_files",
 ]
 
-FileFormat = Literal["csv", "parquet", "json", "ndjson"]
+FileFormat = Literal["csv", "parquet", "json", "ndjson", "excel"]
 Location = Path | str
 """A local file, or the URL of a remote one (``s3://bucket/key``)."""
 
@@ -99,6 +99,7 @@ _FORMAT_BY_SUFFIX: dict[str, FileFormat] = {
     ".json": "json",
     ".jsonl": "ndjson",
     ".ndjson": "ndjson",
+    **{s: "excel" for s in (".xlsx", ".xlsm", ".xlsb", ".xls", ".ods")},
 }
 _GLOB_CHARS = re.compile(r"[*?\[]")
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:/")
@@ -899,7 +900,7 @@ def _resolve_format(path: Location, fmt: str) -> FileFormat:
         where=str(path),
         expected="one of " + ", ".join(sorted({*_FORMAT_BY_SUFFIX, ".gz"})),
         found=f"'{suffix}'" if suffix else "no extension",
-        fix="Set data.source.format (csv, parquet, json or ndjson).",
+        fix="Set data.source.format (csv, parquet, json, ndjson or excel).",
     )
 
 
@@ -1109,9 +1110,70 @@ def _stream_file(
                 yield from _stream_parquet(local, options, batch_rows, shown=path)
         else:
             yield from _stream_parquet(path, options, batch_rows)
+    elif fmt == "excel":  # a workbook is read whole (a sheet holds at most 1,048,576 rows)
+        data = remote.fetch(fs, path) if isinstance(path, str) else _read_bytes(path)
+        yield _finish(_read_excel(path, data, options), options, path), None
     else:  # a JSON array is parsed whole
         data = remote.fetch(fs, path) if isinstance(path, str) else _read_bytes(path)
         yield _finish(_read_json(path, _unpack(path, data), lines=False), options, path), None
+
+
+def excel_sheets(path: Location, data: bytes | None = None) -> list[str]:
+    """The sheet names of a workbook (``data``: its bytes, read from ``path`` when None)."""
+    import importlib.util
+
+    from modelyard.errors import MissingExtraError
+
+    if importlib.util.find_spec("fastexcel") is None:
+        raise MissingExtraError("fastexcel", "excel", f"reading the Excel workbook {path}")
+    import fastexcel
+
+    try:
+        return list(
+            fastexcel.read_excel(_read_bytes(Path(path)) if data is None else data).sheet_names
+        )
+    except Exception as exc:  # fastexcel's errors share no base class with polars'
+        raise DataError(
+            "cannot read the file as an Excel workbook",
+            where=str(path),
+            expected="an .xlsx, .xlsm, .xlsb, .xls or .ods workbook",
+            found=_first_line(exc),
+            fix="Open it in a spreadsheet and save it again (or as CSV), or check data.source.format.",
+        ) from None
+
+
+def _read_excel(path: Location, data: bytes, options: ReadOptions) -> pl.DataFrame:
+    """One sheet of a workbook (``read.sheet``, else the first), ``skip_rows`` lines above the
+    header, empty rows and columns dropped; every cell as text, as a CSV file is read (the
+    contract types the columns; a text cell among numbers is judged by validation, never
+    turned into a null as a typed read would). Through polars' calamine engine (the ``excel``
+    extra)."""
+    import io
+
+    names = excel_sheets(path, data)
+    sheet = options.sheet
+    if (isinstance(sheet, str) and sheet not in names) or (
+        isinstance(sheet, int) and sheet > len(names)
+    ):
+        raise DataError(
+            f"the workbook has no sheet {sheet!r}",
+            where=str(path),
+            expected=f"one of its {len(names)} sheets: {', '.join(repr(n) for n in names)}",
+            found=repr(sheet),
+            fix="Set read.sheet to a sheet's name, or its position counting from 1.",
+        )
+    which = {"sheet_name": sheet} if isinstance(sheet, str) else {"sheet_id": sheet or 1}
+    rows = {"header_row": options.skip_rows} if options.has_header else {
+        "header_row": None, "skip_rows": options.skip_rows,
+    }  # fmt: skip
+    return pl.read_excel(
+        io.BytesIO(data),
+        engine="calamine",
+        has_header=options.has_header,
+        read_options={**rows, "dtypes": "string"},
+        raise_if_empty=False,
+        **which,
+    )
 
 
 def _finish(df: pl.DataFrame, options: ReadOptions, path: Location) -> pl.DataFrame:
@@ -2544,7 +2606,9 @@ def _estimate_file(file: Path, read: ReadOptions) -> tuple[int, int] | None:
     if name.endswith((".parquet", ".pq")):
         lazy = pl.scan_parquet(file)  # reads the footer only
         return int(lazy.select(pl.len()).collect().item()), len(lazy.collect_schema())
-    if name.endswith((".gz", ".zip", ".bz2", ".xz", ".zst", ".json")):
+    if name.endswith((".gz", ".zip", ".bz2", ".xz", ".zst", ".json", ".xlsx", ".xlsm", ".xlsb")):
+        return None
+    if name.endswith((".xls", ".ods")):
         return None
     size = file.stat().st_size
     with file.open("rb") as f:
