@@ -139,7 +139,7 @@ def render_drift_html(report: DriftReport, *, title: str = "Drift report") -> st
         f"<span>{escape(set_aside_text(a))}</span></li>"
         for a in report.set_aside
     )
-    notes = f"<ul class='alerts'>{notes}</ul>" if notes else ""
+    notes = f"<ul class='alerts' style='margin-top:12px'>{notes}</ul>" if notes else ""
     head = (
         f"<section id='summary'><h2>Summary {_status(report.status)}</h2><table><tbody>"
         f"<tr><td>reference rows</td>{stat(report.reference_rows, name='reference_rows')}</tr>"
