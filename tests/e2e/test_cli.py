@@ -262,10 +262,19 @@ def test_drift_on_plain_csv_files_with_a_long_text_column(tmp_path: Path) -> Non
     done = modelyard("drift", str(ref), str(ref), "--no-header", "--json", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert next(f["column"] for f in json.loads(done.stdout)["features"]) == "column_1"
-    # a file the guess cannot read: the fix names this command's options, not read.columns
-    (tmp_path / "ragged.csv").write_text("a,b\n1,2\n3,4,5\n" + "6,7\n" * 50)
-    done = modelyard("drift", str(tmp_path / "ragged.csv"), str(ref), cwd=tmp_path)
+    # one line that is not a row: set aside and said, not fatal
+    (tmp_path / "ragged.csv").write_text("a,b\n1,2\n3,4,5\n" + "6,7\n" * 150)
+    done = modelyard(
+        "drift", str(tmp_path / "ragged.csv"), str(tmp_path / "ragged.csv"), cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    assert "note: 1 line of the reference file is not a row, left out" in done.stdout
+    # a file the guess cannot read (mostly lines that are not rows): the fix names this
+    # command's options, not read.columns
+    (tmp_path / "wrong.csv").write_text("a,b\n1,2\n" + "3,4,5\n" * 50)
+    done = modelyard("drift", str(tmp_path / "wrong.csv"), str(ref), cwd=tmp_path)
     assert done.returncode == 2
+    assert "50 of the 51 lines are not rows" in done.stderr
     assert "--separator" in done.stderr and "--header" in done.stderr
     assert "read.columns" not in done.stderr and "Traceback" not in done.stderr
 
