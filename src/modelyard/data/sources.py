@@ -515,20 +515,18 @@ def sniff_csv(
     later = [f for r in records[:20] for f in r[1:] if f]
     spaced = bool(later) and sum(f.startswith(" ") for f in later) >= 0.9 * len(later)
     header = _first_record_is_header(records) if has_header is None else has_header
-    comma = chosen != "," and _decimal_comma(records[1:] if header else records)
+    body = records[1:] if header else records
+    first = [f.strip() if spaced else f for f in records[0]] if header and records else []
     columns: list[str] | None = None
     renamed: list[str] = []
     if name_columns and not header:
         columns = [f"column_{i + 1}" for i in range(max(widest, 1))]
-    elif name_columns and records:
-        fixed, renamed = unique_names([f.strip() if spaced else f for f in records[0]])
+    elif name_columns and first:
+        fixed, renamed = unique_names(first)
         columns = fixed if renamed else None
-    names = columns or (
-        [f.strip() if spaced else f for f in records[0]] if header and records else []
-    )
-    dates = _date_format(names, records[1:] if header else records)
+    dates = _date_format(columns or first, body)
     fmt, date_columns, note = dates if dates is not None else (None, [], None)
-    body = records[1:] if header else records
+    comma = chosen != "," and _decimal_comma(body)
     tokens = {f.strip() if spaced else f for r in body for f in r} & _NA_TOKENS
     options = ReadOptions(
         separator=chosen, strip_whitespace=spaced, has_header=header, columns=columns,
