@@ -561,19 +561,14 @@ def _date_format(
         if (first > 12 and second > 12) or max(first, second) > 31:
             continue
         if first > 12 or (second <= 12 and sep == "."):
-            day = next((m[0] for m in shapes if int(m[1]) > 12), m0[0])
-            fmt, why = (
-                f"%d{sep}%m{sep}%Y",
-                f"{day}: day first"
-                + (
-                    f", {day.split(sep)[0]} cannot be a month"
-                    if first > 12
-                    else " (dates with points)"
-                ),
-            )
+            fmt = f"%d{sep}%m{sep}%Y"
+            shown = next((m for m in shapes if int(m[1]) > 12), m0)
+            why = f"{shown[1]} cannot be a month" if first > 12 else "dates with points"
+            why = f"{shown[0]}: day first, {why}"
         elif second > 12:
-            day = next(m[0] for m in shapes if int(m[3]) > 12)
-            fmt, why = f"%m{sep}%d{sep}%Y", f"{day}: {int(day.split(sep)[1])} cannot be a month"
+            fmt = f"%m{sep}%d{sep}%Y"
+            shown = next(m for m in shapes if int(m[3]) > 12)
+            why = f"{shown[0]}: {shown[3]} cannot be a month"
         else:
             continue  # day and month both at most 12: no guess
         if m0[5] is not None:
