@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from modelyard.config.schema import ColumnRoles, ContractSection, ReadOptions, Source
-from modelyard.data.sources import sniff_csv
+from modelyard.data.sources import excel_sheets, file_format, sniff_csv
 from modelyard.errors import DataError, name_list
 
 if TYPE_CHECKING:
@@ -100,16 +100,13 @@ def scaffold(
             where=str(data_file),
             fix="Pass the path of a CSV, Parquet, JSON or Excel file.",
         )
-    suffixes = "".join(data_file.suffixes).lower()
+    fmt = file_format(data_file)
     read, renamed, date_note = ReadOptions(), [], None
-    excel = (".xls", ".xlsx", ".xlsm", ".xlsb", ".ods")
-    if not any(s in suffixes for s in (".parquet", ".pq", ".json", ".jsonl", ".ndjson", *excel)):
+    if fmt == "csv":
         sniffed = sniff_csv(data_file, name_columns=True)
         read, renamed, date_note = sniffed.options, sniffed.renamed, sniffed.date_note
     sheets: list[str] = []
-    if any(s in suffixes for s in excel):
-        from modelyard.data.sources import excel_sheets
-
+    if fmt == "excel":
         sheets = excel_sheets(data_file)
         read = read.model_copy(update={"sheet": sheets[0] if sheets else None})
     nulls = _NULL_VALUES + [t for t in read.null_values if t not in _NULL_VALUES]

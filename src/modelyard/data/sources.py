@@ -73,6 +73,8 @@ else:
 
 __all__ = [
     "describe_rejected",
+    "excel_sheets",
+    "file_format",
     "fingerprint_files",
     "fingerprint_source",
     "infer_task",
@@ -84,7 +86,9 @@ __all__ = [
     "read_source_table",
     "read_test",
     "read_test_table",
+    "sniff_csv",
     "source_files",
+    "unique_names",
 ]
 
 FileFormat = Literal["csv", "parquet", "json", "ndjson", "excel"]
@@ -416,7 +420,7 @@ def describe_rejected(rejected: pl.DataFrame) -> str:
 
 
 _SNIFF_BYTES = 1 << 20
-"""How much of a CSV file :func:`sniff_read_options` reads."""
+"""How much of a CSV file :func:`sniff_csv` reads."""
 _SNIFF_RECORDS = 200
 """How many records of that sample it parses."""
 _SEPARATORS = (",", ";", "\t", "|")
@@ -440,19 +444,6 @@ class Sniffed:
     """One note per renamed header name (``"column 5 -> column_5"``, ``"a (2nd) -> a_2"``)."""
     date_note: str | None = None
     """Why ``options.date_format`` was guessed (``"3/14/2019: 14 cannot be a month"``)."""
-
-
-def sniff_read_options(
-    path: Path,
-    *,
-    separator: str | None = None,
-    has_header: bool | None = None,
-    name_columns: bool = False,
-) -> ReadOptions:
-    """The read options of a CSV file, guessed from its first records (:func:`sniff_csv`)."""
-    return sniff_csv(
-        path, separator=separator, has_header=has_header, name_columns=name_columns
-    ).options
 
 
 def sniff_csv(
@@ -875,6 +866,12 @@ def infer_task(target: pl.Series) -> Task:
 
 
 # =========================================================================== files
+
+
+def file_format(path: Location, fmt: str = "auto") -> FileFormat:
+    """The format a source reads ``path`` in: ``fmt``, or from the extension when ``auto``
+    (``.gz``: CSV unless a JSON flavour). Raises :class:`DataError` for an unknown extension."""
+    return _resolve_format(path, fmt)
 
 
 def _resolve_format(path: Location, fmt: str) -> FileFormat:
@@ -2586,7 +2583,7 @@ def estimate_shape(source: Source) -> tuple[int, int] | None:
         return None
     rows = columns = 0
     for file in files:
-        shape = _estimate_file(file, source.read)
+        shape = _estimate_file(file, source.read, source.format)
         if shape is None:
             return None
         rows += shape[0]
@@ -2594,15 +2591,16 @@ def estimate_shape(source: Source) -> tuple[int, int] | None:
     return rows, columns
 
 
-def _estimate_file(file: Path, read: ReadOptions) -> tuple[int, int] | None:
-    name = file.name.lower()
-    if name.endswith((".parquet", ".pq")):
+def _estimate_file(file: Path, read: ReadOptions, fmt: str) -> tuple[int, int] | None:
+    try:
+        resolved = _resolve_format(file, fmt)
+    except DataError:
+        return None
+    if resolved == "parquet":
         lazy = pl.scan_parquet(file)  # reads the footer only
         return int(lazy.select(pl.len()).collect().item()), len(lazy.collect_schema())
-    if name.endswith((".gz", ".zip", ".bz2", ".xz", ".zst", ".json", ".xlsx", ".xlsm", ".xlsb")):
-        return None
-    if name.endswith((".xls", ".ods")):
-        return None
+    if resolved != "csv" or file.name.lower().endswith((".gz", ".gzip")):
+        return None  # JSON, workbooks and compressed text: not without reading them
     size = file.stat().st_size
     with file.open("rb") as f:
         head = f.read(1 << 16)

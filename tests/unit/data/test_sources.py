@@ -25,7 +25,7 @@ from modelyard.data.sources import (
     read_source_table,
     read_test,
     separator_hint,
-    sniff_read_options,
+    sniff_csv,
     source_files,
     unique_names,
 )
@@ -273,13 +273,13 @@ def test_a_utf16_file_that_breaks_off_is_a_clear_error(tmp_path: Path) -> None:
 def test_sniff_a_utf16_file(tmp_path: Path) -> None:
     path = tmp_path / "t.txt"
     path.write_bytes("a\tb\tc\n1\tx\t2.5\n2\ty\t3.5\n".encode("utf-16"))
-    options = sniff_read_options(path)
+    options = sniff_csv(path).options
     assert options.separator == "\t" and options.has_header
     path.write_bytes("1\t2.5\n2\t3.5\n3\t4.5\n".encode("utf-16"))
-    assert not sniff_read_options(path).has_header  # numbers, read as numbers: no header
+    assert not sniff_csv(path).options.has_header  # numbers, read as numbers: no header
     # as ingest reads it: gzip by content, not by name, and UTF-16 inside it
     path.write_bytes(gzip.compress("a;b\n1;x\n2;y\n".encode("utf-16")))
-    assert sniff_read_options(path).separator == ";"
+    assert sniff_csv(path).options.separator == ";"
 
 
 def test_sniff_guesses_the_encoding(tmp_path: Path) -> None:
@@ -288,20 +288,20 @@ def test_sniff_guesses_the_encoding(tmp_path: Path) -> None:
     path = tmp_path / "t.csv"
     text = "id;city;note\n1;Zürich;café “ok”\n2;Köln;naïve – 5€\n3;São Paulo;x\n"
     path.write_bytes(text.encode("cp1252"))
-    options = sniff_read_options(path)
+    options = sniff_csv(path).options
     assert options.encoding == "cp1252" and options.separator == ";" and options.has_header
     assert read_source(Source(path=path, read=options))["city"].to_list() == [
         "Zürich", "Köln", "São Paulo",
     ]  # fmt: skip
     path.write_bytes(text.encode("utf-8"))
-    assert sniff_read_options(path).encoding == "utf8"
+    assert sniff_csv(path).options.encoding == "utf8"
     # bytes cp1252 leaves undefined (0x81, 0x8d, 0x8f, 0x90, 0x9d): latin1, which reads any byte
     path.write_bytes(b"a,b\n1,\x81x\n2,\xe9\n")
-    assert sniff_read_options(path).encoding == "latin1"
+    assert sniff_csv(path).options.encoding == "latin1"
     # a UTF-8 character cut by the end of the sniffed head is still UTF-8
     head = b"a,b\n" + b"1,x\n" * ((1 << 20) // 4 - 2) + b"1,\xc3"
     path.write_bytes(head[: 1 << 20] + b"\xa9\n2,y\n")
-    assert sniff_read_options(path).encoding == "utf8"
+    assert sniff_csv(path).options.encoding == "utf8"
 
 
 def test_decimal_comma(tmp_path: Path) -> None:
@@ -313,13 +313,13 @@ def test_decimal_comma(tmp_path: Path) -> None:
     assert df["score"].to_list() == ["54.93", "-0.5", "7"]
     assert df["big"].to_list() == ["1234.5", "12.0", "999"]
     assert df["note"].to_list() == ["a,b", "1,2,3", None]  # not numbers: as they are
-    options = sniff_read_options(path)
+    options = sniff_csv(path).options
     assert options.separator == ";" and options.decimal_comma
     # a comma-separated file, or one whose numbers use a point: no
     _csv(tmp_path / "t.csv", "a;b\n1.5;x,y\n2.5;z\n", separator=";")
-    assert not sniff_read_options(path).decimal_comma
+    assert not sniff_csv(path).options.decimal_comma
     _csv(tmp_path / "t.csv", 'a,b\n"1,5",x\n"2,5",z\n')
-    assert not sniff_read_options(path).decimal_comma
+    assert not sniff_csv(path).options.decimal_comma
 
 
 def test_date_format(tmp_path: Path) -> None:
@@ -748,7 +748,7 @@ def test_sniff_a_long_text_column_first(tmp_path: Path, punctuation: str) -> Non
     rows += [
         [_review(i).replace('"great" product', punctuation), i, f"{i % 10}.5"] for i in range(150)
     ]
-    read = sniff_read_options(_write_rows(tmp_path / "reviews.csv", rows))
+    read = sniff_csv(_write_rows(tmp_path / "reviews.csv", rows)).options
     assert (read.separator, read.has_header) == (",", True)
     assert read_source(Source(path=tmp_path / "reviews.csv", read=read)).columns == rows[0]
 
@@ -760,18 +760,18 @@ def test_sniff_ignores_separators_inside_quoted_multiline_text(tmp_path: Path) -
     ]
     rows: list[list[Any]] = [["notes", "id", "score"]]
     rows += [[n, i, f"{i % 10}.5"] for i, n in enumerate(notes)]
-    read = sniff_read_options(_write_rows(tmp_path / "notes.csv", rows))
+    read = sniff_csv(_write_rows(tmp_path / "notes.csv", rows)).options
     assert (read.separator, read.has_header) == (",", True)
 
 
 def test_sniff_real_files(shared_data: Path) -> None:
     def sniffed(name: str) -> tuple[str, bool, bool]:
-        read = sniff_read_options(shared_data / name)
+        read = sniff_csv(shared_data / name).options
         return read.separator, read.has_header, read.strip_whitespace
 
     assert sniffed("adult/adult.data") == (",", False, True)  # ", "-separated, no header
     # a title line ("|1x3 Cross validator") above the table is skipped
-    read = sniff_read_options(shared_data / "adult" / "adult.test", name_columns=True)
+    read = sniff_csv(shared_data / "adult" / "adult.test", name_columns=True).options
     assert (read.skip_rows, read.has_header, read.columns) == (
         1,
         False,
@@ -814,7 +814,7 @@ def test_sniff_property(
         # every line split alike by another separator (each text holds one ","): ambiguous
         assume(header or len({t.count(other) for t in texts}) > 1 or other not in texts[0])
     path = _write_rows(tmp_path / "p.csv", ([names] if header else []) + body, delimiter=sep)
-    read = sniff_read_options(path)
+    read = sniff_csv(path).options
     assert read.separator == sep
     assert read.has_header == header
 

@@ -28,15 +28,15 @@ def _guess_read(
     options, whose way of writing values (date format, decimal comma, missing-value tokens)
     the other file shares where its own sample shows none (a sample can hold no day above 12)."""
     from modelyard.config.schema import ReadOptions
-    from modelyard.data.sources import sniff_read_options
+    from modelyard.data.sources import file_format, sniff_csv
 
     local = Path(path)
-    suffixes = "".join(local.suffixes).lower()
-    if not (local.is_file() and not any(s in suffixes for s in (".parquet", ".pq", ".json"))):
+    if not (local.is_file() and file_format(local) == "csv"):  # a URL, or a typed format
         return ReadOptions(
             separator=separator or ",", has_header=True if header is None else header
         )
-    read = sniff_read_options(local, separator=separator, has_header=header, name_columns=True)
+    sniffed = sniff_csv(local, separator=separator, has_header=header, name_columns=True)
+    read = sniffed.options
     if like is None:
         return read
     update: dict[str, Any] = {

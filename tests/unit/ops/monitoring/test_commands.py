@@ -159,3 +159,23 @@ def test_drift_reads_the_current_file_as_the_reference_writes_values(tmp_path: P
     assert when["kind"] == "numeric" and when["missing_current"] == 0.0  # dates: numeric
     x = next(f for f in report["features"] if f["column"] == "x")
     assert x["kind"] == "numeric" and x["status"] == "ok"  # 0,5 .. 6,5 read as numbers in both
+
+
+def test_drift_of_two_workbooks_reads_them_as_workbooks(tmp_path: Path) -> None:
+    # the CSV sniffer is for CSV files: a workbook's bytes guessed nothing useful
+    import xlsxwriter
+
+    paths = []
+    for name, shift in (("ref", 0), ("cur", 50)):
+        path = tmp_path / f"{name}.xlsx"
+        book = xlsxwriter.Workbook(path)
+        sheet = book.add_worksheet("data")
+        sheet.write_row(0, 0, ["x", "kind"])
+        for i in range(300):
+            sheet.write_row(i + 1, 0, [i % 100 + shift, "ab"[i % 2]])
+        book.close()
+        paths.append(path)
+    done = CliRunner().invoke(drift, [str(paths[0]), str(paths[1]), "--json"])
+    assert done.exit_code == 0, done.output
+    report = json.loads(done.output)
+    assert report["reference_rows"] == 300 and report["drifted_features"] == ["x"]
