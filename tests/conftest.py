@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 from pathlib import Path
@@ -48,6 +49,13 @@ def small_quickstart(dest: Path, **sections: dict[str, object]) -> Path:
     config |= sections
     (folder / "modelyard.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     return folder
+
+
+def assert_packed(sizes: list[int], batch_rows: int) -> None:
+    """A streamed table's parts: none empty, none above ``batch_rows`` rows, no two neighbours
+    that would fit in one part (so a table of at most ``batch_rows`` rows is one part)."""
+    assert sizes and all(0 < n <= batch_rows for n in sizes), sizes
+    assert all(a + b > batch_rows for a, b in itertools.pairwise(sizes)), sizes
 
 
 def skip_or_fail(reason: str) -> None:

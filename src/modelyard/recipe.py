@@ -65,6 +65,9 @@ if TYPE_CHECKING:
     from modelyard.ops.registry import Registry
 
 
+FITTING_STEPS = frozenset({"explore", "tune", "train"})
+"""The steps that fit models on the executor's workers."""
+
 Scratch = Callable[[str], Path]
 """The store's scratch space (a runtime resource): ``scratch(name)`` is a fresh folder for a
 step to write a large output into (a table's parts) before the store keeps it."""
@@ -73,8 +76,9 @@ step to write a large output into (a table's parts) before the store keeps it.""
 # Thin adapters: each takes resolved parameters (pydantic sections) and calls a stage function.
 
 
-def ingest(config: ProjectConfig, scratch: Scratch) -> Ingested:
-    """Read the training (reference) data as configured, streamed into a table."""
+def ingest(config: ProjectConfig, scratch: Scratch, executor: Executor) -> Ingested:
+    """Read the training (reference) data as configured, streamed into a table (a CSV file's
+    chunks parsed side by side on the executor)."""
     from modelyard.data.sources import read_source_table
 
     data = config.data
@@ -86,10 +90,11 @@ def ingest(config: ProjectConfig, scratch: Scratch) -> Ingested:
         sample=data.sample,
         seed=config.seed,
         batch_rows=data.batch_rows,
+        executor=executor,
     )
 
 
-def ingest_test(config: ProjectConfig, scratch: Scratch) -> Ingested:
+def ingest_test(config: ProjectConfig, scratch: Scratch, executor: Executor) -> Ingested:
     """Read the explicit hold-out file, streamed into a table."""
     from modelyard.data.sources import read_test_table
 
@@ -97,7 +102,7 @@ def ingest_test(config: ProjectConfig, scratch: Scratch) -> Ingested:
     assert data.test is not None
     return read_test_table(
         data.test, data.source, scratch("ingest_test"), normalize=data.normalize,
-        drop=data.columns.drop, batch_rows=data.batch_rows,
+        drop=data.columns.drop, batch_rows=data.batch_rows, executor=executor,
     )  # fmt: skip
 
 
@@ -622,7 +627,7 @@ def build_pipeline(
         Step(
             "ingest", ingest, params={"config": _only(config, "data")}, version=data_code,
             external=_once(lambda: fingerprint_source(data.source, remember_in=fingerprints)),
-            description="read the training data", resources=("scratch",),
+            description="read the training data", resources=("scratch", "executor"),
         ),
         Step(
             "contract", contract, inputs={"train": "ingest"},
@@ -646,7 +651,7 @@ def build_pipeline(
             Step(
                 "ingest_test", ingest_test, params={"config": _only(config, "data")}, version=data_code,
                 external=_once(lambda: fingerprint_source(data.source.model_copy(update={"path": test.path}), remember_in=fingerprints)),
-                description="read the hold-out data", resources=("scratch",),
+                description="read the hold-out data", resources=("scratch", "executor"),
             )
         ]  # fmt: skip
         steps.append(
@@ -1058,7 +1063,7 @@ class Project:
                     listener(StepFinished(step.name, "cached", 0.0))
                 unchanged.seconds = time.perf_counter() - started
                 return unchanged
-            with self.executor() as executor:
+            with self.executor(fits=bool(FITTING_STEPS & set(steps.to_run))) as executor:
                 recorder = _Recorder(listener)
                 try:
                     outcome = run(
@@ -1114,7 +1119,7 @@ class Project:
         pipeline.step(name)  # an unknown name is an error before any lock is taken
         with self.store.lock(command=command, shared=True):
             _, stale = self._plan(pipeline.until(name), from_step=None, until=None)
-            with self.executor() as executor:  # started on first use only
+            with self.executor(fits=name in FITTING_STEPS) as executor:  # on first use only
                 try:
                     record = run_step(
                         pipeline, self.store, name, listener=listener,
@@ -1207,14 +1212,16 @@ class Project:
             result.registration = Registration.model_validate(summary["registration"])
         return result
 
-    def executor(self) -> Executor:
-        """Where model fits run (``compute``); it starts on first use and stops on close."""
+    def executor(self, *, fits: bool = True) -> Executor:
+        """Where the data stages' parts and the model fits run (``compute``); it starts on
+        first use and stops on close. ``fits``: its local workers import the model code as
+        they start (else a run of the data steps alone would pay for it)."""
         from modelyard.compute import open_executor
 
         compute = self.config.compute
         return open_executor(
             compute.executor, workers=compute.workers, address=compute.address,
-            warm=("modelyard.modeling.search.fit",),
+            warm=("modelyard.modeling.search.fit",) if fits else (),
         )  # fmt: skip
 
     def memo(self) -> Memo:

@@ -15,6 +15,7 @@ from modelyard.config.schema import Source
 from modelyard.data.sources import fingerprint_source, read_source, read_source_table
 from modelyard.data.streaming import follow, read_dataset, read_quarantine
 from modelyard.errors import DataError
+from tests.conftest import assert_packed
 from tests.integration.data_servers import S3_KEY, S3_SECRET
 from tests.unit.data.streaming._project import write_project
 
@@ -71,7 +72,8 @@ def test_s3_files_stream_in_chunks_with_rejected_lines(
 
     csv = Source(path="s3://big/a.csv.gz", storage_options=s3_options)
     got = read_source_table(csv, tmp_path / "csv", batch_rows=64, chunk_bytes=100)
-    assert got.rows.num_rows == 299 and got.rows.part_rows() == [64] * 4 + [43]
+    assert got.rows.num_rows == 299
+    assert_packed(got.rows.part_rows(), 64)
     assert got.rejected.collect().select("_file", "_line", "_text").rows() == [
         ("s3://big/a.csv.gz", 152, "150")
     ]

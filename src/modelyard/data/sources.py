@@ -36,6 +36,8 @@ Decisions:
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import csv
 import difflib
 import gzip
@@ -47,11 +49,11 @@ import re
 import time
 import zlib
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from modelyard.config.schema import ReadOptions, Source, TestSource, ValueMap, is_url
 from modelyard.data import remote
@@ -67,7 +69,11 @@ from modelyard.data.table import (
 from modelyard.errors import DataError, name_list
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
     import polars as pl
+
+    from modelyard.compute import Executor
 else:
     from modelyard.data.lazy import polars as pl
 
@@ -111,6 +117,9 @@ _QUOTE = '"'
 _CHUNK = 1 << 20
 CHUNK_BYTES = 16 << 20
 """Bytes of a text file read and parsed at a time (cut at the end of a record)."""
+PART_BYTES = 64 << 20
+"""The most bytes of a CSV file that one task parses into one part (:func:`read_source_table`):
+a chunk holds about ``batch_rows`` rows, and at most this."""
 _BUILTIN_LOADERS = {
     "breast_cancer": "load_breast_cancer",
     "iris": "load_iris",
@@ -228,11 +237,17 @@ def read_source_table(
     sample: int | None = None,
     seed: int = 0,
     batch_rows: int = DEFAULT_BATCH_ROWS,
-    chunk_bytes: int = CHUNK_BYTES,
+    chunk_bytes: int = PART_BYTES,
+    executor: Executor | None = None,
 ) -> Ingested:
     """Read a source as :func:`read_source` does, streamed into a table in ``folder`` (parts
-    of ``batch_rows`` rows), in memory bounded by ``chunk_bytes`` and ``batch_rows`` whatever
-    the input's size.
+    of about ``batch_rows`` rows, at most), in memory bounded by ``chunk_bytes`` and
+    ``batch_rows`` whatever the input's size.
+
+    CSV files are cut into chunks of about ``batch_rows`` rows (at most ``chunk_bytes``) that
+    tasks on ``executor`` parse side by side, each writing its part (in this process when
+    ``executor`` is ``None``); the result does not depend on the executor. Other formats are
+    read here, ``batch_rows`` rows at a time.
 
     A line that cannot be read as a row (more or fewer fields than the header, a malformed JSON
     line) does not stop the read: it goes to :attr:`Ingested.rejected` with its file, physical
@@ -244,10 +259,23 @@ def read_source_table(
     rejected line the rows are exactly :func:`read_source`'s sample. The whole input is
     streamed to disk first, then the sample is taken part by part.
     """
-    pieces = _stream_source(
-        source, normalize, drop, batch_rows=batch_rows, chunk_bytes=chunk_bytes, tmp=folder
-    )
-    return _write_ingested(pieces, folder, batch_rows=batch_rows, sample=sample, seed=seed)
+    _check_sample(sample)
+    prefix = "all-" if sample is not None else ""
+    csv_files = _csv_files(source)
+    if csv_files is not None:
+        rows, rejected = _read_csv_table(
+            *csv_files, source, folder, normalize=normalize, drop=drop, prefix=prefix,
+            batch_rows=batch_rows, chunk_bytes=chunk_bytes, executor=executor,
+        )  # fmt: skip
+    else:
+        pieces = _stream_source(
+            source, normalize, drop, batch_rows=batch_rows,
+            chunk_bytes=min(chunk_bytes, CHUNK_BYTES), tmp=folder,
+        )  # fmt: skip
+        rows, rejected = _write_ingested(pieces, folder, prefix=prefix, batch_rows=batch_rows)
+    if sample is None:
+        return Ingested(rows, rejected)
+    return _sample_ingested(rows, rejected, folder, sample, seed, batch_rows)
 
 
 def read_test_table(
@@ -258,14 +286,14 @@ def read_test_table(
     normalize: Mapping[str, ValueMap] = {},
     drop: Sequence[str] = (),
     batch_rows: int = DEFAULT_BATCH_ROWS,
-    chunk_bytes: int = CHUNK_BYTES,
+    chunk_bytes: int = PART_BYTES,
+    executor: Executor | None = None,
 ) -> Ingested:
     """:func:`read_test` streamed into a table in ``folder``, as :func:`read_source_table`."""
-    pieces = _stream_source(
-        _test_source(test, train), normalize, drop,
-        batch_rows=batch_rows, chunk_bytes=chunk_bytes, tmp=folder,
+    return read_source_table(
+        _test_source(test, train), folder, normalize=normalize, drop=drop,
+        batch_rows=batch_rows, chunk_bytes=chunk_bytes, executor=executor,
     )  # fmt: skip
-    return _write_ingested(pieces, folder, batch_rows=batch_rows, sample=None, seed=0)
 
 
 def iter_source_batches(
@@ -1263,15 +1291,17 @@ class _Rebatcher:
         return buffer[0] if len(buffer) == 1 else pl.concat(buffer, how="vertical_relaxed")
 
 
-def _write_ingested(
-    pieces: Iterable[Piece], folder: Path, *, batch_rows: int, sample: int | None, seed: int
-) -> Ingested:
-    """Rows and rejected lines into two tables under ``folder`` (``rows``, ``rejected``)."""
+def _check_sample(sample: int | None) -> None:
     if sample is not None and sample < 1:
         raise DataError(
             "the sample size must be positive", expected="an integer >= 1", found=str(sample)
         )
-    prefix = "all-" if sample is not None else ""
+
+
+def _write_ingested(
+    pieces: Iterable[Piece], folder: Path, *, prefix: str, batch_rows: int
+) -> tuple[Table, Table]:
+    """Rows and rejected lines into two tables under ``folder`` (``rows``, ``rejected``)."""
     rows_out = TableWriter(folder / f"{prefix}rows")
     bad_out = TableWriter(folder / f"{prefix}rejected", schema=rejected_schema())
     with rows_out, bad_out:
@@ -1288,10 +1318,7 @@ def _write_ingested(
             if last is not None:
                 writer.write(last)
         rows_table, bad_table = rows_out.close(), bad_out.close()
-    rows_table = _harmonize(rows_table, folder)
-    if sample is None:
-        return Ingested(rows_table, bad_table)
-    return _sample_ingested(rows_table, bad_table, folder, sample, seed, batch_rows)
+    return _harmonize(rows_table, folder), bad_table
 
 
 def _harmonize(table: Table, where: Path) -> Table:
@@ -1369,6 +1396,498 @@ def _gather_table(
         if last is not None:
             writer.write(last)
         return writer.close()
+
+
+# =========================================================================== CSV into a table
+
+
+@dataclass(frozen=True)
+class _FileRange:
+    """Bytes ``start:end`` of a local file: a task reads them itself (nothing is shipped)."""
+
+    path: Path
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    """A run of a CSV file's lines for one task: its bytes (or where they are in the file),
+    the lines and bytes of the file before it, and the stem of the part files it writes."""
+
+    file: int
+    data: bytes | _FileRange
+    line0: int
+    byte0: int
+    final: bool
+    """The file ends with it."""
+    out: Path
+    shape: _CsvShape | None = None
+    """Where the file's parse stands at its start, when not the file's latest (its first
+    run, which holds the header)."""
+
+
+@dataclass(frozen=True)
+class _ChunkRead:
+    """What a task returns for one chunk (its rows are in the part files it wrote)."""
+
+    parts: list[int]
+    """The rows of each part file written, in order (see :func:`chunk_part`)."""
+    rejected: pl.DataFrame | None
+    open_at: tuple[int, int] | None
+    """The chunk ends inside a quoted value: the lines and bytes before its record, which goes
+    on in the next chunk."""
+    bad: int
+    first_bad: dict[str, Any] | None
+    shape: _CsvShape
+
+    @property
+    def rows(self) -> int:
+        return sum(self.parts)
+
+
+def chunk_part(stem: Path, index: int) -> Path:
+    """The ``index``-th part file a chunk's task writes (``stem``: the chunk's)."""
+    return stem.with_name(f"{stem.name}-{index:04d}.parquet")
+
+
+@contextmanager
+def _chunk_reader(path: Location, data: bytes | _FileRange) -> Iterator[Callable[[int], bytes]]:
+    """``read(n)`` over a chunk's bytes."""
+    if isinstance(data, bytes):
+        stream = io.BytesIO(data)
+        yield stream.read
+        return
+    try:
+        fh = data.path.open("rb")
+        fh.seek(data.start)
+    except OSError as exc:
+        raise _cannot_read(path, exc) from None
+    left = data.end - data.start
+
+    def read(n: int) -> bytes:
+        nonlocal left
+        try:
+            block = fh.read(min(n, left))
+        except OSError as exc:
+            raise _cannot_read(path, exc) from None
+        left -= len(block)
+        return block
+
+    with fh:
+        yield read
+
+
+def parse_csv_chunk(
+    path: Location,
+    options: ReadOptions,
+    shape: _CsvShape,
+    data: bytes | _FileRange,
+    at: tuple[int, int],
+    final: bool,
+    finish: tuple[Mapping[str, ValueMap], Sequence[str], str],
+    out: str,
+    batch_rows: int,
+) -> _ChunkRead:
+    """The task of a CSV ingest: a run of a file's lines (``at``: the lines and bytes of the
+    file before it) parsed as the sequential reader parses them, :data:`CHUNK_BYTES` at a
+    time, from the file's ``shape`` as the lines before found it; normalized and ``drop``
+    removed (``finish``: normalize, drop, where); its rows written as part files of at most
+    ``batch_rows`` rows (as few as can be, of even sizes) at :func:`chunk_part` of ``out``,
+    replacing any written there before."""
+    normalize, drop, where = finish
+    stem = Path(out)
+    for old in stem.parent.glob(f"{stem.name}-*.parquet"):
+        old.unlink()
+    parser = _CsvChunks.resumed(path, options, shape)
+    frames: list[pl.DataFrame] = []
+    rejected: list[pl.DataFrame] = []
+    with _chunk_reader(path, data) as read:
+        pieces = _parse_chunks(parser, _record_chunks(path, read, CHUNK_BYTES, at=at), final=final)
+        while True:
+            try:
+                rows, bad = next(pieces)
+            except StopIteration as stop:
+                open_at = stop.value
+                break
+            if rows is not None:
+                frames.append(rows)
+            if bad is not None:
+                rejected.append(bad)
+    parts: list[int] = []
+    if frames:
+        rows = pl.concat(frames, how="vertical") if len(frames) > 1 else frames[0]
+        del frames
+        rows = _apply_drop(_apply_normalize(rows, normalize, where), drop, where)
+        pieces_n = -(-rows.height // max(1, batch_rows))  # of even sizes, at most batch_rows
+        for i in range(pieces_n):
+            start, end = rows.height * i // pieces_n, rows.height * (i + 1) // pieces_n
+            write_part(rows.slice(start, end - start), chunk_part(stem, i))
+            parts.append(end - start)
+    bad_lines = _concat_rejected(rejected) if rejected else None
+    return _ChunkRead(parts, bad_lines, open_at, parser.bad, parser.first_bad, parser.shape)
+
+
+class _PartPacker:
+    """Turns the parts the tasks wrote (under staging names, in chunk order) into the table's
+    parts: renamed in order, consecutive ones of ``batch_rows`` rows or fewer in all packed
+    into one. So every part has at most ``batch_rows`` rows, two neighbours more than that
+    together, and a table of at most ``batch_rows`` rows is one part."""
+
+    def __init__(self, writer: TableWriter, batch_rows: int) -> None:
+        self.writer = writer
+        self.batch_rows = max(1, batch_rows)
+        self._held: list[tuple[Path, int]] = []
+        self._staged = 0
+
+    def staging(self) -> Path:
+        """The stem of the next chunk's part files (see :func:`chunk_part`)."""
+        self._staged += 1
+        return self.writer.folder / f".chunk-{self._staged:08d}"
+
+    def add(self, stem: Path, parts: Sequence[int]) -> None:
+        for i, rows in enumerate(parts):
+            if self._held and sum(n for _, n in self._held) + rows > self.batch_rows:
+                self._flush()
+            self._held.append((chunk_part(stem, i), rows))
+
+    def close(self) -> Table:
+        self._flush()
+        return self.writer.close()
+
+    def _flush(self) -> None:
+        held, self._held = self._held, []
+        if len(held) == 1:
+            path, rows = held[0]
+            path.replace(self.writer.next_part())
+            self.writer.add(rows)
+        elif held:
+            self.writer.write(pl.concat([pl.read_parquet(p) for p, _ in held], how="vertical"))
+            for path, _ in held:
+                path.unlink()
+
+
+@dataclass
+class _FileRead:
+    """A CSV file's counts over its chunks, for its end-of-file checks."""
+
+    shape: _CsvShape
+    rows: int = 0
+    bad: int = 0
+    first_bad: dict[str, Any] | None = None
+
+
+class _CsvTableReader:
+    """CSV files into a table: tasks on the executor parse runs of a file's lines side by side
+    and write their rows as parts; their results are taken here in file order.
+
+    This process reads each file's head (its header and width, checked), then cuts the file
+    into runs of about ``batch_rows`` rows at line ends. A local file is cut where it lies on
+    disk (counting its lines), and each task reads its own bytes; a compressed, re-encoded or
+    remote file is read here and its bytes are shipped.
+
+    The result is the sequential reader's (:func:`_stream_csv`), whatever the executor: a task
+    parses its run as if no record were open where it starts. When the run before it ends
+    inside a quoted value (a value with line breaks across the cut: rare), that record goes on
+    in this run, which is parsed again here from the record's start, as the sequential reader
+    does. A file whose head does not show its header and width is read here whole.
+    """
+
+    def __init__(
+        self,
+        rows: TableWriter,
+        rejected: TableWriter,
+        *,
+        options: ReadOptions,
+        finish: tuple[Mapping[str, ValueMap], Sequence[str], str],
+        batch_rows: int,
+        chunk_bytes: int,
+        executor: Executor | None,
+    ) -> None:
+        self.parts = _PartPacker(rows, batch_rows)
+        self.rejected = rejected
+        self.rejected_batches = _Rebatcher(batch_rows)
+        self.options = options
+        self.finish = finish
+        self.batch_rows = batch_rows
+        self.chunk_bytes = chunk_bytes
+        self.executor = executor
+        self.paths: list[Location] = []
+        self.files: list[_FileRead] = []
+        self.names: list[str] | None = None
+        self._pending: collections.deque[tuple[_Chunk, Future[_ChunkRead] | None]] = (
+            collections.deque()
+        )
+        self._held: tuple[_Chunk, tuple[int, int]] | None = None
+
+    def read(self, paths: Sequence[Location], fs: Any = None) -> None:
+        try:
+            for path in paths:
+                _check_separator(path, self.options)
+                self._read_file(path, fs)
+            while self._pending:
+                self._take(*self._pending.popleft())
+        finally:
+            if self._pending and self.executor is not None:  # an error: stop the rest
+                self.executor.cancel([f for _, f in self._pending if f is not None])
+
+    # -- cutting
+
+    def _read_file(self, path: Location, fs: Any) -> None:
+        index = len(self.paths)
+        self.paths.append(path)
+        parser = _CsvChunks(path, self.options)
+        initial = parser.shape
+        start: tuple[int, int] | None = None
+        with _open_bytes(path, fs) as raw_read:
+            read, head = _universal_line_ends(raw_read, 1 << 20)
+            size = self._chunk_size(head)
+            if self.executor is not None and isinstance(path, Path) and _in_place(path):
+                start = self._learn_shape(parser, read)
+        self.files.append(_FileRead(parser.shape))
+        if parser.shape.known:
+            self._check_columns(path, parser.shape.names)
+        if start is not None:
+            assert isinstance(path, Path)
+            cuts = self._ranges(index, path, start, size, initial)
+        else:
+            cuts = self._shipped(index, path, fs, size)
+        for chunk in cuts:
+            self._submit(chunk)
+
+    def _learn_shape(
+        self, parser: _CsvChunks, read: Callable[[int], bytes]
+    ) -> tuple[int, int] | None:
+        """Parse the file's head (about 64 KiB) for its header and width, checked; where its
+        data starts (lines and bytes before it), or ``None`` when the head does not tell."""
+        first = next(_record_chunks(parser.path, read, 1 << 16, skip_lines=self.options.skip_rows))
+        for _ in _parse_chunks(parser, [first], final=False):
+            pass
+        return (first[1], first[2]) if parser.shape.known else None
+
+    def _ranges(
+        self, index: int, path: Path, start: tuple[int, int], size: int, initial: _CsvShape
+    ) -> Iterator[_Chunk]:
+        """The file cut where it lies into runs of about ``size`` bytes at line ends, from
+        ``start`` (the lines and bytes before the header), its lines counted. The first run
+        is parsed from the ``initial`` shape: it reads the header."""
+        line, byte = start
+        bom = len(_BOM) if _starts_with_bom(path) else 0
+        with path.open("rb") as fh:
+            fd = fh.fileno()
+            total = os.fstat(fd).st_size
+            at = byte + bom
+            while at < total:
+                end = total if at + size >= total else _line_end(fd, at, at + size, total)
+                yield _Chunk(
+                    index, _FileRange(path, at, end), line, at - bom, end == total,
+                    self.parts.staging(), initial if line == start[0] else None,
+                )  # fmt: skip
+                line, at = line + _count_lines(fd, at, end), end
+
+    def _shipped(self, index: int, path: Location, fs: Any, size: int) -> Iterator[_Chunk]:
+        """The file read here in runs of about ``size`` bytes cut at line ends (their bytes
+        go to the tasks)."""
+        with _open_bytes(path, fs) as raw_read:
+            read, _ = _universal_line_ends(raw_read, size)
+            chunks = _record_chunks(path, read, size, skip_lines=self.options.skip_rows)
+            for (raw, line0, byte0), final in _with_last(chunks):
+                yield _Chunk(index, raw, line0, byte0, final, self.parts.staging())
+
+    def _chunk_size(self, head: bytes) -> int:
+        """Bytes for 90% of ``batch_rows`` rows (from the head's line length, so that a run
+        seldom holds more than a part), at most ``chunk_bytes``."""
+        lines = head.count(b"\n")
+        if not lines:
+            return max(1, self.chunk_bytes)
+        return max(1, min(self.chunk_bytes, int(0.9 * self.batch_rows * len(head) / lines)))
+
+    # -- running, in order
+
+    def _submit(self, chunk: _Chunk) -> None:
+        file = self.files[chunk.file]
+        if self.executor is None or not file.shape.known:
+            while self._pending:
+                self._take(*self._pending.popleft())
+            self._take(chunk, None)
+            return
+        while len(self._pending) > self.executor.workers:
+            self._take(*self._pending.popleft())
+        future = self.executor.submit(
+            parse_csv_chunk, self.paths[chunk.file], self.options, chunk.shape or file.shape,
+            chunk.data,
+            (chunk.line0, chunk.byte0), chunk.final, self.finish, str(chunk.out), self.batch_rows,
+        )  # fmt: skip
+        self._pending.append((chunk, future))
+
+    def _take(self, chunk: _Chunk, future: Future[_ChunkRead] | None) -> None:
+        """The chunk's result, in file order: its task's, or parsed here when the record
+        before it is still open (or when it has no task)."""
+        result: _ChunkRead | None = None
+        if future is not None:
+            if self._held is None:
+                result = future.result()
+            else:  # parsed from the wrong start: let it end (it writes chunk.out), then redo
+                with contextlib.suppress(Exception):
+                    future.result()
+        if result is None:
+            if self._held is not None:
+                before, (line0, byte0) = self._held
+                self._held = None
+                chunk = _joined(before, line0, byte0, chunk)
+            result = parse_csv_chunk(
+                self.paths[chunk.file], self.options, chunk.shape or self.files[chunk.file].shape,
+                chunk.data, (chunk.line0, chunk.byte0), chunk.final, self.finish, str(chunk.out),
+                self.batch_rows,
+            )  # fmt: skip
+        self._accept(chunk, result)
+        if result.open_at is not None:
+            if chunk.final:  # pragma: no cover - defensive: the last chunk closes every record
+                raise AssertionError("a record left open at the end of the file")
+            self._held = (chunk, result.open_at)
+
+    def _accept(self, chunk: _Chunk, result: _ChunkRead) -> None:
+        path, file = self.paths[chunk.file], self.files[chunk.file]
+        known = file.shape.known
+        file.shape = result.shape
+        if not known and result.shape.known:
+            self._check_columns(path, result.shape.names)
+        file.rows += result.rows
+        file.bad += result.bad
+        file.first_bad = file.first_bad or result.first_bad
+        self.parts.add(chunk.out, result.parts)
+        if result.rejected is not None:
+            for part in self.rejected_batches.add(result.rejected):
+                self.rejected.write(part)
+        if chunk.final:
+            parser = _CsvChunks.resumed(path, self.options, file.shape)
+            parser.rows, parser.bad, parser.first_bad = file.rows, file.bad, file.first_bad
+            parser.finish()
+
+    def _check_columns(self, path: Location, names: list[str]) -> None:
+        """A file's columns, once known: those of the first file; the first file's checked
+        against the options (before any task meets a misnamed column)."""
+        if self.names is None:
+            self.names = names
+            empty = pl.DataFrame(schema=dict.fromkeys(names, pl.String))
+            normalize, drop, where = self.finish
+            _check_hint_columns(empty, self.options, where)
+            _apply_drop(_apply_normalize(empty, normalize, where), drop, where)
+        elif names != self.names:
+            raise _columns_differ(path, self.paths[0], self.names, names)
+
+    def close(self) -> tuple[Table, Table]:
+        last = self.rejected_batches.flush()
+        if last is not None:
+            self.rejected.write(last)
+        return self.parts.close(), self.rejected.close()
+
+
+def _joined(before: _Chunk, line0: int, byte0: int, chunk: _Chunk) -> _Chunk:
+    """``chunk`` with the end of ``before`` from its open record on (``line0``, ``byte0``)."""
+    data: bytes | _FileRange
+    if isinstance(chunk.data, _FileRange):
+        assert isinstance(before.data, _FileRange)
+        data = _FileRange(chunk.data.path, before.data.start + byte0 - before.byte0, chunk.data.end)
+    else:
+        assert isinstance(before.data, bytes)
+        data = before.data[byte0 - before.byte0 :] + chunk.data
+    return _Chunk(chunk.file, data, line0, byte0, chunk.final, chunk.out)
+
+
+_WINDOW = 1 << 20
+"""Bytes read at a time where a file is cut in place and its lines counted."""
+
+
+def _line_end(fd: int, start: int, limit: int, total: int) -> int:
+    """The end of the last line that ends in ``start:limit`` (after ``start``); when none
+    does (a line longer than that), of the line that runs past ``limit``; else ``total``."""
+    window_end = limit
+    while window_end > start:
+        window_start = max(start, window_end - _WINDOW)
+        cut = os.pread(fd, window_end - window_start, window_start).rfind(b"\n")
+        if cut >= 0:
+            return window_start + cut + 1
+        window_end = window_start
+    at = limit
+    while at < total:
+        block = os.pread(fd, _WINDOW, at)
+        cut = block.find(b"\n")
+        if cut >= 0:
+            return at + cut + 1
+        at += len(block)
+    return total
+
+
+def _count_lines(fd: int, start: int, end: int) -> int:
+    """The line ends in bytes ``start:end`` of the file."""
+    count, at = 0, start
+    while at < end:
+        block = os.pread(fd, min(_WINDOW, end - at), at)
+        if not block:
+            break
+        count += block.count(b"\n")
+        at += len(block)
+    return count
+
+
+def _in_place(path: Path) -> bool:
+    """Whether the parser sees the file's own bytes, so that a task can read them where they
+    lie: not gzip, not UTF-16, no bare-CR line ends (see :func:`_universal_line_ends`)."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(1 << 16)
+    except OSError:
+        return False
+    cr_only = b"\n" not in head and b"\r" in head
+    return head[:2] != b"\x1f\x8b" and head[:2] not in _UTF16_BOMS and not cr_only
+
+
+def _starts_with_bom(path: Path) -> bool:
+    with path.open("rb") as fh:
+        return fh.read(len(_BOM)) == _BOM
+
+
+def _csv_files(source: Source) -> tuple[list[Location], Any] | None:
+    """The source's files and their file system when every one is CSV, else ``None``."""
+    if source.path is None:
+        return None
+    fs: Any = None
+    files: list[Location]
+    if is_url(source.path):
+        fs, urls = remote.list_files(str(source.path), source.storage_options)
+        files = list(urls)
+    else:
+        files = list(source_files(source.path))
+    if all(_resolve_format(f, source.format) == "csv" for f in files):
+        return files, fs
+    return None
+
+
+def _read_csv_table(
+    files: Sequence[Location],
+    fs: Any,
+    source: Source,
+    folder: Path,
+    *,
+    normalize: Mapping[str, ValueMap],
+    drop: Sequence[str],
+    prefix: str,
+    batch_rows: int,
+    chunk_bytes: int,
+    executor: Executor | None,
+) -> tuple[Table, Table]:
+    """CSV files into two tables under ``folder`` (rows, rejected lines); see
+    :class:`_CsvTableReader`."""
+    rows_out = TableWriter(folder / f"{prefix}rows")
+    bad_out = TableWriter(folder / f"{prefix}rejected", schema=rejected_schema())
+    with rows_out, bad_out:
+        reader = _CsvTableReader(
+            rows_out, bad_out, options=source.read, finish=(normalize, drop, _source_where(source)),
+            batch_rows=batch_rows, chunk_bytes=chunk_bytes, executor=executor,
+        )  # fmt: skip
+        reader.read(files, fs)
+        return reader.close()
 
 
 # =========================================================================== bytes
@@ -1479,24 +1998,29 @@ def _record_chunks(
     size: int,
     *,
     skip_lines: int = 0,
+    at: tuple[int, int] | None = None,
 ) -> Iterator[tuple[bytes, int, int]]:
     """The file's bytes in chunks of about ``size`` bytes, each ending at a line end, with the
     number of lines and bytes before it. A UTF-8 byte order mark and the first ``skip_lines``
     lines are dropped (they count in the line numbers). A quoted value can span a chunk's end:
-    the CSV reader carries its record over to the next chunk (:func:`_stream_csv`)."""
+    the CSV reader carries its record over to the next chunk (:func:`_stream_csv`).
+
+    ``at``: ``read`` starts further into the file, after that many lines and bytes (no byte
+    order mark, no line to skip; nothing to read is no error)."""
     size = max(1, size)
     carry = read(max(size, 4))
-    if not carry:
-        raise DataError(
-            "the file is empty",
-            where=str(path),
-            expected="a header and data rows",
-            found="0 bytes",
-            fix="Check that the file was written completely.",
-        )
-    if carry.startswith(_BOM):
-        carry = carry[3:]
-    line = byte = 0
+    line, byte = at or (0, 0)
+    if at is None:
+        if not carry:
+            raise DataError(
+                "the file is empty",
+                where=str(path),
+                expected="a header and data rows",
+                found="0 bytes",
+                fix="Check that the file was written completely.",
+            )
+        if carry.startswith(_BOM):
+            carry = carry[3:]
     eof = False
     while line < skip_lines and not eof:
         nl = carry.find(b"\n")
@@ -1714,6 +2238,16 @@ def _stream_csv(
     """A CSV file, ``chunk_bytes`` at a time (cut at the end of a record), each chunk parsed
     with the whole-file rules; lines with more or fewer fields than the header are rejected
     lines. Memory is bounded by the chunk size, whatever the file's size."""
+    _check_separator(path, options)
+    parser = _CsvChunks(path, options)
+    with _open_bytes(path, fs) as raw_read:
+        read, _ = _universal_line_ends(raw_read, chunk_bytes)
+        chunks = _record_chunks(path, read, chunk_bytes, skip_lines=options.skip_rows)
+        yield from _parse_chunks(parser, chunks, final=True)
+    parser.finish()
+
+
+def _check_separator(path: Location, options: ReadOptions) -> None:
     if len(options.separator.encode()) != 1:
         raise DataError(
             "the CSV separator must be a single character",
@@ -1721,44 +2255,61 @@ def _stream_csv(
             found=repr(options.separator),
             fix="For files separated by ', ' use separator ',' with strip_whitespace: true.",
         )
-    parser = _CsvChunks(path, options)
-    with _open_bytes(path, fs) as raw_read:
-        read = _universal_line_ends(raw_read, chunk_bytes)
-        chunks = _record_chunks(path, read, chunk_bytes, skip_lines=options.skip_rows)
-        held: tuple[bytes, int, int] | None = None  # an open record carried to the next chunk
-        for (block, block_line0, block_byte0), final in _with_last(chunks):
-            raw, line0, byte0 = block, block_line0, block_byte0
-            if held is not None:
-                raw, line0, byte0 = held[0] + block, held[1], held[2]
-                held = None
-            nul = raw.find(b"\x00")
-            if nul >= 0:
-                raise DataError(
-                    "the file looks binary, not like CSV text",
-                    where=str(path),
-                    expected="text",
-                    found=f"NUL bytes (the first at byte {byte0 + nul})",
-                    fix="Check the file; set data.source.format if it is Parquet or JSON. "
-                    "A UTF-16 file without its byte-order mark must be converted to UTF-8.",
-                )
-            text = _decode(path, raw, options.encoding, line0=line0, byte0=byte0)
-            data = raw if options.encoding == "utf8" else text.encode("utf-8")
-            piece, open_at = parser.parse(data, text, line0, final=final)
-            if piece[0] is not None or piece[1] is not None:
-                yield piece
-            if open_at is not None:  # a quoted value still open: its record goes on
-                cut = _line_start(raw, open_at)
-                held = (raw[cut:], line0 + open_at, byte0 + cut)
-    parser.finish()
 
 
-def _universal_line_ends(read: Callable[[int], bytes], size: int) -> Callable[[int], bytes]:
+def _parse_chunks(
+    parser: _CsvChunks, chunks: Iterable[tuple[bytes, int, int]], *, final: bool
+) -> Generator[Piece, None, tuple[int, int] | None]:
+    """The rows and rejected lines of consecutive chunks of a file (``final``: the last is
+    the file's end). A record whose quoted value is still open at a chunk's end is carried
+    over to the next chunk; still open after the last (not ``final``), the generator returns
+    where it starts (lines and bytes before it): it goes on in what follows."""
+    path, options = parser.path, parser.options
+    held: tuple[bytes, int, int] | None = None  # an open record carried to the next chunk
+    for (block, block_line0, block_byte0), last in _with_last(chunks):
+        raw, line0, byte0 = block, block_line0, block_byte0
+        if held is not None:
+            raw, line0, byte0 = held[0] + block, held[1], held[2]
+            held = None
+        data, text = _chunk_text(path, raw, options, line0=line0, byte0=byte0)
+        piece, open_at = parser.parse(data, text, line0, final=final and last)
+        if piece[0] is not None or piece[1] is not None:
+            yield piece
+        if open_at is not None:  # a quoted value still open: its record goes on
+            cut = _line_start(raw, open_at)
+            held = (raw[cut:], line0 + open_at, byte0 + cut)
+    return None if held is None else (held[1], held[2])
+
+
+def _chunk_text(
+    path: Location, raw: bytes, options: ReadOptions, *, line0: int, byte0: int
+) -> tuple[bytes, str]:
+    """A chunk's bytes as UTF-8 and as text, checked: no NUL byte, valid in its encoding."""
+    nul = raw.find(b"\x00")
+    if nul >= 0:
+        raise DataError(
+            "the file looks binary, not like CSV text",
+            where=str(path),
+            expected="text",
+            found=f"NUL bytes (the first at byte {byte0 + nul})",
+            fix="Check the file; set data.source.format if it is Parquet or JSON. "
+            "A UTF-16 file without its byte-order mark must be converted to UTF-8.",
+        )
+    text = _decode(path, raw, options.encoding, line0=line0, byte0=byte0)
+    return (raw if options.encoding == "utf8" else text.encode("utf-8")), text
+
+
+def _universal_line_ends(
+    read: Callable[[int], bytes], size: int
+) -> tuple[Callable[[int], bytes], bytes]:
     """``read``, with a file whose lines end in a bare CR (classic Mac, old Excel for Mac)
-    read as if they ended in LF: its first 64 KiB hold a CR and no LF."""
+    read as if they ended in LF: its first 64 KiB hold a CR and no LF. And the first ``size``
+    bytes (at least 64 KiB), peeked, as ``read`` will return them."""
     buffer = read(max(size, 1 << 16))
     cr_only = b"\n" not in buffer and b"\r" in buffer
     if cr_only:
         buffer = buffer.replace(b"\r", b"\n")
+    head = buffer
 
     def reader(n: int) -> bytes:
         nonlocal buffer
@@ -1768,7 +2319,7 @@ def _universal_line_ends(read: Callable[[int], bytes], size: int) -> Callable[[i
         block = read(n)
         return block.replace(b"\r", b"\n") if cr_only else block
 
-    return reader
+    return reader, head
 
 
 def _with_last(items: Iterable[Any]) -> Iterator[tuple[Any, bool]]:
@@ -1792,6 +2343,19 @@ def _line_start(data: bytes, line: int) -> int:
     return at
 
 
+class _CsvShape(NamedTuple):
+    expect_header: bool
+    """The header is still to come (only skipped lines so far)."""
+    header: list[str] | None
+    width: int | None
+    names: list[str]
+
+    @property
+    def known(self) -> bool:
+        """Header and width are known: the file's later chunks can be parsed in any order."""
+        return self.width is not None and not self.expect_header
+
+
 class _CsvChunks:
     """Parses the chunks of one CSV file in order, keeping what they share: the header, the
     number of fields, the column names, and the counts for the end-of-file checks."""
@@ -1807,6 +2371,19 @@ class _CsvChunks:
         self.first_bad: dict[str, Any] | None = None
         self.bad = 0
         self._chunk_options = options.model_copy(update={"skip_rows": 0})
+
+    @property
+    def shape(self) -> _CsvShape:
+        """What the chunks share, known once the header (or first line) has been read."""
+        return _CsvShape(self.expect_header, self.header, self.width, list(self.names))
+
+    @classmethod
+    def resumed(cls, path: Location, options: ReadOptions, shape: _CsvShape) -> _CsvChunks:
+        """A parser for a later chunk of the file, from what earlier chunks found."""
+        parser = cls(path, options)
+        parser.expect_header, parser.header, parser.width = shape[:3]
+        parser.names = list(shape.names)
+        return parser
 
     def parse(
         self, data: bytes, text: str, line0: int, *, final: bool = True

@@ -29,6 +29,7 @@ from modelyard.data.sources import (
 )
 from modelyard.data.table import Table
 from modelyard.errors import DataError
+from tests.conftest import assert_packed
 
 _PROPERTY = settings(
     max_examples=120,
@@ -132,10 +133,10 @@ def test_streamed_rows_and_rejected_lines_are_the_input(
     assert set(rejected["_file"]) <= {str(path)}
     for (line, _), reason in zip(case["rejected"], rejected["_reasons"], strict=True):
         assert reason.startswith(f"line {line} has ")
-    # parts of exactly batch_rows rows (the last may be shorter)
+    # parts of at most batch_rows rows, packed
     sizes = got.rows.part_rows()
     assert sum(sizes) == got.rows.num_rows == rows.height
-    assert all(n == batch_rows for n in sizes[:-1]) and 0 < sizes[-1] <= batch_rows
+    assert_packed(sizes, batch_rows)
     # the same rows as one chunk (the whole-file read) gives
     whole = read_source_table(source, folder / "whole")
     assert whole.rows.collect().equals(rows)
@@ -388,7 +389,7 @@ def test_sample_streams_and_equals_the_whole_frame_sample(tmp_path: Path) -> Non
         )
         assert got.rows.collect().equals(expected)
         assert got.rows.num_rows == min(n, 500)
-        assert all(size == batch_rows for size in got.rows.part_rows()[:-1])
+        assert_packed(got.rows.part_rows(), batch_rows)
         assert sorted(p.name for p in (tmp_path / f"o{n}").iterdir()) == ["rejected", "rows"]
 
 

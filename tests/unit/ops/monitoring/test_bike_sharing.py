@@ -120,7 +120,7 @@ def _train_and_register(project: object) -> tuple[object, float]:
     config = project.config  # type: ignore[attr-defined]
     scratch = project.store.scratch  # type: ignore[attr-defined]
     serial = open_executor("serial")
-    train = recipe.ingest(config, scratch)
+    train = recipe.ingest(config, scratch, serial)
     contract = recipe.contract(train, config, None, serial)
     # the time, the year and the row id only grow: no bounds on them (2012 would break them)
     contract = contract.model_copy(
