@@ -600,14 +600,23 @@ class CoMoments:
             sxx = np.repeat((xc * xc).sum(axis=0)[:, None], k, axis=1)
             centre = x.mean(axis=0)
         else:
+            rows = float(x.shape[0])
             count = mask.sum(axis=0)
             centre = np.where(mask, x, 0.0).sum(axis=0) / np.maximum(count, 1)
             xc = np.where(mask, x - centre, 0.0)
-            m = mask.astype(np.float64)
+            sq = xc * xc
             sxy = xc.T @ xc
-            sx = xc.T @ m  # sx[i, j] = sum of x_i where x_j is present too
-            n = m.T @ m
-            sxx = (xc * xc).T @ m
+            # Where x_j is present is 1 - (where it is missing), and only the columns with a
+            # gap have a missing row: products with those columns alone (a few, usually).
+            gaps = np.flatnonzero(count < x.shape[0])
+            missing = (~mask[:, gaps]).astype(np.float64)
+            sx = np.repeat(xc.sum(axis=0)[:, None], k, axis=1)  # sum of x_i where x_j is too
+            sx[:, gaps] -= xc.T @ missing
+            sxx = np.repeat(sq.sum(axis=0)[:, None], k, axis=1)
+            sxx[:, gaps] -= sq.T @ missing
+            lost = rows - count
+            n = rows - lost[:, None] - lost[None, :]
+            n[np.ix_(gaps, gaps)] += missing.T @ missing
         safe = np.where(n > 0, n, 1.0)
         mean = np.where(n > 0, centre[:, None] + sx / safe, 0.0)
         cov = np.where(n > 0, sxy - sx * sx.T / safe, 0.0)
