@@ -373,7 +373,7 @@ def test_the_workers_import_the_model_code_only_when_the_run_fits_models(
 ) -> None:
     """A run of the data steps alone started its workers importing scikit-learn and the
     boosters (3.5 s on each core, taken from the data steps)."""
-    import modelyard.compute as compute
+    from modelyard import compute
 
     warmed: list[tuple[str, ...]] = []
     real = compute.open_executor
