@@ -2012,13 +2012,7 @@ def _record_chunks(
     line, byte = at or (0, 0)
     if at is None:
         if not carry:
-            raise DataError(
-                "the file is empty",
-                where=str(path),
-                expected="a header and data rows",
-                found="0 bytes",
-                fix="Check that the file was written completely.",
-            )
+            raise _empty_file(path)
         if carry.startswith(_BOM):
             carry = carry[3:]
     eof = False
@@ -2086,14 +2080,18 @@ def _unpack(path: Location, raw: bytes) -> bytes:
                 fix="Download or copy the file again.",
             ) from None
     if not raw:
-        raise DataError(
-            "the file is empty",
-            where=str(path),
-            expected="a header and data rows",
-            found="0 bytes",
-            fix="Check that the file was written completely.",
-        )
+        raise _empty_file(path)
     return raw
+
+
+def _empty_file(path: Location) -> DataError:
+    return DataError(
+        "the file is empty",
+        where=str(path),
+        expected="a header and data rows",
+        found="0 bytes",
+        fix="Check that the file was written completely.",
+    )
 
 
 # =========================================================================== Parquet, JSON
