@@ -42,6 +42,7 @@ __all__ = [
     "WorkerLost",
     "available_cores",
     "map_in_order",
+    "on_this_machine",
     "open_executor",
 ]
 
@@ -88,6 +89,9 @@ class Executor(ABC):
     """
 
     kind: ExecutorKind
+    local_files: bool = True
+    """The workers run on this machine, so they can read its files (a task may open a local
+    file itself rather than have its bytes shipped)."""
 
     @property
     @abstractmethod
@@ -166,6 +170,17 @@ def map_in_order(
             executor.cancel(list(pending))
 
 
+def on_this_machine(address: str | None) -> bool:
+    """Whether a Dask cluster's workers run on this machine: a ``LocalCluster`` (no address),
+    or a scheduler on a loopback address (``tcp://127.0.0.1:8786``, ``localhost``)."""
+    if not address:
+        return True
+    from urllib.parse import urlsplit
+
+    host = urlsplit(address if "://" in address else f"tcp://{address}").hostname or ""
+    return host == "localhost" or host.startswith("127.") or host == "::1"
+
+
 def available_cores() -> int:
     """CPU cores this process may use: its affinity mask, capped by a cgroup CPU quota."""
     try:
@@ -224,7 +239,9 @@ def open_executor(
         from modelyard.compute.cluster import DaskExecutor
 
         size = None if address else resolve_workers(workers)
-        return _Lazy(lambda: DaskExecutor(address=address, workers=size), "dask")
+        lazy = _Lazy(lambda: DaskExecutor(address=address, workers=size), "dask")
+        lazy.local_files = on_this_machine(address)
+        return lazy
     raise ModelyardError(
         f"unknown executor '{kind}'",
         where="compute.executor",

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from typing import Any
 
-from modelyard.compute import Executor, Shared, WorkerLost
+from modelyard.compute import Executor, Shared, WorkerLost, on_this_machine
 from modelyard.compute.task import call, portable
 from modelyard.errors import MissingExtraError, ModelyardError
 
@@ -50,6 +50,7 @@ class DaskExecutor(Executor):
         self._client: Any = None
         self._cluster: Any = None
         self._links: dict[int, Any] = {}
+        self.local_files = on_this_machine(address)
         try:
             if address:
                 self._client = distributed.Client(address, timeout=_CONNECT_SECONDS)

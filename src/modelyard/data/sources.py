@@ -1584,7 +1584,8 @@ class _CsvTableReader:
     This process reads each file's head (its header and width, checked), then cuts the file
     into runs of about ``batch_rows`` rows at line ends. A local file is cut where it lies on
     disk (counting its lines), and each task reads its own bytes; a compressed, re-encoded or
-    remote file is read here and its bytes are shipped.
+    remote file, or any file when the workers run on other machines, is read here and its
+    bytes are shipped.
 
     The result is the sequential reader's (:func:`_stream_csv`), whatever the executor: a task
     parses its run as if no record were open where it starts. When the run before it ends
@@ -1642,8 +1643,9 @@ class _CsvTableReader:
         with _open_bytes(path, fs) as raw_read:
             read, head = _universal_line_ends(raw_read, 1 << 20)
             size = self._chunk_size(head)
-            if self.executor is not None and isinstance(path, Path) and _in_place(path):
-                start = self._learn_shape(parser, read)
+            executor = self.executor
+            if executor is not None and executor.local_files and isinstance(path, Path):
+                start = self._learn_shape(parser, read) if _in_place(path) else None
         self.files.append(_FileRead(parser.shape))
         if parser.shape.known:
             self._check_columns(path, parser.shape.names)

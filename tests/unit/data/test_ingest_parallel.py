@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
-from modelyard.compute import Executor, open_executor
+from modelyard.compute import Executor, on_this_machine, open_executor
 from modelyard.config.schema import ReadOptions, Source, ValueMap
 from modelyard.data.sources import read_source_table
 from modelyard.errors import DataError
@@ -58,16 +58,20 @@ def test_the_pool_reads_what_the_sequential_reader_reads(
     tmp_path: Path, pool: Executor, chunk_bytes: int
 ) -> None:
     source = Source(path=_quoted_file(tmp_path / "t.csv"))
+    shipped = open_executor("serial")
+    shipped.local_files = False  # as for workers on other machines: the bytes are sent
+    executors = {
+        "inline": None,
+        "serial": open_executor("serial"),
+        "pool": pool,
+        "shipped": shipped,
+    }
     results = {
         name: _read(source, tmp_path / name, executor, batch_rows=37, chunk_bytes=chunk_bytes)
-        for name, executor in (
-            ("inline", None),
-            ("serial", open_executor("serial")),
-            ("pool", pool),
-        )
+        for name, executor in executors.items()
     }
     rows, rejected, sizes = results["inline"]
-    for name in ("serial", "pool"):
+    for name in ("serial", "pool", "shipped"):
         assert results[name][0].equals(rows), name
         assert results[name][1].equals(rejected), name
         assert results[name][2] == sizes, name
@@ -193,3 +197,21 @@ def test_parts_hold_about_batch_rows_rows_from_the_line_length(tmp_path: Path) -
     assert one == [20_000]
     frame = pl.read_csv(path, infer_schema=False)
     assert _read(Source(path=path), tmp_path / "x", None, batch_rows=3000)[0].equals(frame)
+
+
+@pytest.mark.parametrize(
+    ("address", "here"),
+    [
+        (None, True),
+        ("tcp://127.0.0.1:8786", True),
+        ("localhost:8786", True),
+        ("tcp://[::1]:8786", True),
+        ("tcp://10.0.0.5:8786", False),
+        ("tls://scheduler.example.com:8786", False),
+    ],
+)
+def test_a_cluster_on_another_machine_gets_the_bytes_not_the_path(
+    address: str | None, here: bool
+) -> None:
+    assert on_this_machine(address) is here
+    assert open_executor("dask", address=address).local_files is here
