@@ -1471,6 +1471,15 @@ def _chunk_reader(path: Location, data: bytes | _FileRange) -> Iterator[Callable
             block = fh.read(min(n, left))
         except OSError as exc:
             raise _cannot_read(path, exc) from None
+        if n and left and not block:
+            raise DataError(
+                "the file was cut short while it was read",
+                where=str(path),
+                expected=f"{data.end:,} bytes, as when the read began",
+                found=f"its end at byte {data.end - left:,}",
+                fix="Ingest a file once it is written whole (write it under another name, "
+                "then rename it).",
+            )
         left -= len(block)
         return block
 
@@ -1817,6 +1826,8 @@ def _line_end(fd: int, start: int, limit: int, total: int) -> int:
         cut = block.find(b"\n")
         if cut >= 0:
             return at + cut + 1
+        if not block:  # the file was cut short meanwhile: its task will say so
+            break
         at += len(block)
     return total
 

@@ -215,3 +215,49 @@ def test_a_cluster_on_another_machine_gets_the_bytes_not_the_path(
 ) -> None:
     assert on_this_machine(address) is here
     assert open_executor("dask", address=address).local_files is here
+
+
+def test_files_without_rows_and_a_file_cut_short_are_errors_through_the_pool(
+    tmp_path: Path, pool: Executor
+) -> None:
+    header = tmp_path / "header.csv"
+    header.write_text("a,b\n")
+    with pytest.raises(DataError, match="no data rows"):
+        read_source_table(Source(path=header), tmp_path / "h", executor=pool)
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    with pytest.raises(DataError, match="the file is empty"):
+        read_source_table(Source(path=empty), tmp_path / "e", executor=pool)
+    ragged = tmp_path / "ragged.csv"
+    ragged.write_text("a,b\n" + "1\n" * 30_000)
+    with pytest.raises(DataError, match="no line can be read as a row"):
+        read_source_table(Source(path=ragged), tmp_path / "r", executor=pool, chunk_bytes=4096)
+    assert not any((tmp_path / name).joinpath("rows").exists() for name in "her")
+
+
+def test_a_file_cut_short_after_it_was_cut_into_runs_is_an_error(tmp_path: Path) -> None:
+    """The tasks read their runs after the driver cut the file: a file truncated meanwhile
+    is an error naming it, not rows silently missing."""
+    from modelyard.data import sources
+
+    path = tmp_path / "t.csv"
+    path.write_text("a,b\n" + "".join(f"{i},x\n" for i in range(50_000)))
+    real = sources.parse_csv_chunk
+    calls: list[int] = []
+
+    def truncating(*args: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 2:  # after the first run was read, the file loses its end
+            with path.open("r+b") as fh:
+                fh.truncate(path.stat().st_size // 2)
+        return real(*args)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(sources, "parse_csv_chunk", truncating)
+        with pytest.raises(DataError, match="cut short") as info:
+            read_source_table(
+                Source(path=path), tmp_path / "o", executor=open_executor("serial"),
+                batch_rows=5_000,
+            )  # fmt: skip
+    assert info.value.where == str(path)
+    assert not (tmp_path / "o" / "rows").exists()
