@@ -1419,12 +1419,13 @@ class _Chunk:
     data: bytes | _FileRange
     line0: int
     byte0: int
+    """Where it starts in the file's text, which a byte order mark is not part of (so the
+    first run of a file with one starts at -3)."""
     final: bool
     """The file ends with it."""
     out: Path
-    shape: _CsvShape | None = None
-    """Where the file's parse stands at its start, when not the file's latest (its first
-    run, which holds the header)."""
+    start: bool = False
+    """It begins the file: the byte order mark and the lines to skip are its to drop."""
 
 
 @dataclass(frozen=True)
@@ -1492,14 +1493,14 @@ def parse_csv_chunk(
     options: ReadOptions,
     shape: _CsvShape,
     data: bytes | _FileRange,
-    at: tuple[int, int],
+    at: tuple[int, int] | None,
     final: bool,
     finish: tuple[Mapping[str, ValueMap], Sequence[str], str],
     out: str,
     batch_rows: int,
 ) -> _ChunkRead:
     """The task of a CSV ingest: a run of a file's lines (``at``: the lines and bytes of the
-    file before it) parsed as the sequential reader parses them, :data:`CHUNK_BYTES` at a
+    file before it; ``None``: the run begins the file) parsed as the sequential reader parses them, :data:`CHUNK_BYTES` at a
     time, from the file's ``shape`` as the lines before found it; normalized and ``drop``
     removed (``finish``: normalize, drop, where); its rows written as part files of at most
     ``batch_rows`` rows (as few as can be, of even sizes) at :func:`chunk_part` of ``out``,
@@ -1512,7 +1513,9 @@ def parse_csv_chunk(
     frames: list[pl.DataFrame] = []
     rejected: list[pl.DataFrame] = []
     with _chunk_reader(path, data) as read:
-        pieces = _parse_chunks(parser, _record_chunks(path, read, CHUNK_BYTES, at=at), final=final)
+        skip = options.skip_rows if at is None else 0
+        chunks = _record_chunks(path, read, CHUNK_BYTES, skip_lines=skip, at=at)
+        pieces = _parse_chunks(parser, chunks, final=final)
         while True:
             try:
                 rows, bad = next(pieces)
@@ -1578,9 +1581,12 @@ class _PartPacker:
 
 @dataclass
 class _FileRead:
-    """A CSV file's counts over its chunks, for its end-of-file checks."""
+    """Where the parse of a CSV file stands: after the runs taken so far (``shape`` and the
+    counts for its end-of-file checks), and the shape expected after its first run (from its
+    head), which the tasks of the later runs start from."""
 
     shape: _CsvShape
+    expected: _CsvShape | None
     rows: int = 0
     bad: int = 0
     first_bad: dict[str, Any] | None = None
@@ -1590,17 +1596,19 @@ class _CsvTableReader:
     """CSV files into a table: tasks on the executor parse runs of a file's lines side by side
     and write their rows as parts; their results are taken here in file order.
 
-    This process reads each file's head (its header and width, checked), then cuts the file
-    into runs of about ``batch_rows`` rows at line ends. A local file is cut where it lies on
-    disk (counting its lines), and each task reads its own bytes; a compressed, re-encoded or
+    Each file is cut into runs of about ``batch_rows`` rows at line ends (the same cuts
+    whatever the executor, so the same parts). A local file is cut where it lies on disk
+    (its lines counted here) and each task reads its own bytes; a compressed, re-encoded or
     remote file, or any file when the workers run on other machines, is read here and its
-    bytes are shipped.
+    bytes are shipped. With no executor the runs are parsed here, one after the other.
 
-    The result is the sequential reader's (:func:`_stream_csv`), whatever the executor: a task
-    parses its run as if no record were open where it starts. When the run before it ends
-    inside a quoted value (a value with line breaks across the cut: rare), that record goes on
-    in this run, which is parsed again here from the record's start, as the sequential reader
-    does. A file whose head does not show its header and width is read here whole.
+    The result is the sequential reader's (:func:`_stream_csv`): the first run's task starts
+    from the file's start; the others from the header and width that the file's head shows
+    (parsed here, and checked, before any task), as if no record were open where they
+    start. A task's result is taken only when that held: when the run before it ended inside
+    a quoted value (a value with line breaks across the cut: rare), or the header was not
+    where the head said, the run is parsed again here, from the record's start and the right
+    shape, as the sequential reader parses it.
     """
 
     def __init__(
@@ -1625,7 +1633,7 @@ class _CsvTableReader:
         self.paths: list[Location] = []
         self.files: list[_FileRead] = []
         self.names: list[str] | None = None
-        self._pending: collections.deque[tuple[_Chunk, Future[_ChunkRead] | None]] = (
+        self._pending: collections.deque[tuple[_Chunk, Future[_ChunkRead], _CsvShape]] = (
             collections.deque()
         )
         self._held: tuple[_Chunk, tuple[int, int]] | None = None
@@ -1635,75 +1643,94 @@ class _CsvTableReader:
             for path in paths:
                 _check_separator(path, self.options)
                 self._read_file(path, fs)
-            while self._pending:
-                self._take(*self._pending.popleft())
+            self._drain()
         finally:
             if self._pending and self.executor is not None:  # an error: stop the rest
-                self.executor.cancel([f for _, f in self._pending if f is not None])
+                self.executor.cancel([future for _, future, _ in self._pending])
 
     # -- cutting
 
     def _read_file(self, path: Location, fs: Any) -> None:
         index = len(self.paths)
         self.paths.append(path)
-        parser = _CsvChunks(path, self.options)
-        initial = parser.shape
-        start: tuple[int, int] | None = None
         with _open_bytes(path, fs) as raw_read:
             read, head = _universal_line_ends(raw_read, 1 << 20)
             size = self._chunk_size(head)
+            expected = self._expected_shape(path, head) if self.executor is not None else None
+            self.files.append(_FileRead(_CsvChunks(path, self.options).shape, expected))
+            if expected is not None:
+                self._check_columns(path, expected.names)
             executor = self.executor
-            if executor is not None and executor.local_files and isinstance(path, Path):
-                start = self._learn_shape(parser, read) if _in_place(path) else None
-        self.files.append(_FileRead(parser.shape))
-        if parser.shape.known:
-            self._check_columns(path, parser.shape.names)
-        if start is not None:
-            assert isinstance(path, Path)
-            cuts = self._ranges(index, path, start, size, initial)
-        else:
-            cuts = self._shipped(index, path, fs, size)
-        for chunk in cuts:
-            self._submit(chunk)
+            in_place = (
+                executor is not None
+                and executor.local_files
+                and isinstance(path, Path)
+                and _in_place(path)
+            )
+            if in_place:
+                assert isinstance(path, Path)
+                runs = self._ranges(index, path, size, _bom(head))
+            else:
+                runs = self._stream_runs(index, read, size, _bom(head))
+            for chunk in runs:
+                self._submit(chunk)
 
-    def _learn_shape(
-        self, parser: _CsvChunks, read: Callable[[int], bytes]
-    ) -> tuple[int, int] | None:
-        """Parse the file's head (about 64 KiB) for its header and width, checked; where its
-        data starts (lines and bytes before it), or ``None`` when the head does not tell."""
-        first = next(_record_chunks(parser.path, read, 1 << 16, skip_lines=self.options.skip_rows))
+    def _expected_shape(self, path: Location, head: bytes) -> _CsvShape | None:
+        """The header and width the file's head shows (checked), or ``None`` when its head
+        holds no whole line."""
+        if b"\n" not in head:
+            return None
+        parser = _CsvChunks(path, self.options)
+        read = io.BytesIO(head).read
+        first = next(_record_chunks(path, read, 1 << 16, skip_lines=self.options.skip_rows))
         for _ in _parse_chunks(parser, [first], final=False):
             pass
-        return (first[1], first[2]) if parser.shape.known else None
+        return parser.shape if parser.shape.known else None
 
-    def _ranges(
-        self, index: int, path: Path, start: tuple[int, int], size: int, initial: _CsvShape
-    ) -> Iterator[_Chunk]:
-        """The file cut where it lies into runs of about ``size`` bytes at line ends, from
-        ``start`` (the lines and bytes before the header), its lines counted. The first run
-        is parsed from the ``initial`` shape: it reads the header."""
-        line, byte = start
-        bom = len(_BOM) if _starts_with_bom(path) else 0
+    def _ranges(self, index: int, path: Path, size: int, bom: int) -> Iterator[_Chunk]:
+        """The file cut where it lies into runs (see :func:`_run_end`), its lines counted."""
         with path.open("rb") as fh:
             fd = fh.fileno()
             total = os.fstat(fd).st_size
-            at = byte + bom
-            while at < total:
+            at = line = 0
+            while True:
                 end = total if at + size >= total else _line_end(fd, at, at + size, total)
                 yield _Chunk(
                     index, _FileRange(path, at, end), line, at - bom, end == total,
-                    self.parts.staging(), initial if line == start[0] else None,
+                    self.parts.staging(), start=at == 0,
                 )  # fmt: skip
+                if end == total:
+                    return
                 line, at = line + _count_lines(fd, at, end), end
 
-    def _shipped(self, index: int, path: Location, fs: Any, size: int) -> Iterator[_Chunk]:
-        """The file read here in runs of about ``size`` bytes cut at line ends (their bytes
-        go to the tasks)."""
-        with _open_bytes(path, fs) as raw_read:
-            read, _ = _universal_line_ends(raw_read, size)
-            chunks = _record_chunks(path, read, size, skip_lines=self.options.skip_rows)
-            for (raw, line0, byte0), final in _with_last(chunks):
-                yield _Chunk(index, raw, line0, byte0, final, self.parts.staging())
+    def _stream_runs(
+        self, index: int, read: Callable[[int], bytes], size: int, bom: int
+    ) -> Iterator[_Chunk]:
+        """The file's bytes read here and cut into runs as :meth:`_ranges` cuts a file."""
+        buffer, eof, at, line = b"", False, 0, 0
+        while True:
+            while not eof and len(buffer) <= size:
+                block = read(max(size, 1 << 16))
+                eof = not block
+                buffer += block
+            if len(buffer) <= size:  # the rest of the file
+                end = len(buffer)
+            else:
+                end = buffer.rfind(b"\n", 0, size) + 1
+                while not end:  # a line longer than the run: up to its end
+                    end = buffer.find(b"\n", size) + 1
+                    if not end and (eof or len(buffer) > size + _MAX_RECORD_BYTES):
+                        end = len(buffer)
+                    elif not end:
+                        block = read(max(size, 1 << 16))
+                        eof = not block
+                        buffer += block
+            run, buffer = buffer[:end], buffer[end:]
+            final = eof and not buffer
+            yield _Chunk(index, run, line, at - bom, final, self.parts.staging(), start=at == 0)
+            if final:
+                return
+            line, at = line + run.count(b"\n"), at + len(run)
 
     def _chunk_size(self, head: bytes) -> int:
         """Bytes for 90% of ``batch_rows`` rows (from the head's line length, so that a run
@@ -1716,29 +1743,37 @@ class _CsvTableReader:
     # -- running, in order
 
     def _submit(self, chunk: _Chunk) -> None:
+        """A task for the run, started from the shape it should find; here (after the runs
+        before it) when there is no executor or no such shape."""
         file = self.files[chunk.file]
-        if self.executor is None or not file.shape.known:
-            while self._pending:
-                self._take(*self._pending.popleft())
-            self._take(chunk, None)
+        assumed = file.shape if chunk.start else file.expected
+        if self.executor is None or assumed is None:
+            self._drain()
+            self._take(chunk, None, None)
             return
         while len(self._pending) > self.executor.workers:
             self._take(*self._pending.popleft())
         future = self.executor.submit(
-            parse_csv_chunk, self.paths[chunk.file], self.options, chunk.shape or file.shape,
-            chunk.data,
-            (chunk.line0, chunk.byte0), chunk.final, self.finish, str(chunk.out), self.batch_rows,
+            parse_csv_chunk, self.paths[chunk.file], self.options, assumed, chunk.data,
+            _at(chunk), chunk.final, self.finish, str(chunk.out), self.batch_rows,
         )  # fmt: skip
-        self._pending.append((chunk, future))
+        self._pending.append((chunk, future, assumed))
 
-    def _take(self, chunk: _Chunk, future: Future[_ChunkRead] | None) -> None:
-        """The chunk's result, in file order: its task's, or parsed here when the record
-        before it is still open (or when it has no task)."""
+    def _drain(self) -> None:
+        while self._pending:
+            self._take(*self._pending.popleft())
+
+    def _take(
+        self, chunk: _Chunk, future: Future[_ChunkRead] | None, assumed: _CsvShape | None
+    ) -> None:
+        """The run's result, in file order: its task's when the task started where the
+        parse stands, else parsed here."""
+        file = self.files[chunk.file]
         result: _ChunkRead | None = None
         if future is not None:
-            if self._held is None:
+            if self._held is None and assumed == file.shape:
                 result = future.result()
-            else:  # parsed from the wrong start: let it end (it writes chunk.out), then redo
+            else:  # started from the wrong place: let it end (it writes chunk.out), redo
                 with contextlib.suppress(Exception):
                     future.result()
         if result is None:
@@ -1747,22 +1782,22 @@ class _CsvTableReader:
                 self._held = None
                 chunk = _joined(before, line0, byte0, chunk)
             result = parse_csv_chunk(
-                self.paths[chunk.file], self.options, chunk.shape or self.files[chunk.file].shape,
-                chunk.data, (chunk.line0, chunk.byte0), chunk.final, self.finish, str(chunk.out),
-                self.batch_rows,
+                self.paths[chunk.file], self.options, file.shape, chunk.data, _at(chunk),
+                chunk.final, self.finish, str(chunk.out), self.batch_rows,
             )  # fmt: skip
         self._accept(chunk, result)
         if result.open_at is not None:
-            if chunk.final:  # pragma: no cover - defensive: the last chunk closes every record
+            if chunk.final:  # pragma: no cover - defensive: the last run closes every record
                 raise AssertionError("a record left open at the end of the file")
             self._held = (chunk, result.open_at)
 
     def _accept(self, chunk: _Chunk, result: _ChunkRead) -> None:
         path, file = self.paths[chunk.file], self.files[chunk.file]
-        known = file.shape.known
-        file.shape = result.shape
-        if not known and result.shape.known:
+        if not file.shape.known and result.shape.known:
             self._check_columns(path, result.shape.names)
+        if result.shape.known:
+            file.expected = result.shape  # what the tasks of the next runs start from
+        file.shape = result.shape
         file.rows += result.rows
         file.bad += result.bad
         file.first_bad = file.first_bad or result.first_bad
@@ -1792,6 +1827,16 @@ class _CsvTableReader:
         if last is not None:
             self.rejected.write(last)
         return self.parts.close(), self.rejected.close()
+
+
+def _bom(head: bytes) -> int:
+    """The length of the UTF-8 byte order mark a file's ``head`` starts with (0: none)."""
+    return len(_BOM) if head.startswith(_BOM) else 0
+
+
+def _at(chunk: _Chunk) -> tuple[int, int] | None:
+    """Where a chunk's task starts reading (see :func:`parse_csv_chunk`)."""
+    return None if chunk.start else (chunk.line0, chunk.byte0)
 
 
 def _joined(before: _Chunk, line0: int, byte0: int, chunk: _Chunk) -> _Chunk:
@@ -1854,11 +1899,6 @@ def _in_place(path: Path) -> bool:
         return False
     cr_only = b"\n" not in head and b"\r" in head
     return head[:2] != b"\x1f\x8b" and head[:2] not in _UTF16_BOMS and not cr_only
-
-
-def _starts_with_bom(path: Path) -> bool:
-    with path.open("rb") as fh:
-        return fh.read(len(_BOM)) == _BOM
 
 
 def _csv_files(source: Source) -> tuple[list[Location], Any] | None:

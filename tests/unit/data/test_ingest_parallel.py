@@ -261,3 +261,41 @@ def test_a_file_cut_short_after_it_was_cut_into_runs_is_an_error(tmp_path: Path)
             )  # fmt: skip
     assert info.value.where == str(path)
     assert not (tmp_path / "o" / "rows").exists()
+
+
+@pytest.mark.parametrize("chunk_bytes", [5, 40, 200])
+def test_a_byte_order_mark_and_skipped_lines_before_records_that_span_the_cuts(
+    tmp_path: Path, chunk_bytes: int
+) -> None:
+    """The first run drops the mark and the lines to skip; a record it leaves open goes on in
+    the next run, found at its place in the file (the mark counted)."""
+    lines = ["junk line", "id,note"]
+    for i in range(60):
+        lines.append(f'{i},"a\nb\nc"' if i % 3 == 0 else f"{i},plain")
+    path = tmp_path / "t.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + ("\n".join(lines) + "\n").encode())
+    source = Source(path=path, read=ReadOptions(skip_rows=1))
+    kw: dict[str, Any] = {"batch_rows": 7, "chunk_bytes": chunk_bytes}
+    inline = _read(source, tmp_path / "inline", None, **kw)
+    tasks = _read(source, tmp_path / "tasks", open_executor("serial"), **kw)
+    assert tasks[0].equals(inline[0]) and tasks[1].equals(inline[1]) and tasks[2] == inline[2]
+    assert inline[0].columns == ["id", "note"]
+    assert inline[0]["id"].to_list() == [str(i) for i in range(60)]
+    assert inline[0]["note"][0] == "a\nb\nc"
+
+
+def test_a_header_longer_than_a_run_is_read_before_the_runs_that_follow_it(
+    tmp_path: Path,
+) -> None:
+    """A quoted column name with a line break, cut by tiny runs: the first run ends inside
+    the header, so the tasks of the next runs started from a header they had not reached;
+    their runs are parsed again, and the table is the inline read's."""
+    path = tmp_path / "t.csv"
+    body = "".join(f"{i},{i * 2}\n" for i in range(300))
+    path.write_text('"the\nid","a value\nwith lines"\n' + body)
+    kw: dict[str, Any] = {"batch_rows": 20, "chunk_bytes": 6}
+    inline = _read(Source(path=path), tmp_path / "inline", None, **kw)
+    tasks = _read(Source(path=path), tmp_path / "tasks", open_executor("serial"), **kw)
+    assert tasks[0].equals(inline[0]) and tasks[1].equals(inline[1]) and tasks[2] == inline[2]
+    assert inline[0].columns == ["the\nid", "a value\nwith lines"]
+    assert inline[0].height == 300 and inline[1].height == 0
