@@ -1411,7 +1411,7 @@ class _FileRange:
 
 
 @dataclass(frozen=True)
-class _Chunk:
+class _Run:
     """A run of a CSV file's lines for one task: its bytes (or where they are in the file),
     the lines and bytes of the file before it, and the stem of the part files it writes."""
 
@@ -1429,15 +1429,15 @@ class _Chunk:
 
 
 @dataclass(frozen=True)
-class _ChunkRead:
-    """What a task returns for one chunk (its rows are in the part files it wrote)."""
+class _RunRead:
+    """What a task returns for one run (its rows are in the part files it wrote)."""
 
     parts: list[int]
-    """The rows of each part file written, in order (see :func:`chunk_part`)."""
+    """The rows of each part file written, in order (see :func:`run_part`)."""
     rejected: pl.DataFrame | None
     open_at: tuple[int, int] | None
-    """The chunk ends inside a quoted value: the lines and bytes before its record, which goes
-    on in the next chunk."""
+    """The run ends inside a quoted value: the lines and bytes before its record, which goes
+    on in the next run."""
     bad: int
     first_bad: dict[str, Any] | None
     shape: _CsvShape
@@ -1447,14 +1447,14 @@ class _ChunkRead:
         return sum(self.parts)
 
 
-def chunk_part(stem: Path, index: int) -> Path:
-    """The ``index``-th part file a chunk's task writes (``stem``: the chunk's)."""
+def run_part(stem: Path, index: int) -> Path:
+    """The ``index``-th part file a run's task writes (``stem``: the run's)."""
     return stem.with_name(f"{stem.name}-{index:04d}.parquet")
 
 
 @contextmanager
-def _chunk_reader(path: Location, data: bytes | _FileRange) -> Iterator[Callable[[int], bytes]]:
-    """``read(n)`` over a chunk's bytes."""
+def _run_reader(path: Location, data: bytes | _FileRange) -> Iterator[Callable[[int], bytes]]:
+    """``read(n)`` over a run's bytes."""
     if isinstance(data, bytes):
         stream = io.BytesIO(data)
         yield stream.read
@@ -1488,7 +1488,7 @@ def _chunk_reader(path: Location, data: bytes | _FileRange) -> Iterator[Callable
         yield read
 
 
-def parse_csv_chunk(
+def parse_csv_run(
     path: Location,
     options: ReadOptions,
     shape: _CsvShape,
@@ -1498,13 +1498,13 @@ def parse_csv_chunk(
     finish: tuple[Mapping[str, ValueMap], Sequence[str], str],
     out: str,
     batch_rows: int,
-) -> _ChunkRead:
-    """The task of a CSV ingest: a run of a file's lines (``at``: the lines and bytes of the
-    file before it; ``None``: the run begins the file) parsed as the sequential reader parses them, :data:`CHUNK_BYTES` at a
-    time, from the file's ``shape`` as the lines before found it; normalized and ``drop``
-    removed (``finish``: normalize, drop, where); its rows written as part files of at most
-    ``batch_rows`` rows (as few as can be, of even sizes) at :func:`chunk_part` of ``out``,
-    replacing any written there before."""
+) -> _RunRead:
+    """The task of a CSV ingest: a run of a file's lines parsed as the sequential reader
+    parses them, :data:`CHUNK_BYTES` at a time, from the file's ``shape`` as the lines before
+    it left it (``at``: the lines and bytes of the file before it; ``None``: the run begins
+    the file); normalized and ``drop`` removed (``finish``: normalize, drop, where); its rows
+    written as part files of at most ``batch_rows`` rows (as few as can be, of even sizes) at
+    :func:`run_part` of ``out``, replacing any written there before."""
     normalize, drop, where = finish
     stem = Path(out)
     for old in stem.parent.glob(f"{stem.name}-*.parquet"):
@@ -1512,7 +1512,7 @@ def parse_csv_chunk(
     parser = _CsvChunks.resumed(path, options, shape)
     frames: list[pl.DataFrame] = []
     rejected: list[pl.DataFrame] = []
-    with _chunk_reader(path, data) as read:
+    with _run_reader(path, data) as read:
         skip = options.skip_rows if at is None else 0
         chunks = _record_chunks(path, read, CHUNK_BYTES, skip_lines=skip, at=at)
         pieces = _parse_chunks(parser, chunks, final=final)
@@ -1534,14 +1534,14 @@ def parse_csv_chunk(
         pieces_n = -(-rows.height // max(1, batch_rows))  # of even sizes, at most batch_rows
         for i in range(pieces_n):
             start, end = rows.height * i // pieces_n, rows.height * (i + 1) // pieces_n
-            write_part(rows.slice(start, end - start), chunk_part(stem, i))
+            write_part(rows.slice(start, end - start), run_part(stem, i))
             parts.append(end - start)
     bad_lines = _concat_rejected(rejected) if rejected else None
-    return _ChunkRead(parts, bad_lines, open_at, parser.bad, parser.first_bad, parser.shape)
+    return _RunRead(parts, bad_lines, open_at, parser.bad, parser.first_bad, parser.shape)
 
 
 class _PartPacker:
-    """Turns the parts the tasks wrote (under staging names, in chunk order) into the table's
+    """Turns the parts the tasks wrote (under staging names, in file order) into the table's
     parts: renamed in order, consecutive ones of ``batch_rows`` rows or fewer in all packed
     into one. So every part has at most ``batch_rows`` rows, two neighbours more than that
     together, and a table of at most ``batch_rows`` rows is one part."""
@@ -1553,15 +1553,15 @@ class _PartPacker:
         self._staged = 0
 
     def staging(self) -> Path:
-        """The stem of the next chunk's part files (see :func:`chunk_part`)."""
+        """The stem of the next run's part files (see :func:`run_part`)."""
         self._staged += 1
-        return self.writer.folder / f".chunk-{self._staged:08d}"
+        return self.writer.folder / f".run-{self._staged:08d}"
 
     def add(self, stem: Path, parts: Sequence[int]) -> None:
         for i, rows in enumerate(parts):
             if self._held and sum(n for _, n in self._held) + rows > self.batch_rows:
                 self._flush()
-            self._held.append((chunk_part(stem, i), rows))
+            self._held.append((run_part(stem, i), rows))
 
     def close(self) -> Table:
         self._flush()
@@ -1633,10 +1633,10 @@ class _CsvTableReader:
         self.paths: list[Location] = []
         self.files: list[_FileRead] = []
         self.names: list[str] | None = None
-        self._pending: collections.deque[tuple[_Chunk, Future[_ChunkRead], _CsvShape]] = (
+        self._pending: collections.deque[tuple[_Run, Future[_RunRead], _CsvShape]] = (
             collections.deque()
         )
-        self._held: tuple[_Chunk, tuple[int, int]] | None = None
+        self._held: tuple[_Run, tuple[int, int]] | None = None
 
     def read(self, paths: Sequence[Location], fs: Any = None) -> None:
         try:
@@ -1655,7 +1655,7 @@ class _CsvTableReader:
         self.paths.append(path)
         with _open_bytes(path, fs) as raw_read:
             read, head = _universal_line_ends(raw_read, 1 << 20)
-            size = self._chunk_size(head)
+            size = self._run_size(head)
             expected = self._expected_shape(path, head) if self.executor is not None else None
             self.files.append(_FileRead(_CsvChunks(path, self.options).shape, expected))
             if expected is not None:
@@ -1672,8 +1672,8 @@ class _CsvTableReader:
                 runs = self._ranges(index, path, size, _bom(head))
             else:
                 runs = self._stream_runs(index, read, size, _bom(head))
-            for chunk in runs:
-                self._submit(chunk)
+            for run in runs:
+                self._submit(run)
 
     def _expected_shape(self, path: Location, head: bytes) -> _CsvShape | None:
         """The header and width the file's head shows (checked), or ``None`` when its head
@@ -1687,7 +1687,7 @@ class _CsvTableReader:
             pass
         return parser.shape if parser.shape.known else None
 
-    def _ranges(self, index: int, path: Path, size: int, bom: int) -> Iterator[_Chunk]:
+    def _ranges(self, index: int, path: Path, size: int, bom: int) -> Iterator[_Run]:
         """The file cut where it lies into runs (see :func:`_run_end`), its lines counted."""
         with path.open("rb") as fh:
             fd = fh.fileno()
@@ -1695,7 +1695,7 @@ class _CsvTableReader:
             at = line = 0
             while True:
                 end = total if at + size >= total else _line_end(fd, at, at + size, total)
-                yield _Chunk(
+                yield _Run(
                     index, _FileRange(path, at, end), line, at - bom, end == total,
                     self.parts.staging(), start=at == 0,
                 )  # fmt: skip
@@ -1705,7 +1705,7 @@ class _CsvTableReader:
 
     def _stream_runs(
         self, index: int, read: Callable[[int], bytes], size: int, bom: int
-    ) -> Iterator[_Chunk]:
+    ) -> Iterator[_Run]:
         """The file's bytes read here and cut into runs as :meth:`_ranges` cuts a file."""
         buffer, eof, at, line = b"", False, 0, 0
         while True:
@@ -1727,12 +1727,12 @@ class _CsvTableReader:
                         buffer += block
             run, buffer = buffer[:end], buffer[end:]
             final = eof and not buffer
-            yield _Chunk(index, run, line, at - bom, final, self.parts.staging(), start=at == 0)
+            yield _Run(index, run, line, at - bom, final, self.parts.staging(), start=at == 0)
             if final:
                 return
             line, at = line + run.count(b"\n"), at + len(run)
 
-    def _chunk_size(self, head: bytes) -> int:
+    def _run_size(self, head: bytes) -> int:
         """Bytes for 90% of ``batch_rows`` rows (from the head's line length, so that a run
         seldom holds more than a part), at most ``chunk_bytes``."""
         lines = head.count(b"\n")
@@ -1742,57 +1742,55 @@ class _CsvTableReader:
 
     # -- running, in order
 
-    def _submit(self, chunk: _Chunk) -> None:
+    def _submit(self, run: _Run) -> None:
         """A task for the run, started from the shape it should find; here (after the runs
         before it) when there is no executor or no such shape."""
-        file = self.files[chunk.file]
-        assumed = file.shape if chunk.start else file.expected
+        file = self.files[run.file]
+        assumed = file.shape if run.start else file.expected
         if self.executor is None or assumed is None:
             self._drain()
-            self._take(chunk, None, None)
+            self._take(run, None, None)
             return
         while len(self._pending) > self.executor.workers:
             self._take(*self._pending.popleft())
         future = self.executor.submit(
-            parse_csv_chunk, self.paths[chunk.file], self.options, assumed, chunk.data,
-            _at(chunk), chunk.final, self.finish, str(chunk.out), self.batch_rows,
+            parse_csv_run, self.paths[run.file], self.options, assumed, run.data,
+            _at(run), run.final, self.finish, str(run.out), self.batch_rows,
         )  # fmt: skip
-        self._pending.append((chunk, future, assumed))
+        self._pending.append((run, future, assumed))
 
     def _drain(self) -> None:
         while self._pending:
             self._take(*self._pending.popleft())
 
-    def _take(
-        self, chunk: _Chunk, future: Future[_ChunkRead] | None, assumed: _CsvShape | None
-    ) -> None:
+    def _take(self, run: _Run, future: Future[_RunRead] | None, assumed: _CsvShape | None) -> None:
         """The run's result, in file order: its task's when the task started where the
         parse stands, else parsed here."""
-        file = self.files[chunk.file]
-        result: _ChunkRead | None = None
+        file = self.files[run.file]
+        result: _RunRead | None = None
         if future is not None:
             if self._held is None and assumed == file.shape:
                 result = future.result()
-            else:  # started from the wrong place: let it end (it writes chunk.out), redo
+            else:  # started from the wrong place: let it end (it writes run.out), redo
                 with contextlib.suppress(Exception):
                     future.result()
         if result is None:
             if self._held is not None:
                 before, (line0, byte0) = self._held
                 self._held = None
-                chunk = _joined(before, line0, byte0, chunk)
-            result = parse_csv_chunk(
-                self.paths[chunk.file], self.options, file.shape, chunk.data, _at(chunk),
-                chunk.final, self.finish, str(chunk.out), self.batch_rows,
+                run = _joined(before, line0, byte0, run)
+            result = parse_csv_run(
+                self.paths[run.file], self.options, file.shape, run.data, _at(run),
+                run.final, self.finish, str(run.out), self.batch_rows,
             )  # fmt: skip
-        self._accept(chunk, result)
+        self._accept(run, result)
         if result.open_at is not None:
-            if chunk.final:  # pragma: no cover - defensive: the last run closes every record
+            if run.final:  # pragma: no cover - defensive: the last run closes every record
                 raise AssertionError("a record left open at the end of the file")
-            self._held = (chunk, result.open_at)
+            self._held = (run, result.open_at)
 
-    def _accept(self, chunk: _Chunk, result: _ChunkRead) -> None:
-        path, file = self.paths[chunk.file], self.files[chunk.file]
+    def _accept(self, run: _Run, result: _RunRead) -> None:
+        path, file = self.paths[run.file], self.files[run.file]
         if not file.shape.known and result.shape.known:
             self._check_columns(path, result.shape.names)
         if result.shape.known:
@@ -1801,11 +1799,11 @@ class _CsvTableReader:
         file.rows += result.rows
         file.bad += result.bad
         file.first_bad = file.first_bad or result.first_bad
-        self.parts.add(chunk.out, result.parts)
+        self.parts.add(run.out, result.parts)
         if result.rejected is not None:
             for part in self.rejected_batches.add(result.rejected):
                 self.rejected.write(part)
-        if chunk.final:
+        if run.final:
             parser = _CsvChunks.resumed(path, self.options, file.shape)
             parser.rows, parser.bad, parser.first_bad = file.rows, file.bad, file.first_bad
             parser.finish()
@@ -1834,21 +1832,21 @@ def _bom(head: bytes) -> int:
     return len(_BOM) if head.startswith(_BOM) else 0
 
 
-def _at(chunk: _Chunk) -> tuple[int, int] | None:
-    """Where a chunk's task starts reading (see :func:`parse_csv_chunk`)."""
-    return None if chunk.start else (chunk.line0, chunk.byte0)
+def _at(run: _Run) -> tuple[int, int] | None:
+    """Where a run's task starts reading (see :func:`parse_csv_run`)."""
+    return None if run.start else (run.line0, run.byte0)
 
 
-def _joined(before: _Chunk, line0: int, byte0: int, chunk: _Chunk) -> _Chunk:
-    """``chunk`` with the end of ``before`` from its open record on (``line0``, ``byte0``)."""
+def _joined(before: _Run, line0: int, byte0: int, run: _Run) -> _Run:
+    """``run`` with the end of ``before`` from its open record on (``line0``, ``byte0``)."""
     data: bytes | _FileRange
-    if isinstance(chunk.data, _FileRange):
+    if isinstance(run.data, _FileRange):
         assert isinstance(before.data, _FileRange)
-        data = _FileRange(chunk.data.path, before.data.start + byte0 - before.byte0, chunk.data.end)
+        data = _FileRange(run.data.path, before.data.start + byte0 - before.byte0, run.data.end)
     else:
         assert isinstance(before.data, bytes)
-        data = before.data[byte0 - before.byte0 :] + chunk.data
-    return _Chunk(chunk.file, data, line0, byte0, chunk.final, chunk.out)
+        data = before.data[byte0 - before.byte0 :] + run.data
+    return _Run(run.file, data, line0, byte0, run.final, run.out)
 
 
 _WINDOW = 1 << 20

@@ -242,7 +242,7 @@ def test_a_file_cut_short_after_it_was_cut_into_runs_is_an_error(tmp_path: Path)
 
     path = tmp_path / "t.csv"
     path.write_text("a,b\n" + "".join(f"{i},x\n" for i in range(50_000)))
-    real = sources.parse_csv_chunk
+    real = sources.parse_csv_run
     calls: list[int] = []
 
     def truncating(*args: Any) -> Any:
@@ -253,7 +253,7 @@ def test_a_file_cut_short_after_it_was_cut_into_runs_is_an_error(tmp_path: Path)
         return real(*args)
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(sources, "parse_csv_chunk", truncating)
+        mp.setattr(sources, "parse_csv_run", truncating)
         with pytest.raises(DataError, match="cut short") as info:
             read_source_table(
                 Source(path=path), tmp_path / "o", executor=open_executor("serial"),
