@@ -1637,8 +1637,12 @@ class _CsvTableReader:
             collections.deque()
         )
         self._held: tuple[_Run, tuple[int, int]] | None = None
+        self._alone = False
+        """The source is one file: when it is one run too, it is parsed here (a small table
+        costs no round trip to a worker, as :func:`~modelyard.compute.map_in_order` does)."""
 
     def read(self, paths: Sequence[Location], fs: Any = None) -> None:
+        self._alone = len(paths) == 1
         try:
             for path in paths:
                 _check_separator(path, self.options)
@@ -1747,7 +1751,7 @@ class _CsvTableReader:
         before it) when there is no executor or no such shape."""
         file = self.files[run.file]
         assumed = file.shape if run.start else file.expected
-        if self.executor is None or assumed is None:
+        if self.executor is None or assumed is None or (self._alone and run.start and run.final):
             self._drain()
             self._take(run, None, None)
             return

@@ -299,3 +299,20 @@ def test_a_header_longer_than_a_run_is_read_before_the_runs_that_follow_it(
     assert tasks[0].equals(inline[0]) and tasks[1].equals(inline[1]) and tasks[2] == inline[2]
     assert inline[0].columns == ["the\nid", "a value\nwith lines"]
     assert inline[0].height == 300 and inline[1].height == 0
+
+
+def test_a_file_of_one_run_is_parsed_in_the_driver(tmp_path: Path) -> None:
+    """A small table costs no round trip to a worker (a pool's workers would have to start)."""
+
+    from modelyard.compute.serial import SerialExecutor
+
+    class NoTasks(SerialExecutor):
+        def submit(self, fn: Any, /, *args: Any) -> Any:
+            raise AssertionError("a task was submitted")
+
+    path = tmp_path / "t.csv"
+    path.write_text("a,b\n" + "".join(f"{i},x\n" for i in range(100)))
+    rows, _, sizes = _read(Source(path=path), tmp_path / "o", NoTasks())
+    assert rows.height == 100 and sizes == [100]
+    with pytest.raises(AssertionError, match="a task was submitted"):  # two runs: tasks
+        read_source_table(Source(path=path), tmp_path / "p", executor=NoTasks(), chunk_bytes=300)
