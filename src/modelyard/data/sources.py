@@ -1694,18 +1694,17 @@ class _CsvTableReader:
     def _ranges(self, index: int, path: Path, size: int, bom: int) -> Iterator[_Run]:
         """The file cut where it lies into runs (see :func:`_run_end`), its lines counted."""
         with path.open("rb") as fh:
-            fd = fh.fileno()
-            total = os.fstat(fd).st_size
+            total = os.fstat(fh.fileno()).st_size
             at = line = 0
             while True:
-                end = total if at + size >= total else _line_end(fd, at, at + size, total)
+                end = total if at + size >= total else _line_end(fh, at, at + size, total)
                 yield _Run(
                     index, _FileRange(path, at, end), line, at - bom, end == total,
                     self.parts.staging(), start=at == 0,
                 )  # fmt: skip
                 if end == total:
                     return
-                line, at = line + _count_lines(fd, at, end), end
+                line, at = line + _count_lines(fh, at, end), end
 
     def _stream_runs(
         self, index: int, read: Callable[[int], bytes], size: int, bom: int
@@ -1857,19 +1856,24 @@ _WINDOW = 1 << 20
 """Bytes read at a time where a file is cut in place and its lines counted."""
 
 
-def _line_end(fd: int, start: int, limit: int, total: int) -> int:
+def _read_at(fh: io.BufferedReader, at: int, n: int) -> bytes:
+    fh.seek(at)
+    return fh.read(n)
+
+
+def _line_end(fh: io.BufferedReader, start: int, limit: int, total: int) -> int:
     """The end of the last line that ends in ``start:limit`` (after ``start``); when none
     does (a line longer than that), of the line that runs past ``limit``; else ``total``."""
     window_end = limit
     while window_end > start:
         window_start = max(start, window_end - _WINDOW)
-        cut = os.pread(fd, window_end - window_start, window_start).rfind(b"\n")
+        cut = _read_at(fh, window_start, window_end - window_start).rfind(b"\n")
         if cut >= 0:
             return window_start + cut + 1
         window_end = window_start
     at = limit
     while at < total:
-        block = os.pread(fd, _WINDOW, at)
+        block = _read_at(fh, at, _WINDOW)
         cut = block.find(b"\n")
         if cut >= 0:
             return at + cut + 1
@@ -1879,7 +1883,7 @@ def _line_end(fd: int, start: int, limit: int, total: int) -> int:
     return total
 
 
-def _count_lines(fd: int, start: int, end: int) -> int:
+def _count_lines(fh: io.BufferedReader, start: int, end: int) -> int:
     """The line ends in bytes ``start:end`` of the file (numpy counts 3x faster than
     ``bytes.count``)."""
     import numpy as np
@@ -1887,8 +1891,9 @@ def _count_lines(fd: int, start: int, end: int) -> int:
     buffer = bytearray(_WINDOW)
     values = np.frombuffer(buffer, dtype=np.uint8)
     count, at = 0, start
+    fh.seek(start)
     while at < end:
-        got = os.preadv(fd, [memoryview(buffer)[: min(_WINDOW, end - at)]], at)
+        got = fh.readinto(memoryview(buffer)[: min(_WINDOW, end - at)])
         if not got:
             break
         count += int(np.count_nonzero(values[:got] == 10))
