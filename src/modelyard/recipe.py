@@ -78,7 +78,7 @@ step to write a large output into (a table's parts) before the store keeps it.""
 
 def ingest(config: ProjectConfig, scratch: Scratch, executor: Executor) -> Ingested:
     """Read the training (reference) data as configured, streamed into a table (a CSV file's
-    chunks parsed side by side on the executor)."""
+    runs of lines parsed side by side on the executor)."""
     from modelyard.data.sources import read_source_table
 
     data = config.data

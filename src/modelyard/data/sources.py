@@ -118,8 +118,8 @@ _CHUNK = 1 << 20
 CHUNK_BYTES = 16 << 20
 """Bytes of a text file read and parsed at a time (cut at the end of a record)."""
 PART_BYTES = 64 << 20
-"""The most bytes of a CSV file that one task parses into one part (:func:`read_source_table`):
-a chunk holds about ``batch_rows`` rows, and at most this."""
+"""The most bytes of a CSV file that one task parses (:func:`read_source_table`): a run of
+lines holds about ``batch_rows`` rows, and at most this."""
 _BUILTIN_LOADERS = {
     "breast_cancer": "load_breast_cancer",
     "iris": "load_iris",
@@ -244,10 +244,10 @@ def read_source_table(
     of about ``batch_rows`` rows, at most), in memory bounded by ``chunk_bytes`` and
     ``batch_rows`` whatever the input's size.
 
-    CSV files are cut into chunks of about ``batch_rows`` rows (at most ``chunk_bytes``) that
-    tasks on ``executor`` parse side by side, each writing its part (in this process when
-    ``executor`` is ``None``); the result does not depend on the executor. Other formats are
-    read here, ``batch_rows`` rows at a time.
+    CSV files are cut into runs of lines of about ``batch_rows`` rows (at most ``chunk_bytes``)
+    that tasks on ``executor`` parse side by side, each writing its parts (in this process
+    when ``executor`` is ``None``); the result does not depend on the executor. Other formats
+    are read here, ``batch_rows`` rows at a time.
 
     A line that cannot be read as a row (more or fewer fields than the header, a malformed JSON
     line) does not stop the read: it goes to :attr:`Ingested.rejected` with its file, physical
@@ -1692,7 +1692,9 @@ class _CsvTableReader:
         return parser.shape if parser.shape.known else None
 
     def _ranges(self, index: int, path: Path, size: int, bom: int) -> Iterator[_Run]:
-        """The file cut where it lies into runs (see :func:`_run_end`), its lines counted."""
+        """The file cut where it lies into runs of about ``size`` bytes at line ends (by the
+        rule of :meth:`_stream_runs`: the last line end before ``size``, else the first after
+        it), its lines counted."""
         with path.open("rb") as fh:
             total = os.fstat(fh.fileno()).st_size
             at = line = 0
@@ -1709,7 +1711,8 @@ class _CsvTableReader:
     def _stream_runs(
         self, index: int, read: Callable[[int], bytes], size: int, bom: int
     ) -> Iterator[_Run]:
-        """The file's bytes read here and cut into runs as :meth:`_ranges` cuts a file."""
+        """The file's bytes read here and cut into runs as :meth:`_ranges` cuts a file, so
+        that both give the same runs (and the same parts)."""
         buffer, eof, at, line = b"", False, 0, 0
         while True:
             while not eof and len(buffer) <= size:
@@ -2407,6 +2410,8 @@ def _line_start(data: bytes, line: int) -> int:
 
 
 class _CsvShape(NamedTuple):
+    """What the chunks of a CSV file share once its start has been read."""
+
     expect_header: bool
     """The header is still to come (only skipped lines so far)."""
     header: list[str] | None

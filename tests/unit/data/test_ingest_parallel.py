@@ -7,7 +7,6 @@ chunk cuts so that both paths run."""
 
 from __future__ import annotations
 
-import gzip
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from modelyard.config.schema import ReadOptions, Source, ValueMap
 from modelyard.data.sources import read_source_table
 from modelyard.errors import DataError
 from tests.conftest import assert_packed
-from tests.unit.data.test_ingest_streaming import _files
+from tests.unit.data.test_ingest_streaming import _files, _write
 
 
 @pytest.fixture(scope="module")
@@ -105,13 +104,11 @@ def test_tasks_started_from_any_cut_give_the_sequential_rows(
     gz: bool,
 ) -> None:
     """Quoted separators and line breaks, blank and ragged lines, LF or CRLF: through the
-    serial executor (every chunk a task, started as if no record were open) the rows and the
+    serial executor (every run a task, started as if no record were open) the rows and the
     rejected lines are those of the inline read, in the same parts."""
     note(repr(case["text"]))
     folder = tmp_path_factory.mktemp("p")
-    data = case["text"].encode()
-    path = folder / ("in.csv.gz" if gz else "in.csv")
-    path.write_bytes(gzip.compress(data) if gz else data)
+    path = _write(folder / "in.csv", case["text"], gz)
     source = Source(path=path, read=ReadOptions(separator=case["sep"]))
     kw = {"batch_rows": batch_rows, "chunk_bytes": chunk_bytes}
     inline = _read(source, folder / "inline", None, **kw)
