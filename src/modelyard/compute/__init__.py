@@ -54,6 +54,7 @@ THREAD_VARIABLES = (
     "MKL_NUM_THREADS",
     "VECLIB_MAXIMUM_THREADS",
     "NUMEXPR_NUM_THREADS",
+    "POLARS_MAX_THREADS",
 )
 """Environment variables that cap native thread pools; set to 1 in every worker process."""
 

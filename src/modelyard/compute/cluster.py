@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from typing import Any
 
-from modelyard.compute import Executor, Shared, WorkerLost, on_this_machine
+from modelyard.compute import THREAD_VARIABLES, Executor, Shared, WorkerLost, on_this_machine
 from modelyard.compute.task import call, portable
 from modelyard.errors import MissingExtraError, ModelyardError
 
@@ -59,6 +59,7 @@ class DaskExecutor(Executor):
                     n_workers=workers or 1,
                     threads_per_worker=1,
                     processes=True,
+                    env=dict.fromkeys(THREAD_VARIABLES, "1"),  # polars reads its own at import
                     host="127.0.0.1",
                     dashboard_address=None,
                     # no dashboard, but the scheduler's HTTP server (health, metrics) still

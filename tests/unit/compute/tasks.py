@@ -83,12 +83,14 @@ def load_openmp() -> None:
 
 def thread_info() -> dict[str, Any]:
     """The native thread pools this task would use, and the OpenMP variable it sees."""
+    import polars as pl
     from threadpoolctl import threadpool_info
 
     load_openmp()
 
     return {
         "omp": os.environ.get("OMP_NUM_THREADS"),
+        "polars": pl.thread_pool_size(),
         "pools": {
             f"{p['internal_api']}:{p['filepath']}": p["num_threads"] for p in threadpool_info()
         },

@@ -320,6 +320,7 @@ def test_tasks_run_single_threaded(executor: Executor) -> None:
     assert set(info["pools"].values()) == {1}, info["pools"]
     if executor.kind != "serial":  # serial runs in this process: its environment is the user's
         assert info["omp"] == "1"
+        assert info["polars"] == 1  # sized once, when polars is imported
 
 
 def test_a_worker_imports_no_ml_library_before_a_task_needs_one(remote: Executor) -> None:
