@@ -18,7 +18,7 @@ import os
 import shlex
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -65,8 +65,16 @@ if TYPE_CHECKING:
     from modelyard.ops.registry import Registry
 
 
-FITTING_STEPS = frozenset({"explore", "tune", "train"})
-"""The steps that fit models on the executor's workers."""
+_SOURCES, _CONTRACT = "modelyard.data.sources", "modelyard.data.contract"
+_VALIDATION, _FIT = "modelyard.data.validation", "modelyard.modeling.search.fit"
+WORKER_MODULES: dict[str, str] = {
+    "ingest": _SOURCES, "ingest_test": _SOURCES, "contract": _CONTRACT,
+    "validate": _VALIDATION, "validate_test": _VALIDATION, "profile": "modelyard.data.profile",
+    "explore": _FIT, "tune": _FIT, "train": _FIT,
+}  # fmt: skip
+"""The module of the tasks a step runs on the workers: a local worker imports those of the
+steps a run will run as it starts (the model code costs seconds a run of the data steps alone
+should not pay)."""
 
 Scratch = Callable[[str], Path]
 """The store's scratch space (a runtime resource): ``scratch(name)`` is a fresh folder for a
@@ -1063,7 +1071,9 @@ class Project:
                     listener(StepFinished(step.name, "cached", 0.0))
                 unchanged.seconds = time.perf_counter() - started
                 return unchanged
-            with self.executor(fits=bool(FITTING_STEPS & set(steps.to_run))) as executor:
+            with self.executor(steps=steps.to_run) as executor:
+                if any("executor" in pipeline.step(name).resources for name in steps.to_run):
+                    executor.start()  # the workers start while the first steps load
                 recorder = _Recorder(listener)
                 try:
                     outcome = run(
@@ -1119,7 +1129,7 @@ class Project:
         pipeline.step(name)  # an unknown name is an error before any lock is taken
         with self.store.lock(command=command, shared=True):
             _, stale = self._plan(pipeline.until(name), from_step=None, until=None)
-            with self.executor(fits=name in FITTING_STEPS) as executor:  # on first use only
+            with self.executor(steps=(name,)) as executor:  # on first use only
                 try:
                     record = run_step(
                         pipeline, self.store, name, listener=listener,
@@ -1212,17 +1222,17 @@ class Project:
             result.registration = Registration.model_validate(summary["registration"])
         return result
 
-    def executor(self, *, fits: bool = True) -> Executor:
+    def executor(self, *, steps: Iterable[str] = ()) -> Executor:
         """Where the data stages' parts and the model fits run (``compute``); it starts on
-        first use and stops on close. ``fits``: its local workers import the model code as
-        they start (else a run of the data steps alone would pay for it)."""
+        first use (or :meth:`~modelyard.compute.Executor.start`) and stops on close. Its local
+        workers import the task modules of ``steps`` as they start (:data:`WORKER_MODULES`)."""
         from modelyard.compute import open_executor
 
         compute = self.config.compute
+        warm = tuple(dict.fromkeys(WORKER_MODULES[s] for s in steps if s in WORKER_MODULES))
         return open_executor(
-            compute.executor, workers=compute.workers, address=compute.address,
-            warm=("modelyard.modeling.search.fit",) if fits else (),
-        )  # fmt: skip
+            compute.executor, workers=compute.workers, address=compute.address, warm=warm
+        )
 
     def memo(self) -> Memo:
         """The cache of finished fits (``<workdir>/fits``): a search replays what it did."""

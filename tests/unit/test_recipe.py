@@ -381,9 +381,11 @@ def test_the_workers_import_the_model_code_only_when_the_run_fits_models(
     class Fits(Exception):
         pass
 
+    fit = "modelyard.modeling.search.fit"
+
     def spy(*args: object, warm: tuple[str, ...] = (), **kw: object) -> object:
         warmed.append(warm)
-        if warm:
+        if fit in warm:
             raise Fits  # stops before the search
         return real(*args, warm=warm, **kw)  # type: ignore[arg-type]
 
@@ -391,8 +393,40 @@ def test_the_workers_import_the_model_code_only_when_the_run_fits_models(
     proj = project(penguins)
     proj.run(until="split")
     proj.run_step("split")
-    assert warmed == [(), ()]
+    data_modules = (
+        "modelyard.data.sources", "modelyard.data.contract", "modelyard.data.validation",
+        "modelyard.data.profile",
+    )  # fmt: skip
+    assert warmed == [data_modules, ()]  # the steps the first run ran; split warms nothing
     for fitting in (lambda: proj.run_step("explore"), lambda: proj.run(until="explore")):
         with pytest.raises(Fits):
             fitting()
-    assert warmed[2:] == [("modelyard.modeling.search.fit",)] * 2
+    assert warmed[2:] == [(fit,)] * 2
+
+
+def test_a_run_starts_its_workers_before_its_first_step_and_a_cached_run_none(
+    penguins: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The workers start as the run starts its steps, not when the first task is submitted
+    (most of a second of imports each step waited for); a run with nothing to run starts
+    none."""
+    from modelyard import compute, recipe
+
+    events: list[str] = []
+    real_start, real_run = compute._Lazy.start, recipe.run
+
+    def start(self: compute._Lazy) -> None:
+        events.append("start")
+        real_start(self)
+
+    def run(*args: object, **kw: object) -> object:
+        events.append("steps")
+        return real_run(*args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(compute._Lazy, "start", start)
+    monkeypatch.setattr(recipe, "run", run)
+    proj = project(penguins)
+    proj.run(until="contract")
+    assert events == ["start", "steps"]
+    proj.run(until="contract")
+    assert events == ["start", "steps"]  # cached: neither

@@ -107,6 +107,10 @@ class Executor(ABC):
     def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future[Any]:
         """Run ``fn(*args)`` on a worker (a :class:`Shared` argument arrives as its value)."""
 
+    def start(self) -> None:  # noqa: B027 - most back-ends are started when made
+        """Start the workers now rather than on the first task: they start while the caller
+        does its own work (a worker process takes most of a second to import its libraries)."""
+
     def submit_alone(self, fn: Callable[..., Any], /, *args: Any) -> Future[Any]:
         """Run ``fn(*args)`` as a task that needs the whole machine: all its cores (the task
         sets its own threads) and all the memory it can get.
@@ -268,6 +272,9 @@ class _Lazy(Executor):
     @property
     def workers(self) -> int:
         return self.real.workers
+
+    def start(self) -> None:
+        self.real.start()
 
     def share(self, value: Any) -> Shared:
         return self.real.share(value)
