@@ -227,8 +227,17 @@ def polars_type(typ: ColumnType) -> pl.DataType:
     return _polars_types()[typ]
 
 
+def _fast_bool(e: pl.Expr) -> pl.Expr:
+    """``true``/``false`` as written by most tools (no lowercasing of every value)."""
+    out = pl.when(e == "true").then(True).when(e == "false").then(False)
+    for yes, no in (("True", "False"), ("TRUE", "FALSE")):
+        out = out.when(e == yes).then(True).when(e == no).then(False)
+    return out
+
+
 _FAST_PARSE: dict[str, Any] = {
     "int": lambda e: e.cast(pl.Int64, strict=False),
+    "bool": _fast_bool,
     "datetime": lambda e: (
         pl.when(e.str.contains(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$"))
         .then(e)
@@ -236,7 +245,8 @@ _FAST_PARSE: dict[str, Any] = {
     ),
 }
 """For text columns, a cheaper expression that gives :func:`parse_expr`'s value wherever it
-reads one (plain integers; ISO datetimes to the second, the usual CSV form): when it reads
+reads one (plain integers; the usual spellings of booleans; ISO datetimes to the second, the
+usual CSV form): when it reads
 every value of a column, the general rule (several casts; a datetime format inferred) is
 not needed."""
 
@@ -1265,16 +1275,17 @@ def _contract_stats(
     }
     num: dict[str, Any] = {}
     if maybe_float:
-        as_float = [pl.col(c).cast(pl.Float64, strict=False) for c in maybe_float]
-        num = df.select(
-            *[pl.col(c).cast(pl.Int64, strict=False).count().alias(f"int:{c}") for c in maybe_float],
-            *[f.count().alias(f"num:{f.meta.output_name()}") for f in as_float],
-            *[f.fill_nan(None).null_count().alias(f"null:{f.meta.output_name()}") for f in as_float],
-            *[(pl.col(c).is_not_null() & f.is_null()).sum().alias(f"fail:{c}")
-              for c, f in zip(maybe_float, as_float, strict=True)],
-            *[f.fill_nan(None).min().alias(f"min:{f.meta.output_name()}") for f in as_float],
-            *[f.fill_nan(None).max().alias(f"max:{f.meta.output_name()}") for f in as_float],
-        ).row(0, named=True)  # fmt: skip
+        # each column cast once: an eager select casts again for every expression that casts
+        as_float = df.select(pl.col(c).cast(pl.Float64, strict=False) for c in maybe_float)
+        numbers = as_float.fill_nan(None)
+        ints = df.select(pl.col(c).cast(pl.Int64, strict=False).count() for c in maybe_float)
+        for c in maybe_float:
+            value, number = as_float.get_column(c), numbers.get_column(c)
+            num[f"int:{c}"] = int(ints.get_column(c).item())
+            num[f"num:{c}"] = value.count()
+            num[f"null:{c}"] = number.null_count()
+            num[f"fail:{c}"] = int((df.get_column(c).is_not_null() & value.is_null()).sum())
+            num[f"min:{c}"], num[f"max:{c}"] = number.min(), number.max()
     found: dict[str, list[Any] | None] = {}
     for c in levels:
         distinct = typed.get_column(c).drop_nulls().unique(maintain_order=True)

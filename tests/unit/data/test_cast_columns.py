@@ -1,6 +1,7 @@
 """``cast_columns`` (the cast of contract, validation and scoring) gives exactly what
 ``parse_expr``'s general rule gives, value for value and failure for failure, whether a column
-takes the fast path (plain integers, ISO datetimes to the second) or the general rule."""
+takes the fast path (plain integers, booleans as most tools write them, ISO datetimes to the
+second) or the general rule."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ texts = st.one_of(
     st.integers(-(2**70), 2**70).map(str),
     st.floats(allow_nan=True, allow_infinity=True).map(str),
     st.sampled_from(["3.0", "1e3", "-0", " 7", "true", "FALSE", "nan", "", "x", "2024-02-30"]),
+    st.sampled_from(["True", "false", "TRUE", "False", "tRuE", "falsE", " true", "yes", "1"]),
     st.datetimes().map(lambda d: d.strftime("%Y-%m-%d %H:%M:%S")),
     st.datetimes().map(lambda d: d.isoformat()),
     st.dates().map(str),
@@ -66,20 +68,25 @@ def test_the_fast_paths_and_their_fallback() -> None:
             "loose": [" 0999-01-01 00:00:00", "0999-1-1 0:0:0", "2024-01-02 03:04:05"],
             "mixed": ["2024-01-02 03:04:05", "2024-01-02T03:04:05.250", "soon"],
             "n": ["1", "-2", None],
+            "b": ["True", "false", None],
+            "b_any_case": ["tRue", "FALSE", "yes"],
             "nf": ["1", "2.0", "2.5"],
             "native": [1.5, float("nan"), None],
         }
     )
     types = {
-        "ts": "datetime", "loose": "datetime", "mixed": "datetime", "n": "int", "nf": "int",
-        "native": "float",
+        "ts": "datetime", "loose": "datetime", "mixed": "datetime", "n": "int", "b": "bool",
+        "b_any_case": "bool", "nf": "int", "native": "float",
     }  # fmt: skip
     typed, failed = cast_columns(df, types)  # type: ignore[arg-type]
     assert typed.columns == list(types)
-    assert failed.columns == ["ts", "loose", "mixed", "n", "nf"]  # native: no parsing
+    assert failed.columns == ["ts", "loose", "mixed", "n", "b", "b_any_case", "nf"]  # native: none
     assert failed["loose"].to_list() == [True, True, False]
     assert typed["ts"].dt.second().to_list() == [5, None, 59]
     assert failed["mixed"].to_list() == [False, False, True]
     assert typed["n"].to_list() == [1, -2, None]
+    assert typed["b"].to_list() == [True, False, None]
+    assert typed["b_any_case"].to_list() == [True, False, None]  # the general rule's any case
+    assert failed["b_any_case"].to_list() == [False, False, True]
     assert typed["nf"].to_list() == [1, 2, None] and failed["nf"].to_list() == [False, False, True]
     assert typed["native"].to_list() == [1.5, None, None]
