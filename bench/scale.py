@@ -507,7 +507,8 @@ def dask_cluster(root: Path, workers: int = 2, timeout: float = 120.0) -> Iterat
             ]  # fmt: skip
             with (folder / "worker.log").open("wb") as log:
                 worker = subprocess.Popen(
-                    argv, cwd=folder, env=_env(), stdout=log, stderr=subprocess.STDOUT,
+                    argv, cwd=folder, env={**_env(), **WORKER_THREADS}, stdout=log,
+                    stderr=subprocess.STDOUT,
                     start_new_session=True,  # its own group: stopped with its worker process
                 )  # fmt: skip
             cluster.workers.append(worker)
@@ -543,6 +544,13 @@ PYCACHE = Path(tempfile.gettempdir()) / "modelyard-scale-pycache"
 """Bytecode of the commands' imports (``PYTHONPYCACHEPREFIX``): this machine sets
 ``PYTHONDONTWRITEBYTECODE=1``, so every command would compile all its imports again (seconds);
 an installed tool has its bytecode. The first command to import a module compiles it."""
+
+
+WORKER_THREADS = dict.fromkeys(
+    ("POLARS_MAX_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"), "1"
+)
+"""A ``dask worker`` of one thread starts with its libraries' pools at one thread, as
+docs/big-data.md advises (polars sizes its pool when it is imported)."""
 
 
 def _env() -> dict[str, str]:
