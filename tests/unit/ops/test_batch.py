@@ -16,8 +16,9 @@ from typing import Any
 import polars as pl
 import pytest
 from click.testing import CliRunner
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from polars.testing import assert_frame_equal
 
 from modelyard.errors import DataError, ModelyardError
 from tests.unit.ops._predict_project import predict, scoring_input, trained
@@ -47,7 +48,9 @@ def outcome(result: Any) -> tuple[Any, ...]:
 def assert_same(a: tuple[Any, ...], b: tuple[Any, ...]) -> None:
     assert a[0] == b[0]
     assert a[1] == b[1]
-    assert a[2].equals(b[2]), (a[2], b[2])
+    # the same rows and values; a probability may differ in its last bits (2e-18 seen): BLAS
+    # sums a row's products in an order that depends on the shape of the batch it is in
+    assert_frame_equal(a[2], b[2], check_exact=False, rel_tol=1e-12, abs_tol=1e-15)
     assert (a[3] is None and b[3] is None) or a[3].equals(b[3])
 
 
@@ -128,6 +131,7 @@ def test_predict_scores_in_this_process_without_starting_a_local_pool(
     max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(batch_rows=st.integers(min_value=40, max_value=1100))
+@example(batch_rows=515)  # a last batch of 2 rows: a probability 2e-18 off the whole file's
 def test_the_output_does_not_depend_on_the_batch_size(
     project: Path, data: Path, whole: tuple[Any, ...], batch_rows: int, tmp_path: Path
 ) -> None:
