@@ -410,10 +410,11 @@ def test_a_run_starts_its_workers_before_its_first_step_and_a_cached_run_none(
     """The workers start as the run starts its steps, not when the first task is submitted
     (most of a second of imports each step waited for); a run with nothing to run starts
     none."""
-    from modelyard import compute, recipe
+    from modelyard import compute
+    from modelyard.engine.runner import run as real_run
 
     events: list[str] = []
-    real_start, real_run = compute._Lazy.start, recipe.run
+    real_start = compute._Lazy.start
 
     def start(self: compute._Lazy) -> None:
         events.append("start")
@@ -424,7 +425,7 @@ def test_a_run_starts_its_workers_before_its_first_step_and_a_cached_run_none(
         return real_run(*args, **kw)  # type: ignore[arg-type]
 
     monkeypatch.setattr(compute._Lazy, "start", start)
-    monkeypatch.setattr(recipe, "run", run)
+    monkeypatch.setattr("modelyard.recipe.run", run)
     proj = project(penguins)
     proj.run(until="contract")
     assert events == ["start", "steps"]

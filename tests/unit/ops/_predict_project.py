@@ -88,7 +88,7 @@ def predict(
     from modelyard.config.schema import ComputeSection
 
     project = Project.from_yaml(yaml)
-    compute = ComputeSection(executor=executor, workers=2, address=address)  # type: ignore[arg-type]
+    compute = ComputeSection(executor=executor, workers=2, address=address)
     project = Project(project.config.model_copy(update={"compute": compute}), config_path=yaml)
     return project.predict(data, out=out, **kw)
 

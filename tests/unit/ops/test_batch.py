@@ -183,6 +183,7 @@ def test_unreadable_lines_go_to_the_quarantine_with_their_line_numbers(
         )
         assert scored.rejected == 3 and scored.rows == rows.height + 3
         assert scored.rows == scored.scored + scored.quarantined
+        assert scored.quarantine is not None
         results.append((pl.read_parquet(out), pl.read_parquet(scored.quarantine)))
     (out1, q1), (out2, q2) = results
     assert out1.equals(out2) and q1.equals(q2)
