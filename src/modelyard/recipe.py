@@ -65,13 +65,13 @@ if TYPE_CHECKING:
     from modelyard.ops.registry import Registry
 
 
-_SOURCES, _CONTRACT = "modelyard.data.sources", "modelyard.data.contract"
-_VALIDATION, _FIT = "modelyard.data.validation", "modelyard.modeling.search.fit"
 WORKER_MODULES: dict[str, str] = {
-    "ingest": _SOURCES, "ingest_test": _SOURCES, "contract": _CONTRACT,
-    "validate": _VALIDATION, "validate_test": _VALIDATION, "profile": "modelyard.data.profile",
-    "explore": _FIT, "tune": _FIT, "train": _FIT,
-}  # fmt: skip
+    **dict.fromkeys(("ingest", "ingest_test"), "modelyard.data.sources"),
+    "contract": "modelyard.data.contract",
+    **dict.fromkeys(("validate", "validate_test"), "modelyard.data.validation"),
+    "profile": "modelyard.data.profile",
+    **dict.fromkeys(("explore", "tune", "train"), "modelyard.modeling.search.fit"),
+}
 """The module of the tasks a step runs on the workers: a local worker imports those of the
 steps a run will run as it starts (the model code costs seconds a run of the data steps alone
 should not pay)."""

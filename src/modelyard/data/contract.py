@@ -246,9 +246,8 @@ _FAST_PARSE: dict[str, Any] = {
 }
 """For text columns, a cheaper expression that gives :func:`parse_expr`'s value wherever it
 reads one (plain integers; the usual spellings of booleans; ISO datetimes to the second, the
-usual CSV form): when it reads
-every value of a column, the general rule (several casts; a datetime format inferred) is
-not needed."""
+usual CSV form): when it reads every value of a column, the general rule (several casts; a
+datetime format inferred) is not needed."""
 
 
 def cast_columns(
