@@ -452,12 +452,15 @@ def test_a_task_run_alone_waits_for_the_others_and_has_the_machine_to_itself(
     assert pid not in old  # a fresh process: no heap left over from earlier tasks
     assert after.result(timeout=RESULT_TIMEOUT) != pid  # it ran after, on a worker of the pool
     wait_until(lambda: not alive(pid), "the alone task's worker is gone")
-    # the pool is whole again, with fresh workers
+    # the pool is whole again, with fresh workers (each held by its task until both have
+    # announced: with the first release, one worker could take both tasks in turn)
+    again = tmp_path / "release-again"
     later = [
-        local.submit(tasks.announce_and_wait, str(tmp_path / f"c{i}"), str(release), i)
+        local.submit(tasks.announce_and_wait, str(tmp_path / f"c{i}"), str(again), i)
         for i in range(2)
     ]
     pids = {announced_pid(tmp_path / f"c{i}") for i in range(2)}
+    again.touch()
     assert len(pids) == 2 and not pids & (old | {pid})
     assert [f.result(timeout=RESULT_TIMEOUT) for f in later] == [0, 1]
 
