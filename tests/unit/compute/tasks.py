@@ -145,6 +145,11 @@ def _load_counted(payload: Any, key: str) -> Counted:
     return Counted(payload, key)
 
 
+DASK_REDELIVERY = 2
+"""Loads of a shared value a Dask worker may show: ``scatter(broadcast=True)`` delivered the
+copy to a worker a second time once (in a CI run); a load per task would be many more."""
+
+
 def probe_shared(value: Counted) -> tuple[int, int, int, Any]:
     """(pid, id of the value, loads of it in this process so far, payload)."""
     return os.getpid(), id(value), LOADS.get(value.key, 0), value.payload
