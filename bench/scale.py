@@ -507,7 +507,7 @@ def dask_cluster(root: Path, workers: int = 2, timeout: float = 120.0) -> Iterat
             ]  # fmt: skip
             with (folder / "worker.log").open("wb") as log:
                 worker = subprocess.Popen(
-                    argv, cwd=folder, env={**_env(), **WORKER_THREADS}, stdout=log,
+                    argv, cwd=folder, env={**_env(), **_worker_threads()}, stdout=log,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,  # its own group: stopped with its worker process
                 )  # fmt: skip
@@ -546,11 +546,12 @@ PYCACHE = Path(tempfile.gettempdir()) / "modelyard-scale-pycache"
 an installed tool has its bytecode. The first command to import a module compiles it."""
 
 
-WORKER_THREADS = dict.fromkeys(
-    ("POLARS_MAX_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"), "1"
-)
-"""A ``dask worker`` of one thread starts with its libraries' pools at one thread, as
-docs/big-data.md advises (polars sizes its pool when it is imported)."""
+def _worker_threads() -> dict[str, str]:
+    """A ``dask worker`` of one thread starts with its libraries' pools at one thread, as
+    docs/big-data.md advises: the variables modelyard's own workers get."""
+    from modelyard.compute import THREAD_VARIABLES
+
+    return dict.fromkeys(THREAD_VARIABLES, "1")
 
 
 def _env() -> dict[str, str]:
