@@ -6,21 +6,25 @@ The stage is :func:`profile`. It is a plain function of a typed table (a
 model and *is* the JSON output (``Profile.model_dump_json()``); the HTML report renders it.
 
 How it computes (part by part, mergeable): a table is profiled one part at a time, one task
-per part on the ``executor`` (inline for a table of one part), in two passes. The first
-summarises each column into mergeable statistics (:mod:`modelyard.data.sketches`): counts,
-moments (mean, std, skew, kurtosis: Pébay's parallel update), min/max, a quantile sketch, a
-distinct-count sketch, value counts, and 64-bit row hashes for duplicates; one wide ``select``
-plus numpy per column, no per-row Python. The driver merges the parts' summaries in part
-order, so the result never depends on where or in which order the parts ran (serial, a local
-pool, Dask: identical). The second pass counts histograms on edges fixed by the first pass's
-min/max, outliers against its quartiles, and the co-moments of the pairwise-complete Pearson
-correlations. Peak memory is a few parts, whatever the table's size.
+per part on the ``executor`` (inline for a table of one part), in one pass. Each part's
+task summarises each column into mergeable statistics (:mod:`modelyard.data.sketches`):
+counts, moments (mean, std, skew, kurtosis: Pébay's parallel update), min/max, a quantile
+sketch, a distinct-count sketch, value counts, and 64-bit row hashes for duplicates; one wide
+``select`` plus numpy per column, no per-row Python. The same task counts the histograms, on
+edges fixed by the extremes the table's part footers record
+(:meth:`~modelyard.data.table.Table.extremes`), and the co-moments of the pairwise-complete
+Pearson correlations. The driver merges the parts' results in part order, so the result never
+depends on where or in which order the parts ran (serial, a local pool, Dask: identical). A
+second pass over the parts counts the histograms only when the footers do not record the
+extremes (or record other ones than the summaries find), and the co-moments only when there
+are more numeric columns than ``profile.correlation_columns``. Outliers are counted against
+the quartiles by the quantile sketch. Peak memory is a few parts, whatever the table's size.
 
 What is exact: everything for a table of one part, and for a larger one every count, share,
 min/max, moment, histogram and correlation. Estimated beyond 100,000 values per column (and
 marked in :attr:`ColumnProfile.estimated` with the sketch's error bound): quantiles (and the
-IQR and outlier fences from them), distinct counts (HyperLogLog) and, beyond 20,000 distinct
-values, the top value counts (Misra-Gries); duplicate rows beyond 50 million rows.
+IQR), outlier counts, distinct counts (HyperLogLog) and, beyond 20,000 distinct values, the
+top value counts (Misra-Gries); duplicate rows beyond 50 million rows.
 
 The target relationship and the leakage checks group by every level of a column, which has
 no bounded mergeable form: for a table of several parts they use a seeded sample of at most
@@ -77,7 +81,7 @@ if TYPE_CHECKING:
     import polars as pl
 
     from modelyard.compute import Executor
-    from modelyard.data.table import Table
+    from modelyard.data.table import Extremes, Table
 else:
     from modelyard.data.lazy import numpy as np
     from modelyard.data.lazy import polars as pl
@@ -447,6 +451,10 @@ class _Plan:
     exact: int = 0
     """Values (per column) below which every sketch stays exact: the sketches' defaults,
     or the whole table when it is one part (summarised in memory: exact, as it always was)."""
+    binning: _Binning | None = None
+    """Histograms and co-moments to count in the first pass too: laid out on the extremes
+    the table's part footers record, so that a second pass is needed only when they were
+    not recorded (or were wrong: :func:`profile` checks them against the summary)."""
 
 
 @dataclass
@@ -501,6 +509,8 @@ class _Summary:
     columns: list[_ColumnState]
     rowset: RowSet
     sample: pl.DataFrame
+    binned: _Binned | None = None
+    """The plan's first-pass histograms and co-moments (when it asked for them)."""
 
     def merge(self, o: _Summary) -> _Summary:
         return _Summary(
@@ -509,23 +519,32 @@ class _Summary:
             [a.merge(b) for a, b in zip(self.columns, o.columns, strict=True)],
             self.rowset.merge(o.rowset),
             pl.concat([self.sample, o.sample], how="vertical"),
+            None if self.binned is None or o.binned is None else self.binned.merge(o.binned),
         )
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Layout:
-    """Histogram bins of one column (fixed edges from the first pass) and its outlier fences."""
+    """Histogram bins of one column: fixed edges on its finite extremes."""
 
     lo: float
     hi: float
     bins: int
     integral: bool
-    fences: tuple[float, float] | None
+
+
+def _layout(lo: float, hi: float, kind: Kind, dtype: pl.DataType, bins: int) -> _Layout:
+    """The bins of a column whose finite values span ``[lo, hi]``: one per value for an
+    integer or temporal column of at most ``bins`` values, else ``bins`` equal widths."""
+    integral = (kind == "temporal" or dtype.is_integer()) and hi - lo + 1 <= bins
+    nb = int(hi - lo) + 1 if integral else bins if hi > lo else 1
+    return _Layout(lo, hi, nb, integral)
 
 
 @dataclass
 class _Binning:
-    """What the second pass computes: histograms, outliers, co-moments."""
+    """Histograms on fixed edges and co-moments (counted in the first pass when the edges
+    are known before it, else in a second)."""
 
     layouts: dict[str, _Layout]
     correlate: list[str]
@@ -535,18 +554,13 @@ class _Binning:
 @dataclass
 class _Binned:
     counts: dict[str, np.ndarray]
-    outliers: dict[str, int]
     comoments: CoMoments | None
 
     def merge(self, o: _Binned) -> _Binned:
         co = self.comoments
         if co is not None and o.comoments is not None:
             co = co.merge(o.comoments)
-        return _Binned(
-            {k: v + o.counts[k] for k, v in self.counts.items()},
-            {k: v + o.outliers[k] for k, v in self.outliers.items()},
-            co,
-        )
+        return _Binned({k: v + o.counts[k] for k, v in self.counts.items()}, co)
 
 
 def _normalised(df: pl.DataFrame) -> pl.DataFrame:
@@ -632,21 +646,18 @@ def _summarise(df: pl.DataFrame, plan: _Plan, take: np.ndarray | None) -> _Summa
         columns.append(state)
     rowset = RowSet.from_hashes(row_hashes(df)) if df.width and df.height else RowSet()
     sample = work if take is None else work[take]
-    return _Summary(df.height, int(df.estimated_size()), columns, rowset, sample)
+    binned = _bin(work, plan.binning) if plan.binning is not None else None
+    return _Summary(df.height, int(df.estimated_size()), columns, rowset, sample, binned)
 
 
 def _bin(work: pl.DataFrame, plan: _Binning) -> _Binned:
-    """The second pass over one part: histogram bin counts, outliers, co-moments."""
+    """Histogram bin counts and co-moments of one part."""
     bin_exprs: list[pl.Expr] = []
-    outlier_exprs: list[pl.Expr] = []
     position = {name: i for i, name in enumerate(work.columns)}
     for name, lay in plan.layouts.items():
         x = pl.nth(position[name])  # by position: a column may be called "*" or "^.*$"
         kind = plan.kinds[name]
         xv = (x.to_physical() if kind == "temporal" else x).cast(pl.Float64)
-        if lay.fences is not None:
-            lo, hi = lay.fences
-            outlier_exprs.append(((xv < lo) | (xv > hi)).sum().alias(f"o{position[name]}"))
         flo, fhi, nb = lay.lo, lay.hi, lay.bins
         if lay.integral:
             idx = (xv - flo).round(0)
@@ -663,12 +674,6 @@ def _bin(work: pl.DataFrame, plan: _Binning) -> _Binned:
             .cast(pl.Int32)
             .alias(f"b{position[name]}")
         )
-    outliers: dict[str, int] = {}
-    if outlier_exprs:
-        found = work.select(outlier_exprs).row(0, named=True)
-        outliers = {
-            n: _int(found[f"o{position[n]}"]) for n, lay in plan.layouts.items() if lay.fences
-        }
     counts: dict[str, np.ndarray] = {}
     if bin_exprs:
         binned = work.select(bin_exprs)
@@ -686,7 +691,7 @@ def _bin(work: pl.DataFrame, plan: _Binning) -> _Binned:
             for j, c in enumerate(plan.correlate)
         )
         comoments = CoMoments.from_matrix(matrix.to_numpy(order="c"))
-    return _Binned(counts, outliers, comoments)
+    return _Binned(counts, comoments)
 
 
 def summarise_part(path: str, plan: _Plan, take: np.ndarray | None) -> _Summary:
@@ -695,7 +700,7 @@ def summarise_part(path: str, plan: _Plan, take: np.ndarray | None) -> _Summary:
 
 
 def bin_part(path: str, plan: _Binning) -> _Binned:
-    """A task: the second-pass counts of the part file at ``path``."""
+    """A task: the second-pass counts of the part file at ``path`` (see :func:`profile`)."""
     return _bin(_normalised(pl.read_parquet(path)), plan)
 
 
@@ -714,6 +719,46 @@ def _over_parts(
     for out in map_in_order(executor, fn, calls):
         merged = out if merged is None else merged.merge(out)
     return merged
+
+
+def _first_pass_binning(
+    found: Extremes | None,
+    schema: pl.Schema,
+    kinds: dict[str, Kind],
+    options: ProfileSection,
+    *,
+    sampled: bool,
+) -> _Binning | None:
+    """What the first pass can count besides the summaries: histograms laid out on the
+    extremes the table records (``found``), and the co-moments of every numeric column when
+    they are all candidates of the correlation matrix (at most ``correlation_columns``)."""
+    layouts: dict[str, _Layout] = {}
+    for name, kind in kinds.items():
+        pair = found.get(name) if found is not None and kind != "categorical" else None
+        if pair is not None:
+            layouts[name] = _layout(pair[0], pair[1], kind, schema[name], options.bins)
+    numeric = [n for n, k in kinds.items() if k == "numeric"]
+    fits = not sampled and 2 <= len(numeric) <= options.correlation_columns
+    correlate = numeric if fits else []
+    return _Binning(layouts, correlate, kinds) if layouts or correlate else None
+
+
+def _binned_in_first_pass(
+    early: _Binning | None,
+    binned: _Binned | None,
+    layouts: dict[str, _Layout],
+    correlate: list[str],
+) -> tuple[dict[str, np.ndarray] | None, CoMoments | None]:
+    """The histogram counts and co-moments the first pass counted that are the ones wanted
+    (the counts only when every layout it used is the one the summary gives)."""
+    if early is None or binned is None:
+        return None, None
+    right = all(early.layouts.get(name) == lay for name, lay in layouts.items())
+    counts = {name: binned.counts[name] for name in layouts} if right else None
+    comoments = None
+    if correlate and binned.comoments is not None and set(correlate) <= set(early.correlate):
+        comoments = binned.comoments.subset([early.correlate.index(n) for n in correlate])
+    return counts, comoments
 
 
 def _sample_index(rows: int, want: int | None, seed: int) -> np.ndarray | None:
@@ -759,11 +804,14 @@ def profile(
     specs: dict[str, ColumnContract | None] = {name: in_contract.get(name) for name in names}
     kinds = {n: _kind(schema[n]) for n in names}
     counted = frozenset(n for n in names if kinds[n] == "categorical" or n == contract.target)
-    plan = _Plan(names, kinds, specs, counted, seed, rows if frame is not None else 0)
-
     # The seeded sample of the target relationship (and of the correlations when
     # ``profile.sample`` is set): every row unless the table is large.
     sampled = options.sample is not None and options.sample < rows
+    early = None
+    if frame is None:  # several parts: their footers may record the extremes
+        assert not isinstance(data, pl.DataFrame)
+        early = _first_pass_binning(data.extremes(), schema, kinds, options, sampled=sampled)
+    plan = _Plan(names, kinds, specs, counted, seed, rows if frame is not None else 0, early)
     want = options.sample if sampled else None if frame is not None else ASSOCIATION_ROWS
     index = _sample_index(rows, want, seed)
 
@@ -789,7 +837,6 @@ def profile(
 
     # ---- per-column profiles.
     columns: list[ColumnProfile] = []
-    quartiles: dict[str, tuple[float | None, float | None]] = {}
     for i, name in enumerate(names):
         st = summary.columns[i]
         spec = specs[name]
@@ -847,8 +894,18 @@ def profile(
                     bound=st.quantiles.rank_error(),
                     unit="rank",
                 )
-            quartiles[name] = (q.p25, q.p75)
             spread = q.p75 - q.p25 if q.p75 is not None and q.p25 is not None else None
+            outliers = 0
+            if spread is not None and math.isfinite(spread) and distinct > 2:  # a 0/1 flag:
+                assert q.p25 is not None and q.p75 is not None  # its rarer value is no outlier
+                fences = (q.p25 - 1.5 * spread, q.p75 + 1.5 * spread)
+                outliers = st.quantiles.outside(*fences)
+                if not st.quantiles.is_exact:
+                    estimated["outliers"] = Estimate(
+                        method=f"KLL sketch, k={st.quantiles.k}, beyond the estimated fences",
+                        bound=min(1.0, 2 * st.quantiles.rank_error()),
+                        unit="rank",
+                    )
             m = st.moments
             col.numeric = NumericStats(
                 min=st.lo,
@@ -859,6 +916,7 @@ def profile(
                 kurtosis=m.kurtosis(),
                 quantiles=q,
                 iqr=spread,
+                outliers=outliers,
                 zeros=st.zeros,
                 negatives=st.negatives,
                 infinite=st.infinite,
@@ -935,55 +993,42 @@ def profile(
         if task == "regression":
             leaks += _pair_leakage(sample, by_name, target, associations)
 
-    # ---- pass 2: histograms on fixed edges, outliers against the quartiles, co-moments.
+    # ---- histograms on edges fixed by the extremes, and co-moments: counted in the first
+    # pass when its plan had them right, else in a second pass over the parts.
     cands = _correlation_columns(columns, target, options.correlation_columns)
     correlations: Correlations | None = None
     if cands and sampled:
         correlations = _correlations(sample, cands)
     layouts: dict[str, _Layout] = {}
     for c in columns:
-        if c.kind == "categorical":
-            continue
         st = summary.columns[names.index(c.name)]
-        if st.flo is None or st.fhi is None:
-            continue
-        flo, fhi = st.flo, st.fhi
-        integral = (c.kind == "temporal" or schema[c.name].is_integer()) and fhi - flo + 1 <= (
-            options.bins
-        )
-        nb = int(fhi - flo) + 1 if integral else options.bins if fhi > flo else 1
-        fences = None
-        q1, q3 = quartiles.get(c.name, (None, None))
-        flag = c.distinct <= 2  # a 0/1 flag: its rarer value is no outlier
-        finite = q1 is not None and q3 is not None and math.isfinite(q1) and math.isfinite(q3)
-        if finite and not flag:
-            assert q1 is not None and q3 is not None
-            iqr = q3 - q1
-            fences = (q1 - 1.5 * iqr, q3 + 1.5 * iqr)
-        layouts[c.name] = _Layout(flo, fhi, nb, integral, fences)
+        if c.kind != "categorical" and st.flo is not None and st.fhi is not None:
+            layouts[c.name] = _layout(st.flo, st.fhi, c.kind, schema[c.name], options.bins)
     correlate = [c.name for c in cands] if cands and not sampled else []
-    binning = _Binning(layouts, correlate, kinds)
-    if layouts or correlate:
+    counts, comoments = _binned_in_first_pass(plan.binning, summary.binned, layouts, correlate)
+    rest = _Binning(
+        {} if counts is not None else layouts, [] if comoments is not None else correlate, kinds
+    )
+    if rest.layouts or rest.correlate:
         if work is not None:
-            binned = _bin(work, binning)
+            binned = _bin(work, rest)
         else:
-            binned = _over_parts(executor, bin_part, parts, [(binning,)] * len(parts))
-        for c in columns:
-            lay = layouts.get(c.name)
-            if lay is None:
-                continue
-            edges = _edges(lay)
-            labels = _temporal_labels(edges, schema[c.name]) if c.kind == "temporal" else None
-            hist = Histogram(
-                edges=edges, counts=[int(v) for v in binned.counts[c.name]], labels=labels
-            )
-            if c.numeric is not None:
-                c.numeric.histogram = hist
-                c.numeric.outliers = binned.outliers.get(c.name, 0)
-            elif c.temporal is not None:
-                c.temporal.histogram = hist
-        if binned.comoments is not None:
-            correlations = _correlation_model(binned.comoments.correlation(), cands, rows)
+            binned = _over_parts(executor, bin_part, parts, [(rest,)] * len(parts))
+        counts = binned.counts if counts is None else counts
+        comoments = binned.comoments if comoments is None else comoments
+    for c in columns:
+        lay = layouts.get(c.name)
+        if lay is None or counts is None:
+            continue
+        edges = _edges(lay)
+        labels = _temporal_labels(edges, schema[c.name]) if c.kind == "temporal" else None
+        hist = Histogram(edges=edges, counts=[int(v) for v in counts[c.name]], labels=labels)
+        if c.numeric is not None:
+            c.numeric.histogram = hist
+        elif c.temporal is not None:
+            c.temporal.histogram = hist
+    if comoments is not None:
+        correlations = _correlation_model(comoments.correlation(), cands, rows)
 
     alerts = _alerts(dataset, columns, class_balance, target, leaks, specs)
     return Profile(

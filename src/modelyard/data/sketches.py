@@ -316,6 +316,17 @@ class QuantileSketch:
                 out.append(float(a + (b - a) * (pos - lo)) if a != b else float(a))
         return out
 
+    def outside(self, lo: float, hi: float) -> int:
+        """How many values are below ``lo`` or above ``hi`` (exact while the sketch is; else
+        each side is off by at most :meth:`rank_error` ``× n``, with 99 % confidence)."""
+        if self.n == 0:
+            return 0
+        values, cum = self._weighted()
+        below = int(np.searchsorted(values, lo, side="left"))
+        upto = int(np.searchsorted(values, hi, side="right"))
+        total = int(cum[-1])
+        return (int(cum[below - 1]) if below else 0) + total - (int(cum[upto - 1]) if upto else 0)
+
     def rank(self, value: float) -> float:
         """The estimated share of values ``<= value``."""
         if self.n == 0:
@@ -633,6 +644,12 @@ class CoMoments:
             m2 = self.m2 + other.m2 + delta * delta * w
             c = self.c + other.c + delta * delta.T * w
         return CoMoments(n, mean, m2, c)
+
+    def subset(self, columns: list[int]) -> CoMoments:
+        """The co-moments of these columns alone (pairwise-complete: each pair's sums never
+        depend on the other columns)."""
+        at = np.ix_(columns, columns)
+        return CoMoments(self.n[at], self.mean[at], self.m2[at], self.c[at])
 
     def correlation(self) -> np.ndarray:
         """Pearson r per pair; NaN where fewer than two rows or no spread."""

@@ -16,6 +16,8 @@ files, see :mod:`modelyard.engine.store`); a step receives it as a :class:`Table
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import shutil
 from collections.abc import Iterable, Iterator
@@ -38,6 +40,14 @@ whole."""
 
 _PART = "part-{:05d}.parquet"
 _GLOB = "part-*.parquet"
+
+EXTREMES_KEY = "modelyard.extremes"
+"""The Parquet footer key under which :func:`write_part` records each numeric and temporal
+column's finite extremes (JSON ``{column: [min, max] or null}``, physical values as floats)."""
+
+Extremes = dict[str, tuple[float, float] | None]
+"""Column name to its (finite min, finite max) as floats, ``None`` when it has no finite
+value; temporal columns by their physical value (days, or time units since the epoch)."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +91,23 @@ class Table:
 
     def head(self, n: int) -> pl.DataFrame:
         return self.scan().head(n).collect()
+
+    def extremes(self) -> Extremes | None:
+        """Each numeric and temporal column's finite extremes over every part, from the
+        part footers (nothing is read); ``None`` when a part does not record them (a table
+        that :func:`write_part` did not write)."""
+        merged: Extremes = {}
+        for part in self.parts():
+            found = _footer_extremes(part)
+            if found is None:
+                return None
+            for name, pair in found.items():
+                old = merged.get(name)
+                merged[name] = (
+                    pair if old is None else old if pair is None
+                    else (min(old[0], pair[0]), max(old[1], pair[1]))
+                )  # fmt: skip
+        return merged
 
     def part_rows(self) -> list[int]:
         """The number of rows of each part (from the Parquet footers: nothing is read)."""
@@ -154,10 +181,63 @@ def part_path(folder: Path, index: int) -> Path:
 
 
 def write_part(frame: pl.DataFrame, path: Path) -> None:
-    """One part file, written under a temporary name and renamed: never half a part."""
+    """One part file, written under a temporary name and renamed: never half a part.
+
+    Its footer records the extremes of its numeric and temporal columns (:func:`extremes`),
+    so that a reader can lay out fixed-edge histograms before it reads a row.
+    """
     tmp = path.with_name(f".{path.name}.tmp")
-    frame.write_parquet(tmp, statistics=False, compression="lz4")  # zstd: 2x the time
+    found = extremes(frame)
+    metadata = {EXTREMES_KEY: json.dumps(found, sort_keys=True)} if found else None
+    frame.write_parquet(  # zstd: 2x the time
+        tmp, statistics=False, compression="lz4", metadata=metadata
+    )
     tmp.replace(path)
+
+
+def extremes(frame: pl.DataFrame) -> Extremes:
+    """The finite extremes of ``frame``'s numeric and temporal columns (see :data:`Extremes`;
+    ``NaN`` and ``±inf`` are not finite)."""
+    at = [j for j, d in enumerate(frame.dtypes) if d.is_numeric() or d.is_temporal()]
+    names = [frame.columns[j] for j in at]
+    if not names:
+        return {}
+    exprs = []
+    for i, j in enumerate(at):
+        x = pl.nth(j).to_physical().cast(pl.Float64)  # by position: a name may be a pattern
+        finite = x.filter(x.is_finite())
+        exprs += [finite.min().alias(f"{i}<"), finite.max().alias(f"{i}>")]
+    row = frame.select(exprs).row(0) if frame.height else (None,) * len(exprs)
+    out: Extremes = {}
+    for i, name in enumerate(names):
+        lo, hi = row[2 * i], row[2 * i + 1]
+        out[name] = None if lo is None or hi is None else (float(lo), float(hi))
+    return out
+
+
+def _footer_extremes(part: Path) -> Extremes | None:
+    """The extremes a part's footer records, or ``None`` (not recorded, or unreadable)."""
+    try:
+        text = pl.read_parquet_metadata(part).get(EXTREMES_KEY)
+        names = pl.read_parquet_schema(part)
+    except (OSError, pl.exceptions.PolarsError):  # no hint: the reader finds them itself
+        return None
+    wanted = {n for n, d in names.items() if d.is_numeric() or d.is_temporal()}
+    if text is None:
+        return {} if not wanted else None
+    try:
+        raw = json.loads(text)
+        found: Extremes = {
+            str(k): None if v is None else (float(v[0]), float(v[1])) for k, v in raw.items()
+        }
+    except (ValueError, TypeError, IndexError, AttributeError):
+        return None
+    if set(found) != wanted or not all(
+        v is None or (math.isfinite(v[0]) and math.isfinite(v[1]) and v[0] <= v[1])
+        for v in found.values()
+    ):
+        return None
+    return found
 
 
 def write_table(frames: Iterable[pl.DataFrame], folder: Path, *, schema: Any = None) -> Table:

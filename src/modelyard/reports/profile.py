@@ -191,6 +191,7 @@ def _card(c: ColumnProfile, p: Profile) -> str:
         _row("Distinct", c.distinct, "distinct", n, estimate=c.estimated.get("distinct")),
     ]
     qest = c.estimated.get("quantiles")
+    oest = c.estimated.get("outliers")  # counted by the quantile sketch, like the quartiles
     chart = ""
     extra = ""
     if c.numeric is not None:
@@ -212,10 +213,8 @@ def _card(c: ColumnProfile, p: Profile) -> str:
             _row("Kurtosis", s.kurtosis, "kurtosis", n),
             _row("Zeros", s.zeros, "zeros", n),
             _row("Negatives", s.negatives, "negatives", n),
-            _row("Outliers (1.5·IQR)", s.outliers, "outliers", n),
+            _row("Outliers (1.5·IQR)", s.outliers, "outliers", n, estimate=oest),
         ]
-        if qest is not None:  # counted exactly, against estimated quartiles
-            rows[-1] = _row("Outliers (1.5·IQR)", s.outliers, "outliers", n, estimate=qest)
         if s.infinite:
             rows.append(_row("Infinite", s.infinite, "infinite", n))
         if s.histogram is not None:

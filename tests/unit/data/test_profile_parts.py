@@ -160,6 +160,63 @@ def test_serial_and_parallel_executors_give_identical_profiles(kind: str, tmp_pa
     _compare(profile(df, contract, options).model_dump(), serial.model_dump())
 
 
+@pytest.mark.parametrize(
+    ("footers", "correlation_columns", "second_pass"),
+    [
+        ("recorded", 30, None),  # one pass: the footers give the histograms' edges
+        ("absent", 30, "histograms"),  # a table another tool wrote
+        ("wrong", 30, "histograms"),  # extremes that are not the data's: checked, not used
+        ("recorded", 2, "correlations"),  # 3 numeric columns, 2 in the matrix: which ones
+    ],  # depends on the first pass
+)
+def test_the_first_pass_counts_the_histograms_when_the_footers_record_the_extremes(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    footers: str,
+    correlation_columns: int,
+    second_pass: str | None,
+) -> None:
+    import json
+
+    import modelyard.data.profile as profile_module
+    from modelyard.data.table import EXTREMES_KEY
+
+    df = _mixed(3_000, 6).with_columns(
+        pl.when(pl.col("k") == 4).then(float("inf")).otherwise(pl.col("x")).alias("x")
+    )
+    table = as_table(df, tmp_path / "t", batch_rows=400)
+    for part in table.parts():
+        if footers == "absent":
+            pl.read_parquet(part).write_parquet(part)
+        elif footers == "wrong":
+            found = json.loads(pl.read_parquet_metadata(part)[EXTREMES_KEY])
+            found["y"] = [found["y"][0] - 1.0, found["y"][1]]
+            pl.read_parquet(part).write_parquet(part, metadata={EXTREMES_KEY: json.dumps(found)})
+    passes: list[Any] = []
+    real = profile_module.bin_part
+
+    def counted(path: str, plan: Any) -> Any:
+        passes.append(plan)
+        return real(path, plan)
+
+    monkeypatch.setattr(profile_module, "bin_part", counted)
+    contract = make_contract(df, "t", "binary")
+    options = ProfileSection(correlation_columns=correlation_columns)
+    many = profile(table, contract, options)
+    if second_pass is None:
+        assert passes == []
+    else:
+        assert len(passes) == len(table.parts())
+        assert bool(passes[0].layouts) == (second_pass == "histograms")
+        assert bool(passes[0].correlate) == (second_pass == "correlations")
+    one = profile(df, contract, options)  # in memory, exact
+    assert many.column("x").numeric.histogram == one.column("x").numeric.histogram  # type: ignore[union-attr]
+    assert many.column("d").temporal.histogram == one.column("d").temporal.histogram  # type: ignore[union-attr]
+    assert many.correlations is not None and one.correlations is not None
+    assert many.correlations.columns == one.correlations.columns
+    _compare(one.model_dump(), many.model_dump())
+
+
 def test_the_seeded_sample_is_the_same_rows_in_one_part_or_many(tmp_path: Path) -> None:
     df = _mixed(2_000, 2)
     contract = make_contract(df, "y", "regression")
@@ -187,13 +244,19 @@ def test_estimates_are_marked_with_their_bounds(tmp_path: Path) -> None:
     table = as_table(df, tmp_path / "t", batch_rows=60_000)
     prof = profile(table, make_contract(df), ProfileSection())
     v = prof.column("v")
-    assert set(v.estimated) == {"distinct", "quantiles"}
+    assert set(v.estimated) == {"distinct", "quantiles", "outliers"}
     assert v.estimated["quantiles"].unit == "rank"
     eps = v.estimated["quantiles"].bound
     assert 0 < eps < 0.002
     assert v.numeric is not None and v.numeric.quantiles.p50 is not None
     rank = float((df["v"] <= v.numeric.quantiles.p50).mean())
     assert abs(rank - 0.5) <= eps + 1e-5
+    # the outliers, counted by the sketch against its quartiles: within both sides' bound
+    q1, q3 = v.numeric.quantiles.p25, v.numeric.quantiles.p75
+    assert q1 is not None and q3 is not None and v.numeric.outliers > 0
+    true = int(((df["v"] < q1 - 1.5 * (q3 - q1)) | (df["v"] > q3 + 1.5 * (q3 - q1))).sum())
+    assert v.estimated["outliers"].bound == pytest.approx(2 * eps)
+    assert abs(v.numeric.outliers - true) <= 2 * eps * n
     assert abs(v.distinct - n) <= 3 * v.estimated["distinct"].bound * n
     assert v.numeric.histogram is not None and sum(v.numeric.histogram.counts) == n
     assert v.numeric.mean == pytest.approx(float(df["v"].mean()), rel=1e-12)
@@ -201,7 +264,7 @@ def test_estimates_are_marked_with_their_bounds(tmp_path: Path) -> None:
     assert set(ident.estimated) == {"distinct", "top"}
     assert ident.distinct <= n
     assert any(a.kind == "unique" and a.columns == ["id"] for a in prof.alerts)
-    assert set(prof.column("small").estimated) == {"quantiles"}  # 240k values: compacted
+    assert set(prof.column("small").estimated) == {"quantiles", "outliers"}  # compacted
     assert prof.column("small").distinct == 3  # exact: few distinct values
     assert prof.dataset.estimated == {}
     assert prof.dataset.duplicate_rows == 0

@@ -124,6 +124,45 @@ def test_compacted_ranks_stay_within_the_worst_case_bound(
         assert abs(sketch.rank(p) - true) <= bound + 1e-12
 
 
+@SETTINGS
+@given(
+    values=st.lists(
+        st.one_of(st.floats(-100, 100, allow_nan=False), st.sampled_from([-math.inf, math.inf])),
+        max_size=400,
+    ),
+    cuts=_cuts,
+    fences=st.tuples(st.floats(-120, 120), st.floats(-120, 120)).map(sorted),
+)
+def test_values_outside_two_fences_are_counted_exactly_while_the_sketch_is_exact(
+    values: list[float], cuts: list[int], fences: list[float]
+) -> None:
+    x = np.array(values, dtype=np.float64)
+    sketch = merged(
+        [QuantileSketch.from_values(p) for p in split(x, cuts)] or [QuantileSketch()],
+        QuantileSketch.merge,
+    )
+    lo, hi = fences
+    assert sketch.outside(lo, hi) == int(((x < lo) | (x > hi)).sum())  # ±inf are outside
+
+
+@SETTINGS
+@given(
+    values=st.lists(st.integers(-50, 50), min_size=1, max_size=3_000),
+    cuts=st.lists(st.integers(0, 3_000), max_size=8),
+    fences=st.tuples(st.integers(-55, 55), st.integers(-55, 55)).map(sorted),
+    seed=st.integers(0, 100),
+)
+def test_values_outside_two_fences_stay_within_the_bound_once_compacted(
+    values: list[int], cuts: list[int], fences: list[int], seed: int
+) -> None:
+    x = np.array(values, dtype=np.float64)
+    parts = [QuantileSketch.from_values(p, k=16, exact=32, seed=seed) for p in split(x, cuts)]
+    sketch = merged(parts, QuantileSketch.merge)
+    lo, hi = fences
+    true = int(((x < lo) | (x > hi)).sum())
+    assert abs(sketch.outside(lo, hi) - true) <= 2 * sketch.max_rank_error() * x.size + 1e-9
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_quantiles_of_a_million_values_within_the_stated_rank_error(seed: int) -> None:
     rng = np.random.default_rng(seed)
@@ -283,6 +322,23 @@ def test_co_moments_of_parts_merge_into_the_whole(
         assert np.array_equal(np.isnan(a), np.isnan(b)) or _degenerate(whole)
         ok = ~(np.isnan(a) | np.isnan(b))
         assert np.allclose(a[ok], b[ok], atol=1e-6)
+
+
+def test_the_co_moments_of_some_columns_are_those_of_the_whole_matrix() -> None:
+    """Pairwise-complete: a pair's sums never depend on the other columns (the profile counts
+    every numeric column in its first pass, then keeps the correlation matrix's columns)."""
+    rng = np.random.default_rng(8)
+    x = rng.normal(size=(500, 4))
+    x[rng.random(x.shape) < 0.2] = np.nan
+    x[:, 3] = 1.0  # no spread
+    whole = CoMoments.from_matrix(x)
+    for keep in ([0, 2], [2, 0, 1], [1, 3]):
+        sub = CoMoments.from_matrix(np.ascontiguousarray(x[:, keep]))
+        got = whole.subset(keep)
+        assert np.array_equal(got.n, sub.n)
+        a, b = got.correlation(), sub.correlation()
+        assert np.array_equal(np.isnan(a), np.isnan(b))
+        assert np.allclose(a[~np.isnan(a)], b[~np.isnan(b)], rtol=1e-12, atol=1e-12)
 
 
 def _degenerate(c: CoMoments) -> bool:

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from modelyard.data.table import (
+    EXTREMES_KEY,
     Ingested,
     Table,
     TableWriter,
@@ -85,3 +86,48 @@ def test_scratch_outlives_this_stores_runs_and_not_the_next_ones(tmp_path: Path)
     assert folder.exists()
     ArtifactStore(tmp_path / "w").clear_tmp()
     assert not folder.exists()
+
+
+def test_the_part_footers_record_each_numeric_and_temporal_columns_extremes(
+    tmp_path: Path,
+) -> None:
+    import datetime as dt
+
+    frame = pl.DataFrame(
+        {
+            "x": [float("inf"), 2.5, float("nan"), -1.0, None, 7.0],
+            "*": [5, 1, 3, 4, 2, 6],  # a name polars would read as a pattern
+            "when": [dt.date(2024, 1, d) for d in (3, 1, 2, 6, 5, 4)],
+            "empty": pl.Series([None] * 6, dtype=pl.Float64),
+            "s": list("abcdef"),
+            "b": [True, False] * 3,
+        }
+    )
+    table = as_table(frame, tmp_path / "t", batch_rows=2)
+    epoch = dt.date(1970, 1, 1)
+    assert table.extremes() == {
+        "x": (-1.0, 7.0),  # finite values only
+        "*": (1.0, 6.0),
+        "when": ((dt.date(2024, 1, 1) - epoch).days, (dt.date(2024, 1, 6) - epoch).days),
+        "empty": None,
+    }
+    assert len(table.parts()) == 3
+    part = table.parts()[0]
+    assert pl.read_parquet(part).equals(frame.head(2))  # the rows are as written
+
+
+@pytest.mark.parametrize(
+    "footer",
+    [None, "not json", '{"x": [1]}', '{"x": ["a", "b"]}', '{"y": [0, 1]}', '{"x": [2, 1]}',
+     '{"x": [0, Infinity]}', "[]"],  # fmt: skip
+)
+def test_a_table_whose_footers_do_not_record_right_extremes_has_none(
+    tmp_path: Path, footer: str | None
+) -> None:
+    """A part another tool wrote (no key), or a key that is broken: no extremes, so a reader
+    finds them itself; never an error."""
+    table = as_table(pl.DataFrame({"x": [0.0, 1.0, 2.0]}), tmp_path / "t", batch_rows=2)
+    last = table.parts()[-1]
+    meta = None if footer is None else {EXTREMES_KEY: footer}
+    pl.read_parquet(last).write_parquet(last, metadata=meta)
+    assert table.extremes() is None

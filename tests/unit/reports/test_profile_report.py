@@ -235,7 +235,7 @@ def test_estimated_numbers_are_marked_with_their_bounds(tmp_path: Path) -> None:
     )
     table = as_table(df, tmp_path / "t", batch_rows=50_000)
     prof = profile(table, make_contract(df, "y", "binary"), ProfileSection())
-    assert set(prof.column("v").estimated) == {"distinct", "quantiles"}
+    assert set(prof.column("v").estimated) == {"distinct", "quantiles", "outliers"}
     code = prof.column("code")
     assert set(code.estimated) == {"top"}  # > 20k levels: Misra-Gries; < 100k: exact distinct
     assert code.distinct == df["code"].n_unique()
@@ -252,6 +252,7 @@ def test_estimated_numbers_are_marked_with_their_bounds(tmp_path: Path) -> None:
     cell = re.compile(r'data-stat="(\w+)" data-column="v" data-value="[^"]*">([^<]*)<')
     text = {stat: shown_text for stat, shown_text in cell.findall(html)}
     assert text["distinct"].startswith("≈ ") and text["p50"].startswith("≈ ")
+    assert text["outliers"].startswith("≈ ")
     assert not text["mean"].startswith("≈") and not text["count"].startswith("≈")
     assert "≈" not in text["min"] and "≈" not in text["max"]
     exact = prof.column("y")
