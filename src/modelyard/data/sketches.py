@@ -80,6 +80,10 @@ EXACT_ROWS = 50_000_000
 CONFIDENCE = 0.99
 """Confidence of the stated rank-error bound of a quantile sketch."""
 
+SPREAD_RTOL = 1e-10
+"""A centred sum of squares below this share of its scale is rounding noise (float64 holds
+about 16 digits): the column has no spread, and its correlations are undefined."""
+
 
 # --------------------------------------------------------------------------- moments
 
@@ -652,10 +656,19 @@ class CoMoments:
         return CoMoments(self.n[at], self.mean[at], self.m2[at], self.c[at])
 
     def correlation(self) -> np.ndarray:
-        """Pearson r per pair; NaN where fewer than two rows or no spread."""
+        """Pearson r per pair; NaN where fewer than two rows or no spread.
+
+        A column whose values on a pair's rows are all equal has no spread there, but its
+        sums there are centred on its mean over all its rows, and leave rounding noise
+        instead of 0; noise over noise is any r. A sum of squares below :data:`SPREAD_RTOL`
+        of the column's own (around that mean) counts as none.
+        """
         with np.errstate(all="ignore"):
             r = self.c / np.sqrt(self.m2 * self.m2.T)
-        r[self.n < 2] = np.nan
+            own_m2, own_mean = np.diag(self.m2)[:, None], np.diag(self.mean)[:, None]
+            scale = own_m2 + self.n * (self.mean - own_mean) ** 2
+            flat = self.m2 <= SPREAD_RTOL * scale
+        r[(self.n < 2) | flat | flat.T] = np.nan
         r = np.clip(r, -1.0, 1.0)
         np.fill_diagonal(r, np.where(np.diag(self.n) >= 2, 1.0, np.nan))
         return np.asarray(r, dtype=np.float64)

@@ -9,7 +9,7 @@ import math
 import numpy as np
 import polars as pl
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from modelyard.data.sketches import (
@@ -308,6 +308,15 @@ def test_row_set_beyond_its_limit_estimates() -> None:
     ),
     cuts=_cuts,
 )
+@example(  # column 2 is constant on the rows where column 0 is present: r is undefined
+    data=[
+        (None, None, 0.0),
+        (None, None, 0.0),
+        (0.0, None, 1.035093589149028),
+        (1.035093589149028, None, 1.035093589149028),
+    ],
+    cuts=[1],
+)
 def test_co_moments_of_parts_merge_into_the_whole(
     data: list[tuple[float | None, ...]], cuts: list[int]
 ) -> None:
@@ -322,6 +331,21 @@ def test_co_moments_of_parts_merge_into_the_whole(
         assert np.array_equal(np.isnan(a), np.isnan(b)) or _degenerate(whole)
         ok = ~(np.isnan(a) | np.isnan(b))
         assert np.allclose(a[ok], b[ok], atol=1e-6)
+
+
+def test_a_column_without_spread_on_a_pairs_rows_has_no_correlation_with_the_other() -> None:
+    """Found by Hypothesis: the whole table said r = -1, merged parts said r = 0, for a column
+    that is constant on the rows the pair shares (its mean over its other rows differs)."""
+    x = np.array([[np.nan, 0.0], [np.nan, 0.0], [0.0, 1.035], [1.035, 1.035], [2.0, 1.035]])
+    whole = CoMoments.from_matrix(x)
+    parts = CoMoments.from_matrix(x[:2]).merge(CoMoments.from_matrix(x[2:]))
+    for c in (whole, parts):
+        assert np.isnan(c.correlation()[0, 1]) and np.isnan(c.correlation()[1, 0])
+    y = x.copy()
+    y[3, 1] = 1.036  # a real spread, however small: a real correlation
+    shared = y[2:]
+    want = float(np.corrcoef(shared[:, 0], shared[:, 1])[0, 1])
+    assert CoMoments.from_matrix(y).correlation()[0, 1] == pytest.approx(want, rel=1e-6)
 
 
 def test_the_co_moments_of_some_columns_are_those_of_the_whole_matrix() -> None:

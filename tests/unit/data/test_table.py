@@ -118,8 +118,16 @@ def test_the_part_footers_record_each_numeric_and_temporal_columns_extremes(
 
 @pytest.mark.parametrize(
     "footer",
-    [None, "not json", '{"x": [1]}', '{"x": ["a", "b"]}', '{"y": [0, 1]}', '{"x": [2, 1]}',
-     '{"x": [0, Infinity]}', "[]"],  # fmt: skip
+    [
+        None,
+        "not json",
+        '{"x": [1]}',
+        '{"x": ["a", "b"]}',
+        '{"y": [0, 1]}',
+        '{"x": [2, 1]}',
+        '{"x": [0, Infinity]}',
+        "[]",
+    ],
 )
 def test_a_table_whose_footers_do_not_record_right_extremes_has_none(
     tmp_path: Path, footer: str | None
