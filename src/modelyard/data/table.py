@@ -204,9 +204,15 @@ def extremes(frame: pl.DataFrame) -> Extremes:
         return {}
     exprs = []
     for i, j in enumerate(at):
-        x = pl.nth(j).to_physical().cast(pl.Float64)  # by position: a name may be a pattern
-        finite = x.filter(x.is_finite())
-        exprs += [finite.min().alias(f"{i}<"), finite.max().alias(f"{i}>")]
+        dtype, x = frame.dtypes[j], pl.nth(j)  # by position: a name may be a pattern
+        if dtype.is_temporal():
+            x = x.to_physical()
+        elif dtype.is_float():
+            x = x.cast(pl.Float64)
+            x = pl.when(x.is_finite()).then(x)
+        elif dtype.is_decimal():
+            x = x.cast(pl.Float64)
+        exprs += [x.min().alias(f"{i}<"), x.max().alias(f"{i}>")]
     row = frame.select(exprs).row(0) if frame.height else (None,) * len(exprs)
     out: Extremes = {}
     for i, name in enumerate(names):

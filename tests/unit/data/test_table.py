@@ -99,6 +99,9 @@ def test_the_part_footers_record_each_numeric_and_temporal_columns_extremes(
             "*": [5, 1, 3, 4, 2, 6],  # a name polars would read as a pattern
             "when": [dt.date(2024, 1, d) for d in (3, 1, 2, 6, 5, 4)],
             "empty": pl.Series([None] * 6, dtype=pl.Float64),
+            "money": pl.Series(["1.25", "-2.50", None, "3.00", "0", "9.99"]).cast(
+                pl.Decimal(10, 2)
+            ),
             "s": list("abcdef"),
             "b": [True, False] * 3,
         }
@@ -110,6 +113,7 @@ def test_the_part_footers_record_each_numeric_and_temporal_columns_extremes(
         "*": (1.0, 6.0),
         "when": ((dt.date(2024, 1, 1) - epoch).days, (dt.date(2024, 1, 6) - epoch).days),
         "empty": None,
+        "money": (-2.5, 9.99),  # the value, not its scaled integer
     }
     assert len(table.parts()) == 3
     part = table.parts()[0]
