@@ -29,7 +29,7 @@ import os
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from pathlib import Path
 from typing import Any, Literal
 
@@ -149,9 +149,12 @@ def map_in_order(
 ) -> Iterator[Any]:
     """``fn(*args)`` for each ``args`` of ``calls``, results yielded in the order of ``calls``.
 
-    The streaming map of the data stages: ``calls`` is read lazily and at most ``workers + 1``
-    tasks are in flight, so memory stays flat whatever their number; results come in order,
-    so what the caller merges never depends on where or when a task ran. A single call (or no
+    The streaming map of the data stages: ``calls`` is read lazily, at most ``workers + 1``
+    tasks are running or queued, and at most twice that many results wait their turn, so
+    memory stays flat whatever their number. A task that finishes frees its place at once,
+    even when an earlier one is still running: a slow part (or a cluster that queued two
+    tasks on one worker) does not leave the other workers idle. Results come in order, so
+    what the caller merges never depends on where or when a task ran. A single call (or no
     executor) runs inline, in this process: a table of one part costs no round trip. A task
     that raises cancels the others and its exception is raised here.
     """
@@ -161,12 +164,18 @@ def map_in_order(
         for args in itertools.chain(head, todo):
             yield fn(*args)
         return
-    limit = executor.workers + 1
+    running_limit = executor.workers + 1
+    held_limit = 2 * running_limit
     pending: deque[Future[Any]] = deque()
     try:
         for args in itertools.chain(head, todo):
-            if len(pending) >= limit:
-                yield pending.popleft().result()
+            while True:
+                while pending and pending[0].done():
+                    yield pending.popleft().result()
+                running = [f for f in pending if not f.done()]
+                if len(running) < running_limit and len(pending) < held_limit:
+                    break
+                wait(running, return_when=FIRST_COMPLETED)
             pending.append(executor.submit(fn, *args))
         while pending:
             yield pending.popleft().result()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -54,3 +56,35 @@ def test_calls_are_read_lazily_at_most_workers_plus_one_ahead() -> None:
 def test_a_failing_task_raises_here() -> None:
     with open_executor("local", workers=2) as ex, pytest.raises(ValueError, match="bad part 5"):
         list(map_in_order(ex, _fail_on, [(i, 5) for i in range(10)]))
+
+
+def _first_waits(i: int, folder: str) -> int:
+    """Part 0 waits for ``release``; every other part leaves a mark as it runs."""
+    if i == 0:
+        deadline = time.monotonic() + 60
+        while not (Path(folder) / "release").exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+    else:
+        (Path(folder) / f"ran-{i}").touch()
+    return i
+
+
+def test_a_slow_first_part_leaves_no_worker_idle(tmp_path: Path) -> None:
+    """Places free as tasks finish, not in call order: while part 0 runs, the other worker
+    goes on through the next parts (up to twice ``workers + 1`` results held). Before, it
+    stopped after two, waiting for part 0's turn."""
+    out: list[int] = []
+    with open_executor("local", workers=2) as ex:
+        calls = [(i, str(tmp_path)) for i in range(12)]
+        consumer = threading.Thread(
+            target=lambda: out.extend(map_in_order(ex, _first_waits, calls))
+        )
+        consumer.start()
+        deadline = time.monotonic() + 30
+        while len(list(tmp_path.glob("ran-*"))) < 5 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        ran = len(list(tmp_path.glob("ran-*")))
+        (tmp_path / "release").touch()
+        consumer.join(60)
+    assert ran == 5  # 2 workers: 3 running or queued, 6 held; part 0 is one of them
+    assert out == list(range(12))
