@@ -54,3 +54,25 @@ def test_public_api_is_small_and_lazy() -> None:
 
     assert set(modelyard.__all__) == {"Project", "RunResult", "ModelyardError", "__version__"}
     assert modelyard.Project.__name__ == "Project"
+
+
+MODEL_CODE = ["sklearn", "optuna", "xgboost", "lightgbm", "scipy", "pandas", "mlflow"]
+
+
+def test_the_run_report_loads_no_model_code() -> None:
+    """Every `modelyard run` publishes the run report, a run of the data steps alone too: its
+    records (leaderboard, tuning, members, evaluation) import no model library (scikit-learn
+    alone took 1 to 2 s of such a run)."""
+    assert not set(MODEL_CODE) & _modules_loaded_by("import modelyard.reports.run")
+
+
+def test_records_that_moved_are_still_found_where_they_were() -> None:
+    """Pickles name a class by its module: artifacts written before the search's records moved
+    to ``results`` load through the old names."""
+    import importlib
+
+    from modelyard.modeling.search import results
+
+    for old, name in [("tune", "TuningResult"), ("tune", "TrialRecord"), ("ensemble", "Member")]:
+        module = importlib.import_module(f"modelyard.modeling.search.{old}")
+        assert getattr(module, name) is getattr(results, name)

@@ -43,7 +43,6 @@ from modelyard.config.schema import EvaluationSection
 from modelyard.data.contract import DataContract, Task, did_you_mean
 from modelyard.data.table import Table
 from modelyard.errors import ModelyardError, name_list
-from modelyard.modeling.features import target_array, to_pandas
 from modelyard.modeling.tasks import compute_metrics, positive_class, resolve_metric, sklearn_scorer
 
 MAX_CURVE_POINTS = 200
@@ -306,6 +305,8 @@ def evaluate(
     columns are kept), every metric, curve and slice is computed on all its rows, and the
     permutation importance on the sample.
     """
+    from modelyard.modeling.features import target_array, to_pandas  # scikit-learn: on use
+
     metric = resolve_metric(task, metric)
     _check_slices(test, options.slices)
     X = to_pandas(test, contract, exclude=exclude)
@@ -455,6 +456,8 @@ def _predict_part(
     slices: list[str],
 ) -> tuple[np.ndarray, _Predicted, pl.DataFrame]:
     """One test part: its labels, the model's predictions, and its slice columns."""
+    from modelyard.modeling.features import target_array, to_pandas
+
     part = pl.read_parquet(path)
     y = target_array(part, contract)
     if part.height == 0:

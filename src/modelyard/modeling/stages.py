@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from modelyard.modeling.search.ensemble import Choice
     from modelyard.modeling.search.results import Leaderboard, LeaderboardRow, OutOfFold
     from modelyard.modeling.search.scheduler import Memo
-    from modelyard.modeling.search.tune import TuningResult
+    from modelyard.modeling.search.results import TuningResult
     from modelyard.modeling.splits import Split
 
 Report = Callable[..., None]

@@ -36,9 +36,13 @@ from modelyard.data.profile import Alert, Profile
 from modelyard.data.validation import ValidationReport
 from modelyard.errors import split_credentials
 from modelyard.modeling.evaluate import Evaluation
-from modelyard.modeling.search.ensemble import Member
-from modelyard.modeling.search.results import Leaderboard, LeaderboardRow, SearchInfo
-from modelyard.modeling.search.tune import TuningResult
+from modelyard.modeling.search.results import (
+    Leaderboard,
+    LeaderboardRow,
+    Member,
+    SearchInfo,
+    TuningResult,
+)
 from modelyard.ops.gate import GateDecision
 from modelyard.ops.serving.latency import Latency
 from modelyard.reports.html import (

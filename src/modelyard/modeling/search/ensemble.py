@@ -25,7 +25,7 @@ from sklearn.base import BaseEstimator
 
 from modelyard.data.contract import Task
 from modelyard.modeling.search.data import score_predictions
-from modelyard.modeling.search.results import LeaderboardRow, OutOfFold
+from modelyard.modeling.search.results import LeaderboardRow, Member, OutOfFold
 
 ROUNDS = 40
 """Greedy rounds (the ensemble's weights are multiples of 1/ROUNDS at most)."""
@@ -34,18 +34,6 @@ MAX_CANDIDATES = 25
 REFIT_ROUNDS_FACTOR = 1.15
 """A boosted member refitted on every training row grows this many times the mean number of
 rounds early stopping kept on the folds (more rows support a few more rounds)."""
-
-
-class Member(BaseModel):
-    """One configuration in the final model."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: str
-    family: str
-    params: dict[str, Any]
-    weight: float
-    key: str = ""
 
 
 class Choice(BaseModel):

@@ -1,4 +1,9 @@
-"""What a search produces: the leaderboard, tuning histories and out-of-fold predictions."""
+"""What a search produces: the leaderboard, tuning histories, the final model's members and
+out-of-fold predictions.
+
+The records here are plain pydantic models and this module imports no model code (no
+scikit-learn, no Optuna), so that a report of them, or of a run of the data steps alone, does
+not pay for it."""
 
 from __future__ import annotations
 
@@ -8,13 +13,15 @@ import math
 import pickle
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from modelyard.modeling.search.data import SearchData
-from modelyard.modeling.search.scheduler import Outcome
+
+if TYPE_CHECKING:
+    from modelyard.modeling.search.scheduler import Outcome
 
 RowState = Literal["complete", "pruned", "failed", "stopped"]
 StoppedBy = Literal["done", "budget", "trials"]
@@ -118,6 +125,45 @@ class Leaderboard(_Model):
             if row.ok and fam not in exclude and fam not in families:
                 families.append(fam)
         return families[:k]
+
+
+class TrialRecord(_Model):
+    """One tuning trial."""
+
+    number: int
+    value: float | None
+    """Mean CV score (complete) or the fold-0 score (pruned)."""
+    state: str
+    """``COMPLETE``, ``PRUNED`` or ``FAIL``."""
+    params: dict[str, Any]
+
+
+class TuningResult(_Model):
+    """What tuning one family found, and how it stopped."""
+
+    name: str
+    """The family."""
+    best_params: dict[str, Any]
+    best_score: float
+    """Mean CV score of the best trial (optimistic: the best of many)."""
+    n_trials_completed: int
+    n_pruned: int
+    n_failed: int = 0
+    warm_start: int = 0
+    """Portfolio configurations the study started from."""
+    stopped_by: StoppedBy
+    seconds: float
+    history: list[TrialRecord] = Field(default_factory=list)
+
+
+class Member(_Model):
+    """One configuration in the final model."""
+
+    name: str
+    family: str
+    params: dict[str, Any]
+    weight: float
+    key: str = ""
 
 
 def sort_rows(rows: Sequence[LeaderboardRow], greater_is_better: bool) -> list[LeaderboardRow]:

@@ -28,8 +28,6 @@ import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field
-
 from modelyard.compute import Executor, Shared
 from modelyard.data.contract import Task
 from modelyard.modeling.search.data import SearchData
@@ -38,7 +36,8 @@ from modelyard.modeling.search.results import (
     LeaderboardRow,
     OutOfFold,
     StoppedBy,
-    _Model,
+    TrialRecord,
+    TuningResult,
     jsonable,
     row_of,
 )
@@ -62,35 +61,6 @@ PRUNE_QUANTILE = 0.5
 MIN_REFERENCES = 4
 STARTUP_TRIALS = 5
 """Random trials before TPE models the space (portfolio results count among them)."""
-
-
-class TrialRecord(_Model):
-    """One tuning trial."""
-
-    number: int
-    value: float | None
-    """Mean CV score (complete) or the fold-0 score (pruned)."""
-    state: str
-    """``COMPLETE``, ``PRUNED`` or ``FAIL``."""
-    params: dict[str, Any]
-
-
-class TuningResult(_Model):
-    """What tuning one family found, and how it stopped."""
-
-    name: str
-    """The family."""
-    best_params: dict[str, Any]
-    best_score: float
-    """Mean CV score of the best trial (optimistic: the best of many)."""
-    n_trials_completed: int
-    n_pruned: int
-    n_failed: int = 0
-    warm_start: int = 0
-    """Portfolio configurations the study started from."""
-    stopped_by: StoppedBy
-    seconds: float
-    history: list[TrialRecord] = Field(default_factory=list)
 
 
 def _seed(seed: int, name: str, number: int) -> int:
