@@ -62,6 +62,22 @@ def test_a_shared_value_is_loaded_once_per_worker(executor: Executor) -> None:
     executor.unshare(shared)
 
 
+def test_a_shared_value_outlives_every_worker_that_held_it(
+    executor: Executor, dask_cluster: DaskCluster
+) -> None:
+    """CI hung in the search on Dask: a worker was killed while it held the only copy of the
+    shared search data (a broadcast copy is not kept on every worker), Dask cannot recover
+    scattered data, and the tasks that needed it waited forever. A shared value is now a task
+    result the scheduler can compute again."""
+    shared = executor.share(list(range(1000)))
+    assert executor.submit(len, shared).result(timeout=RESULT_TIMEOUT) == 1000
+    for _ in range(2):  # both workers that may hold it, one after the other
+        dask_cluster.kill_worker(0)
+        dask_cluster.wait_for_workers(2)
+    assert executor.submit(sum, shared).result(timeout=RESULT_TIMEOUT) == 499_500
+    executor.unshare(shared)
+
+
 def test_a_worker_killed_mid_batch_loses_no_task(
     executor: Executor, dask_cluster: DaskCluster, tmp_path: Path
 ) -> None:

@@ -2,7 +2,9 @@
 
 With an address (``tcp://host:8786``) it connects to a running scheduler; without one it starts
 a ``LocalCluster`` of single-threaded worker processes on 127.0.0.1 and stops it on close.
-Shared values are scattered to every worker once (``broadcast``). Each task runs under the same
+A shared value is the result of a task that returns it: each worker fetches it once, and
+the scheduler computes it again if every worker that held it is lost (scattered data could not
+be recovered: the tasks waiting on it would wait forever). Each task runs under the same
 single-thread limits as on the local pool. A worker that dies has its task re-run elsewhere by
 the scheduler; a task that keeps killing workers fails with
 :class:`~modelyard.compute.WorkerLost`. A running task cannot be stopped: cancelling drops its
@@ -12,6 +14,7 @@ result.
 from __future__ import annotations
 
 import uuid
+import warnings
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from typing import Any
@@ -21,6 +24,11 @@ from modelyard.compute.task import call, portable
 from modelyard.errors import MissingExtraError, ModelyardError
 
 _CONNECT_SECONDS = 30
+
+
+def _value(value: Any) -> Any:
+    """The task behind a shared value (see :meth:`DaskExecutor.share`)."""
+    return value
 
 
 def _run(fn: Callable[..., Any], *args: Any) -> Any:
@@ -101,7 +109,13 @@ class DaskExecutor(Executor):
         return f"dask ({where}), {self.workers} worker threads"
 
     def share(self, value: Any) -> Shared:
-        [future] = self._client.scatter([value], broadcast=True, hash=False)
+        # A task that returns the value, not scattered data: Dask keeps a broadcast copy on
+        # only some workers (it drops replicas it thinks unneeded), cannot recover scattered
+        # data once they are all lost, and the tasks waiting on it then wait forever. A task
+        # result, the scheduler computes again. Each worker fetches it once, as it needs it.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "Large object", UserWarning)  # it is the point
+            future = self._client.submit(_value, value, pure=False)
         return Shared(uuid.uuid4().hex, future)
 
     def unshare(self, shared: Shared) -> None:
