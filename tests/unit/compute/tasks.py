@@ -146,8 +146,9 @@ def _load_counted(payload: Any, key: str) -> Counted:
 
 
 DASK_REDELIVERY = 2
-"""Loads of a shared value a Dask worker may show: ``scatter(broadcast=True)`` delivered the
-copy to a worker a second time once (in a CI run); a load per task would be many more."""
+"""Loads of a shared value a Dask worker may show: Dask drops a worker's copy it thinks no
+task there needs, and the worker fetches it again later (seen once in a CI run); a load per
+task would be many more."""
 
 
 def probe_shared(value: Counted) -> tuple[int, int, int, Any]:
