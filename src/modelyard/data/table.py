@@ -198,7 +198,7 @@ def write_part(frame: pl.DataFrame, path: Path) -> None:
 def extremes(frame: pl.DataFrame) -> Extremes:
     """The finite extremes of ``frame``'s numeric and temporal columns (see :data:`Extremes`;
     ``NaN`` and ``±inf`` are not finite)."""
-    at = [j for j, d in enumerate(frame.dtypes) if d.is_numeric() or d.is_temporal()]
+    at = [j for j, d in enumerate(frame.dtypes) if _ranged(d)]
     names = [frame.columns[j] for j in at]
     if not names:
         return {}
@@ -221,6 +221,11 @@ def extremes(frame: pl.DataFrame) -> Extremes:
     return out
 
 
+def _ranged(dtype: pl.DataType) -> bool:
+    """Whether :func:`extremes` records a column of this type (numeric or temporal)."""
+    return bool(dtype.is_numeric() or dtype.is_temporal())
+
+
 def _footer_extremes(part: Path) -> Extremes | None:
     """The extremes a part's footer records, or ``None`` (not recorded, or unreadable)."""
     try:
@@ -228,7 +233,7 @@ def _footer_extremes(part: Path) -> Extremes | None:
         names = pl.read_parquet_schema(part)
     except (OSError, pl.exceptions.PolarsError):  # no hint: the reader finds them itself
         return None
-    wanted = {n for n, d in names.items() if d.is_numeric() or d.is_temporal()}
+    wanted = {n for n, d in names.items() if _ranged(d)}
     if text is None:
         return {} if not wanted else None
     try:
