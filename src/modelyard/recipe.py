@@ -407,6 +407,7 @@ def register(
     """Track the run in MLflow, register the model, and apply the promotion gate."""
     from modelyard.data.contract import with_typical_values
     from modelyard.data.sources import fingerprint_source
+    from modelyard.modeling.features import target_array
     from modelyard.modeling.stages import Problem
     from modelyard.ops.promotion import register_and_gate
 
@@ -463,7 +464,7 @@ def register(
         | _calibration_artifact(trained, exploration, tuning),
         tags=tags, data_valid=all(r.invalid_fraction <= r.max_invalid_fraction for r in reports),
         command=command, test_rows=split.test, test_metrics=evaluation.metrics,
-        leakage_alerts=modeling.leakage_alerts,
+        leakage_alerts=modeling.leakage_alerts, train_y=target_array(split.train, contract),
     )  # fmt: skip
     from modelyard.ops.tracking import log_child_runs
 

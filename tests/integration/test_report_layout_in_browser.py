@@ -144,8 +144,7 @@ def assert_laid_out(result: dict[str, Any]) -> None:
 
 
 def test_run_report_fits_at_1400_px(shared_data: Path, tmp_path: Path) -> None:
-    from modelyard.modeling.search.results import Member
-    from modelyard.modeling.search.results import LeaderboardRow, SearchInfo
+    from modelyard.modeling.search.results import LeaderboardRow, Member, SearchInfo
     from modelyard.reports.run import render_run_html
     from tests.unit.reports.test_run_report import registration, run_stages
 

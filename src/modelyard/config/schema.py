@@ -712,6 +712,10 @@ class GateSection(Section):
     """Absolute floor on the test metric (for error metrics such as rmse: a ceiling)."""
     min_improvement: float = 0.0
     """Margin by which it must beat the current champion on the same test data."""
+    beat_baseline: bool = True
+    """Refuse a model that is no better, on the test data, than the baseline: the ``dummy``
+    model, which predicts the training class shares (or the mean) for every row. Such a model
+    has learnt nothing from its features, whatever else it passes."""
     require_valid_data: bool = True
     """Refuse promotion if validation of the training or test data failed its limits."""
     champion_not_comparable: Literal["refuse", "skip"] = "refuse"

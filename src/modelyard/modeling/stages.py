@@ -44,9 +44,13 @@ if TYPE_CHECKING:
     from modelyard.modeling.outofcore import MemberFit
     from modelyard.modeling.search.data import SearchData
     from modelyard.modeling.search.ensemble import Choice
-    from modelyard.modeling.search.results import Leaderboard, LeaderboardRow, OutOfFold
+    from modelyard.modeling.search.results import (
+        Leaderboard,
+        LeaderboardRow,
+        OutOfFold,
+        TuningResult,
+    )
     from modelyard.modeling.search.scheduler import Memo
-    from modelyard.modeling.search.results import TuningResult
     from modelyard.modeling.splits import Split
 
 Report = Callable[..., None]

@@ -338,6 +338,55 @@ def compute_metrics(
     return out
 
 
+BASELINE = {
+    "binary": "the class shares of the training rows",
+    "multiclass": "the class shares of the training rows",
+    "regression": "the mean of the training targets",
+}
+"""What the baseline of each task predicts for every row (the ``dummy`` family's model)."""
+
+
+def baseline_score(task: Task, metric: str, y_train: ArrayLike, y_test: ArrayLike) -> float:
+    """``metric`` on ``y_test`` of the baseline fitted on ``y_train``: scikit-learn's
+    ``DummyClassifier`` (the training class shares as probabilities, the most frequent class
+    as the label) or ``DummyRegressor`` (the mean), as the ``dummy`` family fits them.
+
+    A model that does not beat this has learnt nothing from its features. NaN where the
+    metric is undefined (roc_auc with one class in ``y_test``), or where it needs a
+    probability of a test label the training rows never had.
+
+    >>> import numpy as np
+    >>> baseline_score("binary", "roc_auc", np.array(["a", "b", "b"]), np.array(["a", "b"]))
+    0.5
+    >>> baseline_score("regression", "rmse", np.array([1.0, 3.0]), np.array([2.0, 4.0]))
+    1.4142135623730951
+    """
+    from sklearn.dummy import DummyClassifier, DummyRegressor
+
+    task = _check_task(task)
+    metric = resolve_metric(task, metric)
+    train = np.asarray(y_train)
+    test = np.asarray(y_test)
+    if len(train) == 0 or len(test) == 0:
+        return math.nan
+    blank = np.zeros((len(test), 1))
+    if task == "regression":
+        reg = DummyRegressor(strategy="mean").fit(np.zeros((len(train), 1)), train.astype(float))
+        return score(task, metric, test, y_pred=reg.predict(blank))
+    clf = DummyClassifier(strategy="prior").fit(np.zeros((len(train), 1)), train.astype(str))
+    classes = [str(c) for c in clf.classes_]
+    truth = test.astype(str)
+    unseen = sorted(set(np.unique(truth)) - set(classes))
+    if unseen and metric in _NEEDS_PROBA:
+        return math.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return score(
+            task, metric, truth, y_pred=clf.predict(blank).astype(str),
+            y_proba=None if unseen else clf.predict_proba(blank), classes=classes + unseen,
+        )  # fmt: skip
+
+
 class MetricScorer:
     """A scikit-learn scorer ``scorer(estimator, X, y) -> float`` for one metric.
 

@@ -6,13 +6,16 @@ passed, which leakage alerts of the profile name one of the candidate's inputs, 
 predicts. The checks, each with one reason in this order:
 
 1. an absolute floor on the metric (a ceiling for error metrics such as rmse),
-2. beat the champion by at least ``min_improvement`` (strictly better when it is 0). A champion
+2. beat the baseline (when the caller scored it): the ``dummy`` model, which predicts the
+   training class shares or mean for every row, on the same test data. A model that does not
+   beat it has learnt nothing from its features (``beat_baseline: false`` lets it through),
+3. beat the champion by at least ``min_improvement`` (strictly better when it is 0). A champion
    that cannot be scored on the new test data is *not comparable*: the candidate is refused
    (``champion_not_comparable: refuse``, the default) or the check is skipped (``skip``),
-3. the data passed validation (unless ``require_valid_data`` is off),
-4. leakage (only when something stands): a test score at or above ``perfect_score`` while a
+4. the data passed validation (unless ``require_valid_data`` is off),
+5. leakage (only when something stands): a test score at or above ``perfect_score`` while a
    leakage alert names one of the model's inputs is refused, unless ``allow_perfect_score``,
-5. latency (when it was measured or ``max_p99_ms`` is set): the p99 of single-row predictions
+6. latency (when it was measured or ``max_p99_ms`` is set): the p99 of single-row predictions
    must not exceed ``max_p99_ms``.
 
 >>> from modelyard.config.schema import GateSection
@@ -29,7 +32,7 @@ data validation passed
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from pydantic import BaseModel, Field
 
@@ -58,6 +61,9 @@ class GateDecision(BaseModel):
     """The candidate's score on the test data."""
     champion: float | None
     """The current champion's score on the same test data; ``None`` without a champion."""
+    baseline: float | None = None
+    """The baseline's score on the same test data (see :func:`~modelyard.modeling.tasks.
+    baseline_score`); ``None`` when the caller did not score it."""
     margin: float
     """Improvement over the champion in the metric's good direction (positive = better);
     0.0 without a champion."""
@@ -83,6 +89,8 @@ def decide(
     champion: float | None,
     options: GateSection,
     data_valid: bool,
+    baseline: float | None = None,
+    baseline_what: str = "the dummy model",
     champion_note: str | None = None,
     test_metrics: Mapping[str, float] | None = None,
     leakage: Sequence[str] = (),
@@ -91,7 +99,8 @@ def decide(
 ) -> GateDecision:
     """Decide whether ``candidate`` replaces the champion; every check gives a reason.
 
-    ``champion_note`` says why an existing champion could not be scored (``champion`` is then
+    ``baseline`` is the baseline's score on the same test data (``None``: no such check) and
+    ``baseline_what`` what it predicts; ``champion_note`` says why an existing champion could not be scored (``champion`` is then
     ignored); ``test_metrics`` are all the candidate's test metrics (for the perfect-score
     check); ``leakage`` the messages of the profile's leakage alerts on the candidate's inputs;
     ``p99_ms`` its measured single-row latency, or ``latency_error`` why it could not be measured.
@@ -124,7 +133,12 @@ def decide(
     else:
         reasons.append(f"{name}: no absolute bar set (gate.min_metric)")
 
-    # 2. the champion, on the same test data
+    # 2. the baseline, on the same test data
+    if baseline is not None:
+        _check_baseline(reasons, fail, name, candidate, baseline, baseline_what, options,
+                        greater_is_better=greater_is_better)  # fmt: skip
+
+    # 3. the champion, on the same test data
     margin = 0.0
     comparable = champion_note is None
     if champion_note is not None:
@@ -165,7 +179,7 @@ def decide(
             )
             fail(f"{name} {detail} (required: {wanted})")
 
-    # 3. data validation
+    # 4. data validation
     if data_valid:
         reasons.append("data validation passed")
     elif options.require_valid_data:
@@ -173,7 +187,7 @@ def decide(
     else:
         reasons.append("data validation failed, ignored (gate.require_valid_data is false)")
 
-    # 4. leakage: an implausibly perfect score while a leakage alert stands
+    # 5. leakage: an implausibly perfect score while a leakage alert stands
     perfect = {
         k: float(v)
         for k, v in (test_metrics or {}).items()
@@ -198,7 +212,7 @@ def decide(
                 "gate.allow_perfect_score"
             )
 
-    # 5. latency of single-row predictions
+    # 6. latency of single-row predictions
     limit = options.max_p99_ms
     why = f": {latency_error}" if latency_error else ""
     if p99_ms is None and limit is None and latency_error:
@@ -222,12 +236,44 @@ def decide(
         metric=metric,
         candidate=candidate,
         champion=champion,
+        baseline=baseline,
         margin=margin,
         champion_comparable=comparable,
         perfect=perfect,
         leakage=list(leakage),
         p99_ms=p99_ms,
     )
+
+
+def _check_baseline(
+    reasons: list[str],
+    fail: Callable[[str], None],
+    name: str,
+    candidate: float,
+    baseline: float,
+    what: str,
+    options: GateSection,
+    *,
+    greater_is_better: bool,
+) -> None:
+    """The candidate against the baseline (strictly better, or it has learnt nothing)."""
+    base = f"the baseline's {_fmt(baseline)} ({what}, predicted for every row)"
+    if math.isnan(baseline):
+        reasons.append("the baseline could not be scored on the test rows: check skipped")
+        return
+    if math.isnan(candidate):
+        return  # the floor check already refused it
+    margin = candidate - baseline if greater_is_better else baseline - candidate
+    if margin > _EPS * max(1.0, abs(baseline)):
+        reasons.append(f"{name} beats {base}")
+    elif not options.beat_baseline:
+        reasons.append(f"{name} does not beat {base}, allowed (gate.beat_baseline is false)")
+    else:
+        how = "is worse than" if margin < 0 else "only equals"
+        fail(
+            f"{name} {how} {base}: the model has learnt nothing usable from its features "
+            "(gate.beat_baseline)"
+        )
 
 
 def _metrics(values: Mapping[str, float]) -> str:

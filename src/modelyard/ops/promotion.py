@@ -246,13 +246,16 @@ def register_and_gate(
     test_rows: pl.DataFrame | None = None,
     test_metrics: Mapping[str, float] | None = None,
     leakage_alerts: Sequence[Alert] = (),
+    train_y: np.ndarray | None = None,
 ) -> Registration:
     """Log the run and the model, register a new version, and apply the gate's decision.
 
     ``test_rows`` are the test set with every column (the champion takes its own inputs from
     them, and single rows of them time the candidate); without them the champion is scored on
     ``test_X``. ``test_metrics`` are all the candidate's test metrics and ``leakage_alerts`` the
-    profile's leakage alerts, for the gate's perfect-score check.
+    profile's leakage alerts, for the gate's perfect-score check. ``train_y`` are the training
+    targets: the baseline (:func:`~modelyard.modeling.tasks.baseline_score`) is fitted on them
+    and scored on ``test_y`` for the gate's baseline check (none without them).
     """
     from modelyard.data.frames import from_pandas
     from modelyard.ops.registry import Registry
@@ -288,10 +291,16 @@ def register_and_gate(
             leaky=leaky, candidate_inputs=inputs,
         )  # fmt: skip
     latency, latency_error = measure_candidate(model, contract, rows, task=task, gate=gate)
+    baseline, baseline_what = None, ""
+    if train_y is not None:
+        from modelyard.modeling.tasks import BASELINE, baseline_score
+
+        baseline, baseline_what = baseline_score(task, metric, train_y, test_y), BASELINE[task]
     decision = decide(
         metric=metric, greater_is_better=greater_is_better, candidate=candidate_score,
         champion=check.score if check is not None else None, options=gate,
-        data_valid=data_valid, champion_note=check.note if check is not None else None,
+        data_valid=data_valid, baseline=baseline, baseline_what=baseline_what,
+        champion_note=check.note if check is not None else None,
         test_metrics=test_metrics, leakage=[a.message for a in standing],
         p99_ms=latency.p99_ms if latency is not None else None, latency_error=latency_error,
     )  # fmt: skip

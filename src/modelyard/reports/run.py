@@ -1303,6 +1303,12 @@ def _gate(r: RunReport) -> str:
         + _tile("Margin", _num(d.margin, _ptr(*base, "margin"), "margin", tag="div", cls="v"),
                 sub="improvement in the good direction")
     )  # fmt: skip
+    if d.baseline is not None:
+        tiles += _tile(
+            f"Baseline {_metric_name(d.metric)}",
+            _num(d.baseline, _ptr(*base, "baseline"), "baseline", tag="div", cls="v"),
+            sub="the dummy model, same test rows",
+        )
     if reg.latency is not None:
         lat = reg.latency
         tiles += _tile(

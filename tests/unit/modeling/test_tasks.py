@@ -11,6 +11,7 @@ import pytest
 from modelyard.errors import ModelyardError
 from modelyard.modeling.tasks import (
     METRICS,
+    baseline_score,
     compute_metrics,
     default_metric,
     greater_is_better,
@@ -162,3 +163,38 @@ def test_an_unknown_sample_weight_column_lists_a_few_columns_and_a_count() -> No
     assert "one of the 10,001 columns 'c0', 'c1'" in message
     assert "... and 9,993 more (10,001 in all)" in message
     assert "Did you mean 'c1'?" in message
+
+
+# --------------------------------------------------------------------------- the baseline
+
+
+def test_the_baseline_predicts_the_training_class_shares_and_majority() -> None:
+    train = np.array(["no", "no", "no", "yes"])  # shares 0.75 / 0.25, majority "no"
+    test = np.array(["no", "yes", "yes", "yes"])
+    assert baseline_score("binary", "roc_auc", train, test) == 0.5  # a constant ranks nothing
+    assert baseline_score("binary", "accuracy", train, test) == 0.25  # always "no"
+    assert baseline_score("binary", "f1", train, test) == 0.0  # never the positive "yes"
+    assert baseline_score("binary", "brier", train, test) == pytest.approx(
+        (0.25**2 + 3 * 0.75**2) / 4
+    )
+    assert baseline_score("binary", "log_loss", train, test) == pytest.approx(
+        -(math.log(0.75) + 3 * math.log(0.25)) / 4
+    )
+    shares = np.array(["a", "b", "b", "c"])
+    assert baseline_score("multiclass", "accuracy", shares, np.array(["b", "c"])) == 0.5
+
+
+def test_the_regression_baseline_predicts_the_training_mean() -> None:
+    train, test = np.array([1.0, 2.0, 6.0]), np.array([0.0, 6.0])  # mean 3
+    assert baseline_score("regression", "mae", train, test) == 3.0
+    assert baseline_score("regression", "rmse", train, test) == 3.0
+    assert baseline_score("regression", "r2", train, test) == 0.0  # the test mean is 3 too
+
+
+def test_an_undefined_baseline_is_nan() -> None:
+    one_class = np.array(["yes", "yes"])
+    assert math.isnan(baseline_score("binary", "roc_auc", np.array(["no", "yes"]), one_class))
+    unseen = np.array(["a", "d"])  # "d" has no training share: no probability for it
+    assert math.isnan(baseline_score("multiclass", "log_loss", np.array(["a", "b"]), unseen))
+    assert baseline_score("multiclass", "accuracy", np.array(["a", "a", "b"]), unseen) == 0.5
+    assert math.isnan(baseline_score("regression", "rmse", np.array([]), np.array([1.0])))

@@ -17,6 +17,7 @@ def _decide(
     greater: bool = True,
     metric: str = "accuracy",
     valid: bool = True,
+    baseline: float | None = None,
     **options: object,
 ) -> GateDecision:
     return decide(
@@ -26,6 +27,8 @@ def _decide(
         champion=champion,
         options=GateSection.model_validate(options),
         data_valid=valid,
+        baseline=baseline,
+        baseline_what="the class shares of the training rows",
     )
 
 
@@ -104,6 +107,61 @@ def test_lower_is_better_metric_uses_a_ceiling_and_reverses_the_margin() -> None
     assert not worse.promote
     assert worse.margin == pytest.approx(-0.1)
     assert "rmse 3.5 is worse than the champion's 3.4" in worse.reasons[1]
+
+
+@pytest.mark.parametrize(
+    ("candidate", "baseline", "greater", "promote", "says"),
+    [
+        (0.42, 0.5, True, False, "is worse than the baseline's 0.5"),
+        (0.5, 0.5, True, False, "only equals the baseline's 0.5"),
+        (0.5 + 1e-15, 0.5, True, False, "only equals"),  # float noise is no improvement
+        (0.51, 0.5, True, True, "beats the baseline's 0.5"),
+        (2.9, 3.0, False, True, "beats the baseline's 3"),  # lower is better: rmse
+        (3.1, 3.0, False, False, "is worse than the baseline's 3"),
+    ],
+)
+def test_a_first_model_must_beat_the_baseline(
+    candidate: float, baseline: float, greater: bool, promote: bool, says: str
+) -> None:
+    """A model no better than predicting the training class shares was promoted as the first
+    champion: there was no champion to beat and no floor set."""
+    metric = "roc_auc" if greater else "rmse"
+    d = _decide(candidate, None, greater=greater, metric=metric, baseline=baseline)
+    assert d.promote is promote
+    assert d.baseline == baseline
+    check = d.reasons[1]
+    assert says in check
+    assert "(the class shares of the training rows, predicted for every row)" in check
+    assert (check in d.failed) is not promote
+    assert d.reasons[2] == "no champion yet: nothing to beat"
+
+
+def test_the_baseline_check_can_be_turned_off_or_skipped() -> None:
+    allowed = _decide(0.42, None, metric="roc_auc", baseline=0.5, beat_baseline=False)
+    assert allowed.promote
+    assert allowed.reasons[1].endswith("allowed (gate.beat_baseline is false)")
+
+    undefined = _decide(0.42, None, metric="roc_auc", baseline=math.nan)
+    assert undefined.promote
+    assert undefined.reasons[1] == (
+        "the baseline could not be scored on the test rows: check skipped"
+    )
+
+    not_given = _decide(0.42, None, metric="roc_auc")
+    assert not_given.promote and not_given.baseline is None
+    assert not any("baseline" in r for r in not_given.reasons)
+
+    nan = _decide(math.nan, None, metric="roc_auc", baseline=0.5)
+    assert not nan.promote
+    assert nan.failed == ["roc_auc is NaN: the candidate could not be scored"]
+
+
+def test_every_check_of_a_useless_model_against_a_champion_is_reported() -> None:
+    d = _decide(0.45, 0.7, metric="roc_auc", baseline=0.5)
+    assert not d.promote
+    assert len(d.failed) == 2
+    assert "worse than the baseline's 0.5" in d.failed[0]
+    assert "worse than the champion's 0.7" in d.failed[1]
 
 
 def test_invalid_data_blocks_promotion_unless_allowed() -> None:

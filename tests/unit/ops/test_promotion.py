@@ -283,3 +283,47 @@ def test_the_inputs_of_a_native_flavour_model_are_its_features() -> None:
 
     model = NativeModel(None, ["age", "dteday"], "binary", ["no", "yes"])
     assert pyfunc_inputs(model) == ["age", "dteday"]
+
+
+NOISE_CONFIG = """\
+version: 1
+name: noise
+seed: 0
+data: {{source: {{path: train.csv}}, target: y}}
+compute: {{executor: serial}}
+models: {{candidates: [dummy], ensemble: false, metric: {metric}}}
+tuning: {{top_k: 0}}
+evaluation: {{permutation_importance: false, threshold: default}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("target", "metric", "baseline"),
+    [("label", "auto", "0.5"), ("amount", "rmse", "the mean of the training targets")],
+)
+def test_a_run_whose_model_does_not_beat_the_baseline_promotes_nothing(
+    tmp_path: Path, target: str, metric: str, baseline: str
+) -> None:
+    """The first model of a project was promoted whatever it scored: a model no better than
+    predicting the training class shares (a test roc_auc of 0.42 on noise) became the
+    champion, served and monitored. Here the search may only pick the baseline itself."""
+    import numpy as np
+    import polars as pl
+
+    from modelyard import Project as ModelyardProject
+
+    rng = np.random.default_rng(0)
+    n = 240
+    targets = {"label": rng.choice(["no", "yes"], n), "amount": rng.normal(10, 2, n)}
+    pl.DataFrame({"x": rng.normal(size=n), "y": targets[target]}).write_csv(tmp_path / "train.csv")
+    yaml = tmp_path / "modelyard.yaml"
+    yaml.write_text(NOISE_CONFIG.format(metric=metric))
+
+    result = ModelyardProject.from_yaml(yaml).run()
+
+    reg = result.registration
+    assert reg is not None and reg.version == "1"
+    assert not reg.decision.promote
+    assert reg.decision.baseline == pytest.approx(reg.decision.candidate)
+    assert any("only equals the baseline's" in r and baseline in r for r in reg.decision.failed)
+    assert Registry(reg.tracking_uri, "noise", tmp_path / "audit.jsonl").champion() is None

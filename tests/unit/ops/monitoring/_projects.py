@@ -32,11 +32,14 @@ def bike_project(root: Path, data: Path) -> tuple[Path, pl.DataFrame]:
 
 
 def penguins_project(root: Path, data: Path, *, models: str = "[dummy, linear]") -> Path:
+    """The penguins project; ``models: "[dummy]"`` makes the baseline itself the model, which
+    the gate then lets through (a deliberately weak first champion)."""
     yaml = root / "modelyard.yaml"
+    gate = "gate: {beat_baseline: false}\n" if models == "[dummy]" else ""
     yaml.write_text(
         "version: 1\nname: penguins\nseed: 0\n"
         f"data:\n  source: {{path: {data / 'penguins.csv'}}}\n  target: species\n"
         "monitoring:\n  windows: {by: rows, size: '200'}\n  min_rows: 100\n"
-        "  retrain: {min_labelled_rows: 20}\n" + TINY.replace("[dummy, linear]", models)
+        "  retrain: {min_labelled_rows: 20}\n" + gate + TINY.replace("[dummy, linear]", models)
     )
     return yaml
