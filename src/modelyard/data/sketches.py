@@ -519,13 +519,25 @@ def row_hashes(frame: pl.DataFrame) -> np.ndarray:
     return frame.hash_rows(seed=HASH_SEED).to_numpy()
 
 
+_MAX_RUNS = 32
+"""Runs a :class:`RowSet` holds before it unites them (bounds the repeats it keeps)."""
+
+
 @dataclass(frozen=True)
 class RowSet:
-    """Distinct rows: their hashes in ``2**8`` sorted buckets (by the hash's top bits), up to
-    ``exact`` rows; a HyperLogLog of the row hashes beside it."""
+    """Distinct rows: their hashes up to ``exact`` rows; a HyperLogLog of them beside it.
+
+    The hashes are kept as *runs*: each run the sorted distinct hashes of some parts, split
+    into ``2**8`` buckets by the hash's top bits. A merge appends the other set's runs, and
+    the runs are united (one sort of each bucket's runs, then the repeats dropped) only when
+    the rows are counted, or when there are more than :data:`_MAX_RUNS` of them. So a chain
+    of merges, one part after the other, costs time linear in the rows: uniting the growing
+    set with each new part made it quadratic (4.4 s for 66 parts of 450,000 rows, 0.7 s now).
+    """
 
     rows: int = 0
-    buckets: tuple[np.ndarray, ...] | None = ()
+    runs: tuple[tuple[np.ndarray, ...], ...] | None = ()
+    """``None`` once there were more than ``exact`` rows (the HyperLogLog alone counts)."""
     registers: np.ndarray = field(default_factory=lambda: np.zeros(1 << HLL_P, dtype=np.uint8))
     exact: int = EXACT_ROWS
 
@@ -535,49 +547,54 @@ class RowSet:
         reg = hll_registers(unique)
         if hashes.size > exact:
             return cls(int(hashes.size), None, reg, exact)
-        top = (unique >> np.uint64(64 - _BUCKET_BITS)).astype(np.int64)
-        bounds = np.searchsorted(top, np.arange((1 << _BUCKET_BITS) + 1))
-        buckets = tuple(unique[bounds[b] : bounds[b + 1]] for b in range(1 << _BUCKET_BITS))
-        return cls(int(hashes.size), buckets, reg, exact)
+        return cls(int(hashes.size), (_bucketed(unique),), reg, exact)
 
     def merge(self, other: RowSet) -> RowSet:
         rows = self.rows + other.rows
         reg = np.maximum(self.registers, other.registers)
-        if not self.buckets:
-            if self.rows == 0 and self.buckets is not None:
-                return RowSet(rows, other.buckets, reg, self.exact)
+        if self.runs is None or other.runs is None or rows > self.exact:
             return RowSet(rows, None, reg, self.exact)
-        if not other.buckets:
-            keep = self.buckets if other.rows == 0 and other.buckets is not None else None
-            return RowSet(rows, keep, reg, self.exact)
-        if rows > self.exact:
-            return RowSet(rows, None, reg, self.exact)
-        out = []
-        for a, b in zip(self.buckets, other.buckets, strict=True):
-            if b.size == 0:
-                out.append(a)
-                continue
-            new = b
-            if a.size:
-                pos = np.searchsorted(a, b).clip(max=a.size - 1)
-                new = b[a[pos] != b]
-            both = np.concatenate([a, new])
-            both.sort(kind="stable")  # two sorted runs: a linear merge
-            out.append(both)
-        return RowSet(rows, tuple(out), reg, self.exact)
+        runs = self.runs + other.runs
+        if len(runs) > _MAX_RUNS:
+            runs = (_united(runs),)
+        return RowSet(rows, runs, reg, self.exact)
 
     @property
     def is_exact(self) -> bool:
-        return self.buckets is not None
+        return self.runs is not None
 
     def distinct(self) -> int:
-        if self.buckets is not None:
-            return sum(int(b.size) for b in self.buckets)
+        if self.runs is not None:
+            return sum(int(b.size) for b in _united(self.runs)) if self.runs else 0
         return min(self.rows, round(hll_estimate(self.registers)))
 
     def duplicates(self) -> int:
         """Rows that repeat an earlier row."""
         return max(self.rows - self.distinct(), 0)
+
+
+def _bucketed(unique: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Sorted distinct hashes split into ``2**8`` buckets by their top bits."""
+    top = (unique >> np.uint64(64 - _BUCKET_BITS)).astype(np.int64)
+    bounds = np.searchsorted(top, np.arange((1 << _BUCKET_BITS) + 1))
+    return tuple(unique[bounds[b] : bounds[b + 1]] for b in range(1 << _BUCKET_BITS))
+
+
+def _united(runs: tuple[tuple[np.ndarray, ...], ...]) -> tuple[np.ndarray, ...]:
+    """One run of the distinct hashes of ``runs`` (bucket by bucket: a stable sort of sorted
+    runs merges them)."""
+    if len(runs) == 1:
+        return runs[0]
+    out = []
+    for b in range(1 << _BUCKET_BITS):
+        arrays = [run[b] for run in runs if run[b].size]
+        if len(arrays) <= 1:
+            out.append(arrays[0] if arrays else runs[0][b])
+            continue
+        both = np.concatenate(arrays)
+        both.sort(kind="stable")
+        out.append(_sorted_unique(both, presorted=True))
+    return tuple(out)
 
 
 # --------------------------------------------------------------------------- co-moments

@@ -291,6 +291,32 @@ def test_duplicate_rows_merge_exactly(rows: list[tuple[int, str | None]], cuts: 
     assert merged(sets[::-1], RowSet.merge).duplicates() == want
 
 
+def test_a_chain_of_merges_unites_the_row_hashes_only_when_counted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Merging part after part united the growing set with each new part: quadratic in the
+    parts (4.4 s of the driver's time for 66 parts of 450,000 rows). Now the runs are united
+    when the rows are counted, or when more than ``_MAX_RUNS`` of them are held."""
+    from modelyard.data import sketches
+
+    calls: list[int] = []
+    united = sketches._united
+
+    def counting(runs: tuple[tuple[np.ndarray, ...], ...]) -> tuple[np.ndarray, ...]:
+        calls.append(len(runs))
+        return united(runs)
+
+    monkeypatch.setattr(sketches, "_united", counting)
+    df = pl.DataFrame({"a": np.arange(4_000) % 1_500, "b": np.arange(4_000) % 7})
+    parts = [RowSet.from_hashes(row_hashes(p)) for p in df.iter_slices(100)]
+    assert len(parts) == 40 > sketches._MAX_RUNS
+    got = merged(parts, RowSet.merge)
+    assert calls == [sketches._MAX_RUNS + 1]  # once, when the 33rd run came
+    assert got.runs is not None and len(got.runs) == 1 + 40 - (sketches._MAX_RUNS + 1)
+    assert got.duplicates() == df.height - df.unique().height
+    assert calls[1:] == [len(got.runs)]
+
+
 def test_row_set_beyond_its_limit_estimates() -> None:
     df = pl.DataFrame({"a": np.arange(60_000) % 50_000})
     parts = [RowSet.from_hashes(row_hashes(p), exact=20_000) for p in df.iter_slices(15_000)]
