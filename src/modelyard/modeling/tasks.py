@@ -339,11 +339,11 @@ def compute_metrics(
 
 
 BASELINE = {
-    "binary": "the class shares of the training rows",
-    "multiclass": "the class shares of the training rows",
-    "regression": "the mean of the training targets",
+    "binary": "the training class shares, predicted for every row",
+    "multiclass": "the training class shares, predicted for every row",
+    "regression": "the training mean, predicted for every row",
 }
-"""What the baseline of each task predicts for every row (the ``dummy`` family's model)."""
+"""What the baseline of each task predicts (the ``dummy`` family's model)."""
 
 
 def baseline_score(task: Task, metric: str, y_train: ArrayLike, y_test: ArrayLike) -> float:

@@ -90,7 +90,7 @@ def decide(
     options: GateSection,
     data_valid: bool,
     baseline: float | None = None,
-    baseline_what: str = "the dummy model",
+    baseline_what: str = "a constant prediction",
     champion_note: str | None = None,
     test_metrics: Mapping[str, float] | None = None,
     leakage: Sequence[str] = (),
@@ -100,8 +100,8 @@ def decide(
     """Decide whether ``candidate`` replaces the champion; every check gives a reason.
 
     ``baseline`` is the baseline's score on the same test data (``None``: no such check) and
-    ``baseline_what`` what it predicts; ``champion_note`` says why an existing champion could not be scored (``champion`` is then
-    ignored); ``test_metrics`` are all the candidate's test metrics (for the perfect-score
+    ``baseline_what`` what it predicts; ``champion_note`` says why an existing champion could
+    not be scored (``champion`` is then ignored); ``test_metrics`` are all the candidate's test metrics (for the perfect-score
     check); ``leakage`` the messages of the profile's leakage alerts on the candidate's inputs;
     ``p99_ms`` its measured single-row latency, or ``latency_error`` why it could not be measured.
     """
@@ -257,7 +257,7 @@ def _check_baseline(
     greater_is_better: bool,
 ) -> None:
     """The candidate against the baseline (strictly better, or it has learnt nothing)."""
-    base = f"the baseline's {_fmt(baseline)} ({what}, predicted for every row)"
+    base = f"the baseline's {_fmt(baseline)} ({what})"
     if math.isnan(baseline):
         reasons.append("the baseline could not be scored on the test rows: check skipped")
         return

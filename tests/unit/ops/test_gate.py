@@ -28,7 +28,7 @@ def _decide(
         options=GateSection.model_validate(options),
         data_valid=valid,
         baseline=baseline,
-        baseline_what="the class shares of the training rows",
+        baseline_what="the training class shares, predicted for every row",
     )
 
 
@@ -131,7 +131,7 @@ def test_a_first_model_must_beat_the_baseline(
     assert d.baseline == baseline
     check = d.reasons[1]
     assert says in check
-    assert "(the class shares of the training rows, predicted for every row)" in check
+    assert "(the training class shares, predicted for every row)" in check
     assert (check in d.failed) is not promote
     assert d.reasons[2] == "no champion yet: nothing to beat"
 

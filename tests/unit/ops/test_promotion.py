@@ -299,7 +299,7 @@ evaluation: {{permutation_importance: false, threshold: default}}
 
 @pytest.mark.parametrize(
     ("target", "metric", "baseline"),
-    [("label", "auto", "0.5"), ("amount", "rmse", "the mean of the training targets")],
+    [("label", "auto", "0.5"), ("amount", "rmse", "the training mean, predicted for every row")],
 )
 def test_a_run_whose_model_does_not_beat_the_baseline_promotes_nothing(
     tmp_path: Path, target: str, metric: str, baseline: str
