@@ -73,6 +73,8 @@ from modelyard.data.sketches import (
     TopCounts,
     hll_error,
     row_hashes,
+    sorted_floats,
+    sorted_value_hashes,
     value_hashes,
 )
 
@@ -622,14 +624,16 @@ def _summarise(df: pl.DataFrame, plan: _Plan, take: np.ndarray | None) -> _Summa
             lo=_num(s("min")),
             hi=_num(s("max")),
         )
+        ordered: np.ndarray | None = None  # a numeric column's values, sorted
         if kind == "numeric":
             integer = not schema[name].is_float()
             state.flo = state.lo if integer else _num(s("fmin"))
             state.fhi = state.hi if integer else _num(s("fmax"))
             values = series.drop_nulls().cast(pl.Float64).to_numpy()
             state.moments = Moments.from_values(values)
-            state.quantiles = QuantileSketch.from_values(
-                values, seed=plan.seed + i, exact=max(EXACT_QUANTILE_VALUES, plan.exact)
+            ordered = sorted_floats(values)
+            state.quantiles = QuantileSketch.from_sorted(
+                ordered, seed=plan.seed + i, exact=max(EXACT_QUANTILE_VALUES, plan.exact)
             )
         elif kind == "temporal":
             state.flo, state.fhi = _num(s("fmin")), _num(s("fmax"))
@@ -640,8 +644,13 @@ def _summarise(df: pl.DataFrame, plan: _Plan, take: np.ndarray | None) -> _Summa
                 value_hashes(counts.get_column("v")), exact=max(EXACT_DISTINCT, plan.exact)
             )
         else:
+            hashes = (  # a float column's values are sorted already: the distinct ones show
+                sorted_value_hashes(ordered)
+                if ordered is not None and schema[name] == pl.Float64
+                else value_hashes(series)
+            )
             state.distinct = DistinctSketch.from_hashes(
-                value_hashes(series), exact=max(EXACT_DISTINCT, plan.exact)
+                hashes, exact=max(EXACT_DISTINCT, plan.exact)
             )
         columns.append(state)
     rowset = RowSet.from_hashes(row_hashes(df)) if df.width and df.height else RowSet()

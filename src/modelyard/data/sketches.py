@@ -179,6 +179,12 @@ class Moments:
 # --------------------------------------------------------------------------- quantiles
 
 
+def sorted_floats(x: np.ndarray) -> np.ndarray:
+    """``x`` as sorted float64 (polars' sort: 1.6x numpy's on random floats, 4x on repeated
+    values, one thread)."""
+    return pl.Series(np.asarray(x, dtype=np.float64)).sort().to_numpy()
+
+
 def _bit(seed: int, level: int, count: int) -> int:
     """A pseudo-random bit from (seed, level, count): splitmix64, no state to carry."""
     z = (seed * 0x9E3779B97F4A7C15 + level * 0xBF58476D1CE4E5B9 + count + 1) & (2**64 - 1)
@@ -214,8 +220,18 @@ class QuantileSketch:
         exact: int = EXACT_QUANTILE_VALUES,
         seed: int = 0,
     ) -> QuantileSketch:
-        # polars' sort: 1.6x numpy's on random floats, 4x on repeated values (one thread)
-        x = pl.Series(np.asarray(x, dtype=np.float64)).sort().to_numpy()
+        return cls.from_sorted(sorted_floats(x), k=k, exact=exact, seed=seed)
+
+    @classmethod
+    def from_sorted(
+        cls,
+        x: np.ndarray,
+        *,
+        k: int = QUANTILE_K,
+        exact: int = EXACT_QUANTILE_VALUES,
+        seed: int = 0,
+    ) -> QuantileSketch:
+        """:meth:`from_values` of values already sorted (:func:`sorted_floats`)."""
         return cls((x,), (0,), int(x.size), k, exact, seed)._compacted()
 
     def merge(self, other: QuantileSketch) -> QuantileSketch:
@@ -408,6 +424,17 @@ def value_hashes(values: pl.Series) -> np.ndarray:
     if s.dtype in (pl.Categorical, pl.Enum):
         s = s.cast(pl.String)
     return s.hash(seed=HASH_SEED).unique().to_numpy()  # hashing first: a unique of integers
+
+
+def sorted_value_hashes(ordered: np.ndarray) -> np.ndarray:
+    """:func:`value_hashes` of a ``Float64`` column from its values sorted (no null, no NaN):
+    the same hashes, from the distinct values the order shows (``-0.0`` equals ``0.0``, as
+    for polars' hash), without hashing every value and then looking for the distinct hashes
+    (2x to 7x faster a column)."""
+    keep = np.empty(ordered.size, dtype=bool)
+    keep[:1] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
+    return pl.Series("v", ordered[keep], dtype=pl.Float64).hash(seed=HASH_SEED).to_numpy()
 
 
 @dataclass(frozen=True)

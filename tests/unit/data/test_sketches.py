@@ -21,6 +21,8 @@ from modelyard.data.sketches import (
     TopCounts,
     hll_error,
     row_hashes,
+    sorted_floats,
+    sorted_value_hashes,
     value_hashes,
 )
 
@@ -181,6 +183,27 @@ def test_quantiles_of_a_million_values_within_the_stated_rank_error(seed: int) -
 
 
 # --------------------------------------------------------------------------- distinct counts
+
+
+@SETTINGS
+@given(
+    values=st.lists(
+        st.one_of(
+            st.floats(allow_nan=False),  # +-inf, +-0.0, subnormals, huge
+            st.sampled_from([0.0, -0.0, 1.5, -1.5, 1e300]),  # repeats
+        ),
+        max_size=300,
+    )
+)
+@example(values=[0.0, -0.0, -0.0, 0.0])
+def test_a_sorted_float_column_hashes_its_distinct_values_as_the_column_does(
+    values: list[float],
+) -> None:
+    """The profile hashes a float column's distinct values from its sorted values (sorted
+    for the quantile sketch anyway): the hashes must be those of ``value_hashes``."""
+    s = pl.Series(values, dtype=pl.Float64)
+    got = np.sort(sorted_value_hashes(sorted_floats(s.to_numpy())))
+    assert np.array_equal(got, np.sort(value_hashes(s)))
 
 
 @SETTINGS
