@@ -632,8 +632,11 @@ def _summarise(df: pl.DataFrame, plan: _Plan, take: np.ndarray | None) -> _Summa
             values = series.drop_nulls().cast(pl.Float64).to_numpy()
             state.moments = Moments.from_values(values)
             ordered = sorted_floats(values)
-            state.quantiles = QuantileSketch.from_sorted(
-                ordered, seed=plan.seed + i, exact=max(EXACT_QUANTILE_VALUES, plan.exact)
+            state.quantiles = QuantileSketch.from_values(
+                ordered,
+                seed=plan.seed + i,
+                exact=max(EXACT_QUANTILE_VALUES, plan.exact),
+                presorted=True,
             )
         elif kind == "temporal":
             state.flo, state.fhi = _num(s("fmin")), _num(s("fmax"))

@@ -219,19 +219,10 @@ class QuantileSketch:
         k: int = QUANTILE_K,
         exact: int = EXACT_QUANTILE_VALUES,
         seed: int = 0,
+        presorted: bool = False,
     ) -> QuantileSketch:
-        return cls.from_sorted(sorted_floats(x), k=k, exact=exact, seed=seed)
-
-    @classmethod
-    def from_sorted(
-        cls,
-        x: np.ndarray,
-        *,
-        k: int = QUANTILE_K,
-        exact: int = EXACT_QUANTILE_VALUES,
-        seed: int = 0,
-    ) -> QuantileSketch:
-        """:meth:`from_values` of values already sorted (:func:`sorted_floats`)."""
+        """From one part's values (``presorted``: already :func:`sorted_floats`)."""
+        x = x if presorted else sorted_floats(x)
         return cls((x,), (0,), int(x.size), k, exact, seed)._compacted()
 
     def merge(self, other: QuantileSketch) -> QuantileSketch:

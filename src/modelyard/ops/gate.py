@@ -32,7 +32,7 @@ data validation passed
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from pydantic import BaseModel, Field
 
@@ -134,9 +134,12 @@ def decide(
         reasons.append(f"{name}: no absolute bar set (gate.min_metric)")
 
     # 2. the baseline, on the same test data
-    if baseline is not None:
-        _check_baseline(reasons, fail, name, candidate, baseline, baseline_what, options,
-                        greater_is_better=greater_is_better)  # fmt: skip
+    checked = _against_baseline(name, candidate, baseline, baseline_what, options,
+                                greater_is_better=greater_is_better)  # fmt: skip
+    if checked is not None and checked[1]:
+        reasons.append(checked[0])
+    elif checked is not None:
+        fail(checked[0])
 
     # 3. the champion, on the same test data
     margin = 0.0
@@ -245,35 +248,36 @@ def decide(
     )
 
 
-def _check_baseline(
-    reasons: list[str],
-    fail: Callable[[str], None],
+def _against_baseline(
     name: str,
     candidate: float,
-    baseline: float,
+    baseline: float | None,
     what: str,
     options: GateSection,
     *,
     greater_is_better: bool,
-) -> None:
-    """The candidate against the baseline (strictly better, or it has learnt nothing)."""
-    base = f"the baseline's {_fmt(baseline)} ({what})"
+) -> tuple[str, bool] | None:
+    """The baseline check's reason and whether it passed (strictly better, or the model has
+    learnt nothing); ``None`` when there is nothing to say (no baseline, or a NaN candidate,
+    which the floor check already refused)."""
+    if baseline is None:
+        return None
     if math.isnan(baseline):
-        reasons.append("the baseline could not be scored on the test rows: check skipped")
-        return
+        return "the baseline could not be scored on the test rows: check skipped", True
     if math.isnan(candidate):
-        return  # the floor check already refused it
+        return None
+    base = f"the baseline's {_fmt(baseline)} ({what})"
     margin = candidate - baseline if greater_is_better else baseline - candidate
     if margin > _EPS * max(1.0, abs(baseline)):
-        reasons.append(f"{name} beats {base}")
-    elif not options.beat_baseline:
-        reasons.append(f"{name} does not beat {base}, allowed (gate.beat_baseline is false)")
-    else:
-        how = "is worse than" if margin < 0 else "only equals"
-        fail(
-            f"{name} {how} {base}: the model has learnt nothing usable from its features "
-            "(gate.beat_baseline)"
-        )
+        return f"{name} beats {base}", True
+    if not options.beat_baseline:
+        return f"{name} does not beat {base}, allowed (gate.beat_baseline is false)", True
+    how = "is worse than" if margin < 0 else "only equals"
+    return (
+        f"{name} {how} {base}: the model has learnt nothing usable from its features "
+        "(gate.beat_baseline)",
+        False,
+    )
 
 
 def _metrics(values: Mapping[str, float]) -> str:
