@@ -252,6 +252,16 @@ def test_nan_counts_as_missing_and_inf_is_reported() -> None:
     assert any(a.kind == "infinite" for a in prof.alerts)
 
 
+def test_a_column_spanning_a_subnormal_range_has_a_histogram() -> None:
+    """Its span halved (the overflow guard) is 0: the bins were 0/0, and the whole profile
+    step failed casting NaN to a bin number."""
+    df = pl.DataFrame({"f": [0.0, 5e-324, 5e-324, 0.0]})
+    col = profile(df, make_contract(df), ProfileSection()).column("f")
+    assert col.numeric is not None and col.numeric.histogram is not None
+    counts = col.numeric.histogram.counts
+    assert (counts[0], counts[-1], sum(counts)) == (2, 2, 4)
+
+
 def test_json_round_trip(shared_data: Path) -> None:
     df = pl.read_csv(shared_data / "titanic.csv")
     prof = profile(df, make_contract(df, "survived", "binary"), ProfileSection())

@@ -12,12 +12,19 @@ from typing import Any
 import numpy as np
 import polars as pl
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from modelyard.compute import open_executor
 from modelyard.config.schema import ProfileSection
-from modelyard.data.profile import Profile, profile
+from modelyard.data.profile import (
+    Profile,
+    _ColumnState,
+    _histogram,
+    _Layout,
+    _read_sorted,
+    profile,
+)
 from modelyard.data.table import Table, as_table
 from modelyard.reports.profile import render_profile_html
 from tests.unit.data.test_profile import frames, make_contract
@@ -280,3 +287,65 @@ def test_a_small_profile_has_no_estimate_marks() -> None:
     assert all(c.estimated == {} for c in prof.columns) and prof.dataset.estimated == {}
     html = render_profile_html(prof)
     assert "≈" not in html and "data-estimated" not in html
+
+
+_values = st.lists(
+    st.one_of(
+        st.floats(allow_nan=False, width=64),
+        st.sampled_from([0.0, -0.0, 1.0, -1.0, 1e300, -1e300, 5e-324, math.inf, -math.inf]),
+    ),
+    max_size=300,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@example(values=[0.0, 5e-324], bins=30, integral=False, span=(0.0, 5e-324))  # halves: 0
+@given(
+    values=_values,
+    bins=st.integers(1, 60),
+    integral=st.booleans(),
+    span=st.tuples(st.floats(-1e6, 1e6), st.floats(0, 1e6)),
+)
+def test_a_histogram_of_sorted_values_counts_what_binning_each_value_counts(
+    values: list[float], bins: int, integral: bool, span: tuple[float, float]
+) -> None:
+    """The first pass counts a numeric column's histogram from its sorted values by bisection
+    (a few dozen evaluations); a second pass, or a table of one part, bins every value: the
+    counts must be the same, whatever the values (also outside the layout's range)."""
+    finite = np.array([v for v in values if math.isfinite(v)], dtype=np.float64)
+    lo, width = span
+    if integral:
+        lo, finite = float(round(lo)), np.round(finite) % 1e6
+    hi = lo + width
+    lay = _Layout(lo, hi, bins if hi > lo else 1, integral)  # as _layout lays them out
+    want = _histogram(finite, lay)
+    got = _histogram(np.sort(finite), lay, ordered=True)
+    assert got.dtype == want.dtype == np.int64
+    assert got.tolist() == want.tolist()
+    assert int(got.sum()) == finite.size
+
+
+@settings(max_examples=200, deadline=None)
+@given(values=_values)
+def test_a_numeric_columns_extremes_and_counts_come_from_its_sorted_values(
+    values: list[float],
+) -> None:
+    """What the first pass reads off a column's sorted values equals what polars computes."""
+    s = pl.Series("v", values, dtype=pl.Float64)
+    state = _ColumnState()
+    finite = _read_sorted(np.sort(s.to_numpy()), state)
+    fin = s.filter(s.is_finite())
+    assert (state.lo, state.hi) == (s.min(), s.max())
+    assert (state.flo, state.fhi) == (fin.min(), fin.max())
+    assert state.zeros == int((s == 0).sum())
+    assert state.negatives == int((s < 0).sum())
+    assert state.infinite == int(s.is_infinite().sum())
+    assert finite.tolist() == sorted(fin.to_list())
+
+
+def test_a_histogram_spanning_more_than_the_largest_float_counts_every_value() -> None:
+    lay = _Layout(-1e308, 1e308, 30, False)  # hi - lo overflows to inf: binned in halves
+    values = np.array([-1e308, -5e307, 0.0, 5e-324, 5e307, 1e308])
+    counts = _histogram(values, lay)
+    assert counts.tolist() == _histogram(values, lay, ordered=True).tolist()
+    assert (counts[0], counts[7], counts[15], counts[22], counts[29]) == (1, 1, 2, 1, 1)
