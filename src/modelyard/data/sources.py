@@ -71,10 +71,12 @@ from modelyard.errors import DataError, name_list
 if TYPE_CHECKING:
     from concurrent.futures import Future
 
+    import numpy as np
     import polars as pl
 
     from modelyard.compute import Executor
 else:
+    from modelyard.data.lazy import numpy as np
     from modelyard.data.lazy import polars as pl
 
 __all__ = [
@@ -2461,6 +2463,10 @@ class _CsvChunks:
         When a quoted value is still open at the chunk's end and the chunk is not the file's
         last (``final``), the lines before its record are parsed, and their number is returned
         too: the caller carries the rest over to the next chunk."""
+        if self._plain(data, text):
+            piece = self._parse_plain(data, line0)
+            if piece is not None:
+                return piece, None
         options = self._chunk_options.model_copy(update={"has_header": self.expect_header})
         layout = _scan(self.path, data, text, options, final=final)
         if layout.open_at is None:
@@ -2469,6 +2475,84 @@ class _CsvChunks:
             return (None, None), 0
         head = data[: _line_start(data, layout.open_at)]
         return self._parse(layout, head, line0, options), layout.open_at
+
+    def _plain(self, data: bytes, text: str) -> bool:
+        """Whether a chunk can be parsed without scanning its lines first: past the header,
+        of a file of several columns, no quote in it, no comment prefix, and no carriage
+        return but at line ends."""
+        return (
+            not self.expect_header
+            and (self.width or 0) > 1
+            and _QUOTE not in text
+            and not self.options.comment_prefix
+            and (b"\r" not in data or data.count(b"\r") == data.count(b"\r\n"))
+        )
+
+    def _parse_plain(self, data: bytes, line0: int) -> Piece | None:
+        """A :meth:`_plain` chunk in one pass of polars' parser: each line is a row (one
+        column more than the file's, so a line with more fields shows), and a line's number
+        of fields is its length less the lengths of its values, plus one. The lines with
+        another number (rare) are read again one by one: blank ones are skipped, the others
+        rejected, exactly as after a scan. ``None`` when the parser's rows are not the lines,
+        or more than :data:`_ODD_LINES` are odd (then the caller scans)."""
+        width = self.width or 0
+        try:
+            parsed = pl.read_csv(
+                data,
+                has_header=False,
+                separator=self.options.separator,
+                quote_char=None,
+                schema={f"column_{i}": pl.String for i in range(width + 1)},
+                missing_columns="insert",
+                extra_columns="ignore",
+                truncate_ragged_lines=True,
+                empty_string_is_null=False,
+                raise_if_empty=False,
+            )
+        except pl.exceptions.PolarsError:
+            return None
+        raw = np.frombuffer(data, dtype=np.uint8)
+        ends = np.flatnonzero(raw == ord("\n"))
+        if raw.size and raw[-1] != ord("\n"):
+            ends = np.append(ends, raw.size)
+        if parsed.height != ends.size:
+            return None
+        starts = np.concatenate(([0], ends[:-1] + 1))
+        lengths = ends - starts
+        crlf = np.flatnonzero(lengths > 0)
+        crlf = crlf[raw[ends[crlf] - 1] == ord("\r")]
+        lengths[crlf] -= 1  # polars drops the CR of a CRLF line end
+        values = parsed.select(pl.sum_horizontal(pl.all().str.len_bytes())).to_series()
+        fields = lengths - values.to_numpy().astype(np.int64) + 1
+        odd = np.flatnonzero(fields != width)
+        if odd.size > _ODD_LINES:
+            return None  # many: the scan counts them without a line of Python each
+        rejected = None
+        if odd.size:
+            lines = [data[starts[i] : starts[i] + lengths[i]].decode("utf-8") for i in odd]
+            counts = [len(_split_record(line, self.options.separator)) for line in lines]
+            layout = pl.DataFrame(
+                {
+                    "lineno": odd + 1,
+                    "fields": counts,
+                    "blank": [not line.strip() for line in lines],
+                    "line": lines,
+                    "problem": [None] * odd.size,
+                },
+                schema=_LAYOUT_SCHEMA,
+            )
+            ragged = layout.filter(~pl.col("blank"))
+            if ragged.height:
+                rejected = self._rejected(ragged, line0)
+            keep = np.ones(parsed.height, dtype=bool)
+            keep[odd] = False
+            parsed = parsed.filter(pl.Series(keep))
+        df = parsed.drop(parsed.columns[width:])
+        if df.height == 0:
+            return None, rejected
+        df.columns = self.names
+        self.rows += df.height
+        return _clean_strings(df, self.options), rejected
 
     def _parse(self, layout: _Layout, data: bytes, line0: int, options: ReadOptions) -> Piece:
         header_here = False
@@ -2932,6 +3016,10 @@ class _Cursor:
             yield self._lines[i]
         self.cut = _AT_END
 
+
+_ODD_LINES = 1000
+"""Lines of a chunk without quotes that may be read one by one (blank or ragged) after its
+one-pass parse; beyond, the chunk is scanned."""
 
 _LAYOUT_SCHEMA = pl.Schema(
     {

@@ -155,6 +155,64 @@ _PLAIN = st.text(alphabet=st.sampled_from(list("abc19 .é日")), min_size=0, max
 @given(
     items=st.lists(
         st.one_of(
+            st.tuples(st.just("row"), st.lists(_PLAIN, min_size=3, max_size=3)),
+            st.tuples(st.just("blank"), st.sampled_from(["", " ", "  "])),
+            st.tuples(st.just("ragged"), st.lists(_PLAIN, min_size=1, max_size=6)),
+        ),
+        min_size=1,
+        max_size=40,
+    ),
+    sep=st.sampled_from([",", ";", "\t", "|"]),
+    chunk_bytes=st.integers(1, 80),
+    crlf=st.booleans(),
+    last_end=st.booleans(),
+)
+def test_chunks_without_quotes_parse_without_a_scan_and_read_as_after_one(
+    tmp_path_factory: pytest.TempPathFactory,
+    items: list[tuple[str, Any]],
+    sep: str,
+    chunk_bytes: int,
+    crlf: bool,
+    last_end: bool,
+) -> None:
+    """A chunk without a quote is parsed in one pass (its lines' fields counted from their
+    lengths, not scanned first): the same rows, rejected lines, line numbers and reasons as
+    the scan gives, wherever the chunks end, and the one-pass parse is what ran."""
+    import unittest.mock
+
+    end = "\r\n" if crlf else "\n"
+    body = [sep.join(p) if kind != "blank" else p for kind, p in [*items, ("row", ["1"] * 3)]]
+    text = sep.join(["a", "b", "c"]) + end + end.join(body) + (end if last_end else "")
+    note(repr(text))
+    folder = tmp_path_factory.mktemp("p")
+    path = folder / "in.csv"
+    path.write_text(text, newline="")
+    source = Source(path=path, read=ReadOptions(separator=sep))
+    plain = sources._CsvChunks._parse_plain
+    calls: list[bool] = []
+
+    def counted(self: Any, data: bytes, line0: int) -> Any:
+        piece = plain(self, data, line0)
+        calls.append(piece is not None)
+        return piece
+
+    with unittest.mock.patch.object(sources._CsvChunks, "_parse_plain", counted):
+        got = read_source_table(source, folder / "o", chunk_bytes=chunk_bytes)
+    with unittest.mock.patch.object(sources._CsvChunks, "_plain", lambda *_: False):
+        scanned = read_source_table(source, folder / "s", chunk_bytes=chunk_bytes)
+    with unittest.mock.patch.object(sources, "_ODD_LINES", 1):  # more odd lines: scanned
+        fallen = read_source_table(source, folder / "f", chunk_bytes=chunk_bytes)
+    for other in (scanned, fallen):
+        assert got.rows.collect().equals(other.rows.collect())
+        assert got.rejected.collect().equals(other.rejected.collect())
+    if text.count("\n") > 2 and chunk_bytes < len(text) // 2:  # a chunk after the header's
+        assert any(calls)
+
+
+@_PROPERTY
+@given(
+    items=st.lists(
+        st.one_of(
             st.tuples(st.just("row"), st.lists(_PLAIN, min_size=2, max_size=2)),
             st.tuples(st.just("stray"), _PLAIN.filter(bool)),  # ",x would close a value
         ),
