@@ -287,6 +287,28 @@ def test_a_small_run_completes_and_prints_every_step(tmp_path: Path) -> None:
     assert run["floor"]["status"] == "ok" and run["floor"]["extra"]["rows"] == 3000
     summary = run["summary"]
     assert summary["data_steps_complete"] and summary["data_over_floor"] > 0
+    assert summary["issue_steps"] == ["ingest", "validate", "profile"]
+    assert 0 < summary["issue_over_floor"] < summary["data_over_floor"]
     assert summary["run_peak_rss_ok"] and "predict_peak_rss_mb" in summary
-    assert "goal <=" in proc.stdout
+    assert "goal <=" in proc.stdout and "the issue's sum" in proc.stdout
     assert np.isfinite(summary["run_wall_s"])
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(600)
+def test_until_runs_the_data_steps_alone(tmp_path: Path) -> None:
+    out = tmp_path / "scale.json"
+    proc = subprocess.run(
+        [
+            sys.executable, str(ROOT / "bench" / "scale.py"), "--rows", "2000",
+            "--executor", "serial", "--until", "profile",
+            "--workdir", str(tmp_path / "work"), "--out", str(out),
+        ],
+        capture_output=True, text=True, cwd=tmp_path, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    (run,) = json.loads(out.read_text())["runs"]
+    assert [s["step"] for s in run["steps"]] == ["ingest", "contract", "validate", "profile"]
+    assert all(s["status"] == "ok" for s in run["steps"])
+    assert run["summary"]["issue_steps_complete"]
+    assert "steps up to profile only" in proc.stdout

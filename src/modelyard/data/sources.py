@@ -24,7 +24,10 @@ Decisions:
   naming it. A file where no line is a row is an error either way (a wrong separator).
 * Streaming: text files are read in chunks of :data:`CHUNK_BYTES` cut at the end of a line
   outside quotes (quote parity), gzip decompressed on the fly; each chunk is parsed with the
-  rules above, line numbers running on across chunks. Parquet is read in slices of
+  rules above, line numbers running on across chunks. A chunk's lines are scanned (fields
+  counted, quoting checked) before polars parses it, except in a chunk without quotes: there
+  polars parses first, and a line's fields are counted from its length and its values'
+  lengths (:meth:`_CsvChunks._parse_plain`). Parquet is read in slices of
   ``batch_rows`` rows (``scan_parquet``), SQL in the driver's chunks; a JSON array, a bundled
   dataset and an ingested dataset are read whole. Memory is bounded by the chunk size and
   ``batch_rows``, not by the input's size.
