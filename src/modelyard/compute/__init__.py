@@ -58,6 +58,16 @@ THREAD_VARIABLES = (
 )
 """Environment variables that cap native thread pools; set to 1 in every worker process."""
 
+LOCAL_ALLOCATOR = {"_RJEM_MALLOC_CONF": "dirty_decay_ms:30000,muzzy_decay_ms:30000"}
+"""A local worker's polars allocator (jemalloc, read as the process starts) keeps the pages a
+task frees for 30 s, so the next part's task reuses them instead of having the kernel fault
+in and zero fresh ones: on 2 cores, the system time of the 10M-row data steps falls by half
+and their wall time by 5 to 20 % (measured in bench/README.md). A worker's resident memory
+stays at its high-water mark while it works, which it reaches on every part anyway; a task
+that needs the whole machine runs in a fresh worker with the others stopped. Not set for Dask
+workers, whose memory manager counts resident pages against a worker's limit; a value the
+user has set is kept."""
+
 SYS_PATH_VARIABLE = "MODELYARD_WORKER_SYS_PATH"
 """The driver's ``sys.path`` (JSON) handed to a local worker, which puts it first on its own:
 a task function importable here is importable there (as with multiprocessing's spawn)."""

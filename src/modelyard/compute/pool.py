@@ -41,7 +41,14 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
-from modelyard.compute import SYS_PATH_VARIABLE, THREAD_VARIABLES, Executor, Shared, WorkerLost
+from modelyard.compute import (
+    LOCAL_ALLOCATOR,
+    SYS_PATH_VARIABLE,
+    THREAD_VARIABLES,
+    Executor,
+    Shared,
+    WorkerLost,
+)
 from modelyard.errors import ModelyardError
 
 
@@ -179,6 +186,8 @@ class ProcessPool(Executor):
     def _spawn(self) -> _Worker:
         env = dict(os.environ)
         env.update({name: "1" for name in THREAD_VARIABLES})
+        for name, value in LOCAL_ALLOCATOR.items():
+            env.setdefault(name, value)
         env[SYS_PATH_VARIABLE] = json.dumps(sys.path)  # tasks import what this process can
         log = self._dir / f"worker-{uuid.uuid4().hex[:8]}.log"
         with log.open("wb") as err:

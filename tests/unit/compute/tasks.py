@@ -97,6 +97,10 @@ def thread_info() -> dict[str, Any]:
     }
 
 
+def environment(name: str) -> str | None:
+    return os.environ.get(name)
+
+
 def wait_for(release: str, value: Any = None, timeout: float = 60.0) -> Any:
     """Return ``value`` once ``release`` exists (TimeoutError after ``timeout`` s)."""
     deadline = time.monotonic() + timeout

@@ -323,6 +323,27 @@ def test_tasks_run_single_threaded(executor: Executor) -> None:
         assert info["polars"] == 1  # sized once, when polars is imported
 
 
+def test_local_workers_keep_the_pages_their_tasks_free(monkeypatch: pytest.MonkeyPatch) -> None:
+    """polars' allocator in a local worker keeps freed pages (the next part reuses them); a
+    user's own setting wins."""
+    from modelyard.compute import LOCAL_ALLOCATOR
+
+    ((name, value),) = LOCAL_ALLOCATOR.items()
+    monkeypatch.delenv(name, raising=False)
+    ex = _open("local")
+    try:
+        assert ex.submit(tasks.environment, name).result(timeout=RESULT_TIMEOUT) == value
+    finally:
+        ex.close(kill=True)
+    monkeypatch.setenv(name, "dirty_decay_ms:0")
+    ex = _open("local")
+    try:
+        got = ex.submit(tasks.environment, name).result(timeout=RESULT_TIMEOUT)
+        assert got == "dirty_decay_ms:0"
+    finally:
+        ex.close(kill=True)
+
+
 def test_a_worker_imports_no_ml_library_before_a_task_needs_one(remote: Executor) -> None:
     """Starting a worker is cheap (a cancelled fit's worker is replaced): the compute layer
     itself imports no ML library."""
