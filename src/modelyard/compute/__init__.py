@@ -58,15 +58,33 @@ THREAD_VARIABLES = (
 )
 """Environment variables that cap native thread pools; set to 1 in every worker process."""
 
-LOCAL_ALLOCATOR = {"_RJEM_MALLOC_CONF": "dirty_decay_ms:30000,muzzy_decay_ms:30000"}
-"""A local worker's polars allocator (jemalloc, read as the process starts) keeps the pages a
-task frees for 30 s, so the next part's task reuses them instead of having the kernel fault
-in and zero fresh ones: on 2 cores, the system time of the 10M-row data steps falls by half
-and their wall time by 5 to 20 % (measured in bench/README.md). A worker's resident memory
-stays at its high-water mark while it works, which it reaches on every part anyway; a task
-that needs the whole machine runs in a fresh worker with the others stopped. Not set for Dask
-workers, whose memory manager counts resident pages against a worker's limit; a value the
-user has set is kept."""
+ALLOCATOR_VARIABLE = "_RJEM_MALLOC_CONF"
+"""polars' allocator (jemalloc) options, read as a process loads polars."""
+
+LOCAL_ALLOCATOR = "dirty_decay_ms:30000,muzzy_decay_ms:30000"
+"""What a local worker's polars allocator is told: keep the pages a task frees for 30 s, so
+the next part's task reuses them instead of having the kernel fault in and zero fresh ones.
+polars' own default returns them after half a second (its import puts
+``dirty_decay_ms:500,muzzy_decay_ms:1000`` in front of the variable, to keep an interactive
+session's memory low). On 2 cores the data steps' system time falls by half (measured in
+bench/README.md). A worker's resident memory stays at its high-water mark while it works,
+which it reaches on every part anyway; a task that needs the whole machine runs in a fresh
+worker, the others stopped. Not for Dask workers, whose memory manager counts resident pages
+against a worker's limit."""
+
+_POLARS_ALLOCATOR = "dirty_decay_ms:500,muzzy_decay_ms:1000"
+
+
+def local_allocator(current: str | None) -> str:
+    """The allocator variable of a local worker, from the driver's (``current``): polars'
+    default and any other options kept, :data:`LOCAL_ALLOCATOR` after them (the last value
+    of an option wins); a decay the user chose is kept instead."""
+    current = current or ""
+    own = current.removeprefix(_POLARS_ALLOCATOR).strip(",")
+    if "decay_ms" in own:
+        return current
+    return f"{current},{LOCAL_ALLOCATOR}" if current else LOCAL_ALLOCATOR
+
 
 SYS_PATH_VARIABLE = "MODELYARD_WORKER_SYS_PATH"
 """The driver's ``sys.path`` (JSON) handed to a local worker, which puts it first on its own:

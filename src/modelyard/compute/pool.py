@@ -42,12 +42,13 @@ from pathlib import Path
 from typing import Any
 
 from modelyard.compute import (
-    LOCAL_ALLOCATOR,
+    ALLOCATOR_VARIABLE,
     SYS_PATH_VARIABLE,
     THREAD_VARIABLES,
     Executor,
     Shared,
     WorkerLost,
+    local_allocator,
 )
 from modelyard.errors import ModelyardError
 
@@ -186,8 +187,7 @@ class ProcessPool(Executor):
     def _spawn(self) -> _Worker:
         env = dict(os.environ)
         env.update({name: "1" for name in THREAD_VARIABLES})
-        for name, value in LOCAL_ALLOCATOR.items():
-            env.setdefault(name, value)
+        env[ALLOCATOR_VARIABLE] = local_allocator(env.get(ALLOCATOR_VARIABLE))
         env[SYS_PATH_VARIABLE] = json.dumps(sys.path)  # tasks import what this process can
         log = self._dir / f"worker-{uuid.uuid4().hex[:8]}.log"
         with log.open("wb") as err:

@@ -127,6 +127,8 @@ def dask() -> Iterator[Executor]:
         ex.close(kill=True)
 
 
+LOCAL = "dirty_decay_ms:30000,muzzy_decay_ms:30000"
+
 # ---------------------------------------------------------------------------- helpers
 
 
@@ -324,24 +326,44 @@ def test_tasks_run_single_threaded(executor: Executor) -> None:
 
 
 def test_local_workers_keep_the_pages_their_tasks_free(monkeypatch: pytest.MonkeyPatch) -> None:
-    """polars' allocator in a local worker keeps freed pages (the next part reuses them); a
-    user's own setting wins."""
-    from modelyard.compute import LOCAL_ALLOCATOR
+    """polars' allocator in a local worker keeps freed pages (the next part reuses them):
+    after polars' own default, which its import has put in this process's environment."""
+    import polars  # noqa: F401 - sets the variable, as in any driver
 
-    ((name, value),) = LOCAL_ALLOCATOR.items()
-    monkeypatch.delenv(name, raising=False)
+    from modelyard.compute import ALLOCATOR_VARIABLE, LOCAL_ALLOCATOR
+
     ex = _open("local")
     try:
-        assert ex.submit(tasks.environment, name).result(timeout=RESULT_TIMEOUT) == value
+        got = ex.submit(tasks.environment, ALLOCATOR_VARIABLE).result(timeout=RESULT_TIMEOUT)
     finally:
         ex.close(kill=True)
-    monkeypatch.setenv(name, "dirty_decay_ms:0")
-    ex = _open("local")
-    try:
-        got = ex.submit(tasks.environment, name).result(timeout=RESULT_TIMEOUT)
-        assert got == "dirty_decay_ms:0"
-    finally:
-        ex.close(kill=True)
+    assert got.startswith("dirty_decay_ms:500") and got.endswith("," + LOCAL_ALLOCATOR)
+
+
+@pytest.mark.parametrize(
+    ("driver", "worker"),
+    [
+        (None, LOCAL),
+        ("", LOCAL),
+        (
+            "dirty_decay_ms:500,muzzy_decay_ms:1000",
+            f"dirty_decay_ms:500,muzzy_decay_ms:1000,{LOCAL}",
+        ),
+        (
+            "dirty_decay_ms:500,muzzy_decay_ms:1000,thp:always",
+            f"dirty_decay_ms:500,muzzy_decay_ms:1000,thp:always,{LOCAL}",
+        ),
+        (
+            "dirty_decay_ms:500,muzzy_decay_ms:1000,dirty_decay_ms:0",
+            "dirty_decay_ms:500,muzzy_decay_ms:1000,dirty_decay_ms:0",
+        ),
+        ("muzzy_decay_ms:0", "muzzy_decay_ms:0"),
+    ],
+)
+def test_a_decay_the_user_chose_is_kept(driver: str | None, worker: str) -> None:
+    from modelyard.compute import local_allocator
+
+    assert local_allocator(driver) == worker
 
 
 def test_a_worker_imports_no_ml_library_before_a_task_needs_one(remote: Executor) -> None:
