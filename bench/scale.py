@@ -821,28 +821,24 @@ def print_summary(result: dict[str, Any]) -> None:
         + (verdict[s["run_peak_rss_ok"]] if s["run_complete"] else "n/a (a step failed)")
     )
     if "data_over_floor" in s:
+
+        def goal(ratio: float, complete: bool) -> str:
+            limit = GOALS["data_steps_over_floor"]
+            met = verdict[ratio <= limit] if complete else "n/a (a data step failed)"
+            return f"goal <= {limit:.0f}x: {met}"
+
         print(
             f"{' + '.join(s['data_steps'])}: {s['data_steps_s']:.1f} s in the steps "
             f"({s['data_steps_wall_s']:.1f} s wall) vs polars read_csv {s['floor_s']:.1f} s "
             f"({s['floor_wall_s']:.1f} s wall): {s['data_over_floor']:.2f}x "
-            f"({s['data_over_floor_wall']:.2f}x wall), goal <= "
-            f"{GOALS['data_steps_over_floor']:.0f}x: "
-            + (
-                verdict[s["data_over_floor"] <= GOALS["data_steps_over_floor"]]
-                if s["data_steps_complete"]
-                else "n/a (a data step failed)"
-            )
+            f"({s['data_over_floor_wall']:.2f}x wall), "
+            + goal(s["data_over_floor"], s["data_steps_complete"])
         )
         print(
             f"{' + '.join(s['issue_steps'])} (the issue's sum; the contract is inferred by a "
             f"project's first run only): {s['issue_steps_s']:.1f} s: "
-            f"{s['issue_over_floor']:.2f}x the floor, goal <= "
-            f"{GOALS['data_steps_over_floor']:.0f}x: "
-            + (
-                verdict[s["issue_over_floor"] <= GOALS["data_steps_over_floor"]]
-                if s["issue_steps_complete"]
-                else "n/a (a data step failed)"
-            )
+            f"{s['issue_over_floor']:.2f}x the floor, "
+            + goal(s["issue_over_floor"], s["issue_steps_complete"])
         )
     for m in result["steps"]:
         for name, report in m["extra"].get("validation", {}).items():
