@@ -2533,12 +2533,15 @@ class _CsvChunks:
         rejected = None
         if odd.size:
             lines = [data[starts[i] : starts[i] + lengths[i]].decode("utf-8") for i in odd]
-            counts = [len(_split_record(line, self.options.separator)) for line in lines]
+            sep = self.options.separator  # no quote in the chunk: fields are separators + 1
+            counts = [line.count(sep) + 1 for line in lines]
             layout = pl.DataFrame(
                 {
                     "lineno": odd + 1,
                     "fields": counts,
-                    "blank": [not line.strip() for line in lines],
+                    "blank": [  # (a line of tabs in a tab-separated file is fields)
+                        n == 1 and not line.strip() for n, line in zip(counts, lines, strict=True)
+                    ],
                     "line": lines,
                     "problem": [None] * odd.size,
                 },
