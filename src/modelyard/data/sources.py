@@ -2536,17 +2536,9 @@ class _CsvChunks:
             sep = self.options.separator  # no quote in the chunk: fields are separators + 1
             counts = [line.count(sep) + 1 for line in lines]
             layout = pl.DataFrame(
-                {
-                    "lineno": odd + 1,
-                    "fields": counts,
-                    "blank": [  # (a line of tabs in a tab-separated file is fields)
-                        n == 1 and not line.strip() for n, line in zip(counts, lines, strict=True)
-                    ],
-                    "line": lines,
-                    "problem": [None] * odd.size,
-                },
-                schema=_LAYOUT_SCHEMA,
-            )
+                {"lineno": odd + 1, "fields": counts, "line": lines},
+                schema={"lineno": pl.Int64, "fields": pl.Int64, "line": pl.String},
+            ).select("lineno", "fields", _blank(), "line", problem=pl.lit(None, pl.String))
             ragged = layout.filter(~pl.col("blank"))
             if ragged.height:
                 rejected = self._rejected(ragged, line0)
@@ -2879,7 +2871,7 @@ def _scan(
     lines = lines.with_columns(
         fields=(unquoted.str.count_matches(sep, literal=True) + 1).cast(pl.Int64),
         problem=pl.lit(None, dtype=pl.String),
-    ).with_columns(blank=(pl.col("fields") == 1) & ~line.str.contains(r"\S"))
+    ).with_columns(_blank())
     header: list[str] | None = None
     if options.has_header:
         first = lines.head(1)
@@ -2888,6 +2880,12 @@ def _scan(
         header = _split_record(first["line"][0], sep)
         lines = lines.slice(1)
     return _Layout(header=header, lines=lines.select(_LAYOUT_SCHEMA.names()))
+
+
+def _blank() -> pl.Expr:
+    """A line that is no row and no rejected line: one field of nothing but spaces (a line of
+    tabs in a tab-separated file is empty fields)."""
+    return ((pl.col("fields") == 1) & ~pl.col("line").str.contains(r"\S")).alias("blank")
 
 
 def _split_lines(data: bytes, text: str) -> pl.DataFrame:

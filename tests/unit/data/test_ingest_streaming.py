@@ -212,6 +212,24 @@ def test_chunks_without_quotes_parse_without_a_scan_and_read_as_after_one(
         assert any(calls)
 
 
+def test_a_line_of_a_control_character_is_rejected_not_skipped_in_either_parse(
+    tmp_path: Path,
+) -> None:
+    """Python's ``str.isspace`` calls ``\\x1f`` a space, polars' ``\\S`` does not: a blank line is
+    decided by the same polars expression after a scan and after the one-pass parse."""
+    import unittest.mock
+
+    path = tmp_path / "in.csv"
+    path.write_text("a,b,c\n1,2,3\n\x1f\n \n\t\n4,5,6\n")
+    source = Source(path=path)
+    got = read_source_table(source, tmp_path / "o", chunk_bytes=8)
+    with unittest.mock.patch.object(sources._CsvChunks, "_plain", lambda *_: False):
+        scanned = read_source_table(source, tmp_path / "s", chunk_bytes=8)
+    for result in (got, scanned):
+        assert result.rows.collect().rows() == [("1", "2", "3"), ("4", "5", "6")]
+        assert result.rejected.collect()["_line"].to_list() == [3]
+
+
 @_PROPERTY
 @given(
     items=st.lists(
