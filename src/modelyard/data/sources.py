@@ -2546,6 +2546,10 @@ class _CsvChunks:
             keep[odd] = False
             parsed = parsed.filter(pl.Series(keep))
         df = parsed.drop(parsed.columns[width:])
+        return self._rows(df, rejected)
+
+    def _rows(self, df: pl.DataFrame, rejected: pl.DataFrame | None) -> Piece:
+        """A chunk's parsed rows, named, counted and cleaned, with its rejected lines."""
         if df.height == 0:
             return None, rejected
         df.columns = self.names
@@ -2593,11 +2597,7 @@ class _CsvChunks:
                 found=f"{df.width} columns",
                 fix="Check read.separator and the file's quoting.",
             )
-        if df.height == 0:
-            return None, rejected
-        df.columns = self.names
-        self.rows += df.height
-        return _clean_strings(df, self.options), rejected
+        return self._rows(df, rejected)
 
     def _polars_rows(
         self,
