@@ -23,7 +23,7 @@ import shutil
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from modelyard.config.schema import DataSection
 
@@ -175,6 +175,14 @@ class TableWriter:
             shutil.rmtree(self.folder, ignore_errors=True)
 
 
+PART_COMPRESSION: Final = "uncompressed"
+"""How parts are compressed: not at all. A part is the pipeline's working copy, written once
+and read by every later step. On the 10M-row scale bench lz4 cost about a tenth of the data
+steps' time (a 450k-row part of text: 0.43 s to write, uncompressed 0.33 s; of typed rows:
+0.22 s and 0.11 s) to save a third of the disk (a typed part: 33 MB, uncompressed 49 MB).
+The files a user is handed (predictions, an exported quarantine) are compressed."""
+
+
 def part_path(folder: Path, index: int) -> Path:
     """Where part ``index`` of a table in ``folder`` goes (a task may write it itself)."""
     return folder / _PART.format(index)
@@ -189,9 +197,7 @@ def write_part(frame: pl.DataFrame, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     found = extremes(frame)
     metadata = {EXTREMES_KEY: json.dumps(found, sort_keys=True)} if found else None
-    frame.write_parquet(  # zstd: 2x the time
-        tmp, statistics=False, compression="lz4", metadata=metadata
-    )
+    frame.write_parquet(tmp, statistics=False, compression=PART_COMPRESSION, metadata=metadata)
     tmp.replace(path)
 
 
