@@ -501,6 +501,7 @@ def dask_cluster(root: Path, workers: int = 2, timeout: float = 120.0) -> Iterat
     try:
         for i in range(workers):
             folder = root / f"worker-{i}"
+            shutil.rmtree(folder, ignore_errors=True)  # a run before left its log: not ours
             folder.mkdir()
             argv = [
                 sys.executable, "-m", "distributed.cli.dask_worker", address,
