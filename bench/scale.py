@@ -511,7 +511,7 @@ def dask_cluster(root: Path, workers: int = 2, timeout: float = 120.0) -> Iterat
             ]  # fmt: skip
             with (folder / "worker.log").open("wb") as log:
                 worker = subprocess.Popen(
-                    argv, cwd=folder, env={**_env(), **_worker_threads()}, stdout=log,
+                    argv, cwd=folder, env={**_env(), **_worker_env(root)}, stdout=log,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,  # its own group: stopped with its worker process
                 )  # fmt: skip
@@ -550,12 +550,26 @@ PYCACHE = Path(tempfile.gettempdir()) / "modelyard-scale-pycache"
 an installed tool has its bytecode. The first command to import a module compiles it."""
 
 
-def _worker_threads() -> dict[str, str]:
-    """A ``dask worker`` of one thread starts with its libraries' pools at one thread, as
-    docs/big-data.md advises: the variables modelyard's own workers get."""
+def _worker_env(root: Path) -> dict[str, str]:
+    """A ``dask worker`` of one thread starts as docs/big-data.md advises: with its
+    libraries' pools at one thread (the variables modelyard's own workers get), and its
+    nanny told by a Dask configuration file not to pin glibc's mmap threshold (what a
+    ``LocalCluster`` modelyard starts does, ``compute.cluster.TRIM_VARIABLE``)."""
     from modelyard.compute import THREAD_VARIABLES
 
-    return dict.fromkeys(THREAD_VARIABLES, "1")
+    config = root / "dask-config"
+    config.mkdir(parents=True, exist_ok=True)
+    (config / "modelyard.yaml").write_text(DASK_WORKER_CONFIG)
+    return {**dict.fromkeys(THREAD_VARIABLES, "1"), "DASK_CONFIG": str(config)}
+
+
+DASK_WORKER_CONFIG = """\
+distributed:
+  nanny:
+    pre-spawn-environ:
+      MALLOC_TRIM_THRESHOLD_: null
+"""
+"""The Dask configuration docs/big-data.md gives for the workers of a cluster of one's own."""
 
 
 def _env() -> dict[str, str]:

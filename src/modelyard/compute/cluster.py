@@ -25,6 +25,29 @@ from modelyard.errors import MissingExtraError, ModelyardError
 
 _CONNECT_SECONDS = 30
 
+TRIM_VARIABLE = "MALLOC_TRIM_THRESHOLD_"
+"""Set by Dask's nannies in every worker process they start (``distributed.nanny.
+pre-spawn-environ``), to 65536 by default: glibc then returns freed memory to the system at
+once. Setting it also fixes glibc's mmap threshold at 128 KiB (left alone, it grows to the
+size of the largest block freed), so every array of more than 128 KiB a task makes is mapped
+afresh and its pages faulted in and zeroed again: the profile's per-part numpy work spends
+three times the system time (bench/README.md). The workers of a ``LocalCluster`` modelyard
+starts are left with glibc's default, as the local pool's are; see :func:`_spawn_config`."""
+
+_DASK_TRIM_DEFAULT = 65536
+
+
+def _spawn_config() -> dict[str, Any]:
+    """Dask configuration for the nannies of a ``LocalCluster``: :data:`TRIM_VARIABLE` unset
+    when it is Dask's default (a value the user configured is kept, as is one in the
+    driver's environment, which the workers inherit)."""
+    import dask
+
+    key = f"distributed.nanny.pre-spawn-environ.{TRIM_VARIABLE}"
+    if str(dask.config.get(key, None)) == str(_DASK_TRIM_DEFAULT):
+        return {key: None}
+    return {}
+
 
 def _value(value: Any) -> Any:
     """The task behind a shared value (see :meth:`DaskExecutor.share`)."""
@@ -63,17 +86,20 @@ class DaskExecutor(Executor):
             if address:
                 self._client = distributed.Client(address, timeout=_CONNECT_SECONDS)
             else:
-                self._cluster = distributed.LocalCluster(
-                    n_workers=workers or 1,
-                    threads_per_worker=1,
-                    processes=True,
-                    env=dict.fromkeys(THREAD_VARIABLES, "1"),  # polars reads its own at import
-                    host="127.0.0.1",
-                    dashboard_address=None,
-                    # no dashboard, but the scheduler's HTTP server (health, metrics) still
-                    # starts: on any free port, not 8787 (a second run would warn it is taken)
-                    scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
-                )
+                import dask
+
+                with dask.config.set(_spawn_config()):  # read as the nannies are made
+                    self._cluster = distributed.LocalCluster(
+                        n_workers=workers or 1,
+                        threads_per_worker=1,
+                        processes=True,
+                        env=dict.fromkeys(THREAD_VARIABLES, "1"),  # polars reads at import
+                        host="127.0.0.1",
+                        dashboard_address=None,
+                        # no dashboard, but the scheduler's HTTP server (health, metrics)
+                        # still starts: on any free port, not 8787 (a second run would warn)
+                        scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+                    )
                 self._client = distributed.Client(self._cluster)
             self._client.wait_for_workers(1, timeout=_CONNECT_SECONDS)
         except RuntimeError as exc:

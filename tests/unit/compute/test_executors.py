@@ -340,6 +340,39 @@ def test_local_workers_keep_the_pages_their_tasks_free(monkeypatch: pytest.Monke
     assert got.startswith("dirty_decay_ms:500") and got.endswith("," + LOCAL_ALLOCATOR)
 
 
+def test_dask_workers_keep_glibcs_own_mmap_threshold(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Dask's nannies start workers with MALLOC_TRIM_THRESHOLD_=65536, which pins glibc's
+    mmap threshold: the profile's tasks then spent three times the system time. A
+    LocalCluster modelyard starts leaves it unset."""
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+    ex = _open("dask", workers=1)
+    try:
+        got = ex.submit(tasks.environment, "MALLOC_TRIM_THRESHOLD_").result(timeout=RESULT_TIMEOUT)
+    finally:
+        ex.close(kill=True)
+    assert got is None
+    assert "MALLOC_TRIM_THRESHOLD_" not in os.environ  # a nanny sets it here before spawning
+
+
+def test_a_trim_threshold_the_user_configured_for_dask_is_kept(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _need_dask()
+    import dask
+
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+    key = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
+    ex = _open("dask", workers=1)
+    try:
+        with dask.config.set({key: 1 << 20}):  # the cluster starts with the first task
+            future = ex.submit(tasks.environment, "MALLOC_TRIM_THRESHOLD_")
+        got = future.result(timeout=RESULT_TIMEOUT)
+    finally:
+        ex.close(kill=True)
+        os.environ.pop("MALLOC_TRIM_THRESHOLD_", None)  # the nanny put it here
+    assert got == str(1 << 20)
+
+
 @pytest.mark.parametrize(
     ("driver", "worker"),
     [
