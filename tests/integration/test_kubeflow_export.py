@@ -56,9 +56,14 @@ def _modelyard(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.Complet
 
 def _project(folder: Path, tracking: Path) -> Path:
     """The quickstart with a small, reproducible model search and a tracking store shared by
-    both executions (an MLflow server's stand-in)."""
+    both executions (an MLflow server's stand-in). Serial: every step process that computes
+    would otherwise start a pool of workers for a few hundred rows (about a minute of the
+    test's three; tests/integration/test_store_on_s3.py runs its steps on the pool)."""
     small_quickstart(
-        folder, tuning={"top_k": 1, "n_trials": 2}, tracking={"uri": f"sqlite:///{tracking}"}
+        folder,
+        tuning={"top_k": 1, "n_trials": 2},
+        tracking={"uri": f"sqlite:///{tracking}"},
+        compute={"executor": "serial"},
     )
     return folder / "modelyard.yaml"
 
