@@ -550,6 +550,15 @@ PYCACHE = Path(tempfile.gettempdir()) / "modelyard-scale-pycache"
 an installed tool has its bytecode. The first command to import a module compiles it."""
 
 
+DASK_WORKER_CONFIG = """\
+distributed:
+  nanny:
+    pre-spawn-environ:
+      MALLOC_TRIM_THRESHOLD_: null
+"""
+"""The Dask configuration docs/big-data.md gives for the workers of a cluster of one's own."""
+
+
 def _worker_env(root: Path) -> dict[str, str]:
     """A ``dask worker`` of one thread starts as docs/big-data.md advises: with its
     libraries' pools at one thread (the variables modelyard's own workers get), and its
@@ -561,15 +570,6 @@ def _worker_env(root: Path) -> dict[str, str]:
     config.mkdir(parents=True, exist_ok=True)
     (config / "modelyard.yaml").write_text(DASK_WORKER_CONFIG)
     return {**dict.fromkeys(THREAD_VARIABLES, "1"), "DASK_CONFIG": str(config)}
-
-
-DASK_WORKER_CONFIG = """\
-distributed:
-  nanny:
-    pre-spawn-environ:
-      MALLOC_TRIM_THRESHOLD_: null
-"""
-"""The Dask configuration docs/big-data.md gives for the workers of a cluster of one's own."""
 
 
 def _env() -> dict[str, str]:
