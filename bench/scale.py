@@ -498,6 +498,7 @@ def dask_cluster(root: Path, workers: int = 2, timeout: float = 120.0) -> Iterat
             cwd=root, env=_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
     cluster = Cluster(address, root, scheduler)
+    worker_env = {**_env(), **_worker_env(root)}
     try:
         for i in range(workers):
             folder = root / f"worker-{i}"
@@ -511,7 +512,7 @@ def dask_cluster(root: Path, workers: int = 2, timeout: float = 120.0) -> Iterat
             ]  # fmt: skip
             with (folder / "worker.log").open("wb") as log:
                 worker = subprocess.Popen(
-                    argv, cwd=folder, env={**_env(), **_worker_env(root)}, stdout=log,
+                    argv, cwd=folder, env=worker_env, stdout=log,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,  # its own group: stopped with its worker process
                 )  # fmt: skip
@@ -560,10 +561,11 @@ distributed:
 
 
 def _worker_env(root: Path) -> dict[str, str]:
-    """A ``dask worker`` of one thread starts as docs/big-data.md advises: with its
-    libraries' pools at one thread (the variables modelyard's own workers get), and its
-    nanny told by a Dask configuration file not to pin glibc's mmap threshold (what a
-    ``LocalCluster`` modelyard starts does, ``compute.cluster.TRIM_VARIABLE``)."""
+    """The variables a ``dask worker`` of one thread starts with, as docs/big-data.md
+    advises: its libraries' pools at one thread (the variables modelyard's own workers get),
+    and a Dask configuration file, written under ``root``, that tells its nanny not to pin
+    glibc's mmap threshold (what a ``LocalCluster`` modelyard starts does,
+    ``compute.cluster.TRIM_VARIABLE``)."""
     from modelyard.compute import THREAD_VARIABLES
 
     config = root / "dask-config"

@@ -93,7 +93,7 @@ class DaskExecutor(Executor):
                         n_workers=workers or 1,
                         threads_per_worker=1,
                         processes=True,
-                        env=dict.fromkeys(THREAD_VARIABLES, "1"),  # polars reads at import
+                        env=dict.fromkeys(THREAD_VARIABLES, "1"),  # read by polars at import
                         host="127.0.0.1",
                         dashboard_address=None,
                         # no dashboard, but the scheduler's HTTP server (health, metrics)
